@@ -1,0 +1,102 @@
+/* fedhpc/data.h — real data sets into memory, and partitioners.
+ *
+ * Pure computation: no MPI, no HDF5 (src/io writes what this module builds).
+ * Rows are row-major float32 features and int32 class labels in [0, nclasses).
+ */
+#ifndef FEDHPC_DATA_H
+#define FEDHPC_DATA_H
+
+#include "fedhpc/common.h"
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t n;   /* rows                         */
+    int32_t d;   /* features per row             */
+    float *x;    /* [n, d] row-major             */
+    int32_t *y;  /* [n] labels in [0, nclasses)  */
+} data_table;
+
+/* How the columns of a CSV became features (stored in the HDF5 file so that evaluation data
+ * can be encoded the same way). One entry per CSV column. */
+enum { COL_NUMERIC = 0, COL_CATEGORICAL = 1, COL_LABEL = 2, COL_DROPPED = 3 };
+typedef struct {
+    int32_t ncols;
+    char **col_name;    /* [ncols]                                                        */
+    int32_t *kind;      /* [ncols] COL_*                                                  */
+    double *mean;       /* [ncols] numeric: training mean (also the imputed value)        */
+    double *std;        /* [ncols] numeric: training std (1 if zero)                      */
+    int32_t *first_feature; /* [ncols] index of the column's first feature, -1 if none    */
+    int32_t *ncat;      /* [ncols] categorical: number of categories (one-hot width)      */
+    char ***cat;        /* [ncols][ncat] categorical: category strings, sorted; the
+                           imputed value for a missing cell is the most frequent one       */
+    int32_t *mode;      /* [ncols] categorical: index of the most frequent category       */
+    int32_t d;          /* features                                                        */
+    char **feature_name;/* [d] "col" for numeric, "col=value" for one-hot                  */
+} data_encoding;
+
+typedef struct {
+    char name[256];        /* "fmnist", "lending_club", "credit_data", "csv:PATH"            */
+    int32_t nclasses;
+    char **class_name;     /* [nclasses]                                                      */
+    data_table train, test;
+    data_encoding *enc;    /* NULL for image data                                             */
+    /* Natural grouping of training rows (for --partition natural), else NULL/0: */
+    int32_t *row_key;      /* [train.n] index into key_name                                   */
+    int32_t nkeys;
+    char **key_name;       /* [nkeys] sorted distinct values of the --by column               */
+} data_set;
+
+/* Fashion-MNIST from the four idx .gz files in `dir` (train-images-idx3-ubyte.gz,
+ * train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), read with
+ * zlib. Pixels scaled to [0, 1]. 60000 train / 10000 test rows, d = 784, 10 classes.
+ * Bad or missing files: FH_EINPUT naming the file and what was expected. */
+fh_status data_load_fmnist(const char *dir, data_set *out);
+
+typedef struct {
+    const char *label;     /* label column name (required)                                   */
+    const char *positive;  /* if set: binary task, class 1 = rows whose label equals this     */
+    const char *by;        /* if set: natural-partition column; not used as a feature         */
+    double test_frac;      /* held-out fraction, e.g. 0.2 (random rows, seed-deterministic)   */
+    uint64_t seed;
+} data_csv_opts;
+
+/* Any CSV with a header row. Numeric columns (every non-missing cell parses as a number) are
+ * standardised with training-split statistics; other columns are one-hot encoded (categories
+ * seen in training; unseen ones encode as all zeros); missing cells ("", "NA", "?") imputed
+ * (numeric: training mean; categorical: most frequent). Without `positive`, labels are the
+ * sorted distinct label values. Ragged rows, a missing label column, an empty file: FH_EINPUT
+ * with "FILE:LINE: ..." messages. */
+fh_status data_load_csv(const char *path, const data_csv_opts *o, data_set *out);
+
+void data_free(data_set *ds);
+void data_encoding_free(data_encoding *e);
+
+/* ---- partitioners ---------------------------------------------------------------------- */
+typedef enum { PART_IID = 0, PART_DIRICHLET, PART_SHARDS, PART_NATURAL, PART_QUANTITY } part_kind;
+
+typedef struct {
+    part_kind kind;
+    int32_t clients;   /* number of clients (natural: taken from the keys, this is ignored) */
+    double alpha;      /* dirichlet: concentration; quantity: sigma of log-normal sizes     */
+    uint64_t seed;
+    int32_t min_size;  /* every client gets at least this many rows (dirichlet/quantity)    */
+} part_opts;
+
+/* Parse "iid" | "dirichlet" | "shards" | "natural" | "quantity". */
+fh_status part_parse(const char *s, part_kind *out);
+const char *part_name(part_kind k);
+
+/* Assign every training row to a client: client_of_row[n] in [0, clients).
+ * natural: client = row_key (requires row_key, nkeys clients). All from RNG_PARTITION /
+ * RNG_DIRICHLET / RNG_SIZES streams of o->seed. Impossible requests (more clients than rows,
+ * min_size unreachable) give FH_EINPUT. */
+fh_status part_assign(const part_opts *o, const int32_t *y, int64_t n, int32_t nclasses,
+                      const int32_t *row_key, int32_t nkeys, int32_t *client_of_row);
+
+/* Stable counting sort by client: perm[n] lists row indices client by client, and
+ * offsets[clients + 1] gives each client's range in perm. */
+fh_status part_layout(const int32_t *client_of_row, int64_t n, int32_t clients, int64_t *perm,
+                      int64_t *offsets);
+
+#endif

@@ -1,0 +1,79 @@
+/* fedhpc/model.h — models on one flat float32 parameter buffer, and evaluation metrics.
+ *
+ * A model is a description (shapes, offsets into the buffer); the parameters themselves are a
+ * caller-owned float[nparams]. Layers are views into that buffer. Forward and backward use
+ * OpenBLAS (cblas_sgemm). No MPI, no HDF5.
+ */
+#ifndef FEDHPC_MODEL_H
+#define FEDHPC_MODEL_H
+
+#include "fedhpc/common.h"
+
+#include <stdint.h>
+
+#define MODEL_MAX_LAYERS 9
+
+typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1 } model_type;
+
+typedef struct {
+    model_type type;
+    int32_t in;                    /* input features                                        */
+    int32_t classes;               /* classes (>= 2)                                        */
+    int32_t nlayers;               /* dense layers (logreg: 1; mlp: hidden + 1)             */
+    int32_t fan_in[MODEL_MAX_LAYERS];
+    int32_t fan_out[MODEL_MAX_LAYERS]; /* logreg with 2 classes: 1 output (sigmoid)         */
+    int64_t w_off[MODEL_MAX_LAYERS];   /* W_l is [fan_in, fan_out] row-major at params+w_off */
+    int64_t b_off[MODEL_MAX_LAYERS];   /* b_l is [fan_out] at params+b_off                  */
+    int64_t nparams;
+    const float *class_weight;     /* optional [classes] loss weights (NULL: all 1); not owned */
+} model_t;
+
+/* Parse "logreg" | "mlp". */
+fh_status model_parse_type(const char *s, model_type *out);
+const char *model_type_name(model_type t);
+
+/* Describe a model. mlp: nhidden hidden ReLU layers of the given widths, then a softmax layer.
+ * logreg: one dense layer; binary (classes == 2) uses a single sigmoid logit, otherwise
+ * softmax. Invalid shapes give FH_EINPUT. */
+fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
+                       const int32_t *hidden, int32_t nhidden);
+
+/* Deterministic initialisation from rng_stream(seed, 0, 0, RNG_INIT): He-uniform weights for
+ * ReLU layers, Glorot-uniform for the output layer, zero biases (logreg: all zeros). */
+void model_init_params(const model_t *m, float *params, uint64_t seed);
+
+/* Scratch space for up to max_batch rows (activations and their gradients). */
+typedef struct model_ws model_ws;
+model_ws *model_ws_create(const model_t *m, int32_t max_batch);
+void model_ws_free(model_ws *ws);
+
+/* Forward + backward on n <= max_batch rows x[n, in], labels y[n].
+ * Returns the SUM over rows of the (class-weighted) cross-entropy loss; writes to grad[nparams]
+ * the gradient of the MEAN loss (sum / n). */
+double model_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
+                       int32_t n, float *grad, model_ws *ws);
+
+/* Class probabilities probs[n, classes] for n <= max_batch rows. */
+void model_predict(const model_t *m, const float *params, const float *x, int32_t n,
+                   float *probs, model_ws *ws);
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+typedef struct {
+    double loss;     /* mean cross-entropy (unweighted)                          */
+    double accuracy; /* fraction correct (argmax)                                */
+    double f1;       /* macro-F1 over classes (a class with no support and no
+                        predictions is left out of the mean)                     */
+    double auc;      /* binary: ROC-AUC of p(class 1), ties by average rank;
+                        multi-class or one class present: NAN                    */
+} metrics_t;
+
+/* Metrics of probabilities probs[n, classes] against labels y[n]. */
+fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t classes,
+                       metrics_t *out);
+
+/* Evaluate a model on a table in batches of ws's max_batch rows (probs kept only per batch,
+ * except for binary tasks where p(class 1) is kept for the AUC). */
+fh_status model_evaluate(const model_t *m, const float *params, const float *x, const int32_t *y,
+                         int64_t n, model_ws *ws, int32_t max_batch, metrics_t *out);
+
+#endif

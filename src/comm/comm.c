@@ -1,0 +1,145 @@
+/* The communication layer: every MPI call of fedhpc lives here (and MPI-IO inside HDF5). */
+#include "fedhpc/comm.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fh_status mpi_err(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS) return FH_OK;
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, s, &len);
+    return fh_error_set(FH_EMPI, "%s failed: %s", what, s);
+}
+
+fh_status comm_init(int *argc, char ***argv, comm_t *world)
+{
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) FH_TRY(mpi_err(MPI_Init(argc, argv), "MPI_Init"));
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    world->comm = MPI_COMM_WORLD;
+    FH_TRY(mpi_err(MPI_Comm_rank(MPI_COMM_WORLD, &world->rank), "MPI_Comm_rank"));
+    FH_TRY(mpi_err(MPI_Comm_size(MPI_COMM_WORLD, &world->size), "MPI_Comm_size"));
+    return FH_OK;
+}
+
+void comm_finalize(void)
+{
+    int inited = 0, fin = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&fin);
+    if (inited && !fin) MPI_Finalize();
+}
+
+void comm_abort(const comm_t *c, int code) { MPI_Abort(c->comm, code); }
+
+fh_status comm_agree(const comm_t *c, fh_status local)
+{
+    int mine = local != FH_OK ? c->rank : c->size, first = c->size;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS) {
+        comm_abort(c, 70);
+        return FH_EMPI;
+    }
+    if (first == c->size) return FH_OK;
+    struct {
+        int st;
+        char msg[1020];
+    } pkt;
+    memset(&pkt, 0, sizeof pkt);
+    if (c->rank == first) {
+        pkt.st = (int)local;
+        strncpy(pkt.msg, fh_error_msg(), sizeof pkt.msg - 1);
+    }
+    if (MPI_Bcast(&pkt, (int)sizeof pkt, MPI_BYTE, first, c->comm) != MPI_SUCCESS) {
+        comm_abort(c, 70);
+        return FH_EMPI;
+    }
+    fh_error_put(pkt.msg);
+    return (fh_status)pkt.st;
+}
+
+/* MPI counts are int: split long buffers into chunks. */
+#define CHUNK ((int64_t)1 << 28)
+
+static fh_status allreduce(const comm_t *c, void *buf, int64_t n, MPI_Datatype t, size_t esz,
+                           MPI_Op op)
+{
+    char *p = buf;
+    for (int64_t off = 0; off < n; off += CHUNK) {
+        int64_t k = n - off < CHUNK ? n - off : CHUNK;
+        FH_TRY(mpi_err(MPI_Allreduce(MPI_IN_PLACE, p + (size_t)off * esz, (int)k, t, op, c->comm),
+                       "MPI_Allreduce"));
+    }
+    return FH_OK;
+}
+
+fh_status comm_allreduce_sum_i64(const comm_t *c, int64_t *buf, int64_t n)
+{
+    return allreduce(c, buf, n, MPI_INT64_T, sizeof *buf, MPI_SUM);
+}
+fh_status comm_allreduce_sum_f64(const comm_t *c, double *buf, int64_t n)
+{
+    return allreduce(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_SUM);
+}
+fh_status comm_allreduce_max_f64(const comm_t *c, double *buf, int64_t n)
+{
+    return allreduce(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_MAX);
+}
+fh_status comm_allreduce_min_f64(const comm_t *c, double *buf, int64_t n)
+{
+    return allreduce(c, buf, n, MPI_DOUBLE, sizeof *buf, MPI_MIN);
+}
+
+fh_status comm_bcast(const comm_t *c, void *buf, int64_t bytes, int root)
+{
+    char *p = buf;
+    for (int64_t off = 0; off < bytes; off += CHUNK) {
+        int64_t k = bytes - off < CHUNK ? bytes - off : CHUNK;
+        FH_TRY(mpi_err(MPI_Bcast(p + off, (int)k, MPI_BYTE, root, c->comm), "MPI_Bcast"));
+    }
+    return FH_OK;
+}
+
+fh_status comm_gatherv_f64(const comm_t *c, const double *local, int64_t n_local, double *out,
+                           int root)
+{
+    if (n_local > INT_MAX) return fh_error_set(FH_EMPI, "comm_gatherv_f64: too many values");
+    int n = (int)n_local;
+    int *counts = NULL, *displs = NULL;
+    if (c->rank == root) {
+        counts = calloc((size_t)c->size, sizeof *counts);
+        displs = calloc((size_t)c->size, sizeof *displs);
+        FH_CHECK_ALLOC(counts && displs ? counts : NULL);
+    }
+    fh_status st = mpi_err(MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, root, c->comm),
+                           "MPI_Gather");
+    if (st == FH_OK && c->rank == root)
+        for (int r = 1; r < c->size; r++) displs[r] = displs[r - 1] + counts[r - 1];
+    if (st == FH_OK)
+        st = mpi_err(MPI_Gatherv(local, n, MPI_DOUBLE, out, counts, displs, MPI_DOUBLE, root,
+                                 c->comm),
+                     "MPI_Gatherv");
+    free(counts);
+    free(displs);
+    return st;
+}
+
+fh_status comm_barrier(const comm_t *c) { return mpi_err(MPI_Barrier(c->comm), "MPI_Barrier"); }
+
+fh_status comm_stats(const comm_t *c, double local, double *min, double *avg, double *max)
+{
+    double v[3] = {local, local, local};
+    FH_TRY(mpi_err(MPI_Allreduce(MPI_IN_PLACE, &v[0], 1, MPI_DOUBLE, MPI_MIN, c->comm),
+                   "MPI_Allreduce"));
+    FH_TRY(mpi_err(MPI_Allreduce(MPI_IN_PLACE, &v[1], 1, MPI_DOUBLE, MPI_SUM, c->comm),
+                   "MPI_Allreduce"));
+    FH_TRY(mpi_err(MPI_Allreduce(MPI_IN_PLACE, &v[2], 1, MPI_DOUBLE, MPI_MAX, c->comm),
+                   "MPI_Allreduce"));
+    *min = v[0];
+    *avg = v[1] / c->size;
+    *max = v[2];
+    return FH_OK;
+}
