@@ -22,7 +22,7 @@ DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi
            libopenblas-dev libscalapack-openmpi-dev libcunit1-dev libinih-dev zlib1g-dev \
            libsodium-dev libgmp-dev gnuplot-nox
 
-LIB_SRC  = $(wildcard src/common/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
+LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/fl/*.c src/privacy/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/unit/*.c)
@@ -83,7 +83,7 @@ data: build
 
 run: deps
 	@$(MAKE) --no-print-directory data
-	$(MPIRUN) -np $(NP) bin/fedhpc run configs/fmnist_fedavg.ini
+	$(MPIRUN) -np $(NP) bin/fedhpc run jobs/configs/fmnist_fedavg.ini
 
 check: deps
 	@$(MAKE) --no-print-directory data

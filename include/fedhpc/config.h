@@ -1,0 +1,61 @@
+/* fedhpc/config.h — experiment configuration: INI files (libinih) plus command-line overrides.
+ *
+ * Every key is declared once in a table (src/config/config.c) with its type, default, whether it
+ * changes training (checkpoints refuse to resume across such changes) and a one-line doc;
+ * `fedhpc run --help-config` prints the table and README documents it.
+ */
+#ifndef FEDHPC_CONFIG_H
+#define FEDHPC_CONFIG_H
+
+#include "fedhpc/common.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_MAX_HIDDEN 8
+
+typedef enum {
+    ALG_FEDAVG = 0, ALG_FEDPROX, ALG_FEDAVGM, ALG_FEDADAM, ALG_FEDYOGI, ALG_SCAFFOLD, ALG_CENTRALIZED
+} fl_algorithm;
+
+typedef struct {
+    /* [data] */
+    char data_file[CONFIG_PATH_MAX];
+    /* [model] */
+    int32_t model_type;                    /* model_type (model.h)                          */
+    int32_t hidden[CONFIG_MAX_HIDDEN];     /* MLP hidden widths                             */
+    int32_t nhidden;
+    int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
+    /* [train] */
+    int32_t rounds, clients_per_round, local_epochs, batch_size, eval_every;
+    double lr, momentum, weight_decay;
+    int64_t seed;
+    /* [fl] */
+    int32_t algorithm;                     /* fl_algorithm                                  */
+    double mu, server_lr, server_momentum, beta1, beta2, tau, max_update_norm;
+    int32_t central_shards;
+    /* [output] */
+    char out_dir[CONFIG_PATH_MAX];
+    int32_t progress;                      /* 0 auto (bar on a TTY), 1 lines, 2 off         */
+} config_t;
+
+/* Defaults for every key. */
+void config_defaults(config_t *c);
+/* Read an INI file over the current values. Unknown section/key, wrong type or out-of-range
+ * values: FH_EINPUT "FILE:LINE: [section] key: expected ..., got '...'". */
+fh_status config_load(config_t *c, const char *path);
+/* Apply one "section.key=value" override. */
+fh_status config_override(config_t *c, const char *assignment);
+/* Cross-key checks after loading (e.g. data file set). */
+fh_status config_validate(const config_t *c, const char *path);
+/* Write the resolved configuration as INI (every key, with its doc as a comment). */
+void config_write(const config_t *c, FILE *f);
+/* Print every key with type, default and doc (for --help-config and README). */
+void config_print_help(FILE *f);
+/* 64-bit hash of the training-relevant keys (data, model, train, fl). */
+uint64_t config_train_hash(const config_t *c);
+/* Name of an algorithm ("fedavg", ...). */
+const char *config_algorithm_name(int32_t alg);
+
+#endif

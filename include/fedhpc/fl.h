@@ -1,0 +1,129 @@
+/* fedhpc/fl.h — federated training: client sampling, local training, exact aggregation,
+ * server optimizers, the training loop, and the centralized baseline.
+ *
+ * The loop sees the comm layer (comm_*) and the I/O layer (io_*), never MPI or HDF5 directly.
+ * Exactness: client updates are weighted, encoded in fixed point (2^-32 steps) as int64 and
+ * summed with one integer all-reduce per round, so the sum is the same for any placement of
+ * clients on ranks and any reduction order; every rank then applies the same server step.
+ */
+#ifndef FEDHPC_FL_H
+#define FEDHPC_FL_H
+
+#include "fedhpc/comm.h"
+#include "fedhpc/common.h"
+#include "fedhpc/config.h"
+#include "fedhpc/io.h"
+#include "fedhpc/model.h"
+#include "fedhpc/rng.h"
+
+#include <stdint.h>
+
+/* ---- fixed point (src/fl/fixed.c) ------------------------------------------------------- */
+#define FX_SCALE 4294967296.0 /* 2^32 */
+/* acc[j] += round(weight * v[j] * 2^32) for j < n. */
+void fx_accumulate(int64_t *acc, const float *v, double weight, int64_t n);
+/* out[j] = acc[j] * scale / 2^32. */
+void fx_decode(const int64_t *acc, double scale, float *out, int64_t n);
+/* Largest |v| that fx_accumulate accepts for a sum of weights <= 1 without overflow. */
+#define FX_MAX_ABS 1.0e9
+
+/* Check a client update: finite and L2 norm <= max_norm (and every |v| <= FX_MAX_ABS).
+ * Returns 1 if acceptable. *norm receives the L2 norm (or NAN). */
+int fl_update_ok(const float *v, int64_t n, double max_norm, double *norm);
+
+/* ---- sampling (src/fl/sample.c) --------------------------------------------------------- */
+/* m distinct clients out of C for round r, sorted ascending (Floyd's algorithm on
+ * rng_stream(seed, 0, r, RNG_SAMPLE); memory O(m)). m >= C gives all clients. */
+fh_status fl_sample_clients(uint64_t seed, int64_t round, int32_t C, int32_t m, int32_t *out,
+                            int32_t *n_out);
+/* Split n clients with row counts count[] over P ranks in contiguous, row-balanced blocks:
+ * rank p gets clients [first[p], first[p + 1]). first has P + 1 entries. */
+void fl_assign_ranks(const int64_t *count, int32_t n, int P, int32_t *first);
+
+/* ---- local training (src/fl/client.c) --------------------------------------------------- */
+typedef struct {
+    const float *global; /* [P] the round's starting model (FedProx anchor)             */
+    const float *c_diff; /* [P] SCAFFOLD correction c - c_i, or NULL                    */
+    double lr, momentum, weight_decay, mu; /* mu > 0: FedProx proximal term             */
+    int32_t epochs, batch;                 /* batch 0: full batch                       */
+} fl_local_opts;
+
+typedef struct {
+    const model_t *m;
+    model_ws *ws;     /* scratch for up to ws_rows rows                                     */
+    int32_t ws_rows;
+    float *grad;      /* [P] */
+    float *grad2;     /* [P] chunk accumulator for batches larger than ws_rows              */
+    float *mom;       /* [P] momentum buffer                                                */
+    float *xb;        /* [ws_rows, in] gathered batch                                       */
+    int32_t *yb;      /* [ws_rows]                                                          */
+    int32_t *order;   /* [max rows of a client] epoch permutation                           */
+    int64_t order_cap;
+} fl_worker;
+
+fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows);
+void fl_worker_free(fl_worker *w);
+/* Mean loss gradient over n rows (in chunks of ws_rows), returned as the loss SUM. */
+double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int32_t *y, int64_t n);
+/* Train params (in: global, out: local) on one client's rows with SGD; returns the summed
+ * minibatch loss over all steps in *loss_sum, steps in *steps, rows visited in *rows. */
+fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, const float *x,
+                         const int32_t *y, int64_t n, float *params, double *loss_sum,
+                         int64_t *steps, int64_t *rows);
+
+/* ---- server optimizers (src/fl/server.c) ------------------------------------------------ */
+typedef struct {
+    int32_t alg;
+    int64_t P;
+    double lr, momentum, beta1, beta2, tau;
+    float *m, *v; /* [P] first/second moments (FedAvgM/FedAdam/FedYogi), NULL otherwise */
+} fl_server;
+
+fh_status fl_server_init(fl_server *s, const config_t *c, int64_t P);
+void fl_server_free(fl_server *s);
+/* Apply the averaged client update delta[P] (new - old) to params[P]. */
+void fl_server_step(fl_server *s, const float *delta, float *params);
+
+/* ---- the training loop (src/fl/engine.c, src/fl/central.c) ------------------------------ */
+typedef struct {
+    int32_t round, rounds;
+    double wall_s;            /* this round's wall time (max over ranks)                  */
+    double train_loss;        /* mean minibatch loss of the round's local training         */
+    int32_t evaluated;        /* 1 when test metrics below are fresh                       */
+    metrics_t test;
+    double client_acc_mean;   /* accuracy of the new model on each participant's own data */
+    double client_acc_p10;    /*   mean and 10th percentile (NAN when not evaluated)       */
+    int32_t clients, rejected;
+    int64_t bytes_up, bytes_down;
+} fl_round_stats;
+
+/* Called on every rank after each round (rank 0 writes metrics); non-OK stops training. */
+typedef fh_status (*fl_round_fn)(const fl_round_stats *s, void *user);
+
+typedef struct {
+    model_t model;
+    float *params;     /* [model.nparams] the final model after fl_train                 */
+    float *class_w;    /* [classes] or NULL                                              */
+} fl_result;
+
+/* Train as configured on the open data set; every rank returns the same final model. */
+fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data,
+                   const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *out);
+void fl_result_free(fl_result *r);
+
+/* Internal: the centralized baseline (called by fl_train). */
+fh_status fl_train_centralized(const config_t *cfg, const comm_t *world, io_data *data,
+                               const io_data_meta *meta, fl_round_fn on_round, void *user,
+                               fl_result *res);
+/* Internal: evaluation of the test split on rank 0 (shared by both loops). */
+typedef struct {
+    float *x;        /* [test_rows, features] on rank 0 */
+    int32_t *y;
+    int64_t n;
+} fl_testset;
+fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta);
+void fl_testset_free(fl_testset *t);
+/* Set up model, class weights and initial params (shared by both loops). */
+fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
+
+#endif

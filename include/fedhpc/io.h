@@ -1,0 +1,99 @@
+/* fedhpc/io.h — the I/O layer: the only module that calls HDF5.
+ *
+ * Data file layout (format "fedhpc-data", version 1; documented in README "File formats"):
+ *   /                     attributes: format, version, dataset, partition, alpha, seed,
+ *                         features, classes, clients, train_rows, test_rows, train_class_counts
+ *   /classes              [classes] class names (strings)
+ *   /train/x              [train_rows, features] float32, rows grouped client by client
+ *   /train/y              [train_rows] int32
+ *   /train/client_offsets [clients + 1] int64: client c owns rows [off[c], off[c+1])
+ *   /train/client_name    [clients] strings (natural partition only)
+ *   /test/x, /test/y      the held-out test split
+ *   /encoding/...         CSV column encoding (col_name, kind, mean, std, first_feature, ncat,
+ *                         category + category_offsets, mode, feature_name)
+ * A rank reads only its clients' rows: client ranges come from point reads of client_offsets,
+ * rows from one hyperslab-union read. Parallel HDF5 (MPI-IO) under mpirun.
+ *
+ * Model file (format "fedhpc-model", version 1): /params float32 [nparams] plus attributes
+ * describing the architecture (model, in, classes, hidden) and the run (algorithm, rounds, seed).
+ */
+#ifndef FEDHPC_IO_H
+#define FEDHPC_IO_H
+
+#include "fedhpc/comm.h"
+#include "fedhpc/common.h"
+#include "fedhpc/data.h"
+#include "fedhpc/model.h"
+
+#include <stdint.h>
+
+#define IO_DATA_VERSION 1
+#define IO_MODEL_VERSION 1
+
+typedef struct {
+    char dataset[256];
+    char partition[32];
+    double alpha;
+    int64_t seed;
+    int32_t features, classes, clients;
+    int64_t train_rows, test_rows;
+    int32_t has_client_names;
+} io_data_meta;
+
+/* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]
+ * with client ranges offsets[clients + 1]. client_name may be NULL. Written to PATH.tmp.PID,
+ * then renamed: a failed write leaves nothing at path. */
+fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta *meta,
+                        const int64_t *perm, const int64_t *offsets, char *const *client_name);
+
+typedef struct io_data io_data;
+
+/* Open a data file collectively on communicator c (parallel HDF5), check its layout
+ * (format, version, shapes, offsets monotone and ending at train_rows) and read its metadata.
+ * Wrong layout, truncation or a non-HDF5 file: FH_EINPUT naming the file and what was expected.
+ * Collective: every rank gets the same status. */
+fh_status io_data_open(const char *path, const comm_t *c, io_data **h, io_data_meta *meta);
+void io_data_close(io_data *h);
+
+/* Row ranges [start[i], start[i] + count[i]) of n clients (point reads of client_offsets). */
+fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,
+                                int64_t *count);
+
+/* Read the union of n row ranges of split ("train" or "test") into x[sum count, features] and
+ * y[sum count], ranges in the given order (independent I/O; n may be 0). Labels are checked to
+ * lie in [0, classes). */
+fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
+                              const int64_t *count, float *x, int32_t *y);
+
+/* Training rows per class (the train_class_counts attribute), out[classes]. */
+fh_status io_data_class_counts(io_data *h, int64_t *out);
+
+/* Class names: out[classes] strings of at most 63 chars + NUL each (caller buffer [classes][64]). */
+fh_status io_data_class_names(io_data *h, char (*out)[64]);
+
+/* A summary of any fedhpc file (data, model or checkpoint) to stdout, for `fedhpc inspect`. */
+fh_status io_inspect(const char *path);
+
+/* Per-client state (e.g. SCAFFOLD control variates) kept on disk, not in memory: a
+ * [clients, dim] float32 dataset filled with zeros; each rank reads and writes the rows of the
+ * clients it hosts (independent parallel I/O). Create and close are collective. */
+typedef struct io_state io_state;
+fh_status io_state_create(const char *path, const comm_t *c, int32_t clients, int64_t dim,
+                          io_state **h);
+fh_status io_state_read(io_state *h, int32_t client, float *row);
+fh_status io_state_write(io_state *h, int32_t client, const float *row);
+void io_state_close(io_state *h);
+
+/* Model files (one process; temp file + rename). */
+typedef struct {
+    char algorithm[32];
+    int32_t rounds;
+    int64_t seed;
+    char data_file[1024];
+} io_model_info;
+fh_status io_model_write(const char *path, const model_t *m, const float *params,
+                         const io_model_info *info);
+/* Read parameters of a model file; *nparams in: capacity of params, out: count. */
+fh_status io_model_read(const char *path, float *params, int64_t *nparams);
+
+#endif

@@ -1,0 +1,27 @@
+/* Private header of the application layer: one function per `fedhpc` command. Each returns
+ * the process exit status: 0 ok, 1 runtime error, 2 bad input (config, CLI, data file). */
+#ifndef FEDHPC_CLI_H
+#define FEDHPC_CLI_H
+
+#include "fedhpc/comm.h"
+#include "fedhpc/common.h"
+
+#define EXIT_BADINPUT 2
+
+int cmd_prepare(int argc, char **argv, const comm_t *world);
+int cmd_run(int argc, char **argv, const comm_t *world);
+int cmd_inspect(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_privacy(int argc, char **argv);
+
+/* Exit status for a status code. */
+int cli_exit_code(fh_status st);
+/* Report an agreed error once (rank 0 prints "fedhpc CMD: error: MSG") and return its exit code. */
+int cli_report(const comm_t *world, const char *cmd, fh_status st);
+/* Parse a number argument of an option; FH_EINPUT naming the option on failure. */
+fh_status cli_parse_long(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
+fh_status cli_parse_double(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
+/* mkdir -p */
+fh_status cli_mkdirs(const char *path);
+
+#endif

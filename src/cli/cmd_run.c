@@ -1,0 +1,247 @@
+/* `fedhpc run CONFIG.ini [section.key=value ...]`: train, writing into [output] dir:
+ *   config.ini   the resolved configuration (every key)
+ *   metrics.csv  one row a round
+ *   model.h5     the final parameters and architecture
+ *   run.yaml     a record of the run: ranks, timers (min/avg/max over ranks), final metrics
+ * Rank 0 writes; every rank agrees on failures before anyone exits. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "fedhpc/config.h"
+#include "fedhpc/fl.h"
+#include "fedhpc/io.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *USAGE =
+    "usage: mpirun -np P fedhpc run CONFIG.ini [section.key=value ...]\n"
+    "       fedhpc run --help-config     every configuration key with its default\n"
+    "\n"
+    "Trains as configured (FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, SCAFFOLD or the\n"
+    "centralized baseline). Clients are spread over all ranks; rank 0 also aggregates, evaluates\n"
+    "and writes [output] dir: config.ini, metrics.csv, model.h5, run.yaml.\n"
+    "Overrides after the file replace its values, e.g. train.rounds=5 fl.algorithm=fedprox.\n"
+    "The final model is bit-identical for any number of ranks.\n";
+
+typedef struct {
+    const config_t *cfg;
+    const comm_t *world;
+    FILE *metrics;
+    char metrics_path[CONFIG_PATH_MAX + 32];
+    int tty;
+    double t_start;
+    fl_round_stats last;      /* the last evaluated round */
+    double train_s;
+} run_ctx;
+
+static void fmt_num(char *b, size_t n, double v)
+{
+    if (isnan(v)) snprintf(b, n, "nan");
+    else snprintf(b, n, "%.6g", v);
+}
+
+static fh_status on_round(const fl_round_stats *s, void *user)
+{
+    run_ctx *c = user;
+    if (s->evaluated) c->last = *s;
+    if (c->world->rank != 0) return FH_OK;
+    char tl[32], ls[32], ac[32], f1[32], au[32], cm[32], cp[32];
+    fmt_num(tl, sizeof tl, s->train_loss);
+    fmt_num(ls, sizeof ls, s->test.loss);
+    fmt_num(ac, sizeof ac, s->test.accuracy);
+    fmt_num(f1, sizeof f1, s->test.f1);
+    fmt_num(au, sizeof au, s->test.auc);
+    fmt_num(cm, sizeof cm, s->client_acc_mean);
+    fmt_num(cp, sizeof cp, s->client_acc_p10);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%d\n", s->round, s->wall_s, tl, ls, ac, f1, au,
+            (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, s->rejected);
+    if (fflush(c->metrics) != 0)
+        return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
+    if (c->cfg->progress == 2) return FH_OK;
+    double el = fh_wtime() - c->t_start, eta = el / s->round * (s->rounds - s->round);
+    char acc[64] = "";
+    if (!isnan(c->last.test.accuracy)) snprintf(acc, sizeof acc, " | acc %.4f", c->last.test.accuracy);
+    if (!isnan(c->last.test.auc)) snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " auc %.4f", c->last.test.auc);
+    if (c->tty && c->cfg->progress == 0) {
+        printf("\rround %d/%d | loss %.4f%s | rejected %d | %.1fs elapsed, ETA %.0fs   ", s->round, s->rounds,
+               s->train_loss, acc, s->rejected, el, eta);
+        if (s->round == s->rounds) printf("\n");
+        fflush(stdout);
+    } else if (s->evaluated || s->round == s->rounds) {
+        printf("round %d/%d | loss %.4f%s | rejected %d | %.1fs elapsed, ETA %.0fs\n", s->round, s->rounds,
+               s->train_loss, acc, s->rejected, el, eta);
+        fflush(stdout);
+    }
+    return FH_OK;
+}
+
+/* Write `text` to path via a temporary file and rename. */
+static fh_status write_file_atomic(const char *path, void (*fill)(FILE *, const void *), const void *arg)
+{
+    char tmp[CONFIG_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fh_error_set(FH_EIO, "%s: cannot write", tmp);
+    fill(f, arg);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return fh_error_set(FH_EIO, "%s: cannot write", path);
+    }
+    return FH_OK;
+}
+
+static void fill_config(FILE *f, const void *cfg) { config_write(cfg, f); }
+
+typedef struct {
+    const run_ctx *c;
+    const io_data_meta *meta;
+    const fl_result *res;
+    double tmin, tavg, tmax;
+} yaml_arg;
+
+static void fill_yaml(FILE *f, const void *p)
+{
+    const yaml_arg *a = p;
+    const config_t *cfg = a->c->cfg;
+    const fl_round_stats *s = &a->c->last;
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    char date[64];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(f, "fedhpc_run:\n  date: %s\n  host: %s\n  ranks: %d\n", date, host, a->c->world->size);
+    fprintf(f, "  data: {file: \"%s\", dataset: \"%s\", partition: %s, clients: %d, train_rows: %lld, test_rows: %lld}\n",
+            cfg->data_file, a->meta->dataset, a->meta->partition, a->meta->clients, (long long)a->meta->train_rows,
+            (long long)a->meta->test_rows);
+    fprintf(f, "  model: {type: %s, parameters: %lld}\n", model_type_name(a->res->model.type), (long long)a->res->model.nparams);
+    fprintf(f, "  algorithm: %s\n  rounds: %d\n  seed: %lld\n", config_algorithm_name(cfg->algorithm), cfg->rounds,
+            (long long)cfg->seed);
+    fprintf(f, "  train_seconds: {min: %.3f, avg: %.3f, max: %.3f}\n", a->tmin, a->tavg, a->tmax);
+    fprintf(f, "  final: {round: %d, test_loss: %.6g, accuracy: %.6g, f1: %.6g, auc: %.6g, client_acc_mean: %.6g, client_acc_p10: %.6g}\n",
+            s->round, s->test.loss, s->test.accuracy, s->test.f1, s->test.auc, s->client_acc_mean, s->client_acc_p10);
+    fprintf(f, "  config_train_hash: \"%016llx\"\n", (unsigned long long)config_train_hash(cfg));
+}
+
+/* Everything about the inputs, checked on every rank before any output exists. */
+static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char **cfg_path)
+{
+    config_defaults(cfg);
+    if (argc < 2 || argv[1][0] == '-')
+        return fh_error_set(FH_EINPUT, "run: expected CONFIG.ini as the first argument (see fedhpc run --help)");
+    *cfg_path = argv[1];
+    FH_TRY(config_load(cfg, argv[1]));
+    for (int i = 2; i < argc; i++) FH_TRY(config_override(cfg, argv[i]));
+    return config_validate(cfg, argv[1]);
+}
+
+static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int ranks)
+{
+    if (cfg->algorithm == ALG_CENTRALIZED) {
+        int32_t S = cfg->central_shards;
+        if (ranks > S)
+            return fh_error_set(FH_EINPUT, "[fl] central_shards = %d but %d ranks: use at most %d ranks", S, ranks, S);
+    } else if (ranks > meta->clients) {
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data_file,
+                            meta->clients, ranks, meta->clients);
+    }
+    return FH_OK;
+}
+
+int cmd_run(int argc, char **argv, const comm_t *w)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (w->rank == 0) fputs(USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--help-config")) {
+            if (w->rank == 0) config_print_help(stdout);
+            return 0;
+        }
+    }
+    config_t cfg;
+    const char *cfg_path = NULL;
+    fh_status st = comm_agree(w, check_inputs(argc, argv, &cfg, &cfg_path));
+    if (st != FH_OK) return cli_report(w, "run", st);
+
+    io_data *data = NULL;
+    io_data_meta meta;
+    st = io_data_open(cfg.data_file, w, &data, &meta);
+    if (st == FH_OK) st = check_shape(&cfg, &meta, w->size);
+    st = comm_agree(w, st);
+    if (st != FH_OK) {
+        io_data_close(data);
+        return cli_report(w, "run", st);
+    }
+
+    run_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = &cfg;
+    ctx.world = w;
+    ctx.tty = isatty(STDOUT_FILENO);
+    ctx.last.test.loss = ctx.last.test.accuracy = ctx.last.test.f1 = ctx.last.test.auc = NAN;
+    ctx.last.client_acc_mean = ctx.last.client_acc_p10 = NAN;
+    char path[CONFIG_PATH_MAX + 32];
+    if (w->rank == 0) {
+        st = cli_mkdirs(cfg.out_dir);
+        snprintf(path, sizeof path, "%s/config.ini", cfg.out_dir);
+        if (st == FH_OK) st = write_file_atomic(path, fill_config, &cfg);
+        snprintf(ctx.metrics_path, sizeof ctx.metrics_path, "%s/metrics.csv", cfg.out_dir);
+        if (st == FH_OK && !(ctx.metrics = fopen(ctx.metrics_path, "w")))
+            st = fh_error_set(FH_EIO, "%s: cannot write", ctx.metrics_path);
+        if (st == FH_OK)
+            fprintf(ctx.metrics, "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
+                                 "client_acc_mean,client_acc_p10,clients,rejected\n");
+        if (st == FH_OK)
+            printf("fedhpc run: %s on %s (%d clients, %s), %s, %d rounds, %d ranks -> %s\n",
+                   config_algorithm_name(cfg.algorithm), meta.dataset, meta.clients, meta.partition,
+                   model_type_name((model_type)cfg.model_type), cfg.rounds, w->size, cfg.out_dir);
+        fflush(stdout);
+    }
+    st = comm_agree(w, st);
+    fl_result res;
+    memset(&res, 0, sizeof res);
+    ctx.t_start = fh_wtime();
+    if (st == FH_OK) st = fl_train(&cfg, w, data, &meta, on_round, &ctx, &res);
+    double train_s = fh_wtime() - ctx.t_start;
+    if (ctx.metrics) fclose(ctx.metrics);
+    io_data_close(data);
+
+    yaml_arg ya = {&ctx, &meta, &res, 0, 0, 0};
+    if (st == FH_OK) st = comm_stats(w, train_s, &ya.tmin, &ya.tavg, &ya.tmax);
+    if (st == FH_OK && w->rank == 0) {
+        io_model_info info;
+        memset(&info, 0, sizeof info);
+        snprintf(info.algorithm, sizeof info.algorithm, "%s", config_algorithm_name(cfg.algorithm));
+        info.rounds = cfg.rounds;
+        info.seed = cfg.seed;
+        snprintf(info.data_file, sizeof info.data_file, "%s", cfg.data_file);
+        snprintf(path, sizeof path, "%s/model.h5", cfg.out_dir);
+        st = io_model_write(path, &res.model, res.params, &info);
+        snprintf(path, sizeof path, "%s/run.yaml", cfg.out_dir);
+        if (st == FH_OK) st = write_file_atomic(path, fill_yaml, &ya);
+        if (st == FH_OK) {
+            const fl_round_stats *s = &ctx.last;
+            printf("\n%-22s %s\n", "summary", cfg.out_dir);
+            printf("  %-20s %s (%s, %lld parameters)\n", "algorithm", config_algorithm_name(cfg.algorithm),
+                   model_type_name(res.model.type), (long long)res.model.nparams);
+            printf("  %-20s %d\n", "rounds", s->round);
+            printf("  %-20s %.4f\n", "test accuracy", s->test.accuracy);
+            printf("  %-20s %.4f\n", "test macro-F1", s->test.f1);
+            if (!isnan(s->test.auc)) printf("  %-20s %.4f\n", "test ROC-AUC", s->test.auc);
+            printf("  %-20s %.4f\n", "test loss", s->test.loss);
+            if (!isnan(s->client_acc_mean))
+                printf("  %-20s mean %.4f, 10th percentile %.4f\n", "client accuracy", s->client_acc_mean, s->client_acc_p10);
+            printf("  %-20s %.2f s (ranks: min %.2f, max %.2f), %.3f s/round\n", "train time", ya.tavg, ya.tmin, ya.tmax,
+                   ya.tmax / (cfg.rounds ? cfg.rounds : 1));
+            printf("  %-20s config.ini metrics.csv model.h5 run.yaml\n", "files");
+        }
+    }
+    st = comm_agree(w, st);
+    fl_result_free(&res);
+    return cli_report(w, "run", st);
+}

@@ -1,0 +1,347 @@
+/* Experiment configuration: one table declares every key (type, default, doc); libinih reads
+ * the INI file; "section.key=value" arguments override it. See include/fedhpc/config.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/config.h"
+#include "fedhpc/model.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_INT, T_I64, T_DOUBLE, T_PATH, T_ENUM, T_INTLIST } key_type;
+
+typedef struct {
+    const char *section, *key;
+    key_type type;
+    size_t off;        /* offset of the field in config_t                        */
+    const char *def;   /* default, as it would be written in the file            */
+    double lo, hi;     /* valid range for numbers                                 */
+    const char *enums; /* T_ENUM: "a|b|c", value = index                          */
+    int train;         /* 1: changes training (part of config_train_hash)         */
+    const char *doc;
+} key_def;
+
+#define F(field) offsetof(config_t, field)
+static const key_def KEYS[] = {
+    {"data", "file", T_PATH, F(data_file), "", 0, 0, NULL, 1,
+     "partitioned data set written by `fedhpc prepare` (HDF5)"},
+    {"model", "type", T_ENUM, F(model_type), "mlp", 0, 0, "logreg|mlp", 1,
+     "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax"},
+    {"model", "hidden", T_INTLIST, F(hidden), "200,200", 1, 1 << 20, NULL, 1,
+     "MLP hidden layer widths, comma-separated"},
+    {"model", "class_weights", T_ENUM, F(class_weights), "none", 0, 0, "none|balanced", 1,
+     "balanced: weight the loss of class k by n/(classes*n_k) (imbalanced credit data)"},
+    {"train", "rounds", T_INT, F(rounds), "50", 1, 1e9, NULL, 1, "communication rounds"},
+    {"train", "clients_per_round", T_INT, F(clients_per_round), "10", 1, 1e9, NULL, 1,
+     "clients sampled each round (uniformly without replacement; all if >= clients)"},
+    {"train", "local_epochs", T_INT, F(local_epochs), "1", 1, 1e6, NULL, 1,
+     "local epochs E over a client's data per round (centralized: epochs per round)"},
+    {"train", "batch_size", T_INT, F(batch_size), "10", 0, 1e9, NULL, 1,
+     "minibatch size B; 0 = full batch"},
+    {"train", "lr", T_DOUBLE, F(lr), "0.05", 0, 1e6, NULL, 1, "client learning rate"},
+    {"train", "momentum", T_DOUBLE, F(momentum), "0", 0, 0.999999, NULL, 1,
+     "client SGD momentum (reset every round)"},
+    {"train", "weight_decay", T_DOUBLE, F(weight_decay), "0", 0, 1e3, NULL, 1,
+     "L2 weight decay added to client gradients"},
+    {"train", "seed", T_I64, F(seed), "1", 0, 9.2e18, NULL, 1,
+     "seed of every random stream (init, sampling, shuffles)"},
+    {"train", "eval_every", T_INT, F(eval_every), "1", 1, 1e9, NULL, 0,
+     "evaluate on the test split every k rounds (and always after the last)"},
+    {"fl", "algorithm", T_ENUM, F(algorithm), "fedavg", 0, 0,
+     "fedavg|fedprox|fedavgm|fedadam|fedyogi|scaffold|centralized", 1,
+     "federated algorithm, or the pooled-data baseline"},
+    {"fl", "mu", T_DOUBLE, F(mu), "0.01", 0, 1e6, NULL, 1, "FedProx proximal weight"},
+    {"fl", "server_lr", T_DOUBLE, F(server_lr), "1", 0, 1e6, NULL, 1,
+     "server learning rate applied to the averaged update"},
+    {"fl", "server_momentum", T_DOUBLE, F(server_momentum), "0.9", 0, 0.999999, NULL, 1,
+     "FedAvgM server momentum"},
+    {"fl", "beta1", T_DOUBLE, F(beta1), "0.9", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta1"},
+    {"fl", "beta2", T_DOUBLE, F(beta2), "0.99", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta2"},
+    {"fl", "tau", T_DOUBLE, F(tau), "0.001", 1e-12, 1e6, NULL, 1,
+     "FedAdam/FedYogi adaptivity (epsilon)"},
+    {"fl", "max_update_norm", T_DOUBLE, F(max_update_norm), "1e4", 1e-6, 1e9, NULL, 1,
+     "client updates with a larger L2 norm (or any NaN/Inf) are rejected"},
+    {"fl", "central_shards", T_INT, F(central_shards), "8", 1, 4096, NULL, 1,
+     "centralized: fixed data shards (spread over ranks) whose gradients are summed exactly"},
+    {"output", "dir", T_PATH, F(out_dir), "runs/default", 0, 0, NULL, 0,
+     "output directory: config.ini, metrics.csv, model.h5"},
+    {"output", "progress", T_ENUM, F(progress), "auto", 0, 0, "auto|lines|off", 0,
+     "auto: one-line progress on a terminal, plain lines otherwise"},
+};
+#undef F
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const key_def *key_find(const char *section, const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0 && strcmp(KEYS[i].key, key) == 0) return &KEYS[i];
+    return NULL;
+}
+
+static int section_known(const char *section)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0) return 1;
+    return 0;
+}
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = 0;
+    size_t i = 0;
+    while (s[i] == ' ' || s[i] == '\t') i++;
+    if (i) memmove(s, s + i, n - i + 1);
+}
+
+static fh_status bad(const char *where, const key_def *k, const char *what, const char *v)
+{
+    return fh_error_set(FH_EINPUT, "%s: [%s] %s: expected %s, got '%s'", where, k->section, k->key,
+                        what, v);
+}
+
+/* Parse value `v` for key k into c; `where` names the file:line or the override. */
+static fh_status key_set(config_t *c, const key_def *k, const char *v, const char *where)
+{
+    char *p = (char *)c + k->off;
+    char buf[64];
+    char *end;
+    switch (k->type) {
+    case T_INT:
+    case T_I64: {
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < k->lo || x > k->hi) {
+            snprintf(buf, sizeof buf, "an integer in [%.0f, %.0f]", k->lo, k->hi);
+            return bad(where, k, buf, v);
+        }
+        if (k->type == T_INT) *(int32_t *)p = (int32_t)x;
+        else *(int64_t *)p = (int64_t)x;
+        return FH_OK;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x) || x < k->lo || x > k->hi) {
+            snprintf(buf, sizeof buf, "a number in [%g, %g]", k->lo, k->hi);
+            return bad(where, k, buf, v);
+        }
+        *(double *)p = x;
+        return FH_OK;
+    }
+    case T_PATH:
+        if (strlen(v) >= CONFIG_PATH_MAX) return bad(where, k, "a shorter path", "...");
+        strcpy(p, v);
+        return FH_OK;
+    case T_ENUM: {
+        const char *s = k->enums;
+        size_t vl = strlen(v);
+        for (int idx = 0; s && *s; idx++) {
+            const char *bar = strchr(s, '|');
+            size_t len = bar ? (size_t)(bar - s) : strlen(s);
+            if (len == vl && strncmp(s, v, len) == 0) {
+                *(int32_t *)p = idx;
+                return FH_OK;
+            }
+            s = bar ? bar + 1 : NULL;
+        }
+        char what[256];
+        snprintf(what, sizeof what, "one of %s", k->enums);
+        return bad(where, k, what, v);
+    }
+    case T_INTLIST: {
+        int32_t *arr = (int32_t *)p;
+        int32_t *count = &c->nhidden; /* the only list key */
+        int n = 0;
+        const char *s = v;
+        while (*s) {
+            errno = 0;
+            long x = strtol(s, &end, 10);
+            while (*end == ' ' || *end == '\t') end++;
+            if (errno || end == s || x < k->lo || x > k->hi || n == CONFIG_MAX_HIDDEN ||
+                (*end && *end != ','))
+                return bad(where, k, "1 to 8 comma-separated positive integers", v);
+            arr[n++] = (int32_t)x;
+            s = *end ? end + 1 : end;
+        }
+        if (n == 0) return bad(where, k, "1 to 8 comma-separated positive integers", v);
+        *count = n;
+        return FH_OK;
+    }
+    }
+    return FH_EINTERNAL;
+}
+
+void config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NKEYS; i++) {
+        fh_status st = key_set(c, &KEYS[i], KEYS[i].def, "defaults");
+        (void)st; /* defaults are valid by construction (tested) */
+    }
+}
+
+typedef struct {
+    config_t *c;
+    const char *path;
+    fh_status st;
+} load_ctx;
+
+/* Debian's libinih reports no line to the handler: the message is written with the bare path
+ * and config_load() inserts the line number that ini_parse_file() returns. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    load_ctx *L = user;
+    if (L->st != FH_OK) return 0;
+    const char *where = L->path;
+    if (!name) return 1; /* a section header alone */
+    const key_def *k = key_find(section, name);
+    if (!k) {
+        L->st = section_known(section)
+                    ? fh_error_set(FH_EINPUT, "%s: unknown key '%s' in [%s] (see fedhpc run --help-config)",
+                                   where, name, section)
+                    : fh_error_set(FH_EINPUT, "%s: unknown section [%s] (see fedhpc run --help-config)",
+                                   where, section);
+        return 0;
+    }
+    char v[CONFIG_PATH_MAX];
+    snprintf(v, sizeof v, "%s", value ? value : "");
+    trim(v);
+    L->st = key_set(L->c, k, v, where);
+    return L->st == FH_OK;
+}
+
+fh_status config_load(config_t *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
+    load_ctx L = {c, path, FH_OK};
+    int rc = ini_parse_file(f, on_key, &L);
+    fclose(f);
+    if (L.st != FH_OK) {
+        size_t plen = strlen(path);
+        const char *m = fh_error_msg();
+        if (rc > 0 && strncmp(m, path, plen) == 0 && m[plen] == ':') {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s:%d%s", path, rc, m + plen);
+            fh_error_put(msg);
+        }
+        return L.st;
+    }
+    if (rc > 0) return fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax (expected [section] or key = value)", path, rc);
+    if (rc < 0) return fh_error_set(FH_EINPUT, "%s: cannot parse the configuration file", path);
+    return FH_OK;
+}
+
+fh_status config_override(config_t *c, const char *a)
+{
+    char buf[CONFIG_PATH_MAX + 128];
+    snprintf(buf, sizeof buf, "%s", a);
+    char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
+    if (!eq || !dot || dot > eq)
+        return fh_error_set(FH_EINPUT, "override '%s': expected section.key=value", a);
+    *eq = 0;
+    *dot = 0;
+    char *section = buf, *key = dot + 1, *value = eq + 1;
+    trim(section);
+    trim(key);
+    trim(value);
+    const key_def *k = key_find(section, key);
+    if (!k) return fh_error_set(FH_EINPUT, "override '%s': unknown key [%s] %s (see fedhpc run --help-config)", a, section, key);
+    char where[CONFIG_PATH_MAX + 160];
+    snprintf(where, sizeof where, "override '%s'", a);
+    return key_set(c, k, value, where);
+}
+
+fh_status config_validate(const config_t *c, const char *path)
+{
+    if (!c->data_file[0])
+        return fh_error_set(FH_EINPUT, "%s: [data] file: expected the path of a prepared data set, got nothing", path);
+    if (!c->out_dir[0])
+        return fh_error_set(FH_EINPUT, "%s: [output] dir: expected a directory, got nothing", path);
+    return FH_OK;
+}
+
+static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
+{
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case T_INT: snprintf(out, n, "%d", *(const int32_t *)p); break;
+    case T_I64: snprintf(out, n, "%lld", (long long)*(const int64_t *)p); break;
+    case T_DOUBLE: snprintf(out, n, "%.17g", *(const double *)p); break;
+    case T_PATH: snprintf(out, n, "%s", p); break;
+    case T_ENUM: {
+        int idx = *(const int32_t *)p;
+        const char *s = k->enums;
+        for (int i = 0; i < idx && s; i++) {
+            s = strchr(s, '|');
+            if (s) s++;
+        }
+        size_t len = s ? strcspn(s, "|") : 0;
+        snprintf(out, n, "%.*s", (int)len, s ? s : "");
+        break;
+    }
+    case T_INTLIST: {
+        const int32_t *arr = (const int32_t *)p;
+        size_t used = 0;
+        out[0] = 0;
+        for (int i = 0; i < c->nhidden && used < n; i++)
+            used += (size_t)snprintf(out + used, n - used, i ? ",%d" : "%d", arr[i]);
+        break;
+    }
+    }
+}
+
+void config_write(const config_t *c, FILE *f)
+{
+    const char *cur = "";
+    fprintf(f, "; resolved fedhpc configuration (every key; defaults included)\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(cur, KEYS[i].section) != 0) {
+            cur = KEYS[i].section;
+            fprintf(f, "\n[%s]\n", cur);
+        }
+        char v[CONFIG_PATH_MAX];
+        key_format(c, &KEYS[i], v, sizeof v);
+        fprintf(f, "; %s\n%s = %s\n", KEYS[i].doc, KEYS[i].key, v);
+    }
+}
+
+void config_print_help(FILE *f)
+{
+    static const char *tn[] = {"int", "int", "number", "path", "choice", "int list"};
+    const char *cur = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def *k = &KEYS[i];
+        if (strcmp(cur, k->section) != 0) {
+            cur = k->section;
+            fprintf(f, "[%s]\n", cur);
+        }
+        fprintf(f, "  %-18s %-8s default %-10s %s%s%s\n", k->key, tn[k->type],
+                k->def[0] ? k->def : "(none)", k->doc, k->enums ? " — " : "",
+                k->enums ? k->enums : "");
+    }
+}
+
+uint64_t config_train_hash(const config_t *c)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over "section.key=value\n" */
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!KEYS[i].train) continue;
+        char v[CONFIG_PATH_MAX + 64], line[CONFIG_PATH_MAX + 128];
+        key_format(c, &KEYS[i], v, sizeof v);
+        snprintf(line, sizeof line, "%s.%s=%s\n", KEYS[i].section, KEYS[i].key, v);
+        for (const char *s = line; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h;
+}
+
+const char *config_algorithm_name(int32_t alg)
+{
+    static const char *names[] = {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "scaffold", "centralized"};
+    return alg >= 0 && alg <= ALG_CENTRALIZED ? names[alg] : "?";
+}

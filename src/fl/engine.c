@@ -1,0 +1,323 @@
+/* The federated training loop, read top to bottom:
+ *
+ *   for each round r = 1..R:
+ *     sample m clients (same list on every rank, from the (seed, r) stream)
+ *     place them on ranks in contiguous row-balanced blocks; each rank reads only its rows
+ *     each rank trains its clients from the global model; update = local - global
+ *     reject faulty updates (NaN/Inf/absurd norm); encode n_i/N * update in fixed point
+ *     one integer all-reduce of [updates | SCAFFOLD control deltas | round counters]
+ *     every rank applies the same server step (FedAvg/FedAvgM/FedAdam/FedYogi/SCAFFOLD)
+ *     rank 0 evaluates on the test split; per-client accuracy gathered from the hosts
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/fl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the round counters appended to the integer reduction */
+enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_N };
+#define LOSS_SCALE 1048576.0 /* 2^20: fixed point of summed losses */
+
+fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
+{
+    memset(res, 0, sizeof *res);
+    FH_TRY(model_create(&res->model, (model_type)cfg->model_type, meta->features, meta->classes,
+                        cfg->hidden, cfg->nhidden));
+    if (cfg->class_weights == 1) {
+        int64_t *cnt = fh_calloc((size_t)meta->classes, sizeof *cnt);
+        res->class_w = fh_calloc((size_t)meta->classes, sizeof *res->class_w);
+        FH_CHECK_ALLOC(cnt && res->class_w ? res->class_w : NULL);
+        fh_status st = io_data_class_counts(data, cnt);
+        if (st != FH_OK) {
+            free(cnt);
+            return st;
+        }
+        int64_t n = 0;
+        for (int32_t k = 0; k < meta->classes; k++) n += cnt[k];
+        for (int32_t k = 0; k < meta->classes; k++)
+            res->class_w[k] = cnt[k] ? (float)((double)n / ((double)meta->classes * (double)cnt[k])) : 0.0f;
+        free(cnt);
+        res->model.class_weight = res->class_w;
+    }
+    res->params = malloc((size_t)res->model.nparams * sizeof *res->params);
+    FH_CHECK_ALLOC(res->params);
+    model_init_params(&res->model, res->params, (uint64_t)cfg->seed);
+    return FH_OK;
+}
+
+void fl_result_free(fl_result *r)
+{
+    free(r->params);
+    free(r->class_w);
+    memset(r, 0, sizeof *r);
+}
+
+fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta)
+{
+    memset(t, 0, sizeof *t);
+    fh_status st = FH_OK;
+    if (world->rank == 0 && meta->test_rows > 0) {
+        t->n = meta->test_rows;
+        t->x = malloc((size_t)t->n * (size_t)meta->features * sizeof *t->x);
+        t->y = malloc((size_t)t->n * sizeof *t->y);
+        if (!t->x || !t->y) st = fh_error_set(FH_ENOMEM, "out of memory for the test split");
+        int64_t s0 = 0;
+        if (st == FH_OK) st = io_data_read_ranges(data, "test", 1, &s0, &t->n, t->x, t->y);
+    }
+    return comm_agree(world, st);
+}
+
+void fl_testset_free(fl_testset *t)
+{
+    free(t->x);
+    free(t->y);
+    memset(t, 0, sizeof *t);
+}
+
+static int cmp_f64(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Per-client accuracy of params on each local client's rows, gathered on rank 0. */
+static fh_status client_accuracy(const comm_t *w, fl_worker *wk, const float *params,
+                                 const float *x, const int32_t *y, const int64_t *count,
+                                 int32_t n_local, int32_t n_total, double *mean, double *p10)
+{
+    double *acc = fh_calloc((size_t)n_local, sizeof *acc), *all = NULL;
+    FH_CHECK_ALLOC(acc);
+    fh_status st = FH_OK;
+    int64_t row = 0;
+    for (int32_t i = 0; i < n_local && st == FH_OK; i++) {
+        metrics_t mt;
+        st = model_evaluate(wk->m, params, x + row * wk->m->in, y + row, count[i], wk->ws,
+                            wk->ws_rows, &mt);
+        acc[i] = mt.accuracy;
+        row += count[i];
+    }
+    st = comm_agree(w, st);
+    if (st == FH_OK && w->rank == 0) {
+        all = fh_calloc((size_t)n_total, sizeof *all);
+        if (!all) st = fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = comm_gatherv_f64(w, acc, n_local, all, 0);
+    if (st == FH_OK && w->rank == 0 && n_total > 0) {
+        double s = 0;
+        for (int32_t i = 0; i < n_total; i++) s += all[i];
+        qsort(all, (size_t)n_total, sizeof *all, cmp_f64);
+        *mean = s / n_total;
+        *p10 = all[(int32_t)floor(0.1 * (n_total - 1))];
+    }
+    free(acc);
+    free(all);
+    return st;
+}
+
+/* Everything the loop owns, freed in one place. */
+typedef struct {
+    fl_worker wk;
+    fl_server srv;
+    fl_testset test;
+    io_state *cstate;          /* SCAFFOLD c_i store                       */
+    float *global;             /* [P] copy of the round's starting model   */
+    float *local;              /* [P] a client's model / update            */
+    float *c, *ci, *cdiff;     /* [P] SCAFFOLD: server c, client c_i, c-c_i */
+    float *dec;                /* [P] decoded aggregate                    */
+    int64_t *acc;              /* [P * (1 + scaffold) + T_N]               */
+    int32_t *ids, *first;      /* [m], [P+1]                               */
+    int64_t *start, *count;    /* [m]                                      */
+    float *x;                  /* [rows of this rank's clients, d]         */
+    int32_t *y;
+    int64_t xcap;
+} loop_state;
+
+static void loop_free(loop_state *s)
+{
+    fl_worker_free(&s->wk);
+    fl_server_free(&s->srv);
+    fl_testset_free(&s->test);
+    io_state_close(s->cstate);
+    free(s->global); free(s->local); free(s->c); free(s->ci); free(s->cdiff); free(s->dec);
+    free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->x); free(s->y);
+}
+
+static int32_t worker_rows(const config_t *cfg)
+{
+    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
+    if (r < 256) r = 256;
+    return r > 8192 ? 8192 : r;
+}
+
+/* Local work of one round on this rank: train the clients [c0, c1) of s->ids. */
+static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data, loop_state *s,
+                             int64_t round, int32_t c0, int32_t c1, int64_t N_round, int32_t m,
+                             const float *params)
+{
+    const model_t *md = s->wk.m;
+    const int64_t P = md->nparams, d = md->in;
+    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    int64_t rows = 0;
+    for (int32_t i = c0; i < c1; i++) rows += s->count[i];
+    if (rows > s->xcap) {
+        free(s->x);
+        free(s->y);
+        s->x = malloc((size_t)rows * (size_t)d * sizeof *s->x);
+        s->y = malloc((size_t)rows * sizeof *s->y);
+        FH_CHECK_ALLOC(s->x && s->y ? s->y : NULL);
+        s->xcap = rows;
+    }
+    FH_TRY(io_data_read_ranges(data, "train", c1 - c0, s->start + c0, s->count + c0, s->x, s->y));
+    (void)w;
+    int64_t *tail = s->acc + P * (1 + scaffold);
+    fl_local_opts o = {params, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
+                       cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
+    int64_t row = 0;
+    for (int32_t i = c0; i < c1; i++) {
+        const int32_t cid = s->ids[i];
+        const int64_t n = s->count[i];
+        const float *xi = s->x + row * d;
+        const int32_t *yi = s->y + row;
+        row += n;
+        if (scaffold) {
+            FH_TRY(io_state_read(s->cstate, cid, s->ci));
+            for (int64_t j = 0; j < P; j++) s->cdiff[j] = s->c[j] - s->ci[j];
+            o.c_diff = s->cdiff;
+        }
+        memcpy(s->local, params, (size_t)P * sizeof *s->local);
+        double loss = 0;
+        int64_t steps = 0, seen = 0;
+        if (n > 0)
+            FH_TRY(fl_local_train(&s->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
+                                  xi, yi, n, s->local, &loss, &steps, &seen));
+        for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
+        double norm;
+        if (n == 0 || !isfinite(loss) || !fl_update_ok(s->local, P, cfg->max_update_norm, &norm)) {
+            tail[T_REJ_CLIENTS] += 1;
+            tail[T_REJ_ROWS] += n;
+            continue;
+        }
+        fx_accumulate(s->acc, s->local, (double)n / (double)N_round, P);
+        tail[T_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
+        tail[T_ROWS_SEEN] += seen;
+        tail[T_ACC_ROWS] += n;
+        tail[T_ACC_CLIENTS] += 1;
+        if (scaffold) {
+            /* option II: c_i+ = c_i - c + (x - y_i)/(K lr); delta c_i = c_i+ - c_i */
+            const double inv = 1.0 / ((double)steps * cfg->lr);
+            for (int64_t j = 0; j < P; j++) s->cdiff[j] = (float)(-(double)s->c[j] - inv * s->local[j]);
+            if (!fl_update_ok(s->cdiff, P, FX_MAX_ABS, &norm))
+                return fh_error_set(FH_EFAULT, "SCAFFOLD control variate of client %d is not finite", cid);
+            fx_accumulate(s->acc + P, s->cdiff, 1.0 / m, P);
+            for (int64_t j = 0; j < P; j++) s->ci[j] += s->cdiff[j];
+            FH_TRY(io_state_write(s->cstate, cid, s->ci));
+        }
+    }
+    return FH_OK;
+}
+
+fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
+                   fl_round_fn on_round, void *user, fl_result *res)
+{
+    if (cfg->algorithm == ALG_CENTRALIZED)
+        return fl_train_centralized(cfg, w, data, meta, on_round, user, res);
+    if (w->size > meta->clients)
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks",
+                            cfg->data_file, meta->clients, w->size, meta->clients);
+    FH_TRY(fl_model_setup(cfg, data, meta, res));
+    const model_t *md = &res->model;
+    const int64_t P = md->nparams;
+    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    const int32_t C = meta->clients, m = cfg->clients_per_round < C ? cfg->clients_per_round : C;
+    const int64_t nacc = P * (1 + scaffold) + T_N;
+    float *params = res->params;
+
+    loop_state s;
+    memset(&s, 0, sizeof s);
+    fh_status st = fl_worker_init(&s.wk, md, worker_rows(cfg));
+    if (st == FH_OK) st = fl_server_init(&s.srv, cfg, P);
+    if (st == FH_OK) {
+        s.global = malloc((size_t)P * sizeof *s.global);
+        s.local = malloc((size_t)P * sizeof *s.local);
+        s.dec = malloc((size_t)P * sizeof *s.dec);
+        s.acc = malloc((size_t)nacc * sizeof *s.acc);
+        s.ids = malloc((size_t)m * sizeof *s.ids);
+        s.first = malloc((size_t)(w->size + 1) * sizeof *s.first);
+        s.start = malloc((size_t)m * sizeof *s.start);
+        s.count = malloc((size_t)m * sizeof *s.count);
+        if (scaffold) {
+            s.c = fh_calloc((size_t)P, sizeof *s.c);
+            s.ci = malloc((size_t)P * sizeof *s.ci);
+            s.cdiff = malloc((size_t)P * sizeof *s.cdiff);
+        }
+        if (!s.global || !s.local || !s.dec || !s.acc || !s.ids || !s.first || !s.start || !s.count ||
+            (scaffold && (!s.c || !s.ci || !s.cdiff)))
+            st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
+    }
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = fl_testset_load(&s.test, w, data, meta);
+    if (st == FH_OK && scaffold) {
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/client_state.h5", cfg->out_dir);
+        st = comm_agree(w, io_state_create(path, w, C, P, &s.cstate));
+    }
+
+    for (int32_t r = 1; st == FH_OK && r <= cfg->rounds; r++) {
+        double t0 = fh_wtime();
+        int32_t n = 0;
+        st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, s.ids, &n);
+        if (st == FH_OK) st = io_data_client_ranges(data, s.ids, n, s.start, s.count);
+        if ((st = comm_agree(w, st)) != FH_OK) break;
+        int64_t N_round = 0;
+        for (int32_t i = 0; i < n; i++) N_round += s.count[i];
+        fl_assign_ranks(s.count, n, w->size, s.first);
+        const int32_t c0 = s.first[w->rank], c1 = s.first[w->rank + 1];
+
+        memset(s.acc, 0, (size_t)nacc * sizeof *s.acc);
+        st = round_local(cfg, w, data, &s, r, c0, c1, N_round, n, params);
+        if ((st = comm_agree(w, st)) != FH_OK) break;
+        if ((st = comm_allreduce_sum_i64(w, s.acc, nacc)) != FH_OK) break;
+
+        const int64_t *tail = s.acc + P * (1 + scaffold);
+        if (tail[T_ACC_ROWS] > 0) {
+            fx_decode(s.acc, (double)N_round / (double)tail[T_ACC_ROWS], s.dec, P);
+            fl_server_step(&s.srv, s.dec, params);
+            if (scaffold) {
+                /* c += (|S|/N) * mean over accepted clients of delta c_i */
+                fx_decode(s.acc + P, (double)n / (double)tail[T_ACC_CLIENTS], s.dec, P);
+                const float f = (float)tail[T_ACC_CLIENTS] / (float)C;
+                for (int64_t j = 0; j < P; j++) s.c[j] += f * s.dec[j];
+            }
+        }
+
+        fl_round_stats rs;
+        memset(&rs, 0, sizeof rs);
+        rs.round = r;
+        rs.rounds = cfg->rounds;
+        rs.clients = n;
+        rs.rejected = (int32_t)tail[T_REJ_CLIENTS];
+        rs.train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
+        rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
+        rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
+        rs.client_acc_mean = rs.client_acc_p10 = NAN;
+        rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
+        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
+            rs.evaluated = 1;
+            st = FH_OK;
+            if (w->rank == 0 && s.test.n > 0)
+                st = model_evaluate(md, params, s.test.x, s.test.y, s.test.n, s.wk.ws, s.wk.ws_rows, &rs.test);
+            if ((st = comm_agree(w, st)) != FH_OK) break;
+            st = client_accuracy(w, &s.wk, params, s.x, s.y, s.count + c0, c1 - c0, n,
+                                 &rs.client_acc_mean, &rs.client_acc_p10);
+            if (st != FH_OK) break;
+        }
+        rs.wall_s = fh_wtime() - t0;
+        st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
+    }
+    loop_free(&s);
+    return st;
+}

@@ -1,0 +1,29 @@
+/* Fixed-point encoding of weighted updates, and the client-update sanity check. */
+#include "fedhpc/fl.h"
+
+#include <math.h>
+
+void fx_accumulate(int64_t *acc, const float *v, double weight, int64_t n)
+{
+    const double s = weight * FX_SCALE;
+    for (int64_t j = 0; j < n; j++) acc[j] += (int64_t)llrint(s * (double)v[j]);
+}
+
+void fx_decode(const int64_t *acc, double scale, float *out, int64_t n)
+{
+    const double s = scale / FX_SCALE;
+    for (int64_t j = 0; j < n; j++) out[j] = (float)((double)acc[j] * s);
+}
+
+int fl_update_ok(const float *v, int64_t n, double max_norm, double *norm)
+{
+    double ss = 0, mx = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double a = fabs((double)v[j]);
+        ss += a * a;
+        if (!(a <= mx)) mx = a; /* NaN propagates into mx */
+    }
+    double nrm = sqrt(ss);
+    *norm = isfinite(nrm) && isfinite(mx) ? nrm : NAN;
+    return isfinite(nrm) && isfinite(mx) && nrm <= max_norm && mx <= FX_MAX_ABS;
+}

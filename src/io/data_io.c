@@ -1,0 +1,385 @@
+/* Partitioned data sets in HDF5: write (one process), open and read a rank's clients' rows
+ * (parallel HDF5). Layout: include/fedhpc/io.h and README "File formats". */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/io.h"
+#include "h5util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct io_data {
+    char path[1024];
+    hid_t file;
+    io_data_meta meta;
+    hid_t off_d;                /* /train/client_offsets                    */
+    hid_t x_d[2], y_d[2];       /* [0] train, [1] test                      */
+};
+
+/* ---- write ---------------------------------------------------------------------------------- */
+
+static fh_status write_encoding(hid_t file, const data_encoding *e)
+{
+    fh_status st = FH_OK, st_fail = FH_EIO;
+    hid_t g = H5Gcreate2(file, "encoding", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int64_t *cat_off = NULL;
+    char **cats = NULL;
+    H5CHK(g, "HDF5: cannot create group /encoding");
+    hsize_t nc = (hsize_t)e->ncols, nf = (hsize_t)e->d;
+    if ((st = h5_dset_write_strs(g, "col_name", e->col_name, nc)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "kind", H5T_NATIVE_INT32, 1, &nc, e->kind)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "mean", H5T_NATIVE_DOUBLE, 1, &nc, e->mean)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "std", H5T_NATIVE_DOUBLE, 1, &nc, e->std)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "first_feature", H5T_NATIVE_INT32, 1, &nc, e->first_feature)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "ncat", H5T_NATIVE_INT32, 1, &nc, e->ncat)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "mode", H5T_NATIVE_INT32, 1, &nc, e->mode)) != FH_OK) goto fail;
+    if ((st = h5_dset_write_strs(g, "feature_name", e->feature_name, nf)) != FH_OK) goto fail;
+    /* categories of all columns, flattened, with per-column offsets */
+    cat_off = fh_calloc(nc + 1, sizeof *cat_off);
+    if (!cat_off) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto fail; }
+    for (hsize_t c = 0; c < nc; c++) cat_off[c + 1] = cat_off[c] + (e->cat && e->cat[c] ? e->ncat[c] : 0);
+    cats = fh_calloc((size_t)cat_off[nc], sizeof *cats);
+    if (!cats) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto fail; }
+    for (hsize_t c = 0; c < nc; c++)
+        for (int64_t k = cat_off[c]; k < cat_off[c + 1]; k++) cats[k] = e->cat[c][k - cat_off[c]];
+    hsize_t ncat = (hsize_t)cat_off[nc], nco = nc + 1;
+    if ((st = h5_dset_write_strs(g, "category", cats, ncat)) != FH_OK) goto fail;
+    if ((st = h5_dset_write(g, "category_offsets", H5T_NATIVE_INT64, 1, &nco, cat_off)) != FH_OK) goto fail;
+fail:
+    free(cats);
+    free(cat_off);
+    if (g >= 0) H5Gclose(g);
+    return st;
+}
+
+static fh_status write_table(hid_t g, const data_table *t, const int64_t *perm)
+{
+    float *x = NULL;
+    int32_t *y = NULL;
+    if (perm) {
+        x = malloc((size_t)(t->n ? t->n : 1) * (size_t)t->d * sizeof *x);
+        y = malloc((size_t)(t->n ? t->n : 1) * sizeof *y);
+        if (!x || !y) {
+            free(x);
+            free(y);
+            return fh_error_set(FH_ENOMEM, "out of memory reordering %lld rows", (long long)t->n);
+        }
+        for (int64_t i = 0; i < t->n; i++) {
+            memcpy(x + i * t->d, t->x + perm[i] * t->d, (size_t)t->d * sizeof *x);
+            y[i] = t->y[perm[i]];
+        }
+    }
+    hsize_t dx[2] = {(hsize_t)t->n, (hsize_t)t->d}, dy[1] = {(hsize_t)t->n};
+    fh_status st = h5_dset_write(g, "x", H5T_NATIVE_FLOAT, 2, dx, perm ? x : t->x);
+    if (st == FH_OK) st = h5_dset_write(g, "y", H5T_NATIVE_INT32, 1, dy, perm ? y : t->y);
+    free(x);
+    free(y);
+    return st;
+}
+
+fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta *meta,
+                        const int64_t *perm, const int64_t *offsets, char *const *client_name)
+{
+    h5_quiet();
+    char tmp[1100];
+    h5_tmp_name(path, tmp, sizeof tmp);
+    fh_status st = FH_OK, st_fail = FH_EIO;
+    hid_t f = H5I_INVALID_HID, gtr = H5I_INVALID_HID, gte = H5I_INVALID_HID;
+    int64_t *counts = fh_calloc((size_t)ds->nclasses, sizeof *counts);
+    FH_CHECK_ALLOC(counts);
+    for (int64_t i = 0; i < ds->train.n; i++) counts[ds->train.y[i]]++;
+
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        free(counts);
+        return fh_error_set(FH_EINPUT, "%s: cannot create the output file (does the directory exist?)", path);
+    }
+    int64_t v;
+#define ATTR_I(name, val) do { v = (val); if ((st = h5_attr_write_i64(f, name, &v, 1)) != FH_OK) goto fail; } while (0)
+    if ((st = h5_attr_write_str(f, "format", "fedhpc-data")) != FH_OK) goto fail;
+    ATTR_I("version", IO_DATA_VERSION);
+    if ((st = h5_attr_write_str(f, "dataset", meta->dataset)) != FH_OK) goto fail;
+    if ((st = h5_attr_write_str(f, "partition", meta->partition)) != FH_OK) goto fail;
+    if ((st = h5_attr_write_f64(f, "alpha", meta->alpha)) != FH_OK) goto fail;
+    ATTR_I("seed", meta->seed);
+    ATTR_I("features", ds->train.d);
+    ATTR_I("classes", ds->nclasses);
+    ATTR_I("clients", meta->clients);
+    ATTR_I("train_rows", ds->train.n);
+    ATTR_I("test_rows", ds->test.n);
+#undef ATTR_I
+    if ((st = h5_attr_write_i64(f, "train_class_counts", counts, (hsize_t)ds->nclasses)) != FH_OK) goto fail;
+    if ((st = h5_dset_write_strs(f, "classes", ds->class_name, (hsize_t)ds->nclasses)) != FH_OK) goto fail;
+
+    gtr = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5CHK(gtr, "HDF5: cannot create group /train");
+    if ((st = write_table(gtr, &ds->train, perm)) != FH_OK) goto fail;
+    hsize_t no = (hsize_t)meta->clients + 1;
+    if ((st = h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, offsets)) != FH_OK) goto fail;
+    if (client_name && (st = h5_dset_write_strs(gtr, "client_name", client_name, (hsize_t)meta->clients)) != FH_OK) goto fail;
+    gte = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5CHK(gte, "HDF5: cannot create group /test");
+    if ((st = write_table(gte, &ds->test, NULL)) != FH_OK) goto fail;
+    if (ds->enc && (st = write_encoding(f, ds->enc)) != FH_OK) goto fail;
+    H5Gclose(gtr);
+    H5Gclose(gte);
+    gtr = gte = H5I_INVALID_HID;
+    H5CHK(H5Fclose(f), "%s: cannot close the file", tmp);
+    f = H5I_INVALID_HID;
+    free(counts);
+    return h5_commit_rename(tmp, path);
+fail:
+    if (gtr >= 0) H5Gclose(gtr);
+    if (gte >= 0) H5Gclose(gte);
+    if (f >= 0) H5Fclose(f);
+    unlink(tmp);
+    free(counts);
+    return st;
+}
+
+/* ---- open and read (parallel) --------------------------------------------------------------- */
+
+static fh_status check_offsets(io_data *h)
+{
+    /* offsets must start at 0, never decrease, and end at train_rows: read in chunks */
+    const hsize_t chunk = 1 << 16;
+    int64_t *buf = malloc(chunk * sizeof *buf);
+    FH_CHECK_ALLOC(buf);
+    fh_status st = FH_OK, st_fail = FH_EINPUT;
+    hid_t fs = H5Dget_space(h->off_d), ms = H5I_INVALID_HID;
+    int64_t prev = 0;
+    hsize_t total = (hsize_t)h->meta.clients + 1;
+    H5CHK(fs, "%s: client_offsets has no dataspace", h->path);
+    for (hsize_t at = 0; at < total; at += chunk) {
+        hsize_t k = total - at < chunk ? total - at : chunk;
+        H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, &at, NULL, &k, NULL), "%s: bad selection", h->path);
+        ms = H5Screate_simple(1, &k, NULL);
+        H5CHK(ms, "%s: cannot make a dataspace", h->path);
+        H5CHK(H5Dread(h->off_d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf),
+              "%s: /train/client_offsets cannot be read (truncated file?)", h->path);
+        H5Sclose(ms);
+        ms = H5I_INVALID_HID;
+        for (hsize_t i = 0; i < k; i++) {
+            if ((at == 0 && i == 0 && buf[0] != 0) || buf[i] < prev) {
+                st = fh_error_set(FH_EINPUT, "%s: /train/client_offsets: expected non-decreasing offsets from 0", h->path);
+                goto fail;
+            }
+            prev = buf[i];
+        }
+    }
+    if (prev != h->meta.train_rows)
+        st = fh_error_set(FH_EINPUT, "%s: /train/client_offsets: expected to end at train_rows = %lld, ends at %lld",
+                          h->path, (long long)h->meta.train_rows, (long long)prev);
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    free(buf);
+    return st;
+}
+
+static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
+{
+    fh_status st = FH_OK, st_fail = FH_EINPUT;
+    hid_t fapl = H5I_INVALID_HID;
+    io_data_meta *m = &h->meta;
+    snprintf(h->path, sizeof h->path, "%s", path);
+    if (access(path, R_OK) != 0)
+        return fh_error_set(FH_EINPUT, "%s: cannot read the data file (run `fedhpc prepare` first?)", path);
+    if (H5Fis_hdf5(path) <= 0)
+        return fh_error_set(FH_EINPUT, "%s: not a readable HDF5 file (truncated or not made by fedhpc prepare)", path);
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5CHK(fapl, "HDF5: cannot create a file access list");
+    if (c && c->size > 1) H5CHK(H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL), "HDF5: cannot set MPI-IO");
+    h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    fapl = H5I_INVALID_HID;
+    H5CHK(h->file, "%s: not a readable HDF5 file (truncated or not made by fedhpc prepare)", path);
+    char fmt[64];
+    int64_t v;
+    FH_TRY(h5_attr_read_str(h->file, "format", fmt, sizeof fmt, path));
+    if (strcmp(fmt, "fedhpc-data") != 0)
+        return fh_error_set(FH_EINPUT, "%s: expected a fedhpc data file (format 'fedhpc-data'), found format '%s'", path, fmt);
+    FH_TRY(h5_attr_read_i64(h->file, "version", &v, 1, path));
+    if (v != IO_DATA_VERSION)
+        return fh_error_set(FH_EINPUT, "%s: data format version %lld; this fedhpc reads version %d (re-run fedhpc prepare)", path, (long long)v, IO_DATA_VERSION);
+    FH_TRY(h5_attr_read_str(h->file, "dataset", m->dataset, sizeof m->dataset, path));
+    FH_TRY(h5_attr_read_str(h->file, "partition", m->partition, sizeof m->partition, path));
+    FH_TRY(h5_attr_read_f64(h->file, "alpha", &m->alpha, path));
+    FH_TRY(h5_attr_read_i64(h->file, "seed", &m->seed, 1, path));
+    FH_TRY(h5_attr_read_i64(h->file, "features", &v, 1, path));
+    m->features = (int32_t)v;
+    FH_TRY(h5_attr_read_i64(h->file, "classes", &v, 1, path));
+    m->classes = (int32_t)v;
+    FH_TRY(h5_attr_read_i64(h->file, "clients", &v, 1, path));
+    m->clients = (int32_t)v;
+    FH_TRY(h5_attr_read_i64(h->file, "train_rows", &m->train_rows, 1, path));
+    FH_TRY(h5_attr_read_i64(h->file, "test_rows", &m->test_rows, 1, path));
+    if (m->features < 1 || m->classes < 2 || m->clients < 1 || m->train_rows < m->clients || m->test_rows < 0)
+        return fh_error_set(FH_EINPUT, "%s: inconsistent metadata (features %d, classes %d, clients %d, train_rows %lld)",
+                            path, m->features, m->classes, m->clients, (long long)m->train_rows);
+    /* shapes */
+    const char *xs[2] = {"train/x", "test/x"}, *ys[2] = {"train/y", "test/y"};
+    int64_t rows[2] = {m->train_rows, m->test_rows};
+    for (int s = 0; s < 2; s++) {
+        hsize_t dx[2], dy[1];
+        FH_TRY(h5_dset_shape(h->file, xs[s], 2, dx, path));
+        FH_TRY(h5_dset_shape(h->file, ys[s], 1, dy, path));
+        if (dx[0] != (hsize_t)rows[s] || dx[1] != (hsize_t)m->features || dy[0] != (hsize_t)rows[s])
+            return fh_error_set(FH_EINPUT, "%s: /%s: expected [%lld, %d] rows x features, found [%llu, %llu]", path,
+                                xs[s], (long long)rows[s], m->features, (unsigned long long)dx[0], (unsigned long long)dx[1]);
+        h->x_d[s] = H5Dopen2(h->file, xs[s], H5P_DEFAULT);
+        h->y_d[s] = H5Dopen2(h->file, ys[s], H5P_DEFAULT);
+        H5CHK(h->x_d[s], "%s: cannot open /%s", path, xs[s]);
+        H5CHK(h->y_d[s], "%s: cannot open /%s", path, ys[s]);
+    }
+    hsize_t doff[1];
+    FH_TRY(h5_dset_shape(h->file, "train/client_offsets", 1, doff, path));
+    if (doff[0] != (hsize_t)m->clients + 1)
+        return fh_error_set(FH_EINPUT, "%s: /train/client_offsets: expected %d values (clients + 1)", path, m->clients + 1);
+    h->off_d = H5Dopen2(h->file, "train/client_offsets", H5P_DEFAULT);
+    H5CHK(h->off_d, "%s: cannot open /train/client_offsets", path);
+    m->has_client_names = H5Lexists(h->file, "train/client_name", H5P_DEFAULT) > 0;
+    FH_TRY(check_offsets(h));
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
+    return st;
+}
+
+fh_status io_data_open(const char *path, const comm_t *c, io_data **out, io_data_meta *meta)
+{
+    h5_quiet();
+    *out = NULL;
+    io_data *h = calloc(1, sizeof *h);
+    FH_CHECK_ALLOC(h);
+    h->file = h->off_d = H5I_INVALID_HID;
+    for (int s = 0; s < 2; s++) h->x_d[s] = h->y_d[s] = H5I_INVALID_HID;
+    fh_status st = open_checked(path, c, h);
+    if (st != FH_OK) {
+        io_data_close(h);
+        return st;
+    }
+    *meta = h->meta;
+    *out = h;
+    return FH_OK;
+}
+
+void io_data_close(io_data *h)
+{
+    if (!h) return;
+    for (int s = 0; s < 2; s++) {
+        if (h->x_d[s] >= 0) H5Dclose(h->x_d[s]);
+        if (h->y_d[s] >= 0) H5Dclose(h->y_d[s]);
+    }
+    if (h->off_d >= 0) H5Dclose(h->off_d);
+    if (h->file >= 0) H5Fclose(h->file);
+    free(h);
+}
+
+fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,
+                                int64_t *count)
+{
+    if (n == 0) return FH_OK;
+    hsize_t np = 2 * (hsize_t)n;
+    hsize_t *coord = malloc(np * sizeof *coord);
+    int64_t *buf = malloc(np * sizeof *buf);
+    fh_status st = FH_OK, st_fail = FH_EIO;
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    if (!coord || !buf) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto fail; }
+    for (int32_t i = 0; i < n; i++) {
+        if (clients[i] < 0 || clients[i] >= h->meta.clients) {
+            st = fh_error_set(FH_EINTERNAL, "client %d out of range", clients[i]);
+            goto fail;
+        }
+        coord[2 * i] = (hsize_t)clients[i];
+        coord[2 * i + 1] = (hsize_t)clients[i] + 1;
+    }
+    fs = H5Dget_space(h->off_d);
+    H5CHK(fs, "%s: client_offsets has no dataspace", h->path);
+    H5CHK(H5Sselect_elements(fs, H5S_SELECT_SET, np, coord), "%s: cannot select client offsets", h->path);
+    ms = H5Screate_simple(1, &np, NULL);
+    H5CHK(ms, "HDF5: cannot make a dataspace");
+    H5CHK(H5Dread(h->off_d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf), "%s: cannot read client offsets", h->path);
+    for (int32_t i = 0; i < n; i++) {
+        start[i] = buf[2 * i];
+        count[i] = buf[2 * i + 1] - buf[2 * i];
+    }
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    free(coord);
+    free(buf);
+    return st;
+}
+
+fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
+                              const int64_t *count, float *x, int32_t *y)
+{
+    int s = strcmp(split, "test") == 0;
+    int64_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += count[i];
+    if (total == 0) return FH_OK;
+    /* Ranges may come in any order; HDF5 hyperslab unions are read in file order, so read each
+     * range with its own selection when they are not increasing. Increasing ranges (the usual
+     * case: sorted clients) go in one read. */
+    int sorted = 1;
+    for (int32_t i = 1; i < n; i++)
+        if (start[i] < start[i - 1] + count[i - 1]) sorted = 0;
+    fh_status st = FH_OK, st_fail = FH_EINPUT;
+    hid_t fx = H5Dget_space(h->x_d[s]), fy = H5Dget_space(h->y_d[s]), mx = H5I_INVALID_HID, my = H5I_INVALID_HID;
+    H5CHK(fx, "%s: no dataspace", h->path);
+    H5CHK(fy, "%s: no dataspace", h->path);
+    int32_t i0 = 0;
+    int64_t row = 0;
+    while (i0 < n) {
+        int32_t i1 = sorted ? n : i0 + 1;
+        H5CHK(H5Sselect_none(fx), "HDF5 select");
+        H5CHK(H5Sselect_none(fy), "HDF5 select");
+        int64_t k = 0;
+        for (int32_t i = i0; i < i1; i++) {
+            if (count[i] == 0) continue;
+            hsize_t ox[2] = {(hsize_t)start[i], 0}, cx[2] = {(hsize_t)count[i], (hsize_t)h->meta.features};
+            hsize_t oy = (hsize_t)start[i], cy = (hsize_t)count[i];
+            H5CHK(H5Sselect_hyperslab(fx, H5S_SELECT_OR, ox, NULL, cx, NULL), "%s: bad row range", h->path);
+            H5CHK(H5Sselect_hyperslab(fy, H5S_SELECT_OR, &oy, NULL, &cy, NULL), "%s: bad row range", h->path);
+            k += count[i];
+        }
+        if (k > 0) {
+            hsize_t mdx[2] = {(hsize_t)k, (hsize_t)h->meta.features}, mdy = (hsize_t)k;
+            mx = H5Screate_simple(2, mdx, NULL);
+            my = H5Screate_simple(1, &mdy, NULL);
+            H5CHK(mx, "HDF5 dataspace");
+            H5CHK(my, "HDF5 dataspace");
+            H5CHK(H5Dread(h->x_d[s], H5T_NATIVE_FLOAT, mx, fx, H5P_DEFAULT, x + row * h->meta.features),
+                  "%s: /%s/x cannot be read (truncated file?)", h->path, split);
+            H5CHK(H5Dread(h->y_d[s], H5T_NATIVE_INT32, my, fy, H5P_DEFAULT, y + row),
+                  "%s: /%s/y cannot be read (truncated file?)", h->path, split);
+            H5Sclose(mx);
+            H5Sclose(my);
+            mx = my = H5I_INVALID_HID;
+        }
+        row += k;
+        i0 = i1;
+    }
+    for (int64_t r = 0; r < total; r++)
+        if (y[r] < 0 || y[r] >= h->meta.classes) {
+            st = fh_error_set(FH_EINPUT, "%s: /%s/y: label %d outside [0, %d)", h->path, split, y[r], h->meta.classes);
+            goto fail;
+        }
+fail:
+    if (mx >= 0) H5Sclose(mx);
+    if (my >= 0) H5Sclose(my);
+    if (fx >= 0) H5Sclose(fx);
+    if (fy >= 0) H5Sclose(fy);
+    return st;
+}
+
+fh_status io_data_class_counts(io_data *h, int64_t *out)
+{
+    return h5_attr_read_i64(h->file, "train_class_counts", out, (hsize_t)h->meta.classes, h->path);
+}
+
+fh_status io_data_class_names(io_data *h, char (*out)[64])
+{
+    return h5_dset_read_strs(h->file, "classes", (char *)out, (hsize_t)h->meta.classes, 64, h->path);
+}

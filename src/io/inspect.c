@@ -1,0 +1,131 @@
+/* `fedhpc inspect FILE.h5`: a human summary of any fedhpc HDF5 file. */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/io.h"
+#include "h5util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static fh_status inspect_data(const char *path)
+{
+    io_data *h = NULL;
+    io_data_meta m;
+    FH_TRY(io_data_open(path, NULL, &h, &m));
+    int32_t C = m.clients, K = m.classes;
+    int64_t *start = malloc((size_t)C * sizeof *start), *count = malloc((size_t)C * sizeof *count);
+    int64_t *sorted = malloc((size_t)C * sizeof *sorted), *hist = calloc((size_t)K, sizeof *hist);
+    int64_t *cls = calloc((size_t)K, sizeof *cls);
+    int32_t *ids = malloc((size_t)C * sizeof *ids), *y = malloc((size_t)(m.train_rows ? m.train_rows : 1) * sizeof *y);
+    float *xrow = malloc((size_t)m.features * sizeof *xrow);
+    char (*names)[64] = calloc((size_t)K, 64);
+    fh_status st = FH_OK;
+    if (!start || !count || !sorted || !hist || !cls || !ids || !y || !xrow || !names) {
+        st = fh_error_set(FH_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int32_t c = 0; c < C; c++) ids[c] = c;
+    if ((st = io_data_client_ranges(h, ids, C, start, count)) != FH_OK) goto out;
+    /* labels only: read y through the row ranges of x would read features too; read y by client */
+    int64_t s0 = 0, n = m.train_rows;
+    (void)s0;
+    if ((st = io_data_class_counts(h, cls)) != FH_OK) goto out;
+    if ((st = io_data_class_names(h, names)) != FH_OK) goto out;
+    printf("%s: fedhpc data set (format version %d)\n", path, IO_DATA_VERSION);
+    printf("  dataset     %s\n  partition   %s (alpha %g, seed %lld)\n", m.dataset, m.partition, m.alpha, (long long)m.seed);
+    printf("  features    %d\n  classes     %d\n  train rows  %lld\n  test rows   %lld\n  clients     %d%s\n",
+           m.features, K, (long long)n, (long long)m.test_rows, C, m.has_client_names ? " (named)" : "");
+    printf("  class counts (train):");
+    for (int32_t k = 0; k < K; k++) printf(" %s=%lld", names[k], (long long)cls[k]);
+    printf("\n");
+    memcpy(sorted, count, (size_t)C * sizeof *sorted);
+    qsort(sorted, (size_t)C, sizeof *sorted, cmp_i64);
+    printf("  rows per client: min %lld, median %lld, max %lld\n", (long long)sorted[0],
+           (long long)sorted[C / 2], (long long)sorted[C - 1]);
+    /* label skew: per client, the fraction of its most frequent class, and classes present */
+    double sum_top = 0, sum_present = 0;
+    int32_t per = 4096;
+    for (int32_t c0 = 0; c0 < C; c0 += per) {
+        int32_t c1 = c0 + per < C ? c0 + per : C;
+        int64_t rows = start[c1 - 1] + count[c1 - 1] - start[c0];
+        float *xb = malloc((size_t)(rows ? rows : 1) * (size_t)m.features * sizeof *xb);
+        if (!xb) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto out; }
+        int64_t cs = start[c0], cc = rows;
+        st = io_data_read_ranges(h, "train", 1, &cs, &cc, xb, y);
+        free(xb);
+        if (st != FH_OK) goto out;
+        for (int32_t c = c0; c < c1; c++) {
+            memset(hist, 0, (size_t)K * sizeof *hist);
+            for (int64_t r = start[c]; r < start[c] + count[c]; r++) hist[y[r - start[c0]]]++;
+            int64_t top = 0, present = 0;
+            for (int32_t k = 0; k < K; k++) {
+                if (hist[k] > top) top = hist[k];
+                present += hist[k] > 0;
+            }
+            sum_top += count[c] ? (double)top / (double)count[c] : 0;
+            sum_present += (double)present;
+        }
+    }
+    printf("  label skew: mean share of a client's top class %.3f (IID would be about %.3f); mean classes per client %.2f of %d\n",
+           sum_top / C, (double)sorted[C - 1] > 0 ? 1.0 / K : 0.0, sum_present / C, K);
+out:
+    free(start); free(count); free(sorted); free(hist); free(cls); free(ids); free(y); free(xrow); free(names);
+    io_data_close(h);
+    return st;
+}
+
+static fh_status inspect_model(const char *path, hid_t f)
+{
+    char model[64], alg[64];
+    int64_t in, classes, nparams, rounds, seed;
+    FH_TRY(h5_attr_read_str(f, "model", model, sizeof model, path));
+    FH_TRY(h5_attr_read_str(f, "algorithm", alg, sizeof alg, path));
+    FH_TRY(h5_attr_read_i64(f, "in", &in, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "classes", &classes, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "nparams", &nparams, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "rounds", &rounds, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "seed", &seed, 1, path));
+    float *p = malloc((size_t)nparams * sizeof *p);
+    FH_CHECK_ALLOC(p);
+    int64_t n = nparams;
+    fh_status st = io_model_read(path, p, &n);
+    if (st == FH_OK) {
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++) ss += (double)p[i] * p[i];
+        printf("%s: fedhpc model (format version %d)\n  model       %s, %lld inputs, %lld classes\n"
+               "  parameters  %lld (L2 norm %.6g)\n  trained     %s, %lld rounds, seed %lld\n",
+               path, IO_MODEL_VERSION, model, (long long)in, (long long)classes, (long long)n, sqrt(ss), alg,
+               (long long)rounds, (long long)seed);
+    }
+    free(p);
+    return st;
+}
+
+fh_status io_inspect(const char *path)
+{
+    h5_quiet();
+    if (access(path, R_OK) != 0) return fh_error_set(FH_EINPUT, "%s: cannot read the file", path);
+    if (H5Fis_hdf5(path) <= 0) return fh_error_set(FH_EINPUT, "%s: not an HDF5 file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return fh_error_set(FH_EINPUT, "%s: cannot open the HDF5 file (truncated?)", path);
+    char fmt[64];
+    fh_status st = h5_attr_read_str(f, "format", fmt, sizeof fmt, path);
+    if (st == FH_OK) {
+        if (strcmp(fmt, "fedhpc-data") == 0) {
+            H5Fclose(f);
+            return inspect_data(path);
+        }
+        if (strcmp(fmt, "fedhpc-model") == 0) st = inspect_model(path, f);
+        else st = fh_error_set(FH_EINPUT, "%s: unknown fedhpc format '%s'", path, fmt);
+    }
+    H5Fclose(f);
+    return st;
+}

@@ -1,0 +1,167 @@
+/* Evaluation metrics (loss, accuracy, macro-F1, binary ROC-AUC): see include/fedhpc/model.h.
+ *
+ * metrics_eval (all rows at once) and model_evaluate (batches through model_predict) share one
+ * accumulator, so both give the same numbers for the same probabilities: it sums the loss in
+ * row order, keeps a confusion matrix and, for binary tasks, the n scores p(class 1) split by
+ * label (positives from the front of one buffer, negatives from its back) for the AUC.
+ */
+#include "fedhpc/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int32_t classes;
+    int64_t cap;      /* rows the score buffer holds (binary tasks)                     */
+    int64_t n;        /* rows added so far                                              */
+    double loss_sum;  /* sum of -log(max(p_y, 1e-12))                                    */
+    int64_t correct;  /* rows whose argmax is the label                                  */
+    int64_t *conf;    /* [classes, classes]: conf[true * classes + predicted]            */
+    double *score;    /* [cap] binary only: p(class 1); positives at [0, npos),
+                         negatives at [cap - nneg, cap)                                   */
+    int64_t npos, nneg;
+    int score_nan;    /* a NaN score was seen (AUC undefined)                            */
+} metrics_acc;
+
+static void metrics_acc_free(metrics_acc *a)
+{
+    free(a->conf);
+    free(a->score);
+    memset(a, 0, sizeof *a);
+}
+
+/* An accumulator for up to n rows of `classes` classes. */
+static fh_status metrics_acc_init(metrics_acc *a, int32_t classes, int64_t n)
+{
+    memset(a, 0, sizeof *a);
+    if (n <= 0) return fh_error_set(FH_EINPUT, "metrics: no rows to evaluate");
+    if (classes < 2) return fh_error_set(FH_EINPUT, "metrics: %d classes (need at least 2)", classes);
+    a->classes = classes;
+    a->cap = n;
+    a->conf = fh_calloc((size_t)classes * (size_t)classes, sizeof *a->conf);
+    FH_CHECK_ALLOC(a->conf);
+    if (classes == 2) {
+        a->score = fh_calloc((size_t)n, sizeof *a->score);
+        if (!a->score) {
+            metrics_acc_free(a);
+            return fh_error_set(FH_ENOMEM, "out of memory at %s:%d", __FILE__, __LINE__);
+        }
+    }
+    return FH_OK;
+}
+
+/* Add k rows: probs [k, classes], labels y [k]. */
+static fh_status metrics_acc_add(metrics_acc *a, const float *probs, const int32_t *y, int64_t k)
+{
+    const int32_t c = a->classes;
+    if (k > a->cap - a->n)
+        return fh_error_set(FH_EINTERNAL, "internal error at %s:%d: more rows than announced",
+                            __FILE__, __LINE__);
+    for (int64_t i = 0; i < k; i++) {
+        const int32_t yi = y[i];
+        if (yi < 0 || yi >= c)
+            return fh_error_set(FH_EINPUT, "metrics: label %d of row %lld outside [0, %d)", yi,
+                                (long long)(a->n + i), c);
+        const float *p = probs + (size_t)i * (size_t)c; /* [c] */
+        double py = p[yi];
+        if (py < 1e-12) py = 1e-12; /* NaN stays NaN */
+        a->loss_sum -= log(py);
+        int32_t best = 0; /* argmax, ties to the lowest index */
+        for (int32_t j = 1; j < c; j++)
+            if (p[j] > p[best]) best = j;
+        a->correct += best == yi;
+        a->conf[(size_t)yi * (size_t)c + (size_t)best]++;
+        if (a->score) {
+            const double s = p[1];
+            if (isnan(s)) a->score_nan = 1;
+            if (yi == 1) a->score[a->npos++] = s;
+            else a->score[a->cap - ++a->nneg] = s;
+        }
+    }
+    a->n += k;
+    return FH_OK;
+}
+
+static int metrics_cmp_f64(const void *pa, const void *pb)
+{
+    const double x = *(const double *)pa, y = *(const double *)pb;
+    return (x > y) - (x < y);
+}
+
+/* ROC-AUC = P(score_pos > score_neg) + 0.5 P(equal) (the Mann-Whitney U statistic with
+ * average ranks for ties, over npos * nneg). Sorts the score buffer in place. */
+static double metrics_auc(metrics_acc *a)
+{
+    if (!a->score || a->npos == 0 || a->nneg == 0 || a->score_nan) return NAN;
+    double *pos = a->score, *neg = a->score + (a->cap - a->nneg);
+    qsort(pos, (size_t)a->npos, sizeof *pos, metrics_cmp_f64);
+    qsort(neg, (size_t)a->nneg, sizeof *neg, metrics_cmp_f64);
+    double u = 0.0;
+    int64_t lt = 0, le = 0; /* negatives < s and <= s, for the current positive score s */
+    for (int64_t i = 0; i < a->npos; i++) {
+        const double s = pos[i];
+        while (lt < a->nneg && neg[lt] < s) lt++;
+        if (le < lt) le = lt;
+        while (le < a->nneg && neg[le] <= s) le++;
+        u += (double)lt + 0.5 * (double)(le - lt);
+    }
+    return u / ((double)a->npos * (double)a->nneg);
+}
+
+static void metrics_acc_finish(metrics_acc *a, metrics_t *out)
+{
+    const int32_t c = a->classes;
+    out->loss = a->loss_sum / (double)a->n;
+    out->accuracy = (double)a->correct / (double)a->n;
+    double f1 = 0.0;
+    int32_t counted = 0;
+    for (int32_t k = 0; k < c; k++) {
+        int64_t tp = a->conf[(size_t)k * c + k], fp = 0, fn = 0;
+        for (int32_t j = 0; j < c; j++) {
+            if (j == k) continue;
+            fp += a->conf[(size_t)j * c + k]; /* true j, predicted k */
+            fn += a->conf[(size_t)k * c + j]; /* true k, predicted j */
+        }
+        if (tp + fp + fn == 0) continue; /* no support and never predicted */
+        f1 += 2.0 * (double)tp / (double)(2 * tp + fp + fn);
+        counted++;
+    }
+    out->f1 = counted ? f1 / counted : NAN;
+    out->auc = metrics_auc(a);
+}
+
+fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t classes,
+                       metrics_t *out)
+{
+    metrics_acc a;
+    FH_TRY(metrics_acc_init(&a, classes, n));
+    fh_status st = metrics_acc_add(&a, probs, y, n);
+    if (st == FH_OK) metrics_acc_finish(&a, out);
+    metrics_acc_free(&a);
+    return st;
+}
+
+fh_status model_evaluate(const model_t *m, const float *params, const float *x, const int32_t *y,
+                         int64_t n, model_ws *ws, int32_t max_batch, metrics_t *out)
+{
+    if (max_batch < 1) return fh_error_set(FH_EINPUT, "evaluate: batch of %d rows", max_batch);
+    metrics_acc a;
+    FH_TRY(metrics_acc_init(&a, m->classes, n));
+    const int64_t rows = n < max_batch ? n : max_batch;
+    float *probs = malloc((size_t)rows * (size_t)m->classes * sizeof *probs); /* [rows, classes] */
+    if (!probs) {
+        metrics_acc_free(&a);
+        return fh_error_set(FH_ENOMEM, "out of memory at %s:%d", __FILE__, __LINE__);
+    }
+    fh_status st = FH_OK;
+    for (int64_t r = 0; r < n && st == FH_OK; r += rows) {
+        const int32_t k = (int32_t)(n - r < rows ? n - r : rows);
+        model_predict(m, params, x + (size_t)r * (size_t)m->in, k, probs, ws);
+        st = metrics_acc_add(&a, probs, y + r, k);
+    }
+    if (st == FH_OK) metrics_acc_finish(&a, out);
+    free(probs);
+    metrics_acc_free(&a);
+    return st;
+}

@@ -1,0 +1,336 @@
+/* Dense models on one flat float32 parameter buffer: see include/fedhpc/model.h.
+ *
+ * Buffer layout (model_create): W_0 [fan_in_0, fan_out_0], b_0 [fan_out_0], W_1, b_1, ...
+ * contiguous and row-major. A forward pass computes, for layer l with input A_{l-1}
+ * (A_{-1} = x):
+ *     Z_l = A_{l-1} W_l + b_l          [n, fan_out_l]   (cblas_sgemm, beta = 1 on a bias copy)
+ *     A_l = relu(Z_l)                  hidden layers
+ *     output: softmax(Z_L) or, for binary logreg, sigmoid of the single logit.
+ * The backward pass turns dLoss/dZ_L into dLoss/dW_l = A_{l-1}^T D_l, dLoss/db_l = colsum(D_l)
+ * and D_{l-1} = (D_l W_l^T) * relu'(Z_{l-1}), all products with cblas_sgemm. No allocation
+ * happens in model_loss_grad or model_predict: everything lives in the model_ws.
+ */
+#include "fedhpc/model.h"
+#include "fedhpc/rng.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- types ------------------------------------------------------------------------------ */
+
+fh_status model_parse_type(const char *s, model_type *out)
+{
+    if (s && strcmp(s, "logreg") == 0) {
+        *out = MODEL_LOGREG;
+        return FH_OK;
+    }
+    if (s && strcmp(s, "mlp") == 0) {
+        *out = MODEL_MLP;
+        return FH_OK;
+    }
+    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp", s ? s : "(null)");
+}
+
+const char *model_type_name(model_type t)
+{
+    switch (t) {
+    case MODEL_LOGREG: return "logreg";
+    case MODEL_MLP: return "mlp";
+    }
+    return "unknown";
+}
+
+/* True when the model has a single sigmoid output (binary logistic regression). */
+static int model_is_binary_logit(const model_t *m)
+{
+    return m->type == MODEL_LOGREG && m->classes == 2;
+}
+
+fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
+                       const int32_t *hidden, int32_t nhidden)
+{
+    memset(m, 0, sizeof *m);
+    if (type != MODEL_LOGREG && type != MODEL_MLP)
+        return fh_error_set(FH_EINPUT, "model type %d: expected logreg or mlp", (int)type);
+    if (in < 1) return fh_error_set(FH_EINPUT, "model: %d input features (need at least 1)", in);
+    if (classes < 2) return fh_error_set(FH_EINPUT, "model: %d classes (need at least 2)", classes);
+
+    int32_t width[MODEL_MAX_LAYERS]; /* fan_out of each layer */
+    int32_t nl = 0;
+    if (type == MODEL_MLP) {
+        if (nhidden < 1 || nhidden > MODEL_MAX_LAYERS - 1)
+            return fh_error_set(FH_EINPUT, "mlp: %d hidden layers (expected 1 to %d)", nhidden,
+                                MODEL_MAX_LAYERS - 1);
+        if (!hidden) return fh_error_set(FH_EINPUT, "mlp: no hidden layer widths given");
+        for (int32_t l = 0; l < nhidden; l++) {
+            if (hidden[l] < 1)
+                return fh_error_set(FH_EINPUT, "mlp: hidden layer %d has width %d (need at least 1)",
+                                    l + 1, hidden[l]);
+            width[nl++] = hidden[l];
+        }
+        width[nl++] = classes;
+    } else {
+        width[nl++] = classes == 2 ? 1 : classes;
+    }
+
+    m->type = type;
+    m->in = in;
+    m->classes = classes;
+    m->nlayers = nl;
+    m->class_weight = NULL;
+    int64_t off = 0;
+    for (int32_t l = 0; l < nl; l++) {
+        const int64_t fi = l == 0 ? in : width[l - 1], fo = width[l];
+        const int64_t size = fi * fo + fo; /* < 2^63 since fi, fo < 2^31 */
+        if (off > INT64_MAX - size) {
+            memset(m, 0, sizeof *m);
+            return fh_error_set(FH_EINPUT, "model: too many parameters");
+        }
+        m->fan_in[l] = (int32_t)fi;
+        m->fan_out[l] = (int32_t)fo;
+        m->w_off[l] = off;
+        m->b_off[l] = off + fi * fo;
+        off += size;
+    }
+    m->nparams = off;
+    return FH_OK;
+}
+
+void model_init_params(const model_t *m, float *params, uint64_t seed)
+{
+    memset(params, 0, (size_t)m->nparams * sizeof *params);
+    if (m->type == MODEL_LOGREG) return;
+    rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
+    for (int32_t l = 0; l < m->nlayers; l++) {
+        const double fi = m->fan_in[l], fo = m->fan_out[l];
+        const int output = l == m->nlayers - 1;
+        /* He-uniform for layers feeding a ReLU, Glorot-uniform for the output layer */
+        const double limit = output ? sqrt(6.0 / (fi + fo)) : sqrt(6.0 / fi);
+        float *w = params + m->w_off[l]; /* [fan_in, fan_out] */
+        const int64_t nw = (int64_t)m->fan_in[l] * m->fan_out[l];
+        for (int64_t i = 0; i < nw; i++) w[i] = (float)((2.0 * rng_uniform(&r) - 1.0) * limit);
+        /* biases stay zero (no draws) */
+    }
+}
+
+/* ---- workspace -------------------------------------------------------------------------- */
+
+struct model_ws {
+    int32_t max_batch;                /* rows the buffers hold                              */
+    int32_t nlayers;                  /* shape of the model the ws was made for             */
+    int32_t width[MODEL_MAX_LAYERS];  /* fan_out of each layer                              */
+    float *act[MODEL_MAX_LAYERS];     /* [max_batch, width[l]]: hidden A_l = relu(Z_l);
+                                         for the last layer the logits Z_L                  */
+    float *delta[2];                  /* [max_batch, max width] each: D_l, ping-pong        */
+    float *buf;                       /* the one allocation the views above point into      */
+};
+
+/* *total += a * b floats, unless that would not fit a size_t byte count. */
+static int model_ws_add(size_t *total, size_t a, size_t b)
+{
+    const size_t limit = SIZE_MAX / sizeof(float);
+    if (b && a > limit / b) return 0;
+    if (a * b > limit - *total) return 0;
+    *total += a * b;
+    return 1;
+}
+
+model_ws *model_ws_create(const model_t *m, int32_t max_batch)
+{
+    if (!m || max_batch < 1 || m->nlayers < 1 || m->nlayers > MODEL_MAX_LAYERS) return NULL;
+    model_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    ws->max_batch = max_batch;
+    ws->nlayers = m->nlayers;
+    const size_t B = (size_t)max_batch;
+    size_t total = 0, maxw = 0;
+    int ok = 1;
+    for (int32_t l = 0; l < m->nlayers; l++) {
+        ws->width[l] = m->fan_out[l];
+        if ((size_t)m->fan_out[l] > maxw) maxw = (size_t)m->fan_out[l];
+        ok = ok && model_ws_add(&total, B, (size_t)m->fan_out[l]);
+    }
+    ok = ok && model_ws_add(&total, B, maxw) && model_ws_add(&total, B, maxw);
+    if (ok) ws->buf = malloc(total * sizeof *ws->buf);
+    if (!ws->buf) {
+        free(ws);
+        return NULL;
+    }
+    float *p = ws->buf;
+    for (int32_t l = 0; l < m->nlayers; l++) {
+        ws->act[l] = p;
+        p += B * (size_t)ws->width[l];
+    }
+    ws->delta[0] = p;
+    ws->delta[1] = p + B * maxw;
+    return ws;
+}
+
+void model_ws_free(model_ws *ws)
+{
+    if (!ws) return;
+    free(ws->buf);
+    free(ws);
+}
+
+/* ---- forward / backward ----------------------------------------------------------------- */
+
+/* Forward pass of n rows x[n, in]: hidden activations into ws->act[0..L-2], output logits
+ * Z_L [n, fan_out_L] into ws->act[L-1]. */
+static void model_forward(const model_t *m, const float *params, const float *x, int32_t n,
+                          model_ws *ws)
+{
+    const float *a_in = x; /* [n, fan_in_l] */
+    for (int32_t l = 0; l < m->nlayers; l++) {
+        const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
+        const float *w = params + m->w_off[l]; /* [fi, fo] */
+        const float *b = params + m->b_off[l]; /* [fo]     */
+        float *z = ws->act[l];                 /* [n, fo]  */
+        for (int32_t i = 0; i < n; i++) memcpy(z + (size_t)i * fo, b, (size_t)fo * sizeof *z);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fo, fi, 1.0f, a_in, fi, w, fo,
+                    1.0f, z, fo);
+        if (l < m->nlayers - 1) {
+            const size_t cnt = (size_t)n * (size_t)fo;
+            for (size_t k = 0; k < cnt; k++) z[k] = z[k] > 0.0f ? z[k] : 0.0f;
+        }
+        a_in = z;
+    }
+}
+
+/* Stable sigmoid. */
+static inline float model_sigmoid(float z)
+{
+    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
+    const float e = expf(z);
+    return e / (1.0f + e);
+}
+
+/* Loss of the output logits Z [n, out] and dLoss/dZ of the mean loss into d [n, out].
+ * Returns the sum over rows of the class-weighted cross-entropy. */
+static double model_output_loss(const model_t *m, const float *z, const int32_t *y, int32_t n,
+                                float *d)
+{
+    const float *cw = m->class_weight;
+    const float inv_n = 1.0f / (float)n;
+    double loss = 0.0;
+    if (model_is_binary_logit(m)) {
+        /* CE = softplus(z) - y z = max(z, 0) + log1p(exp(-|z|)) - y z; dCE/dz = sigmoid(z) - y */
+        for (int32_t i = 0; i < n; i++) {
+            const float zi = z[i], yi = (float)y[i];
+            const float wi = cw ? cw[y[i]] : 1.0f;
+            const float sp = (zi > 0.0f ? zi : 0.0f) + log1pf(expf(-fabsf(zi)));
+            loss += (double)(wi * (sp - yi * zi));
+            d[i] = wi * inv_n * (model_sigmoid(zi) - yi);
+        }
+        return loss;
+    }
+    const int32_t c = m->classes;
+    for (int32_t i = 0; i < n; i++) {
+        const float *zi = z + (size_t)i * c; /* [c] */
+        float *di = d + (size_t)i * c;       /* [c] */
+        float mx = zi[0];
+        for (int32_t k = 1; k < c; k++) mx = zi[k] > mx ? zi[k] : mx;
+        float s = 0.0f;
+        for (int32_t k = 0; k < c; k++) {
+            di[k] = expf(zi[k] - mx);
+            s += di[k];
+        }
+        const int32_t yi = y[i];
+        const float wi = cw ? cw[yi] : 1.0f;
+        /* -log softmax(z)_y = log(sum exp(z - max)) - (z_y - max) */
+        loss += (double)(wi * (logf(s) - (zi[yi] - mx)));
+        const float scale = wi * inv_n / s;
+        for (int32_t k = 0; k < c; k++) di[k] *= scale;
+        di[yi] -= wi * inv_n;
+    }
+    return loss;
+}
+
+/* n == 0 gives loss 0 and a zero gradient. A contract violation (n > the ws's max_batch, or a
+ * label outside [0, classes)) gives NAN and a zero gradient, so callers' NaN checks catch it. */
+double model_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
+                       int32_t n, float *grad, model_ws *ws)
+{
+    if (n <= 0 || n > ws->max_batch) {
+        memset(grad, 0, (size_t)m->nparams * sizeof *grad);
+        return n == 0 ? 0.0 : NAN; /* NAN: contract violated (more rows than the ws holds) */
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes) {
+            memset(grad, 0, (size_t)m->nparams * sizeof *grad);
+            return NAN; /* a label outside [0, classes): loaders check this, so a bug */
+        }
+
+    model_forward(m, params, x, n, ws);
+    const int32_t L = m->nlayers;
+    int cur = 0;
+    float *d = ws->delta[cur]; /* D_l [n, fan_out_l] */
+    const double loss = model_output_loss(m, ws->act[L - 1], y, n, d);
+
+    for (int32_t l = L - 1; l >= 0; l--) {
+        const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
+        const float *a_in = l == 0 ? x : ws->act[l - 1]; /* [n, fi] */
+        float *gw = grad + m->w_off[l];                  /* [fi, fo] */
+        float *gb = grad + m->b_off[l];                  /* [fo]     */
+        /* dW_l = A_{l-1}^T D_l */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fi, fo, n, 1.0f, a_in, fi, d, fo,
+                    0.0f, gw, fo);
+        /* db_l = column sums of D_l */
+        memcpy(gb, d, (size_t)fo * sizeof *gb);
+        for (int32_t i = 1; i < n; i++) {
+            const float *di = d + (size_t)i * fo;
+            for (int32_t k = 0; k < fo; k++) gb[k] += di[k];
+        }
+        if (l == 0) break;
+        /* D_{l-1} = (D_l W_l^T) * relu'(Z_{l-1}); relu'(Z) = [A > 0] */
+        float *dp = ws->delta[1 - cur]; /* [n, fi] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fi, fo, 1.0f, d, fo,
+                    params + m->w_off[l], fo, 0.0f, dp, fi);
+        const float *a = ws->act[l - 1]; /* [n, fi] */
+        const size_t cnt = (size_t)n * (size_t)fi;
+        for (size_t k = 0; k < cnt; k++) dp[k] = a[k] > 0.0f ? dp[k] : 0.0f;
+        cur = 1 - cur;
+        d = dp;
+    }
+    return loss;
+}
+
+/* Probabilities of the logits z [n, out] into probs [n, classes]. */
+static void model_output_probs(const model_t *m, const float *z, int32_t n, float *probs)
+{
+    if (model_is_binary_logit(m)) {
+        for (int32_t i = 0; i < n; i++) {
+            const float p1 = model_sigmoid(z[i]);
+            probs[2 * (size_t)i] = 1.0f - p1;
+            probs[2 * (size_t)i + 1] = p1;
+        }
+        return;
+    }
+    const int32_t c = m->classes;
+    for (int32_t i = 0; i < n; i++) {
+        const float *zi = z + (size_t)i * c; /* [c] */
+        float *pi = probs + (size_t)i * c;   /* [c] */
+        float mx = zi[0];
+        for (int32_t k = 1; k < c; k++) mx = zi[k] > mx ? zi[k] : mx;
+        float s = 0.0f;
+        for (int32_t k = 0; k < c; k++) {
+            pi[k] = expf(zi[k] - mx);
+            s += pi[k];
+        }
+        const float inv = 1.0f / s;
+        for (int32_t k = 0; k < c; k++) pi[k] *= inv;
+    }
+}
+
+void model_predict(const model_t *m, const float *params, const float *x, int32_t n,
+                   float *probs, model_ws *ws)
+{
+    /* More rows than the ws holds are done in chunks of max_batch (still no allocation). */
+    for (int64_t r = 0; r < n; r += ws->max_batch) {
+        const int32_t k = (int32_t)(n - r < ws->max_batch ? n - r : ws->max_batch);
+        model_forward(m, params, x + (size_t)r * (size_t)m->in, k, ws);
+        model_output_probs(m, ws->act[m->nlayers - 1], k, probs + (size_t)r * (size_t)m->classes);
+    }
+}
