@@ -20,7 +20,7 @@ NP      ?= 4
 
 DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
            libopenblas-dev libscalapack-openmpi-dev libcunit1-dev libinih-dev zlib1g-dev \
-           libsodium-dev libgmp-dev gnuplot-nox
+           libsodium-dev libgmp-dev gnuplot-nox hdf5-tools
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/fl/*.c src/privacy/*.c)

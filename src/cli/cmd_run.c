@@ -182,7 +182,9 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = &cfg;
     ctx.world = w;
-    ctx.tty = isatty(STDOUT_FILENO);
+    /* Open MPI hands ranks a pseudo-terminal even when mpirun's output goes to a file, so a
+     * progress bar is drawn only outside mpirun; under mpirun, plain lines. */
+    ctx.tty = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
     ctx.last.test.loss = ctx.last.test.accuracy = ctx.last.test.f1 = ctx.last.test.auc = NAN;
     ctx.last.client_acc_mean = ctx.last.client_acc_p10 = NAN;
     char path[CONFIG_PATH_MAX + 32];

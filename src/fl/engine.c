@@ -94,6 +94,10 @@ static fh_status client_accuracy(const comm_t *w, fl_worker *wk, const float *pa
     int64_t row = 0;
     for (int32_t i = 0; i < n_local && st == FH_OK; i++) {
         metrics_t mt;
+        if (count[i] == 0) { /* a client without rows has no accuracy */
+            acc[i] = NAN;
+            continue;
+        }
         st = model_evaluate(wk->m, params, x + row * wk->m->in, y + row, count[i], wk->ws,
                             wk->ws_rows, &mt);
         acc[i] = mt.accuracy;
@@ -108,10 +112,15 @@ static fh_status client_accuracy(const comm_t *w, fl_worker *wk, const float *pa
     if (st == FH_OK) st = comm_gatherv_f64(w, acc, n_local, all, 0);
     if (st == FH_OK && w->rank == 0 && n_total > 0) {
         double s = 0;
-        for (int32_t i = 0; i < n_total; i++) s += all[i];
-        qsort(all, (size_t)n_total, sizeof *all, cmp_f64);
-        *mean = s / n_total;
-        *p10 = all[(int32_t)floor(0.1 * (n_total - 1))];
+        int32_t k = 0;
+        for (int32_t i = 0; i < n_total; i++)
+            if (!isnan(all[i])) {
+                s += all[i];
+                all[k++] = all[i];
+            }
+        qsort(all, (size_t)k, sizeof *all, cmp_f64);
+        *mean = k ? s / k : NAN;
+        *p10 = k ? all[(int32_t)floor(0.1 * (k - 1))] : NAN;
     }
     free(acc);
     free(all);

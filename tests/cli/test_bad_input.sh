@@ -11,7 +11,7 @@ type = logreg
 [train]
 rounds = 1
 [output]
-dir = $T/out
+dir = $T/rundir
 INI
 np2="$MPIRUN -np 2 $FEDHPC"
 
@@ -34,7 +34,7 @@ $MPIRUN -np 1 "$FEDHPC" run "$T/good.ini" output.dir="$T/m" >/dev/null 2>&1 || b
 expect_input_error "HDF5 file of the wrong layout" "expected a fedhpc data file (format 'fedhpc-data'), found format 'fedhpc-model'" \
     $np2 run "$T/good.ini" data.file="$T/m/model.h5"
 expect_input_error "more ranks than clients" "2 clients, but 3 ranks" $MPIRUN -np 3 "$FEDHPC" run "$T/good.ini"
-[ -e "$T/out" ] && bad "a failed run left $T/out behind" || ok "no output directory after bad input"
+[ -e "$T/rundir" ] && bad "a failed run left $T/rundir behind" || ok "no output directory after bad input"
 
 printf 'a,b,y\n1,2,0\n3,4\n5,6,1\n' > "$T/ragged.csv"
 expect_input_error "CSV with ragged rows" "ragged.csv:3: expected 3 fields, found 2" "$FEDHPC" prepare "csv:$T/ragged.csv" --label y --clients 1 --partition iid --seed 1 --out "$T/r.h5"
