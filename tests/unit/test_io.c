@@ -119,6 +119,7 @@ static void test_state_rows(void)
     float row[5];
     CU_ASSERT_EQUAL(io_state_read(s, 7, row), FH_OK);
     for (int j = 0; j < 5; j++) CU_ASSERT_DOUBLE_EQUAL(row[j], 0.0, 0); /* never written: zeros */
+    comm_barrier(w); /* everyone has read the zeros before anyone writes */
     for (int c = w->rank; c < 8; c += w->size) {
         for (int j = 0; j < 5; j++) row[j] = (float)(c * 100 + j);
         CU_ASSERT_EQUAL(io_state_write(s, c, row), FH_OK);
