@@ -16,6 +16,7 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing
 CPPFLAGS = -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 BUILD   ?= build
+BIN     ?= bin
 NP      ?= 4
 
 DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
@@ -43,7 +44,7 @@ FMNIST_DIR = data/cache/fashion-mnist
 DEFAULT_H5 = data/fmnist_dir05_c100.h5
 
 .PHONY: all deps build data run check test asan plot clean help
-all: bin/fedhpc bin/fedhpc_tests
+all: $(BIN)/fedhpc $(BIN)/fedhpc_tests
 
 help:
 	@sed -n '2,12p' Makefile
@@ -62,12 +63,12 @@ $(BUILD)/libfedhpc.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/fedhpc: $(CLI_OBJ) $(BUILD)/libfedhpc.a
-	@mkdir -p bin
+$(BIN)/fedhpc: $(CLI_OBJ) $(BUILD)/libfedhpc.a
+	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libfedhpc.a $(LDLIBS)
 
-bin/fedhpc_tests: $(TEST_OBJ) $(BUILD)/libfedhpc.a
-	@mkdir -p bin
+$(BIN)/fedhpc_tests: $(TEST_OBJ) $(BUILD)/libfedhpc.a
+	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libfedhpc.a $(LDLIBS)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist, unpacked without root.

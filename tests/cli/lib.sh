@@ -5,7 +5,7 @@ set -u
 cd "$FEDHPC_ROOT" || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-FEDHPC="$FEDHPC_ROOT/bin/fedhpc"
+FEDHPC="${FEDHPC_BIN:-$FEDHPC_ROOT/bin/fedhpc}"
 MPIRUN="mpirun --oversubscribe"
 PASS=0
 FAIL=0
