@@ -123,6 +123,12 @@ typedef struct {
 } fl_testset;
 fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta);
 void fl_testset_free(fl_testset *t);
+/* Accuracy of params on each of this rank's n_local clients' rows (x, y: their rows one
+ * client after another, count[i] rows each), gathered on rank 0 over n_total clients: mean
+ * and 10th percentile (clients without rows are left out). Collective. */
+fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, const float *x,
+                             const int32_t *y, const int64_t *count, int32_t n_local,
+                             int32_t n_total, double *mean, double *p10);
 /* Set up model, class weights and initial params (shared by both loops). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
 

@@ -83,8 +83,7 @@ static int cmp_f64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Per-client accuracy of params on each local client's rows, gathered on rank 0. */
-static fh_status client_accuracy(const comm_t *w, fl_worker *wk, const float *params,
+fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params,
                                  const float *x, const int32_t *y, const int64_t *count,
                                  int32_t n_local, int32_t n_total, double *mean, double *p10)
 {
@@ -320,7 +319,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
             if (w->rank == 0 && s.test.n > 0)
                 st = model_evaluate(md, params, s.test.x, s.test.y, s.test.n, s.wk.ws, s.wk.ws_rows, &rs.test);
             if ((st = comm_agree(w, st)) != FH_OK) break;
-            st = client_accuracy(w, &s.wk, params, s.x, s.y, s.count + c0, c1 - c0, n,
+            st = fl_client_accuracy(w, &s.wk, params, s.x, s.y, s.count + c0, c1 - c0, n,
                                  &rs.client_acc_mean, &rs.client_acc_p10);
             if (st != FH_OK) break;
         }
