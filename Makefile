@@ -10,7 +10,7 @@
 #   make clean    remove build outputs
 
 CC       = mpicc
-PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib
+PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing
 CPPFLAGS = -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -48,6 +48,10 @@ void ckpt_abort(ckpt *h);
  * *round receives its round; warns on stderr (rank 0) about damaged newer files skipped. */
 fh_status ckpt_open(const char *dir_or_file, uint64_t config_hash, const comm_t *c, ckpt **h,
                     int64_t *round);
+/* Warnings from ckpt_open (damaged newer checkpoints skipped), "" if none. */
+const char *ckpt_warning(const ckpt *h);
+/* The file a checkpoint was opened from or is written to. */
+const char *ckpt_path(const ckpt *h);
 fh_status ckpt_get_i64(ckpt *h, const char *name, int64_t *v);
 fh_status ckpt_get_f64(ckpt *h, const char *name, double *v);
 /* Read a replicated array of exactly n elements (every rank reads). */

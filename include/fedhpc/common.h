@@ -16,7 +16,8 @@ typedef enum {
     FH_ENOMEM = 4,   /* allocation failed                                                 */
     FH_EMPI = 5,     /* an MPI call failed                                                */
     FH_EINTERNAL = 6,/* a bug: an invariant did not hold                                  */
-    FH_EFAULT = 7    /* numeric fault (NaN/Inf) where it cannot be recovered              */
+    FH_EFAULT = 7,   /* numeric fault (NaN/Inf) where it cannot be recovered              */
+    FH_ESTOPPED = 8  /* stopped on request (signal) after writing a checkpoint            */
 } fh_status;
 
 /* Record the message of the current error (printf-style); returns `st` for tail calls:
@@ -28,6 +29,11 @@ const char *fh_error_msg(void);
 void fh_error_put(const char *msg);
 /* Human name of a status ("bad input", "I/O error", ...). */
 const char *fh_status_name(fh_status st);
+
+/* Ask a running training loop to stop after the round in progress (async-signal-safe), and
+ * whether that was asked on this process. */
+void fh_request_stop(void);
+int fh_stop_requested(void);
 
 /* Propagate a non-OK status from an expression. */
 #define FH_TRY(expr)                                                  \

@@ -38,6 +38,11 @@ typedef struct {
     /* [output] */
     char out_dir[CONFIG_PATH_MAX];
     int32_t progress;                      /* 0 auto (bar on a TTY), 1 lines, 2 off         */
+    /* [checkpoint] */
+    int32_t ckpt_every;                    /* rounds between checkpoints; 0 = off           */
+    int32_t ckpt_keep;                     /* newest checkpoints kept                       */
+    char ckpt_dir[CONFIG_PATH_MAX];        /* "" = <out_dir>/checkpoints                     */
+    char resume[CONFIG_PATH_MAX];          /* "" no, "auto" newest in ckpt dir, or a path    */
 } config_t;
 
 /* Defaults for every key. */

@@ -95,6 +95,7 @@ typedef struct {
     double client_acc_p10;    /*   mean and 10th percentile (NAN when not evaluated)       */
     int32_t clients, rejected;
     int64_t bytes_up, bytes_down;
+    const char *notice;       /* first round after a resume: where from (and warnings)     */
 } fl_round_stats;
 
 /* Called on every rank after each round (rank 0 writes metrics); non-OK stops training. */
@@ -104,9 +105,16 @@ typedef struct {
     model_t model;
     float *params;     /* [model.nparams] the final model after fl_train                 */
     float *class_w;    /* [classes] or NULL                                              */
+    char notice[4096]; /* set when resumed from a checkpoint (and warnings about it)     */
 } fl_result;
 
-/* Train as configured on the open data set; every rank returns the same final model. */
+/* The checkpoint directory of a configuration ([checkpoint] dir or <output dir>/checkpoints). */
+void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap);
+
+/* Train as configured on the open data set; every rank returns the same final model.
+ * With [checkpoint] resume set, continues from a checkpoint (see include/fedhpc/ckpt.h);
+ * after fh_request_stop() on any rank it finishes the round, checkpoints and returns
+ * FH_ESTOPPED. */
 fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data,
                    const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *out);
 void fl_result_free(fl_result *r);

@@ -25,7 +25,8 @@ enum {
     RNG_DP = 9,         /* differential-privacy noise                 */
     RNG_DROPOUT = 10,   /* simulated dropouts                         */
     RNG_SYSTEM = 11,    /* device profiles                            */
-    RNG_CLUSTER = 12    /* cluster initialisation                     */
+    RNG_CLUSTER = 12,   /* cluster initialisation                     */
+    RNG_SECAGG = 13     /* secure-aggregation neighbour graph         */
 };
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include "fedhpc/io.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,30 @@
 #include <unistd.h>
 
 static const char *USAGE =
-    "usage: mpirun -np P fedhpc run CONFIG.ini [section.key=value ...]\n"
+    "usage: mpirun -np P fedhpc run CONFIG.ini [section.key=value ...] [--resume [PATH]]\n"
     "       fedhpc run --help-config     every configuration key with its default\n"
     "\n"
     "Trains as configured (FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, SCAFFOLD or the\n"
     "centralized baseline). Clients are spread over all ranks; rank 0 also aggregates, evaluates\n"
     "and writes [output] dir: config.ini, metrics.csv, model.h5, run.yaml.\n"
     "Overrides after the file replace its values, e.g. train.rounds=5 fl.algorithm=fedprox.\n"
-    "The final model is bit-identical for any number of ranks.\n";
+    "The final model is bit-identical for any number of ranks.\n"
+    "\n"
+    "Checkpoints: [checkpoint] every = N writes DIR/ckpt_R.h5 every N rounds (dir defaults to\n"
+    "<output dir>/checkpoints). --resume continues from the newest valid checkpoint there (a\n"
+    "fresh start if there is none); --resume PATH from that file or directory. The resumed run\n"
+    "ends with the same model as an uninterrupted one, with any number of ranks.\n"
+    "On SIGTERM or SIGUSR1 the run finishes the round in progress, writes a checkpoint and\n"
+    "exits with status 3 (resubmit with --resume). Exit status: 0 done, 1 runtime error,\n"
+    "2 bad input, 3 stopped with a checkpoint.\n";
+
+#define EXIT_STOPPED 3
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    fh_request_stop();
+}
 
 typedef struct {
     const config_t *cfg;
@@ -44,11 +61,40 @@ static void fmt_num(char *b, size_t n, double v)
     else snprintf(b, n, "%.6g", v);
 }
 
+/* Open metrics.csv at the first round this process runs: a fresh file at round 1; after a
+ * resume, the rows of earlier rounds are kept (rows of rounds being redone are dropped). */
+static fh_status metrics_open(run_ctx *c, int32_t first_round)
+{
+    const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
+                      "client_acc_mean,client_acc_p10,clients,rejected\n";
+    char tmp[CONFIG_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
+    FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
+    if (!out) {
+        if (in) fclose(in);
+        return fh_error_set(FH_EIO, "%s: cannot write", tmp);
+    }
+    fputs(hdr, out);
+    char line[4096];
+    if (in && fgets(line, sizeof line, in))
+        while (fgets(line, sizeof line, in))
+            if (atol(line) >= 1 && atol(line) < first_round) fputs(line, out);
+    if (in) fclose(in);
+    if (fclose(out) != 0 || rename(tmp, c->metrics_path) != 0) {
+        unlink(tmp);
+        return fh_error_set(FH_EIO, "%s: cannot write", c->metrics_path);
+    }
+    if (!(c->metrics = fopen(c->metrics_path, "a"))) return fh_error_set(FH_EIO, "%s: cannot write", c->metrics_path);
+    return FH_OK;
+}
+
 static fh_status on_round(const fl_round_stats *s, void *user)
 {
     run_ctx *c = user;
     if (s->evaluated) c->last = *s;
     if (c->world->rank != 0) return FH_OK;
+    if (s->notice && s->notice[0]) fprintf(stderr, "fedhpc run: %s\n", s->notice);
+    if (!c->metrics) FH_TRY(metrics_open(c, s->round));
     char tl[32], ls[32], ac[32], f1[32], au[32], cm[32], cp[32];
     fmt_num(tl, sizeof tl, s->train_loss);
     fmt_num(ls, sizeof ls, s->test.loss);
@@ -134,7 +180,18 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
         return fh_error_set(FH_EINPUT, "run: expected CONFIG.ini as the first argument (see fedhpc run --help)");
     *cfg_path = argv[1];
     FH_TRY(config_load(cfg, argv[1]));
-    for (int i = 2; i < argc; i++) FH_TRY(config_override(cfg, argv[i]));
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) {
+            /* --resume [PATH]: a following argument without '=' names the checkpoint */
+            const char *p = i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=') ? argv[++i] : "auto";
+            if (strlen(p) >= sizeof cfg->resume) return fh_error_set(FH_EINPUT, "run --resume: path too long");
+            snprintf(cfg->resume, sizeof cfg->resume, "%s", p);
+            continue;
+        }
+        if (argv[i][0] == '-')
+            return fh_error_set(FH_EINPUT, "run: unknown option '%s' (see fedhpc run --help)", argv[i]);
+        FH_TRY(config_override(cfg, argv[i]));
+    }
     return config_validate(cfg, argv[1]);
 }
 
@@ -193,11 +250,6 @@ int cmd_run(int argc, char **argv, const comm_t *w)
         snprintf(path, sizeof path, "%s/config.ini", cfg.out_dir);
         if (st == FH_OK) st = write_file_atomic(path, fill_config, &cfg);
         snprintf(ctx.metrics_path, sizeof ctx.metrics_path, "%s/metrics.csv", cfg.out_dir);
-        if (st == FH_OK && !(ctx.metrics = fopen(ctx.metrics_path, "w")))
-            st = fh_error_set(FH_EIO, "%s: cannot write", ctx.metrics_path);
-        if (st == FH_OK)
-            fprintf(ctx.metrics, "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
-                                 "client_acc_mean,client_acc_p10,clients,rejected\n");
         if (st == FH_OK)
             printf("fedhpc run: %s on %s (%d clients, %s), %s, %d rounds, %d ranks -> %s\n",
                    config_algorithm_name(cfg.algorithm), meta.dataset, meta.clients, meta.partition,
@@ -207,12 +259,28 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     st = comm_agree(w, st);
     fl_result res;
     memset(&res, 0, sizeof res);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     ctx.t_start = fh_wtime();
     if (st == FH_OK) st = fl_train(&cfg, w, data, &meta, on_round, &ctx, &res);
     double train_s = fh_wtime() - ctx.t_start;
     if (ctx.metrics) fclose(ctx.metrics);
     io_data_close(data);
 
+    if (st == FH_ESTOPPED) {
+        if (w->rank == 0) {
+            fprintf(stderr, "fedhpc run: %s (exit status 3: resubmit with --resume)\n", fh_error_msg());
+            fflush(stderr);
+        }
+        fl_result_free(&res);
+        return EXIT_STOPPED;
+    }
+    if (st == FH_OK && w->rank == 0 && !ctx.metrics && res.notice[0])
+        fprintf(stderr, "fedhpc run: %s (nothing left to train)\n", res.notice);
     yaml_arg ya = {&ctx, &meta, &res, 0, 0, 0};
     if (st == FH_OK) st = comm_stats(w, train_s, &ya.tmin, &ya.tavg, &ya.tmax);
     if (st == FH_OK && w->rank == 0) {

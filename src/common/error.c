@@ -8,7 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <signal.h>
+
 static char g_msg[1024];
+static volatile sig_atomic_t g_stop;
+
+void fh_request_stop(void) { g_stop = 1; }
+int fh_stop_requested(void) { return g_stop != 0; }
 
 fh_status fh_error_set(fh_status st, const char *fmt, ...)
 {
@@ -33,6 +39,7 @@ const char *fh_status_name(fh_status st)
     case FH_EMPI: return "MPI error";
     case FH_EINTERNAL: return "internal error";
     case FH_EFAULT: return "numeric fault";
+    case FH_ESTOPPED: return "stopped on request";
     }
     return "unknown error";
 }

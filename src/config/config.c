@@ -34,7 +34,8 @@ static const key_def KEYS[] = {
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(class_weights), "none", 0, 0, "none|balanced", 1,
      "balanced: weight the loss of class k by n/(classes*n_k) (imbalanced credit data)"},
-    {"train", "rounds", T_INT, F(rounds), "50", 1, 1e9, NULL, 1, "communication rounds"},
+    {"train", "rounds", T_INT, F(rounds), "50", 1, 1e9, NULL, 0,
+     "communication rounds (not a training setting for checkpoints: a run can be extended)"},
     {"train", "clients_per_round", T_INT, F(clients_per_round), "10", 1, 1e9, NULL, 1,
      "clients sampled each round (uniformly without replacement; all if >= clients)"},
     {"train", "local_epochs", T_INT, F(local_epochs), "1", 1, 1e6, NULL, 1,
@@ -70,6 +71,13 @@ static const key_def KEYS[] = {
      "output directory: config.ini, metrics.csv, model.h5"},
     {"output", "progress", T_ENUM, F(progress), "auto", 0, 0, "auto|lines|off", 0,
      "auto: one-line progress on a terminal, plain lines otherwise"},
+    {"checkpoint", "every", T_INT, F(ckpt_every), "0", 0, 1e9, NULL, 0,
+     "write a checkpoint every N rounds (0: only when stopped by SIGTERM/SIGUSR1)"},
+    {"checkpoint", "dir", T_PATH, F(ckpt_dir), "", 0, 0, NULL, 0,
+     "checkpoint directory (empty: <output dir>/checkpoints)"},
+    {"checkpoint", "keep", T_INT, F(ckpt_keep), "3", 1, 1e6, NULL, 0, "newest checkpoints kept"},
+    {"checkpoint", "resume", T_PATH, F(resume), "", 0, 0, NULL, 0,
+     "auto: continue from the newest valid checkpoint (fresh start if none); or a checkpoint file/dir"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

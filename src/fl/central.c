@@ -7,6 +7,7 @@
  * all-reduce per step, so the model is the same for any number of ranks <= S.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/ckpt.h"
 #include "fedhpc/fl.h"
 
 #include <math.h>
@@ -29,6 +30,53 @@ static void shard_next_pass(shard *sh, uint64_t seed)
     rng_shuffle_u32(&r, (uint32_t *)sh->perm, (size_t)sh->n);
     sh->pass++;
     sh->cursor = 0;
+}
+
+/* A shard's position after `steps` global steps of b rows each: the pass it is in and the
+ * cursor within (passes are pure functions of (seed, shard, pass)). */
+static void shard_seek(shard *sh, uint64_t seed, int64_t steps, int64_t b)
+{
+    int64_t taken = steps * b;
+    sh->pass = taken / sh->n;
+    shard_next_pass(sh, seed);
+    sh->cursor = taken % sh->n;
+}
+
+static fh_status central_save(const config_t *cfg, const comm_t *w, const float *params, const float *mom,
+                              int64_t P, int32_t r)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    ckpt *h = NULL;
+    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    fh_status st = ckpt_put_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK) st = ckpt_put_array(h, "central_momentum", CKPT_F32, mom, P);
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+static fh_status central_resume(const config_t *cfg, const comm_t *w, float *params, float *mom, int64_t P,
+                                int32_t *r_done, fl_result *res)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    ckpt *h = NULL;
+    int64_t round = 0;
+    *r_done = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
+    if (!h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
+             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    fh_status st = ckpt_get_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK) st = ckpt_get_array(h, "central_momentum", CKPT_F32, mom, P);
+    ckpt_close(h);
+    st = comm_agree(w, st);
+    if (st == FH_OK) *r_done = (int32_t)round;
+    return st;
 }
 
 fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *data,
@@ -80,22 +128,27 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
         yb = malloc((size_t)(maxb ? maxb : 1) * sizeof *yb);
         mom = fh_calloc((size_t)P, sizeof *mom);
         dec = malloc((size_t)P * sizeof *dec);
-        acc = malloc((size_t)(P + 2) * sizeof *acc);
+        acc = malloc((size_t)(P + 3) * sizeof *acc);
         if (!x || !y || !xb || !yb || !mom || !dec || !acc) st = fh_error_set(FH_ENOMEM, "out of memory");
     }
     if (st == FH_OK) st = io_data_read_ranges(data, "train", nmine, st_rows, n_rows, x, y);
     if (st == FH_OK) st = fl_worker_init(&wk, md, maxb < 1024 ? (int32_t)(maxb > 256 ? maxb : 256) : 1024);
     st = comm_agree(w, st);
     if (st == FH_OK) st = fl_testset_load(&test, w, data, meta);
-    for (int32_t i = 0; st == FH_OK && i < nmine; i++) shard_next_pass(&sh[i], (uint64_t)cfg->seed);
-
     float *params = res->params;
+    int32_t r_done = 0;
+    if (st == FH_OK && cfg->resume[0]) st = central_resume(cfg, w, params, mom, P, &r_done, res);
+    const int64_t steps_done = (int64_t)r_done * cfg->local_epochs * steps_per_epoch;
+    for (int32_t i = 0; st == FH_OK && i < nmine; i++)
+        shard_seek(&sh[i], (uint64_t)cfg->seed, steps_done, B / S + (sh[i].id < B % S));
+
     const float lr = (float)cfg->lr, mu_m = (float)cfg->momentum, wd = (float)cfg->weight_decay;
-    for (int32_t r = 1; st == FH_OK && r <= cfg->rounds; r++) {
+    for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
         double t0 = fh_wtime(), loss_round = 0;
-        int64_t rows_round = 0;
+        int64_t rows_round = 0, stop = 0;
         for (int64_t step = 0; st == FH_OK && step < cfg->local_epochs * steps_per_epoch; step++) {
-            memset(acc, 0, (size_t)(P + 2) * sizeof *acc);
+            memset(acc, 0, (size_t)(P + 3) * sizeof *acc);
+            acc[P + 2] = fh_stop_requested();
             for (int32_t i = 0; i < nmine; i++) {
                 shard *h = &sh[i];
                 int64_t b = B / S + (h->id < B % S);
@@ -124,7 +177,8 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
                 acc[P + 1] += b;
             }
             if ((st = comm_agree(w, st)) != FH_OK) break;
-            if ((st = comm_allreduce_sum_i64(w, acc, P + 2)) != FH_OK) break;
+            if ((st = comm_allreduce_sum_i64(w, acc, P + 3)) != FH_OK) break;
+            stop |= acc[P + 2] > 0;
             fx_decode(acc, 1.0, dec, P);
             for (int64_t j = 0; j < P; j++) {
                 float g = dec[j] + wd * params[j];
@@ -153,8 +207,16 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
                 st = model_evaluate(md, params, test.x, test.y, test.n, wk.ws, wk.ws_rows, &rs.test);
             if ((st = comm_agree(w, st)) != FH_OK) break;
         }
+        rs.notice = r == r_done + 1 ? res->notice : "";
         rs.wall_s = fh_wtime() - t0;
         st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
+        const int halt = stop && r < cfg->rounds;
+        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || halt))
+            st = central_save(cfg, w, params, mom, P, r);
+        if (st == FH_OK && halt) {
+            st = fh_error_set(FH_ESTOPPED, "stopped on request after round %d of %d; checkpoint written", r, cfg->rounds);
+            break;
+        }
     }
     for (int32_t i = 0; i < nmine; i++) free(sh[i].perm);
     free(sh); free(st_rows); free(n_rows); free(x); free(y); free(xb); free(yb); free(mom); free(dec); free(acc);

@@ -10,6 +10,7 @@
  *     rank 0 evaluates on the test split; per-client accuracy gathered from the hosts
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/ckpt.h"
 #include "fedhpc/fl.h"
 
 #include <math.h>
@@ -18,7 +19,7 @@
 #include <string.h>
 
 /* the round counters appended to the integer reduction */
-enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_N };
+enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_STOP, T_N };
 #define LOSS_SCALE 1048576.0 /* 2^20: fixed point of summed losses */
 
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
@@ -228,6 +229,86 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
     return FH_OK;
 }
 
+void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
+{
+    if (cfg->ckpt_dir[0]) snprintf(out, cap, "%s", cfg->ckpt_dir);
+    else snprintf(out, cap, "%s/checkpoints", cfg->out_dir);
+}
+
+/* This rank's slab of per-client rows in checkpoints: clients [C*rank/size, C*(rank+1)/size). */
+static void client_slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
+{
+    *c0 = (int32_t)((int64_t)C * w->rank / w->size);
+    *c1 = (int32_t)((int64_t)C * (w->rank + 1) / w->size);
+}
+
+/* Everything needed to continue exactly after round r: the model, the server optimizer's
+ * moments, SCAFFOLD's server and client control variates. Sampling and shuffles are pure
+ * functions of (seed, round, client), so no RNG state is needed. */
+static fh_status loop_save(const config_t *cfg, const comm_t *w, loop_state *s, const float *params,
+                           int64_t P, int32_t C, int32_t r)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    ckpt *h = NULL;
+    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    fh_status st = ckpt_put_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK && s->srv.m) st = ckpt_put_array(h, "server_m", CKPT_F32, s->srv.m, P);
+    if (st == FH_OK && s->srv.v) st = ckpt_put_array(h, "server_v", CKPT_F32, s->srv.v, P);
+    if (st == FH_OK && s->cstate) {
+        st = ckpt_put_array(h, "scaffold_c", CKPT_F32, s->c, P);
+        int32_t c0, c1;
+        client_slab(w, C, &c0, &c1);
+        float *slab = malloc((size_t)(c1 > c0 ? c1 - c0 : 1) * (size_t)P * sizeof *slab);
+        fh_status ls = slab ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint slab");
+        for (int32_t c = c0; ls == FH_OK && c < c1; c++) ls = io_state_read(s->cstate, c, slab + (int64_t)(c - c0) * P);
+        ls = comm_agree(w, ls);
+        if (st == FH_OK) st = ls;
+        if (st == FH_OK) st = ckpt_put_rows(h, "scaffold_ci", CKPT_F32, C, P, c0, c1 - c0, slab);
+        free(slab);
+    }
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+/* Restore the state saved by loop_save; *r_done is the round the checkpoint ends (0: none). */
+static fh_status loop_resume(const config_t *cfg, const comm_t *w, loop_state *s, float *params,
+                             int64_t P, int32_t C, int32_t *r_done, fl_result *res)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    ckpt *h = NULL;
+    int64_t round = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
+    *r_done = 0;
+    if (!h) {
+        if (!autom) return fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+        return FH_OK; /* nothing to resume: a fresh start */
+    }
+    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
+             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    fh_status st = ckpt_get_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK && s->srv.m) st = ckpt_get_array(h, "server_m", CKPT_F32, s->srv.m, P);
+    if (st == FH_OK && s->srv.v) st = ckpt_get_array(h, "server_v", CKPT_F32, s->srv.v, P);
+    if (st == FH_OK && s->cstate) {
+        st = ckpt_get_array(h, "scaffold_c", CKPT_F32, s->c, P);
+        int32_t c0, c1;
+        client_slab(w, C, &c0, &c1);
+        for (int32_t c = c0; st == FH_OK && c < c1; c++) {
+            st = ckpt_get_rows(h, "scaffold_ci", CKPT_F32, P, c, 1, s->ci);
+            if (st == FH_OK) st = io_state_write(s->cstate, c, s->ci);
+        }
+    }
+    ckpt_close(h);
+    st = comm_agree(w, st);
+    if (st == FH_OK) *r_done = (int32_t)round;
+    return st;
+}
+
 fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
                    fl_round_fn on_round, void *user, fl_result *res)
 {
@@ -273,8 +354,11 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         snprintf(path, sizeof path, "%s/client_state.h5", cfg->out_dir);
         st = comm_agree(w, io_state_create(path, w, C, P, &s.cstate));
     }
+    int32_t r_done = 0;
+    if (st == FH_OK && cfg->resume[0]) st = loop_resume(cfg, w, &s, params, P, C, &r_done, res);
 
-    for (int32_t r = 1; st == FH_OK && r <= cfg->rounds; r++) {
+
+    for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
         double t0 = fh_wtime();
         int32_t n = 0;
         st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, s.ids, &n);
@@ -286,6 +370,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         const int32_t c0 = s.first[w->rank], c1 = s.first[w->rank + 1];
 
         memset(s.acc, 0, (size_t)nacc * sizeof *s.acc);
+        s.acc[P * (1 + scaffold) + T_STOP] = fh_stop_requested();
         st = round_local(cfg, w, data, &s, r, c0, c1, N_round, n, params);
         if ((st = comm_agree(w, st)) != FH_OK) break;
         if ((st = comm_allreduce_sum_i64(w, s.acc, nacc)) != FH_OK) break;
@@ -323,8 +408,17 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
                                  &rs.client_acc_mean, &rs.client_acc_p10);
             if (st != FH_OK) break;
         }
+        rs.notice = r == r_done + 1 ? res->notice : "";
         rs.wall_s = fh_wtime() - t0;
         st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
+        /* checkpoint every N rounds, and when any rank was asked to stop (SIGTERM/SIGUSR1) */
+        const int stop = tail[T_STOP] > 0 && r < cfg->rounds;
+        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || stop))
+            st = loop_save(cfg, w, &s, params, P, C, r);
+        if (st == FH_OK && stop) {
+            st = fh_error_set(FH_ESTOPPED, "stopped on request after round %d of %d; checkpoint written", r, cfg->rounds);
+            break;
+        }
     }
     loop_free(&s);
     return st;

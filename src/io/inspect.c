@@ -34,9 +34,7 @@ static fh_status inspect_data(const char *path)
     }
     for (int32_t c = 0; c < C; c++) ids[c] = c;
     if ((st = io_data_client_ranges(h, ids, C, start, count)) != FH_OK) goto out;
-    /* labels only: read y through the row ranges of x would read features too; read y by client */
-    int64_t s0 = 0, n = m.train_rows;
-    (void)s0;
+    int64_t n = m.train_rows;
     if ((st = io_data_class_counts(h, cls)) != FH_OK) goto out;
     if ((st = io_data_class_names(h, names)) != FH_OK) goto out;
     printf("%s: fedhpc data set (format version %d)\n", path, IO_DATA_VERSION);
@@ -109,6 +107,41 @@ static fh_status inspect_model(const char *path, hid_t f)
     return st;
 }
 
+static herr_t list_dset(hid_t loc, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)info;
+    (void)op;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return 0;
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+    hsize_t dims[2] = {0, 0};
+    int rank = s >= 0 ? H5Sget_simple_extent_dims(s, dims, NULL) : -1;
+    const char *tn = t < 0 ? "?" : H5Tget_class(t) == H5T_FLOAT ? (H5Tget_size(t) == 4 ? "float32" : "float64")
+                                                                 : (H5Tget_size(t) == 8 ? "int64" : H5Tget_size(t) == 4 ? "int32" : "uint8");
+    if (rank == 2) printf("  %-18s %s [%llu, %llu]\n", name, tn, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    else printf("  %-18s %s [%llu]\n", name, tn, (unsigned long long)dims[0]);
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    return 0;
+}
+
+static fh_status inspect_ckpt(const char *path, hid_t f)
+{
+    int64_t version, round, hash, crc;
+    FH_TRY(h5_attr_read_i64(f, "version", &version, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "round", &round, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "config_hash", &hash, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "crc32", &crc, 1, path));
+    printf("%s: fedhpc checkpoint (format version %lld)\n  after round %lld\n  training config hash %016llx\n"
+           "  crc32 %08llx (verified when resuming)\n  datasets:\n",
+           path, (long long)version, (long long)round, (unsigned long long)hash, (unsigned long long)crc);
+    hsize_t idx = 0;
+    if (H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, list_dset, NULL) < 0)
+        return fh_error_set(FH_EINPUT, "%s: cannot list the datasets", path);
+    return FH_OK;
+}
+
 fh_status io_inspect(const char *path)
 {
     h5_quiet();
@@ -124,6 +157,7 @@ fh_status io_inspect(const char *path)
             return inspect_data(path);
         }
         if (strcmp(fmt, "fedhpc-model") == 0) st = inspect_model(path, f);
+        else if (strcmp(fmt, "fedhpc-ckpt") == 0) st = inspect_ckpt(path, f);
         else st = fh_error_set(FH_EINPUT, "%s: unknown fedhpc format '%s'", path, fmt);
     }
     H5Fclose(f);

@@ -40,12 +40,15 @@ WEAK void tests_register_config(void);
 WEAK void tests_register_fl(void);
 WEAK void tests_register_privacy(void);
 WEAK void tests_register_ckpt(void);
+WEAK void tests_register_secagg(void);
+WEAK void tests_register_dp(void);
 
 static void register_all(void)
 {
     void (*regs[])(void) = {tests_register_common, tests_register_data,   tests_register_model,
                             tests_register_io,     tests_register_config, tests_register_fl,
-                            tests_register_privacy, tests_register_ckpt};
+                            tests_register_privacy, tests_register_ckpt,
+                            tests_register_secagg, tests_register_dp};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

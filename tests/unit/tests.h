@@ -25,5 +25,7 @@ void tests_register_config(void);
 void tests_register_fl(void);
 void tests_register_privacy(void);
 void tests_register_ckpt(void);
+void tests_register_secagg(void);
+void tests_register_dp(void);
 
 #endif
