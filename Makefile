@@ -93,7 +93,7 @@ check: deps
 test: all
 	@FEDHPC_ROOT=$(CURDIR) sh tests/run_all.sh
 
-asan:
+asan: $(FMNIST_DIR)/train-images-idx3-ubyte.gz
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    build-asan/fedhpc_tests
 	ASAN_OPTIONS=detect_leaks=0 FEDHPC_ROOT=$(CURDIR) build-asan/fedhpc_tests
