@@ -312,7 +312,7 @@ static fh_status verify(const char *path, int64_t *round)
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return fh_error_set(FH_EINPUT, "%s: cannot open (truncated?)", path);
     char fmt[64];
-    int64_t v, crc_stored;
+    int64_t v, crc_stored = 0;
     uint32_t crc;
     fh_status st = h5_attr_read_str(f, "format", fmt, sizeof fmt, path);
     if (st == FH_OK && strcmp(fmt, "fedhpc-ckpt") != 0)
