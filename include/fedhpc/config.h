@@ -43,6 +43,26 @@ typedef struct {
     int32_t ckpt_keep;                     /* newest checkpoints kept                       */
     char ckpt_dir[CONFIG_PATH_MAX];        /* "" = <out_dir>/checkpoints                     */
     char resume[CONFIG_PATH_MAX];          /* "" no, "auto" newest in ckpt dir, or a path    */
+    /* [privacy] (src/privacy/dp.c) */
+    int32_t dp_mode;                       /* 0 none, 1 client (DP-FedAvg), 2 sample (DP-SGD) */
+    double dp_clip, dp_noise, dp_delta, dp_budget;
+    int32_t dp_sampling;                   /* DP-SGD: 0 poisson, 1 fixed                     */
+    int32_t dp_placement;                  /* client DP: 0 central, 1 distributed            */
+    int32_t dp_adaptive;                   /* 0 off, 1 quantile clipping (Andrew et al.)     */
+    double dp_quantile, dp_clip_lr, dp_count_noise;
+    int32_t dp_schedule;                   /* 0 constant, 1 norm-driven noise schedule       */
+    double dp_schedule_min;
+    /* [secagg] (src/privacy/secagg.c, sa_round.c) */
+    int32_t sa_enabled, sa_neighbors;
+    double sa_threshold, sa_dropout;
+    /* [cluster] [personalize] [run] (src/fl/cluster.c) */
+    int32_t cl_method;                     /* 0 none, 1 fesem, 2 ifca, 3 cfl                 */
+    int32_t cl_k;                          /* number of centers                              */
+    int32_t cl_init;                       /* 0 kmeans++ on client models, 1 spectral        */
+    int32_t cl_init_rounds;                /* FedAvg warm-up rounds before the first assign   */
+    double cl_eps1, cl_eps2;               /* CFL: mean-update / max-update norm thresholds   */
+    int32_t pers_mode;                     /* 0 none, 1 fedper                               */
+    int32_t clients_per_rank;              /* 0 any (cross-device), 1 cross-silo             */
 } config_t;
 
 /* Defaults for every key. */
