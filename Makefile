@@ -7,10 +7,11 @@
 #   make check    deps + build + data + every unit, MPI and command-line test
 #   make asan     the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make plot     a PNG learning curve of the last `make run`
+#   make bench    the benchmark suite (tests/bench; installs python3-torch for the reference)
 #   make clean    remove build outputs
 
 CC       = mpicc
-PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium
+PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium scalapack-openmpi
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing
 CPPFLAGS = -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -22,6 +23,8 @@ NP      ?= 4
 DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
            libopenblas-dev libscalapack-openmpi-dev libcunit1-dev libinih-dev zlib1g-dev \
            libsodium-dev libgmp-dev gnuplot-nox hdf5-tools
+# what only the tests need: a real Slurm for tests/cli/test_slurm.sh
+TEST_PKGS = munge slurm-wlm
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/fl/*.c src/privacy/*.c)
@@ -43,14 +46,17 @@ MPIRUN  = mpirun --oversubscribe
 FMNIST_DIR = data/cache/fashion-mnist
 DEFAULT_H5 = data/fmnist_dir05_c100.h5
 
-.PHONY: all deps build data run check test asan plot clean help
-all: $(BIN)/fedhpc $(BIN)/fedhpc_tests
+.PHONY: all deps deps-test build data run check test asan plot clean help
+all: $(BIN)/fedhpc $(BIN)/fedhpc_tests $(BIN)/fedhpc_bench
 
 help:
 	@sed -n '2,12p' Makefile
 
 deps:
 	@sh tests/cli/deps.sh $(DEB_PKGS)
+
+deps-test: deps
+	@sh tests/cli/deps.sh $(TEST_PKGS)
 
 build:
 	@$(MAKE) --no-print-directory all
@@ -71,6 +77,22 @@ $(BIN)/fedhpc_tests: $(TEST_OBJ) $(BUILD)/libfedhpc.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libfedhpc.a $(LDLIBS)
 
+# The benchmark suite (issue 5): tests/bench/run_bench.sh writes runs/bench/results-*.csv/.md.
+# `make bench` installs Debian's python3-torch + python3-mpi4py (as root) for the reference.
+BENCH_PKGS = python3-torch python3-mpi4py python3-numpy time
+.PHONY: bench bench-smoke
+$(BIN)/fedhpc_bench: tests/bench/bench.c $(BUILD)/libfedhpc.a $(HEADERS)
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ tests/bench/bench.c $(BUILD)/libfedhpc.a $(LDLIBS)
+
+bench: deps
+	@sh tests/cli/deps.sh $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory data
+	FEDHPC_ROOT=$(CURDIR) FEDHPC_BIN=$(CURDIR)/$(BIN)/fedhpc sh tests/bench/run_bench.sh
+
+bench-smoke: all
+	FEDHPC_ROOT=$(CURDIR) FEDHPC_BIN=$(CURDIR)/$(BIN)/fedhpc sh tests/cli/test_bench_smoke.sh
+
 # Fashion-MNIST from Debian's dataset-fashion-mnist, unpacked without root.
 $(FMNIST_DIR)/train-images-idx3-ubyte.gz:
 	@sh tests/cli/fetch_fmnist.sh $(FMNIST_DIR)
@@ -86,7 +108,7 @@ run: deps
 	@$(MAKE) --no-print-directory data
 	$(MPIRUN) -np $(NP) bin/fedhpc run jobs/configs/fmnist_fedavg.ini
 
-check: deps
+check: deps-test
 	@$(MAKE) --no-print-directory data
 	@$(MAKE) --no-print-directory test
 

@@ -56,13 +56,28 @@ typedef struct {
     int32_t sa_enabled, sa_neighbors;
     double sa_threshold, sa_dropout;
     /* [cluster] [personalize] [run] (src/fl/cluster.c) */
-    int32_t cl_method;                     /* 0 none, 1 fesem, 2 ifca, 3 cfl                 */
+    int32_t cl_method;                     /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
     int32_t cl_k;                          /* number of centers                              */
     int32_t cl_init;                       /* 0 kmeans++ on client models, 1 spectral        */
     int32_t cl_init_rounds;                /* FedAvg warm-up rounds before the first assign   */
     double cl_eps1, cl_eps2;               /* CFL: mean-update / max-update norm thresholds   */
     int32_t pers_mode;                     /* 0 none, 1 fedper                               */
     int32_t clients_per_rank;              /* 0 any (cross-device), 1 cross-silo             */
+    /* [system] [async] (src/fl/system.c, src/fl/async.c; issue 7) */
+    double sys_sigma;                      /* log-normal speed sigma                         */
+    char sys_speeds[CONFIG_PATH_MAX];      /* CSV of per-client speeds ("" = log-normal)      */
+    double sys_step_time;                  /* virtual seconds of one local step at speed 1    */
+    double sys_on, sys_off;                /* availability: on/off period lengths (0 = always) */
+    double sys_comm_per_byte;              /* virtual seconds per byte sent or received        */
+    int32_t as_mode;                       /* 0 off, 1 wait_all, 2 drop, 3 partial, 4 fedasync, 5 fedbuff */
+    double as_deadline;                    /* drop/partial: round deadline (virtual seconds)   */
+    int32_t as_concurrency;                /* fedasync/fedbuff: clients training at once        */
+    int32_t as_buffer;                     /* fedbuff: K updates per server step               */
+    int32_t as_max_staleness;              /* updates staler than this are discarded          */
+    int32_t as_staleness;                  /* 0 constant, 1 polynomial, 2 hinge                */
+    double as_alpha, as_a, as_b;           /* fedasync mixing weight; staleness parameters    */
+    double as_max_vtime;                   /* stop at this virtual time (0 = no limit)         */
+    double as_min_fraction;                /* partial: least fraction of the full steps kept    */
 } config_t;
 
 /* Defaults for every key. */

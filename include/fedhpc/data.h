@@ -99,4 +99,21 @@ fh_status part_assign(const part_opts *o, const int32_t *y, int64_t n, int32_t n
 fh_status part_layout(const int32_t *client_of_row, int64_t n, int32_t clients, int64_t *perm,
                       int64_t *offsets);
 
+/* ---- latent client groups (src/data/groups.c) ------------------------------------------- */
+typedef enum { GROUP_ROTATE = 0, GROUP_PERMUTE_LABELS = 1 } group_kind;
+/* Parse "rotate" | "permute-labels". */
+fh_status group_parse(const char *s, group_kind *out);
+const char *group_name(group_kind k);
+/* group[c] in [0, K) for c < clients: a balanced random assignment (client count per group
+ * differs by at most one), from rng_stream(seed, 0, 0, RNG_GROUPS). */
+fh_status group_assign(int32_t clients, int32_t K, uint64_t seed, int32_t *group);
+/* Label permutation of group g (group 0: identity), perm[nclasses], from
+ * rng_stream(seed, g, 1, RNG_GROUPS). */
+void group_label_perm(int32_t g, uint64_t seed, int32_t nclasses, int32_t *perm);
+/* Transform n rows x[n, d], y[n] in place; row i belongs to group row_group[i].
+ * rotate: square images (d = s*s) rotated by g * 360/K degrees about the centre (bilinear,
+ * zero outside); permute-labels: y = perm_g[y]. Non-square d with rotate: FH_EINPUT. */
+fh_status group_apply(group_kind kind, int32_t K, uint64_t seed, int32_t nclasses, int32_t d,
+                      float *x, int32_t *y, int64_t n, const int32_t *row_group);
+
 #endif

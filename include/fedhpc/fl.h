@@ -14,6 +14,7 @@
 #include "fedhpc/config.h"
 #include "fedhpc/io.h"
 #include "fedhpc/model.h"
+#include "fedhpc/privacy.h"
 #include "fedhpc/rng.h"
 
 #include <stdint.h>
@@ -59,6 +60,9 @@ typedef struct {
     int32_t *yb;      /* [ws_rows]                                                          */
     int32_t *order;   /* [max rows of a client] epoch permutation                           */
     int64_t order_cap;
+    const privacy_sgd *dp; /* non-NULL: fl_local_train runs DP-SGD (privacy.h); set per client */
+    int64_t max_steps;     /* > 0: fl_local_train stops after this many SGD steps (partial
+                            * work, [async] partial; not with DP-SGD); set per client       */
 } fl_worker;
 
 fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows);
@@ -96,6 +100,12 @@ typedef struct {
     int32_t clients, rejected;
     int64_t bytes_up, bytes_down;
     const char *notice;       /* first round after a resume: where from (and warnings)     */
+    /* [privacy] / [secagg] */
+    double epsilon;           /* epsilon spent so far at [privacy] delta (NAN: no DP)       */
+    int32_t dropped;          /* clients that dropped out this round (simulated)            */
+    int32_t secagg_aborted;   /* 1: fewer than t survivors, the round's update was skipped  */
+    double mask_gbps;         /* secagg mask generation, GB/s of keystream (NAN: off)       */
+    double chacha_gbps;       /* raw ChaCha20 throughput in the same run (NAN: off)         */
 } fl_round_stats;
 
 /* Called on every rank after each round (rank 0 writes metrics); non-OK stops training. */
@@ -139,5 +149,37 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
                              int32_t n_total, double *mean, double *p10);
 /* Set up model, class weights and initial params (shared by both loops). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
+
+/* ---- multi-center FL (src/fl/cluster.c, src/fl/kmeans.c; issue 4) ------------------------ */
+/* The multi-center loop: [cluster] method fesem | ifca | cfl | none, [personalize] fedper,
+ * [run] clients_per_rank. Called by fl_train when any of those is set. Clusters are rank
+ * groups: after each assignment step the ranks hosting a cluster's members form its
+ * communicator (comm_split) and aggregate it exactly (fixed point) with their own collective;
+ * the cluster's aggregator rank (its lowest) broadcasts the new center. Writes
+ * <output dir>/clusters.csv (rank 0) with cluster sizes, per-cluster accuracy and ARI. */
+fh_status fl_train_cluster(const config_t *cfg, const comm_t *world, io_data *data,
+                           const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *res);
+/* Adjusted Rand index (Hubert and Arabie 1985) of two labelings of n items (labels >= 0). */
+double cl_ari(const int32_t *a, const int32_t *b, int32_t n);
+/* Squared L2 distances D2[n x n] and cosine similarities Cs[n x n] (either may be NULL) from a
+ * Gram matrix G[n x n]. A zero vector has similarity 0 to everything (1 to itself). */
+void cl_gram_derive(const double *G, int32_t n, double *D2, double *Cs);
+/* k-means++ seeding on pairwise squared distances D2[n x n], deterministic from
+ * rng_stream(seed, 0, round, RNG_CLUSTER): seeds[k] distinct item indices (k <= n). */
+fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds);
+/* assign[i] = argmin_j dist[i * k + j] (ties: lowest j). */
+void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign);
+/* Lloyd's k-means of rows X[n x dim] (double), seeded by k-means++ on their distances;
+ * `iters` iterations at most. */
+fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t seed, int32_t iters,
+                    int32_t *assign);
+/* Spectral clustering (Ng, Jordan and Weiss 2001) of n items with similarity S[n x n]
+ * (affinity max(S, 0), symmetric normalised), eigenvectors from dist_syevd (ScaLAPACK) on c:
+ * the k leading eigenvectors, rows normalised, then k-means. Collective over c. */
+fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, uint64_t seed, int32_t *assign);
+/* FeSEM assignment step: nearest (L2) of k centers[k x P] to model[P] over the first `len`
+ * parameters; *d2 (may be NULL) receives the squared distance to it. Ties: lowest index. */
+int32_t cl_nearest_center(const float *model, const float *centers, int32_t k, int64_t P, int64_t len,
+                          double *d2);
 
 #endif

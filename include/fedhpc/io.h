@@ -38,6 +38,12 @@ typedef struct {
     int32_t features, classes, clients;
     int64_t train_rows, test_rows;
     int32_t has_client_names;
+    /* multi-center FL (issue 4): known client groups and per-client local test rows */
+    int32_t has_client_group;     /* /train/client_group present (read: io_data_client_groups) */
+    int32_t groups;               /* attribute "groups" (0: none)                             */
+    double local_test_frac;       /* attribute "local_test_frac": the last floor(f * n_c) rows
+                                     of each client's range are its own held-out split (0: none) */
+    const int32_t *client_group;  /* write only: [clients] true group of each client, or NULL  */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]
@@ -64,6 +70,12 @@ fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, i
  * lie in [0, classes). */
 fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
                               const int64_t *count, float *x, int32_t *y);
+
+/* The true group of every client, out[clients] (/train/client_group int32; FH_EINPUT if the
+ * file has none). Any rank, not collective. */
+fh_status io_data_client_groups(io_data *h, int32_t *out);
+/* Rows of a client with n rows that form its local held-out split (the last ones). */
+int64_t io_data_local_test_rows(const io_data_meta *m, int64_t n);
 
 /* Training rows per class (the train_class_counts attribute), out[classes]. */
 fh_status io_data_class_counts(io_data *h, int64_t *out);

@@ -13,7 +13,7 @@
 
 #define MODEL_MAX_LAYERS 9
 
-typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1 } model_type;
+typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2 } model_type;
 
 typedef struct {
     model_type type;
@@ -26,6 +26,9 @@ typedef struct {
     int64_t b_off[MODEL_MAX_LAYERS];   /* b_l is [fan_out] at params+b_off                  */
     int64_t nparams;
     const float *class_weight;     /* optional [classes] loss weights (NULL: all 1); not owned */
+    /* MODEL_CNN (src/model/cnn.c): layers 0-1 are the 5x5 convs (fan_in 25 * in channels),
+     * 2-3 the dense layers; input images [cnn_side, cnn_side, cnn_channels] channels last */
+    int32_t cnn_side, cnn_channels;
 } model_t;
 
 /* Parse "logreg" | "mlp". */
@@ -37,6 +40,13 @@ const char *model_type_name(model_type t);
  * softmax. Invalid shapes give FH_EINPUT. */
 fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
                        const int32_t *hidden, int32_t nhidden);
+
+/* cnn (McMahan et al. 2017): model_create(MODEL_CNN, 784, classes, ...) builds conv 5x5x32
+ * 'same' + ReLU + max-pool 2, conv 5x5x64 + ReLU + max-pool 2, fc 512 + ReLU, fc classes
+ * softmax for 28 x 28 x 1 inputs (hidden is ignored; any other in gives FH_EINPUT).
+ * model_create_cnn builds other sizes (side a multiple of 4), e.g. small ones for tests. */
+fh_status model_create_cnn(model_t *m, int32_t side, int32_t channels, int32_t c1, int32_t c2,
+                           int32_t fc, int32_t classes);
 
 /* Deterministic initialisation from rng_stream(seed, 0, 0, RNG_INIT): He-uniform weights for
  * ReLU layers, Glorot-uniform for the output layer, zero biases (logreg: all zeros). */
@@ -75,5 +85,14 @@ fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t 
  * except for binary tasks where p(class 1) is kept for the AUC). */
 fh_status model_evaluate(const model_t *m, const float *params, const float *x, const int32_t *y,
                          int64_t n, model_ws *ws, int32_t max_batch, metrics_t *out);
+
+/* DP-SGD: per-example clipped gradients without a loop over rows (logreg and mlp).
+ * For each row i of x[n, in] the gradient g_i of its own (class-weighted) loss is scaled by
+ * c_i = min(1, clip / ||g_i||); grad_sum[nparams] receives sum_i c_i g_i (a SUM, not a mean).
+ * norms (may be NULL) receives ||g_i|| [n]. Returns the summed loss; NAN (zero grad_sum) for
+ * n > the ws's max_batch, a label out of range, or an unsupported model type. */
+double model_loss_grad_clipped(const model_t *m, const float *params, const float *x,
+                               const int32_t *y, int32_t n, double clip, float *grad_sum,
+                               double *norms, model_ws *ws);
 
 #endif

@@ -98,4 +98,67 @@ fh_status privacy_epsilon(const privacy_accountant *a, double delta, double *eps
 fh_status privacy_sigma_for_epsilon(double q, int64_t steps, double delta, double target_eps,
                                     double *sigma);
 
+/* ---- differential privacy in training (src/privacy/dp.c) ---------------------------------
+ * Client-level DP-FedAvg (McMahan et al. 2018): each update clipped to L2 norm C and weighted
+ * 1/m (m = clients a round, a fixed denominator); Gaussian noise of std sigma*C added to the
+ * exact integer sum — once, from the stream (seed, 0, round, RNG_DP), identically on every
+ * rank ("central"), or shared out as N(0, sigma^2 C^2 / n_min) per client before masking
+ * ("distributed", n_min = the fewest clients a completed round can have). Accounted as the
+ * sampled Gaussian mechanism with q = m / clients, one step a round.
+ * Sample-level DP-SGD (Abadi et al. 2016) inside each client: per-example clipping
+ * (model_loss_grad_clipped), noise std sigma*C on each batch sum, batches by Poisson sampling
+ * at rate B/n_i (or fixed-size shuffled batches, accounted with the same q). Each client has
+ * its own accountant (q_i = B/n_i, E*n_i/B steps a round it takes part in); the reported
+ * epsilon is the largest over clients.
+ * Adaptive clipping (Andrew et al. 2021): clients add the bit [norm <= C] to the sum; the noised
+ * count sets C <- C exp(-eta (b - gamma)); the update noise becomes
+ * z_u = (z^-2 - (2 sigma_b)^-2)^-1/2 so that the round is accounted at multiplier z.
+ * Norm schedule (in the spirit of Wei & Liu 2022): sigma_r = sigma * clamp(g_r / g_1, min, 1),
+ * g = the signal norm estimated from the released noised update (post-processing); every
+ * round's own sigma is composed exactly in the accountant.
+ */
+#include "fedhpc/config.h"
+
+enum { PRIVACY_NONE = 0, PRIVACY_CLIENT = 1, PRIVACY_SAMPLE = 2 };
+
+/* DP-SGD options of one client in one round (fl_local_opts.dp). */
+typedef struct {
+    double clip, sigma;   /* per-example clipping norm C, noise multiplier      */
+    int32_t poisson;      /* 1: Poisson batches at rate batch/n; 0: fixed size   */
+    uint64_t seed, client, round; /* noise/sampling streams RNG_DPSGD, RNG_DPSGD_SAMPLE */
+} privacy_sgd;
+
+typedef struct {
+    int32_t mode, clients, m, adaptive, schedule, placement, poisson, batch, epochs;
+    uint64_t seed;
+    double delta, budget, base_sigma, quantile, clip_lr, count_noise, sched_min, n_min;
+    double clip;          /* current clipping norm C                                 */
+    double sigma;         /* this round's accounted noise multiplier                  */
+    double sigma_update;  /* multiplier of the noise on the update sum (adaptive: z_u) */
+    double eps;           /* epsilon spent so far (max over clients in sample mode)   */
+    double g1;            /* schedule: first round's estimated signal norm             */
+    privacy_accountant acct;  /* client mode                                          */
+    privacy_accountant *per;  /* sample mode: [clients]                               */
+} privacy_run;
+
+/* Set up from [privacy] (and [train], [secagg]); clients = total clients, m = a round's.
+ * FH_EINPUT naming the key for inconsistent settings. */
+fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m);
+void privacy_run_free(privacy_run *p);
+/* Before round `round` with sampled clients ids[n] (rows count[n]): fix the round's sigma and
+ * account it; *stop = 1 (nothing recorded) if that would take epsilon over the budget. */
+fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
+                            const int64_t *count, int32_t n, int *stop);
+/* Client mode: clip update u[P] to C (and add the client's distributed noise share);
+ * *below += 1 if it was not clipped. Returns the fixed-point weight (1/m). */
+double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
+                             int64_t P, int64_t *below);
+/* Client mode: out[P] = decoded sum acc[P] plus the central noise (sigma_update * C / m). */
+void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64_t P, float *out);
+/* After the round: adapt C from the exact count `below` of unclipped updates (noised here),
+ * and the schedule from the released update out[P]. */
+void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P);
+/* Sample mode: DP-SGD options of client cid in this round. */
+void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o);
+
 #endif

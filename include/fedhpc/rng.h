@@ -26,7 +26,12 @@ enum {
     RNG_DROPOUT = 10,   /* simulated dropouts                         */
     RNG_SYSTEM = 11,    /* device profiles                            */
     RNG_CLUSTER = 12,   /* cluster initialisation                     */
-    RNG_SECAGG = 13     /* secure-aggregation neighbour graph         */
+    RNG_SECAGG = 13,    /* secure-aggregation neighbour graph         */
+    RNG_DP_CLIENT = 14, /* a client's share of distributed DP noise   */
+    RNG_DPSGD = 15,     /* DP-SGD noise inside a client               */
+    RNG_DPSGD_SAMPLE = 16, /* DP-SGD Poisson sampling inside a client  */
+    RNG_GROUPS = 17,    /* latent client groups and their transforms  */
+    RNG_ASYNC = 18      /* asynchronous FL: which idle client starts next */
 };
 
 typedef struct {

@@ -13,6 +13,7 @@ static const char *USAGE =
     "                      [--alpha A] [--by COLUMN] --seed S --out FILE.h5\n"
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
     "                      [--cache DIR] [--data-dir DIR]\n"
+    "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -26,6 +27,10 @@ static const char *USAGE =
     "per client, McMahan et al. 2017); natural (one client per value of --by COLUMN); quantity\n"
     "(log-normal client sizes with sigma --alpha, default 1). --min-size (default 2) rows per client.\n"
     "The test split: Fashion-MNIST's own t10k set; CSVs hold out --test-frac (default 0.2).\n"
+    "--groups K: K latent client groups (balanced, random), each with its own transform of its\n"
+    "clients' rows (rotate: images by g*360/K degrees; permute-labels: a fixed label permutation\n"
+    "per group); each client's true group is stored (/train/client_group).\n"
+    "--local-test-frac F: the last floor(F*n) rows of each client are its own held-out split.\n"
     "Everything is deterministic from --seed. The file is written to a temporary name and renamed.\n";
 
 typedef struct {
@@ -33,6 +38,9 @@ typedef struct {
     long long clients, seed, min_size;
     double alpha, test_frac;
     int alpha_set;
+    long long groups;
+    const char *group_transform;
+    double local_test_frac;
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -66,12 +74,19 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--positive")) a->positive = v;
         else if (!strcmp(o, "--cache")) a->cache = v;
         else if (!strcmp(o, "--data-dir")) a->data_dir = v;
+        else if (!strcmp(o, "--groups")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->groups));
+        else if (!strcmp(o, "--group-transform")) a->group_transform = v;
+        else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
     if (!a->out) return fh_error_set(FH_EINPUT, "prepare: --out FILE.h5 is required");
     if (!a->partition) return fh_error_set(FH_EINPUT, "prepare: --partition is required (iid|dirichlet|shards|natural|quantity)");
     if (a->seed < 0) return fh_error_set(FH_EINPUT, "prepare: --seed S is required");
+    if (a->groups > 0 && !a->group_transform)
+        return fh_error_set(FH_EINPUT, "prepare: --groups needs --group-transform rotate|permute-labels");
+    if (a->group_transform && a->groups < 1)
+        return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
     return FH_OK;
 }
 
@@ -127,6 +142,20 @@ static fh_status prepare(const prep_args *a)
     if (!client_of_row || !perm || !offsets) st = fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK) st = part_assign(&po, ds.train.y, n, ds.nclasses, ds.row_key, ds.nkeys, client_of_row);
     if (st == FH_OK) st = part_layout(client_of_row, n, po.clients, perm, offsets);
+    int32_t *cgroup = NULL;
+    if (st == FH_OK && a->groups > 0) { /* latent groups: transform each client's rows */
+        group_kind gk = GROUP_ROTATE;
+        int32_t *row_group = malloc((size_t)(n ? n : 1) * sizeof *row_group);
+        cgroup = malloc((size_t)po.clients * sizeof *cgroup);
+        if (!row_group || !cgroup) st = fh_error_set(FH_ENOMEM, "out of memory");
+        if (st == FH_OK) st = group_parse(a->group_transform, &gk);
+        if (st == FH_OK) st = group_assign(po.clients, (int32_t)a->groups, (uint64_t)a->seed, cgroup);
+        for (int64_t i = 0; st == FH_OK && i < n; i++) row_group[i] = cgroup[client_of_row[i]];
+        if (st == FH_OK)
+            st = group_apply(gk, (int32_t)a->groups, (uint64_t)a->seed, ds.nclasses, ds.train.d, ds.train.x, ds.train.y,
+                             n, row_group);
+        free(row_group);
+    }
     if (st == FH_OK) {
         io_data_meta meta;
         memset(&meta, 0, sizeof meta);
@@ -135,12 +164,16 @@ static fh_status prepare(const prep_args *a)
         meta.alpha = po.kind == PART_DIRICHLET || po.kind == PART_QUANTITY ? po.alpha : 0.0;
         meta.seed = a->seed;
         meta.clients = po.clients;
+        meta.client_group = cgroup;
+        meta.groups = cgroup ? (int32_t)a->groups : 0;
+        meta.local_test_frac = a->local_test_frac;
         st = io_data_write(a->out, &ds, &meta, perm, offsets, po.kind == PART_NATURAL ? ds.key_name : NULL);
     }
     if (st == FH_OK)
         printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,
                part_name(po.kind));
+    free(cgroup);
     free(client_of_row);
     free(perm);
     free(offsets);

@@ -53,6 +53,7 @@ typedef struct {
     double t_start;
     fl_round_stats last;      /* the last evaluated round */
     double train_s;
+    int32_t first_round;      /* the first round this process ran */
 } run_ctx;
 
 static void fmt_num(char *b, size_t n, double v)
@@ -66,7 +67,8 @@ static void fmt_num(char *b, size_t n, double v)
 static fh_status metrics_open(run_ctx *c, int32_t first_round)
 {
     const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
-                      "client_acc_mean,client_acc_p10,clients,rejected\n";
+                      "client_acc_mean,client_acc_p10,clients,rejected,"
+                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps\n";
     char tmp[CONFIG_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
     FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
@@ -103,12 +105,18 @@ static fh_status on_round(const fl_round_stats *s, void *user)
     fmt_num(au, sizeof au, s->test.auc);
     fmt_num(cm, sizeof cm, s->client_acc_mean);
     fmt_num(cp, sizeof cp, s->client_acc_p10);
-    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%d\n", s->round, s->wall_s, tl, ls, ac, f1, au,
-            (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, s->rejected);
+    char ep[32], mg[32], cg[32]; /* [privacy] / [secagg] columns */
+    fmt_num(ep, sizeof ep, s->epsilon);
+    fmt_num(mg, sizeof mg, s->mask_gbps);
+    fmt_num(cg, sizeof cg, s->chacha_gbps);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%d,%s,%d,%d,%s,%s\n", s->round, s->wall_s, tl, ls,
+            ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, s->rejected, ep,
+            s->dropped, s->secagg_aborted, mg, cg);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
     if (c->cfg->progress == 2) return FH_OK;
-    double el = fh_wtime() - c->t_start, eta = el / s->round * (s->rounds - s->round);
+    if (!c->first_round) c->first_round = s->round; /* after a resume, rounds before it took no time here */
+    double el = fh_wtime() - c->t_start, eta = el / (s->round - c->first_round + 1) * (s->rounds - s->round);
     char acc[64] = "";
     if (!isnan(c->last.test.accuracy)) snprintf(acc, sizeof acc, " | acc %.4f", c->last.test.accuracy);
     if (!isnan(c->last.test.auc)) snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " auc %.4f", c->last.test.auc);
@@ -197,6 +205,8 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
 
 static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int ranks)
 {
+    model_t m; /* the model must fit the data before any output exists */
+    FH_TRY(model_create(&m, (model_type)cfg->model_type, meta->features, meta->classes, cfg->hidden, cfg->nhidden));
     if (cfg->algorithm == ALG_CENTRALIZED) {
         int32_t S = cfg->central_shards;
         if (ranks > S)

@@ -20,12 +20,85 @@ int cmd_inspect(int argc, char **argv)
 }
 
 static const char *PLOT_USAGE =
-    "usage: fedhpc plot DIR [--out FILE.png]\n\n"
+    "usage: fedhpc plot DIR [--out FILE.png]\n"
+    "       fedhpc plot --x virtual_time DIR1 DIR2 ... [--out FILE.png]\n\n"
     "Draws DIR/metrics.csv (test accuracy and train/test loss per round) with gnuplot into\n"
-    "DIR/learning_curve.png (or --out).\n";
+    "DIR/learning_curve.png (or --out).\n"
+    "--x virtual_time: test accuracy against virtual time of several [async] runs in one plot,\n"
+    "from each DIR/async.csv, into DIR1/accuracy_vs_virtual_time.png (or --out).\n";
+
+/* `fedhpc plot --x virtual_time DIR...` ([async] runs, issue 7). */
+static int plot_virtual_time(int argc, char **argv)
+{
+    const char *out = NULL;
+    int ndir = 0;
+    char **dirs = calloc((size_t)argc, sizeof *dirs);
+    if (!dirs) return cli_report(NULL, "plot", fh_error_set(FH_ENOMEM, "out of memory"));
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--x") && i + 1 < argc) {
+            if (strcmp(argv[++i], "virtual_time") != 0) {
+                free(dirs);
+                fprintf(stderr, "fedhpc plot: error: --x: expected virtual_time, got '%s'\n%s", argv[i], PLOT_USAGE);
+                return EXIT_BADINPUT;
+            }
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] != '-') dirs[ndir++] = argv[i];
+        else {
+            free(dirs);
+            fprintf(stderr, "fedhpc plot: error: unexpected argument '%s'\n%s", argv[i], PLOT_USAGE);
+            return EXIT_BADINPUT;
+        }
+    }
+    if (!ndir) {
+        free(dirs);
+        fputs(PLOT_USAGE, stderr);
+        return EXIT_BADINPUT;
+    }
+    char png[4096], tmp[4200], csv[4200];
+    snprintf(png, sizeof png, "%s", out ? out : "");
+    if (!out) snprintf(png, sizeof png, "%s/accuracy_vs_virtual_time.png", dirs[0]);
+    for (int d = 0; d < ndir; d++) {
+        snprintf(csv, sizeof csv, "%s/async.csv", dirs[d]);
+        FILE *f = fopen(csv, "r");
+        char header[512] = "";
+        if (!f || !fgets(header, sizeof header, f) || strncmp(header, "round,virtual_time,wall_s,accuracy", 34) != 0) {
+            if (f) fclose(f);
+            free(dirs);
+            fh_error_set(FH_EINPUT, "%s: expected the async.csv of an [async] run (header round,virtual_time,...)", csv);
+            return cli_report(NULL, "plot", FH_EINPUT);
+        }
+        fclose(f);
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.png", png, (long)getpid());
+    FILE *g = popen("gnuplot", "w");
+    if (!g) {
+        free(dirs);
+        fh_error_set(FH_EIO, "cannot start gnuplot (install gnuplot-nox)");
+        return cli_report(NULL, "plot", FH_EIO);
+    }
+    fprintf(g, "set terminal pngcairo size 900,520 noenhanced\nset output '%s'\nset datafile separator ','\n"
+               "set datafile missing 'nan'\nset xlabel 'virtual time'\nset ylabel 'test accuracy'\nset grid\n"
+               "set key bottom right\nplot ", tmp);
+    for (int d = 0; d < ndir; d++) {
+        const char *name = strrchr(dirs[d], '/') && strrchr(dirs[d], '/')[1] ? strrchr(dirs[d], '/') + 1 : dirs[d];
+        fprintf(g, "%s'%s/async.csv' using 2:4 with linespoints pt 7 ps 0.4 title '%s'", d ? ", " : "", dirs[d], name);
+    }
+    fprintf(g, "\n");
+    free(dirs);
+    int rc = pclose(g);
+    if (rc != 0 || access(tmp, R_OK) != 0 || rename(tmp, png) != 0) {
+        unlink(tmp);
+        fh_error_set(FH_EIO, "gnuplot failed to draw %s (is gnuplot-nox installed?)", png);
+        return cli_report(NULL, "plot", FH_EIO);
+    }
+    printf("plot: %s\n", png);
+    return 0;
+}
 
 int cmd_plot(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--x")) return plot_virtual_time(argc, argv);
     const char *dir = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

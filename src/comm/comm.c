@@ -143,3 +143,134 @@ fh_status comm_stats(const comm_t *c, double local, double *min, double *avg, do
     *max = v[2];
     return FH_OK;
 }
+
+fh_status comm_split(const comm_t *c, int color, int key, comm_t *out)
+{
+    out->comm = MPI_COMM_NULL;
+    out->rank = -1;
+    out->size = 0;
+    FH_TRY(mpi_err(MPI_Comm_split(c->comm, color >= 0 ? color : MPI_UNDEFINED, key, &out->comm),
+                   "MPI_Comm_split"));
+    if (out->comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(out->comm, &out->rank);
+        MPI_Comm_size(out->comm, &out->size);
+    }
+    return FH_OK;
+}
+
+void comm_free(comm_t *c)
+{
+    if (c->comm != MPI_COMM_NULL && c->comm != MPI_COMM_WORLD) MPI_Comm_free(&c->comm);
+    c->comm = MPI_COMM_NULL;
+    c->rank = -1;
+    c->size = 0;
+}
+
+/* ---- point-to-point byte transfers --------------------------------------------------------- */
+#define COMM_CHUNK ((int64_t)1 << 30)
+
+fh_status comm_send_bytes(const comm_t *c, const void *buf, int64_t n, int dest, int tag)
+{
+    const char *p = buf;
+    for (int64_t o = 0; o < n || (n == 0 && o == 0); o += COMM_CHUNK) {
+        const int k = (int)(n - o < COMM_CHUNK ? n - o : COMM_CHUNK);
+        FH_TRY(mpi_err(MPI_Send(p + o, k, MPI_BYTE, dest, tag, c->comm), "MPI_Send"));
+        if (n == 0) break;
+    }
+    return FH_OK;
+}
+
+fh_status comm_recv_bytes(const comm_t *c, void *buf, int64_t n, int src, int tag)
+{
+    char *p = buf;
+    for (int64_t o = 0; o < n || (n == 0 && o == 0); o += COMM_CHUNK) {
+        const int k = (int)(n - o < COMM_CHUNK ? n - o : COMM_CHUNK);
+        FH_TRY(mpi_err(MPI_Recv(p + o, k, MPI_BYTE, src, tag, c->comm, MPI_STATUS_IGNORE), "MPI_Recv"));
+        if (n == 0) break;
+    }
+    return FH_OK;
+}
+
+fh_status comm_gather_bytes(const comm_t *c, const void *local, int64_t n_local, void **out,
+                            int64_t *counts, int root)
+{
+    *out = NULL;
+    FH_TRY(mpi_err(MPI_Gather(&n_local, 1, MPI_INT64_T, counts, 1, MPI_INT64_T, root, c->comm),
+                   "MPI_Gather"));
+    if (c->rank != root) return comm_send_bytes(c, local, n_local, root, 7101);
+    int64_t total = 0;
+    for (int r = 0; r < c->size; r++) total += counts[r];
+    char *buf = malloc((size_t)(total ? total : 1));
+    fh_status st = buf ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory gathering %lld bytes", (long long)total);
+    int64_t off = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (r == root) {
+            if (st == FH_OK && counts[r]) memcpy(buf + off, local, (size_t)counts[r]);
+        } else {
+            /* receive even after a failure so that no sender blocks forever */
+            char dummy;
+            fh_status s2 = comm_recv_bytes(c, st == FH_OK ? buf + off : &dummy, st == FH_OK ? counts[r] : 0, r, 7101);
+            if (st == FH_OK) st = s2;
+        }
+        off += counts[r];
+    }
+    if (st != FH_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return FH_OK;
+}
+
+/* ---- non-blocking point-to-point ----------------------------------------------------------- */
+fh_status comm_isend_bytes(const comm_t *c, const void *buf, int64_t n, int dest, int tag, comm_req *req)
+{
+    if (n < 0 || n >= COMM_CHUNK * 2)
+        return fh_error_set(FH_EINTERNAL, "comm_isend_bytes: %lld bytes (at most 2^31 - 1)", (long long)n);
+    return mpi_err(MPI_Isend(buf, (int)n, MPI_BYTE, dest, tag, c->comm, req), "MPI_Isend");
+}
+
+fh_status comm_irecv_bytes(const comm_t *c, void *buf, int64_t n, int src, int tag, comm_req *req)
+{
+    if (n < 0 || n >= COMM_CHUNK * 2)
+        return fh_error_set(FH_EINTERNAL, "comm_irecv_bytes: %lld bytes (at most 2^31 - 1)", (long long)n);
+    return mpi_err(MPI_Irecv(buf, (int)n, MPI_BYTE, src == COMM_ANY_SOURCE ? MPI_ANY_SOURCE : src, tag, c->comm, req),
+                   "MPI_Irecv");
+}
+
+static void any_result(int i, const MPI_Status *s, int *idx, int *src)
+{
+    *idx = i == MPI_UNDEFINED ? -1 : i;
+    if (src) *src = i == MPI_UNDEFINED ? -1 : s->MPI_SOURCE;
+}
+
+fh_status comm_waitany(int n, comm_req *reqs, int *idx, int *src)
+{
+    int i;
+    MPI_Status s;
+    FH_TRY(mpi_err(MPI_Waitany(n, reqs, &i, &s), "MPI_Waitany"));
+    any_result(i, &s, idx, src);
+    return FH_OK;
+}
+
+fh_status comm_testany(int n, comm_req *reqs, int *idx, int *src)
+{
+    int i, flag;
+    MPI_Status s;
+    FH_TRY(mpi_err(MPI_Testany(n, reqs, &i, &flag, &s), "MPI_Testany"));
+    any_result(flag ? i : MPI_UNDEFINED, &s, idx, src);
+    return FH_OK;
+}
+
+fh_status comm_wait(comm_req *req)
+{
+    if (*req == MPI_REQUEST_NULL) return FH_OK;
+    return mpi_err(MPI_Wait(req, MPI_STATUS_IGNORE), "MPI_Wait");
+}
+
+fh_status comm_cancel(comm_req *req)
+{
+    if (*req == MPI_REQUEST_NULL) return FH_OK;
+    FH_TRY(mpi_err(MPI_Cancel(req), "MPI_Cancel"));
+    return mpi_err(MPI_Wait(req, MPI_STATUS_IGNORE), "MPI_Wait");
+}

@@ -28,8 +28,9 @@ typedef struct {
 static const key_def KEYS[] = {
     {"data", "file", T_PATH, F(data_file), "", 0, 0, NULL, 1,
      "partitioned data set written by `fedhpc prepare` (HDF5)"},
-    {"model", "type", T_ENUM, F(model_type), "mlp", 0, 0, "logreg|mlp", 1,
-     "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax"},
+    {"model", "type", T_ENUM, F(model_type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
+     "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
+     "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
     {"model", "hidden", T_INTLIST, F(hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(class_weights), "none", 0, 0, "none|balanced", 1,
@@ -92,7 +93,7 @@ static const key_def KEYS[] = {
     {"privacy", "sampling", T_ENUM, F(dp_sampling), "poisson", 0, 0, "poisson|fixed", 1,
      "DP-SGD batches: poisson (each row with rate batch_size/n) or fixed-size shuffled batches"},
     {"privacy", "placement", T_ENUM, F(dp_placement), "central", 0, 0, "central|distributed", 1,
-     "client DP noise: added once to the exact sum, or shared out to clients (with secagg)"},
+     "client DP noise: added once to the exact sum, or shared out to the clients (needs [secagg] on)"},
     {"privacy", "adaptive_clip", T_ENUM, F(dp_adaptive), "off", 0, 0, "off|on", 1,
      "client DP: quantile-based adaptive clipping (Andrew et al. 2021)"},
     {"privacy", "target_quantile", T_DOUBLE, F(dp_quantile), "0.5", 0, 1, NULL, 1,
@@ -115,14 +116,16 @@ static const key_def KEYS[] = {
     {"secagg", "dropout", T_DOUBLE, F(sa_dropout), "0", 0, 0.99, NULL, 1,
      "simulated dropout rate (after key sharing, before sending); dropped clients are excluded"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
-    {"cluster", "method", T_ENUM, F(cl_method), "none", 0, 0, "none|fesem|ifca|cfl", 1,
-     "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020)"},
+    {"cluster", "method", T_ENUM, F(cl_method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
+     "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
+     "none: one center (FedAvg) in the multi-center loop, for comparison; off: the plain engine"},
     {"cluster", "k", T_INT, F(cl_k), "4", 1, 4096, NULL, 1,
      "number of centers (fesem, ifca; cfl: the most clusters it may split into)"},
     {"cluster", "init", T_ENUM, F(cl_init), "kmeans++", 0, 0, "kmeans++|spectral", 1,
-     "fesem: initial assignment by k-means++ on client models, or spectral clustering (ScaLAPACK)"},
+     "fesem/ifca: first assignment by k-means++ on client models, or spectral clustering (ScaLAPACK)"},
     {"cluster", "warmup", T_INT, F(cl_init_rounds), "1", 0, 1e6, NULL, 1,
-     "fesem/cfl: local training from the shared initial model before clients are first assigned"},
+     "fesem/ifca: rounds of local training from the shared initial model before the first assignment "
+     "(ifca with 0: K random initial centers, as in Ghosh et al.)"},
     {"cluster", "eps1", T_DOUBLE, F(cl_eps1), "0.4", 0, 1e9, NULL, 1,
      "cfl: split a cluster when the norm of its mean update is below eps1 ..."},
     {"cluster", "eps2", T_DOUBLE, F(cl_eps2), "1.6", 0, 1e9, NULL, 1,
@@ -131,6 +134,43 @@ static const key_def KEYS[] = {
      "fedper: base layers shared, the output layer (head) kept per client on disk"},
     {"run", "clients_per_rank", T_INT, F(clients_per_rank), "0", 0, 1, NULL, 0,
      "1: cross-silo, rank i is client i (needs -np = clients); 0: clients spread over ranks"},
+    /* [system] [async] — device heterogeneity, virtual clock, async FL (src/fl/system.c, async.c) */
+    {"system", "speed_sigma", T_DOUBLE, F(sys_sigma), "0", 0, 10, NULL, 1,
+     "client speeds log-normal exp(sigma * N(0,1)), drawn from the seed (RNG_SYSTEM); 0: all speed 1"},
+    {"system", "speeds", T_PATH, F(sys_speeds), "", 0, 0, NULL, 1,
+     "CSV of per-client speeds (one number a line, or client,speed; line i = client i) instead of log-normal"},
+    {"system", "step_time", T_DOUBLE, F(sys_step_time), "1", 1e-9, 1e9, NULL, 1,
+     "virtual seconds one local SGD step takes at speed 1 (training time = steps * step_time / speed)"},
+    {"system", "on", T_DOUBLE, F(sys_on), "0", 0, 1e12, NULL, 1,
+     "availability: a client is on for `on` then off for `off` virtual seconds, periodically, with a "
+     "random phase per client; work pauses while off (0: always available)"},
+    {"system", "off", T_DOUBLE, F(sys_off), "0", 0, 1e12, NULL, 1, "availability: off period length"},
+    {"system", "comm_per_byte", T_DOUBLE, F(sys_comm_per_byte), "0", 0, 1e6, NULL, 1,
+     "virtual seconds per byte of model download + upload (4 bytes a parameter each way)"},
+    {"async", "mode", T_ENUM, F(as_mode), "off", 0, 0, "off|wait_all|drop|partial|fedasync|fedbuff", 1,
+     "off: the plain engine; wait_all: synchronous rounds on the virtual clock; drop: updates after "
+     "[async] deadline are discarded; partial: clients do the steps that fit before the deadline, "
+     "FedNova-normalised; fedasync (Xie et al. 2019); fedbuff (Nguyen et al. 2022). A round = one "
+     "server model update"},
+    {"async", "deadline", T_DOUBLE, F(as_deadline), "0", 0, 1e15, NULL, 1,
+     "drop/partial: round deadline in virtual seconds after the round starts"},
+    {"async", "concurrency", T_INT, F(as_concurrency), "0", 0, 1e6, NULL, 1,
+     "fedasync/fedbuff: clients training at any time (0: [train] clients_per_round)"},
+    {"async", "buffer", T_INT, F(as_buffer), "10", 1, 1e6, NULL, 1,
+     "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr)"},
+    {"async", "max_staleness", T_INT, F(as_max_staleness), "1000000", 0, 1e9, NULL, 1,
+     "updates more than this many server versions stale are discarded"},
+    {"async", "staleness", T_ENUM, F(as_staleness), "polynomial", 0, 0, "constant|polynomial|hinge", 1,
+     "staleness weight s(t): constant 1; polynomial (1+t)^-a; hinge 1 if t <= b else 1/(a(t-b)+1)"},
+    {"async", "alpha", T_DOUBLE, F(as_alpha), "0.6", 1e-9, 1, NULL, 1,
+     "fedasync: x = (1 - alpha s(t)) x + alpha s(t) x_client"},
+    {"async", "a", T_DOUBLE, F(as_a), "0.5", 0, 1e6, NULL, 1, "staleness parameter a (polynomial, hinge)"},
+    {"async", "b", T_DOUBLE, F(as_b), "4", 0, 1e9, NULL, 1, "staleness parameter b (hinge)"},
+    {"async", "max_vtime", T_DOUBLE, F(as_max_vtime), "0", 0, 1e15, NULL, 0,
+     "stop once the virtual clock passes this (0: run [train] rounds server updates)"},
+    {"async", "min_fraction", T_DOUBLE, F(as_min_fraction), "0", 0, 1, NULL, 1,
+     "partial: a client that fits less than this fraction of its full local steps before the "
+     "deadline is dropped (its FedNova-rescaled few-step update is mostly noise)"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
@@ -324,6 +364,10 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [data] file: expected the path of a prepared data set, got nothing", path);
     if (!c->out_dir[0])
         return fh_error_set(FH_EINPUT, "%s: [output] dir: expected a directory, got nothing", path);
+    /* [privacy] / [secagg] live in the plain engine loop (src/fl/engine.c) only */
+    if ((c->dp_mode || c->sa_enabled || c->sa_dropout > 0) &&
+        (c->cl_method || c->pers_mode || c->clients_per_rank || c->as_mode))
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode / [secagg]: not supported yet with [cluster], [personalize], [run] clients_per_rank or [async]", path);
     return FH_OK;
 }
 
@@ -357,6 +401,22 @@ static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
     }
 }
 
+/* "; text" wrapped at about 90 columns (libinih reads lines of at most 200 characters). */
+static void write_comment(FILE *f, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t n = strlen(p);
+        if (n > 88) {
+            n = 88;
+            while (n > 20 && p[n] != ' ') n--;
+        }
+        fprintf(f, "; %.*s\n", (int)n, p);
+        p += n;
+        while (*p == ' ') p++;
+    }
+}
+
 void config_write(const config_t *c, FILE *f)
 {
     const char *cur = "";
@@ -368,7 +428,8 @@ void config_write(const config_t *c, FILE *f)
         }
         char v[CONFIG_PATH_MAX];
         key_format(c, &KEYS[i], v, sizeof v);
-        fprintf(f, "; %s\n%s = %s\n", KEYS[i].doc, KEYS[i].key, v);
+        write_comment(f, KEYS[i].doc);
+        fprintf(f, "%s = %s\n", KEYS[i].key, v);
     }
 }
 

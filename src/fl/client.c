@@ -2,6 +2,7 @@
  * proximal term and the SCAFFOLD correction. Shuffles come from the client's own stream. */
 #include "fedhpc/fl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,77 @@ double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int
     return loss;
 }
 
+/* ---- DP-SGD (Abadi et al. 2016): a separate branch, taken when w->dp is set ------------ */
+/* Batches: Poisson (each row independently with rate B/n, round(n/B) steps an epoch) or fixed
+ * size B in a shuffled order. Per step: the sum of per-example clipped gradients
+ * (model_loss_grad_clipped, in chunks of ws_rows), plus N(0, (sigma C)^2) noise, over B. */
+static fh_status local_train_dp(fl_worker *w, const fl_local_opts *o, rng_t shuffle,
+                                const float *x, const int32_t *y, int64_t n, float *params,
+                                double *loss_sum, int64_t *steps, int64_t *rows)
+{
+    const model_t *m = w->m;
+    const int64_t P = m->nparams, d = m->in;
+    const privacy_sgd *dp = w->dp;
+    const int64_t B = o->batch > 0 ? o->batch : n;
+    const double q = B >= n ? 1.0 : (double)B / (double)n;
+    int64_t per_epoch = dp->poisson ? (int64_t)llround((double)n / (double)B) : (n + B - 1) / B;
+    if (per_epoch < 1) per_epoch = 1;
+    rng_t noise = rng_stream(dp->seed, dp->client, dp->round, RNG_DPSGD);
+    rng_t samp = rng_stream(dp->seed, dp->client, dp->round, RNG_DPSGD_SAMPLE);
+    const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
+                mu = (float)o->mu;
+    memset(w->mom, 0, (size_t)P * sizeof *w->mom);
+    double loss = 0;
+    int64_t k = 0, seen = 0;
+    for (int32_t e = 0; e < o->epochs; e++) {
+        for (int64_t i = 0; i < n; i++) w->order[i] = (int32_t)i;
+        if (!dp->poisson) rng_shuffle_u32(&shuffle, (uint32_t *)w->order, (size_t)n);
+        for (int64_t s = 0; s < per_epoch; s++) {
+            memset(w->grad2, 0, (size_t)P * sizeof *w->grad2);
+            int64_t r0 = 0, r1 = 0; /* fixed: rows order[r0..r1); Poisson: scan all rows */
+            if (!dp->poisson) {
+                r0 = s * B;
+                r1 = r0 + B < n ? r0 + B : n;
+            }
+            int64_t nb = 0, fill = 0;
+            for (int64_t i = dp->poisson ? 0 : r0; i < (dp->poisson ? n : r1) || fill > 0;) {
+                if (i < (dp->poisson ? n : r1)) {
+                    const int64_t r = w->order[i++];
+                    if (dp->poisson && !(q >= 1.0 || rng_uniform(&samp) < q)) continue;
+                    memcpy(w->xb + fill * d, x + r * d, (size_t)d * sizeof *x);
+                    w->yb[fill++] = y[r];
+                    if (fill < w->ws_rows) continue;
+                }
+                loss += model_loss_grad_clipped(m, params, w->xb, w->yb, (int32_t)fill, dp->clip,
+                                                w->grad, NULL, w->ws);
+                for (int64_t j = 0; j < P; j++) w->grad2[j] += w->grad[j];
+                nb += fill;
+                fill = 0;
+            }
+            float *g = w->grad;
+            const double sd = dp->sigma * dp->clip;
+            for (int64_t j = 0; j < P; j++)
+                g[j] = (float)(((double)w->grad2[j] + sd * rng_normal(&noise)) / (double)B);
+            if (wd != 0)
+                for (int64_t j = 0; j < P; j++) g[j] += wd * params[j];
+            if (mu != 0)
+                for (int64_t j = 0; j < P; j++) g[j] += mu * (params[j] - o->global[j]);
+            if (o->c_diff)
+                for (int64_t j = 0; j < P; j++) g[j] += o->c_diff[j];
+            for (int64_t j = 0; j < P; j++) {
+                w->mom[j] = mom * w->mom[j] + g[j];
+                params[j] -= lr * w->mom[j];
+            }
+            k++;
+            seen += nb;
+        }
+    }
+    *loss_sum = loss;
+    *steps = k;
+    *rows = seen;
+    return FH_OK;
+}
+
 fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, const float *x,
                          const int32_t *y, int64_t n, float *params, double *loss_sum,
                          int64_t *steps, int64_t *rows)
@@ -66,15 +138,17 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
         FH_CHECK_ALLOC(w->order);
         w->order_cap = n;
     }
+    if (w->dp) return local_train_dp(w, o, shuffle, x, y, n, params, loss_sum, steps, rows);
     memset(w->mom, 0, (size_t)P * sizeof *w->mom);
     const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
                 mu = (float)o->mu;
     double loss = 0;
     int64_t k = 0, seen = 0;
-    for (int32_t e = 0; e < o->epochs; e++) {
+    const int64_t kmax = w->max_steps > 0 ? w->max_steps : INT64_MAX; /* partial work */
+    for (int32_t e = 0; e < o->epochs && k < kmax; e++) {
         for (int64_t i = 0; i < n; i++) w->order[i] = (int32_t)i;
         if (B < n) rng_shuffle_u32(&shuffle, (uint32_t *)w->order, (size_t)n);
-        for (int64_t b0 = 0; b0 < n; b0 += B) {
+        for (int64_t b0 = 0; b0 < n && k < kmax; b0 += B) {
             int64_t nb = n - b0 < B ? n - b0 : B;
             if (B == n) {
                 loss += fl_grad_rows(w, params, x, y, n);

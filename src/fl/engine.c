@@ -10,8 +10,10 @@
  *     rank 0 evaluates on the test split; per-client accuracy gathered from the hosts
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/async.h"
 #include "fedhpc/ckpt.h"
 #include "fedhpc/fl.h"
+#include "fedhpc/secagg.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +21,8 @@
 #include <string.h>
 
 /* the round counters appended to the integer reduction */
-enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_STOP, T_N };
+enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_STOP,
+       T_DP_BELOW /* [privacy] adaptive clipping: unclipped updates */, T_N };
 #define LOSS_SCALE 1048576.0 /* 2^20: fixed point of summed losses */
 
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
@@ -143,6 +146,8 @@ typedef struct {
     float *x;                  /* [rows of this rank's clients, d]         */
     int32_t *y;
     int64_t xcap;
+    privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
+    secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
 } loop_state;
 
 static void loop_free(loop_state *s)
@@ -153,6 +158,8 @@ static void loop_free(loop_state *s)
     io_state_close(s->cstate);
     free(s->global); free(s->local); free(s->c); free(s->ci); free(s->cdiff); free(s->dec);
     free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->x); free(s->y);
+    privacy_run_free(&s->pv);
+    secagg_engine_free(&s->sa);
 }
 
 static int32_t worker_rows(const config_t *cfg)
@@ -183,6 +190,7 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
     FH_TRY(io_data_read_ranges(data, "train", c1 - c0, s->start + c0, s->count + c0, s->x, s->y));
     (void)w;
     int64_t *tail = s->acc + P * (1 + scaffold);
+    if (s->sa.enabled) FH_TRY(secagg_engine_begin(&s->sa, c1 - c0));
     fl_local_opts o = {params, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
                        cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
     int64_t row = 0;
@@ -192,6 +200,15 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
         const float *xi = s->x + row * d;
         const int32_t *yi = s->y + row;
         row += n;
+        /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
+        if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, round)) continue;
+        int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, i - c0) : s->acc;
+        tail = acc + P * (1 + scaffold);
+        privacy_sgd dpo;
+        if (s->pv.mode == PRIVACY_SAMPLE) {
+            privacy_sgd_opts(&s->pv, round, cid, &dpo);
+            s->wk.dp = &dpo;
+        }
         if (scaffold) {
             FH_TRY(io_state_read(s->cstate, cid, s->ci));
             for (int64_t j = 0; j < P; j++) s->cdiff[j] = s->c[j] - s->ci[j];
@@ -203,6 +220,7 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
         if (n > 0)
             FH_TRY(fl_local_train(&s->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
                                   xi, yi, n, s->local, &loss, &steps, &seen));
+        s->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
         double norm;
         if (n == 0 || !isfinite(loss) || !fl_update_ok(s->local, P, cfg->max_update_norm, &norm)) {
@@ -210,7 +228,10 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
             tail[T_REJ_ROWS] += n;
             continue;
         }
-        fx_accumulate(s->acc, s->local, (double)n / (double)N_round, P);
+        double wgt = (double)n / (double)N_round;
+        if (s->pv.mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */
+            wgt = privacy_client_update(&s->pv, round, cid, s->local, P, &tail[T_DP_BELOW]);
+        fx_accumulate(acc, s->local, wgt, P);
         tail[T_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
         tail[T_ROWS_SEEN] += seen;
         tail[T_ACC_ROWS] += n;
@@ -221,7 +242,7 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
             for (int64_t j = 0; j < P; j++) s->cdiff[j] = (float)(-(double)s->c[j] - inv * s->local[j]);
             if (!fl_update_ok(s->cdiff, P, FX_MAX_ABS, &norm))
                 return fh_error_set(FH_EFAULT, "SCAFFOLD control variate of client %d is not finite", cid);
-            fx_accumulate(s->acc + P, s->cdiff, 1.0 / m, P);
+            fx_accumulate(acc + P, s->cdiff, 1.0 / m, P);
             for (int64_t j = 0; j < P; j++) s->ci[j] += s->cdiff[j];
             FH_TRY(io_state_write(s->cstate, cid, s->ci));
         }
@@ -312,6 +333,8 @@ static fh_status loop_resume(const config_t *cfg, const comm_t *w, loop_state *s
 fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
                    fl_round_fn on_round, void *user, fl_result *res)
 {
+    if (cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank) return fl_train_cluster(cfg, w, data, meta, on_round, user, res);
+    if (cfg->as_mode != AS_OFF) return fl_train_async(cfg, w, data, meta, on_round, user, res); /* issue 7 */
     if (cfg->algorithm == ALG_CENTRALIZED)
         return fl_train_centralized(cfg, w, data, meta, on_round, user, res);
     if (w->size > meta->clients)
@@ -354,6 +377,8 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         snprintf(path, sizeof path, "%s/client_state.h5", cfg->out_dir);
         st = comm_agree(w, io_state_create(path, w, C, P, &s.cstate));
     }
+    if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s.pv, cfg, C, m));
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, nacc));
     int32_t r_done = 0;
     if (st == FH_OK && cfg->resume[0]) st = loop_resume(cfg, w, &s, params, P, C, &r_done, res);
 
@@ -368,15 +393,26 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         for (int32_t i = 0; i < n; i++) N_round += s.count[i];
         fl_assign_ranks(s.count, n, w->size, s.first);
         const int32_t c0 = s.first[w->rank], c1 = s.first[w->rank + 1];
+        int dp_stop = 0; /* [privacy] account the round; stop cleanly before exceeding the budget */
+        if ((st = comm_agree(w, privacy_run_begin(&s.pv, r, s.ids, s.count, n, &dp_stop))) != FH_OK || dp_stop) break;
 
         memset(s.acc, 0, (size_t)nacc * sizeof *s.acc);
         s.acc[P * (1 + scaffold) + T_STOP] = fh_stop_requested();
         st = round_local(cfg, w, data, &s, r, c0, c1, N_round, n, params);
         if ((st = comm_agree(w, st)) != FH_OK) break;
-        if ((st = comm_allreduce_sum_i64(w, s.acc, nacc)) != FH_OK) break;
+        if (s.sa.enabled) { /* [secagg] rank-level counters in the clear, client vectors masked */
+            if ((st = comm_allreduce_sum_i64(w, s.acc + P * (1 + scaffold), T_N)) != FH_OK) break;
+            if ((st = secagg_engine_round(&s.sa, w, r, s.ids, s.first, n, s.acc)) != FH_OK) break;
+        } else if ((st = comm_allreduce_sum_i64(w, s.acc, nacc)) != FH_OK) break;
 
         const int64_t *tail = s.acc + P * (1 + scaffold);
-        if (tail[T_ACC_ROWS] > 0) {
+        if (s.pv.mode == PRIVACY_CLIENT) { /* [privacy] DP-FedAvg: sum / m + noise */
+            if (!s.sa.aborted) {
+                privacy_run_decode(&s.pv, r, s.acc, P, s.dec);
+                fl_server_step(&s.srv, s.dec, params);
+            }
+            privacy_run_end(&s.pv, r, tail[T_DP_BELOW], s.sa.aborted ? NULL : s.dec, P);
+        } else if (tail[T_ACC_ROWS] > 0) {
             fx_decode(s.acc, (double)N_round / (double)tail[T_ACC_ROWS], s.dec, P);
             fl_server_step(&s.srv, s.dec, params);
             if (scaffold) {
@@ -397,6 +433,11 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
         rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
         rs.client_acc_mean = rs.client_acc_p10 = NAN;
+        rs.epsilon = s.pv.mode ? s.pv.eps : NAN; /* [privacy] / [secagg] */
+        for (int32_t i = 0; i < n; i++) rs.dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r);
+        rs.secagg_aborted = s.sa.enabled ? s.sa.aborted : 0;
+        rs.mask_gbps = s.sa.enabled && s.sa.mask_s > 0 ? (double)s.sa.mask_bytes / s.sa.mask_s / 1e9 : NAN;
+        rs.chacha_gbps = s.sa.enabled ? s.sa.chacha_gbps : NAN;
         rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;

@@ -118,6 +118,13 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     hsize_t no = (hsize_t)meta->clients + 1;
     if ((st = h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, offsets)) != FH_OK) goto fail;
     if (client_name && (st = h5_dset_write_strs(gtr, "client_name", client_name, (hsize_t)meta->clients)) != FH_OK) goto fail;
+    if (meta->client_group) {
+        hsize_t ng = (hsize_t)meta->clients;
+        if ((st = h5_dset_write(gtr, "client_group", H5T_NATIVE_INT32, 1, &ng, meta->client_group)) != FH_OK) goto fail;
+        v = meta->groups;
+        if ((st = h5_attr_write_i64(f, "groups", &v, 1)) != FH_OK) goto fail;
+    }
+    if (meta->local_test_frac > 0 && (st = h5_attr_write_f64(f, "local_test_frac", meta->local_test_frac)) != FH_OK) goto fail;
     gte = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(gte, "HDF5: cannot create group /test");
     if ((st = write_table(gte, &ds->test, NULL)) != FH_OK) goto fail;
@@ -240,6 +247,20 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
     h->off_d = H5Dopen2(h->file, "train/client_offsets", H5P_DEFAULT);
     H5CHK(h->off_d, "%s: cannot open /train/client_offsets", path);
     m->has_client_names = H5Lexists(h->file, "train/client_name", H5P_DEFAULT) > 0;
+    m->has_client_group = H5Lexists(h->file, "train/client_group", H5P_DEFAULT) > 0;
+    if (m->has_client_group) {
+        hsize_t dg[1];
+        FH_TRY(h5_dset_shape(h->file, "train/client_group", 1, dg, path));
+        if (dg[0] != (hsize_t)m->clients)
+            return fh_error_set(FH_EINPUT, "%s: /train/client_group: expected %d values (one per client)", path, m->clients);
+        FH_TRY(h5_attr_read_i64(h->file, "groups", &v, 1, path));
+        m->groups = (int32_t)v;
+    }
+    if (h5_attr_exists(h->file, "local_test_frac")) {
+        FH_TRY(h5_attr_read_f64(h->file, "local_test_frac", &m->local_test_frac, path));
+        if (!(m->local_test_frac >= 0 && m->local_test_frac < 1))
+            return fh_error_set(FH_EINPUT, "%s: attribute local_test_frac: expected a number in [0, 1), found %g", path, m->local_test_frac);
+    }
     FH_TRY(check_offsets(h));
 fail:
     if (fapl >= 0) H5Pclose(fapl);
@@ -382,4 +403,27 @@ fh_status io_data_class_counts(io_data *h, int64_t *out)
 fh_status io_data_class_names(io_data *h, char (*out)[64])
 {
     return h5_dset_read_strs(h->file, "classes", (char *)out, (hsize_t)h->meta.classes, 64, h->path);
+}
+
+fh_status io_data_client_groups(io_data *h, int32_t *out)
+{
+    if (!h->meta.has_client_group)
+        return fh_error_set(FH_EINPUT, "%s: no /train/client_group (prepare with --groups K)", h->path);
+    hid_t d = H5Dopen2(h->file, "train/client_group", H5P_DEFAULT);
+    if (d < 0) return fh_error_set(FH_EINPUT, "%s: cannot open /train/client_group", h->path);
+    herr_t e = H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    H5Dclose(d);
+    if (e < 0) return fh_error_set(FH_EINPUT, "%s: /train/client_group cannot be read (truncated file?)", h->path);
+    for (int32_t c = 0; c < h->meta.clients; c++)
+        if (out[c] < 0 || out[c] >= h->meta.groups)
+            return fh_error_set(FH_EINPUT, "%s: /train/client_group: group %d of client %d outside [0, %d)", h->path,
+                                out[c], c, h->meta.groups);
+    return FH_OK;
+}
+
+int64_t io_data_local_test_rows(const io_data_meta *m, int64_t n)
+{
+    if (m->local_test_frac <= 0 || n < 2) return 0;
+    int64_t k = (int64_t)((double)n * m->local_test_frac);
+    return k >= n ? n - 1 : k;
 }

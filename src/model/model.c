@@ -12,6 +12,7 @@
  */
 #include "fedhpc/model.h"
 #include "fedhpc/rng.h"
+#include "model_cnn.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -30,7 +31,11 @@ fh_status model_parse_type(const char *s, model_type *out)
         *out = MODEL_MLP;
         return FH_OK;
     }
-    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp", s ? s : "(null)");
+    if (s && strcmp(s, "cnn") == 0) {
+        *out = MODEL_CNN;
+        return FH_OK;
+    }
+    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn", s ? s : "(null)");
 }
 
 const char *model_type_name(model_type t)
@@ -38,6 +43,7 @@ const char *model_type_name(model_type t)
     switch (t) {
     case MODEL_LOGREG: return "logreg";
     case MODEL_MLP: return "mlp";
+    case MODEL_CNN: return "cnn";
     }
     return "unknown";
 }
@@ -51,6 +57,7 @@ static int model_is_binary_logit(const model_t *m)
 fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
                        const int32_t *hidden, int32_t nhidden)
 {
+    if (type == MODEL_CNN) return model_create_cnn_default(m, in, classes);
     memset(m, 0, sizeof *m);
     if (type != MODEL_LOGREG && type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "model type %d: expected logreg or mlp", (int)type);
@@ -125,6 +132,7 @@ struct model_ws {
                                          for the last layer the logits Z_L                  */
     float *delta[2];                  /* [max_batch, max width] each: D_l, ping-pong        */
     float *buf;                       /* the one allocation the views above point into      */
+    cnn_ws *cnn;                      /* MODEL_CNN: the CNN's own scratch (src/model/cnn.c) */
 };
 
 /* *total += a * b floats, unless that would not fit a size_t byte count. */
@@ -142,6 +150,15 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
     if (!m || max_batch < 1 || m->nlayers < 1 || m->nlayers > MODEL_MAX_LAYERS) return NULL;
     model_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
+    if (m->type == MODEL_CNN) {
+        ws->max_batch = max_batch;
+        ws->cnn = cnn_ws_create(m, max_batch);
+        if (!ws->cnn) {
+            free(ws);
+            return NULL;
+        }
+        return ws;
+    }
     ws->max_batch = max_batch;
     ws->nlayers = m->nlayers;
     const size_t B = (size_t)max_batch;
@@ -171,6 +188,7 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
 void model_ws_free(model_ws *ws)
 {
     if (!ws) return;
+    cnn_ws_free(ws->cnn);
     free(ws->buf);
     free(ws);
 }
@@ -262,6 +280,7 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
             memset(grad, 0, (size_t)m->nparams * sizeof *grad);
             return NAN; /* a label outside [0, classes): loaders check this, so a bug */
         }
+    if (m->type == MODEL_CNN) return cnn_loss_grad(m, params, x, y, n, grad, ws->cnn);
 
     model_forward(m, params, x, n, ws);
     const int32_t L = m->nlayers;
@@ -328,9 +347,97 @@ void model_predict(const model_t *m, const float *params, const float *x, int32_
                    float *probs, model_ws *ws)
 {
     /* More rows than the ws holds are done in chunks of max_batch (still no allocation). */
+    if (m->type == MODEL_CNN) {
+        cnn_predict(m, params, x, n, probs, ws->cnn);
+        return;
+    }
     for (int64_t r = 0; r < n; r += ws->max_batch) {
         const int32_t k = (int32_t)(n - r < ws->max_batch ? n - r : ws->max_batch);
         model_forward(m, params, x + (size_t)r * (size_t)m->in, k, ws);
         model_output_probs(m, ws->act[m->nlayers - 1], k, probs + (size_t)r * (size_t)m->classes);
     }
+}
+
+/* ---- per-example clipped gradients (DP-SGD) -------------------------------------------- */
+/* For a dense layer the gradient of row i is a_i d_i^T (weights) and d_i (bias), so its squared
+ * norm is (||a_i||^2 + 1) ||d_i||^2. Pass 1 propagates the per-row deltas D_l back (no weight
+ * gradients) and sums these norms over layers; pass 2 recomputes the output delta, scales row i
+ * by c_i = min(1, C / norm_i) — linearity carries the scale through every layer — and forms the
+ * clipped sums A^T diag(c) D_l with cblas_sgemm exactly as model_loss_grad does. */
+double model_loss_grad_clipped(const model_t *m, const float *params, const float *x,
+                               const int32_t *y, int32_t n, double clip, float *grad_sum,
+                               double *norms, model_ws *ws)
+{
+    if (n <= 0 || n > ws->max_batch || (m->type != MODEL_LOGREG && m->type != MODEL_MLP)) {
+        memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
+        return n == 0 ? 0.0 : NAN;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes) {
+            memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
+            return NAN;
+        }
+    double *nrm = malloc((size_t)n * sizeof *nrm);
+    if (!nrm) {
+        memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
+        return NAN;
+    }
+    model_forward(m, params, x, n, ws);
+    const int32_t L = m->nlayers;
+    const float fn = (float)n;
+    for (int32_t i = 0; i < n; i++) nrm[i] = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int cur = 0;
+        float *d = ws->delta[cur];
+        /* per-row loss gradients: the mean-loss delta times n */
+        const double loss = model_output_loss(m, ws->act[L - 1], y, n, d);
+        const int32_t oL = m->fan_out[L - 1];
+        for (int32_t i = 0; i < n; i++) {
+            float c = fn;
+            if (pass == 1) {
+                const double nr = sqrt(nrm[i]);
+                if (norms) norms[i] = nr;
+                if (nr > clip) c = (float)(fn * (clip / nr));
+            }
+            float *di = d + (size_t)i * oL;
+            for (int32_t k = 0; k < oL; k++) di[k] *= c;
+        }
+        for (int32_t l = L - 1; l >= 0; l--) {
+            const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
+            const float *a_in = l == 0 ? x : ws->act[l - 1]; /* [n, fi] */
+            if (pass == 0) {
+                for (int32_t i = 0; i < n; i++) {
+                    double sa = 1.0, sd = 0.0; /* 1: the bias input */
+                    const float *ai = a_in + (size_t)i * fi, *di = d + (size_t)i * fo;
+                    for (int32_t k = 0; k < fi; k++) sa += (double)ai[k] * ai[k];
+                    for (int32_t k = 0; k < fo; k++) sd += (double)di[k] * di[k];
+                    nrm[i] += sa * sd;
+                }
+            } else {
+                float *gw = grad_sum + m->w_off[l], *gb = grad_sum + m->b_off[l];
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fi, fo, n, 1.0f, a_in, fi, d,
+                            fo, 0.0f, gw, fo);
+                memcpy(gb, d, (size_t)fo * sizeof *gb);
+                for (int32_t i = 1; i < n; i++) {
+                    const float *di = d + (size_t)i * fo;
+                    for (int32_t k = 0; k < fo; k++) gb[k] += di[k];
+                }
+            }
+            if (l == 0) break;
+            float *dp = ws->delta[1 - cur];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fi, fo, 1.0f, d, fo,
+                        params + m->w_off[l], fo, 0.0f, dp, fi);
+            const float *a = ws->act[l - 1];
+            const size_t cnt = (size_t)n * (size_t)fi;
+            for (size_t k = 0; k < cnt; k++) dp[k] = a[k] > 0.0f ? dp[k] : 0.0f;
+            cur = 1 - cur;
+            d = dp;
+        }
+        if (pass == 1) {
+            free(nrm);
+            return loss;
+        }
+    }
+    free(nrm);
+    return NAN; /* not reached */
 }

@@ -42,13 +42,18 @@ WEAK void tests_register_privacy(void);
 WEAK void tests_register_ckpt(void);
 WEAK void tests_register_secagg(void);
 WEAK void tests_register_dp(void);
+WEAK void tests_register_cnn(void);
+WEAK void tests_register_async(void);
+WEAK void tests_register_cluster(void);
 
 static void register_all(void)
 {
     void (*regs[])(void) = {tests_register_common, tests_register_data,   tests_register_model,
                             tests_register_io,     tests_register_config, tests_register_fl,
                             tests_register_privacy, tests_register_ckpt,
-                            tests_register_secagg, tests_register_dp};
+                            tests_register_secagg, tests_register_dp,
+                            tests_register_cnn, tests_register_async,
+                            tests_register_cluster};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }
@@ -118,9 +123,14 @@ int main(int argc, char **argv)
                          (int64_t)CU_get_number_of_tests_run()};
     int64_t failed_here = counts[0];
     comm_allreduce_sum_i64(w, counts, 1);
-    if (failed_here && w->rank != 0)
+    if (failed_here && w->rank != 0) { /* rank 0's CUnit report shows only its own failures */
         fprintf(stderr, "fedhpc_tests: rank %d: %lld test(s) failed\n", w->rank,
                 (long long)failed_here);
+        for (CU_pFailureRecord f = CU_get_failure_list(); f; f = f->pNext)
+            fprintf(stderr, "  rank %d: %s/%s: %s:%u: %s\n", w->rank, f->pSuite ? f->pSuite->pName : "?",
+                    f->pTest ? f->pTest->pName : "?", f->strFileName ? f->strFileName : "?", f->uiLineNumber,
+                    f->strCondition ? f->strCondition : "");
+    }
     if (w->rank == 0) {
         int64_t run = counts[1];
         printf("\ntests: %lld passed, %lld failed\n", (long long)(run - failed_here > 0 ? run - failed_here : 0),

@@ -148,8 +148,8 @@ static void test_parse_type(void)
     CU_ASSERT_EQUAL(t, MODEL_LOGREG);
     CU_ASSERT_EQUAL(model_parse_type("mlp", &t), FH_OK);
     CU_ASSERT_EQUAL(t, MODEL_MLP);
-    CU_ASSERT_EQUAL(model_parse_type("cnn", &t), FH_EINPUT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "cnn"));
+    CU_ASSERT_EQUAL(model_parse_type("rnn", &t), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "rnn"));
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "logreg, mlp"));
     CU_ASSERT_EQUAL(model_parse_type("MLP", &t), FH_EINPUT);
     CU_ASSERT_STRING_EQUAL(model_type_name(MODEL_LOGREG), "logreg");

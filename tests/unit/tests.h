@@ -27,5 +27,8 @@ void tests_register_privacy(void);
 void tests_register_ckpt(void);
 void tests_register_secagg(void);
 void tests_register_dp(void);
+void tests_register_cnn(void);
+void tests_register_async(void);
+void tests_register_cluster(void);
 
 #endif

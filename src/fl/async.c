@@ -1,0 +1,1024 @@
+/* Stragglers, partial work and asynchronous FL on a virtual clock (issue 7).
+ *
+ *   rank 0 (aggregator)                          ranks 1..P-1 (client hosts)
+ *   -------------------                          ---------------------------
+ *   plan jobs: (client, start model version,     loop: receive a job header + start model,
+ *     local steps, virtual start/finish time)          read the client's rows, train
+ *   hand pending jobs to free ranks (Isend)            (fl_local_train), send back the
+ *   Irecv from any source, comm_waitany                update (local - start)
+ *   apply updates in virtual-time order          until a stop header arrives
+ *     (ties: job id), never in arrival order
+ *
+ * Synchronous modes (wait_all, drop, partial) run rounds: the round's m sampled clients (the
+ * engine's sample) start at the round's virtual start time; wait_all waits for all, drop
+ * discards those finishing after the deadline, partial gives each the steps that fit before
+ * the deadline and aggregates FedNova-normalised. wait_all gives the plain engine's model.
+ * Asynchronous modes keep `concurrency` clients training; when one finishes (virtual time),
+ * its update is applied (FedAsync) or buffered (FedBuff), and an idle client, drawn uniformly
+ * from rng_stream(seed, 0, job, RNG_ASYNC), starts from the current model.
+ * With one rank, rank 0 trains the jobs itself. The model is the same for any rank count:
+ * what is computed and in which order it is applied depends only on the virtual clock.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/async.h"
+#include "fedhpc/ckpt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TAG_JOB = 7201, TAG_MODEL = 7202, TAG_RES = 7203 };
+enum { J_FREE = 0, J_PENDING, J_RUNNING, J_DONE };
+#define RES_HDR 64 /* bytes of a result header: int64 id, status, steps, seen, ok; double loss */
+
+double as_staleness_weight(int32_t kind, double a, double b, int64_t tau)
+{
+    if (tau < 0) tau = 0;
+    switch (kind) {
+    case AS_STALE_POLY: return pow(1.0 + (double)tau, -a);
+    case AS_STALE_HINGE: return (double)tau <= b ? 1.0 : 1.0 / (a * ((double)tau - b) + 1.0);
+    default: return 1.0;
+    }
+}
+
+double as_fednova_coeffs(int32_t n, const int64_t *rows, const int64_t *steps, double rho, double *coef)
+{
+    double N = 0, teff = 0;
+    for (int32_t i = 0; i < n; i++) N += (double)rows[i];
+    if (N <= 0) return 0;
+    for (int32_t i = 0; i < n; i++) {
+        const double t = (double)steps[i];
+        const double a = rho > 0 ? (t - rho * (1 - pow(rho, t)) / (1 - rho)) / (1 - rho) : t;
+        coef[i] = a; /* a_i for now */
+        teff += (double)rows[i] / N * a;
+    }
+    for (int32_t i = 0; i < n; i++) coef[i] = coef[i] > 0 ? (double)rows[i] / N * teff / coef[i] : 0;
+    return teff;
+}
+
+int32_t as_earliest(int32_t n, const double *t, const int64_t *id)
+{
+    int32_t best = -1;
+    for (int32_t i = 0; i < n; i++) {
+        if (isnan(t[i])) continue;
+        if (best < 0 || t[i] < t[best] || (t[i] == t[best] && id[i] < id[best])) best = i;
+    }
+    return best;
+}
+
+/* ---- one job: train a client from a start model (any rank) ------------------------------- */
+typedef struct {
+    const config_t *cfg;
+    io_data *data;
+    fl_worker wk;
+    float *x;
+    int32_t *y;
+    int64_t cap;
+} job_runner;
+
+static int32_t worker_rows(const config_t *cfg) /* as in engine.c: same chunking, same floats */
+{
+    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
+    if (r < 256) r = 256;
+    return r > 8192 ? 8192 : r;
+}
+
+/* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. */
+static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start, float *delta,
+                         int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
+{
+    const config_t *cfg = jr->cfg;
+    const model_t *md = jr->wk.m;
+    const int64_t P = md->nparams, d = md->in;
+    const int32_t cid = (int32_t)hdr[1];
+    int64_t s0 = 0, n = 0;
+    FH_TRY(io_data_client_ranges(jr->data, &cid, 1, &s0, &n));
+    if (n > jr->cap) {
+        free(jr->x);
+        free(jr->y);
+        jr->x = malloc((size_t)n * (size_t)d * sizeof *jr->x);
+        jr->y = malloc((size_t)n * sizeof *jr->y);
+        jr->cap = n;
+        if (!jr->x || !jr->y) {
+            jr->cap = 0;
+            return fh_error_set(FH_ENOMEM, "out of memory for client %d (%lld rows)", cid, (long long)n);
+        }
+    }
+    FH_TRY(io_data_read_ranges(jr->data, "train", 1, &s0, &n, jr->x, jr->y));
+    fl_local_opts o = {start, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
+                       cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
+    jr->wk.max_steps = hdr[3];
+    memcpy(delta, start, (size_t)P * sizeof *delta);
+    *loss = 0;
+    *steps = *seen = 0;
+    if (n > 0)
+        FH_TRY(fl_local_train(&jr->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)hdr[2], RNG_SHUFFLE),
+                              jr->x, jr->y, n, delta, loss, steps, seen));
+    for (int64_t j = 0; j < P; j++) delta[j] -= start[j];
+    double norm;
+    *ok = n > 0 && isfinite(*loss) && fl_update_ok(delta, P, cfg->max_update_norm, &norm);
+    return FH_OK;
+}
+
+/* A client-host rank: serve jobs until the stop header. Returns its first failure. */
+static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P)
+{
+    float *start = malloc((size_t)P * sizeof *start);
+    char *out = malloc(RES_HDR + (size_t)P * sizeof(float));
+    fh_status first = start && out ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory on rank %d", w->rank);
+    for (;;) {
+        int64_t hdr[4];
+        fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, TAG_JOB);
+        if (st != FH_OK) return st; /* the link is gone: nothing sensible left */
+        if (hdr[0] < 0) break;
+        st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, TAG_MODEL);
+        if (st != FH_OK) return st;
+        int64_t r[5] = {hdr[0], 0, 0, 0, 0};
+        double loss = 0;
+        fh_status js = first == FH_OK ? job_run(jr, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
+                                      : first;
+        if (js != FH_OK && first == FH_OK) first = js;
+        r[1] = js;
+        if (out) {
+            memcpy(out, r, sizeof r);
+            memcpy(out + sizeof r, &loss, sizeof loss);
+            st = comm_send_bytes(w, out, RES_HDR + (js == FH_OK ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
+        } else {
+            char tiny[RES_HDR];
+            memcpy(tiny, r, sizeof r);
+            st = comm_send_bytes(w, tiny, RES_HDR, 0, TAG_RES);
+        }
+        if (st != FH_OK) return st;
+    }
+    free(start);
+    free(out);
+    return first;
+}
+
+/* ---- the aggregator ------------------------------------------------------------------------ */
+typedef struct {
+    int64_t id;            /* job id (-1: free slot)                                    */
+    int32_t client, state, rank;
+    int64_t version;       /* model version it started from                            */
+    double t_start, t_fin; /* virtual times                                            */
+    int64_t max_steps;     /* 0: all epochs                                            */
+    int64_t shuffle;       /* shuffle stream round key                                 */
+    float *start, *delta;  /* [P]                                                      */
+    int64_t steps, seen, ok;
+    double loss;
+} as_job;
+
+typedef struct {
+    const config_t *cfg;
+    const comm_t *w;
+    int64_t P;
+    job_runner *jr;         /* rank 0's own runner (one rank; evaluation workspace)     */
+    int32_t nslots;
+    as_job *jobs;
+    double *tfin;           /* [nslots] finish times of occupied slots (NAN: none)      */
+    int64_t *jid;
+    int nw;                 /* client-host ranks                                        */
+    comm_req *rreq, *sreq;  /* [nw] receives (any source), [2 * nw] sends               */
+    char **rbuf;            /* [nw] receive buffers                                     */
+    int64_t (*shdr)[4];     /* [nw] job headers being sent                              */
+    int32_t *busy;          /* [nw] slot a host works on, or -1                         */
+    int host_failed;        /* a host reported a failure (its message comes via agree)  */
+    int posted;             /* hosts whose receive is posted                            */
+} agg_t;
+
+static void agg_free(agg_t *a)
+{
+    for (int32_t i = 0; a->jobs && i < a->nslots; i++) {
+        free(a->jobs[i].start);
+        free(a->jobs[i].delta);
+    }
+    for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
+    free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
+    free(a->busy);
+}
+
+static fh_status agg_init(agg_t *a, int32_t nslots)
+{
+    const int64_t P = a->P;
+    a->nslots = nslots;
+    a->nw = a->w->size - 1;
+    a->jobs = fh_calloc((size_t)nslots, sizeof *a->jobs);
+    a->tfin = malloc((size_t)nslots * sizeof *a->tfin);
+    a->jid = malloc((size_t)nslots * sizeof *a->jid);
+    a->rreq = malloc((size_t)(a->nw + 1) * sizeof *a->rreq);
+    a->sreq = malloc((size_t)(2 * a->nw + 1) * sizeof *a->sreq);
+    a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
+    a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
+    a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
+    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy ? a->busy : NULL);
+    for (int32_t i = 0; i < nslots; i++) {
+        a->jobs[i].id = -1;
+        a->jobs[i].start = malloc((size_t)P * sizeof(float));
+        a->jobs[i].delta = malloc((size_t)P * sizeof(float));
+        FH_CHECK_ALLOC(a->jobs[i].start && a->jobs[i].delta ? a->jobs[i].delta : NULL);
+        a->tfin[i] = NAN;
+        a->jid[i] = -1;
+    }
+    for (int i = 0; i < a->nw; i++) {
+        a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
+        FH_CHECK_ALLOC(a->rbuf[i]);
+        a->busy[i] = -1;
+        a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
+        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+                                &a->rreq[i]));
+        a->posted = i + 1;
+    }
+    return FH_OK;
+}
+
+/* Hand pending jobs (lowest id first) to free hosts; with no hosts, train them here. */
+static fh_status agg_pump(agg_t *a)
+{
+    for (;;) {
+        int32_t best = -1;
+        for (int32_t i = 0; i < a->nslots; i++)
+            if (a->jobs[i].state == J_PENDING && (best < 0 || a->jobs[i].id < a->jobs[best].id)) best = i;
+        if (best < 0) return FH_OK;
+        as_job *j = &a->jobs[best];
+        int64_t hdr[4] = {j->id, j->client, j->shuffle, j->max_steps};
+        if (a->nw == 0) {
+            FH_TRY(job_run(a->jr, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss));
+            j->state = J_DONE;
+            continue;
+        }
+        int h = -1;
+        for (int i = 0; i < a->nw && h < 0; i++)
+            if (a->busy[i] < 0) h = i;
+        if (h < 0) return FH_OK;
+        FH_TRY(comm_wait(&a->sreq[2 * h]));
+        FH_TRY(comm_wait(&a->sreq[2 * h + 1]));
+        memcpy(a->shdr[h], hdr, sizeof hdr);
+        FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, TAG_JOB, &a->sreq[2 * h]));
+        FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, TAG_MODEL, &a->sreq[2 * h + 1]));
+        a->busy[h] = best;
+        j->state = J_RUNNING;
+        j->rank = h + 1;
+    }
+}
+
+/* Complete one receive (whichever host finishes first), store the result in its job. */
+static fh_status agg_receive_one(agg_t *a)
+{
+    int idx = -1, src = -1;
+    FH_TRY(comm_waitany(a->nw, a->rreq, &idx, &src));
+    if (idx < 0 || src < 1 || src > a->nw) return fh_error_set(FH_EINTERNAL, "async: no receive pending");
+    const int h = src - 1;
+    int64_t r[5];
+    double loss;
+    memcpy(r, a->rbuf[idx], sizeof r);
+    memcpy(&loss, a->rbuf[idx] + sizeof r, sizeof loss);
+    const int32_t slot = a->busy[h];
+    if (slot < 0 || a->jobs[slot].id != r[0])
+        return fh_error_set(FH_EINTERNAL, "async: rank %d returned job %lld it was not given", src, (long long)r[0]);
+    as_job *j = &a->jobs[slot];
+    if (r[1] != FH_OK) a->host_failed = 1;
+    else memcpy(j->delta, a->rbuf[idx] + RES_HDR, (size_t)a->P * sizeof(float));
+    j->steps = r[2];
+    j->seen = r[3];
+    j->ok = r[1] == FH_OK ? r[4] : 0;
+    j->loss = loss;
+    j->state = J_DONE;
+    a->busy[h] = -1;
+    return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+                            &a->rreq[idx]);
+}
+
+/* Block until the job in `slot` has its result (keeping every host busy meanwhile). */
+static fh_status agg_wait(agg_t *a, int32_t slot)
+{
+    for (;;) {
+        FH_TRY(agg_pump(a));
+        if (a->jobs[slot].state == J_DONE || a->host_failed) return FH_OK;
+        FH_TRY(agg_receive_one(a));
+    }
+}
+
+/* Collect results of running jobs, then stop every host. */
+static fh_status agg_stop(agg_t *a)
+{
+    fh_status st = FH_OK;
+    /* a.posted hosts have receives posted (all of them once agg_init got that far) */
+    for (int i = 0; i < a->posted; i++)
+        while (st == FH_OK && a->busy[i] >= 0) st = agg_receive_one(a);
+    for (int i = 0; i < a->w->size - 1; i++) {
+        fh_status s2 = FH_OK;
+        if (i < a->posted) {
+            s2 = comm_cancel(&a->rreq[i]);
+            comm_wait(&a->sreq[2 * i]);
+            comm_wait(&a->sreq[2 * i + 1]);
+        }
+        if (st == FH_OK) st = s2;
+        int64_t hdr[4] = {-1, 0, 0, 0}; /* every host gets its stop, whatever happened */
+        s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, TAG_JOB);
+        if (st == FH_OK) st = s2;
+    }
+    return st;
+}
+
+/* ---- the loop state on rank 0 (everything a checkpoint holds) ---------------------------- */
+typedef struct {
+    double now;            /* virtual time                                              */
+    int64_t version;       /* server model version (= server updates so far)            */
+    int64_t next_job;      /* next job id                                               */
+    int32_t round;         /* server updates reported                                   */
+    int64_t *acc;          /* [P] FedBuff / round accumulator (fixed point)             */
+    int32_t nbuf;          /* FedBuff: updates in the buffer                            */
+    int64_t *started, *applied, *discarded; /* [C] per client                           */
+    int64_t *stale_hist;   /* [STALE_BINS] staleness of applied updates (last bin: more) */
+    uint8_t *busyc;        /* [C] client is training                                    */
+} as_state;
+#define STALE_BINS 1025
+
+typedef struct {
+    metrics_t test;
+    double slow, fast;
+} as_eval;
+
+/* Slowest and fastest quartile of clients (by speed, ties by id) with their rows on rank 0
+ * (at most 2000 rows a client) for the accuracy gap. */
+typedef struct {
+    int32_t n[2];
+    int32_t *ids[2];
+    int64_t *cnt[2];
+    float *x[2];
+    int32_t *y[2];
+} quartiles;
+
+static const sys_profile *g_sort_prof;
+static int cmp_speed(const void *pa, const void *pb)
+{
+    const int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    const double sa = g_sort_prof->speed[a], sb = g_sort_prof->speed[b];
+    if (sa != sb) return sa < sb ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
+static void quartiles_free(quartiles *q)
+{
+    for (int k = 0; k < 2; k++) {
+        free(q->ids[k]); free(q->cnt[k]); free(q->x[k]); free(q->y[k]);
+    }
+    memset(q, 0, sizeof *q);
+}
+
+static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *data, int64_t d, int32_t *order)
+{
+    const int32_t C = prof->C, nq = C / 4 > 0 ? C / 4 : 1;
+    for (int32_t c = 0; c < C; c++) order[c] = c;
+    g_sort_prof = prof;
+    qsort(order, (size_t)C, sizeof *order, cmp_speed);
+    for (int k = 0; k < 2; k++) {
+        q->n[k] = nq;
+        q->ids[k] = malloc((size_t)nq * sizeof(int32_t));
+        q->cnt[k] = malloc((size_t)nq * sizeof(int64_t));
+        int64_t *st = malloc((size_t)nq * sizeof(int64_t));
+        if (!q->ids[k] || !q->cnt[k] || !st) {
+            free(st);
+            return fh_error_set(FH_ENOMEM, "out of memory");
+        }
+        for (int32_t i = 0; i < nq; i++) q->ids[k][i] = k == 0 ? order[i] : order[C - nq + i];
+        fh_status s = io_data_client_ranges(data, q->ids[k], nq, st, q->cnt[k]);
+        int64_t rows = 0;
+        for (int32_t i = 0; i < nq; i++) {
+            if (q->cnt[k][i] > 2000) q->cnt[k][i] = 2000;
+            rows += q->cnt[k][i];
+        }
+        q->x[k] = malloc((size_t)(rows ? rows : 1) * (size_t)d * sizeof(float));
+        q->y[k] = malloc((size_t)(rows ? rows : 1) * sizeof(int32_t));
+        if (s == FH_OK && (!q->x[k] || !q->y[k])) s = fh_error_set(FH_ENOMEM, "out of memory for quartile clients");
+        if (s == FH_OK) s = io_data_read_ranges(data, "train", nq, st, q->cnt[k], q->x[k], q->y[k]);
+        free(st);
+        FH_TRY(s);
+    }
+    return FH_OK;
+}
+
+/* Mean over a quartile's clients of their accuracy on their own rows. */
+static fh_status quartile_acc(const quartiles *q, int k, job_runner *jr, const float *params, double *out)
+{
+    const model_t *m = jr->wk.m;
+    double s = 0;
+    int32_t nc = 0;
+    int64_t row = 0;
+    for (int32_t i = 0; i < q->n[k]; i++) {
+        const int64_t n = q->cnt[k][i];
+        if (n == 0) continue;
+        metrics_t mt;
+        FH_TRY(model_evaluate(m, params, q->x[k] + row * m->in, q->y[k] + row, n, jr->wk.ws, jr->wk.ws_rows, &mt));
+        s += mt.accuracy;
+        nc++;
+        row += n;
+    }
+    *out = nc ? s / nc : NAN;
+    return FH_OK;
+}
+
+/* Quantile of the staleness histogram (bins = staleness; the last one: that or more). */
+static int64_t hist_quantile(const int64_t *h, double q)
+{
+    int64_t tot = 0;
+    for (int i = 0; i < STALE_BINS; i++) tot += h[i];
+    if (!tot) return 0;
+    const int64_t want = (int64_t)ceil(q * (double)tot);
+    int64_t c = 0;
+    for (int i = 0; i < STALE_BINS; i++) {
+        c += h[i];
+        if (c >= want && c > 0) return i;
+    }
+    return STALE_BINS - 1;
+}
+
+static const char *ASYNC_HDR =
+    "round,virtual_time,wall_s,accuracy,f1,updates,discarded,staleness_mean,staleness_max,"
+    "staleness_p50_all,staleness_p90_all,acc_slow_q,acc_fast_q,gap_fast_minus_slow,"
+    "participation_min,participation_max,clients_never\n";
+
+/* Round-level numbers of the reporting step. */
+typedef struct {
+    int32_t updates, discarded;
+    double stale_sum;
+    int64_t stale_max;
+    double loss;
+    int64_t seen;
+} round_acc;
+
+typedef struct {
+    const config_t *cfg;
+    const comm_t *w;
+    agg_t *a;
+    as_state *s;
+    fl_server *srv;
+    fl_testset *test;
+    quartiles *q;
+    const model_t *md;
+    float *params;
+    int32_t C;
+    FILE *csv;
+    double t0, t_last;
+    fl_round_fn on_round;
+    void *user;
+    const char *notice;
+    int32_t total;         /* [train] rounds of the whole run */
+} reporter;
+
+static fh_status report_round(reporter *R, const round_acc *ra)
+{
+    const config_t *cfg = R->cfg;
+    as_state *s = R->s;
+    fl_round_stats rs;
+    memset(&rs, 0, sizeof rs);
+    rs.round = s->round;
+    rs.rounds = R->total;
+    rs.clients = ra->updates;
+    rs.rejected = ra->discarded;
+    rs.train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
+    rs.bytes_down = (int64_t)(ra->updates + ra->discarded) * R->md->nparams * (int64_t)sizeof(float);
+    rs.bytes_up = rs.bytes_down;
+    rs.client_acc_mean = rs.client_acc_p10 = NAN;
+    rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
+    double slow = NAN, fast = NAN;
+    if (s->round % cfg->eval_every == 0 || s->round == R->total) {
+        rs.evaluated = 1;
+        if (R->test->n > 0)
+            FH_TRY(model_evaluate(R->md, R->params, R->test->x, R->test->y, R->test->n, R->a->jr->wk.ws,
+                                  R->a->jr->wk.ws_rows, &rs.test));
+        FH_TRY(quartile_acc(R->q, 0, R->a->jr, R->params, &slow));
+        FH_TRY(quartile_acc(R->q, 1, R->a->jr, R->params, &fast));
+        rs.client_acc_mean = NAN;
+    }
+    const double now = fh_wtime();
+    rs.wall_s = now - R->t_last;
+    R->t_last = now;
+    rs.notice = R->notice ? R->notice : "";
+    R->notice = NULL;
+    if (R->on_round) FH_TRY(R->on_round(&rs, R->user));
+    int64_t pmin = INT64_MAX, pmax = 0, never = 0;
+    for (int32_t c = 0; c < R->C; c++) {
+        const int64_t p = s->applied[c];
+        if (p < pmin) pmin = p;
+        if (p > pmax) pmax = p;
+        never += p == 0;
+    }
+    fprintf(R->csv, "%d,%.9g,%.6f,%.6g,%.6g,%d,%d,%.6g,%lld,%lld,%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld\n", s->round,
+            s->now, now - R->t0, rs.test.accuracy, rs.test.f1, ra->updates, ra->discarded,
+            ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
+            (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), slow, fast,
+            fast - slow, (long long)pmin, (long long)pmax, (long long)never);
+    if (fflush(R->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", cfg->out_dir);
+    return FH_OK;
+}
+
+/* Start a job in `slot` for client c at the current virtual time from the current model. */
+static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int64_t *count, int32_t slot,
+                      int32_t c, int64_t max_steps, int64_t shuffle, const float *params)
+{
+    const config_t *cfg = a->cfg;
+    as_job *j = &a->jobs[slot];
+    j->id = s->next_job++;
+    j->client = c;
+    j->state = J_PENDING;
+    j->version = s->version;
+    j->t_start = s->now;
+    const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
+    const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
+    j->max_steps = steps < full ? steps : 0;
+    j->t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P));
+    j->shuffle = shuffle;
+    j->steps = j->seen = j->ok = 0;
+    memcpy(j->start, params, (size_t)a->P * sizeof(float));
+    a->tfin[slot] = j->t_fin;
+    a->jid[slot] = j->id;
+    s->started[c]++;
+    s->busyc[c] = 1;
+}
+
+static void job_clear(agg_t *a, as_state *s, int32_t slot)
+{
+    s->busyc[a->jobs[slot].client] = 0;
+    a->jobs[slot].state = J_FREE;
+    a->jobs[slot].id = -1;
+    a->tfin[slot] = NAN;
+    a->jid[slot] = -1;
+}
+
+/* An idle client, uniform from rng_stream(seed, 0, job, RNG_ASYNC); -1 if none is idle. */
+static int32_t pick_idle(const config_t *cfg, const as_state *s, int32_t C)
+{
+    int32_t idle = 0;
+    for (int32_t c = 0; c < C; c++) idle += !s->busyc[c];
+    if (!idle) return -1;
+    rng_t r = rng_stream((uint64_t)cfg->seed, 0, (uint64_t)s->next_job, RNG_ASYNC);
+    int64_t k = (int64_t)rng_below(&r, (uint64_t)idle);
+    for (int32_t c = 0; c < C; c++)
+        if (!s->busyc[c] && k-- == 0) return c;
+    return -1;
+}
+
+static void note_stale(as_state *s, round_acc *ra, int64_t tau)
+{
+    s->stale_hist[tau < STALE_BINS - 1 ? tau : STALE_BINS - 1]++;
+    ra->stale_sum += (double)tau;
+    if (tau > ra->stale_max) ra->stale_max = tau;
+}
+
+/* The aggregator's loops. */
+static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *count)
+{
+    const config_t *cfg = R->cfg;
+    agg_t *a = R->a;
+    as_state *s = R->s;
+    const int64_t P = a->P;
+    const int32_t C = R->C, m = a->nslots;
+    int32_t *ids = malloc((size_t)m * sizeof *ids);
+    int64_t *rows = malloc((size_t)m * sizeof *rows), *stp = malloc((size_t)m * sizeof *stp);
+    double *coef = malloc((size_t)m * sizeof *coef);
+    float *dec = malloc((size_t)P * sizeof *dec);
+    fh_status st = ids && rows && stp && coef && dec ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    while (st == FH_OK && s->round < cfg->rounds && !fh_stop_requested()) {
+        const int32_t r = s->round + 1;
+        int32_t n = 0;
+        if ((st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, ids, &n)) != FH_OK) break;
+        const double T = s->now, D = T + cfg->as_deadline;
+        if (cfg->as_max_vtime > 0 && T >= cfg->as_max_vtime) break;
+        double end = T;
+        int64_t N_round = 0;
+        round_acc ra;
+        memset(&ra, 0, sizeof ra);
+        for (int32_t i = 0; i < n; i++) {
+            const int32_t c = ids[i];
+            N_round += count[c];
+            const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
+            const double fin = sys_advance(prof, c, T, sys_job_work(prof, c, full, P));
+            if (fin > end) end = fin;
+            int64_t k = full;
+            if (cfg->as_mode == AS_DROP && fin > D) k = -1;
+            if (cfg->as_mode == AS_PARTIAL && fin > D) {
+                k = sys_steps_before(prof, c, T, D, P, full);
+                if (k == 0 || (double)k < cfg->as_min_fraction * (double)full) k = -1;
+            }
+            if (k < 0 || count[c] == 0) {
+                ra.discarded += k < 0;
+                if (k < 0) s->discarded[c]++;
+                if (k < 0) s->started[c]++;
+                continue;
+            }
+            job_start(a, s, prof, count, i, c, k, r, R->params);
+        }
+        if (cfg->as_mode != AS_WAIT_ALL && end > D) end = D;
+        for (int32_t i = 0; st == FH_OK && i < n; i++)
+            if (a->jobs[i].id >= 0) st = agg_wait(a, i);
+        if (st != FH_OK || a->host_failed) break;
+        /* aggregate in client order; exact integer sums */
+        memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+        int32_t k = 0;
+        int64_t acc_rows = 0;
+        for (int32_t i = 0; i < n; i++) {
+            as_job *j = &a->jobs[i];
+            if (j->id < 0) continue;
+            if (!j->ok) {
+                ra.discarded++;
+                s->discarded[j->client]++;
+                continue;
+            }
+            rows[k] = count[j->client];
+            stp[k] = j->steps;
+            ids[k++] = i;
+        }
+        if (cfg->as_mode == AS_PARTIAL) as_fednova_coeffs(k, rows, stp, cfg->momentum, coef);
+        for (int32_t t = 0; t < k; t++) {
+            as_job *j = &a->jobs[ids[t]];
+            fx_accumulate(s->acc, j->delta, cfg->as_mode == AS_PARTIAL ? coef[t] : (double)rows[t] / (double)N_round, P);
+            acc_rows += rows[t];
+            ra.loss += j->loss;
+            ra.seen += j->seen;
+            ra.updates++;
+            s->applied[j->client]++;
+            note_stale(s, &ra, 0);
+        }
+        if (acc_rows > 0) {
+            fx_decode(s->acc, cfg->as_mode == AS_PARTIAL ? 1.0 : (double)N_round / (double)acc_rows, dec, P);
+            fl_server_step(R->srv, dec, R->params);
+        }
+        for (int32_t i = 0; i < n; i++)
+            if (a->jobs[i].id >= 0) job_clear(a, s, i);
+        s->now = end;
+        s->version++;
+        s->round = r;
+        st = report_round(R, &ra);
+    }
+    free(ids); free(rows); free(stp); free(coef); free(dec);
+    return st;
+}
+
+static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *count)
+{
+    const config_t *cfg = R->cfg;
+    agg_t *a = R->a;
+    as_state *s = R->s;
+    const int64_t P = a->P;
+    const int32_t C = R->C, K = cfg->as_buffer;
+    float *dec = malloc((size_t)P * sizeof *dec);
+    FH_CHECK_ALLOC(dec);
+    fh_status st = FH_OK;
+    /* fill free slots (fresh start; after a resume, the restored jobs are already there) */
+    for (int32_t i = 0; i < a->nslots; i++) {
+        if (a->jobs[i].id >= 0) continue;
+        const int32_t c = pick_idle(cfg, s, C);
+        if (c < 0) break;
+        job_start(a, s, prof, count, i, c, 0, a->jobs[i].id + 1, R->params);
+        a->jobs[i].shuffle = a->jobs[i].id + 1;
+    }
+    round_acc ra;
+    memset(&ra, 0, sizeof ra);
+    while (st == FH_OK && s->round < cfg->rounds && !fh_stop_requested()) {
+        const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
+        if (i < 0) {
+            st = fh_error_set(FH_EINTERNAL, "async: no client in flight");
+            break;
+        }
+        if (cfg->as_max_vtime > 0 && a->tfin[i] > cfg->as_max_vtime) break;
+        if ((st = agg_wait(a, i)) != FH_OK || a->host_failed) break;
+        as_job *j = &a->jobs[i];
+        s->now = j->t_fin;
+        const int64_t tau = s->version - j->version;
+        int stepped = 0;
+        if (j->ok && tau <= cfg->as_max_staleness) {
+            const double sw = as_staleness_weight(cfg->as_staleness, cfg->as_a, cfg->as_b, tau);
+            if (cfg->as_mode == AS_FEDASYNC) {
+                const float al = (float)(cfg->as_alpha * sw);
+                for (int64_t p = 0; p < P; p++) R->params[p] += al * (j->start[p] + j->delta[p] - R->params[p]);
+                stepped = 1;
+            } else {
+                fx_accumulate(s->acc, j->delta, sw / K, P);
+                if (++s->nbuf == K) {
+                    fx_decode(s->acc, 1.0, dec, P);
+                    fl_server_step(R->srv, dec, R->params);
+                    memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+                    s->nbuf = 0;
+                    stepped = 1;
+                }
+            }
+            s->applied[j->client]++;
+            note_stale(s, &ra, tau);
+            ra.updates++;
+            ra.loss += j->loss;
+            ra.seen += j->seen;
+        } else {
+            s->discarded[j->client]++;
+            ra.discarded++;
+        }
+        job_clear(a, s, i);
+        if (stepped) s->version++;
+        /* the next client starts now, from the current model */
+        const int32_t c = pick_idle(cfg, s, C);
+        if (c >= 0) {
+            job_start(a, s, prof, count, i, c, 0, 0, R->params);
+            a->jobs[i].shuffle = a->jobs[i].id + 1;
+        }
+        if (stepped) {
+            s->round++;
+            st = report_round(R, &ra);
+            memset(&ra, 0, sizeof ra);
+        }
+    }
+    free(dec);
+    return st;
+}
+
+static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
+{
+    const int md = cfg->as_mode;
+    if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->as_deadline > 0))
+        return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
+                            md == AS_DROP ? "drop" : "partial", cfg->as_deadline);
+    if ((cfg->sys_on > 0) != (cfg->sys_off > 0))
+        return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
+                            cfg->sys_on, cfg->sys_off);
+    if (cfg->algorithm == ALG_SCAFFOLD || cfg->algorithm == ALG_CENTRALIZED)
+        return fh_error_set(FH_EINPUT, "[async] mode: not available with [fl] algorithm = %s (use fedavg, fedprox, "
+                            "fedavgm, fedadam or fedyogi)", config_algorithm_name(cfg->algorithm));
+    if (md == AS_FEDASYNC && cfg->algorithm != ALG_FEDAVG && cfg->algorithm != ALG_FEDPROX)
+        return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
+                            "fedprox, got %s", config_algorithm_name(cfg->algorithm));
+    if (cfg->dp_mode != 0 || cfg->sa_enabled || cfg->cl_method != 0 || cfg->pers_mode != 0)
+        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [privacy], [secagg], [cluster] or "
+                            "[personalize] (yet)");
+    (void)meta;
+    return FH_OK;
+}
+
+/* ---- checkpoints of the aggregator's state (rank 0 alone, on a one-rank communicator) ---- */
+static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
+                         const float *params, int32_t C)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int64_t P = a->P;
+    ckpt *h = NULL;
+    FH_TRY(ckpt_create(dir, s->round, config_train_hash(cfg), self, &h));
+    const int32_t ns = a->nslots;
+    int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
+    double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
+    float *jm = malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm);
+    fh_status st = ji && jt && jm ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
+    for (int32_t i = 0; st == FH_OK && i < ns; i++) {
+        const as_job *j = &a->jobs[i];
+        int64_t v[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
+        memcpy(ji + 6 * i, v, sizeof v);
+        jt[2 * i] = j->t_start;
+        jt[2 * i + 1] = j->t_fin;
+        memcpy(jm + (int64_t)i * P, j->start, (size_t)P * sizeof *jm);
+    }
+    if (st == FH_OK) st = ckpt_put_f64(h, "as_now", s->now);
+    if (st == FH_OK) st = ckpt_put_i64(h, "as_version", s->version);
+    if (st == FH_OK) st = ckpt_put_i64(h, "as_next_job", s->next_job);
+    if (st == FH_OK) st = ckpt_put_i64(h, "as_nbuf", s->nbuf);
+    if (st == FH_OK) st = ckpt_put_i64(h, "as_slots", ns);
+    if (st == FH_OK) st = ckpt_put_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK && srv->m) st = ckpt_put_array(h, "server_m", CKPT_F32, srv->m, P);
+    if (st == FH_OK && srv->v) st = ckpt_put_array(h, "server_v", CKPT_F32, srv->v, P);
+    if (st == FH_OK) st = ckpt_put_array(h, "as_acc", CKPT_I64, s->acc, P);
+    if (st == FH_OK) st = ckpt_put_array(h, "as_started", CKPT_I64, s->started, C);
+    if (st == FH_OK) st = ckpt_put_array(h, "as_applied", CKPT_I64, s->applied, C);
+    if (st == FH_OK) st = ckpt_put_array(h, "as_discarded", CKPT_I64, s->discarded, C);
+    if (st == FH_OK) st = ckpt_put_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
+    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
+    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_start", CKPT_F32, jm, ns * P);
+    free(ji); free(jt); free(jm);
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
+                           float *params, int32_t C, char *notice, size_t ncap)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    const int64_t P = a->P;
+    ckpt *h = NULL;
+    int64_t round = 0, v = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), self, &h, &round));
+    if (!h) {
+        if (!autom) return fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+        return FH_OK;
+    }
+    snprintf(notice, ncap, "%s%sresuming after server update %lld from %s", ckpt_warning(h),
+             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    fh_status st = ckpt_get_i64(h, "as_slots", &v);
+    if (st == FH_OK && v != a->nslots)
+        st = fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,
+                          a->nslots);
+    if (st == FH_OK) st = ckpt_get_f64(h, "as_now", &s->now);
+    if (st == FH_OK) st = ckpt_get_i64(h, "as_version", &s->version);
+    if (st == FH_OK) st = ckpt_get_i64(h, "as_next_job", &s->next_job);
+    if (st == FH_OK && (st = ckpt_get_i64(h, "as_nbuf", &v)) == FH_OK) s->nbuf = (int32_t)v;
+    if (st == FH_OK) st = ckpt_get_array(h, "params", CKPT_F32, params, P);
+    if (st == FH_OK && srv->m) st = ckpt_get_array(h, "server_m", CKPT_F32, srv->m, P);
+    if (st == FH_OK && srv->v) st = ckpt_get_array(h, "server_v", CKPT_F32, srv->v, P);
+    if (st == FH_OK) st = ckpt_get_array(h, "as_acc", CKPT_I64, s->acc, P);
+    if (st == FH_OK) st = ckpt_get_array(h, "as_started", CKPT_I64, s->started, C);
+    if (st == FH_OK) st = ckpt_get_array(h, "as_applied", CKPT_I64, s->applied, C);
+    if (st == FH_OK) st = ckpt_get_array(h, "as_discarded", CKPT_I64, s->discarded, C);
+    if (st == FH_OK) st = ckpt_get_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
+    const int32_t ns = a->nslots;
+    int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
+    double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
+    if (st == FH_OK && (!ji || !jt)) st = fh_error_set(FH_ENOMEM, "out of memory");
+    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
+    float *jm = st == FH_OK ? malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm) : NULL;
+    if (st == FH_OK && !jm) st = fh_error_set(FH_ENOMEM, "out of memory");
+    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_start", CKPT_F32, jm, ns * P);
+    for (int32_t i = 0; st == FH_OK && i < ns; i++) {
+        as_job *j = &a->jobs[i];
+        j->id = ji[6 * i];
+        a->jid[i] = j->id;
+        if (j->id < 0) continue;
+        j->client = (int32_t)ji[6 * i + 1];
+        j->version = ji[6 * i + 2];
+        j->max_steps = ji[6 * i + 3];
+        j->shuffle = ji[6 * i + 4];
+        j->t_start = jt[2 * i];
+        j->t_fin = jt[2 * i + 1];
+        a->tfin[i] = j->t_fin;
+        memcpy(j->start, jm + (int64_t)i * P, (size_t)P * sizeof *jm);
+        j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
+        s->busyc[j->client] = 1;
+    }
+    free(ji); free(jt); free(jm);
+    ckpt_close(h);
+    if (st == FH_OK) s->round = (int32_t)round;
+    return st;
+}
+
+fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
+                         fl_round_fn on_round, void *user, fl_result *res)
+{
+    FH_TRY(check_async_config(cfg, meta));
+    if (w->size > 1 && w->size - 1 > meta->clients)
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d client-host ranks: run with at most %d ranks",
+                            cfg->data_file, meta->clients, w->size - 1, meta->clients + 1);
+    FH_TRY(fl_model_setup(cfg, data, meta, res));
+    const model_t *md = &res->model;
+    const int64_t P = md->nparams;
+    const int32_t C = meta->clients;
+    const int sync = cfg->as_mode <= AS_PARTIAL;
+    int32_t M = sync ? (cfg->clients_per_round < C ? cfg->clients_per_round : C)
+                     : (cfg->as_concurrency > 0 ? cfg->as_concurrency : cfg->clients_per_round);
+    if (M > C) M = C;
+    /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
+    comm_t self;
+    fh_status st = comm_split(w, w->rank == 0 ? 0 : -1, 0, &self);
+    fl_testset test;
+    memset(&test, 0, sizeof test);
+    if (st == FH_OK) st = fl_testset_load(&test, w, data, meta);
+    job_runner jr;
+    memset(&jr, 0, sizeof jr);
+    jr.cfg = cfg;
+    jr.data = data;
+    fh_status ls = fl_worker_init(&jr.wk, md, worker_rows(cfg));
+    /* device profiles on every rank, so that a bad speeds file stops every rank here */
+    sys_profile prof;
+    memset(&prof, 0, sizeof prof);
+    if (ls == FH_OK) ls = sys_profile_init(&prof, cfg, C);
+    if (st == FH_OK) st = comm_agree(w, ls);
+
+    if (st == FH_OK && w->rank != 0) {
+        /* a client host */
+        fh_status hs = host_loop(w, &jr, P);
+        st = comm_agree(w, hs);
+    } else if (st == FH_OK) {
+        agg_t a;
+        memset(&a, 0, sizeof a);
+        a.cfg = cfg;
+        a.w = w;
+        a.P = P;
+        a.jr = &jr;
+        as_state s;
+        memset(&s, 0, sizeof s);
+        fl_server srv;
+        memset(&srv, 0, sizeof srv);
+        quartiles q;
+        memset(&q, 0, sizeof q);
+        int64_t *count = NULL, *start = NULL;
+        int32_t *all = NULL;
+        FILE *csv = NULL;
+        fh_status as = agg_init(&a, M);
+        if (as == FH_OK) as = fl_server_init(&srv, cfg, P);
+        if (as == FH_OK) {
+            s.acc = fh_calloc((size_t)P, sizeof *s.acc);
+            s.started = fh_calloc((size_t)C, sizeof *s.started);
+            s.applied = fh_calloc((size_t)C, sizeof *s.applied);
+            s.discarded = fh_calloc((size_t)C, sizeof *s.discarded);
+            s.stale_hist = fh_calloc(STALE_BINS, sizeof *s.stale_hist);
+            s.busyc = fh_calloc((size_t)C, 1);
+            count = malloc((size_t)C * sizeof *count);
+            start = malloc((size_t)C * sizeof *start);
+            all = malloc((size_t)C * sizeof *all);
+            if (!s.acc || !s.started || !s.applied || !s.discarded || !s.stale_hist || !s.busyc || !count || !start || !all)
+                as = fh_error_set(FH_ENOMEM, "out of memory");
+        }
+        if (as == FH_OK) {
+            for (int32_t c = 0; c < C; c++) all[c] = c;
+            as = io_data_client_ranges(data, all, C, start, count);
+        }
+        if (as == FH_OK) as = quartiles_load(&q, &prof, data, md->in, all);
+        if (as == FH_OK && cfg->resume[0]) as = as_resume(cfg, &self, &a, &s, &srv, res->params, C, res->notice,
+                                                          sizeof res->notice);
+        char path[CONFIG_PATH_MAX + 32];
+        if (as == FH_OK) {
+            /* async.csv: fresh at the start, rows up to the resumed update kept after a resume */
+            snprintf(path, sizeof path, "%s/async.csv", cfg->out_dir);
+            char tmp[CONFIG_PATH_MAX + 64];
+            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            FILE *in = s.round > 0 ? fopen(path, "r") : NULL, *out = fopen(tmp, "w");
+            if (out) {
+                fputs(ASYNC_HDR, out);
+                char line[4096];
+                if (in && fgets(line, sizeof line, in))
+                    while (fgets(line, sizeof line, in))
+                        if (atol(line) >= 1 && atol(line) <= s.round) fputs(line, out);
+            }
+            if (in) fclose(in);
+            if (!out || fclose(out) != 0 || rename(tmp, path) != 0 || !(csv = fopen(path, "a")))
+                as = fh_error_set(FH_EIO, "%s: cannot write", path);
+        }
+        if (as == FH_OK) {
+            reporter R = {cfg, w, &a, &s, &srv, &test, &q, md, res->params, C, csv, fh_wtime(), fh_wtime(),
+                          on_round, user, res->notice[0] ? res->notice : NULL, cfg->rounds};
+            /* run in pieces between checkpoints */
+            while (as == FH_OK && s.round < cfg->rounds) {
+                config_t piece = *cfg;
+                const int every = cfg->ckpt_every;
+                if (every > 0) piece.rounds = ((s.round / every) + 1) * every < cfg->rounds ? ((s.round / every) + 1) * every
+                                                                                           : cfg->rounds;
+                R.cfg = &piece;
+                a.cfg = cfg;
+                const int32_t before = s.round;
+                as = sync ? run_sync(&R, &prof, count) : run_async(&R, &prof, count);
+                if (as != FH_OK || a.host_failed) break;
+                const int stop = fh_stop_requested() && s.round < cfg->rounds;
+                if ((every > 0 && s.round % every == 0 && s.round > before) || stop) {
+                    /* in-flight jobs are saved as they are (recomputed after a resume) */
+                    as = as_save(cfg, &self, &a, &s, &srv, res->params, C);
+                }
+                if (as == FH_OK && stop) {
+                    as = fh_error_set(FH_ESTOPPED, "stopped on request after server update %d of %d; checkpoint written",
+                                      s.round, cfg->rounds);
+                    break;
+                }
+                if (s.round == before) break; /* the virtual-time limit */
+            }
+        }
+        if (csv) fclose(csv);
+        if (as == FH_OK && !a.host_failed) {
+            snprintf(path, sizeof path, "%s/participation.csv", cfg->out_dir);
+            FILE *f = fopen(path, "w");
+            if (!f) as = fh_error_set(FH_EIO, "%s: cannot write", path);
+            else {
+                fprintf(f, "client,speed,quartile,rows,jobs_started,updates_applied,updates_discarded\n");
+                const int32_t nq = q.n[0];
+                for (int32_t i = 0; i < C; i++) {
+                    const int32_t c = all[i]; /* sorted by speed */
+                    const char *qn = i < nq ? "slow" : i >= C - nq ? "fast" : "mid";
+                    fprintf(f, "%d,%.6g,%s,%lld,%lld,%lld,%lld\n", c, prof.speed[c], qn, (long long)count[c],
+                            (long long)s.started[c], (long long)s.applied[c], (long long)s.discarded[c]);
+                }
+                if (fclose(f) != 0) as = fh_error_set(FH_EIO, "%s: cannot write", path);
+            }
+        }
+        fh_status ss = agg_stop(&a);
+        if (as == FH_OK) as = ss;
+        /* a host's failure: let comm_agree carry that host's own message */
+        st = comm_agree(w, a.host_failed && as == FH_OK ? FH_OK : as);
+        if (st == FH_OK && a.host_failed) st = fh_error_set(FH_EINTERNAL, "a client host failed");
+        agg_free(&a);
+        quartiles_free(&q);
+        fl_server_free(&srv);
+        free(s.acc); free(s.started); free(s.applied); free(s.discarded); free(s.stale_hist); free(s.busyc);
+        free(count); free(start); free(all);
+    }
+    /* every rank returns the aggregator's model */
+    if (st == FH_OK || st == FH_ESTOPPED) {
+        fh_status bs = comm_bcast(w, res->params, P * (int64_t)sizeof(float), 0);
+        if (bs != FH_OK) st = bs;
+    }
+    sys_profile_free(&prof);
+    fl_worker_free(&jr.wk);
+    free(jr.x);
+    free(jr.y);
+    fl_testset_free(&test);
+    comm_free(&self);
+    return st;
+}

@@ -1,0 +1,637 @@
+/* Multi-center federated learning on MPI rank groups, read top to bottom:
+ *
+ *   state replicated on every rank: K centers [K x P], every client's cluster assignment,
+ *   (FedPer) which clients have a personal head; heads themselves live on disk (io_state)
+ *   for each round r = 1..R:
+ *     sample m clients; rank p hosts the p-th block of ceil(m / ranks) of them (the layout of
+ *       dist_gram, so the similarity step needs no data movement; cross-silo: rank p = client p)
+ *     each host picks its clients' starting center (IFCA: lowest loss of all centers on the
+ *       client's training rows; otherwise its assigned center), puts the client's own head
+ *       on it (FedPer), trains locally
+ *     assignment step: FeSEM nearest center (L2, shared layers) to the trained model; IFCA the
+ *       chosen center; after FeSEM's warm-up the first assignment is k-means++ (or spectral)
+ *       on the Gram matrix of the client models computed by ScaLAPACK (dist_gram)
+ *     assignments all-reduced (exact integers): every rank knows every member of every cluster
+ *     per cluster: comm_split of the ranks hosting its members; they sum n_i/N_k * model_i in
+ *       fixed point with their own integer all-reduce (exact, any placement); the cluster's
+ *       lowest rank (its aggregator) broadcasts the new center
+ *     evaluation: every client's accuracy on its own held-out rows with its own model (its
+ *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
+ *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/ckpt.h"
+#include "fedhpc/fl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { M_OFF = 0, M_NONE = 1, M_FESEM = 2, M_IFCA = 3, M_CFL = 4 };
+enum { U_LOSS, U_ROWS, U_CLIENTS, U_REJ, U_STOP, U_N };
+#define LOSS_SCALE 1048576.0
+#define REJ_FLAG (1LL << 40)
+
+typedef struct {
+    fl_worker wk;
+    fl_testset test;
+    io_state *heads;     /* FedPer: [C, hlen] personal heads                          */
+    int32_t C, K;
+    int64_t P, base, hlen; /* shared prefix [0, base), head [base, P)                  */
+    float *centers;      /* [K * P]                                                   */
+    int32_t *assign;     /* [C]                                                       */
+    int32_t *truth;      /* [C] true groups or NULL                                   */
+    uint8_t *seen;       /* [C] FedPer: head written                                  */
+    int32_t *ids;        /* [C] */
+    int64_t *start, *count, *ntr; /* [C] */
+    int64_t *lab;        /* [C + U_N] assignments of the round + counters             */
+    float *x;
+    int32_t *y;
+    int64_t xcap;
+    float *models;       /* [ceil(C / ranks) * P] this rank's trained client models    */
+    float *cur;          /* [P] */
+    int64_t *acc;        /* [P] */
+    int64_t *nk;         /* [K] rows of each cluster this round                        */
+    double *cacc;        /* [C] per-client accuracy                                    */
+    FILE *csv;
+    float *old;          /* CFL: [K * P] centers at the start of the round              */
+    double *unorm;       /* CFL: [C] update norms of the round's clients                */
+    int64_t active;      /* CFL: clusters in use                                        */
+} cl_state;
+
+static void state_free(cl_state *s)
+{
+    fl_worker_free(&s->wk);
+    fl_testset_free(&s->test);
+    io_state_close(s->heads);
+    free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
+    free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
+    free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
+    if (s->csv) fclose(s->csv);
+}
+
+static int32_t worker_rows(const config_t *cfg)
+{
+    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
+    if (r < 256) r = 256;
+    return r > 8192 ? 8192 : r;
+}
+
+static fh_status read_rows(io_data *data, cl_state *s, int32_t n, const int64_t *start, const int64_t *count, int64_t d)
+{
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n; i++) rows += count[i];
+    if (rows > s->xcap) {
+        free(s->x);
+        free(s->y);
+        s->x = malloc((size_t)rows * (size_t)d * sizeof *s->x);
+        s->y = malloc((size_t)rows * sizeof *s->y);
+        FH_CHECK_ALLOC(s->x && s->y ? s->y : NULL);
+        s->xcap = rows;
+    }
+    return io_data_read_ranges(data, "train", n, start, count, s->x, s->y);
+}
+
+/* The model client cid uses when starting from center k: the center, with the client's own
+ * head when FedPer has given it one. */
+static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int32_t k, float *out)
+{
+    memcpy(out, s->centers + (int64_t)k * s->P, (size_t)s->P * sizeof *out);
+    if (cfg->pers_mode == 1 && s->seen[cid]) FH_TRY(io_state_read(s->heads, cid, out + s->base));
+    return FH_OK;
+}
+
+static int cmp_f64(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Evaluate every client on its own held-out rows (all its rows if the data set has no local
+ * split) with its own model; rank 0 fills the stats and writes a clusters.csv row. */
+static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
+                          cl_state *s, const model_t *md, int32_t r, fl_round_stats *rs, int32_t *largest)
+{
+    const int32_t C = s->C;
+    const int64_t e0 = dist_rows_first(C, w->size, w->rank), e1 = dist_rows_first(C, w->size, w->rank + 1);
+    fh_status st = FH_OK;
+    for (int32_t c = 0; c < C; c++) s->ids[c] = c;
+    st = io_data_client_ranges(data, s->ids, C, s->start, s->count);
+    for (int32_t c = 0; st == FH_OK && c < C; c++) {
+        int64_t t = io_data_local_test_rows(meta, s->count[c]);
+        if (t > 0) {
+            s->start[c] += s->count[c] - t;
+            s->count[c] = t;
+        }
+    }
+    if (st == FH_OK) st = read_rows(data, s, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in);
+    if ((st = comm_agree(w, st)) != FH_OK) return st;
+    for (int32_t c = 0; c < C; c++) s->cacc[c] = 0;
+    int64_t row = 0;
+    for (int64_t c = e0; st == FH_OK && c < e1; c++) {
+        metrics_t mt;
+        st = client_model(cfg, s, (int32_t)c, s->assign[c], s->cur);
+        if (st == FH_OK && s->count[c] > 0)
+            st = model_evaluate(md, s->cur, s->x + row * md->in, s->y + row, s->count[c], s->wk.ws, s->wk.ws_rows, &mt);
+        s->cacc[c] = s->count[c] > 0 ? mt.accuracy : -1.0; /* -1: no rows */
+        row += s->count[c];
+    }
+    if ((st = comm_agree(w, st)) != FH_OK) return st;
+    FH_TRY(comm_allreduce_sum_f64(w, s->cacc, C)); /* one non-zero term per entry: exact */
+    /* sizes and the largest cluster (its center is evaluated on the global test split) */
+    int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
+    double *kacc = fh_calloc((size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v);
+    FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
+    int32_t nv = 0;
+    double sum = 0;
+    for (int32_t c = 0; c < C; c++) {
+        size[s->assign[c]]++;
+        if (s->cacc[c] >= 0) {
+            kacc[s->assign[c]] += s->cacc[c];
+            sum += s->cacc[c];
+            v[nv++] = s->cacc[c];
+        }
+    }
+    int32_t big = 0;
+    for (int32_t k = 1; k < s->K; k++)
+        if (size[k] > size[big]) big = k;
+    *largest = big;
+    qsort(v, (size_t)nv, sizeof *v, cmp_f64);
+    rs->client_acc_mean = nv ? sum / nv : NAN;
+    rs->client_acc_p10 = nv ? v[(int32_t)floor(0.1 * (nv - 1))] : NAN;
+    st = FH_OK;
+    if (w->rank == 0 && s->test.n > 0)
+        st = model_evaluate(md, s->centers + (int64_t)big * s->P, s->test.x, s->test.y, s->test.n, s->wk.ws,
+                            s->wk.ws_rows, &rs->test);
+    st = comm_agree(w, st);
+    if (st == FH_OK && w->rank == 0 && s->csv) {
+        double ari = s->truth ? cl_ari(s->assign, s->truth, C) : NAN;
+        fprintf(s->csv, "%d,%.6f,%.6f,%.6f,", r, ari, rs->client_acc_mean, rs->client_acc_p10);
+        for (int32_t k = 0; k < s->K; k++) fprintf(s->csv, "%s%lld", k ? ";" : "", (long long)size[k]);
+        fputc(',', s->csv);
+        for (int32_t k = 0; k < s->K; k++) {
+            int32_t nk = 0;
+            for (int32_t c = 0; c < C; c++) nk += s->assign[c] == k && s->cacc[c] >= 0;
+            fprintf(s->csv, "%s%.4f", k ? ";" : "", nk ? kacc[k] / nk : NAN);
+        }
+        fputc('\n', s->csv);
+        fflush(s->csv);
+    }
+    free(size);
+    free(kacc);
+    free(v);
+    return st;
+}
+
+/* Checkpoint after round r: centers, every client's assignment, which clients have a head, and
+ * the heads themselves (row-distributed: each rank writes a slab of clients). Sampling and
+ * shuffles are pure functions of (seed, round, client), so nothing else is needed. */
+static void slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
+{
+    *c0 = (int32_t)((int64_t)C * w->rank / w->size);
+    *c1 = (int32_t)((int64_t)C * (w->rank + 1) / w->size);
+}
+
+static fh_status cl_save(const config_t *cfg, const comm_t *w, cl_state *s, int32_t r)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    ckpt *h = NULL;
+    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    fh_status st = ckpt_put_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);
+    if (st == FH_OK) st = ckpt_put_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
+    if (st == FH_OK) st = ckpt_put_array(h, "head_seen", CKPT_U8, s->seen, s->C);
+    if (st == FH_OK) st = ckpt_put_i64(h, "cfl_active", s->active);
+    if (st == FH_OK && s->heads) {
+        int32_t c0, c1;
+        slab(w, s->C, &c0, &c1);
+        float *buf = malloc((size_t)(c1 > c0 ? c1 - c0 : 1) * (size_t)s->hlen * sizeof *buf);
+        fh_status ls = buf ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint slab");
+        for (int32_t c = c0; ls == FH_OK && c < c1; c++) ls = io_state_read(s->heads, c, buf + (int64_t)(c - c0) * s->hlen);
+        st = comm_agree(w, ls);
+        if (st == FH_OK) st = ckpt_put_rows(h, "client_heads", CKPT_F32, s->C, s->hlen, c0, c1 - c0, buf);
+        free(buf);
+    }
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+static fh_status cl_resume(const config_t *cfg, const comm_t *w, cl_state *s, int32_t *r_done, fl_result *res)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    ckpt *h = NULL;
+    int64_t round = 0;
+    *r_done = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
+    if (!h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
+             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    fh_status st = ckpt_has(h, "centers") ? FH_OK
+                 : fh_error_set(FH_EINPUT, "%s: not a multi-center checkpoint (no centers)", ckpt_path(h));
+    if (st == FH_OK) st = ckpt_get_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);
+    if (st == FH_OK) st = ckpt_get_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
+    if (st == FH_OK) st = ckpt_get_array(h, "head_seen", CKPT_U8, s->seen, s->C);
+    if (st == FH_OK) st = ckpt_get_i64(h, "cfl_active", &s->active);
+    for (int32_t c = 0; st == FH_OK && c < s->C; c++)
+        if (s->assign[c] < 0 || s->assign[c] >= s->K)
+            st = fh_error_set(FH_EINPUT, "%s: cluster_assign: client %d in cluster %d, expected [0, %d)", ckpt_path(h), c,
+                              s->assign[c], s->K);
+    if (st == FH_OK && s->heads) {
+        int32_t c0, c1;
+        slab(w, s->C, &c0, &c1);
+        float *row = malloc((size_t)s->hlen * sizeof *row);
+        if (!row) st = fh_error_set(FH_ENOMEM, "out of memory");
+        for (int32_t c = c0; st == FH_OK && c < c1; c++) {
+            st = ckpt_get_rows(h, "client_heads", CKPT_F32, s->hlen, c, 1, row);
+            if (st == FH_OK) st = io_state_write(s->heads, c, row);
+        }
+        free(row);
+    }
+    ckpt_close(h);
+    st = comm_agree(w, st);
+    if (st == FH_OK) *r_done = (int32_t)round;
+    return st;
+}
+
+/* Bi-partition m items by complete-linkage agglomeration on similarities S[m x m] (Sattler et
+ * al.'s choice): merge the two groups whose least similar pair is most similar until two
+ * remain. lab[a] in {0, 1}; the group of item 0 is 0. O(m^3). */
+static fh_status bipartition(const double *S, int32_t m, int32_t *lab)
+{
+    double *L = malloc((size_t)m * (size_t)m * sizeof *L);
+    int32_t *g = malloc((size_t)m * sizeof *g);
+    uint8_t *alive = malloc((size_t)m);
+    if (!L || !g || !alive) {
+        free(L); free(g); free(alive);
+        return fh_error_set(FH_ENOMEM, "out of memory for the CFL bi-partition");
+    }
+    memcpy(L, S, (size_t)m * (size_t)m * sizeof *L);
+    for (int32_t a = 0; a < m; a++) {
+        g[a] = a;
+        alive[a] = 1;
+    }
+    for (int32_t left = m; left > 2; left--) {
+        int32_t bp = -1, bq = -1;
+        for (int32_t p = 0; p < m; p++)
+            for (int32_t q = p + 1; alive[p] && q < m; q++)
+                if (alive[q] && (bp < 0 || L[(int64_t)p * m + q] > L[(int64_t)bp * m + bq])) {
+                    bp = p;
+                    bq = q;
+                }
+        for (int32_t x = 0; x < m; x++) {
+            double v = L[(int64_t)bp * m + x] < L[(int64_t)bq * m + x] ? L[(int64_t)bp * m + x] : L[(int64_t)bq * m + x];
+            L[(int64_t)bp * m + x] = L[(int64_t)x * m + bp] = v;
+        }
+        alive[bq] = 0;
+        for (int32_t a = 0; a < m; a++)
+            if (g[a] == bq) g[a] = bp;
+    }
+    for (int32_t a = 0; a < m; a++) lab[a] = g[a] != g[0];
+    free(L); free(g); free(alive);
+    return FH_OK;
+}
+
+/* CFL (Sattler et al. 2020): after aggregation, the first active cluster whose mean update is
+ * small (< eps1) while some member's update is large (> eps2) is bi-partitioned by complete
+ * linkage on the cosine similarities of its members' updates (Gram matrix on ScaLAPACK);
+ * the new cluster starts from the same center. s->models holds the trained models; they are
+ * turned into updates here. Returns with na[] updated. Collective. */
+static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r, int64_t c0,
+                           int64_t c1, const uint8_t *okc, int32_t *na, const char **note)
+{
+    const int64_t P = s->P;
+    int32_t split = -1, mk = 0;
+    static char buf[256];
+    int at = snprintf(buf, sizeof buf, "cfl round %d: |mean update| / max |update| per cluster:", r);
+    for (int32_t k = 0; k < s->active && s->active < s->K && split < 0; k++) {
+        double mean = 0, mx = 0;
+        int32_t cnt = 0;
+        for (int64_t j = 0; j < s->base; j++) {
+            double d = (double)s->centers[(int64_t)k * P + j] - (double)s->old[(int64_t)k * P + j];
+            mean += d * d;
+        }
+        for (int32_t i = 0; i < n; i++)
+            if (okc[i] && na[i] == k) {
+                cnt++;
+                if (s->unorm[i] > mx) mx = s->unorm[i];
+            }
+        if (cnt > 0 && at < (int)sizeof buf - 40) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d: %.3g/%.3g", k, sqrt(mean), mx);
+        if (cnt >= 2 && sqrt(mean) < cfg->cl_eps1 && mx > cfg->cl_eps2) {
+            split = k;
+            mk = cnt;
+        }
+    }
+    *note = buf;
+    if (split < 0) return FH_OK;
+    for (int64_t i = c0; i < c1; i++)
+        for (int64_t j = 0; j < P; j++) s->models[(i - c0) * P + j] -= s->old[(int64_t)na[i] * P + j];
+    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *Cs = malloc((size_t)n * (size_t)n * sizeof *Cs),
+           *S = malloc((size_t)mk * (size_t)mk * sizeof *S);
+    int32_t *mem = malloc((size_t)mk * sizeof *mem), *lab = malloc((size_t)mk * sizeof *lab);
+    fh_status st = G && Cs && S && mem && lab ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the CFL split");
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = dist_gram(w, n, P, s->models, 64, G, NULL);
+    if (st == FH_OK) {
+        cl_gram_derive(G, n, NULL, Cs);
+        int32_t t = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (okc[i] && na[i] == split) mem[t++] = i;
+        for (int32_t a = 0; a < mk; a++)
+            for (int32_t b = 0; b < mk; b++) S[(int64_t)a * mk + b] = Cs[(int64_t)mem[a] * n + mem[b]];
+        st = bipartition(S, mk, lab);
+    }
+    if (st == FH_OK) {
+        const int32_t nk = (int32_t)s->active++;
+        for (int32_t a = 0; a < mk; a++)
+            if (lab[a] != lab[0]) na[mem[a]] = nk; /* the part without the first member moves */
+        memcpy(s->centers + (int64_t)nk * P, s->centers + (int64_t)split * P, (size_t)P * sizeof *s->centers);
+        if (at < (int)sizeof buf - 40) snprintf(buf + at, sizeof buf - (size_t)at, "; split %d -> %d + %d", split, split, nk);
+    }
+    free(G); free(Cs); free(S); free(mem); free(lab);
+    return st;
+}
+
+/* The first FeSEM assignment after the warm-up: k-means++ (or spectral clustering) on the
+ * Gram matrix of the n trained client models, computed on ScaLAPACK from each rank's rows. */
+static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
+                                    int32_t *out)
+{
+    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D),
+           *dist = malloc((size_t)n * (size_t)s->K * sizeof *dist);
+    int32_t *seeds = malloc((size_t)s->K * sizeof *seeds);
+    fh_status st = G && D && dist && seeds ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
+    if (st == FH_OK && cfg->cl_init == 1) {
+        cl_gram_derive(G, n, NULL, D);
+        st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->seed, out);
+    } else if (st == FH_OK) {
+        cl_gram_derive(G, n, D, NULL);
+        st = cl_kmeanspp(D, n, s->K, (uint64_t)cfg->seed, r, seeds);
+        for (int32_t i = 0; st == FH_OK && i < n; i++)
+            for (int32_t k = 0; k < s->K; k++) dist[(int64_t)i * s->K + k] = D[(int64_t)i * n + seeds[k]];
+        if (st == FH_OK) cl_argmin(dist, n, s->K, out);
+    }
+    free(G); free(D); free(dist); free(seeds);
+    return st;
+}
+
+fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
+                           fl_round_fn on_round, void *user, fl_result *res)
+{
+    if (cfg->algorithm != ALG_FEDAVG)
+        return fh_error_set(FH_EINPUT, "[cluster]/[personalize]: centers are model averages; set [fl] algorithm = fedavg (got %s)",
+                            config_algorithm_name(cfg->algorithm));
+    const int32_t C = meta->clients, m = cfg->clients_per_round < C ? cfg->clients_per_round : C;
+    if (cfg->clients_per_rank == 1 && (w->size != C || m != C))
+        return fh_error_set(FH_EINPUT, "[run] clients_per_rank = 1 (cross-silo): run with -np %d (one rank per client, "
+                            "got %d) and [train] clients_per_round >= %d", C, w->size, C);
+    if (w->size > m)
+        return fh_error_set(FH_EINPUT, "%s: %d clients a round, but %d ranks: run with at most %d ranks",
+                            cfg->data_file, m, w->size, m);
+    const int32_t K = cfg->cl_method <= M_NONE ? 1 : cfg->cl_k;
+    const int cfl = cfg->cl_method == M_CFL;
+    if (K > m) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than clients a round (%d)", K, m);
+    const int clustered = cfg->cl_method == M_FESEM || cfg->cl_method == M_IFCA;
+    if (cfg->cl_method == M_FESEM && cfg->cl_init_rounds < 1)
+        return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cl_init_rounds);
+    FH_TRY(fl_model_setup(cfg, data, meta, res));
+    const model_t *md = &res->model;
+    cl_state s;
+    memset(&s, 0, sizeof s);
+    s.C = C;
+    s.K = K;
+    s.P = md->nparams;
+    s.base = cfg->pers_mode == 1 ? md->w_off[md->nlayers - 1] : s.P;
+    s.hlen = s.P - s.base;
+    const int64_t P = s.P, mb = (m + w->size - 1) / w->size;
+    fh_status st = fl_worker_init(&s.wk, md, worker_rows(cfg));
+    if (st == FH_OK) {
+        s.centers = malloc((size_t)K * (size_t)P * sizeof *s.centers);
+        s.assign = fh_calloc((size_t)C, sizeof *s.assign);
+        s.seen = fh_calloc((size_t)C, sizeof *s.seen);
+        s.ids = malloc((size_t)C * sizeof *s.ids);
+        s.start = malloc((size_t)C * sizeof *s.start);
+        s.count = malloc((size_t)C * sizeof *s.count);
+        s.ntr = malloc((size_t)C * sizeof *s.ntr);
+        s.lab = malloc(((size_t)C + U_N) * sizeof *s.lab);
+        s.models = malloc((size_t)mb * (size_t)P * sizeof *s.models);
+        s.cur = malloc((size_t)P * sizeof *s.cur);
+        s.acc = malloc((size_t)P * sizeof *s.acc);
+        s.nk = malloc((size_t)K * sizeof *s.nk);
+        s.cacc = malloc((size_t)C * sizeof *s.cacc);
+        s.active = 1;
+        if (cfl) {
+            s.old = malloc((size_t)K * (size_t)P * sizeof *s.old);
+            s.unorm = malloc((size_t)C * sizeof *s.unorm);
+            if (!s.old || !s.unorm) s.cacc = (free(s.cacc), NULL);
+        }
+        if (!s.centers || !s.assign || !s.seen || !s.ids || !s.start || !s.count || !s.ntr || !s.lab || !s.models ||
+            !s.cur || !s.acc || !s.nk || !s.cacc)
+            st = fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
+    }
+    if (st == FH_OK && meta->has_client_group) {
+        s.truth = malloc((size_t)C * sizeof *s.truth);
+        st = s.truth ? io_data_client_groups(data, s.truth) : fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = fl_testset_load(&s.test, w, data, meta);
+    if (st == FH_OK && cfg->pers_mode == 1) {
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/client_heads.h5", cfg->out_dir);
+        st = comm_agree(w, io_state_create(path, w, C, s.hlen, &s.heads));
+    }
+    if (st == FH_OK && w->rank == 0) {
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/clusters.csv", cfg->out_dir);
+        s.csv = fopen(path, cfg->resume[0] ? "a" : "w");
+        if (!s.csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
+        else if (ftell(s.csv) == 0) fprintf(s.csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc\n");
+    }
+    st = comm_agree(w, st);
+    /* initial centers: IFCA from K independent initialisations, the others from the model's */
+    for (int32_t k = 0; st == FH_OK && k < K; k++) {
+        if (cfg->cl_method == M_IFCA && cfg->cl_init_rounds == 0) {
+            /* K independent initialisations (plus N(0, 0.01^2) so that all-zero inits differ) */
+            rng_t rk = rng_stream((uint64_t)cfg->seed, (uint64_t)k, 0, RNG_CLUSTER);
+            float *ck = s.centers + (int64_t)k * P;
+            model_init_params(md, ck, rng_u64(&rk));
+            for (int64_t j = 0; j < P; j++) ck[j] += (float)(0.01 * rng_normal(&rk));
+        } else {
+            memcpy(s.centers + (int64_t)k * P, res->params, (size_t)P * sizeof *s.centers);
+        }
+    }
+
+    int32_t r_done = 0;
+    if (st == FH_OK && cfg->resume[0]) st = cl_resume(cfg, w, &s, &r_done, res);
+
+    fl_local_opts o;
+    memset(&o, 0, sizeof o);
+    o.lr = cfg->lr;
+    o.momentum = cfg->momentum;
+    o.weight_decay = cfg->weight_decay;
+    o.epochs = cfg->local_epochs;
+    o.batch = cfg->batch_size;
+    int32_t largest = 0;
+    for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
+        double t0 = fh_wtime();
+        int32_t n = 0;
+        st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, s.ids, &n);
+        if (st == FH_OK) st = io_data_client_ranges(data, s.ids, n, s.start, s.count);
+        for (int32_t i = 0; st == FH_OK && i < n; i++) s.ntr[i] = s.count[i] - io_data_local_test_rows(meta, s.count[i]);
+        const int64_t c0 = dist_rows_first(n, w->size, w->rank), c1 = dist_rows_first(n, w->size, w->rank + 1);
+        if (st == FH_OK) st = read_rows(data, &s, (int32_t)(c1 - c0), s.start + c0, s.ntr + c0, md->in);
+        if ((st = comm_agree(w, st)) != FH_OK) break;
+        const int warm = clustered && r <= cfg->cl_init_rounds;
+        memset(s.lab, 0, ((size_t)n + U_N) * sizeof *s.lab);
+        int64_t *tail = s.lab + n;
+        tail[U_STOP] = fh_stop_requested();
+        int64_t row = 0;
+        for (int64_t i = c0; st == FH_OK && i < c1; i++) {
+            const int32_t cid = s.ids[i];
+            const float *xi = s.x + row * md->in;
+            const int32_t *yi = s.y + row;
+            const int64_t ni = s.ntr[i];
+            row += ni;
+            float *loc = s.models + (i - c0) * P;
+            int32_t k0 = s.assign[cid];
+            if (cfg->cl_method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
+                double best = INFINITY;
+                for (int32_t k = 0; st == FH_OK && k < K; k++) {
+                    metrics_t mt;
+                    st = client_model(cfg, &s, cid, k, s.cur);
+                    if (st == FH_OK && ni > 0) st = model_evaluate(md, s.cur, xi, yi, ni, s.wk.ws, s.wk.ws_rows, &mt);
+                    if (st == FH_OK && ni > 0 && mt.loss < best) {
+                        best = mt.loss;
+                        k0 = k;
+                    }
+                }
+            }
+            if (st == FH_OK) st = client_model(cfg, &s, cid, k0, loc);
+            double loss = 0;
+            int64_t steps = 0, seen = 0;
+            o.global = s.centers + (int64_t)k0 * P;
+            if (st == FH_OK && ni > 0)
+                st = fl_local_train(&s.wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE),
+                                    xi, yi, ni, loc, &loss, &steps, &seen);
+            if (st != FH_OK) break;
+            double norm;
+            const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm);
+            int32_t k1 = k0;
+            if (ok && cfg->cl_method == M_FESEM && !warm)
+                k1 = cl_nearest_center(loc, s.centers, K, P, s.base, NULL);
+            s.lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
+            if (cfl) {
+                double u = 0;
+                for (int64_t j = 0; j < s.base; j++) {
+                    double d = (double)loc[j] - (double)s.centers[(int64_t)k0 * P + j];
+                    u += d * d;
+                }
+                s.unorm[i] = ok ? sqrt(u) : 0;
+            }
+            if (!ok) {
+                tail[U_REJ] += 1;
+                continue;
+            }
+            tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
+            tail[U_ROWS] += seen;
+            tail[U_CLIENTS] += 1;
+            if (cfg->pers_mode == 1) st = io_state_write(s.heads, cid, loc + s.base);
+        }
+        if ((st = comm_agree(w, st)) != FH_OK) break;
+        if ((st = comm_allreduce_sum_i64(w, s.lab, n + U_N)) != FH_OK) break;
+        if (cfl) { /* one non-zero term per entry: exact */
+            for (int32_t i = 0; i < n; i++)
+                if (i < c0 || i >= c1) s.unorm[i] = 0;
+            if ((st = comm_allreduce_sum_f64(w, s.unorm, n)) != FH_OK) break;
+            memcpy(s.old, s.centers, (size_t)K * (size_t)P * sizeof *s.old);
+        }
+        /* every rank now knows every sampled client's new cluster (exact integers) */
+        int32_t *na = malloc((size_t)n * sizeof *na);
+        uint8_t *okc = malloc((size_t)n);
+        if (!na || !okc) st = fh_error_set(FH_ENOMEM, "out of memory");
+        for (int32_t i = 0; st == FH_OK && i < n; i++) {
+            okc[i] = s.lab[i] < REJ_FLAG;
+            na[i] = (int32_t)((s.lab[i] % REJ_FLAG) - 1);
+        }
+        if (st == FH_OK && clustered && r == cfg->cl_init_rounds)
+            st = initial_assignment(cfg, w, &s, n, r, na);
+        if ((st = comm_agree(w, st)) != FH_OK) {
+            free(na); free(okc);
+            break;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s.assign[s.ids[i]] = na[i];
+            if (okc[i] && cfg->pers_mode == 1) s.seen[s.ids[i]] = 1;
+        }
+        /* per cluster: its hosts aggregate on their own communicator, its aggregator broadcasts */
+        for (int32_t k = 0; k < K; k++) {
+            s.nk[k] = 0;
+            for (int32_t i = 0; i < n; i++)
+                if (okc[i] && na[i] == k) s.nk[k] += s.ntr[i];
+        }
+        for (int32_t k = 0; st == FH_OK && k < K; k++) {
+            if (s.nk[k] == 0) continue; /* no members this round: the center is kept */
+            int host = 0, root = -1;
+            for (int32_t i = 0; i < n; i++)
+                if (okc[i] && na[i] == k) {
+                    if (root < 0) root = (int)(i / mb);
+                    if (i >= c0 && i < c1) host = 1;
+                }
+            comm_t ck;
+            st = comm_split(w, host ? 0 : -1, w->rank, &ck);
+            if (st == FH_OK && host) {
+                memset(s.acc, 0, (size_t)P * sizeof *s.acc);
+                for (int64_t i = c0; i < c1; i++)
+                    if (okc[i] && na[i] == k) fx_accumulate(s.acc, s.models + (i - c0) * P, (double)s.ntr[i] / (double)s.nk[k], P);
+                st = comm_allreduce_sum_i64(&ck, s.acc, P);
+                if (st == FH_OK && ck.rank == 0) fx_decode(s.acc, 1.0, s.centers + (int64_t)k * P, P);
+            }
+            comm_free(&ck);
+            st = comm_agree(w, st);
+            if (st == FH_OK) st = comm_bcast(w, s.centers + (int64_t)k * P, P * (int64_t)sizeof(float), root);
+        }
+        const char *note = "";
+        if (st == FH_OK && cfl) {
+            st = cfl_split(cfg, w, &s, n, r, c0, c1, okc, na, &note);
+            for (int32_t i = 0; st == FH_OK && i < n; i++) s.assign[s.ids[i]] = na[i];
+        }
+        free(na);
+        free(okc);
+        if (st != FH_OK) break;
+
+        fl_round_stats rs;
+        memset(&rs, 0, sizeof rs);
+        rs.round = r;
+        rs.rounds = cfg->rounds;
+        rs.clients = n;
+        rs.rejected = (int32_t)tail[U_REJ];
+        rs.train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
+        rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
+        rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
+        rs.client_acc_mean = rs.client_acc_p10 = NAN;
+        rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
+        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
+            rs.evaluated = 1;
+            if ((st = evaluate(cfg, w, data, meta, &s, md, r, &rs, &largest)) != FH_OK) break;
+        }
+        rs.notice = r == r_done + 1 && res->notice[0] ? res->notice : note;
+        rs.wall_s = fh_wtime() - t0;
+        st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
+        const int stop = tail[U_STOP] > 0 && r < cfg->rounds;
+        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || stop)) st = cl_save(cfg, w, &s, r);
+        if (st == FH_OK && stop) {
+            st = fh_error_set(FH_ESTOPPED, "stopped on request after round %d of %d; checkpoint written", r, cfg->rounds);
+            break;
+        }
+    }
+    if (st == FH_OK) memcpy(res->params, s.centers + (int64_t)largest * P, (size_t)P * sizeof *res->params);
+    state_free(&s);
+    return st;
+}

@@ -1,0 +1,214 @@
+/* Clustering helpers of multi-center FL: adjusted Rand index, k-means++ seeding, Lloyd's
+ * k-means, spectral clustering (eigenvectors from ScaLAPACK via dist_syevd), FeSEM's nearest
+ * center. Deterministic: randomness from rng_stream(seed, 0, round, RNG_CLUSTER). */
+#include "fedhpc/fl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double cl_ari(const int32_t *a, const int32_t *b, int32_t n)
+{
+    int32_t ka = 0, kb = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (a[i] + 1 > ka) ka = a[i] + 1;
+        if (b[i] + 1 > kb) kb = b[i] + 1;
+    }
+    double *t = fh_calloc((size_t)ka * (size_t)kb, sizeof *t), *ra = fh_calloc((size_t)ka, sizeof *ra),
+           *rb = fh_calloc((size_t)kb, sizeof *rb);
+    if (!t || !ra || !rb) {
+        free(t); free(ra); free(rb);
+        return NAN;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        t[(int64_t)a[i] * kb + b[i]] += 1;
+        ra[a[i]] += 1;
+        rb[b[i]] += 1;
+    }
+#define C2(x) ((x) * ((x) - 1) / 2.0)
+    double sij = 0, sa = 0, sb = 0;
+    for (int64_t i = 0; i < (int64_t)ka * kb; i++) sij += C2(t[i]);
+    for (int32_t i = 0; i < ka; i++) sa += C2(ra[i]);
+    for (int32_t j = 0; j < kb; j++) sb += C2(rb[j]);
+    const double tot = C2((double)n), exp = tot > 0 ? sa * sb / tot : 0, mx = 0.5 * (sa + sb);
+#undef C2
+    free(t); free(ra); free(rb);
+    if (mx - exp == 0) return 1.0; /* both labelings trivial (one cluster, or all singletons) */
+    return (sij - exp) / (mx - exp);
+}
+
+void cl_gram_derive(const double *G, int32_t n, double *D2, double *Cs)
+{
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++) {
+            const double gii = G[(int64_t)i * n + i], gjj = G[(int64_t)j * n + j], gij = G[(int64_t)i * n + j];
+            if (D2) {
+                double d = gii + gjj - 2 * gij;
+                D2[(int64_t)i * n + j] = i == j || d < 0 ? 0 : d;
+            }
+            if (Cs) Cs[(int64_t)i * n + j] = i == j ? 1.0 : (gii > 0 && gjj > 0 ? gij / sqrt(gii * gjj) : 0.0);
+        }
+}
+
+fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds)
+{
+    if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
+    double *mind = malloc((size_t)n * sizeof *mind);
+    FH_CHECK_ALLOC(mind);
+    rng_t r = rng_stream(seed, 0, (uint64_t)round, RNG_CLUSTER);
+    seeds[0] = (int32_t)rng_below(&r, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++) mind[i] = D2[(int64_t)i * n + seeds[0]];
+    for (int32_t s = 1; s < k; s++) {
+        double tot = 0;
+        for (int32_t i = 0; i < n; i++) tot += mind[i];
+        int32_t pick = -1;
+        if (tot > 0) {
+            double u = rng_uniform(&r) * tot, cum = 0;
+            for (int32_t i = 0; i < n; i++) {
+                cum += mind[i];
+                if (mind[i] > 0 && u < cum) { pick = i; break; }
+            }
+            if (pick < 0) /* rounding at the end: the last item with positive distance */
+                for (int32_t i = n - 1; i >= 0 && pick < 0; i--)
+                    if (mind[i] > 0) pick = i;
+        }
+        if (pick < 0) { /* all remaining items coincide with seeds: take the first unused one */
+            for (int32_t i = 0; i < n && pick < 0; i++) {
+                int used = 0;
+                for (int32_t t = 0; t < s; t++) used |= seeds[t] == i;
+                if (!used) pick = i;
+            }
+        }
+        seeds[s] = pick;
+        for (int32_t i = 0; i < n; i++) {
+            double d = D2[(int64_t)i * n + pick];
+            if (d < mind[i]) mind[i] = d;
+        }
+        mind[pick] = 0;
+    }
+    free(mind);
+    return FH_OK;
+}
+
+void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign)
+{
+    for (int32_t i = 0; i < n; i++) {
+        int32_t b = 0;
+        for (int32_t j = 1; j < k; j++)
+            if (dist[(int64_t)i * k + j] < dist[(int64_t)i * k + b]) b = j;
+        assign[i] = b;
+    }
+}
+
+fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t seed, int32_t iters,
+                    int32_t *assign)
+{
+    double *D2 = malloc((size_t)n * (size_t)n * sizeof *D2), *cen = malloc((size_t)k * (size_t)dim * sizeof *cen),
+           *dist = malloc((size_t)n * (size_t)k * sizeof *dist);
+    int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt);
+    fh_status st = D2 && cen && dist && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
+    if (st == FH_OK) {
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < n; j++) {
+                double s = 0;
+                for (int32_t d = 0; d < dim; d++) {
+                    double e = X[(int64_t)i * dim + d] - X[(int64_t)j * dim + d];
+                    s += e * e;
+                }
+                D2[(int64_t)i * n + j] = s;
+            }
+        st = cl_kmeanspp(D2, n, k, seed, 0, seeds);
+    }
+    if (st == FH_OK) {
+        for (int32_t j = 0; j < k; j++) memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
+        for (int32_t it = 0; it < iters; it++) {
+            for (int32_t i = 0; i < n; i++)
+                for (int32_t j = 0; j < k; j++) {
+                    double s = 0;
+                    for (int32_t d = 0; d < dim; d++) {
+                        double e = X[(int64_t)i * dim + d] - cen[(int64_t)j * dim + d];
+                        s += e * e;
+                    }
+                    dist[(int64_t)i * k + j] = s;
+                }
+            int changed = it == 0;
+            for (int32_t i = 0; i < n; i++) {
+                int32_t old = assign[i];
+                cl_argmin(dist + (int64_t)i * k, 1, k, assign + i);
+                changed |= old != assign[i];
+            }
+            if (!changed) break;
+            memset(cnt, 0, (size_t)k * sizeof *cnt);
+            for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
+            for (int32_t j = 0; j < k; j++) {
+                if (!cnt[j]) continue; /* empty cluster keeps its center */
+                for (int32_t d = 0; d < dim; d++) cen[(int64_t)j * dim + d] = 0;
+            }
+            for (int32_t i = 0; i < n; i++)
+                for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
+        }
+    }
+    free(D2); free(cen); free(dist); free(seeds); free(cnt);
+    return st;
+}
+
+fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, uint64_t seed, int32_t *assign)
+{
+    double *L = malloc((size_t)n * (size_t)n * sizeof *L), *Z = malloc((size_t)n * (size_t)n * sizeof *Z),
+           *w = malloc((size_t)n * sizeof *w), *deg = malloc((size_t)n * sizeof *deg),
+           *E = malloc((size_t)n * (size_t)k * sizeof *E);
+    fh_status st = L && Z && w && deg && E ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in spectral clustering");
+    if (st == FH_OK) {
+        for (int32_t i = 0; i < n; i++) {
+            deg[i] = 0;
+            for (int32_t j = 0; j < n; j++) deg[i] += S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
+        }
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < n; j++) {
+                double a = S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
+                L[(int64_t)i * n + j] = deg[i] > 0 && deg[j] > 0 ? a / sqrt(deg[i] * deg[j]) : 0;
+            }
+        st = dist_syevd(c, n, L, 32, w, Z);
+    }
+    if (st == FH_OK) {
+        /* the k largest eigenvalues are the last k columns; fix each vector's sign */
+        for (int32_t j = 0; j < k; j++) {
+            const double *v = Z + (int64_t)(n - 1 - j) * n;
+            int32_t big = 0;
+            for (int32_t i = 1; i < n; i++)
+                if (fabs(v[i]) > fabs(v[big]) + 1e-12) big = i;
+            const double sg = v[big] < 0 ? -1 : 1;
+            for (int32_t i = 0; i < n; i++) E[(int64_t)i * k + j] = sg * v[i];
+        }
+        for (int32_t i = 0; i < n; i++) {
+            double s = 0;
+            for (int32_t j = 0; j < k; j++) s += E[(int64_t)i * k + j] * E[(int64_t)i * k + j];
+            s = s > 0 ? 1 / sqrt(s) : 0;
+            for (int32_t j = 0; j < k; j++) E[(int64_t)i * k + j] *= s;
+        }
+        st = cl_kmeans(E, n, k, k, seed, 100, assign);
+    }
+    free(L); free(Z); free(w); free(deg); free(E);
+    return st;
+}
+
+int32_t cl_nearest_center(const float *model, const float *centers, int32_t k, int64_t P, int64_t len,
+                          double *d2)
+{
+    int32_t best = 0;
+    double bd = INFINITY;
+    for (int32_t j = 0; j < k; j++) {
+        const float *c = centers + (int64_t)j * P;
+        double s = 0;
+        for (int64_t i = 0; i < len; i++) {
+            double e = (double)model[i] - (double)c[i];
+            s += e * e;
+        }
+        if (s < bd) {
+            bd = s;
+            best = j;
+        }
+    }
+    if (d2) *d2 = bd;
+    return best;
+}

@@ -1,0 +1,190 @@
+/* Differential privacy in training: DP-FedAvg (client level), DP-SGD accounting (sample
+ * level), adaptive clipping and the norm-driven noise schedule. See include/fedhpc/privacy.h. */
+#include "fedhpc/privacy.h"
+#include "fedhpc/fl.h"
+#include "fedhpc/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m)
+{
+    memset(p, 0, sizeof *p);
+    p->mode = cfg->dp_mode;
+    p->clients = clients;
+    p->m = m;
+    p->seed = (uint64_t)cfg->seed;
+    p->delta = cfg->dp_delta;
+    p->budget = cfg->dp_budget;
+    p->base_sigma = p->sigma = p->sigma_update = cfg->dp_noise;
+    p->clip = cfg->dp_clip;
+    p->adaptive = cfg->dp_adaptive;
+    p->quantile = cfg->dp_quantile;
+    p->clip_lr = cfg->dp_clip_lr;
+    p->count_noise = cfg->dp_count_noise > 0 ? cfg->dp_count_noise : m / 20.0;
+    p->schedule = cfg->dp_schedule;
+    p->sched_min = cfg->dp_schedule_min;
+    p->placement = cfg->dp_placement;
+    p->poisson = cfg->dp_sampling == 0;
+    p->batch = cfg->batch_size;
+    p->epochs = cfg->local_epochs;
+    /* distributed noise must reach sigma*C even when only the fewest clients a completed round
+     * can have send their shares */
+    p->n_min = m;
+    if (cfg->sa_dropout > 0 || cfg->sa_enabled) {
+        int32_t deg = cfg->sa_neighbors > 0 && cfg->sa_neighbors < m - 1 ? cfg->sa_neighbors + (cfg->sa_neighbors & 1) : m - 1;
+        double t = ceil(cfg->sa_threshold * (deg > 0 ? deg : 1));
+        p->n_min = t < 1 ? 1 : t;
+    }
+    privacy_accountant_init(&p->acct);
+    if (p->mode == PRIVACY_NONE) return FH_OK;
+    if (cfg->resume[0])
+        return fh_error_set(FH_EINPUT, "[checkpoint] resume: not supported with [privacy] mode = %s yet (the accountant is not checkpointed)",
+                            p->mode == PRIVACY_CLIENT ? "client" : "sample");
+    if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !cfg->sa_enabled)
+        return fh_error_set(FH_EINPUT, "[privacy] placement = distributed needs [secagg] enabled = on (without it the aggregator sees each noised update)");
+    if (p->mode == PRIVACY_CLIENT && cfg->algorithm == ALG_SCAFFOLD)
+        return fh_error_set(FH_EINPUT, "[privacy] mode = client: not supported with [fl] algorithm = scaffold (control variates are not privatised)");
+    if (cfg->algorithm == ALG_CENTRALIZED)
+        return fh_error_set(FH_EINPUT, "[privacy] mode: not supported with [fl] algorithm = centralized");
+    if (p->mode == PRIVACY_SAMPLE) {
+        if (cfg->batch_size < 1)
+            return fh_error_set(FH_EINPUT, "[privacy] mode = sample needs [train] batch_size >= 1 (the expected DP-SGD batch)");
+        p->per = malloc((size_t)clients * sizeof *p->per);
+        FH_CHECK_ALLOC(p->per);
+        for (int32_t i = 0; i < clients; i++) privacy_accountant_init(&p->per[i]);
+    }
+    if (p->mode == PRIVACY_CLIENT && p->adaptive) {
+        const double z = p->base_sigma, sb = p->count_noise;
+        if (z <= 0 || 2 * sb <= z)
+            return fh_error_set(FH_EINPUT, "[privacy] count_noise: adaptive clipping needs 2 * count_noise (%g) > noise (%g) > 0", 2 * sb, z);
+    }
+    return FH_OK;
+}
+
+void privacy_run_free(privacy_run *p)
+{
+    free(p->per);
+    p->per = NULL;
+}
+
+static void sample_steps(const privacy_run *p, int64_t n, double *q, int64_t *steps)
+{
+    const int64_t B = p->batch;
+    *q = n > 0 ? (B >= n ? 1.0 : (double)B / (double)n) : 0.0;
+    int64_t per_epoch = p->poisson ? (int64_t)llround((double)n / (double)B) : (n + B - 1) / B;
+    if (per_epoch < 1) per_epoch = 1;
+    *steps = n > 0 ? per_epoch * p->epochs : 0;
+}
+
+fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
+                            const int64_t *count, int32_t n, int *stop)
+{
+    (void)round;
+    *stop = 0;
+    if (p->mode == PRIVACY_CLIENT) {
+        /* the round's multipliers (sigma from the schedule, split for adaptive clipping) */
+        const double z = p->sigma;
+        p->sigma_update = z;
+        if (p->adaptive && z > 0) {
+            const double sb2 = 2 * p->count_noise;
+            p->sigma_update = 1.0 / sqrt(1.0 / (z * z) - 1.0 / (sb2 * sb2));
+        }
+        privacy_accountant a = p->acct;
+        FH_TRY(privacy_accountant_step(&a, (double)p->m / (double)p->clients, z, 1));
+        double eps;
+        FH_TRY(privacy_epsilon(&a, p->delta, &eps, NULL));
+        if (p->budget > 0 && eps > p->budget) {
+            *stop = 1;
+            return FH_OK;
+        }
+        p->acct = a;
+        p->eps = eps;
+    } else if (p->mode == PRIVACY_SAMPLE) {
+        privacy_accountant *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
+        FH_CHECK_ALLOC(tmp);
+        double worst = p->eps;
+        fh_status st = FH_OK;
+        for (int32_t i = 0; i < n && st == FH_OK; i++) {
+            double q, eps;
+            int64_t steps;
+            sample_steps(p, count[i], &q, &steps);
+            tmp[i] = p->per[ids[i]];
+            st = privacy_accountant_step(&tmp[i], q, p->sigma, steps);
+            if (st == FH_OK) st = privacy_epsilon(&tmp[i], p->delta, &eps, NULL);
+            if (st == FH_OK && eps > worst) worst = eps;
+        }
+        if (st == FH_OK && p->budget > 0 && worst > p->budget) *stop = 1;
+        if (st == FH_OK && !*stop) {
+            for (int32_t i = 0; i < n; i++) p->per[ids[i]] = tmp[i];
+            p->eps = worst;
+        }
+        free(tmp);
+        return st;
+    }
+    return FH_OK;
+}
+
+double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
+                             int64_t P, int64_t *below)
+{
+    double s = 0;
+    for (int64_t j = 0; j < P; j++) s += (double)u[j] * u[j];
+    const double norm = sqrt(s);
+    if (norm <= p->clip) {
+        *below += 1;
+    } else {
+        const float f = (float)(p->clip / norm);
+        for (int64_t j = 0; j < P; j++) u[j] *= f;
+    }
+    if (p->placement == 1 && p->sigma_update > 0) {
+        const double sd = p->sigma_update * p->clip / sqrt(p->n_min);
+        rng_t r = rng_stream(p->seed, (uint64_t)cid, (uint64_t)round, RNG_DP_CLIENT);
+        for (int64_t j = 0; j < P; j++) u[j] += (float)(sd * rng_normal(&r));
+    }
+    return 1.0 / p->m;
+}
+
+void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64_t P, float *out)
+{
+    fx_decode(acc, 1.0, out, P);
+    if (p->placement == 0 && p->sigma_update > 0) {
+        const double sd = p->sigma_update * p->clip / p->m;
+        rng_t r = rng_stream(p->seed, 0, (uint64_t)round, RNG_DP);
+        for (int64_t j = 0; j < P; j++) out[j] += (float)(sd * rng_normal(&r));
+    }
+}
+
+void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P)
+{
+    if (p->mode != PRIVACY_CLIENT) return;
+    const double C = p->clip;
+    if (p->schedule == 1 && out) {
+        /* signal norm^2 of the mean update, estimated from the released noised update */
+        double s = 0;
+        for (int64_t j = 0; j < P; j++) s += (double)out[j] * out[j];
+        const double nsd = p->sigma_update * C / p->m;
+        const double g = sqrt(fmax(s - (double)P * nsd * nsd, 0.0));
+        if (round == 1 || p->g1 <= 0) p->g1 = g;
+        double ratio = p->g1 > 0 ? g / p->g1 : 1.0;
+        if (!(ratio <= 1.0)) ratio = 1.0;
+        if (ratio < p->sched_min) ratio = p->sched_min;
+        p->sigma = p->base_sigma * ratio;
+    }
+    if (p->adaptive) {
+        rng_t r = rng_stream(p->seed, 1, (uint64_t)round, RNG_DP);
+        const double b = ((double)below + p->count_noise * rng_normal(&r)) / p->m;
+        p->clip = C * exp(-p->clip_lr * (b - p->quantile));
+    }
+}
+
+void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o)
+{
+    o->clip = p->clip;
+    o->sigma = p->sigma;
+    o->poisson = p->poisson;
+    o->seed = p->seed;
+    o->client = (uint64_t)cid;
+    o->round = (uint64_t)round;
+}

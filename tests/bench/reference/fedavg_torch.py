@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""FedAvg in plain PyTorch + mpi4py, written the way Python FL frameworks (Flower, FedML,
+FedLab, FLUTE) work: every process loads the whole data set, clients train a copy of the model,
+their state dicts are pickled and sent to rank 0, which averages them (weighted by rows) and
+broadcasts the new state dict.
+
+    mpirun -np P /usr/bin/python3 fedavg_torch.py EXPORT_DIR [ROUNDS]
+
+EXPORT_DIR is written by `fedhpc_bench export CONFIG DIR`: the same data set (Fashion-MNIST as
+fedhpc prepared it), the same client partition (client_offsets), the same clients each round
+(round_clients, fedhpc's sampler), the same initial weights (init_params, fedhpc's layout),
+and the hyperparameters (meta.txt). Minibatch order differs (torch.randperm, seeded per
+client and round), so the models are not bit-identical, only statistically equivalent.
+
+Prints one line: torch,model=...;ranks=P;rounds=R,<median s/round>,<test accuracy>,<VmHWM MB of
+this rank summed over ranks>. Round time excludes the final evaluation.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mpi4py import MPI
+
+
+def read_meta(d):
+    meta = {}
+    with open(os.path.join(d, "meta.txt")) as f:
+        for line in f:
+            parts = line.split()
+            if parts:
+                meta[parts[0]] = parts[1:]
+    return meta
+
+
+class MLP(nn.Module):
+    def __init__(self, d, hidden, k):
+        super().__init__()
+        widths = [d] + hidden + [k]
+        self.layers = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(len(widths) - 1))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+    def load_fedhpc(self, p):
+        off = 0
+        with torch.no_grad():
+            for layer in self.layers:
+                fo, fi = layer.weight.shape
+                w = p[off:off + fi * fo].reshape(fi, fo)
+                off += fi * fo
+                layer.weight.copy_(torch.from_numpy(w.T.copy()))
+                layer.bias.copy_(torch.from_numpy(p[off:off + fo].copy()))
+                off += fo
+        assert off == p.size
+
+
+class CNN(nn.Module):
+    """McMahan et al. 2017: conv 5x5x32, pool, conv 5x5x64, pool, fc 512, softmax."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.fc1 = nn.Linear(7 * 7 * 64, 512)
+        self.fc2 = nn.Linear(512, k)
+
+    def forward(self, x):
+        x = x.view(-1, 1, 28, 28)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc2(x)
+
+    def load_fedhpc(self, p):
+        # fedhpc: conv W [(ky*5+kx)*C + c, F]; fc1 input flattened channels-last [y, x, c]
+        off = 0
+        with torch.no_grad():
+            for conv, cin in ((self.conv1, 1), (self.conv2, 32)):
+                fo = conv.weight.shape[0]
+                w = p[off:off + 25 * cin * fo].reshape(5, 5, cin, fo).transpose(3, 2, 0, 1)
+                off += 25 * cin * fo
+                conv.weight.copy_(torch.from_numpy(w.copy()))
+                conv.bias.copy_(torch.from_numpy(p[off:off + fo].copy()))
+                off += fo
+            w = p[off:off + 3136 * 512].reshape(7, 7, 64, 512).transpose(3, 2, 0, 1).reshape(512, 3136)
+            off += 3136 * 512
+            self.fc1.weight.copy_(torch.from_numpy(w.copy()))
+            self.fc1.bias.copy_(torch.from_numpy(p[off:off + 512].copy()))
+            off += 512
+            k = self.fc2.weight.shape[0]
+            w = p[off:off + 512 * k].reshape(512, k)
+            off += 512 * k
+            self.fc2.weight.copy_(torch.from_numpy(w.T.copy()))
+            self.fc2.bias.copy_(torch.from_numpy(p[off:off + k].copy()))
+            off += k
+        assert off == p.size
+
+
+def vm_hwm_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def main():
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    torch.set_num_threads(1)  # one core per process, as fedhpc's ranks
+    d = sys.argv[1]
+    meta = read_meta(d)
+    feat, k = int(meta["features"][0]), int(meta["classes"][0])
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else int(meta["rounds"][0])
+    m = int(meta["clients_per_round"][0])
+    B, E, lr = int(meta["batch"][0]), int(meta["epochs"][0]), float(meta["lr"][0])
+    seed = int(meta["seed"][0])
+    kind = meta["model"][0]
+
+    # every process loads the whole data set (as the frameworks do)
+    xtr = torch.from_numpy(np.fromfile(os.path.join(d, "train_x.f32"), dtype="<f4").reshape(-1, feat))
+    ytr = torch.from_numpy(np.fromfile(os.path.join(d, "train_y.i32"), dtype="<i4").astype(np.int64))
+    xte = torch.from_numpy(np.fromfile(os.path.join(d, "test_x.f32"), dtype="<f4").reshape(-1, feat))
+    yte = torch.from_numpy(np.fromfile(os.path.join(d, "test_y.i32"), dtype="<i4").astype(np.int64))
+    off = np.fromfile(os.path.join(d, "client_offsets.i64"), dtype="<i8")
+    sched = np.fromfile(os.path.join(d, "round_clients.i32"), dtype="<i4").reshape(-1, m)
+    init = np.fromfile(os.path.join(d, "init_params.f32"), dtype="<f4")
+
+    if kind == "cnn":
+        model = CNN(k)
+    else:
+        model = MLP(feat, [int(h) for h in meta["hidden"]], k)
+    model.load_fedhpc(init)
+    global_state = {name: t.clone() for name, t in model.state_dict().items()}
+
+    walls = []
+    for r in range(1, rounds + 1):
+        comm.Barrier()
+        t0 = time.perf_counter()
+        ids = sched[r - 1]
+        sizes = off[ids + 1] - off[ids]
+        # contiguous, row-balanced blocks of clients per rank (as fedhpc places them)
+        cum = np.concatenate([[0], np.cumsum(sizes)])
+        lo = np.searchsorted(cum, cum[-1] * rank / size, side="left")
+        hi = np.searchsorted(cum, cum[-1] * (rank + 1) / size, side="left")
+        if rank == size - 1:
+            hi = len(ids)
+        updates = []
+        for i in range(lo, hi):
+            c = int(ids[i])
+            x, y = xtr[off[c]:off[c + 1]], ytr[off[c]:off[c + 1]]
+            model.load_state_dict(global_state)
+            opt = torch.optim.SGD(model.parameters(), lr=lr)
+            g = torch.Generator().manual_seed(seed * 1000003 + c * 7919 + r)
+            for _ in range(E):
+                perm = torch.randperm(len(x), generator=g)
+                for b0 in range(0, len(x), B if B > 0 else len(x)):
+                    idx = perm[b0:b0 + B] if B > 0 else perm
+                    opt.zero_grad()
+                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                    loss.backward()
+                    opt.step()
+            updates.append((len(x), {n: t.clone() for n, t in model.state_dict().items()}))
+        # the frameworks' way: pickled state dicts to rank 0, averaged there, broadcast back
+        gathered = comm.gather(updates, root=0)
+        if rank == 0:
+            allu = [u for part in gathered for u in part]
+            total = float(sum(n for n, _ in allu))
+            new = {name: sum(sd[name] * (n / total) for n, sd in allu) for name in global_state}
+        else:
+            new = None
+        global_state = comm.bcast(new, root=0)
+        walls.append(time.perf_counter() - t0)
+
+    acc = float("nan")
+    if rank == 0:
+        model.load_state_dict(global_state)
+        with torch.no_grad():
+            correct = 0
+            for b0 in range(0, len(xte), 1000):
+                correct += (model(xte[b0:b0 + 1000]).argmax(1) == yte[b0:b0 + 1000]).sum().item()
+        acc = correct / len(xte)
+    hwm = comm.reduce(vm_hwm_mb(), op=MPI.SUM, root=0)
+    if rank == 0:
+        print("torch,model=%s;ranks=%d;rounds=%d,%.6f,%.4f,%.1f" %
+              (kind, size, rounds, float(np.median(walls)), acc, hwm), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+#!/bin/sh
+# The benchmark suite of `make bench` (issue 5). Every figure is a ratio of two things measured
+# side by side in this run, each the median of REPS repetitions (or of the rounds of a run).
+#
+#   sh tests/bench/run_bench.sh [--smoke]
+#
+# env: FEDHPC_ROOT (repo), FEDHPC_BIN (fedhpc), FEDHPC_BENCH (fedhpc_bench), OUT (output dir,
+# default runs/bench), REPS (default 5), MODELS (default "mlp cnn": the models of items 1 and 5). --smoke: 1-2 rounds, tiny sizes (CI: checks that
+# every benchmark still runs and writes its CSV row; no timing is asserted).
+# Output: $OUT/results-DATE.csv (name,params,value1,value2,ratio) and $OUT/results-DATE.md.
+set -u
+ROOT=${FEDHPC_ROOT:-$(pwd)}
+FEDHPC=${FEDHPC_BIN:-$ROOT/bin/fedhpc}
+BENCH=${FEDHPC_BENCH:-$(dirname "$FEDHPC")/fedhpc_bench}
+OUT=${OUT:-$ROOT/runs/bench}
+REPS=${REPS:-5}
+MODELS=${MODELS:-mlp cnn}
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+MPIRUN="mpirun --oversubscribe"
+CFG=$ROOT/jobs/configs/fmnist_fedavg.ini
+H5=$ROOT/data/fmnist_dir05_c100.h5
+LC=$ROOT/data/lending_club_natural.h5
+mkdir -p "$OUT"
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+CSV=$OUT/results-$STAMP.csv
+MD=$OUT/results-$STAMP.md
+WORK=$OUT/work-$STAMP
+mkdir -p "$WORK"
+echo "name,params,value1,value2,ratio" > "$CSV"
+log() { echo "bench: $*" >&2; }
+row() { grep -E "^[a-z_-]+," | tee -a "$CSV"; }
+# summed peak RSS (MB) of the files PREFIX.*
+rss_sum() { cat "$1".* | awk '/rss_kb/ {s += $2} END {printf "%.1f", s / 1024}'; }
+PEAK="sh $ROOT/tests/bench/peak_rss.sh"
+
+if [ "$SMOKE" = 1 ]; then
+    R=2; RC=2; AGG_P="100000"; AGG_NP="2"; SCALE="1000"; CK_P=100000; REPS=1; TORCH_R=2; CNN_R=2
+    CNN_SET="train.clients_per_round=2"
+else
+    R=6; RC=6; AGG_P="100000 1000000 10000000"; AGG_NP="2 8"; SCALE="10000 100000 1000000"
+    CK_P=10000000; TORCH_R=6; CNN_R=6; CNN_SET=""
+fi
+[ -f "$H5" ] || { log "missing $H5 (make data)"; exit 1; }
+if [ ! -f "$LC" ]; then
+    LC=$WORK/lending_club_natural.h5
+    "$FEDHPC" prepare lending_club --partition natural --by addr_state --seed 1 --out "$LC" >/dev/null || exit 1
+fi
+if [ "$SMOKE" = 1 ]; then # a tiny Fashion-MNIST: 20 clients of 20 re-sampled rows, 200 test rows
+    "$BENCH" gen-clients "$H5" 20 20 1 "$WORK/fmnist_tiny.h5" 200 >/dev/null || exit 1
+    H5=$WORK/fmnist_tiny.h5
+fi
+
+# 1. compute floor, and 2 ranks vs 1 (MLP and CNN); rounds 1..R-1 timed, R includes evaluation
+for np in 1 2; do
+    log "1. round time vs sgemm floor, mlp, $np rank(s)"
+    $MPIRUN -np $np "$BENCH" round "$CFG" data.file="$H5" train.rounds=$R | row
+done
+for np in 1 2; do
+    case " $MODELS " in *" cnn "*) ;; *) break ;; esac
+    log "1. round time vs sgemm floor, cnn, $np rank(s)"
+    $MPIRUN -np $np "$BENCH" round "$CFG" data.file="$H5" model.type=cnn train.rounds=$CNN_R $CNN_SET | row
+done
+# 2. local training GFLOP/s vs bare sgemm, B = 10 and 64
+for b in 10 64; do
+    log "2. local epoch GFLOP/s, B=$b"
+    "$BENCH" local "$CFG" $b data.file="$H5" | row
+done
+# 3. aggregation GB/s vs triad+memcpy of the same bytes
+for np in $AGG_NP; do
+    for p in $AGG_P; do
+        log "3. aggregation, $p parameters, $np ranks"
+        $MPIRUN -np $np "$BENCH" agg $p 100 $REPS | row
+    done
+done
+# 4. client scale: logreg on lending_club rows re-sampled, 100 clients a round, 2 ranks
+for n in $SCALE; do
+    log "4. client scale, $n clients"
+    f=$WORK/lc_$n.h5
+    "$BENCH" gen-clients "$LC" $n 4 1 "$f" >/dev/null || exit 1
+    $MPIRUN -np 2 $PEAK "$WORK/rss_$n" "$FEDHPC" run "$ROOT/jobs/configs/lending_club_fedavg.ini" data.file="$f" \
+        train.clients_per_round=100 train.rounds=$RC train.eval_every=1000 output.progress=off \
+        output.dir="$WORK/scale_$n" >/dev/null 2>"$WORK/scale_$n.err" || { log "scale run failed"; cat "$WORK/scale_$n.err" >&2; exit 1; }
+    rss=$(rss_sum "$WORK/rss_$n")
+    # seconds a round: median over the rounds without evaluation (all but the last)
+    spr=$(awk -F, 'NR > 1 {print $2}' "$WORK/scale_$n/metrics.csv" | head -n $((RC - 1)) | sort -g |
+          awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+    echo "scale,clients=$n;ranks=2;per_round=100,$spr,$rss," | row
+    rm -f "$f"
+done
+# 5. the PyTorch + mpi4py reference, same data, partition, clients, initial weights
+if /usr/bin/python3 -c "import torch, mpi4py" 2>/dev/null; then
+    for model in $MODELS; do
+        r=$TORCH_R; set_extra=""
+        if [ $model = cnn ]; then r=$CNN_R; set_extra="model.type=cnn $CNN_SET"; fi
+        log "5. fedhpc vs PyTorch reference, $model, 2 ranks, $r rounds"
+        "$BENCH" export "$CFG" "$WORK/exp_$model" data.file="$H5" train.rounds=$r $set_extra || exit 1
+        $MPIRUN -np 2 $PEAK "$WORK/frss_$model" "$BENCH" round "$CFG" data.file="$H5" train.rounds=$r $set_extra > "$WORK/f_$model.csv" || exit 1
+        $MPIRUN -np 2 $PEAK "$WORK/trss_$model" /usr/bin/python3 "$ROOT/tests/bench/reference/fedavg_torch.py" "$WORK/exp_$model" > "$WORK/t_$model.csv" || exit 1
+        fs=$(awk -F, '/^round,/ {print $3}' "$WORK/f_$model.csv")
+        fa=$(awk -F, '/^accuracy,/ {print $3}' "$WORK/f_$model.csv")
+        ts=$(awk -F, '/^torch,/ {print $3}' "$WORK/t_$model.csv")
+        ta=$(awk -F, '/^torch,/ {print $4}' "$WORK/t_$model.csv")
+        frss=$(rss_sum "$WORK/frss_$model")
+        trss=$(rss_sum "$WORK/trss_$model")
+        echo "torch_time,model=$model;ranks=2;rounds=$r,$fs,$ts,$(awk "BEGIN {printf \"%.3f\", $ts / $fs}")" | row
+        echo "torch_rss_mb,model=$model;ranks=2,$frss,$trss,$(awk "BEGIN {printf \"%.3f\", $trss / $frss}")" | row
+        echo "torch_accuracy,model=$model;rounds=$r,$fa,$ta,$(awk "BEGIN {printf \"%.4f\", $fa - $ta}")" | row
+    done
+else
+    log "5. SKIPPED: /usr/bin/python3 cannot import torch and mpi4py (apt-get install python3-torch python3-mpi4py)"
+    echo "torch_time,skipped=python3-torch missing,,," >> "$CSV"
+fi
+# 6. checkpoint write/read vs plain sequential write/read
+log "6. checkpoint I/O, $CK_P parameters"
+"$BENCH" ckpt "$WORK/ckpt" $CK_P $REPS | row
+
+# the Markdown table
+{
+    echo "| benchmark | parameters | value 1 | value 2 | ratio |"
+    echo "|---|---|---:|---:|---:|"
+    tail -n +2 "$CSV" | awk -F, '{printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5}'
+} > "$MD"
+cp "$CSV" "$OUT/results-latest.csv"
+cp "$MD" "$OUT/results-latest.md"
+rm -rf "$WORK"
+log "wrote $CSV and $MD"

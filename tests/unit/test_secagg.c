@@ -1,0 +1,183 @@
+/* Tests of src/privacy/shamir.c and src/privacy/secagg.c: Shamir t-of-n, masks cancelling
+ * exactly in Z_2^64, dropout recovery, abort below the threshold, SecAgg+ graphs, and masked
+ * inputs uncorrelated with the true inputs. */
+#include "tests.h"
+
+#include "fedhpc/rng.h"
+#include "fedhpc/secagg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_shamir(void)
+{
+    uint64_t secret[3] = {12345, SHAMIR_P - 1, 0}, xs[7], sh[7 * 3], out[3];
+    for (int i = 0; i < 7; i++) xs[i] = (uint64_t)i + 1;
+    CU_ASSERT_EQUAL_FATAL(shamir_split(secret, 3, 4, 7, xs, sh), FH_OK);
+    /* any 4 of the 7 shares reconstruct; try several subsets */
+    const int subsets[4][4] = {{0, 1, 2, 3}, {3, 4, 5, 6}, {0, 2, 4, 6}, {6, 1, 5, 2}};
+    for (int s = 0; s < 4; s++) {
+        uint64_t x4[4], s4[4 * 3];
+        for (int i = 0; i < 4; i++) {
+            x4[i] = xs[subsets[s][i]];
+            memcpy(s4 + 3 * i, sh + 3 * subsets[s][i], 3 * sizeof *sh);
+        }
+        CU_ASSERT_EQUAL(shamir_combine(x4, s4, 4, 3, out), FH_OK);
+        CU_ASSERT(memcmp(out, secret, sizeof out) == 0);
+    }
+    /* 3 shares (below t) do not give the secret */
+    CU_ASSERT_EQUAL(shamir_combine(xs, sh, 3, 3, out), FH_OK);
+    CU_ASSERT(memcmp(out, secret, sizeof out) != 0);
+    /* pack/unpack 32 bytes */
+    uint8_t k[32], k2[32];
+    for (int i = 0; i < 32; i++) k[i] = (uint8_t)(255 - 7 * i);
+    uint64_t e[SHAMIR_K32];
+    shamir_pack32(k, e);
+    for (int j = 0; j < SHAMIR_K32; j++) CU_ASSERT(e[j] < SHAMIR_P);
+    shamir_unpack32(e, k2);
+    CU_ASSERT(memcmp(k, k2, 32) == 0);
+    CU_ASSERT_EQUAL(shamir_mul(shamir_inv(987654321), 987654321), 1);
+    CU_ASSERT_EQUAL(shamir_split(secret, 3, 8, 7, xs, sh), FH_EINPUT);
+}
+
+static void test_graph(void)
+{
+    secagg_graph g;
+    CU_ASSERT_EQUAL_FATAL(secagg_graph_build(&g, 40, 8, 7, 3), FH_OK);
+    CU_ASSERT_EQUAL(g.deg, 8);
+    for (int32_t u = 0; u < g.n; u++)
+        for (int32_t i = 0; i < g.deg; i++) {
+            int32_t v = g.nbr[u * g.deg + i];
+            CU_ASSERT(v != u);
+            CU_ASSERT(secagg_graph_slot(&g, v, u) >= 0); /* symmetric */
+        }
+    secagg_graph_free(&g);
+    CU_ASSERT_EQUAL_FATAL(secagg_graph_build(&g, 5, 8, 7, 3), FH_OK);
+    CU_ASSERT_EQUAL(g.deg, 4); /* k >= n - 1: full graph */
+    secagg_graph_free(&g);
+}
+
+/* Run the protocol for n clients with inputs x[u][len]; alive[u] = 0 drops u after step 2.
+ * Returns the aggregator's result in sum and *aborted; masked inputs into rec (may be NULL). */
+static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, int64_t len,
+                         const uint64_t *x, uint64_t *sum, int *aborted, uint64_t *rec)
+{
+    secagg_graph g;
+    CU_ASSERT_EQUAL_FATAL(secagg_graph_build(&g, n, k, 11, 5), FH_OK);
+    const int32_t deg = g.deg;
+    secagg_client *cl = calloc((size_t)n, sizeof *cl);
+    uint8_t *pks = malloc((size_t)n * SECAGG_PK_BYTES);
+    uint8_t *ct = malloc((size_t)n * deg * SECAGG_CT_BYTES);
+    uint8_t *inbox = malloc((size_t)deg * SECAGG_CT_BYTES);
+    uint8_t *resp = malloc((size_t)n * deg * SECAGG_RESP_BYTES);
+    uint64_t *y = malloc((size_t)len * sizeof *y);
+    for (int32_t u = 0; u < n; u++)
+        CU_ASSERT_EQUAL_FATAL(secagg_client_setup(&cl[u], u, pks + u * SECAGG_PK_BYTES), FH_OK);
+    for (int32_t u = 0; u < n; u++)
+        CU_ASSERT_EQUAL_FATAL(secagg_client_share(&cl[u], &g, pks, t, ct + (size_t)u * deg * SECAGG_CT_BYTES), FH_OK);
+    memset(sum, 0, (size_t)len * sizeof *sum);
+    for (int32_t u = 0; u < n; u++) {
+        if (!alive[u]) continue;
+        memcpy(y, x + (size_t)u * len, (size_t)len * sizeof *y);
+        CU_ASSERT_EQUAL_FATAL(secagg_client_mask(&cl[u], &g, pks, 5, y, len), FH_OK);
+        if (rec) memcpy(rec + (size_t)u * len, y, (size_t)len * sizeof *y);
+        for (int64_t j = 0; j < len; j++) sum[j] += y[j];
+    }
+    int64_t nresp = 0;
+    for (int32_t v = 0; v < n; v++) {
+        if (!alive[v]) continue;
+        for (int32_t i = 0; i < deg; i++) { /* the relay: what u encrypted for v */
+            int32_t u = g.nbr[v * deg + i];
+            int32_t slot = secagg_graph_slot(&g, u, v);
+            memcpy(inbox + (size_t)i * SECAGG_CT_BYTES, ct + ((size_t)u * deg + slot) * SECAGG_CT_BYTES, SECAGG_CT_BYTES);
+        }
+        CU_ASSERT_EQUAL_FATAL(secagg_client_unmask(&cl[v], &g, pks, inbox, alive, resp + nresp * SECAGG_RESP_BYTES), FH_OK);
+        nresp += deg;
+    }
+    CU_ASSERT_EQUAL(secagg_server_unmask(&g, pks, alive, t, resp, nresp, 5, sum, len, aborted), FH_OK);
+    free(cl); free(pks); free(ct); free(inbox); free(resp); free(y);
+    secagg_graph_free(&g);
+}
+
+static void check_exact(int32_t n, int32_t k, int32_t t, double drop)
+{
+    const int64_t len = 1000;
+    uint64_t *x = malloc((size_t)n * len * sizeof *x), *sum = malloc(len * sizeof *sum),
+             *want = calloc(len, sizeof *want);
+    uint8_t *alive = malloc((size_t)n);
+    rng_t r = rng_stream(3, 0, 0, RNG_DROPOUT);
+    for (int32_t u = 0; u < n; u++) {
+        alive[u] = rng_uniform(&r) >= drop;
+        for (int64_t j = 0; j < len; j++) {
+            x[(size_t)u * len + j] = (uint64_t)(int64_t)(rng_normal(&r) * 1e9);
+            if (alive[u]) want[j] += x[(size_t)u * len + j];
+        }
+    }
+    int aborted = -1;
+    run_protocol(n, k, t, alive, len, x, sum, &aborted, NULL);
+    CU_ASSERT_EQUAL(aborted, 0);
+    CU_ASSERT(memcmp(sum, want, len * sizeof *sum) == 0);
+    free(x); free(sum); free(want); free(alive);
+}
+
+static void test_masks_cancel(void) { check_exact(12, 0, 6, 0.0); }
+static void test_dropout_recovery(void) { check_exact(20, 0, 8, 0.3); }
+static void test_secagg_plus(void) { check_exact(30, 8, 4, 0.1); }
+
+static void test_abort_below_threshold(void)
+{
+    const int32_t n = 8;
+    const int64_t len = 64;
+    uint64_t x[8 * 64], sum[64];
+    for (int i = 0; i < 8 * 64; i++) x[i] = (uint64_t)i;
+    uint8_t alive[8] = {1, 1, 1, 0, 0, 0, 0, 0}; /* 3 survivors, t = 5 */
+    int aborted = 0;
+    run_protocol(n, 0, 5, alive, len, x, sum, &aborted, NULL);
+    CU_ASSERT_EQUAL(aborted, 1);
+    int zero = 1;
+    for (int j = 0; j < len; j++) zero &= sum[j] == 0;
+    CU_ASSERT(zero);
+}
+
+/* Everything the aggregator receives from a client (its masked input) is uniform in Z_2^64:
+ * its correlation with the client's true input is ~ 0 (|r| < 4/sqrt(len)), and the
+ * top bit is set about half of the time. */
+static void test_masked_uncorrelated(void)
+{
+    const int32_t n = 6;
+    const int64_t len = 20000;
+    uint64_t *x = malloc((size_t)n * len * sizeof *x), *rec = malloc((size_t)n * len * sizeof *rec),
+             *sum = malloc(len * sizeof *sum);
+    uint8_t alive[6] = {1, 1, 1, 1, 1, 1};
+    rng_t r = rng_stream(9, 0, 0, RNG_DP);
+    for (int64_t i = 0; i < n * len; i++) x[i] = (uint64_t)(int64_t)(rng_normal(&r) * 4294967296.0);
+    int aborted = 0;
+    run_protocol(n, 0, 3, alive, len, x, sum, &aborted, rec);
+    for (int32_t u = 0; u < n; u++) {
+        double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+        int64_t top = 0;
+        for (int64_t j = 0; j < len; j++) {
+            double a = (double)(int64_t)x[u * len + j], b = (double)(int64_t)rec[u * len + j];
+            sx += a; sy += b; sxx += a * a; syy += b * b; sxy += a * b;
+            top += (int64_t)(rec[u * len + j] >> 63);
+        }
+        double cov = sxy / len - sx / len * sy / len;
+        double corr = cov / sqrt((sxx / len - sx * sx / len / len) * (syy / len - sy * sy / len / len));
+        CU_ASSERT(fabs(corr) < 4.0 / sqrt((double)len));
+        CU_ASSERT(fabs((double)top / len - 0.5) < 0.02);
+    }
+    free(x); free(rec); free(sum);
+}
+
+void tests_register_secagg(void)
+{
+    CU_pSuite s = CU_add_suite("secagg", NULL, NULL);
+    tests_add(s, "shamir_t_of_n", test_shamir);
+    tests_add(s, "graph_harary", test_graph);
+    tests_add(s, "masks_cancel_exactly", test_masks_cancel);
+    tests_add(s, "dropout_recovery", test_dropout_recovery);
+    tests_add(s, "secagg_plus_k_neighbours", test_secagg_plus);
+    tests_add(s, "abort_below_threshold", test_abort_below_threshold);
+    tests_add(s, "masked_input_uncorrelated", test_masked_uncorrelated);
+}
