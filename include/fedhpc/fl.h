@@ -9,6 +9,7 @@
 #ifndef FEDHPC_FL_H
 #define FEDHPC_FL_H
 
+#include "fedhpc/ckpt.h"
 #include "fedhpc/comm.h"
 #include "fedhpc/common.h"
 #include "fedhpc/config.h"
@@ -120,6 +121,20 @@ typedef struct {
 
 /* The checkpoint directory of a configuration ([checkpoint] dir or <output dir>/checkpoints). */
 void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap);
+/* Start the checkpoint of round r in that directory (collective over w). */
+fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h);
+/* Commit h when st is FH_OK (keeping [checkpoint] keep files), abandon it otherwise. */
+fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st);
+/* Open the checkpoint to resume from: [checkpoint] resume = auto takes the newest valid one in
+ * the checkpoint directory (*h = NULL when there is none: a fresh start), otherwise the file or
+ * directory named, which must hold one. Writes "resuming after <unit> R from PATH" (after any
+ * warnings about damaged files skipped) into notice. Collective over w. */
+fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
+                              int64_t *round, char *notice, size_t cap);
+/* Read n row ranges of the training split into *x [rows, d] and *y, growing them as needed
+ * (*cap: their capacity in rows). */
+fh_status fl_read_rows(io_data *data, int32_t n, const int64_t *start, const int64_t *count, int32_t d,
+                       float **x, int32_t **y, int64_t *cap);
 
 /* Train as configured on the open data set; every rank returns the same final model.
  * With [checkpoint] resume set, continues from a checkpoint (see include/fedhpc/ckpt.h);

@@ -757,11 +757,9 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
 static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
                          const float *params, int32_t C)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
     const int64_t P = a->P;
     ckpt *h = NULL;
-    FH_TRY(ckpt_create(dir, s->round, config_train_hash(cfg), self, &h));
+    FH_TRY(fl_ckpt_begin(cfg, self, s->round, &h));
     const int32_t ns = a->nslots;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
@@ -792,29 +790,17 @@ static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_s
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_start", CKPT_F32, jm, ns * P);
     free(ji); free(jt); free(jm);
-    if (st != FH_OK) {
-        ckpt_abort(h);
-        return st;
-    }
-    return ckpt_commit(h, cfg->ckpt_keep);
+    return fl_ckpt_end(cfg, h, st);
 }
 
 static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
                            float *params, int32_t C, char *notice, size_t ncap)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->resume, "auto") == 0;
     const int64_t P = a->P;
     ckpt *h = NULL;
     int64_t round = 0, v = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), self, &h, &round));
-    if (!h) {
-        if (!autom) return fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
-        return FH_OK;
-    }
-    snprintf(notice, ncap, "%s%sresuming after server update %lld from %s", ckpt_warning(h),
-             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    FH_TRY(fl_ckpt_resume_open(cfg, self, "server update", &h, &round, notice, ncap));
+    if (!h) return FH_OK;
     fh_status st = ckpt_get_i64(h, "as_slots", &v);
     if (st == FH_OK && v != a->nslots)
         st = fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,

@@ -45,32 +45,21 @@ static void shard_seek(shard *sh, uint64_t seed, int64_t steps, int64_t b)
 static fh_status central_save(const config_t *cfg, const comm_t *w, const float *params, const float *mom,
                               int64_t P, int32_t r)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
     ckpt *h = NULL;
-    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    FH_TRY(fl_ckpt_begin(cfg, w, r, &h));
     fh_status st = ckpt_put_array(h, "params", CKPT_F32, params, P);
     if (st == FH_OK) st = ckpt_put_array(h, "central_momentum", CKPT_F32, mom, P);
-    if (st != FH_OK) {
-        ckpt_abort(h);
-        return st;
-    }
-    return ckpt_commit(h, cfg->ckpt_keep);
+    return fl_ckpt_end(cfg, h, st);
 }
 
 static fh_status central_resume(const config_t *cfg, const comm_t *w, float *params, float *mom, int64_t P,
                                 int32_t *r_done, fl_result *res)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->resume, "auto") == 0;
     ckpt *h = NULL;
     int64_t round = 0;
     *r_done = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
-    if (!h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
-    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
-             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    FH_TRY(fl_ckpt_resume_open(cfg, w, "round", &h, &round, res->notice, sizeof res->notice));
+    if (!h) return FH_OK;
     fh_status st = ckpt_get_array(h, "params", CKPT_F32, params, P);
     if (st == FH_OK) st = ckpt_get_array(h, "central_momentum", CKPT_F32, mom, P);
     ckpt_close(h);

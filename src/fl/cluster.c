@@ -80,17 +80,7 @@ static int32_t worker_rows(const config_t *cfg)
 
 static fh_status read_rows(io_data *data, cl_state *s, int32_t n, const int64_t *start, const int64_t *count, int64_t d)
 {
-    int64_t rows = 0;
-    for (int32_t i = 0; i < n; i++) rows += count[i];
-    if (rows > s->xcap) {
-        free(s->x);
-        free(s->y);
-        s->x = malloc((size_t)rows * (size_t)d * sizeof *s->x);
-        s->y = malloc((size_t)rows * sizeof *s->y);
-        FH_CHECK_ALLOC(s->x && s->y ? s->y : NULL);
-        s->xcap = rows;
-    }
-    return io_data_read_ranges(data, "train", n, start, count, s->x, s->y);
+    return fl_read_rows(data, n, start, count, (int32_t)d, &s->x, &s->y, &s->xcap);
 }
 
 /* The model client cid uses when starting from center k: the center, with the client's own
@@ -195,10 +185,8 @@ static void slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
 
 static fh_status cl_save(const config_t *cfg, const comm_t *w, cl_state *s, int32_t r)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
     ckpt *h = NULL;
-    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    FH_TRY(fl_ckpt_begin(cfg, w, r, &h));
     fh_status st = ckpt_put_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);
     if (st == FH_OK) st = ckpt_put_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
     if (st == FH_OK) st = ckpt_put_array(h, "head_seen", CKPT_U8, s->seen, s->C);
@@ -213,25 +201,16 @@ static fh_status cl_save(const config_t *cfg, const comm_t *w, cl_state *s, int3
         if (st == FH_OK) st = ckpt_put_rows(h, "client_heads", CKPT_F32, s->C, s->hlen, c0, c1 - c0, buf);
         free(buf);
     }
-    if (st != FH_OK) {
-        ckpt_abort(h);
-        return st;
-    }
-    return ckpt_commit(h, cfg->ckpt_keep);
+    return fl_ckpt_end(cfg, h, st);
 }
 
 static fh_status cl_resume(const config_t *cfg, const comm_t *w, cl_state *s, int32_t *r_done, fl_result *res)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->resume, "auto") == 0;
     ckpt *h = NULL;
     int64_t round = 0;
     *r_done = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
-    if (!h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
-    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
-             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    FH_TRY(fl_ckpt_resume_open(cfg, w, "round", &h, &round, res->notice, sizeof res->notice));
+    if (!h) return FH_OK;
     fh_status st = ckpt_has(h, "centers") ? FH_OK
                  : fh_error_set(FH_EINPUT, "%s: not a multi-center checkpoint (no centers)", ckpt_path(h));
     if (st == FH_OK) st = ckpt_get_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);

@@ -177,17 +177,7 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
     const model_t *md = s->wk.m;
     const int64_t P = md->nparams, d = md->in;
     const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
-    int64_t rows = 0;
-    for (int32_t i = c0; i < c1; i++) rows += s->count[i];
-    if (rows > s->xcap) {
-        free(s->x);
-        free(s->y);
-        s->x = malloc((size_t)rows * (size_t)d * sizeof *s->x);
-        s->y = malloc((size_t)rows * sizeof *s->y);
-        FH_CHECK_ALLOC(s->x && s->y ? s->y : NULL);
-        s->xcap = rows;
-    }
-    FH_TRY(io_data_read_ranges(data, "train", c1 - c0, s->start + c0, s->count + c0, s->x, s->y));
+    FH_TRY(fl_read_rows(data, c1 - c0, s->start + c0, s->count + c0, (int32_t)d, &s->x, &s->y, &s->xcap));
     (void)w;
     int64_t *tail = s->acc + P * (1 + scaffold);
     if (s->sa.enabled) FH_TRY(secagg_engine_begin(&s->sa, c1 - c0));
@@ -256,6 +246,53 @@ void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
     else snprintf(out, cap, "%s/checkpoints", cfg->out_dir);
 }
 
+fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    return ckpt_create(dir, r, config_train_hash(cfg), w, h);
+}
+
+fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st)
+{
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
+                              int64_t *round, char *notice, size_t cap)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    *h = NULL;
+    *round = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, h, round));
+    if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+    snprintf(notice, cap, "%s%sresuming after %s %lld from %s", ckpt_warning(*h), ckpt_warning(*h)[0] ? "\n" : "",
+             unit, (long long)*round, ckpt_path(*h));
+    return FH_OK;
+}
+
+fh_status fl_read_rows(io_data *data, int32_t n, const int64_t *start, const int64_t *count, int32_t d,
+                       float **x, int32_t **y, int64_t *cap)
+{
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n; i++) rows += count[i];
+    if (rows > *cap) {
+        free(*x);
+        free(*y);
+        *x = malloc((size_t)rows * (size_t)d * sizeof **x);
+        *y = malloc((size_t)rows * sizeof **y);
+        *cap = *x && *y ? rows : 0;
+        FH_CHECK_ALLOC(*cap ? *x : NULL);
+    }
+    return io_data_read_ranges(data, "train", n, start, count, *x, *y);
+}
+
 /* This rank's slab of per-client rows in checkpoints: clients [C*rank/size, C*(rank+1)/size). */
 static void client_slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
 {
@@ -269,10 +306,8 @@ static void client_slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
 static fh_status loop_save(const config_t *cfg, const comm_t *w, loop_state *s, const float *params,
                            int64_t P, int32_t C, int32_t r)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
     ckpt *h = NULL;
-    FH_TRY(ckpt_create(dir, r, config_train_hash(cfg), w, &h));
+    FH_TRY(fl_ckpt_begin(cfg, w, r, &h));
     fh_status st = ckpt_put_array(h, "params", CKPT_F32, params, P);
     if (st == FH_OK && s->srv.m) st = ckpt_put_array(h, "server_m", CKPT_F32, s->srv.m, P);
     if (st == FH_OK && s->srv.v) st = ckpt_put_array(h, "server_v", CKPT_F32, s->srv.v, P);
@@ -288,30 +323,18 @@ static fh_status loop_save(const config_t *cfg, const comm_t *w, loop_state *s, 
         if (st == FH_OK) st = ckpt_put_rows(h, "scaffold_ci", CKPT_F32, C, P, c0, c1 - c0, slab);
         free(slab);
     }
-    if (st != FH_OK) {
-        ckpt_abort(h);
-        return st;
-    }
-    return ckpt_commit(h, cfg->ckpt_keep);
+    return fl_ckpt_end(cfg, h, st);
 }
 
 /* Restore the state saved by loop_save; *r_done is the round the checkpoint ends (0: none). */
 static fh_status loop_resume(const config_t *cfg, const comm_t *w, loop_state *s, float *params,
                              int64_t P, int32_t C, int32_t *r_done, fl_result *res)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->resume, "auto") == 0;
     ckpt *h = NULL;
     int64_t round = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, &h, &round));
     *r_done = 0;
-    if (!h) {
-        if (!autom) return fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
-        return FH_OK; /* nothing to resume: a fresh start */
-    }
-    snprintf(res->notice, sizeof res->notice, "%s%sresuming after round %lld from %s", ckpt_warning(h),
-             ckpt_warning(h)[0] ? "\n" : "", (long long)round, ckpt_path(h));
+    FH_TRY(fl_ckpt_resume_open(cfg, w, "round", &h, &round, res->notice, sizeof res->notice));
+    if (!h) return FH_OK; /* nothing to resume: a fresh start */
     fh_status st = ckpt_get_array(h, "params", CKPT_F32, params, P);
     if (st == FH_OK && s->srv.m) st = ckpt_get_array(h, "server_m", CKPT_F32, s->srv.m, P);
     if (st == FH_OK && s->srv.v) st = ckpt_get_array(h, "server_v", CKPT_F32, s->srv.v, P);
@@ -381,7 +404,6 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, nacc));
     int32_t r_done = 0;
     if (st == FH_OK && cfg->resume[0]) st = loop_resume(cfg, w, &s, params, P, C, &r_done, res);
-
 
     for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
         double t0 = fh_wtime();
