@@ -109,6 +109,9 @@ typedef struct {
     double chacha_gbps;       /* raw ChaCha20 throughput in the same run (NAN: off)         */
 } fl_round_stats;
 
+/* Round r of `rounds` with `clients` participants; every metric NAN (not measured), counters 0. */
+void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients);
+
 /* Called on every rank after each round (rank 0 writes metrics); non-OK stops training. */
 typedef fh_status (*fl_round_fn)(const fl_round_stats *s, void *user);
 

@@ -472,16 +472,11 @@ static fh_status report_round(reporter *R, const round_acc *ra)
     const config_t *cfg = R->cfg;
     as_state *s = R->s;
     fl_round_stats rs;
-    memset(&rs, 0, sizeof rs);
-    rs.round = s->round;
-    rs.rounds = R->total;
-    rs.clients = ra->updates;
+    fl_stats_init(&rs, s->round, R->total, ra->updates);
     rs.rejected = ra->discarded;
     rs.train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
     rs.bytes_down = (int64_t)(ra->updates + ra->discarded) * R->md->nparams * (int64_t)sizeof(float);
     rs.bytes_up = rs.bytes_down;
-    rs.client_acc_mean = rs.client_acc_p10 = NAN;
-    rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
     double slow = NAN, fast = NAN;
     if (s->round % cfg->eval_every == 0 || s->round == R->total) {
         rs.evaluated = 1;

@@ -182,14 +182,8 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
         }
         if (st != FH_OK) break;
         fl_round_stats rs;
-        memset(&rs, 0, sizeof rs);
-        rs.round = r;
-        rs.rounds = cfg->rounds;
-        rs.clients = S;
-        rs.train_loss = rows_round ? loss_round / (double)rows_round : NAN;
-        rs.client_acc_mean = rs.client_acc_p10 = NAN;
-        rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
-        rs.bytes_up = rs.bytes_down = 0;
+        fl_stats_init(&rs, r, cfg->rounds, S);
+        if (rows_round) rs.train_loss = loss_round / (double)rows_round;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             if (w->rank == 0 && test.n > 0)

@@ -586,16 +586,11 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         if (st != FH_OK) break;
 
         fl_round_stats rs;
-        memset(&rs, 0, sizeof rs);
-        rs.round = r;
-        rs.rounds = cfg->rounds;
-        rs.clients = n;
+        fl_stats_init(&rs, r, cfg->rounds, n);
         rs.rejected = (int32_t)tail[U_REJ];
         rs.train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
         rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
         rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
-        rs.client_acc_mean = rs.client_acc_p10 = NAN;
-        rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             if ((st = evaluate(cfg, w, data, meta, &s, md, r, &rs, &largest)) != FH_OK) break;

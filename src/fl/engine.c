@@ -240,6 +240,18 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
     return FH_OK;
 }
 
+void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients)
+{
+    memset(s, 0, sizeof *s);
+    s->round = r;
+    s->rounds = rounds;
+    s->clients = clients;
+    s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
+    s->test.loss = s->test.accuracy = s->test.f1 = s->test.auc = NAN;
+    s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
+    s->notice = "";
+}
+
 void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
 {
     if (cfg->ckpt_dir[0]) snprintf(out, cap, "%s", cfg->ckpt_dir);
@@ -446,21 +458,16 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         }
 
         fl_round_stats rs;
-        memset(&rs, 0, sizeof rs);
-        rs.round = r;
-        rs.rounds = cfg->rounds;
-        rs.clients = n;
+        fl_stats_init(&rs, r, cfg->rounds, n);
         rs.rejected = (int32_t)tail[T_REJ_CLIENTS];
         rs.train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
         rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
         rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
-        rs.client_acc_mean = rs.client_acc_p10 = NAN;
         rs.epsilon = s.pv.mode ? s.pv.eps : NAN; /* [privacy] / [secagg] */
         for (int32_t i = 0; i < n; i++) rs.dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r);
         rs.secagg_aborted = s.sa.enabled ? s.sa.aborted : 0;
         rs.mask_gbps = s.sa.enabled && s.sa.mask_s > 0 ? (double)s.sa.mask_bytes / s.sa.mask_s / 1e9 : NAN;
         rs.chacha_gbps = s.sa.enabled ? s.sa.chacha_gbps : NAN;
-        rs.test.loss = rs.test.accuracy = rs.test.f1 = rs.test.auc = NAN;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             st = FH_OK;
