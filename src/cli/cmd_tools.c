@@ -27,6 +27,35 @@ static const char *PLOT_USAGE =
     "--x virtual_time: test accuracy against virtual time of several [async] runs in one plot,\n"
     "from each DIR/async.csv, into DIR1/accuracy_vs_virtual_time.png (or --out).\n";
 
+/* FH_EINPUT unless csv starts with a header line beginning with `prefix`. */
+static fh_status csv_expect(const char *csv, const char *prefix, const char *what)
+{
+    FILE *f = fopen(csv, "r");
+    char header[512] = "";
+    int ok = f && fgets(header, sizeof header, f) && strncmp(header, prefix, strlen(prefix)) == 0;
+    if (f) fclose(f);
+    return ok ? FH_OK : fh_error_set(FH_EINPUT, "%s: expected %s (header %s...)", csv, what, prefix);
+}
+
+/* Run a gnuplot script (its terminal/output lines are added here) into png via a temporary
+ * file and rename; the exit status of `fedhpc plot`. */
+static int gnuplot_draw(const char *png, const char *terminal, const char *script)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.png", png, (long)getpid());
+    FILE *g = popen("gnuplot", "w");
+    if (!g) return cli_report(NULL, "plot", fh_error_set(FH_EIO, "cannot start gnuplot (install gnuplot-nox)"));
+    fprintf(g, "set terminal %s noenhanced\nset output '%s'\nset datafile separator ','\n"
+               "set datafile missing 'nan'\n%s", terminal, tmp, script);
+    int rc = pclose(g);
+    if (rc != 0 || access(tmp, R_OK) != 0 || rename(tmp, png) != 0) {
+        unlink(tmp);
+        return cli_report(NULL, "plot", fh_error_set(FH_EIO, "gnuplot failed to draw %s (is gnuplot-nox installed?)", png));
+    }
+    printf("plot: %s\n", png);
+    return 0;
+}
+
 /* `fedhpc plot --x virtual_time DIR...` ([async] runs, issue 7). */
 static int plot_virtual_time(int argc, char **argv)
 {
@@ -54,45 +83,33 @@ static int plot_virtual_time(int argc, char **argv)
         fputs(PLOT_USAGE, stderr);
         return EXIT_BADINPUT;
     }
-    char png[4096], tmp[4200], csv[4200];
+    char png[4096], csv[4200];
     snprintf(png, sizeof png, "%s", out ? out : "");
     if (!out) snprintf(png, sizeof png, "%s/accuracy_vs_virtual_time.png", dirs[0]);
-    for (int d = 0; d < ndir; d++) {
+    fh_status st = FH_OK;
+    for (int d = 0; d < ndir && st == FH_OK; d++) {
         snprintf(csv, sizeof csv, "%s/async.csv", dirs[d]);
-        FILE *f = fopen(csv, "r");
-        char header[512] = "";
-        if (!f || !fgets(header, sizeof header, f) || strncmp(header, "round,virtual_time,wall_s,accuracy", 34) != 0) {
-            if (f) fclose(f);
-            free(dirs);
-            fh_error_set(FH_EINPUT, "%s: expected the async.csv of an [async] run (header round,virtual_time,...)", csv);
-            return cli_report(NULL, "plot", FH_EINPUT);
-        }
-        fclose(f);
+        st = csv_expect(csv, "round,virtual_time,wall_s,accuracy", "the async.csv of an [async] run");
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.png", png, (long)getpid());
-    FILE *g = popen("gnuplot", "w");
-    if (!g) {
+    char *script = NULL;
+    size_t len = 0;
+    FILE *m = st == FH_OK ? open_memstream(&script, &len) : NULL;
+    if (st == FH_OK && !m) st = fh_error_set(FH_ENOMEM, "out of memory");
+    if (st != FH_OK) {
         free(dirs);
-        fh_error_set(FH_EIO, "cannot start gnuplot (install gnuplot-nox)");
-        return cli_report(NULL, "plot", FH_EIO);
+        return cli_report(NULL, "plot", st);
     }
-    fprintf(g, "set terminal pngcairo size 900,520 noenhanced\nset output '%s'\nset datafile separator ','\n"
-               "set datafile missing 'nan'\nset xlabel 'virtual time'\nset ylabel 'test accuracy'\nset grid\n"
-               "set key bottom right\nplot ", tmp);
+    fprintf(m, "set xlabel 'virtual time'\nset ylabel 'test accuracy'\nset grid\nset key bottom right\nplot ");
     for (int d = 0; d < ndir; d++) {
         const char *name = strrchr(dirs[d], '/') && strrchr(dirs[d], '/')[1] ? strrchr(dirs[d], '/') + 1 : dirs[d];
-        fprintf(g, "%s'%s/async.csv' using 2:4 with linespoints pt 7 ps 0.4 title '%s'", d ? ", " : "", dirs[d], name);
+        fprintf(m, "%s'%s/async.csv' using 2:4 with linespoints pt 7 ps 0.4 title '%s'", d ? ", " : "", dirs[d], name);
     }
-    fprintf(g, "\n");
+    fprintf(m, "\n");
+    fclose(m);
     free(dirs);
-    int rc = pclose(g);
-    if (rc != 0 || access(tmp, R_OK) != 0 || rename(tmp, png) != 0) {
-        unlink(tmp);
-        fh_error_set(FH_EIO, "gnuplot failed to draw %s (is gnuplot-nox installed?)", png);
-        return cli_report(NULL, "plot", FH_EIO);
-    }
-    printf("plot: %s\n", png);
-    return 0;
+    int rc = gnuplot_draw(png, "pngcairo size 900,520", script);
+    free(script);
+    return rc;
 }
 
 int cmd_plot(int argc, char **argv)
@@ -116,44 +133,21 @@ int cmd_plot(int argc, char **argv)
         fputs(PLOT_USAGE, stderr);
         return EXIT_BADINPUT;
     }
-    char csv[4096], png[4096], tmp[4200];
+    char csv[4096], png[4096], script[16384];
     snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
     snprintf(png, sizeof png, "%s", out ? out : "");
     if (!out) snprintf(png, sizeof png, "%s/learning_curve.png", dir);
-    FILE *f = fopen(csv, "r");
-    char header[512] = "";
-    if (!f || !fgets(header, sizeof header, f) || strncmp(header, "round,wall_s,train_loss,test_loss,accuracy", 42) != 0) {
-        if (f) fclose(f);
-        fh_error_set(FH_EINPUT, "%s: expected a fedhpc metrics.csv (header round,wall_s,train_loss,...)", csv);
-        return cli_report(NULL, "plot", FH_EINPUT);
-    }
-    fclose(f);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.png", png, (long)getpid());
-    FILE *g = popen("gnuplot", "w");
-    if (!g) {
-        fh_error_set(FH_EIO, "cannot start gnuplot (install gnuplot-nox)");
-        return cli_report(NULL, "plot", FH_EIO);
-    }
-    fprintf(g,
-            "set terminal pngcairo size 1000,420 noenhanced\n"
-            "set output '%s'\n"
-            "set datafile separator ','\n"
-            "set datafile missing 'nan'\n"
-            "set key autotitle columnhead\n"
-            "set multiplot layout 1,2 title '%s'\n"
-            "set xlabel 'round'; set ylabel 'accuracy'; set grid; set key bottom right\n"
-            "plot '%s' using 1:5 with linespoints pt 7 ps 0.5 title 'test accuracy', "
-            "'' using 1:10 with lines dt 2 title 'client accuracy (mean)'\n"
-            "set ylabel 'loss'; set key top right\n"
-            "plot '%s' using 1:3 with lines title 'train loss', '' using 1:4 with linespoints pt 7 ps 0.5 title 'test loss'\n"
-            "unset multiplot\n",
-            tmp, dir, csv, csv);
-    int rc = pclose(g);
-    if (rc != 0 || access(tmp, R_OK) != 0 || rename(tmp, png) != 0) {
-        unlink(tmp);
-        fh_error_set(FH_EIO, "gnuplot failed to draw %s (is gnuplot-nox installed?)", png);
-        return cli_report(NULL, "plot", FH_EIO);
-    }
-    printf("plot: %s\n", png);
-    return 0;
+    fh_status st = csv_expect(csv, "round,wall_s,train_loss,test_loss,accuracy", "a fedhpc metrics.csv");
+    if (st != FH_OK) return cli_report(NULL, "plot", st);
+    snprintf(script, sizeof script,
+             "set key autotitle columnhead\n"
+             "set multiplot layout 1,2 title '%s'\n"
+             "set xlabel 'round'; set ylabel 'accuracy'; set grid; set key bottom right\n"
+             "plot '%s' using 1:5 with linespoints pt 7 ps 0.5 title 'test accuracy', "
+             "'' using 1:10 with lines dt 2 title 'client accuracy (mean)'\n"
+             "set ylabel 'loss'; set key top right\n"
+             "plot '%s' using 1:3 with lines title 'train loss', '' using 1:4 with linespoints pt 7 ps 0.5 title 'test loss'\n"
+             "unset multiplot\n",
+             dir, csv, csv);
+    return gnuplot_draw(png, "pngcairo size 1000,420", script);
 }
