@@ -117,6 +117,7 @@ fh_status privacy_sigma_for_epsilon(double q, int64_t steps, double delta, doubl
  * g = the signal norm estimated from the released noised update (post-processing); every
  * round's own sigma is composed exactly in the accountant.
  */
+#include "fedhpc/ckpt.h"
 #include "fedhpc/config.h"
 
 enum { PRIVACY_NONE = 0, PRIVACY_CLIENT = 1, PRIVACY_SAMPLE = 2 };
@@ -160,5 +161,15 @@ void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64
 void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P);
 /* Sample mode: DP-SGD options of client cid in this round. */
 void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o);
+/* Checkpoints (called by the training loop's save/resume; collective over w, the checkpoint's
+ * communicator; the state is replicated, so rank 0's copy is written). Everything the run
+ * carries from one round to the next: clip norm C (adaptive clipping), the schedule's sigma and
+ * g_1, the current multipliers, epsilon so far, and the RDP vector of every order — the
+ * accountant of client mode, or every client's accountant in sample mode
+ * (dp_client_rdp [clients * PRIVACY_NORDERS], dp_client_steps [clients]). Nothing is written
+ * when mode is none. privacy_run_load refuses (FH_EINPUT naming the file) a checkpoint without
+ * that state or written for another mode / number of clients. */
+fh_status privacy_run_save(const privacy_run *p, const comm_t *w, ckpt *h);
+fh_status privacy_run_load(privacy_run *p, const comm_t *w, ckpt *h);
 
 #endif

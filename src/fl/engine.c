@@ -313,8 +313,10 @@ static void client_slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
 }
 
 /* Everything needed to continue exactly after round r: the model, the server optimizer's
- * moments, SCAFFOLD's server and client control variates. Sampling and shuffles are pure
- * functions of (seed, round, client), so no RNG state is needed. */
+ * moments, SCAFFOLD's server and client control variates, and the [privacy] state (accountants,
+ * epsilon so far, adaptive clip norm, noise schedule). Sampling, shuffles, DP noise and dropouts
+ * are pure functions of (seed, round, client), and secure aggregation starts afresh every round
+ * (new keys), so no RNG or secagg state is needed. */
 static fh_status loop_save(const config_t *cfg, const comm_t *w, loop_state *s, const float *params,
                            int64_t P, int32_t C, int32_t r)
 {
@@ -335,6 +337,7 @@ static fh_status loop_save(const config_t *cfg, const comm_t *w, loop_state *s, 
         if (st == FH_OK) st = ckpt_put_rows(h, "scaffold_ci", CKPT_F32, C, P, c0, c1 - c0, slab);
         free(slab);
     }
+    if (st == FH_OK) st = privacy_run_save(&s->pv, w, h);
     return fl_ckpt_end(cfg, h, st);
 }
 
@@ -359,6 +362,7 @@ static fh_status loop_resume(const config_t *cfg, const comm_t *w, loop_state *s
             if (st == FH_OK) st = io_state_write(s->cstate, c, s->ci);
         }
     }
+    if (st == FH_OK) st = privacy_run_load(&s->pv, w, h);
     ckpt_close(h);
     st = comm_agree(w, st);
     if (st == FH_OK) *r_done = (int32_t)round;

@@ -39,9 +39,6 @@ fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients,
     }
     privacy_accountant_init(&p->acct);
     if (p->mode == PRIVACY_NONE) return FH_OK;
-    if (cfg->resume[0])
-        return fh_error_set(FH_EINPUT, "[checkpoint] resume: not supported with [privacy] mode = %s yet (the accountant is not checkpointed)",
-                            p->mode == PRIVACY_CLIENT ? "client" : "sample");
     if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !cfg->sa_enabled)
         return fh_error_set(FH_EINPUT, "[privacy] placement = distributed needs [secagg] enabled = on (without it the aggregator sees each noised update)");
     if (p->mode == PRIVACY_CLIENT && cfg->algorithm == ALG_SCAFFOLD)
@@ -187,4 +184,70 @@ void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_
     o->seed = p->seed;
     o->client = (uint64_t)cid;
     o->round = (uint64_t)round;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+fh_status privacy_run_save(const privacy_run *p, const comm_t *w, ckpt *h)
+{
+    if (p->mode == PRIVACY_NONE) return FH_OK;
+    FH_TRY(ckpt_put_i64(h, "dp_mode", p->mode));
+    FH_TRY(ckpt_put_i64(h, "dp_clients", p->clients));
+    FH_TRY(ckpt_put_f64(h, "dp_clip", p->clip));
+    FH_TRY(ckpt_put_f64(h, "dp_sigma", p->sigma));
+    FH_TRY(ckpt_put_f64(h, "dp_sigma_update", p->sigma_update));
+    FH_TRY(ckpt_put_f64(h, "dp_eps", p->eps));
+    FH_TRY(ckpt_put_f64(h, "dp_g1", p->g1));
+    FH_TRY(ckpt_put_i64(h, "dp_steps", p->acct.steps));
+    FH_TRY(ckpt_put_array(h, "dp_rdp", CKPT_F64, p->acct.rdp, PRIVACY_NORDERS));
+    if (p->mode != PRIVACY_SAMPLE) return FH_OK;
+    const int64_t C = p->clients;
+    double *rdp = malloc((size_t)(C ? C : 1) * PRIVACY_NORDERS * sizeof *rdp);
+    int64_t *steps = malloc((size_t)(C ? C : 1) * sizeof *steps);
+    fh_status st = rdp && steps ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the privacy checkpoint");
+    for (int64_t c = 0; st == FH_OK && c < C; c++) {
+        memcpy(rdp + c * PRIVACY_NORDERS, p->per[c].rdp, sizeof p->per[c].rdp);
+        steps[c] = p->per[c].steps;
+    }
+    st = comm_agree(w, st); /* every rank or none reaches the collective writes */
+    if (st == FH_OK) st = ckpt_put_array(h, "dp_client_rdp", CKPT_F64, rdp, C * PRIVACY_NORDERS);
+    if (st == FH_OK) st = ckpt_put_array(h, "dp_client_steps", CKPT_I64, steps, C);
+    free(rdp);
+    free(steps);
+    return st;
+}
+
+fh_status privacy_run_load(privacy_run *p, const comm_t *w, ckpt *h)
+{
+    (void)w; /* reads are independent: every rank reads the replicated state */
+    if (p->mode == PRIVACY_NONE) return FH_OK;
+    if (!ckpt_has(h, "dp_rdp"))
+        return fh_error_set(FH_EINPUT, "%s: no privacy accountant state in this checkpoint (written without [privacy] or by an older fedhpc)",
+                            ckpt_path(h));
+    int64_t mode = 0, clients = 0;
+    FH_TRY(ckpt_get_i64(h, "dp_mode", &mode));
+    FH_TRY(ckpt_get_i64(h, "dp_clients", &clients));
+    if (mode != p->mode || clients != p->clients)
+        return fh_error_set(FH_EINPUT, "%s: privacy state of mode %lld with %lld clients, this run has mode %d with %d clients",
+                            ckpt_path(h), (long long)mode, (long long)clients, p->mode, p->clients);
+    FH_TRY(ckpt_get_f64(h, "dp_clip", &p->clip));
+    FH_TRY(ckpt_get_f64(h, "dp_sigma", &p->sigma));
+    FH_TRY(ckpt_get_f64(h, "dp_sigma_update", &p->sigma_update));
+    FH_TRY(ckpt_get_f64(h, "dp_eps", &p->eps));
+    FH_TRY(ckpt_get_f64(h, "dp_g1", &p->g1));
+    FH_TRY(ckpt_get_i64(h, "dp_steps", &p->acct.steps));
+    FH_TRY(ckpt_get_array(h, "dp_rdp", CKPT_F64, p->acct.rdp, PRIVACY_NORDERS));
+    if (p->mode != PRIVACY_SAMPLE) return FH_OK;
+    const int64_t C = p->clients;
+    double *rdp = malloc((size_t)(C ? C : 1) * PRIVACY_NORDERS * sizeof *rdp);
+    int64_t *steps = malloc((size_t)(C ? C : 1) * sizeof *steps);
+    fh_status st = rdp && steps ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the privacy checkpoint");
+    if (st == FH_OK) st = ckpt_get_array(h, "dp_client_rdp", CKPT_F64, rdp, C * PRIVACY_NORDERS);
+    if (st == FH_OK) st = ckpt_get_array(h, "dp_client_steps", CKPT_I64, steps, C);
+    for (int64_t c = 0; st == FH_OK && c < C; c++) {
+        memcpy(p->per[c].rdp, rdp + c * PRIVACY_NORDERS, sizeof p->per[c].rdp);
+        p->per[c].steps = steps[c];
+    }
+    free(rdp);
+    free(steps);
+    return st;
 }

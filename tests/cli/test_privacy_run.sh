@@ -1,7 +1,8 @@
 # Privacy in training, end to end on Fashion-MNIST: secure aggregation gives the bit-identical
 # model of the same run without it (0%, 10%, 30% dropouts, dropped clients excluded in both,
 # different rank counts, full and k-neighbour graphs); a round with too few survivors aborts;
-# DP runs report epsilon every round and stop cleanly at a budget; bad [privacy] input.
+# DP runs report epsilon every round and stop cleanly at a budget; DP runs stopped mid-run
+# (SIGUSR1, kill -9) resume exactly on another number of ranks; bad [privacy] input.
 . "$(dirname "$0")/lib.sh"
 echo "privacy run tests"
 FM=data/fmnist_dir05_c100.h5
@@ -63,7 +64,56 @@ awk -v a="$es" 'BEGIN{exit !(a > 0 && a < 1e9)}' && ok "DP-SGD: epsilon $es repo
 run 2 dist privacy.mode=client privacy.placement=distributed secagg.enabled=on secagg.dropout=0.1 privacy.adaptive_clip=on privacy.schedule=norm
 ed=$(csv_col_last "$T/dist/metrics.csv" epsilon)
 awk -v a="$ed" 'BEGIN{exit !(a > 0 && a < 1e9)}' && ok "distributed noise + secagg + adaptive clip + schedule: epsilon $ed" || bad "dist epsilon '$ed'"
-# 6. bad input
+# 6. DP runs resume exactly: stopped mid-run (SIGUSR1 -> exit 3, or kill -9 with a checkpoint
+#    every round) and resumed on another number of ranks, the model is bit-identical to the
+#    uninterrupted run and the epsilon column of metrics.csv is the same (accountants, epsilon so
+#    far, adaptive clip norm and noise schedule all come back from the checkpoint)
+rows() { [ -f "$1" ] && echo $(($(wc -l <"$1") - 1)) || echo 0; }
+wait_rows() { i=0; while [ "$(rows "$1")" -lt "$2" ] && kill -0 "$3" 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.02; i=$((i + 1)); done; }
+eps_col() { awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="epsilon") k=i; next} {print $1 ":" $k}' "$1" | tr '\n' ' '; }
+dp_resume() { # NAME ROUNDS HOW(usr1|kill9) NP_RESUME OVERRIDES...
+    name=$1 R=$2 how=$3 np2=$4
+    shift 4
+    run 2 ${name}_ref train.rounds=$R train.eval_every=10 "$@"
+    if [ $how = usr1 ]; then
+        $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" output.dir="$T/$name" train.rounds=$R train.eval_every=10 checkpoint.every=1 "$@" >"$T/$name.log" 2>&1 &
+        pid=$!
+        wait_rows "$T/$name/metrics.csv" $((R / 3)) $pid
+        kill -USR1 $pid
+        wait $pid
+        rc=$?
+        want=3
+    else
+        "$FEDHPC" run "$T/p.ini" output.dir="$T/$name" train.rounds=$R train.eval_every=10 checkpoint.every=1 "$@" >"$T/$name.log" 2>&1 &
+        pid=$!
+        wait_rows "$T/$name/metrics.csv" $((R / 3)) $pid
+        kill -9 $pid
+        wait $pid 2>/dev/null
+        rc=$?
+        want=137
+    fi
+    k=$(ls "$T/$name/checkpoints" 2>/dev/null | sed -n 's/^ckpt_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1)
+    if [ "$rc" = $want ] && [ "${k:-0}" -ge 1 ] && [ "$k" -lt "$R" ]; then ok "$name: stopped ($how, exit $rc) with a checkpoint of round $k of $R"
+    else bad "$name: stop ($how) exit $rc, checkpoint round '${k:-}'"; tail -3 "$T/$name.log"; fi
+    $MPIRUN -np $np2 "$FEDHPC" run "$T/p.ini" output.dir="$T/$name" train.rounds=$R train.eval_every=10 checkpoint.every=1 "$@" --resume \
+        >"$T/$name.2.log" 2>&1 || { bad "$name: resume on -np $np2 (exit $?)"; tail -5 "$T/$name.2.log"; }
+    grep -q "resuming after round $k" "$T/$name.2.log" || bad "$name: no 'resuming after round $k' notice"
+    same_model "$T/${name}_ref/model.h5" "$T/$name/model.h5" && ok "$name: resumed on -np $np2 after round $k, model bit-identical to the uninterrupted -np 2 run" ||
+        bad "$name: resumed model differs"
+    a=$(eps_col "$T/${name}_ref/metrics.csv") b=$(eps_col "$T/$name/metrics.csv")
+    if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$(rows "$T/$name/metrics.csv")" = "$R" ]; then ok "$name: epsilon column identical, rounds 1..$R once (last $(csv_col_last "$T/$name/metrics.csv" epsilon))"
+    else bad "$name: epsilon columns differ"; echo "       ref: $a"; echo "       got: $b"; fi
+}
+dp_resume dpfedavg_resume 30 usr1 3 privacy.mode=client privacy.noise=1.0 privacy.clip=0.5 privacy.adaptive_clip=on privacy.schedule=norm
+dp_resume dpsgd_resume 16 kill9 3 privacy.mode=sample privacy.noise=1.0 privacy.clip=1
+# the adaptive clip norm and the noise schedule did move (so their restoration was tested)
+ck=$(ls "$T"/dpfedavg_resume/checkpoints/ckpt_*.h5 2>/dev/null | tail -1)
+attr() { h5dump -a "/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
+clip=$(attr "$ck" dp_clip) sig=$(attr "$ck" dp_sigma)
+awk -v c="$clip" -v s="$sig" 'BEGIN{exit !(c != "" && s != "" && c != 0.5 && s < 1.0)}' &&
+    ok "dpfedavg_resume: checkpointed clip norm $clip (initial 0.5), scheduled sigma $sig (initial 1)" ||
+    bad "dpfedavg_resume: clip '$clip' sigma '$sig' in $ck"
+# 7. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"
