@@ -63,9 +63,27 @@ void model_ws_free(model_ws *ws);
 double model_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
                        int32_t n, float *grad, model_ws *ws);
 
+/* One plain SGD step on n rows: params -= lr * (gradient of the mean loss); returns the loss
+ * sum as model_loss_grad. For logreg/mlp minibatches of at most 12 rows on AVX-512 CPUs the
+ * step is fused (src/model/kern.c: each weight is read and written once and the gradient is
+ * never stored); otherwise the gradient goes through grad[nparams] (scratch). A label outside
+ * [0, classes) or n > max_batch gives NAN. */
+double model_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y,
+                      int32_t n, float lr, float *grad, model_ws *ws);
+
 /* Class probabilities probs[n, classes] for n <= max_batch rows. */
 void model_predict(const model_t *m, const float *params, const float *x, int32_t n,
                    float *probs, model_ws *ws);
+
+/* ---- BLAS kernels (src/model/blas.c) ---------------------------------------------------- */
+/* Call first in main(), before MPI_Init. If OpenBLAS did not recognise the CPU and fell back to
+ * its generic SSE3 ("Prescott") kernels, re-execute the program (argv as given to main) with
+ * OPENBLAS_CORETYPE naming the newest kernel set the CPU supports (cpuid: Cooperlake, SkylakeX,
+ * Haswell, Sandybridge). Does nothing when OPENBLAS_CORETYPE is set, FEDHPC_BLAS_SETUP=0, under
+ * valgrind, or when OpenBLAS knew the CPU; returns normally if the exec fails. */
+void model_blas_setup(char **argv);
+/* The kernel set OpenBLAS uses ("SkylakeX", "Prescott", ...). */
+const char *model_blas_core(void);
 
 /* ---- metrics ---------------------------------------------------------------------------- */
 typedef struct {

@@ -167,7 +167,8 @@ static void fill_yaml(FILE *f, const void *p)
     time_t now = time(NULL);
     char date[64];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(f, "fedhpc_run:\n  date: %s\n  host: %s\n  ranks: %d\n", date, host, a->c->world->size);
+    fprintf(f, "fedhpc_run:\n  date: %s\n  host: %s\n  ranks: %d\n  blas_core: %s\n", date, host, a->c->world->size,
+            model_blas_core());
     fprintf(f, "  data: {file: \"%s\", dataset: \"%s\", partition: %s, clients: %d, train_rows: %lld, test_rows: %lld}\n",
             cfg->data_file, a->meta->dataset, a->meta->partition, a->meta->clients, (long long)a->meta->train_rows,
             (long long)a->meta->test_rows);

@@ -2,6 +2,7 @@
  * dispatches to a command, reports errors once and maps them to exit statuses. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "fedhpc/model.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -81,6 +82,7 @@ fh_status cli_mkdirs(const char *path)
 
 int main(int argc, char **argv)
 {
+    model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);

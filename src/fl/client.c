@@ -142,6 +142,8 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
     memset(w->mom, 0, (size_t)P * sizeof *w->mom);
     const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
                 mu = (float)o->mu;
+    /* plain SGD on minibatches: one fused step (model_sgd_step), no gradient round trip */
+    const int plain = mom == 0 && wd == 0 && mu == 0 && !o->c_diff && B < n && B <= w->ws_rows;
     double loss = 0;
     int64_t k = 0, seen = 0;
     const int64_t kmax = w->max_steps > 0 ? w->max_steps : INT64_MAX; /* partial work */
@@ -157,6 +159,12 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
                     int32_t r = w->order[b0 + i];
                     memcpy(w->xb + i * d, x + (int64_t)r * d, (size_t)d * sizeof *x);
                     w->yb[i] = y[r];
+                }
+                if (plain) {
+                    loss += model_sgd_step(m, params, w->xb, w->yb, (int32_t)nb, lr, w->grad, w->ws);
+                    k++;
+                    seen += nb;
+                    continue;
                 }
                 loss += fl_grad_rows(w, params, w->xb, w->yb, nb);
             }

@@ -15,6 +15,7 @@
  * the arg-max position of each pooling window. Everything is allocated in cnn_ws_create:
  * no allocation in cnn_loss_grad / cnn_predict.
  */
+#include "kern.h"
 #include "model_cnn.h"
 
 #include <cblas.h>
@@ -257,7 +258,7 @@ static void dense_forward(const float *in, int32_t n, int32_t fi, int32_t fo, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fo, fi, 1.0f, in, fi, W, fo, 1.0f,
                 out, fo);
     if (relu)
-        for (size_t k = 0; k < (size_t)n * fo; k++) out[k] = out[k] > 0.0f ? out[k] : 0.0f;
+        kern_relu(out, (size_t)n * fo);
 }
 
 static void cnn_forward(const model_t *m, const float *params, const float *x, int32_t n, cnn_ws *w)
@@ -306,7 +307,7 @@ double cnn_loss_grad(const model_t *m, const float *params, const float *x, cons
     colsum(w->d4, n, K, grad + m->b_off[3], 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, F, K, 1.0f, w->d4, K,
                 params + m->w_off[3], K, 0.0f, w->d3, F);
-    for (size_t k = 0; k < (size_t)n * F; k++) w->d3[k] = w->a3[k] > 0.0f ? w->d3[k] : 0.0f;
+    kern_relu_mask(w->d3, w->a3, (size_t)n * F);
     /* fc1 */
     const int32_t n2 = m->fan_in[2];
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n2, F, n, 1.0f, w->p2, n2, w->d3, F, 0.0f,

@@ -12,6 +12,7 @@
  */
 #include "fedhpc/model.h"
 #include "fedhpc/rng.h"
+#include "kern.h"
 #include "model_cnn.h"
 
 #include <cblas.h>
@@ -201,18 +202,21 @@ static void model_forward(const model_t *m, const float *params, const float *x,
                           model_ws *ws)
 {
     const float *a_in = x; /* [n, fan_in_l] */
+    const int small = n <= KERN_MAX_ROWS && kern_available(); /* minibatches: src/model/kern.c */
     for (int32_t l = 0; l < m->nlayers; l++) {
         const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
         const float *w = params + m->w_off[l]; /* [fi, fo] */
         const float *b = params + m->b_off[l]; /* [fo]     */
         float *z = ws->act[l];                 /* [n, fo]  */
+        if (small) {
+            kern_dense_fwd(n, fi, fo, a_in, w, b, z, l < m->nlayers - 1);
+            a_in = z;
+            continue;
+        }
         for (int32_t i = 0; i < n; i++) memcpy(z + (size_t)i * fo, b, (size_t)fo * sizeof *z);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fo, fi, 1.0f, a_in, fi, w, fo,
                     1.0f, z, fo);
-        if (l < m->nlayers - 1) {
-            const size_t cnt = (size_t)n * (size_t)fo;
-            for (size_t k = 0; k < cnt; k++) z[k] = z[k] > 0.0f ? z[k] : 0.0f;
-        }
+        if (l < m->nlayers - 1) kern_relu(z, (size_t)n * (size_t)fo);
         a_in = z;
     }
 }
@@ -266,6 +270,16 @@ static double model_output_loss(const model_t *m, const float *z, const int32_t 
     return loss;
 }
 
+/* D_{l-1} = (D_l W_l^T) * relu'(Z_{l-1}) into dp [n, fan_in_l] (relu'(Z) = [A > 0]). */
+static void model_back_delta(const model_t *m, const float *params, int32_t l, int32_t n,
+                             const float *d, float *dp, const model_ws *ws)
+{
+    const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fi, fo, 1.0f, d, fo,
+                params + m->w_off[l], fo, 0.0f, dp, fi);
+    kern_relu_mask(dp, ws->act[l - 1], (size_t)n * (size_t)fi); /* act[l - 1]: [n, fi] */
+}
+
 /* n == 0 gives loss 0 and a zero gradient. A contract violation (n > the ws's max_batch, or a
  * label outside [0, classes)) gives NAN and a zero gradient, so callers' NaN checks catch it. */
 double model_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
@@ -303,13 +317,35 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
             for (int32_t k = 0; k < fo; k++) gb[k] += di[k];
         }
         if (l == 0) break;
-        /* D_{l-1} = (D_l W_l^T) * relu'(Z_{l-1}); relu'(Z) = [A > 0] */
         float *dp = ws->delta[1 - cur]; /* [n, fi] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fi, fo, 1.0f, d, fo,
-                    params + m->w_off[l], fo, 0.0f, dp, fi);
-        const float *a = ws->act[l - 1]; /* [n, fi] */
-        const size_t cnt = (size_t)n * (size_t)fi;
-        for (size_t k = 0; k < cnt; k++) dp[k] = a[k] > 0.0f ? dp[k] : 0.0f;
+        model_back_delta(m, params, l, n, d, dp, ws);
+        cur = 1 - cur;
+        d = dp;
+    }
+    return loss;
+}
+
+double model_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y,
+                      int32_t n, float lr, float *grad, model_ws *ws)
+{
+    if (m->type == MODEL_CNN || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
+        const double loss = model_loss_grad(m, params, x, y, n, grad, ws);
+        const int64_t P = m->nparams;
+        for (int64_t j = 0; j < P; j++) params[j] -= lr * grad[j];
+        return loss;
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes) return NAN; /* as model_loss_grad: params untouched */
+    model_forward(m, params, x, n, ws);
+    const int32_t L = m->nlayers;
+    int cur = 0;
+    float *d = ws->delta[cur]; /* D_l [n, fan_out_l] */
+    const double loss = model_output_loss(m, ws->act[L - 1], y, n, d);
+    for (int32_t l = L - 1; l >= 0; l--) {
+        float *dp = ws->delta[1 - cur];
+        if (l > 0) model_back_delta(m, params, l, n, d, dp, ws); /* with W_l before its step */
+        kern_dense_sgd(n, m->fan_in[l], m->fan_out[l], l == 0 ? x : ws->act[l - 1], d, lr,
+                       params + m->w_off[l], params + m->b_off[l]);
         cur = 1 - cur;
         d = dp;
     }
@@ -425,11 +461,7 @@ double model_loss_grad_clipped(const model_t *m, const float *params, const floa
             }
             if (l == 0) break;
             float *dp = ws->delta[1 - cur];
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fi, fo, 1.0f, d, fo,
-                        params + m->w_off[l], fo, 0.0f, dp, fi);
-            const float *a = ws->act[l - 1];
-            const size_t cnt = (size_t)n * (size_t)fi;
-            for (size_t k = 0; k < cnt; k++) dp[k] = a[k] > 0.0f ? dp[k] : 0.0f;
+            model_back_delta(m, params, l, n, d, dp, ws);
             cur = 1 - cur;
             d = dp;
         }

@@ -19,6 +19,7 @@
  * Library calls only (no MPI or HDF5 here): linked against libfedhpc.a.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/model.h"
 #include "fedhpc/ckpt.h"
 #include "fedhpc/config.h"
 #include "fedhpc/fl.h"
@@ -542,6 +543,7 @@ static int cmd_export(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (comm_init(&argc, &argv, &W) != FH_OK) return 1;
     if (argc < 2) {
         if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|gen-clients|export ...\n");

@@ -3,6 +3,7 @@
  * a block-cyclic grid), then cosine similarities and k-means++ from it. Prints wall time and
  * every rank's peak resident memory. Not part of CI (tests/bench/run_similarity.sh). */
 #define _DEFAULT_SOURCE
+#include "fedhpc/model.h"
 #include "fedhpc/comm.h"
 #include "fedhpc/fl.h"
 #include "fedhpc/rng.h"
@@ -13,6 +14,7 @@
 
 int main(int argc, char **argv)
 {
+    model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     comm_t w;
     if (comm_init(&argc, &argv, &w) != FH_OK) return 1;
     const int64_t n = argc > 1 ? atoll(argv[1]) : 1000, p = argc > 2 ? atoll(argv[2]) : 200000;

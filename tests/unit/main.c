@@ -10,6 +10,7 @@
  * "tests: N passed, N failed" (counts of rank 0's tests; failures summed over ranks).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/model.h"
 #include "tests.h"
 
 #include <CUnit/Basic.h>
@@ -60,6 +61,7 @@ static void register_all(void)
 
 int main(int argc, char **argv)
 {
+    model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (comm_init(&argc, &argv, &g_test_world) != FH_OK) {
         fprintf(stderr, "fedhpc_tests: %s\n", fh_error_msg());
         return 1;
