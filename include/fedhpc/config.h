@@ -55,6 +55,9 @@ typedef struct {
     /* [secagg] (src/privacy/secagg.c, sa_round.c) */
     int32_t sa_enabled, sa_neighbors;
     double sa_threshold, sa_dropout;
+    char sa_transcript[CONFIG_PATH_MAX];   /* "" or HDF5 file of all the aggregator receives   */
+    char sa_truth[CONFIG_PATH_MAX];        /* TEST ONLY: "" or HDF5 file of the true inputs    */
+    int32_t sa_masks;                      /* 1 on; 0 TEST ONLY: inputs sent unmasked          */
     /* [cluster] [personalize] [run] (src/fl/cluster.c) */
     int32_t cl_method;                     /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
     int32_t cl_k;                          /* number of centers                              */

@@ -108,4 +108,33 @@ fh_status io_model_write(const char *path, const model_t *m, const float *params
 /* Read parameters of a model file; *nparams in: capacity of params, out: count. */
 fh_status io_model_read(const char *path, float *params, int64_t *nparams);
 
+/* Record files (src/io/rec_io.c): an HDF5 file written by ONE process as a run goes, for
+ * transcripts and test-only dumps (formats documented in README "File formats"). Datasets are
+ * named by paths ("round_00000001/masked_input"; groups are created as needed), of rank 1
+ * (cols 0) or 2 [rows, cols]; root attributes "format" (the caller's) and "version". */
+#define IO_REC_VERSION 1
+typedef enum { IO_U8 = 0, IO_I32, IO_I64, IO_U64, IO_F64 } io_type;
+typedef struct io_rec io_rec;
+/* Create (truncate) path. FH_EIO naming the file if it cannot be written. */
+fh_status io_rec_create(const char *path, const char *format, io_rec **h);
+/* Open for reading; FH_EINPUT unless it is an HDF5 file of that format. */
+fh_status io_rec_open(const char *path, const char *format, io_rec **h);
+const char *io_rec_path(const io_rec *h);
+/* A whole dataset of rows x cols values (cols 0: a 1-D dataset of `rows` values). */
+fh_status io_rec_put(io_rec *h, const char *name, io_type t, int64_t rows, int64_t cols, const void *buf);
+/* Rows [first_row, first_row + nrows) of a [total_rows, cols] dataset, created on first use
+ * (rows never written read as 0). */
+fh_status io_rec_put_rows(io_rec *h, const char *name, io_type t, int64_t total_rows, int64_t cols,
+                          int64_t first_row, int64_t nrows, const void *buf);
+/* Root attributes (integers). */
+fh_status io_rec_put_i64(io_rec *h, const char *name, int64_t v);
+fh_status io_rec_get_i64(io_rec *h, const char *name, int64_t *v);
+int io_rec_has(io_rec *h, const char *name);
+/* Shape of a dataset (*cols = 0 for 1-D); FH_EINPUT when missing. */
+fh_status io_rec_shape(io_rec *h, const char *name, int64_t *rows, int64_t *cols);
+/* Read a whole dataset of exactly n values, converted to type t. */
+fh_status io_rec_get(io_rec *h, const char *name, io_type t, void *buf, int64_t n);
+fh_status io_rec_flush(io_rec *h);
+void io_rec_close(io_rec *h);
+
 #endif

@@ -117,12 +117,19 @@ int64_t secagg_prg_bytes(void);
  * every rank applies the same server step. Memory on a rank: its clients' vectors. */
 #include "fedhpc/comm.h"
 #include "fedhpc/config.h"
+#include "fedhpc/io.h"
 
 typedef struct {
     int32_t enabled, k;
+    int32_t masks;         /* 1; 0 only for the transcript checker's control case ([secagg] masks) */
     double thr_frac, dropout;
     uint64_t seed;
     int64_t nacc;          /* int64 words a client contributes                      */
+    int64_t nparams;       /* of which the first nparams are the model update         */
+    io_rec *rec;           /* rank 0: [secagg] transcript (what the aggregator receives), or NULL */
+    io_rec *truth;         /* rank 0: [secagg] truth (TEST ONLY: unmasked inputs, aggregates)     */
+    int32_t truth_on;      /* every rank: [secagg] truth is set                                   */
+    int32_t group;         /* record under round_R/cluster_<group> (multi-center), -1: round_R    */
     int64_t *cbuf;         /* [cap * nacc] this rank's clients' contributions         */
     int32_t cap, nloc;
     /* statistics of the last round (this rank) */
@@ -135,15 +142,28 @@ typedef struct {
 /* Client cid drops out of round `round` (after sharing keys, before sending its input) with
  * probability `rate`, from rng_stream(seed, cid, round, RNG_DROPOUT). */
 int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
-fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, int64_t nacc);
+/* nacc words a client contributes, the first nparams of them the model update. Rank 0 of w
+ * creates the [secagg] transcript and truth files (formats "fedhpc-secagg-transcript" and
+ * "fedhpc-secagg-truth", README "File formats"). Collective status only through the caller. */
+fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
+                             int64_t nparams);
+/* Closes the record files (rank 0). */
 void secagg_engine_free(secagg_engine *e);
+/* [secagg] truth (test only): rank 0 writes round_R[/cluster_K]/aggregate = acc[nacc], the
+ * vector the server step decodes, with or without secure aggregation. No-op otherwise. */
+fh_status secagg_engine_record_aggregate(secagg_engine *e, const comm_t *w, int64_t round,
+                                         const int32_t *ids, int32_t n, const int64_t *acc);
 /* Start a round with nloc clients on this rank: zeroed buffers. */
 fh_status secagg_engine_begin(secagg_engine *e, int32_t nloc);
 /* The i-th local client's contribution buffer [nacc] (accumulate into it as into the sum). */
 int64_t *secagg_engine_buffer(secagg_engine *e, int32_t i);
 /* Run the protocol for the round's n clients ids[n] placed by first[size+1]; adds the exact
  * sum of the surviving clients' buffers to acc[nacc] on every rank (nothing if the round
- * aborted: e->aborted = 1). Collective. */
+ * aborted: e->aborted = 1). Collective. With [secagg] transcript, rank 0 records in group
+ * round_R (round_R/cluster_K when e->group = K >= 0) everything it receives: clients, neighbors,
+ * threshold, public_keys, encrypted_shares, masked_input, alive, unmask_responses, and what
+ * it computes from them: unmasked_sum, aborted. With [secagg] truth, the clients' unmasked
+ * buffers are gathered to rank 0 (test only) and written as round_R/input. */
 fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
                               const int32_t *ids, const int32_t *first, int32_t n, int64_t *acc);
 

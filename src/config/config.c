@@ -115,6 +115,14 @@ static const key_def KEYS[] = {
      "SecAgg+: k neighbours a client masks with (0: all clients of the round)"},
     {"secagg", "dropout", T_DOUBLE, F(sa_dropout), "0", 0, 0.99, NULL, 1,
      "simulated dropout rate (after key sharing, before sending); dropped clients are excluded"},
+    {"secagg", "transcript", T_PATH, F(sa_transcript), "", 0, 0, NULL, 0,
+     "HDF5 file of everything the aggregator receives (public keys, encrypted shares, masked inputs, "
+     "unmasking shares) and its unmasked sum, every round (\"\": none)"},
+    {"secagg", "truth", T_PATH, F(sa_truth), "", 0, 0, NULL, 0,
+     "TEST ONLY, defeats secure aggregation: HDF5 file of every client's unmasked input (gathered to "
+     "rank 0) and the round's aggregate, to check a transcript against (\"\": none)"},
+    {"secagg", "masks", T_ENUM, F(sa_masks), "on", 0, 0, "off|on", 0,
+     "TEST ONLY: off sends the inputs unmasked (the transcript checker's control case)"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
     {"cluster", "method", T_ENUM, F(cl_method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
      "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
@@ -364,8 +372,13 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [data] file: expected the path of a prepared data set, got nothing", path);
     if (!c->out_dir[0])
         return fh_error_set(FH_EINPUT, "%s: [output] dir: expected a directory, got nothing", path);
+    if ((c->sa_transcript[0] || !c->sa_masks) && !c->sa_enabled)
+        return fh_error_set(FH_EINPUT, "%s: [secagg] %s needs [secagg] enabled = on", path,
+                            c->sa_transcript[0] ? "transcript" : "masks = off");
+    if (c->sa_truth[0] && (c->algorithm == ALG_CENTRALIZED || c->as_mode))
+        return fh_error_set(FH_EINPUT, "%s: [secagg] truth: only for the plain and multi-center loops", path);
     /* [privacy] / [secagg] live in the plain engine loop (src/fl/engine.c) only */
-    if ((c->dp_mode || c->sa_enabled || c->sa_dropout > 0) &&
+    if ((c->dp_mode || c->sa_enabled || c->sa_dropout > 0 || c->sa_truth[0]) &&
         (c->cl_method || c->pers_mode || c->clients_per_rank || c->as_mode))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode / [secagg]: not supported yet with [cluster], [personalize], [run] clients_per_rank or [async]", path);
     return FH_OK;

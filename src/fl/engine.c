@@ -417,7 +417,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
         st = comm_agree(w, io_state_create(path, w, C, P, &s.cstate));
     }
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s.pv, cfg, C, m));
-    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, nacc));
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, w, nacc, P));
     int32_t r_done = 0;
     if (st == FH_OK && cfg->resume[0]) st = loop_resume(cfg, w, &s, params, P, C, &r_done, res);
 
@@ -442,6 +442,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
             if ((st = comm_allreduce_sum_i64(w, s.acc + P * (1 + scaffold), T_N)) != FH_OK) break;
             if ((st = secagg_engine_round(&s.sa, w, r, s.ids, s.first, n, s.acc)) != FH_OK) break;
         } else if ((st = comm_allreduce_sum_i64(w, s.acc, nacc)) != FH_OK) break;
+        if ((st = comm_agree(w, secagg_engine_record_aggregate(&s.sa, w, r, s.ids, n, s.acc))) != FH_OK) break; /* test only */
 
         const int64_t *tail = s.acc + P * (1 + scaffold);
         if (s.pv.mode == PRIVACY_CLIENT) { /* [privacy] DP-FedAvg: sum / m + noise */

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,15 +16,34 @@ int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round)
     return rng_uniform(&r) < rate;
 }
 
-fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, int64_t nacc)
+fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
+                             int64_t nparams)
 {
     memset(e, 0, sizeof *e);
     e->enabled = cfg->sa_enabled;
+    e->masks = cfg->sa_masks;
     e->k = cfg->sa_neighbors;
     e->thr_frac = cfg->sa_threshold;
     e->dropout = cfg->sa_dropout;
     e->seed = (uint64_t)cfg->seed;
     e->nacc = nacc;
+    e->nparams = nparams;
+    e->group = -1;
+    e->truth_on = cfg->sa_truth[0] != 0;
+    if (w->rank == 0) {
+        if (e->enabled && cfg->sa_transcript[0]) FH_TRY(io_rec_create(cfg->sa_transcript, "fedhpc-secagg-transcript", &e->rec));
+        if (e->truth_on) FH_TRY(io_rec_create(cfg->sa_truth, "fedhpc-secagg-truth", &e->truth));
+        for (int i = 0; i < 2; i++) {
+            io_rec *h = i ? e->truth : e->rec;
+            if (!h) continue;
+            FH_TRY(io_rec_put_i64(h, "words", nacc));
+            FH_TRY(io_rec_put_i64(h, "params", nparams));
+            FH_TRY(io_rec_put_i64(h, "fixed_point_bits", 32));
+            FH_TRY(io_rec_put_i64(h, "seed", cfg->seed));
+            FH_TRY(io_rec_put_i64(h, "secagg", e->enabled));
+            FH_TRY(io_rec_put_i64(h, "masks", e->enabled && e->masks));
+        }
+    }
     if (!e->enabled) return FH_OK;
     FH_TRY(secagg_init());
     return FH_OK;
@@ -33,6 +53,28 @@ void secagg_engine_free(secagg_engine *e)
 {
     free(e->cbuf);
     e->cbuf = NULL;
+    io_rec_close(e->rec);
+    io_rec_close(e->truth);
+    e->rec = e->truth = NULL;
+}
+
+/* The record name round_R[/cluster_K]/leaf. */
+static const char *rec_name(const secagg_engine *e, int64_t round, const char *leaf)
+{
+    static char buf[128];
+    if (e->group >= 0) snprintf(buf, sizeof buf, "round_%08lld/cluster_%d/%s", (long long)round, e->group, leaf);
+    else snprintf(buf, sizeof buf, "round_%08lld/%s", (long long)round, leaf);
+    return buf;
+}
+
+fh_status secagg_engine_record_aggregate(secagg_engine *e, const comm_t *w, int64_t round,
+                                         const int32_t *ids, int32_t n, const int64_t *acc)
+{
+    if (!e->truth || w->rank != 0) return FH_OK;
+    if (!io_rec_has(e->truth, rec_name(e, round, "clients")))
+        FH_TRY(io_rec_put(e->truth, rec_name(e, round, "clients"), IO_I32, n, 0, ids));
+    FH_TRY(io_rec_put(e->truth, rec_name(e, round, "aggregate"), IO_I64, e->nacc, 0, acc));
+    return io_rec_flush(e->truth);
 }
 
 fh_status secagg_engine_begin(secagg_engine *e, int32_t nloc)
@@ -113,12 +155,21 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     free(all);
     all = NULL;
     if ((st = comm_agree(w, st)) == FH_OK) st = comm_bcast(w, pks, (int64_t)n * SECAGG_PK_BYTES, root);
+    fh_status rst = FH_OK; /* recording (rank 0 only); agreed at the end */
+    if (st == FH_OK && e->rec) {
+        rst = io_rec_put(e->rec, rec_name(e, round, "clients"), IO_I32, n, 0, ids);
+        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "neighbors"), IO_I32, n, deg, g.nbr);
+        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "threshold"), IO_I32, 1, 0, &t);
+        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "public_keys"), IO_U8, n, SECAGG_PK_BYTES, pks);
+    }
 
     /* 2. encrypted shares: to the aggregator, relayed point-to-point to the recipients' ranks */
     for (int32_t i = 0; st == FH_OK && i < nloc; i++)
         st = secagg_client_share(&cl[i], &g, pks, t, ct + (size_t)i * deg * SECAGG_CT_BYTES);
     st = comm_agree(w, st);
     if (st == FH_OK) st = comm_gather_bytes(w, ct, (int64_t)nloc * deg * SECAGG_CT_BYTES, &all, counts, root);
+    if (st == FH_OK && e->rec && rst == FH_OK) /* row u * deg + i: u's shares for its i-th neighbour */
+        rst = io_rec_put(e->rec, rec_name(e, round, "encrypted_shares"), IO_U8, (int64_t)n * deg, SECAGG_CT_BYTES, all);
     if ((st = comm_agree(w, st)) == FH_OK) {
         if (w->rank == root) {
             const uint8_t *cts = all;
@@ -148,11 +199,24 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     all = NULL;
     st = comm_agree(w, st);
 
+    /* TEST ONLY ([secagg] truth): the unmasked buffers, gathered to rank 0 */
+    if (st == FH_OK && e->truth_on) {
+        st = comm_gather_bytes(w, e->cbuf, (int64_t)nloc * L * (int64_t)sizeof(int64_t), &all, counts, root);
+        if (st == FH_OK && w->rank == root) {
+            fh_status ts = io_rec_put(e->truth, rec_name(e, round, "clients"), IO_I32, n, 0, ids);
+            if (ts == FH_OK) ts = io_rec_put(e->truth, rec_name(e, round, "input"), IO_I64, n, L, all);
+            if (rst == FH_OK) rst = ts;
+        }
+        free(all);
+        all = NULL;
+        st = comm_agree(w, st);
+    }
+
     /* 3. masked inputs of the clients that did not drop, each sent to the aggregator alone */
     e->chacha_gbps = chacha_raw_gbps();
     for (int32_t i = 0; st == FH_OK && i < nloc; i++) {
         myalive[i] = !secagg_dropped(e->seed, e->dropout, ids[c0 + i], round);
-        if (!myalive[i]) continue;
+        if (!myalive[i] || !e->masks) continue;
         const int64_t b0 = secagg_prg_bytes();
         const double t0 = fh_wtime();
         st = secagg_client_mask(&cl[i], &g, pks, round, (uint64_t *)secagg_engine_buffer(e, i), L);
@@ -166,10 +230,14 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     all = NULL;
     if ((st = comm_agree(w, st)) == FH_OK) {
         if (w->rank == root) {
+            const char *mname = rec_name(e, round, "masked_input");
+            char mname_buf[128];
+            snprintf(mname_buf, sizeof mname_buf, "%s", mname);
             for (int32_t i = 0; i < nloc; i++)
                 if (myalive[i]) {
                     const uint64_t *y = (const uint64_t *)secagg_engine_buffer(e, i);
                     for (int64_t j = 0; j < L; j++) sum[j] += y[j];
+                    if (e->rec && rst == FH_OK) rst = io_rec_put_rows(e->rec, mname_buf, IO_U64, n, L, c0 + i, 1, y);
                 }
             for (int q = 0; q < w->size && st == FH_OK; q++) {
                 if (q == root) continue;
@@ -177,8 +245,10 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
                     if (!alive[v]) continue;
                     st = comm_recv_bytes(w, rx, L * (int64_t)sizeof *rx, q, TAG_MASKED);
                     for (int64_t j = 0; st == FH_OK && j < L; j++) sum[j] += rx[j];
+                    if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put_rows(e->rec, mname_buf, IO_U64, n, L, v, 1, rx);
                 }
             }
+            if (e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "alive"), IO_U8, n, 0, alive);
         } else {
             for (int32_t i = 0; i < nloc && st == FH_OK; i++)
                 if (myalive[i])
@@ -201,9 +271,14 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     if (st == FH_OK && w->rank == root) {
         int64_t tot = 0;
         for (int q = 0; q < w->size; q++) tot += counts[q];
+        if (e->rec && rst == FH_OK)
+            rst = io_rec_put(e->rec, rec_name(e, round, "unmask_responses"), IO_U8, tot / SECAGG_RESP_BYTES, SECAGG_RESP_BYTES, all);
         int ab = 0;
-        st = secagg_server_unmask(&g, pks, alive, t, all, tot / SECAGG_RESP_BYTES, round, sum, L, &ab);
+        if (e->masks) st = secagg_server_unmask(&g, pks, alive, t, all, tot / SECAGG_RESP_BYTES, round, sum, L, &ab);
         flag = ab;
+        if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "unmasked_sum"), IO_U64, L, 0, sum);
+        if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "aborted"), IO_I32, 1, 0, &flag);
+        if (e->rec && rst == FH_OK) rst = io_rec_flush(e->rec);
     }
     free(all);
     if ((st = comm_agree(w, st)) == FH_OK) st = comm_bcast(w, &flag, sizeof flag, root);
@@ -218,5 +293,5 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     free(cl); free(pks); free(mypk); free(ct); free(inbox); free(alive); free(myalive); free(resp);
     free(sum); free(rx); free(counts);
     secagg_graph_free(&g);
-    return st;
+    return comm_agree(w, st != FH_OK ? st : rst);
 }

@@ -113,7 +113,31 @@ clip=$(attr "$ck" dp_clip) sig=$(attr "$ck" dp_sigma)
 awk -v c="$clip" -v s="$sig" 'BEGIN{exit !(c != "" && s != "" && c != 0.5 && s < 1.0)}' &&
     ok "dpfedavg_resume: checkpointed clip norm $clip (initial 0.5), scheduled sigma $sig (initial 1)" ||
     bad "dpfedavg_resume: clip '$clip' sigma '$sig' in $ck"
-# 7. bad input
+# 7. the aggregator's transcript of a real run ([secagg] transcript) shows no client's update:
+#    masked inputs uncorrelated with the true inputs (from the test-only [secagg] truth dump of
+#    the same run), the unmasked sum = the plain run's aggregate; the checker
+#    (tests/unit/test_secagg_transcript.c) must see every update in a control run with masks off
+TESTS="${FEDHPC_TESTS:-$(dirname "$FEDHPC")/fedhpc_tests}"
+mkdir -p "$T/tr" "$T/trc"
+run 2 trplain secagg.dropout=0.1 secagg.truth="$T/tr/plain_truth.h5"
+run 3 trsa secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25 secagg.transcript="$T/tr/transcript.h5" secagg.truth="$T/tr/truth.h5"
+run 2 trctl secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25 secagg.masks=off secagg.transcript="$T/trc/transcript.h5" \
+    secagg.truth="$T/trc/truth.h5"
+cp "$T/tr/plain_truth.h5" "$T/trc/"
+same_model "$T/trplain/model.h5" "$T/trsa/model.h5" && same_model "$T/trplain/model.h5" "$T/trctl/model.h5" &&
+    ok "transcript runs: secagg and masks-off models bit-identical to plain" || bad "transcript runs: models differ"
+tcheck() { FEDHPC_SA_TRANSCRIPT="$1" FEDHPC_SA_EXPECT="$2" "$TESTS" secagg/transcript_check >"$T/tcheck.out" 2>&1; }
+if tcheck "$T/tr" masked; then ok "transcript of a real run (-np 3, 10% dropout): no client's update readable"
+else bad "transcript check (masked)"; fi
+sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */       | /'
+if tcheck "$T/trc" clear; then ok "control (masks = off): the same checker reads every update (corr > 0.99, all words equal)"
+else bad "transcript check (control)"; fi
+sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */       | /'
+tcheck "$T/trc" masked && bad "the masked-case thresholds pass on the unmasked control transcript" ||
+    ok "the masked-case thresholds fail on the unmasked control transcript"
+expect_input_error "secagg transcript without secagg" "[secagg] transcript needs" "$FEDHPC" run "$T/p.ini" \
+    secagg.transcript="$T/x.h5" output.dir="$T/x2"
+# 8. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"

@@ -170,6 +170,8 @@ static void test_masked_uncorrelated(void)
     free(x); free(rec); free(sum);
 }
 
+void tests_register_secagg_transcript(CU_pSuite s); /* test_secagg_transcript.c */
+
 void tests_register_secagg(void)
 {
     CU_pSuite s = CU_add_suite("secagg", NULL, NULL);
@@ -180,4 +182,5 @@ void tests_register_secagg(void)
     tests_add(s, "secagg_plus_k_neighbours", test_secagg_plus);
     tests_add(s, "abort_below_threshold", test_abort_below_threshold);
     tests_add(s, "masked_input_uncorrelated", test_masked_uncorrelated);
+    tests_register_secagg_transcript(s); /* only with FEDHPC_SA_TRANSCRIPT set */
 }
