@@ -12,6 +12,8 @@
  *                                            item 4: N clients of ROWS rows each, drawn with
  *                                            replacement from SRC's training rows (io layer);
  *                                            the test split copied (its first TEST_ROWS rows)
+ *   fedhpc_bench blas                        the OpenBLAS kernel set fedhpc runs with (after
+ *                                            model_blas_setup), exported for the reference
  *   fedhpc_bench export CONFIG OUTDIR [k=v]  item 5: the data set, partition and each
  *                                            round's sampled clients as raw little-endian
  *                                            arrays for the PyTorch reference
@@ -24,6 +26,7 @@
 #include "fedhpc/config.h"
 #include "fedhpc/fl.h"
 #include "fedhpc/io.h"
+#include "fedhpc/rng.h"
 
 #include <cblas.h>
 #include <fcntl.h>
@@ -521,6 +524,30 @@ static int cmd_export(int argc, char **argv)
         CK(fl_sample_clients((uint64_t)cfg.seed, r, C, mm, ids + (size_t)(r - 1) * mm, &k));
     }
     write_raw(dir, "round_clients.i32", ids, (size_t)cfg.rounds * mm * 4);
+    /* each (round, client)'s minibatch order, drawn exactly as fl_local_train draws it, so the
+     * reference trains on the same batches in the same order */
+    int64_t tot = 0;
+    for (int64_t i = 0; i < (int64_t)cfg.rounds * mm; i++) tot += count[ids[i]] * cfg.local_epochs;
+    int32_t *ord = malloc((size_t)(tot > 0 ? tot : 1) * sizeof *ord);
+    int64_t *ooff = malloc(((size_t)cfg.rounds * mm + 1) * sizeof *ooff);
+    if (!ord || !ooff) return die("out of memory");
+    int64_t pos = 0;
+    for (int32_t r = 1; r <= cfg.rounds; r++)
+        for (int32_t i = 0; i < mm; i++) {
+            const int32_t c = ids[(size_t)(r - 1) * mm + i];
+            const int64_t nc = count[c];
+            ooff[(size_t)(r - 1) * mm + i] = pos;
+            rng_t sh = rng_stream((uint64_t)cfg.seed, (uint64_t)c, (uint64_t)r, RNG_SHUFFLE);
+            for (int32_t e = 0; e < cfg.local_epochs; e++, pos += nc) {
+                for (int64_t j = 0; j < nc; j++) ord[pos + j] = (int32_t)j;
+                if (cfg.batch_size > 0 && cfg.batch_size < nc) rng_shuffle_u32(&sh, (uint32_t *)ord + pos, (size_t)nc);
+            }
+        }
+    ooff[(size_t)cfg.rounds * mm] = pos;
+    write_raw(dir, "batch_order.i32", ord, (size_t)pos * 4);
+    write_raw(dir, "batch_order_offsets.i64", ooff, ((size_t)cfg.rounds * mm + 1) * 8);
+    free(ord);
+    free(ooff);
     fl_result res; /* the initial model, so that both stacks start from the same weights */
     CK(fl_model_setup(&cfg, data, &meta, &res));
     write_raw(dir, "init_params.f32", res.params, (size_t)res.model.nparams * 4);
@@ -546,7 +573,7 @@ int main(int argc, char **argv)
     model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (comm_init(&argc, &argv, &W) != FH_OK) return 1;
     if (argc < 2) {
-        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|gen-clients|export ...\n");
+        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|gen-clients|export|blas ...\n");
         comm_finalize();
         return 2;
     }
@@ -558,6 +585,10 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "ckpt")) rc = cmd_ckpt(argc - 2, argv + 2);
     else if (!strcmp(c, "gen-clients")) rc = cmd_gen(argc - 2, argv + 2);
     else if (!strcmp(c, "export")) rc = cmd_export(argc - 2, argv + 2);
+    else if (!strcmp(c, "blas")) { /* the OpenBLAS kernel set in use, for the reference's env */
+        if (W.rank == 0) printf("%s\n", model_blas_core());
+        rc = 0;
+    }
     else {
         if (W.rank == 0) fprintf(stderr, "fedhpc_bench: unknown command %s\n", c);
         rc = 2;

@@ -31,6 +31,13 @@ WORK=$OUT/work-$STAMP
 mkdir -p "$WORK"
 echo "name,params,value1,value2,ratio" > "$CSV"
 log() { echo "bench: $*" >&2; }
+# Both stacks on the same OpenBLAS kernels: fedhpc picks them itself when OpenBLAS does not know
+# the CPU (src/model/blas.c); PyTorch links the same OpenBLAS, so it gets the same choice.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    OPENBLAS_CORETYPE=$("$BENCH" blas 2>/dev/null | tail -n 1)
+    export OPENBLAS_CORETYPE
+fi
+log "OpenBLAS kernels: ${OPENBLAS_CORETYPE:-default}"
 row() { grep -E "^[a-z_-]+," | tee -a "$CSV"; }
 # summed peak RSS (MB) of the files PREFIX.*
 rss_sum() { cat "$1".* | awk '/rss_kb/ {s += $2} END {printf "%.1f", s / 1024}'; }

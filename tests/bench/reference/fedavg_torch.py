@@ -9,8 +9,9 @@ broadcasts the new state dict.
 EXPORT_DIR is written by `fedhpc_bench export CONFIG DIR`: the same data set (Fashion-MNIST as
 fedhpc prepared it), the same client partition (client_offsets), the same clients each round
 (round_clients, fedhpc's sampler), the same initial weights (init_params, fedhpc's layout),
-and the hyperparameters (meta.txt). Minibatch order differs (torch.randperm, seeded per
-client and round), so the models are not bit-identical, only statistically equivalent.
+the same minibatches in the same order (batch_order: fedhpc's per-client shuffles) and the
+hyperparameters (meta.txt). The models differ only by float rounding (summation order in the
+two stacks' kernels), so their accuracies should agree closely.
 
 Prints one line: torch,model=...;ranks=P;rounds=R,<median s/round>,<test accuracy>,<VmHWM MB of
 this rank summed over ranks>. Round time excludes the final evaluation.
@@ -122,7 +123,6 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else int(meta["rounds"][0])
     m = int(meta["clients_per_round"][0])
     B, E, lr = int(meta["batch"][0]), int(meta["epochs"][0]), float(meta["lr"][0])
-    seed = int(meta["seed"][0])
     kind = meta["model"][0]
 
     # every process loads the whole data set (as the frameworks do)
@@ -133,6 +133,8 @@ def main():
     off = np.fromfile(os.path.join(d, "client_offsets.i64"), dtype="<i8")
     sched = np.fromfile(os.path.join(d, "round_clients.i32"), dtype="<i4").reshape(-1, m)
     init = np.fromfile(os.path.join(d, "init_params.f32"), dtype="<f4")
+    order = torch.from_numpy(np.fromfile(os.path.join(d, "batch_order.i32"), dtype="<i4").astype(np.int64))
+    order_off = np.fromfile(os.path.join(d, "batch_order_offsets.i64"), dtype="<i8")
 
     if kind == "cnn":
         model = CNN(k)
@@ -159,9 +161,9 @@ def main():
             x, y = xtr[off[c]:off[c + 1]], ytr[off[c]:off[c + 1]]
             model.load_state_dict(global_state)
             opt = torch.optim.SGD(model.parameters(), lr=lr)
-            g = torch.Generator().manual_seed(seed * 1000003 + c * 7919 + r)
-            for _ in range(E):
-                perm = torch.randperm(len(x), generator=g)
+            o0 = int(order_off[(r - 1) * m + i])
+            for e in range(E):
+                perm = order[o0 + e * len(x):o0 + (e + 1) * len(x)]
                 for b0 in range(0, len(x), B if B > 0 else len(x)):
                     idx = perm[b0:b0 + B] if B > 0 else perm
                     opt.zero_grad()
