@@ -144,7 +144,12 @@ typedef struct {
 int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
 /* nacc words a client contributes, the first nparams of them the model update. Rank 0 of w
  * creates the [secagg] transcript and truth files (formats "fedhpc-secagg-transcript" and
- * "fedhpc-secagg-truth", README "File formats"). Collective status only through the caller. */
+ * "fedhpc-secagg-truth", README "File formats"); in the multi-center loop ([cluster],
+ * [personalize], [run] clients_per_rank) every rank does, as secagg_record_path names them,
+ * since any rank may aggregate a cluster. Collective status only through the caller. */
+/* The record file of `rank`: path itself for rank 0, else path with ".rank<rank>" inserted
+ * before a final ".h5" (appended otherwise). */
+void secagg_record_path(const char *path, int rank, char *out, size_t cap);
 fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
                              int64_t nparams);
 /* Closes the record files (rank 0). */
@@ -159,7 +164,7 @@ fh_status secagg_engine_begin(secagg_engine *e, int32_t nloc);
 int64_t *secagg_engine_buffer(secagg_engine *e, int32_t i);
 /* Run the protocol for the round's n clients ids[n] placed by first[size+1]; adds the exact
  * sum of the surviving clients' buffers to acc[nacc] on every rank (nothing if the round
- * aborted: e->aborted = 1). Collective. With [secagg] transcript, rank 0 records in group
+ * aborted: e->aborted = 1; a round of a single client always aborts). Collective. With [secagg] transcript, rank 0 records in group
  * round_R (round_R/cluster_K when e->group = K >= 0) everything it receives: clients, neighbors,
  * threshold, public_keys, encrypted_shares, masked_input, alive, unmask_responses, and what
  * it computes from them: unmasked_sum, aborted. With [secagg] truth, the clients' unmasked

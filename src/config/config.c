@@ -375,12 +375,22 @@ fh_status config_validate(const config_t *c, const char *path)
     if ((c->sa_transcript[0] || !c->sa_masks) && !c->sa_enabled)
         return fh_error_set(FH_EINPUT, "%s: [secagg] %s needs [secagg] enabled = on", path,
                             c->sa_transcript[0] ? "transcript" : "masks = off");
-    if (c->sa_truth[0] && (c->algorithm == ALG_CENTRALIZED || c->as_mode))
-        return fh_error_set(FH_EINPUT, "%s: [secagg] truth: only for the plain and multi-center loops", path);
-    /* [privacy] / [secagg] live in the plain engine loop (src/fl/engine.c) only */
-    if ((c->dp_mode || c->sa_enabled || c->sa_dropout > 0 || c->sa_truth[0]) &&
-        (c->cl_method || c->pers_mode || c->clients_per_rank || c->as_mode))
-        return fh_error_set(FH_EINPUT, "%s: [privacy] mode / [secagg]: not supported yet with [cluster], [personalize], [run] clients_per_rank or [async]", path);
+    const int sa_any = c->sa_enabled || c->sa_dropout > 0 || c->sa_truth[0];
+    if (sa_any && c->algorithm == ALG_CENTRALIZED)
+        return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);
+    /* [privacy] / [secagg]: the plain engine loop (src/fl/engine.c); [secagg] also in the
+     * multi-center loop (src/fl/cluster.c: masks per cluster) */
+    if ((c->dp_mode || sa_any) && c->as_mode)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode / [secagg]: not supported yet with [async]", path);
+    const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
+    if (c->dp_mode && multi)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] clients_per_rank: "
+                            "the cluster each client joins is computed from its data and published in the clear, which "
+                            "DP noise on the centers would not cover", path);
+    if (sa_any && (c->cl_method == 2 || c->cl_method == 4))
+        return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
+                            "moves individual client models between ranks in the clear; use method = ifca or none",
+                            path, c->cl_method == 2 ? "fesem" : "cfl");
     return FH_OK;
 }
 

@@ -13,8 +13,11 @@
  *       on the Gram matrix of the client models computed by ScaLAPACK (dist_gram)
  *     assignments all-reduced (exact integers): every rank knows every member of every cluster
  *     per cluster: comm_split of the ranks hosting its members; they sum n_i/N_k * model_i in
- *       fixed point with their own integer all-reduce (exact, any placement); the cluster's
- *       lowest rank (its aggregator) broadcasts the new center
+ *       fixed point with their own integer all-reduce (exact, any placement) — or, with
+ *       [secagg], run their own secure-aggregation round on that communicator (masks per
+ *       cluster, the cluster's lowest rank is its aggregator); members that drop out
+ *       ([secagg] dropout: after reporting their cluster and sharing keys) are left out and the
+ *       sum is rescaled by N_k / N_k(survivors); the cluster's aggregator broadcasts the center
  *     evaluation: every client's accuracy on its own held-out rows with its own model (its
  *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
  *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
@@ -22,6 +25,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/ckpt.h"
 #include "fedhpc/fl.h"
+#include "fedhpc/secagg.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -58,6 +62,8 @@ typedef struct {
     float *old;          /* CFL: [K * P] centers at the start of the round              */
     double *unorm;       /* CFL: [C] update norms of the round's clients                */
     int64_t active;      /* CFL: clusters in use                                        */
+    secagg_engine sa;    /* [secagg]: per-cluster rounds; [secagg] dropout; record files     */
+    int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
 } cl_state;
 
 static void state_free(cl_state *s)
@@ -68,6 +74,8 @@ static void state_free(cl_state *s)
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
     free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
     free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
+    free(s->mids); free(s->mfirst);
+    secagg_engine_free(&s->sa);
     if (s->csv) fclose(s->csv);
 }
 
@@ -405,6 +413,9 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         s.acc = malloc((size_t)P * sizeof *s.acc);
         s.nk = malloc((size_t)K * sizeof *s.nk);
         s.cacc = malloc((size_t)C * sizeof *s.cacc);
+        s.mids = malloc((size_t)m * sizeof *s.mids);
+        s.mfirst = malloc(((size_t)w->size + 1) * sizeof *s.mfirst);
+        if (!s.mids || !s.mfirst) s.cacc = (free(s.cacc), NULL);
         s.active = 1;
         if (cfl) {
             s.old = malloc((size_t)K * (size_t)P * sizeof *s.old);
@@ -447,6 +458,7 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         }
     }
 
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, w, P, P));
     int32_t r_done = 0;
     if (st == FH_OK && cfg->resume[0]) st = cl_resume(cfg, w, &s, &r_done, res);
 
@@ -555,27 +567,61 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
             for (int32_t i = 0; i < n; i++)
                 if (okc[i] && na[i] == k) s.nk[k] += s.ntr[i];
         }
+        int64_t sa_aborted = 0, mask_bytes = 0; /* [secagg] this rank's clusters */
+        double mask_s = 0;
         for (int32_t k = 0; st == FH_OK && k < K; k++) {
             if (s.nk[k] == 0) continue; /* no members this round: the center is kept */
-            int host = 0, root = -1;
+            /* members in round order, the ranks hosting them (block i / mb), who drops out */
+            int host = 0, root = -1, nh = 0;
+            int32_t nm = 0;
+            int64_t nk_alive = 0;
             for (int32_t i = 0; i < n; i++)
                 if (okc[i] && na[i] == k) {
-                    if (root < 0) root = (int)(i / mb);
+                    const int h = (int)(i / mb);
+                    if (root < 0) root = h;
                     if (i >= c0 && i < c1) host = 1;
+                    if (nm == 0 || (int)(s.mids[nm - 1] / mb) != h) s.mfirst[nh++] = nm; /* a new host */
+                    s.mids[nm++] = i; /* round index for now, client id below */
+                    if (!secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r)) nk_alive += s.ntr[i];
                 }
+            s.mfirst[nh] = nm;
             comm_t ck;
             st = comm_split(w, host ? 0 : -1, w->rank, &ck);
+            int aborted = 0;
             if (st == FH_OK && host) {
+                /* my members: those in block ck.rank of the host list */
+                const int32_t m0 = s.mfirst[ck.rank], m1 = s.mfirst[ck.rank + 1];
+                const double inv = 1.0 / (double)s.nk[k];
                 memset(s.acc, 0, (size_t)P * sizeof *s.acc);
-                for (int64_t i = c0; i < c1; i++)
-                    if (okc[i] && na[i] == k) fx_accumulate(s.acc, s.models + (i - c0) * P, (double)s.ntr[i] / (double)s.nk[k], P);
-                st = comm_allreduce_sum_i64(&ck, s.acc, P);
-                if (st == FH_OK && ck.rank == 0) fx_decode(s.acc, 1.0, s.centers + (int64_t)k * P, P);
+                if (s.sa.enabled) st = secagg_engine_begin(&s.sa, m1 - m0);
+                for (int32_t j = m0; st == FH_OK && j < m1; j++) {
+                    const int32_t i = s.mids[j];
+                    if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r)) continue;
+                    int64_t *acc = s.sa.enabled ? secagg_engine_buffer(&s.sa, j - m0) : s.acc;
+                    fx_accumulate(acc, s.models + (i - c0) * P, (double)s.ntr[i] * inv, P);
+                }
+                for (int32_t j = 0; j < nm; j++) s.mids[j] = s.ids[s.mids[j]];
+                s.sa.group = k;
+                if (st == FH_OK && s.sa.enabled) {
+                    st = secagg_engine_round(&s.sa, &ck, r, s.mids, s.mfirst, nm, s.acc);
+                    aborted = s.sa.aborted;
+                    mask_s += s.sa.mask_s;
+                    mask_bytes += s.sa.mask_bytes;
+                } else if (st == FH_OK) {
+                    st = comm_allreduce_sum_i64(&ck, s.acc, P);
+                }
+                if (st == FH_OK) st = secagg_engine_record_aggregate(&s.sa, &ck, r, s.mids, nm, s.acc); /* test only */
+                st = comm_agree(&ck, st);
+                /* rescaled to the survivors' rows; kept when none survived or the round aborted */
+                if (st == FH_OK && ck.rank == 0 && nk_alive > 0 && !aborted)
+                    fx_decode(s.acc, (double)s.nk[k] / (double)nk_alive, s.centers + (int64_t)k * P, P);
+                if (ck.rank == 0) sa_aborted += aborted;
             }
             comm_free(&ck);
             st = comm_agree(w, st);
             if (st == FH_OK) st = comm_bcast(w, s.centers + (int64_t)k * P, P * (int64_t)sizeof(float), root);
         }
+        if (st == FH_OK && s.sa.enabled) st = comm_allreduce_sum_i64(w, &sa_aborted, 1);
         const char *note = "";
         if (st == FH_OK && cfl) {
             st = cfl_split(cfg, w, &s, n, r, c0, c1, okc, na, &note);
@@ -591,6 +637,10 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         rs.train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
         rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
         rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
+        for (int32_t i = 0; i < n; i++) rs.dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r);
+        rs.secagg_aborted = (int32_t)sa_aborted; /* clusters whose secagg round aborted */
+        rs.mask_gbps = s.sa.enabled && mask_s > 0 ? (double)mask_bytes / mask_s / 1e9 : NAN;
+        rs.chacha_gbps = s.sa.enabled && mask_s > 0 ? s.sa.chacha_gbps : NAN;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             if ((st = evaluate(cfg, w, data, meta, &s, md, r, &rs, &largest)) != FH_OK) break;

@@ -16,6 +16,14 @@ int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round)
     return rng_uniform(&r) < rate;
 }
 
+void secagg_record_path(const char *path, int rank, char *out, size_t cap)
+{
+    const size_t n = strlen(path);
+    if (rank == 0) snprintf(out, cap, "%s", path);
+    else if (n > 3 && strcmp(path + n - 3, ".h5") == 0) snprintf(out, cap, "%.*s.rank%d.h5", (int)(n - 3), path, rank);
+    else snprintf(out, cap, "%s.rank%d", path, rank);
+}
+
 fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
                              int64_t nparams)
 {
@@ -30,9 +38,19 @@ fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t
     e->nparams = nparams;
     e->group = -1;
     e->truth_on = cfg->sa_truth[0] != 0;
-    if (w->rank == 0) {
-        if (e->enabled && cfg->sa_transcript[0]) FH_TRY(io_rec_create(cfg->sa_transcript, "fedhpc-secagg-transcript", &e->rec));
-        if (e->truth_on) FH_TRY(io_rec_create(cfg->sa_truth, "fedhpc-secagg-truth", &e->truth));
+    /* the plain loop has one aggregator (rank 0); in the multi-center loop every rank may be a
+     * cluster's aggregator and records what it receives in its own file */
+    const int multi = cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank;
+    if (w->rank == 0 || multi) {
+        char path[CONFIG_PATH_MAX + 32];
+        if (e->enabled && cfg->sa_transcript[0]) {
+            secagg_record_path(cfg->sa_transcript, w->rank, path, sizeof path);
+            FH_TRY(io_rec_create(path, "fedhpc-secagg-transcript", &e->rec));
+        }
+        if (e->truth_on) {
+            secagg_record_path(cfg->sa_truth, w->rank, path, sizeof path);
+            FH_TRY(io_rec_create(path, "fedhpc-secagg-truth", &e->truth));
+        }
         for (int i = 0; i < 2; i++) {
             io_rec *h = i ? e->truth : e->rec;
             if (!h) continue;
@@ -119,6 +137,20 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     const int root = 0;
     const int32_t c0 = first[w->rank], nloc = first[w->rank + 1] - c0;
     const int64_t L = e->nacc;
+    if (n < 2) { /* one client's input cannot be hidden in a sum: the round aborts (nothing sent) */
+        e->aborted = 1;
+        e->dropped = 0;
+        e->mask_s = 0;
+        e->mask_bytes = 0;
+        e->chacha_gbps = NAN;
+        fh_status rst = FH_OK;
+        if (w->rank == root && e->rec) {
+            const int32_t one = 1;
+            rst = io_rec_put(e->rec, rec_name(e, round, "clients"), IO_I32, n, 0, ids);
+            if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "aborted"), IO_I32, 1, 0, &one);
+        }
+        return comm_agree(w, rst);
+    }
     secagg_graph g;
     FH_TRY(secagg_graph_build(&g, n, e->k, e->seed, round));
     const int32_t deg = g.deg;
@@ -155,12 +187,13 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     free(all);
     all = NULL;
     if ((st = comm_agree(w, st)) == FH_OK) st = comm_bcast(w, pks, (int64_t)n * SECAGG_PK_BYTES, root);
-    fh_status rst = FH_OK; /* recording (rank 0 only); agreed at the end */
-    if (st == FH_OK && e->rec) {
-        rst = io_rec_put(e->rec, rec_name(e, round, "clients"), IO_I32, n, 0, ids);
-        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "neighbors"), IO_I32, n, deg, g.nbr);
-        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "threshold"), IO_I32, 1, 0, &t);
-        if (rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "public_keys"), IO_U8, n, SECAGG_PK_BYTES, pks);
+    fh_status rst = FH_OK; /* recording (the aggregator only); agreed at the end */
+    io_rec *rec = w->rank == root ? e->rec : NULL;
+    if (st == FH_OK && rec) {
+        rst = io_rec_put(rec, rec_name(e, round, "clients"), IO_I32, n, 0, ids);
+        if (rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "neighbors"), IO_I32, n, deg, g.nbr);
+        if (rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "threshold"), IO_I32, 1, 0, &t);
+        if (rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "public_keys"), IO_U8, n, SECAGG_PK_BYTES, pks);
     }
 
     /* 2. encrypted shares: to the aggregator, relayed point-to-point to the recipients' ranks */
@@ -168,8 +201,8 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
         st = secagg_client_share(&cl[i], &g, pks, t, ct + (size_t)i * deg * SECAGG_CT_BYTES);
     st = comm_agree(w, st);
     if (st == FH_OK) st = comm_gather_bytes(w, ct, (int64_t)nloc * deg * SECAGG_CT_BYTES, &all, counts, root);
-    if (st == FH_OK && e->rec && rst == FH_OK) /* row u * deg + i: u's shares for its i-th neighbour */
-        rst = io_rec_put(e->rec, rec_name(e, round, "encrypted_shares"), IO_U8, (int64_t)n * deg, SECAGG_CT_BYTES, all);
+    if (st == FH_OK && rec && rst == FH_OK) /* row u * deg + i: u's shares for its i-th neighbour */
+        rst = io_rec_put(rec, rec_name(e, round, "encrypted_shares"), IO_U8, (int64_t)n * deg, SECAGG_CT_BYTES, all);
     if ((st = comm_agree(w, st)) == FH_OK) {
         if (w->rank == root) {
             const uint8_t *cts = all;
@@ -237,7 +270,7 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
                 if (myalive[i]) {
                     const uint64_t *y = (const uint64_t *)secagg_engine_buffer(e, i);
                     for (int64_t j = 0; j < L; j++) sum[j] += y[j];
-                    if (e->rec && rst == FH_OK) rst = io_rec_put_rows(e->rec, mname_buf, IO_U64, n, L, c0 + i, 1, y);
+                    if (rec && rst == FH_OK) rst = io_rec_put_rows(rec, mname_buf, IO_U64, n, L, c0 + i, 1, y);
                 }
             for (int q = 0; q < w->size && st == FH_OK; q++) {
                 if (q == root) continue;
@@ -245,10 +278,10 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
                     if (!alive[v]) continue;
                     st = comm_recv_bytes(w, rx, L * (int64_t)sizeof *rx, q, TAG_MASKED);
                     for (int64_t j = 0; st == FH_OK && j < L; j++) sum[j] += rx[j];
-                    if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put_rows(e->rec, mname_buf, IO_U64, n, L, v, 1, rx);
+                    if (st == FH_OK && rec && rst == FH_OK) rst = io_rec_put_rows(rec, mname_buf, IO_U64, n, L, v, 1, rx);
                 }
             }
-            if (e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "alive"), IO_U8, n, 0, alive);
+            if (rec && rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "alive"), IO_U8, n, 0, alive);
         } else {
             for (int32_t i = 0; i < nloc && st == FH_OK; i++)
                 if (myalive[i])
@@ -271,14 +304,14 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
     if (st == FH_OK && w->rank == root) {
         int64_t tot = 0;
         for (int q = 0; q < w->size; q++) tot += counts[q];
-        if (e->rec && rst == FH_OK)
-            rst = io_rec_put(e->rec, rec_name(e, round, "unmask_responses"), IO_U8, tot / SECAGG_RESP_BYTES, SECAGG_RESP_BYTES, all);
+        if (rec && rst == FH_OK)
+            rst = io_rec_put(rec, rec_name(e, round, "unmask_responses"), IO_U8, tot / SECAGG_RESP_BYTES, SECAGG_RESP_BYTES, all);
         int ab = 0;
         if (e->masks) st = secagg_server_unmask(&g, pks, alive, t, all, tot / SECAGG_RESP_BYTES, round, sum, L, &ab);
         flag = ab;
-        if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "unmasked_sum"), IO_U64, L, 0, sum);
-        if (st == FH_OK && e->rec && rst == FH_OK) rst = io_rec_put(e->rec, rec_name(e, round, "aborted"), IO_I32, 1, 0, &flag);
-        if (e->rec && rst == FH_OK) rst = io_rec_flush(e->rec);
+        if (st == FH_OK && rec && rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "unmasked_sum"), IO_U64, L, 0, sum);
+        if (st == FH_OK && rec && rst == FH_OK) rst = io_rec_put(rec, rec_name(e, round, "aborted"), IO_I32, 1, 0, &flag);
+        if (rec && rst == FH_OK) rst = io_rec_flush(rec);
     }
     free(all);
     if ((st = comm_agree(w, st)) == FH_OK) st = comm_bcast(w, &flag, sizeof flag, root);

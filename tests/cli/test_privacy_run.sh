@@ -2,7 +2,8 @@
 # model of the same run without it (0%, 10%, 30% dropouts, dropped clients excluded in both,
 # different rank counts, full and k-neighbour graphs); a round with too few survivors aborts;
 # DP runs report epsilon every round and stop cleanly at a budget; DP runs stopped mid-run
-# (SIGUSR1, kill -9) resume exactly on another number of ranks; bad [privacy] input.
+# (SIGUSR1, kill -9) resume exactly on another number of ranks; the aggregator's transcript of a
+# real run reveals no client's update; masks per cluster in multi-center FL; bad input.
 . "$(dirname "$0")/lib.sh"
 echo "privacy run tests"
 FM=data/fmnist_dir05_c100.h5
@@ -137,7 +138,69 @@ tcheck "$T/trc" masked && bad "the masked-case thresholds pass on the unmasked c
     ok "the masked-case thresholds fail on the unmasked control transcript"
 expect_input_error "secagg transcript without secagg" "[secagg] transcript needs" "$FEDHPC" run "$T/p.ini" \
     secagg.transcript="$T/x.h5" output.dir="$T/x2"
-# 8. bad input
+# 8. masks per cluster (multi-center FL, src/fl/cluster.c): IFCA with 4 centers on 4
+#    permute-labels groups; each cluster runs its own secagg round on its hosts' communicator.
+#    All centers (final checkpoint), model.h5 and clusters.csv bit-identical to the clustered run
+#    without secagg at 0% and 10% dropout; the transcripts of every cluster's aggregator pass
+#    the checker, and its masks-off control is caught
+if "$FEDHPC" prepare fmnist --cache data/cache/fashion-mnist --clients 40 --partition iid --seed 1 --groups 4 \
+    --group-transform permute-labels --local-test-frac 0.2 --out "$T/perm.h5" >"$T/prep.log" 2>&1; then
+    cat > "$T/cl.ini" <<INI
+[data]
+file = $T/perm.h5
+[model]
+type = logreg
+[train]
+rounds = 4
+clients_per_round = 40
+batch_size = 50
+lr = 0.05
+eval_every = 4
+[cluster]
+method = ifca
+k = 4
+[checkpoint]
+every = 4
+[output]
+progress = off
+INI
+    crun() { np=$1; out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/cl.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
+        { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+    centers() { h5diff -q "$1/checkpoints/ckpt_00000004.h5" "$2/checkpoints/ckpt_00000004.h5" /centers /centers; }
+    mkdir -p "$T/ctr" "$T/ctrc"
+    for d in 0 0.1; do
+        tr=""
+        [ $d = 0.1 ] && tr="secagg.transcript=$T/ctr/transcript.h5 secagg.truth=$T/ctr/truth.h5"
+        crun 2 clplain$d secagg.dropout=$d $([ $d = 0.1 ] && echo "secagg.truth=$T/ctr/plain_truth.h5")
+        crun 3 clsa$d secagg.dropout=$d secagg.enabled=on secagg.threshold=0.25 $tr
+        dr=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="dropped") k=i; next} {s+=$k} END{print s}' "$T/clsa$d/metrics.csv")
+        ab=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="secagg_aborted") k=i; next} {s+=$k} END{print s}' "$T/clsa$d/metrics.csv")
+        if same_model "$T/clplain$d/model.h5" "$T/clsa$d/model.h5" && centers "$T/clplain$d" "$T/clsa$d" &&
+            [ "$(cut -d, -f2- "$T/clplain$d/clusters.csv")" = "$(cut -d, -f2- "$T/clsa$d/clusters.csv")" ] && [ "$ab" = 0 ]; then
+            ok "ifca k=4, dropout $d ($dr clients dropped): secagg per cluster (-np 3) = plain clustered run (-np 2): all 4 centers, model, clusters.csv"
+        else bad "ifca dropout $d: secagg per cluster differs from the plain clustered run (aborted $ab)"; fi
+    done
+    sizes=$(csv_col_last "$T/clsa0.1/clusters.csv" cluster_sizes)
+    crun 3 clctl secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25 secagg.masks=off \
+        secagg.transcript="$T/ctrc/transcript.h5" secagg.truth="$T/ctrc/truth.h5"
+    cp "$T"/ctr/plain_truth*.h5 "$T/ctrc/"
+    if tcheck "$T/ctr" masked && grep -q "4 rounds, 16 groups" "$T/tcheck.out"; then
+        ok "cluster transcripts ($(ls "$T/ctr" | grep -c '^transcript'), one per aggregator rank; sizes $sizes): no client's update readable"
+    else bad "cluster transcript check (masked)"; fi
+    sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */       | /'
+    tcheck "$T/ctrc" clear && ok "cluster control (masks = off): the checker reads every update" || bad "cluster transcript check (control)"
+    crun 2 fpplain cluster.method=none personalize.mode=fedper secagg.dropout=0.1
+    crun 3 fpsa cluster.method=none personalize.mode=fedper secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25
+    same_model "$T/fpplain/model.h5" "$T/fpsa/model.h5" && centers "$T/fpplain" "$T/fpsa" &&
+        ok "FedPer (method none) with secagg, 10% dropout: bit-identical" || bad "FedPer with secagg differs"
+    expect_input_error "secagg with fesem is refused" "[cluster] method = fesem: not supported" $MPIRUN -np 2 "$FEDHPC" run \
+        "$T/cl.ini" cluster.method=fesem secagg.enabled=on output.dir="$T/x3"
+    expect_input_error "client DP with clusters is refused" "[privacy] mode: not supported with [cluster]" $MPIRUN -np 2 \
+        "$FEDHPC" run "$T/cl.ini" privacy.mode=client output.dir="$T/x4"
+else
+    bad "prepare the permute-labels data set"; tail -3 "$T/prep.log"
+fi
+# 9. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"

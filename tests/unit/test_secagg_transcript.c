@@ -5,7 +5,8 @@
  * aggregates), and measures how much of each client's update the aggregator can read.
  *
  * Registered only when FEDHPC_SA_TRANSCRIPT names a directory holding transcript.h5, truth.h5
- * and plain_truth.h5 (tests/cli/test_privacy_run.sh makes them), as
+ * and plain_truth.h5 (and their .rankN.h5 siblings from multi-center runs, where each cluster's
+ * aggregator records its own rounds; tests/cli/test_privacy_run.sh makes them), as
  *     FEDHPC_SA_TRANSCRIPT=DIR FEDHPC_SA_EXPECT=masked|clear fedhpc_tests secagg/transcript_check
  * expect = masked: for every client that sent an input in every round (and cluster),
  *   |corr(masked input, true input)| < 5/sqrt(P) over the P update words (as signed 64-bit
@@ -30,7 +31,7 @@
 #include <string.h>
 
 typedef struct {
-    int64_t rounds, groups, inputs, dropped, nnz;
+    int64_t rounds, groups, aborted_groups, inputs, dropped, nnz;
     double max_abs_r, min_r, max_sign_dev, max_equal_frac, min_maskedsum_diff_frac;
     int64_t sum_mismatch, plain_mismatch, resp_errors, resp_total;
     int64_t P;
@@ -43,12 +44,64 @@ typedef struct {
     uint64_t sh[SHAMIR_K32];
 } tr_resp;
 
+/* The record files of one kind: NAME.h5 and, from a multi-center run (every rank may aggregate a
+ * cluster), NAME.rank1.h5, NAME.rank2.h5, ... (secagg_record_path). */
+#define TR_MAXF 256
+typedef struct {
+    io_rec *f[TR_MAXF];
+    int n;
+} tr_set;
+
+static fh_status set_open(tr_set *t, const char *dir, const char *name, const char *format)
+{
+    memset(t, 0, sizeof *t);
+    char base[1100], p[1200];
+    snprintf(base, sizeof base, "%s/%s.h5", dir, name);
+    FH_TRY(io_rec_open(base, format, &t->f[0]));
+    t->n = 1;
+    for (int q = 1; q < TR_MAXF; q++) {
+        secagg_record_path(base, q, p, sizeof p);
+        FILE *f = fopen(p, "rb");
+        if (!f) break;
+        fclose(f);
+        FH_TRY(io_rec_open(p, format, &t->f[t->n]));
+        t->n++;
+    }
+    return FH_OK;
+}
+
+static void set_close(tr_set *t)
+{
+    for (int i = 0; i < t->n; i++) io_rec_close(t->f[i]);
+    t->n = 0;
+}
+
+/* The file holding dataset/group `name` (NULL if none does). */
+static io_rec *set_find(const tr_set *t, const char *name)
+{
+    for (int i = 0; i < t->n; i++)
+        if (io_rec_has(t->f[i], name)) return t->f[i];
+    return NULL;
+}
+
 /* One round (and cluster) group: name prefix "round_R" or "round_R/cluster_K". */
-static fh_status check_group(io_rec *tr, io_rec *truth, io_rec *plain, const char *grp, int64_t L, tr_stats *s)
+static fh_status check_group(const tr_set *trs, const tr_set *truths, const tr_set *plains, const char *grp, int64_t L,
+                             tr_stats *s)
 {
     char nm[256];
     int64_t n, c, nr, rc;
 #define NM(leaf) (snprintf(nm, sizeof nm, "%s/%s", grp, leaf), nm)
+    io_rec *tr = set_find(trs, NM("clients"));
+    if (tr && !io_rec_has(tr, NM("masked_input"))) { /* a one-client round: aborted before anything was sent */
+        int32_t ab = 0;
+        FH_TRY(io_rec_get(tr, NM("aborted"), IO_I32, &ab, 1));
+        if (ab != 1) return fh_error_set(FH_EINPUT, "%s: no masked inputs, but not aborted", grp);
+        s->aborted_groups++;
+        return FH_OK;
+    }
+    io_rec *truth = set_find(truths, NM("input")), *plain = set_find(plains, NM("aggregate"));
+    if (!tr || !truth || !plain)
+        return fh_error_set(FH_EINPUT, "%s: missing from the %s", grp, !tr ? "transcript" : !truth ? "truth dump" : "plain run's truth dump");
     FH_TRY(io_rec_shape(tr, NM("clients"), &n, &c));
     FH_TRY(io_rec_shape(tr, NM("unmask_responses"), &nr, &rc));
     int32_t *ids = malloc((size_t)n * sizeof *ids), *ids2 = malloc((size_t)n * sizeof *ids2), aborted = 0;
@@ -143,38 +196,38 @@ static fh_status check_group(io_rec *tr, io_rec *truth, io_rec *plain, const cha
 
 static fh_status check_dir(const char *dir, tr_stats *s)
 {
-    char p1[1100], p2[1100], p3[1100];
-    snprintf(p1, sizeof p1, "%s/transcript.h5", dir);
-    snprintf(p2, sizeof p2, "%s/truth.h5", dir);
-    snprintf(p3, sizeof p3, "%s/plain_truth.h5", dir);
-    io_rec *tr = NULL, *truth = NULL, *plain = NULL;
+    tr_set tr, truth, plain;
     memset(s, 0, sizeof *s);
     s->min_r = 2;
     s->min_maskedsum_diff_frac = 2;
-    fh_status st = io_rec_open(p1, "fedhpc-secagg-transcript", &tr);
-    if (st == FH_OK) st = io_rec_open(p2, "fedhpc-secagg-truth", &truth);
-    if (st == FH_OK) st = io_rec_open(p3, "fedhpc-secagg-truth", &plain);
+    memset(&truth, 0, sizeof truth);
+    memset(&plain, 0, sizeof plain);
+    fh_status st = set_open(&tr, dir, "transcript", "fedhpc-secagg-transcript");
+    if (st == FH_OK) st = set_open(&truth, dir, "truth", "fedhpc-secagg-truth");
+    if (st == FH_OK) st = set_open(&plain, dir, "plain_truth", "fedhpc-secagg-truth");
     int64_t L = 0;
-    if (st == FH_OK) st = io_rec_get_i64(tr, "words", &L);
-    if (st == FH_OK) st = io_rec_get_i64(tr, "params", &s->P);
+    if (st == FH_OK) st = io_rec_get_i64(tr.f[0], "words", &L);
+    if (st == FH_OK) st = io_rec_get_i64(tr.f[0], "params", &s->P);
     for (int64_t r = 1; st == FH_OK; r++) {
         char g[128], cl[160];
         snprintf(g, sizeof g, "round_%08lld", (long long)r);
-        if (!io_rec_has(tr, g)) break;
+        if (!set_find(&tr, g)) break;
         s->rounds++;
         snprintf(cl, sizeof cl, "%s/clients", g);
-        if (io_rec_has(tr, cl)) {
-            st = check_group(tr, truth, plain, g, L, s);
+        if (set_find(&tr, cl)) {
+            st = check_group(&tr, &truth, &plain, g, L, s);
             continue;
         }
         for (int k = 0; st == FH_OK && k < 4096; k++) { /* multi-center: round_R/cluster_K */
+            snprintf(cl, sizeof cl, "%s/cluster_%d/clients", g, k);
+            if (!set_find(&tr, cl)) continue;
             snprintf(cl, sizeof cl, "%s/cluster_%d", g, k);
-            if (io_rec_has(tr, cl)) st = check_group(tr, truth, plain, cl, L, s);
+            st = check_group(&tr, &truth, &plain, cl, L, s);
         }
     }
-    io_rec_close(tr);
-    io_rec_close(truth);
-    io_rec_close(plain);
+    set_close(&tr);
+    set_close(&truth);
+    set_close(&plain);
     return st;
 }
 
