@@ -1,8 +1,9 @@
 /* Checkpoints in parallel HDF5: see include/fedhpc/ckpt.h for the contract.
  *
  * Integrity: attribute "crc32" = CRC-32 (zlib) over every dataset's raw bytes, datasets taken
- * in name order. Rank 0 computes it after all slabs are written (reading the file back) and on
- * open (before anyone trusts the file). Atomicity: DIR/ckpt_R.h5.tmp is written, fsync'ed,
+ * in name order. While writing, each rank checksums the bytes it writes and rank 0 joins the
+ * slabs' checksums in row order (crc32_combine), so nothing is read back; on open rank 0
+ * recomputes it from the file (before anyone trusts the file). Atomicity: DIR/ckpt_R.h5.tmp is written, fsync'ed,
  * then renamed to DIR/ckpt_R.h5 and the directory fsync'ed. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/ckpt.h"
@@ -18,13 +19,103 @@
 #include <unistd.h>
 #include <zlib.h>
 
+typedef struct {
+    char name[64];  /* dataset name                       */
+    uLong crc;      /* CRC-32 of its bytes (rank 0)       */
+    int64_t bytes;  /* its size in bytes                  */
+} ckpt_sum;
+
 struct ckpt {
     comm_t comm;
     hid_t file;
     char dir[1024], path[1100], tmp[1120];
     int writing;
     char warning[2048];
+    ckpt_sum *sums; /* rank 0, writing: one per dataset written */
+    int nsums;
 };
+
+static void ckpt_free(ckpt *h)
+{
+    free(h->sums);
+    free(h);
+}
+
+/* CRC-32 of n bytes (zlib takes at most 4 GiB a call). */
+static uLong crc_bytes(uLong crc, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    while (n) {
+        const uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, p, k);
+        p += k;
+        n -= k;
+    }
+    return crc;
+}
+
+/* Checksum of this rank's slab of dataset `name` (rows first.. of the given bytes); rank 0
+ * joins all ranks' slabs in row order and records the dataset's CRC. Collective. */
+static fh_status ckpt_sum_add(ckpt *h, const char *name, int64_t first, const void *buf, int64_t bytes)
+{
+    int64_t mine[3] = {first, bytes, (int64_t)(bytes > 0 ? crc_bytes(crc32(0L, Z_NULL, 0), buf, (size_t)bytes) : 0)};
+    int64_t *all = NULL, *counts = NULL;
+    if (h->comm.rank == 0) {
+        counts = malloc((size_t)h->comm.size * sizeof *counts);
+        FH_CHECK_ALLOC(counts);
+    }
+    fh_status st = comm_gather_bytes(&h->comm, mine, sizeof mine, (void **)&all, counts, 0);
+    free(counts);
+    if (st != FH_OK || h->comm.rank != 0) {
+        free(all);
+        return st;
+    }
+    if (strlen(name) >= sizeof h->sums[0].name) {
+        free(all);
+        return fh_error_set(FH_EINTERNAL, "checkpoint dataset name %s too long", name);
+    }
+    ckpt_sum *v = realloc(h->sums, (size_t)(h->nsums + 1) * sizeof *v);
+    if (!v) {
+        free(all);
+        return fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    h->sums = v;
+    ckpt_sum *d = &v[h->nsums++];
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->crc = crc32(0L, Z_NULL, 0);
+    d->bytes = 0;
+    /* slabs in row order (ranks hold increasing row ranges, but do not rely on it) */
+    for (int done = 0; done < h->comm.size; done++) {
+        int best = -1;
+        for (int r = 0; r < h->comm.size; r++)
+            if (all[3 * r + 1] > 0 && (best < 0 || all[3 * r] < all[3 * best])) best = r;
+        if (best < 0) break;
+        d->crc = crc32_combine(d->crc, (uLong)all[3 * best + 2], (z_off_t)all[3 * best + 1]);
+        d->bytes += all[3 * best + 1];
+        all[3 * best + 1] = 0;
+    }
+    free(all);
+    return FH_OK;
+}
+
+static int cmp_sum_name(const void *a, const void *b)
+{
+    return strcmp(((const ckpt_sum *)a)->name, ((const ckpt_sum *)b)->name);
+}
+
+/* The file's CRC from the recorded slabs: as file_crc computes it from the file (name order;
+ * empty datasets add nothing). */
+static uint32_t ckpt_sum_total(ckpt *h)
+{
+    qsort(h->sums, (size_t)h->nsums, sizeof *h->sums, cmp_sum_name);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < h->nsums; i++) {
+        if (h->sums[i].bytes <= 0) continue;
+        crc = crc32(crc, (const Bytef *)h->sums[i].name, (uInt)strlen(h->sums[i].name));
+        crc = crc32_combine(crc, h->sums[i].crc, (z_off_t)h->sums[i].bytes);
+    }
+    return (uint32_t)crc;
+}
 
 static hid_t h5type(ckpt_type t)
 {
@@ -140,15 +231,24 @@ fail:
     return st;
 }
 
+/* put, then (every rank, once the write succeeded everywhere) the slab's checksum */
+static fh_status put_sum(ckpt *h, const char *name, ckpt_type t, int64_t rows, int64_t row_len,
+                         int64_t first, int64_t n, const void *buf)
+{
+    FH_TRY(comm_agree(&h->comm, put(h, name, t, rows, row_len, first, n, buf)));
+    const int64_t bytes = rows > 0 ? n * (row_len > 0 ? row_len : 1) * (int64_t)H5Tget_size(h5type(t)) : 0;
+    return comm_agree(&h->comm, ckpt_sum_add(h, name, first, buf, bytes));
+}
+
 fh_status ckpt_put_array(ckpt *h, const char *name, ckpt_type t, const void *buf, int64_t n)
 {
-    return comm_agree(&h->comm, put(h, name, t, n, 0, 0, h->comm.rank == 0 ? n : 0, buf));
+    return put_sum(h, name, t, n, 0, 0, h->comm.rank == 0 ? n : 0, buf);
 }
 
 fh_status ckpt_put_rows(ckpt *h, const char *name, ckpt_type t, int64_t total_rows, int64_t row_len,
                         int64_t first_row, int64_t nrows, const void *buf)
 {
-    return comm_agree(&h->comm, put(h, name, t, total_rows, row_len, first_row, nrows, buf));
+    return put_sum(h, name, t, total_rows, row_len, first_row, nrows, buf);
 }
 
 typedef struct {
@@ -182,14 +282,7 @@ static herr_t crc_one(hid_t loc, const char *name, const H5L_info_t *info, void 
             rc = -1;
         } else {
             c->crc = crc32(c->crc, (const Bytef *)name, (uInt)strlen(name));
-            const unsigned char *p = buf;
-            size_t left = (size_t)n * sz;
-            while (left) {
-                uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
-                c->crc = crc32(c->crc, p, k);
-                p += k;
-                left -= k;
-            }
+            c->crc = crc_bytes(c->crc, buf, (size_t)n * sz);
         }
         if (mt >= 0) H5Tclose(mt);
     }
@@ -261,12 +354,8 @@ static void free_list(char **v, int n)
 fh_status ckpt_commit(ckpt *h, int keep)
 {
     fh_status st = FH_OK;
-    if (H5Fflush(h->file, H5F_SCOPE_GLOBAL) < 0) st = fh_error_set(FH_EIO, "%s: flush failed", h->tmp);
-    st = comm_agree(&h->comm, st);
-    uint32_t crc = 0;
-    if (st == FH_OK && h->comm.rank == 0) st = file_crc(h->file, h->tmp, &crc);
-    st = comm_agree(&h->comm, st);
-    if (st == FH_OK) st = comm_bcast(&h->comm, &crc, sizeof crc, 0);
+    uint32_t crc = h->comm.rank == 0 ? ckpt_sum_total(h) : 0;
+    st = comm_bcast(&h->comm, &crc, sizeof crc, 0);
     int64_t v = crc;
     if (st == FH_OK) st = h5_attr_write_i64(h->file, "crc32", &v, 1);
     st = comm_agree(&h->comm, st);
@@ -291,7 +380,7 @@ fh_status ckpt_commit(ckpt *h, int keep)
     }
     st = comm_agree(&h->comm, st);
     if (st != FH_OK && h->comm.rank == 0) unlink(h->tmp);
-    free(h);
+    ckpt_free(h);
     return st;
 }
 
@@ -300,7 +389,7 @@ void ckpt_abort(ckpt *h)
     if (!h) return;
     if (h->file >= 0) H5Fclose(h->file);
     if (h->comm.rank == 0 && h->writing) unlink(h->tmp);
-    free(h);
+    ckpt_free(h);
 }
 
 /* ---- read ----------------------------------------------------------------------------------- */
