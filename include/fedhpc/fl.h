@@ -151,14 +151,22 @@ void fl_result_free(fl_result *r);
 fh_status fl_train_centralized(const config_t *cfg, const comm_t *world, io_data *data,
                                const io_data_meta *meta, fl_round_fn on_round, void *user,
                                fl_result *res);
-/* Internal: evaluation of the test split on rank 0 (shared by both loops). */
+/* Internal: evaluation of the test split on rank 0 (shared by every loop). The split is read
+ * from the data file a chunk at a time at each evaluation, not held. */
 typedef struct {
-    float *x;        /* [test_rows, features] on rank 0 */
-    int32_t *y;
-    int64_t n;
+    io_data *data;   /* the open data set (not owned)            */
+    int64_t n;       /* test rows on rank 0 (0 elsewhere)        */
+    int32_t d;       /* features                                 */
+    float *x;        /* [cap, d] one chunk                       */
+    int32_t *y;      /* [cap]                                    */
+    int64_t cap;
 } fl_testset;
 fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta);
 void fl_testset_free(fl_testset *t);
+/* Metrics of params on the test split (rank 0, t->n > 0), ws_rows rows a model_predict call:
+ * equal to model_evaluate on the whole split held in memory. */
+fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
+                          int32_t ws_rows, metrics_t *out);
 /* Accuracy of params on each of this rank's n_local clients' rows (x, y: their rows one
  * client after another, count[i] rows each), gathered on rank 0 over n_total clients: mean
  * and 10th percentile (clients without rows are left out). Collective. */

@@ -104,6 +104,17 @@ fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t 
 fh_status model_evaluate(const model_t *m, const float *params, const float *x, const int32_t *y,
                          int64_t n, model_ws *ws, int32_t max_batch, metrics_t *out);
 
+/* The same evaluation for rows that arrive in pieces (a test split streamed from its file):
+ * begin for n rows in all, add pieces in row order, end writes the metrics and frees (free
+ * alone abandons). Pieces whose sizes are multiples of max_batch give model_evaluate's numbers
+ * bit for bit. */
+typedef struct model_eval model_eval;
+fh_status model_eval_begin(const model_t *m, int64_t n, int32_t max_batch, model_eval **out);
+fh_status model_eval_add(model_eval *e, const float *params, const float *x, const int32_t *y,
+                         int64_t k, model_ws *ws);
+fh_status model_eval_end(model_eval *e, metrics_t *out);
+void model_eval_free(model_eval *e);
+
 /* DP-SGD: per-example clipped gradients without a loop over rows (logreg and mlp).
  * For each row i of x[n, in] the gradient g_i of its own (class-weighted) loss is scaled by
  * c_i = min(1, clip / ||g_i||); grad_sum[nparams] receives sum_i c_i g_i (a SUM, not a mean).

@@ -481,8 +481,7 @@ static fh_status report_round(reporter *R, const round_acc *ra)
     if (s->round % cfg->eval_every == 0 || s->round == R->total) {
         rs.evaluated = 1;
         if (R->test->n > 0)
-            FH_TRY(model_evaluate(R->md, R->params, R->test->x, R->test->y, R->test->n, R->a->jr->wk.ws,
-                                  R->a->jr->wk.ws_rows, &rs.test));
+            FH_TRY(fl_testset_eval(R->test, R->md, R->params, R->a->jr->wk.ws, R->a->jr->wk.ws_rows, &rs.test));
         FH_TRY(quartile_acc(R->q, 0, R->a->jr, R->params, &slow));
         FH_TRY(quartile_acc(R->q, 1, R->a->jr, R->params, &fast));
         rs.client_acc_mean = NAN;

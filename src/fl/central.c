@@ -187,7 +187,7 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             if (w->rank == 0 && test.n > 0)
-                st = model_evaluate(md, params, test.x, test.y, test.n, wk.ws, wk.ws_rows, &rs.test);
+                st = fl_testset_eval(&test, md, params, wk.ws, wk.ws_rows, &rs.test);
             if ((st = comm_agree(w, st)) != FH_OK) break;
         }
         rs.notice = r == r_done + 1 ? res->notice : "";

@@ -160,8 +160,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     rs->client_acc_p10 = nv ? v[(int32_t)floor(0.1 * (nv - 1))] : NAN;
     st = FH_OK;
     if (w->rank == 0 && s->test.n > 0)
-        st = model_evaluate(md, s->centers + (int64_t)big * s->P, s->test.x, s->test.y, s->test.n, s->wk.ws,
-                            s->wk.ws_rows, &rs->test);
+        st = fl_testset_eval(&s->test, md, s->centers + (int64_t)big * s->P, s->wk.ws, s->wk.ws_rows, &rs->test);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0 && s->csv) {
         double ari = s->truth ? cl_ari(s->assign, s->truth, C) : NAN;

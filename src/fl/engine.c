@@ -62,16 +62,12 @@ void fl_result_free(fl_result *r)
 fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta)
 {
     memset(t, 0, sizeof *t);
-    fh_status st = FH_OK;
     if (world->rank == 0 && meta->test_rows > 0) {
+        t->data = data;
         t->n = meta->test_rows;
-        t->x = malloc((size_t)t->n * (size_t)meta->features * sizeof *t->x);
-        t->y = malloc((size_t)t->n * sizeof *t->y);
-        if (!t->x || !t->y) st = fh_error_set(FH_ENOMEM, "out of memory for the test split");
-        int64_t s0 = 0;
-        if (st == FH_OK) st = io_data_read_ranges(data, "test", 1, &s0, &t->n, t->x, t->y);
+        t->d = meta->features;
     }
-    return comm_agree(world, st);
+    return FH_OK;
 }
 
 void fl_testset_free(fl_testset *t)
@@ -79,6 +75,36 @@ void fl_testset_free(fl_testset *t)
     free(t->x);
     free(t->y);
     memset(t, 0, sizeof *t);
+}
+
+/* Rows read a time: a multiple of the model's batch, so the numbers equal model_evaluate's on
+ * the whole split (about 4096 rows: 12.8 MB for Fashion-MNIST instead of 31 MB held). */
+fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
+                          int32_t ws_rows, metrics_t *out)
+{
+    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 4096 ? 1 : 4096 / ws_rows);
+    const int64_t rows = t->n < chunk ? t->n : chunk;
+    if (rows > t->cap) {
+        free(t->x);
+        free(t->y);
+        t->x = malloc((size_t)rows * (size_t)t->d * sizeof *t->x);
+        t->y = malloc((size_t)rows * sizeof *t->y);
+        t->cap = t->x && t->y ? rows : 0;
+        if (!t->cap) return fh_error_set(FH_ENOMEM, "out of memory for %lld test rows", (long long)rows);
+    }
+    model_eval *e;
+    FH_TRY(model_eval_begin(m, t->n, ws_rows, &e));
+    fh_status st = FH_OK;
+    for (int64_t r = 0; r < t->n && st == FH_OK; r += rows) {
+        int64_t k = t->n - r < rows ? t->n - r : rows;
+        st = io_data_read_ranges(t->data, "test", 1, &r, &k, t->x, t->y);
+        if (st == FH_OK) st = model_eval_add(e, params, t->x, t->y, k, ws);
+    }
+    if (st != FH_OK) {
+        model_eval_free(e);
+        return st;
+    }
+    return model_eval_end(e, out);
 }
 
 static int cmp_f64(const void *a, const void *b)
@@ -477,7 +503,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
             rs.evaluated = 1;
             st = FH_OK;
             if (w->rank == 0 && s.test.n > 0)
-                st = model_evaluate(md, params, s.test.x, s.test.y, s.test.n, s.wk.ws, s.wk.ws_rows, &rs.test);
+                st = fl_testset_eval(&s.test, md, params, s.wk.ws, s.wk.ws_rows, &rs.test);
             if ((st = comm_agree(w, st)) != FH_OK) break;
             st = fl_client_accuracy(w, &s.wk, params, s.x, s.y, s.count + c0, c1 - c0, n,
                                  &rs.client_acc_mean, &rs.client_acc_p10);

@@ -142,26 +142,74 @@ fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t 
     return st;
 }
 
+struct model_eval {
+    metrics_acc a;
+    const model_t *m;
+    int32_t rows;  /* batch of model_predict calls */
+    float *probs;  /* [rows, classes]              */
+};
+
+void model_eval_free(model_eval *e)
+{
+    if (!e) return;
+    metrics_acc_free(&e->a);
+    free(e->probs);
+    free(e);
+}
+
+fh_status model_eval_begin(const model_t *m, int64_t n, int32_t max_batch, model_eval **out)
+{
+    *out = NULL;
+    if (max_batch < 1) return fh_error_set(FH_EINPUT, "evaluate: batch of %d rows", max_batch);
+    model_eval *e = calloc(1, sizeof *e);
+    FH_CHECK_ALLOC(e);
+    fh_status st = metrics_acc_init(&e->a, m->classes, n);
+    if (st != FH_OK) {
+        free(e);
+        return st;
+    }
+    e->m = m;
+    e->rows = (int32_t)(n < max_batch ? n : max_batch);
+    e->probs = malloc((size_t)e->rows * (size_t)m->classes * sizeof *e->probs);
+    if (!e->probs) {
+        model_eval_free(e);
+        return fh_error_set(FH_ENOMEM, "out of memory at %s:%d", __FILE__, __LINE__);
+    }
+    *out = e;
+    return FH_OK;
+}
+
+fh_status model_eval_add(model_eval *e, const float *params, const float *x, const int32_t *y,
+                         int64_t k, model_ws *ws)
+{
+    fh_status st = FH_OK;
+    for (int64_t r = 0; r < k && st == FH_OK; r += e->rows) {
+        const int32_t b = (int32_t)(k - r < e->rows ? k - r : e->rows);
+        model_predict(e->m, params, x + (size_t)r * (size_t)e->m->in, b, e->probs, ws);
+        st = metrics_acc_add(&e->a, e->probs, y + r, b);
+    }
+    return st;
+}
+
+fh_status model_eval_end(model_eval *e, metrics_t *out)
+{
+    fh_status st = e->a.n == e->a.cap ? FH_OK
+                                      : fh_error_set(FH_EINTERNAL, "internal error at %s:%d: %lld of %lld rows evaluated",
+                                                     __FILE__, __LINE__, (long long)e->a.n, (long long)e->a.cap);
+    if (st == FH_OK) metrics_acc_finish(&e->a, out);
+    model_eval_free(e);
+    return st;
+}
+
 fh_status model_evaluate(const model_t *m, const float *params, const float *x, const int32_t *y,
                          int64_t n, model_ws *ws, int32_t max_batch, metrics_t *out)
 {
-    if (max_batch < 1) return fh_error_set(FH_EINPUT, "evaluate: batch of %d rows", max_batch);
-    metrics_acc a;
-    FH_TRY(metrics_acc_init(&a, m->classes, n));
-    const int64_t rows = n < max_batch ? n : max_batch;
-    float *probs = malloc((size_t)rows * (size_t)m->classes * sizeof *probs); /* [rows, classes] */
-    if (!probs) {
-        metrics_acc_free(&a);
-        return fh_error_set(FH_ENOMEM, "out of memory at %s:%d", __FILE__, __LINE__);
+    model_eval *e;
+    FH_TRY(model_eval_begin(m, n, max_batch, &e));
+    fh_status st = model_eval_add(e, params, x, y, n, ws);
+    if (st != FH_OK) {
+        model_eval_free(e);
+        return st;
     }
-    fh_status st = FH_OK;
-    for (int64_t r = 0; r < n && st == FH_OK; r += rows) {
-        const int32_t k = (int32_t)(n - r < rows ? n - r : rows);
-        model_predict(m, params, x + (size_t)r * (size_t)m->in, k, probs, ws);
-        st = metrics_acc_add(&a, probs, y + r, k);
-    }
-    if (st == FH_OK) metrics_acc_finish(&a, out);
-    free(probs);
-    metrics_acc_free(&a);
-    return st;
+    return model_eval_end(e, out);
 }
