@@ -134,9 +134,11 @@ typedef struct {
     int32_t cap, nloc;
     /* statistics of the last round (this rank) */
     int32_t aborted, dropped;
-    double mask_s;         /* seconds spent adding masks on this rank                 */
-    int64_t mask_bytes;    /* keystream bytes expanded for them                        */
-    double chacha_gbps;    /* raw crypto_stream_chacha20 throughput just before masking */
+    double mask_s;         /* CPU seconds (this thread) spent making and adding masks    */
+    int64_t mask_bytes;    /* keystream bytes expanded for them                          */
+    double raw_s;          /* CPU seconds of raw crypto_stream_chacha20, run side by side  */
+    int64_t raw_bytes;     /*   (after each client's masks, 1/16 of its keystream bytes)   */
+    double chacha_gbps;    /* raw_bytes / raw_s in GB/s (NAN: nothing masked here)         */
 } secagg_engine;
 
 /* Client cid drops out of round `round` (after sharing keys, before sending its input) with

@@ -566,8 +566,8 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
             for (int32_t i = 0; i < n; i++)
                 if (okc[i] && na[i] == k) s.nk[k] += s.ntr[i];
         }
-        int64_t sa_aborted = 0, mask_bytes = 0; /* [secagg] this rank's clusters */
-        double mask_s = 0;
+        int64_t sa_aborted = 0, mask_bytes = 0, raw_bytes = 0; /* [secagg] this rank's clusters */
+        double mask_s = 0, raw_s = 0;
         for (int32_t k = 0; st == FH_OK && k < K; k++) {
             if (s.nk[k] == 0) continue; /* no members this round: the center is kept */
             /* members in round order, the ranks hosting them (block i / mb), who drops out */
@@ -606,6 +606,8 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
                     aborted = s.sa.aborted;
                     mask_s += s.sa.mask_s;
                     mask_bytes += s.sa.mask_bytes;
+                    raw_s += s.sa.raw_s;
+                    raw_bytes += s.sa.raw_bytes;
                 } else if (st == FH_OK) {
                     st = comm_allreduce_sum_i64(&ck, s.acc, P);
                 }
@@ -639,7 +641,7 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         for (int32_t i = 0; i < n; i++) rs.dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r);
         rs.secagg_aborted = (int32_t)sa_aborted; /* clusters whose secagg round aborted */
         rs.mask_gbps = s.sa.enabled && mask_s > 0 ? (double)mask_bytes / mask_s / 1e9 : NAN;
-        rs.chacha_gbps = s.sa.enabled && mask_s > 0 ? s.sa.chacha_gbps : NAN;
+        rs.chacha_gbps = s.sa.enabled && raw_s > 0 ? (double)raw_bytes / raw_s / 1e9 : NAN;
         if (r % cfg->eval_every == 0 || r == cfg->rounds) {
             rs.evaluated = 1;
             if ((st = evaluate(cfg, w, data, meta, &s, md, r, &rs, &largest)) != FH_OK) break;

@@ -200,7 +200,15 @@ INI
 else
     bad "prepare the permute-labels data set"; tail -3 "$T/prep.log"
 fi
-# 9. bad input
+# 9. mask generation throughput >= 70% of raw ChaCha20, side by side in the same run (median of 5
+#    rounds; 101,770 parameters; both rates in CPU seconds of the masking thread)
+run 2 rate model.hidden=128 train.rounds=5 train.eval_every=5 secagg.enabled=on
+med=$(awk -F, 'NR==1{for(j=1;j<=NF;j++){if($j=="mask_gbps")m=j; if($j=="chacha_gbps")c=j}; next} {print $m / $c}' \
+    "$T/rate/metrics.csv" | sort -n | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]}')
+rates=$(awk -F, 'NR==1{for(j=1;j<=NF;j++){if($j=="mask_gbps")m=j; if($j=="chacha_gbps")c=j}; next} {printf "%.2f/%.2f ", $m, $c}' "$T/rate/metrics.csv")
+awk -v r="${med:-0}" 'BEGIN{exit !(r >= 0.70)}' && ok "mask generation / raw ChaCha20: median $med over 5 rounds (GB/s mask/raw: $rates)" ||
+    bad "mask generation / raw ChaCha20: median '${med:-}' < 0.70 ($rates)"
+# 10. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"

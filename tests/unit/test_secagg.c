@@ -7,6 +7,7 @@
 #include "fedhpc/secagg.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,9 +101,8 @@ static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, 
     secagg_graph_free(&g);
 }
 
-static void check_exact(int32_t n, int32_t k, int32_t t, double drop)
+static void check_exact_len(int32_t n, int32_t k, int32_t t, double drop, int64_t len)
 {
-    const int64_t len = 1000;
     uint64_t *x = malloc((size_t)n * len * sizeof *x), *sum = malloc(len * sizeof *sum),
              *want = calloc(len, sizeof *want);
     uint8_t *alive = malloc((size_t)n);
@@ -121,7 +121,41 @@ static void check_exact(int32_t n, int32_t k, int32_t t, double drop)
     free(x); free(sum); free(want); free(alive);
 }
 
+static void check_exact(int32_t n, int32_t k, int32_t t, double drop) { check_exact_len(n, k, t, drop, 1000); }
 static void test_masks_cancel(void) { check_exact(12, 0, 6, 0.0); }
+/* Several 8 KiB keystream blocks and an odd tail: the clients' masks (all keys added block by
+ * block, SIMD adds) are removed exactly by the aggregator's per-key secagg_prg_add. */
+static void test_masks_cancel_multiblock(void) { check_exact_len(10, 0, 4, 0.3, 3 * 1024 + 517); }
+
+/* secagg_prg_add is the ChaCha20 keystream (nonce = round, counter from 0) read as
+ * little-endian words, whatever the block size it is made in; subtracting undoes adding. */
+static void test_prg_is_chacha20(void)
+{
+    const int64_t len = 2 * 1024 + 333;
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++) key[i] = (uint8_t)(7 * i + 1);
+    unsigned char nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+    const int64_t round = 0x0102030405LL;
+    for (int i = 0; i < 8 && i < (int)sizeof nonce; i++) nonce[i] = (unsigned char)((uint64_t)round >> (8 * i));
+    unsigned char *ks = malloc((size_t)len * 8);
+    uint64_t *v = calloc((size_t)len, sizeof *v), *w = malloc((size_t)len * sizeof *w);
+    CU_ASSERT_FATAL(ks && v && w);
+    CU_ASSERT_EQUAL_FATAL(secagg_init(), FH_OK);
+    crypto_stream_chacha20(ks, (unsigned long long)len * 8, nonce, key);
+    rng_t r = rng_stream(4, 0, 0, RNG_DP);
+    for (int64_t j = 0; j < len; j++) v[j] = w[j] = rng_u64(&r);
+    secagg_prg_add(key, round, +1, v, len);
+    int same = 1;
+    for (int64_t j = 0; j < len; j++) {
+        uint64_t k = 0;
+        for (int b = 0; b < 8; b++) k |= (uint64_t)ks[j * 8 + b] << (8 * b);
+        same &= v[j] == w[j] + k;
+    }
+    CU_ASSERT(same);
+    secagg_prg_add(key, round, -1, v, len);
+    CU_ASSERT(memcmp(v, w, (size_t)len * sizeof *v) == 0);
+    free(ks); free(v); free(w);
+}
 static void test_dropout_recovery(void) { check_exact(20, 0, 8, 0.3); }
 static void test_secagg_plus(void) { check_exact(30, 8, 4, 0.1); }
 
@@ -178,6 +212,8 @@ void tests_register_secagg(void)
     tests_add(s, "shamir_t_of_n", test_shamir);
     tests_add(s, "graph_harary", test_graph);
     tests_add(s, "masks_cancel_exactly", test_masks_cancel);
+    tests_add(s, "masks_cancel_multiblock", test_masks_cancel_multiblock);
+    tests_add(s, "prg_is_chacha20", test_prg_is_chacha20);
     tests_add(s, "dropout_recovery", test_dropout_recovery);
     tests_add(s, "secagg_plus_k_neighbours", test_secagg_plus);
     tests_add(s, "abort_below_threshold", test_abort_below_threshold);
