@@ -55,8 +55,8 @@ typedef struct {
     model_ws *ws;     /* scratch for up to ws_rows rows                                     */
     int32_t ws_rows;
     float *grad;      /* [P] */
-    float *grad2;     /* [P] chunk accumulator for batches larger than ws_rows              */
-    float *mom;       /* [P] momentum buffer                                                */
+    float *grad2;     /* [P] chunk accumulator for batches larger than ws_rows (on first use) */
+    float *mom;       /* [P] momentum buffer (on first use: momentum or DP-SGD)             */
     float *xb;        /* [ws_rows, in] gathered batch                                       */
     int32_t *yb;      /* [ws_rows]                                                          */
     int32_t *order;   /* [max rows of a client] epoch permutation                           */

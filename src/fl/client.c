@@ -14,11 +14,9 @@ fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows)
     w->ws = model_ws_create(m, ws_rows);
     size_t P = (size_t)m->nparams;
     w->grad = malloc(P * sizeof *w->grad);
-    w->grad2 = malloc(P * sizeof *w->grad2);
-    w->mom = malloc(P * sizeof *w->mom);
     w->xb = malloc((size_t)ws_rows * (size_t)m->in * sizeof *w->xb);
     w->yb = malloc((size_t)ws_rows * sizeof *w->yb);
-    if (!w->ws || !w->grad || !w->grad2 || !w->mom || !w->xb || !w->yb) {
+    if (!w->ws || !w->grad || !w->xb || !w->yb) {
         fl_worker_free(w);
         return fh_error_set(FH_ENOMEM, "out of memory for a worker (%lld parameters)", (long long)P);
     }
@@ -37,10 +35,19 @@ void fl_worker_free(fl_worker *w)
     memset(w, 0, sizeof *w);
 }
 
+/* A second [P] buffer (*buf: grad2 or mom), allocated the first time a client needs it: plain
+ * minibatch SGD never does, so a CNN worker holds two fewer parameter-sized buffers. */
+static fh_status worker_buffer(const fl_worker *w, float **buf)
+{
+    if (!*buf) *buf = malloc((size_t)w->m->nparams * sizeof **buf);
+    return *buf ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for a worker (%lld parameters)", (long long)w->m->nparams);
+}
+
 double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int32_t *y, int64_t n)
 {
     const int64_t P = w->m->nparams;
     if (n <= w->ws_rows) return model_loss_grad(w->m, params, x, y, (int32_t)n, w->grad, w->ws);
+    if (worker_buffer(w, &w->grad2) != FH_OK) return NAN; /* callers reject a NaN loss */
     /* larger batches: mean over chunks, weighted by chunk size */
     double loss = 0;
     memset(w->grad2, 0, (size_t)P * sizeof *w->grad2);
@@ -71,6 +78,8 @@ static fh_status local_train_dp(fl_worker *w, const fl_local_opts *o, rng_t shuf
     if (per_epoch < 1) per_epoch = 1;
     rng_t noise = rng_stream(dp->seed, dp->client, dp->round, RNG_DPSGD);
     rng_t samp = rng_stream(dp->seed, dp->client, dp->round, RNG_DPSGD_SAMPLE);
+    FH_TRY(worker_buffer(w, &w->grad2));
+    FH_TRY(worker_buffer(w, &w->mom));
     const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
                 mu = (float)o->mu;
     memset(w->mom, 0, (size_t)P * sizeof *w->mom);
@@ -139,9 +148,12 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
         w->order_cap = n;
     }
     if (w->dp) return local_train_dp(w, o, shuffle, x, y, n, params, loss_sum, steps, rows);
-    memset(w->mom, 0, (size_t)P * sizeof *w->mom);
     const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
                 mu = (float)o->mu;
+    if (mom != 0) {
+        FH_TRY(worker_buffer(w, &w->mom));
+        memset(w->mom, 0, (size_t)P * sizeof *w->mom);
+    }
     /* plain SGD on minibatches: one fused step (model_sgd_step), no gradient round trip */
     const int plain = mom == 0 && wd == 0 && mu == 0 && !o->c_diff && B < n && B <= w->ws_rows;
     double loss = 0;

@@ -162,10 +162,10 @@ typedef struct {
     fl_server srv;
     fl_testset test;
     io_state *cstate;          /* SCAFFOLD c_i store                       */
-    float *global;             /* [P] copy of the round's starting model   */
-    float *local;              /* [P] a client's model / update            */
+    float *local;              /* [P] a client's model / update; after the
+                                  round's local work, the decoded aggregate */
     float *c, *ci, *cdiff;     /* [P] SCAFFOLD: server c, client c_i, c-c_i */
-    float *dec;                /* [P] decoded aggregate                    */
+    float *dec;                /* == local (not a buffer of its own)       */
     int64_t *acc;              /* [P * (1 + scaffold) + T_N]               */
     int32_t *ids, *first;      /* [m], [P+1]                               */
     int64_t *start, *count;    /* [m]                                      */
@@ -182,7 +182,7 @@ static void loop_free(loop_state *s)
     fl_server_free(&s->srv);
     fl_testset_free(&s->test);
     io_state_close(s->cstate);
-    free(s->global); free(s->local); free(s->c); free(s->ci); free(s->cdiff); free(s->dec);
+    free(s->local); free(s->c); free(s->ci); free(s->cdiff);
     free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->x); free(s->y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
@@ -418,9 +418,8 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
     fh_status st = fl_worker_init(&s.wk, md, worker_rows(cfg));
     if (st == FH_OK) st = fl_server_init(&s.srv, cfg, P);
     if (st == FH_OK) {
-        s.global = malloc((size_t)P * sizeof *s.global);
         s.local = malloc((size_t)P * sizeof *s.local);
-        s.dec = malloc((size_t)P * sizeof *s.dec);
+        s.dec = s.local; /* free once round_local is done with it */
         s.acc = malloc((size_t)nacc * sizeof *s.acc);
         s.ids = malloc((size_t)m * sizeof *s.ids);
         s.first = malloc((size_t)(w->size + 1) * sizeof *s.first);
@@ -431,7 +430,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
             s.ci = malloc((size_t)P * sizeof *s.ci);
             s.cdiff = malloc((size_t)P * sizeof *s.cdiff);
         }
-        if (!s.global || !s.local || !s.dec || !s.acc || !s.ids || !s.first || !s.start || !s.count ||
+        if (!s.local || !s.acc || !s.ids || !s.first || !s.start || !s.count ||
             (scaffold && (!s.c || !s.ci || !s.cdiff)))
             st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
     }
