@@ -15,14 +15,15 @@ PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium scalapack-open
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing
 CPPFLAGS = -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# oneDNN (the CNN's convolutions) has no pkg-config file; it threads with OpenMP (libgomp)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm
 BUILD   ?= build
 BIN     ?= bin
 NP      ?= 4
 
 DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
            libopenblas-dev libscalapack-openmpi-dev libcunit1-dev libinih-dev zlib1g-dev \
-           libsodium-dev libgmp-dev gnuplot-nox hdf5-tools
+           libsodium-dev libgmp-dev gnuplot-nox hdf5-tools libdnnl-dev
 # what only the tests need: a real Slurm for tests/cli/test_slurm.sh
 TEST_PKGS = munge slurm-wlm
 

@@ -328,6 +328,11 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
 double model_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y,
                       int32_t n, float lr, float *grad, model_ws *ws)
 {
+    if (m->type == MODEL_CNN && n >= 1 && n <= ws->max_batch) { /* src/model/cnn.c */
+        for (int32_t i = 0; i < n; i++)
+            if (y[i] < 0 || y[i] >= m->classes) return NAN; /* as model_loss_grad: params untouched */
+        return cnn_sgd_step(m, params, x, y, n, lr, grad, ws->cnn);
+    }
     if (m->type == MODEL_CNN || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
         const double loss = model_loss_grad(m, params, x, y, n, grad, ws);
         const int64_t P = m->nparams;

@@ -13,6 +13,11 @@ void cnn_ws_free(cnn_ws *w);
 /* As model_loss_grad (1 <= n <= max_batch and labels already checked by the caller). */
 double cnn_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
                      int32_t n, float *grad, cnn_ws *w);
+/* As model_sgd_step (same conditions): for n <= KERN_MAX_ROWS on AVX-512 the dense layers step
+ * inside the backward pass and only the conv parameters (grad[0, w_off[2])) are stored; otherwise
+ * cnn_loss_grad into grad, then params -= lr * grad. NAN (params untouched) if oneDNN fails. */
+double cnn_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y, int32_t n,
+                    float lr, float *grad, cnn_ws *w);
 void cnn_predict(const model_t *m, const float *params, const float *x, int32_t n, float *probs,
                  cnn_ws *w);
 

@@ -203,6 +203,108 @@ static void test_cnn_learns(void)
     free(p); free(g); free(x);
 }
 
+/* model_sgd_step (fused for n <= 12 rows: the dense layers step inside the backward pass) does
+ * what model_loss_grad + params -= lr * grad does, up to float rounding; the same bits twice and
+ * with a second ws; a bad label or too many rows leave the parameters alone. */
+static void check_cnn_sgd_step(int side, int ch, int c1, int c2, int fc, int K, uint64_t seed)
+{
+    model_t m;
+    CU_ASSERT_EQUAL_FATAL(model_create_cnn(&m, side, ch, c1, c2, fc, K), FH_OK);
+    const int64_t P = m.nparams;
+    const int nmax = 13;
+    float *p0 = malloc((size_t)P * sizeof *p0), *a = malloc((size_t)P * sizeof *a),
+          *b = malloc((size_t)P * sizeof *b), *g = malloc((size_t)P * sizeof *g),
+          *x = malloc((size_t)nmax * m.in * sizeof *x);
+    int32_t y[13];
+    model_ws *ws = model_ws_create(&m, 16), *ws2 = model_ws_create(&m, 12);
+    CU_ASSERT_FATAL(p0 && a && b && g && x && ws && ws2);
+    model_init_params(&m, p0, seed);
+    rng_t r = rng_stream(seed, 1, 0, RNG_INIT);
+    for (int64_t j = 0; j < P; j++) p0[j] += (float)(0.05 * (rng_uniform(&r) - 0.5));
+    for (int64_t k = 0; k < (int64_t)nmax * m.in; k++) x[k] = (float)rng_uniform(&r);
+    for (int i = 0; i < nmax; i++) y[i] = (int32_t)rng_below(&r, (uint64_t)K);
+    const int ns[] = {1, 5, 10, 12, 13};
+    for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+        const int n = ns[t];
+        const float lr = 0.05f;
+        memcpy(a, p0, (size_t)P * sizeof *a);
+        const double la = model_sgd_step(&m, a, x, y, n, lr, g, ws);
+        const double lb = model_loss_grad(&m, p0, x, y, n, g, ws);
+        double err = 0, moved = 0, moved_conv = 0;
+        for (int64_t j = 0; j < P; j++) {
+            b[j] = p0[j] - lr * g[j];
+            err = fmax(err, fabs((double)a[j] - b[j]) / (1e-3 + fabs(b[j] - p0[j])));
+            moved = fmax(moved, fabs((double)a[j] - p0[j]));
+            if (j < m.w_off[2]) moved_conv = fmax(moved_conv, fabs((double)a[j] - p0[j]));
+        }
+        CU_ASSERT(moved > 1e-4);      /* the step did something, */
+        CU_ASSERT(moved_conv > 1e-6); /* the convolutions too,   */
+        CU_ASSERT(err < 2e-3);        /* and the same thing, up to float rounding */
+        if (err >= 2e-3) fprintf(stderr, "cnn sgd step n=%d: relative error %.3g\n", n, err);
+        CU_ASSERT(fabs(la - lb) <= 1e-5 * (1 + fabs(lb)));
+        /* deterministic: the same step again, and on another ws, gives the same bits */
+        memcpy(b, p0, (size_t)P * sizeof *b);
+        model_sgd_step(&m, b, x, y, n, lr, g, ws);
+        CU_ASSERT(memcmp(a, b, (size_t)P * sizeof *a) == 0);
+        if (n <= 12) {
+            memcpy(b, p0, (size_t)P * sizeof *b);
+            model_sgd_step(&m, b, x, y, n, lr, g, ws2);
+            CU_ASSERT(memcmp(a, b, (size_t)P * sizeof *a) == 0);
+        }
+    }
+    /* a bad label, or more rows than the ws holds: NAN, parameters untouched */
+    memcpy(a, p0, (size_t)P * sizeof *a);
+    int32_t ybad[3] = {0, (int32_t)K, 1};
+    CU_ASSERT(isnan(model_sgd_step(&m, a, x, ybad, 3, 0.1f, g, ws)));
+    CU_ASSERT(isnan(model_sgd_step(&m, a, x, y, 13, 0.1f, g, ws2)));
+    CU_ASSERT(memcmp(a, p0, (size_t)P * sizeof *a) == 0);
+    model_ws_free(ws);
+    model_ws_free(ws2);
+    free(p0); free(a); free(b); free(g); free(x);
+}
+
+/* odd widths: every vector loop has a masked tail */
+static void test_cnn_sgd_step_small(void) { check_cnn_sgd_step(8, 2, 3, 4, 5, 3, 21); }
+/* the paper's CNN: 32 / 64 channels, fc1 3136 x 512 */
+static void test_cnn_sgd_step_default(void) { check_cnn_sgd_step(28, 1, 32, 64, 512, 10, 22); }
+
+/* Forward of rows alone and within bigger batches (small-batch kernels, BLAS, chunks of 16)
+ * agree, and model_loss_grad gives the same bits run to run and on a fresh ws. */
+static void test_cnn_batches_agree(void)
+{
+    model_t m;
+    CU_ASSERT_EQUAL_FATAL(model_create_cnn(&m, 12, 3, 16, 32, 40, 4), FH_OK);
+    const int n = 40;
+    const int64_t P = m.nparams;
+    float *p = malloc((size_t)P * sizeof *p), *g1 = malloc((size_t)P * sizeof *g1),
+          *g2 = malloc((size_t)P * sizeof *g2), *x = malloc((size_t)n * m.in * sizeof *x),
+          *pa = malloc((size_t)n * 4 * sizeof *pa), *pb = malloc((size_t)n * 4 * sizeof *pb);
+    int32_t y[40];
+    model_ws *ws = model_ws_create(&m, 64);
+    CU_ASSERT_FATAL(p && g1 && g2 && x && pa && pb && ws);
+    model_init_params(&m, p, 5);
+    rng_t r = rng_stream(5, 1, 0, RNG_INIT);
+    for (int64_t k = 0; k < (int64_t)n * m.in; k++) x[k] = (float)(2.0 * rng_uniform(&r) - 1.0);
+    for (int i = 0; i < n; i++) y[i] = (int32_t)rng_below(&r, 4);
+    model_predict(&m, p, x, n, pa, ws); /* 40 rows: chunks 16 + 16 + 8, BLAS dense layers */
+    double e = 0;
+    for (int r0 = 0; r0 < n; r0 += 7) { /* 7 rows at a time: one chunk, kernels */
+        const int k = n - r0 < 7 ? n - r0 : 7;
+        model_predict(&m, p, x + (size_t)r0 * m.in, k, pb + (size_t)r0 * 4, ws);
+    }
+    for (int i = 0; i < n * 4; i++) e = fmax(e, fabs((double)pa[i] - pb[i]));
+    CU_ASSERT(e < 1e-5);
+    const double l1 = model_loss_grad(&m, p, x, y, n, g1, ws);
+    model_ws *ws2 = model_ws_create(&m, 64);
+    CU_ASSERT_FATAL(ws2 != NULL);
+    const double l2 = model_loss_grad(&m, p, x, y, n, g2, ws2);
+    CU_ASSERT(l1 == l2);
+    CU_ASSERT(memcmp(g1, g2, (size_t)P * sizeof *g1) == 0);
+    model_ws_free(ws);
+    model_ws_free(ws2);
+    free(p); free(g1); free(g2); free(x); free(pa); free(pb);
+}
+
 void tests_register_cnn(void)
 {
     CU_pSuite s = CU_add_suite("cnn", NULL, NULL);
@@ -210,4 +312,7 @@ void tests_register_cnn(void)
     tests_add(s, "gradient_small", test_cnn_gradient_small);
     tests_add(s, "gradient_chunks", test_cnn_gradient_chunks);
     tests_add(s, "learns", test_cnn_learns);
+    tests_add(s, "sgd_step_small", test_cnn_sgd_step_small);
+    tests_add(s, "sgd_step_default", test_cnn_sgd_step_default);
+    tests_add(s, "batches_agree", test_cnn_batches_agree);
 }
