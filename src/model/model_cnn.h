@@ -15,7 +15,8 @@ double cnn_loss_grad(const model_t *m, const float *params, const float *x, cons
                      int32_t n, float *grad, cnn_ws *w);
 /* As model_sgd_step (same conditions): for n <= KERN_MAX_ROWS on AVX-512 the dense layers step
  * inside the backward pass and only the conv parameters (grad[0, w_off[2])) are stored; otherwise
- * cnn_loss_grad into grad, then params -= lr * grad. NAN (params untouched) if oneDNN fails. */
+ * cnn_loss_grad into grad, then params -= lr * grad. NAN if a oneDNN call fails (a bug: the
+ * primitives are made in cnn_ws_create; the dense layers may have taken their step by then). */
 double cnn_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y, int32_t n,
                     float lr, float *grad, cnn_ws *w);
 void cnn_predict(const model_t *m, const float *params, const float *x, int32_t n, float *probs,
