@@ -24,6 +24,9 @@
 
 enum { AS_OFF = 0, AS_WAIT_ALL, AS_DROP, AS_PARTIAL, AS_FEDASYNC, AS_FEDBUFF };
 enum { AS_STALE_CONSTANT = 0, AS_STALE_POLY, AS_STALE_HINGE };
+/* [async] partial_weights: FedNova p_i by samples processed this round (work), by client rows
+ * (data: Wang et al.'s n_i / n), or no normalisation (none: sum_i (n_i / n) delta_i). */
+enum { AS_PW_WORK = 0, AS_PW_DATA, AS_PW_NONE };
 
 /* ---- device profiles (src/fl/system.c) ------------------------------------------------- */
 typedef struct {
@@ -51,11 +54,13 @@ int64_t sys_full_steps(int64_t n, int32_t epochs, int32_t batch);
 /* Staleness weight s(tau): constant 1; polynomial (1 + tau)^-a; hinge 1 if tau <= b else
  * 1 / (a (tau - b) + 1). */
 double as_staleness_weight(int32_t kind, double a, double b, int64_t tau);
-/* FedNova (Wang et al. 2020) for n clients with rows[i] samples that did steps[i] local SGD
- * steps with momentum rho: a_i = (steps_i - rho (1 - rho^steps_i) / (1 - rho)) / (1 - rho)
- * (= steps_i without momentum), p_i = rows_i / sum rows, tau_eff = sum p_i a_i; the aggregate
- * update is sum_i coef[i] * delta_i with coef[i] = p_i * tau_eff / a_i. Returns tau_eff. */
-double as_fednova_coeffs(int32_t n, const int64_t *rows, const int64_t *steps, double rho, double *coef);
+/* FedNova (Wang et al. 2020) for n clients of weight[i] (rows, or samples processed) that did
+ * steps[i] local SGD steps with momentum rho: a_i = (steps_i - rho (1 - rho^steps_i) / (1 - rho))
+ * / (1 - rho) (= steps_i without momentum), p_i = weight_i / sum weight, tau_eff = sum p_i a_i;
+ * the aggregate update is sum_i coef[i] * delta_i with coef[i] = p_i * tau_eff / a_i.
+ * Returns tau_eff. With weight = samples processed and plain SGD, every coef is about
+ * B tau_eff / sum weight: each processed minibatch counts once. */
+double as_fednova_coeffs(int32_t n, const int64_t *weight, const int64_t *steps, double rho, double *coef);
 /* Index of the earliest event among n (time t[i], ties: smaller id[i]); -1 if n == 0 or every
  * t is NAN (NAN marks an empty slot). */
 int32_t as_earliest(int32_t n, const double *t, const int64_t *id);

@@ -81,6 +81,7 @@ typedef struct {
     double as_alpha, as_a, as_b;           /* fedasync mixing weight; staleness parameters    */
     double as_max_vtime;                   /* stop at this virtual time (0 = no limit)         */
     double as_min_fraction;                /* partial: least fraction of the full steps kept    */
+    int32_t as_partial_weights;            /* partial: 0 work, 1 data (FedNova p_i), 2 none      */
 } config_t;
 
 /* Defaults for every key. */

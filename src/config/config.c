@@ -158,8 +158,8 @@ static const key_def KEYS[] = {
     {"async", "mode", T_ENUM, F(as_mode), "off", 0, 0, "off|wait_all|drop|partial|fedasync|fedbuff", 1,
      "off: the plain engine; wait_all: synchronous rounds on the virtual clock; drop: updates after "
      "[async] deadline are discarded; partial: clients do the steps that fit before the deadline, "
-     "FedNova-normalised; fedasync (Xie et al. 2019); fedbuff (Nguyen et al. 2022). A round = one "
-     "server model update"},
+     "FedNova-normalised ([async] partial_weights); fedasync (Xie et al. 2019); fedbuff (Nguyen et al. "
+     "2022). A round = one server model update"},
     {"async", "deadline", T_DOUBLE, F(as_deadline), "0", 0, 1e15, NULL, 1,
      "drop/partial: round deadline in virtual seconds after the round starts"},
     {"async", "concurrency", T_INT, F(as_concurrency), "0", 0, 1e6, NULL, 1,
@@ -178,7 +178,11 @@ static const key_def KEYS[] = {
      "stop once the virtual clock passes this (0: run [train] rounds server updates)"},
     {"async", "min_fraction", T_DOUBLE, F(as_min_fraction), "0", 0, 1, NULL, 1,
      "partial: a client that fits less than this fraction of its full local steps before the "
-     "deadline is dropped (its FedNova-rescaled few-step update is mostly noise)"},
+     "deadline is dropped"},
+    {"async", "partial_weights", T_ENUM, F(as_partial_weights), "work", 0, 0, "work|data|none", 1,
+     "partial: FedNova aggregate tau_eff sum_i p_i delta_i / a_i with p_i = the client's share of the "
+     "samples processed this round (work), or of the round's data (data: n_i / n, Wang et al.); none: "
+     "no normalisation, sum_i (n_i / n) delta_i"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

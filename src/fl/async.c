@@ -42,18 +42,18 @@ double as_staleness_weight(int32_t kind, double a, double b, int64_t tau)
     }
 }
 
-double as_fednova_coeffs(int32_t n, const int64_t *rows, const int64_t *steps, double rho, double *coef)
+double as_fednova_coeffs(int32_t n, const int64_t *weight, const int64_t *steps, double rho, double *coef)
 {
     double N = 0, teff = 0;
-    for (int32_t i = 0; i < n; i++) N += (double)rows[i];
+    for (int32_t i = 0; i < n; i++) N += (double)weight[i];
     if (N <= 0) return 0;
     for (int32_t i = 0; i < n; i++) {
         const double t = (double)steps[i];
         const double a = rho > 0 ? (t - rho * (1 - pow(rho, t)) / (1 - rho)) / (1 - rho) : t;
         coef[i] = a; /* a_i for now */
-        teff += (double)rows[i] / N * a;
+        teff += (double)weight[i] / N * a;
     }
-    for (int32_t i = 0; i < n; i++) coef[i] = coef[i] > 0 ? (double)rows[i] / N * teff / coef[i] : 0;
+    for (int32_t i = 0; i < n; i++) coef[i] = coef[i] > 0 ? (double)weight[i] / N * teff / coef[i] : 0;
     return teff;
 }
 
@@ -571,9 +571,10 @@ static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *c
     const int32_t C = R->C, m = a->nslots;
     int32_t *ids = malloc((size_t)m * sizeof *ids);
     int64_t *rows = malloc((size_t)m * sizeof *rows), *stp = malloc((size_t)m * sizeof *stp);
+    int64_t *wts = malloc((size_t)m * sizeof *wts);
     double *coef = malloc((size_t)m * sizeof *coef);
     float *dec = malloc((size_t)P * sizeof *dec);
-    fh_status st = ids && rows && stp && coef && dec ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    fh_status st = ids && rows && stp && wts && coef && dec ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     while (st == FH_OK && s->round < cfg->rounds && !fh_stop_requested()) {
         const int32_t r = s->round + 1;
         int32_t n = 0;
@@ -624,10 +625,17 @@ static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *c
             stp[k] = j->steps;
             ids[k++] = i;
         }
-        if (cfg->as_mode == AS_PARTIAL) as_fednova_coeffs(k, rows, stp, cfg->momentum, coef);
+        const int nova = cfg->as_mode == AS_PARTIAL && cfg->as_partial_weights != AS_PW_NONE;
+        if (nova) {
+            /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
+            for (int32_t t = 0; t < k; t++)
+                if (cfg->as_partial_weights == AS_PW_WORK) wts[t] = a->jobs[ids[t]].seen;
+                else wts[t] = rows[t];
+            as_fednova_coeffs(k, wts, stp, cfg->momentum, coef);
+        }
         for (int32_t t = 0; t < k; t++) {
             as_job *j = &a->jobs[ids[t]];
-            fx_accumulate(s->acc, j->delta, cfg->as_mode == AS_PARTIAL ? coef[t] : (double)rows[t] / (double)N_round, P);
+            fx_accumulate(s->acc, j->delta, nova ? coef[t] : (double)rows[t] / (double)N_round, P);
             acc_rows += rows[t];
             ra.loss += j->loss;
             ra.seen += j->seen;
@@ -636,7 +644,7 @@ static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *c
             note_stale(s, &ra, 0);
         }
         if (acc_rows > 0) {
-            fx_decode(s->acc, cfg->as_mode == AS_PARTIAL ? 1.0 : (double)N_round / (double)acc_rows, dec, P);
+            fx_decode(s->acc, nova ? 1.0 : (double)N_round / (double)acc_rows, dec, P);
             fl_server_step(R->srv, dec, R->params);
         }
         for (int32_t i = 0; i < n; i++)
@@ -646,7 +654,7 @@ static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *c
         s->round = r;
         st = report_round(R, &ra);
     }
-    free(ids); free(rows); free(stp); free(coef); free(dec);
+    free(ids); free(rows); free(stp); free(wts); free(coef); free(dec);
     return st;
 }
 

@@ -49,6 +49,17 @@ static void test_fednova_coeffs(void)
     double s = 0;
     for (int i = 0; i < 3; i++) s += c3[i] * (double)st3[i];
     CU_ASSERT_DOUBLE_EQUAL(s, te, 1e-12);
+    /* partial_weights = work: p_i = samples processed (steps * B, B = 10): (600, 130, 10) of 740,
+     * tau_eff = (600 * 60 + 130 * 13 + 10 * 1) / 740 = 51.0405..., every coef = 10 tau_eff / 740
+     * (each processed minibatch counts once); with rows as weights the 1-step client's update
+     * gets coef p_i tau_eff / a_i = 0.3 * 32.9 / 1 = 9.87: its one step stands for 32.9 */
+    int64_t w3[3] = {600, 130, 10};
+    const double tw = as_fednova_coeffs(3, w3, st3, 0, c3);
+    CU_ASSERT_DOUBLE_EQUAL(tw, (600.0 * 60 + 130.0 * 13 + 10.0) / 740, 1e-12);
+    for (int i = 0; i < 3; i++) CU_ASSERT_DOUBLE_EQUAL(c3[i], 10 * tw / 740, 1e-12);
+    as_fednova_coeffs(3, r3, st3, 0, c3);
+    CU_ASSERT_DOUBLE_EQUAL(c3[2], 0.3 * te, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(te, 0.5 * 60 + 0.2 * 13 + 0.3 * 1, 1e-12);
 }
 
 static void test_event_order(void)
