@@ -383,9 +383,12 @@ fh_status config_validate(const config_t *c, const char *path)
     if (sa_any && c->algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);
     /* [privacy] / [secagg]: the plain engine loop (src/fl/engine.c); [secagg] also in the
-     * multi-center loop (src/fl/cluster.c: masks per cluster) */
-    if ((c->dp_mode || sa_any) && c->as_mode)
-        return fh_error_set(FH_EINPUT, "%s: [privacy] mode / [secagg]: not supported yet with [async]", path);
+     * multi-center loop (src/fl/cluster.c: masks per cluster); client-level DP also in
+     * [async] mode = fedbuff (src/fl/async.c checks the rest) */
+    if (c->dp_mode && c->as_mode && !(c->dp_mode == 1 && c->as_mode == 5))
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
+    if (sa_any && c->as_mode)
+        return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
     const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
     if (c->dp_mode && multi)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] clients_per_rank: "

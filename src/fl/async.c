@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/async.h"
 #include "fedhpc/ckpt.h"
+#include "fedhpc/privacy.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -332,6 +333,11 @@ typedef struct {
     int64_t *started, *applied, *discarded; /* [C] per client                           */
     int64_t *stale_hist;   /* [STALE_BINS] staleness of applied updates (last bin: more) */
     uint8_t *busyc;        /* [C] client is training                                    */
+    /* [privacy] mode = client with FedBuff (NULL / 0 otherwise)                            */
+    uint8_t *inbuf;        /* [C] client has an update in the current buffer            */
+    int64_t *joined;       /* [C] applied buffers the client contributed to             */
+    int64_t below;         /* updates of the current buffer that were not clipped       */
+    int dp_stop;           /* the next buffer would exceed [privacy] epsilon_budget     */
 } as_state;
 #define STALE_BINS 1025
 
@@ -437,7 +443,7 @@ static int64_t hist_quantile(const int64_t *h, double q)
 static const char *ASYNC_HDR =
     "round,virtual_time,wall_s,accuracy,f1,updates,discarded,staleness_mean,staleness_max,"
     "staleness_p50_all,staleness_p90_all,acc_slow_q,acc_fast_q,gap_fast_minus_slow,"
-    "participation_min,participation_max,clients_never\n";
+    "participation_min,participation_max,clients_never,epsilon,epsilon_max_client\n";
 
 /* Round-level numbers of the reporting step. */
 typedef struct {
@@ -465,7 +471,24 @@ typedef struct {
     void *user;
     const char *notice;
     int32_t total;         /* [train] rounds of the whole run */
+    privacy_run *pv;       /* [privacy] state (mode none unless DP-FedBuff) */
 } reporter;
+
+/* DP-FedBuff without privacy amplification by sampling: a client is in at most one update of a
+ * buffer, each applied buffer is a Gaussian mechanism of multiplier sigma for the clients in it
+ * and independent of the others' data, so the client that joined the most buffers, n, has spent
+ * the epsilon of n Gaussian mechanisms (q = 1). Needs the constant accounted sigma (no noise
+ * schedule; adaptive clipping keeps it constant). */
+static fh_status dp_client_bound(const privacy_run *pv, const int64_t *joined, int32_t C, double *eps)
+{
+    int64_t n = 0;
+    for (int32_t c = 0; c < C; c++)
+        if (joined[c] > n) n = joined[c];
+    privacy_accountant a;
+    privacy_accountant_init(&a);
+    FH_TRY(privacy_accountant_step(&a, 1.0, pv->base_sigma, n));
+    return privacy_epsilon(&a, pv->delta, eps, NULL);
+}
 
 static fh_status report_round(reporter *R, const round_acc *ra)
 {
@@ -491,6 +514,11 @@ static fh_status report_round(reporter *R, const round_acc *ra)
     R->t_last = now;
     rs.notice = R->notice ? R->notice : "";
     R->notice = NULL;
+    double eps_client = NAN;
+    if (R->pv->mode == PRIVACY_CLIENT) {
+        rs.epsilon = R->pv->eps;
+        FH_TRY(dp_client_bound(R->pv, s->joined, R->C, &eps_client));
+    }
     if (R->on_round) FH_TRY(R->on_round(&rs, R->user));
     int64_t pmin = INT64_MAX, pmax = 0, never = 0;
     for (int32_t c = 0; c < R->C; c++) {
@@ -499,11 +527,11 @@ static fh_status report_round(reporter *R, const round_acc *ra)
         if (p > pmax) pmax = p;
         never += p == 0;
     }
-    fprintf(R->csv, "%d,%.9g,%.6f,%.6g,%.6g,%d,%d,%.6g,%lld,%lld,%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld\n", s->round,
-            s->now, now - R->t0, rs.test.accuracy, rs.test.f1, ra->updates, ra->discarded,
+    fprintf(R->csv, "%d,%.9g,%.6f,%.6g,%.6g,%d,%d,%.6g,%lld,%lld,%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld,%.6g,%.6g\n",
+            s->round, s->now, now - R->t0, rs.test.accuracy, rs.test.f1, ra->updates, ra->discarded,
             ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
             (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), slow, fast,
-            fast - slow, (long long)pmin, (long long)pmax, (long long)never);
+            fast - slow, (long long)pmin, (long long)pmax, (long long)never, rs.epsilon, eps_client);
     if (fflush(R->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", cfg->out_dir);
     return FH_OK;
 }
@@ -541,17 +569,21 @@ static void job_clear(agg_t *a, as_state *s, int32_t slot)
     a->jid[slot] = -1;
 }
 
-/* An idle client, uniform from rng_stream(seed, 0, job, RNG_ASYNC); -1 if none is idle. */
+/* An idle client, uniform from rng_stream(seed, 0, job, RNG_ASYNC); -1 if none is idle. With
+ * DP-FedBuff a client with an update in the current buffer waits until the buffer is applied
+ * (one update a client a buffer: the sensitivity of the buffer sum is C / K). */
 static int32_t pick_idle(const config_t *cfg, const as_state *s, int32_t C)
 {
+#define AS_IDLE(c) (!s->busyc[c] && !(s->inbuf && s->inbuf[c]))
     int32_t idle = 0;
-    for (int32_t c = 0; c < C; c++) idle += !s->busyc[c];
+    for (int32_t c = 0; c < C; c++) idle += AS_IDLE(c);
     if (!idle) return -1;
     rng_t r = rng_stream((uint64_t)cfg->seed, 0, (uint64_t)s->next_job, RNG_ASYNC);
     int64_t k = (int64_t)rng_below(&r, (uint64_t)idle);
     for (int32_t c = 0; c < C; c++)
-        if (!s->busyc[c] && k-- == 0) return c;
+        if (AS_IDLE(c) && k-- == 0) return c;
     return -1;
+#undef AS_IDLE
 }
 
 static void note_stale(as_state *s, round_acc *ra, int64_t tau)
@@ -665,6 +697,8 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
     as_state *s = R->s;
     const int64_t P = a->P;
     const int32_t C = R->C, K = cfg->as_buffer;
+    privacy_run *pv = R->pv;
+    const int dp = pv->mode == PRIVACY_CLIENT;
     float *dec = malloc((size_t)P * sizeof *dec);
     FH_CHECK_ALLOC(dec);
     fh_status st = FH_OK;
@@ -678,7 +712,7 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
     }
     round_acc ra;
     memset(&ra, 0, sizeof ra);
-    while (st == FH_OK && s->round < cfg->rounds && !fh_stop_requested()) {
+    while (st == FH_OK && s->round < cfg->rounds && !s->dp_stop && !fh_stop_requested()) {
         const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
         if (i < 0) {
             st = fh_error_set(FH_EINTERNAL, "async: no client in flight");
@@ -696,7 +730,7 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
                 const float al = (float)(cfg->as_alpha * sw);
                 for (int64_t p = 0; p < P; p++) R->params[p] += al * (j->start[p] + j->delta[p] - R->params[p]);
                 stepped = 1;
-            } else {
+            } else if (!dp) {
                 fx_accumulate(s->acc, j->delta, sw / K, P);
                 if (++s->nbuf == K) {
                     fx_decode(s->acc, 1.0, dec, P);
@@ -704,6 +738,32 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
                     memset(s->acc, 0, (size_t)P * sizeof *s->acc);
                     s->nbuf = 0;
                     stepped = 1;
+                }
+            } else {
+                /* DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
+                 * version + 1 (its noise stream and accounting step) */
+                const int64_t b = s->version + 1;
+                const double wgt = privacy_client_update(pv, b, j->client, j->delta, P, &s->below);
+                fx_accumulate(s->acc, j->delta, sw * wgt, P);
+                s->inbuf[j->client] = 1;
+                if (++s->nbuf == K) {
+                    int stop = 0;
+                    if ((st = privacy_run_begin(pv, b, NULL, NULL, 0, &stop)) != FH_OK) break;
+                    if (stop) { /* the buffer is not released: the run ends with the last model */
+                        s->dp_stop = 1;
+                    } else {
+                        privacy_run_decode(pv, b, s->acc, P, dec);
+                        fl_server_step(R->srv, dec, R->params);
+                        privacy_run_end(pv, b, s->below, dec, P);
+                        memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+                        s->nbuf = 0;
+                        s->below = 0;
+                        for (int32_t c = 0; c < C; c++) {
+                            s->joined[c] += s->inbuf[c];
+                            s->inbuf[c] = 0;
+                        }
+                        stepped = 1;
+                    }
                 }
             }
             s->applied[j->client]++;
@@ -717,11 +777,16 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
         }
         job_clear(a, s, i);
         if (stepped) s->version++;
-        /* the next client starts now, from the current model */
-        const int32_t c = pick_idle(cfg, s, C);
-        if (c >= 0) {
-            job_start(a, s, prof, count, i, c, 0, 0, R->params);
-            a->jobs[i].shuffle = a->jobs[i].id + 1;
+        if (s->dp_stop) break;
+        /* the next clients start now, from the current model: in the freed slot (without DP the
+         * only free one), then in slots left empty while every idle client was in the buffer */
+        for (int32_t k = 0; k < a->nslots; k++) {
+            const int32_t slot = (i + k) % a->nslots;
+            if (a->jobs[slot].id >= 0) continue;
+            const int32_t c = pick_idle(cfg, s, C);
+            if (c < 0) break;
+            job_start(a, s, prof, count, slot, c, 0, 0, R->params);
+            a->jobs[slot].shuffle = a->jobs[slot].id + 1;
         }
         if (stepped) {
             s->round++;
@@ -748,16 +813,30 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->algorithm != ALG_FEDAVG && cfg->algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->algorithm));
-    if (cfg->dp_mode != 0 || cfg->sa_enabled || cfg->cl_method != 0 || cfg->pers_mode != 0)
-        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [privacy], [secagg], [cluster] or "
-                            "[personalize] (yet)");
-    (void)meta;
+    if (cfg->sa_enabled || cfg->cl_method != 0 || cfg->pers_mode != 0)
+        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [secagg], [cluster] or [personalize] "
+                            "(yet)");
+    if (cfg->dp_mode == PRIVACY_SAMPLE)
+        return fh_error_set(FH_EINPUT, "[privacy] mode = sample: not available with [async] mode (yet); "
+                            "client-level DP works with [async] mode = fedbuff");
+    if (cfg->dp_mode == PRIVACY_CLIENT) {
+        if (md != AS_FEDBUFF)
+            return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
+                                "buffer of K updates), got mode = %s", md == AS_WAIT_ALL ? "wait_all" : md == AS_DROP
+                                ? "drop" : md == AS_PARTIAL ? "partial" : "fedasync");
+        if (cfg->dp_schedule != 0)
+            return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
+        if (cfg->as_buffer > meta->clients)
+            return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
+                                "(%d) must not exceed the %d clients", cfg->as_buffer, meta->clients);
+        /* every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
+    }
     return FH_OK;
 }
 
 /* ---- checkpoints of the aggregator's state (rank 0 alone, on a one-rank communicator) ---- */
 static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
-                         const float *params, int32_t C)
+                         const privacy_run *pv, const float *params, int32_t C)
 {
     const int64_t P = a->P;
     ckpt *h = NULL;
@@ -788,6 +867,16 @@ static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_s
     if (st == FH_OK) st = ckpt_put_array(h, "as_applied", CKPT_I64, s->applied, C);
     if (st == FH_OK) st = ckpt_put_array(h, "as_discarded", CKPT_I64, s->discarded, C);
     if (st == FH_OK) st = ckpt_put_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
+    if (st == FH_OK && s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined, the privacy state */
+        int64_t *ib = malloc((size_t)C * sizeof *ib);
+        if (!ib) st = fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
+        for (int32_t c = 0; st == FH_OK && c < C; c++) ib[c] = s->inbuf[c];
+        if (st == FH_OK) st = ckpt_put_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
+        free(ib);
+        if (st == FH_OK) st = ckpt_put_array(h, "as_dp_joined", CKPT_I64, s->joined, C);
+        if (st == FH_OK) st = ckpt_put_i64(h, "as_dp_below", s->below);
+        if (st == FH_OK) st = privacy_run_save(pv, self, h);
+    }
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_start", CKPT_F32, jm, ns * P);
@@ -796,7 +885,7 @@ static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_s
 }
 
 static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
-                           float *params, int32_t C, char *notice, size_t ncap)
+                           privacy_run *pv, float *params, int32_t C, char *notice, size_t ncap)
 {
     const int64_t P = a->P;
     ckpt *h = NULL;
@@ -819,6 +908,16 @@ static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as
     if (st == FH_OK) st = ckpt_get_array(h, "as_applied", CKPT_I64, s->applied, C);
     if (st == FH_OK) st = ckpt_get_array(h, "as_discarded", CKPT_I64, s->discarded, C);
     if (st == FH_OK) st = ckpt_get_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
+    if (st == FH_OK && s->inbuf) {
+        int64_t *ib = malloc((size_t)C * sizeof *ib);
+        if (!ib) st = fh_error_set(FH_ENOMEM, "out of memory");
+        if (st == FH_OK) st = ckpt_get_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
+        for (int32_t c = 0; st == FH_OK && c < C; c++) s->inbuf[c] = ib[c] != 0;
+        free(ib);
+        if (st == FH_OK) st = ckpt_get_array(h, "as_dp_joined", CKPT_I64, s->joined, C);
+        if (st == FH_OK) st = ckpt_get_i64(h, "as_dp_below", &s->below);
+        if (st == FH_OK) st = privacy_run_load(pv, self, h);
+    }
     const int32_t ns = a->nslots;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
@@ -899,11 +998,15 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
         memset(&srv, 0, sizeof srv);
         quartiles q;
         memset(&q, 0, sizeof q);
+        privacy_run pv;
+        memset(&pv, 0, sizeof pv);
         int64_t *count = NULL, *start = NULL;
         int32_t *all = NULL;
         FILE *csv = NULL;
         fh_status as = agg_init(&a, M);
         if (as == FH_OK) as = fl_server_init(&srv, cfg, P);
+        /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
+        if (as == FH_OK) as = privacy_run_init(&pv, cfg, C, cfg->as_buffer);
         if (as == FH_OK) {
             s.acc = fh_calloc((size_t)P, sizeof *s.acc);
             s.started = fh_calloc((size_t)C, sizeof *s.started);
@@ -916,13 +1019,18 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
             all = malloc((size_t)C * sizeof *all);
             if (!s.acc || !s.started || !s.applied || !s.discarded || !s.stale_hist || !s.busyc || !count || !start || !all)
                 as = fh_error_set(FH_ENOMEM, "out of memory");
+            if (as == FH_OK && pv.mode == PRIVACY_CLIENT) {
+                s.inbuf = fh_calloc((size_t)C, 1);
+                s.joined = fh_calloc((size_t)C, sizeof *s.joined);
+                if (!s.inbuf || !s.joined) as = fh_error_set(FH_ENOMEM, "out of memory");
+            }
         }
         if (as == FH_OK) {
             for (int32_t c = 0; c < C; c++) all[c] = c;
             as = io_data_client_ranges(data, all, C, start, count);
         }
         if (as == FH_OK) as = quartiles_load(&q, &prof, data, md->in, all);
-        if (as == FH_OK && cfg->resume[0]) as = as_resume(cfg, &self, &a, &s, &srv, res->params, C, res->notice,
+        if (as == FH_OK && cfg->resume[0]) as = as_resume(cfg, &self, &a, &s, &srv, &pv, res->params, C, res->notice,
                                                           sizeof res->notice);
         char path[CONFIG_PATH_MAX + 32];
         if (as == FH_OK) {
@@ -944,7 +1052,7 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
         }
         if (as == FH_OK) {
             reporter R = {cfg, w, &a, &s, &srv, &test, &q, md, res->params, C, csv, fh_wtime(), fh_wtime(),
-                          on_round, user, res->notice[0] ? res->notice : NULL, cfg->rounds};
+                          on_round, user, res->notice[0] ? res->notice : NULL, cfg->rounds, &pv};
             /* run in pieces between checkpoints */
             while (as == FH_OK && s.round < cfg->rounds) {
                 config_t piece = *cfg;
@@ -959,14 +1067,14 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
                 const int stop = fh_stop_requested() && s.round < cfg->rounds;
                 if ((every > 0 && s.round % every == 0 && s.round > before) || stop) {
                     /* in-flight jobs are saved as they are (recomputed after a resume) */
-                    as = as_save(cfg, &self, &a, &s, &srv, res->params, C);
+                    as = as_save(cfg, &self, &a, &s, &srv, &pv, res->params, C);
                 }
                 if (as == FH_OK && stop) {
                     as = fh_error_set(FH_ESTOPPED, "stopped on request after server update %d of %d; checkpoint written",
                                       s.round, cfg->rounds);
                     break;
                 }
-                if (s.round == before) break; /* the virtual-time limit */
+                if (s.round == before || s.dp_stop) break; /* the virtual-time limit, the privacy budget */
             }
         }
         if (csv) fclose(csv);
@@ -995,6 +1103,8 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
         quartiles_free(&q);
         fl_server_free(&srv);
         free(s.acc); free(s.started); free(s.applied); free(s.discarded); free(s.stale_hist); free(s.busyc);
+        free(s.inbuf); free(s.joined);
+        privacy_run_free(&pv);
         free(count); free(start); free(all);
     }
     /* every rank returns the aggregator's model */

@@ -133,12 +133,45 @@ for mode in fedbuff fedasync partial; do
     else bad "$mode: async.csv differs after resume"; fi
 done
 
-# 5. plot accuracy against virtual time for several runs
+# 5. client-level DP with FedBuff: clip each update to C, noise sigma*C/K on each buffer of K,
+#    accounted as the sampled Gaussian with q = K/C per applied buffer; -np 1/2/4 identical,
+#    epsilon as `fedhpc privacy` computes it, the no-sampling bound from the busiest client,
+#    exact resume, the budget stops cleanly
+DP="async.mode=fedbuff privacy.mode=client privacy.clip=1 privacy.noise=1 privacy.delta=1e-5"
+for np in 1 2 4; do run $np "dp.np$np" $DP train.rounds=12; done
+for np in 2 4; do
+    same_model "$T/dp.np1/model.h5" "$T/dp.np$np/model.h5" && ok "dp-fedbuff: -np $np bit-identical to -np 1" ||
+        bad "dp-fedbuff: -np $np differs"
+done
+e=$(csv_col_last "$T/dp.np1/metrics.csv" epsilon)
+want=$("$FEDHPC" privacy --sample-rate 0.05 --steps 12 --noise 1 --delta 1e-5 | sed 's/^epsilon = \([0-9.]*\).*/\1/')
+awk -v a="$e" -v b="$want" 'BEGIN{exit !(a - b < 1e-3 && b - a < 1e-3)}' && ok "dp-fedbuff: epsilon $e = q 0.05, 12 steps ($want)" ||
+    bad "dp-fedbuff: epsilon $e, expected $want"
+# the busiest client joined n buffers (each at most once): epsilon of n unsampled Gaussian steps
+n=$(awk -F, 'NR>1 && $6+0>m {m=$6} END{print m+0}' "$T/dp.np1/participation.csv")
+e1=$(csv_col_last "$T/dp.np1/async.csv" epsilon_max_client)
+want=$("$FEDHPC" privacy --sample-rate 1 --steps "$n" --noise 1 --delta 1e-5 | sed 's/^epsilon = \([0-9.]*\).*/\1/')
+awk -v a="$e1" -v b="$want" 'BEGIN{exit !(a - b < 1e-3 && b - a < 1e-3)}' &&
+    ok "dp-fedbuff: epsilon_max_client $e1 = $n unsampled steps" || bad "dp-fedbuff: epsilon_max_client $e1, expected $want ($n steps)"
+run 2 dp.full $DP train.rounds=10
+run 2 dp.part $DP train.rounds=5 checkpoint.every=5 checkpoint.dir="$T/ck.dp"
+run 4 dp.part $DP train.rounds=10 checkpoint.dir="$T/ck.dp" --resume
+same_model "$T/dp.full/model.h5" "$T/dp.part/model.h5" && ok "dp-fedbuff: resumed run (-np 2 then 4) = uninterrupted" ||
+    bad "dp-fedbuff: resumed model differs"
+[ "$(cut -d, -f1,2,4- "$T/dp.full/async.csv")" = "$(cut -d, -f1,2,4- "$T/dp.part/async.csv")" ] &&
+    ok "dp-fedbuff: async.csv (epsilon too) continues exactly" || bad "dp-fedbuff: async.csv differs after resume"
+# epsilon after 6 buffers 1.984, after 7 above 2
+run 1 dp.budget $DP train.rounds=12 privacy.epsilon_budget=2
+r=$(csv_col_last "$T/dp.budget/async.csv" round); e=$(csv_col_last "$T/dp.budget/async.csv" epsilon)
+[ "$r" = 6 ] && awk -v e="$e" 'BEGIN{exit !(e <= 2)}' && ok "dp-fedbuff: budget 2 stops after buffer $r (epsilon $e)" ||
+    bad "dp-fedbuff: budget 2: $r buffers, epsilon $e"
+
+# 6. plot accuracy against virtual time for several runs
 "$FEDHPC" plot --x virtual_time "$T/cmp_wa" "$T/cmp_fa" "$T/cmp_fb" --out "$T/vt.png" >"$T/out" 2>&1 &&
     [ -s "$T/vt.png" ] && ok "plot --x virtual_time draws a PNG" || { bad "plot --x virtual_time"; cat "$T/out"; }
 expect_input_error "plot of a non-async dir" "expected the async.csv" "$FEDHPC" plot --x virtual_time "$T/nonexistent"
 
-# 6. bad input: one message, exit 2, on every rank
+# 7. bad input: one message, exit 2, on every rank
 expect_input_error "drop without a deadline" "[async] deadline" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \
     output.dir="$T/bad" async.mode=drop async.deadline=0
 expect_input_error "unknown mode" "[async] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" async.mode=fast
@@ -146,6 +179,10 @@ expect_input_error "unknown partial weights" "[async] partial_weights" $MPIRUN -
     output.dir="$T/bad" async.mode=partial async.partial_weights=rows
 expect_input_error "fedasync with fedadam" "fedasync" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" \
     async.mode=fedasync fl.algorithm=fedadam
+expect_input_error "dp with fedasync" "only mode = client with [async] mode = fedbuff" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" \
+    async.mode=fedasync privacy.mode=client
+expect_input_error "sample-level dp with fedbuff" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \
+    output.dir="$T/bad" async.mode=fedbuff privacy.mode=sample
 printf '0,1\n1,x\n' >"$T/speeds.csv"
 expect_input_error "bad speeds CSV" "speeds.csv:2" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" \
     system.speeds="$T/speeds.csv"
