@@ -67,6 +67,10 @@ typedef struct {
 } fl_worker;
 
 fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows);
+/* The rows a worker's scratch holds (every training loop uses it, so chunked gradients and
+ * evaluation batches are the same everywhere): the batch size (1024 for full batch), at
+ * least 256 — 16 for the CNN (its conv chunk), whose scratch is ~63 KB a row — and at most 8192. */
+int32_t fl_worker_rows(const config_t *cfg);
 void fl_worker_free(fl_worker *w);
 /* Mean loss gradient over n rows (in chunks of ws_rows), returned as the loss SUM. */
 double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int32_t *y, int64_t n);
@@ -167,12 +171,18 @@ void fl_testset_free(fl_testset *t);
  * equal to model_evaluate on the whole split held in memory. */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out);
-/* Accuracy of params on each of this rank's n_local clients' rows (x, y: their rows one
- * client after another, count[i] rows each), gathered on rank 0 over n_total clients: mean
- * and 10th percentile (clients without rows are left out). Collective. */
-fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, const float *x,
-                             const int32_t *y, const int64_t *count, int32_t n_local,
-                             int32_t n_total, double *mean, double *p10);
+/* Row buffers that grow to the largest group of clients read at once. */
+typedef struct {
+    float *x;      /* [cap, features] */
+    int32_t *y;    /* [cap]           */
+    int64_t cap;
+} fl_rows;
+/* Accuracy of params on each of this rank's n_local clients' rows (rows start[i].. count[i],
+ * read in groups of about 4 MB into *rows), gathered on rank 0 over n_total clients: mean and
+ * 10th percentile (clients without rows are left out). Collective. */
+fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
+                             const int64_t *start, const int64_t *count, int32_t n_local,
+                             int32_t n_total, fl_rows *rows, double *mean, double *p10);
 /* Set up model, class weights and initial params (shared by both loops). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
 

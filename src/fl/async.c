@@ -78,13 +78,6 @@ typedef struct {
     int64_t cap;
 } job_runner;
 
-static int32_t worker_rows(const config_t *cfg) /* as in engine.c: same chunking, same floats */
-{
-    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
-    if (r < 256) r = 256;
-    return r > 8192 ? 8192 : r;
-}
-
 /* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. */
 static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start, float *delta,
                          int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
@@ -974,7 +967,7 @@ fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, co
     memset(&jr, 0, sizeof jr);
     jr.cfg = cfg;
     jr.data = data;
-    fh_status ls = fl_worker_init(&jr.wk, md, worker_rows(cfg));
+    fh_status ls = fl_worker_init(&jr.wk, md, fl_worker_rows(cfg));
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
     sys_profile prof;
     memset(&prof, 0, sizeof prof);

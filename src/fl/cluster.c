@@ -79,13 +79,6 @@ static void state_free(cl_state *s)
     if (s->csv) fclose(s->csv);
 }
 
-static int32_t worker_rows(const config_t *cfg)
-{
-    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
-    if (r < 256) r = 256;
-    return r > 8192 ? 8192 : r;
-}
-
 static fh_status read_rows(io_data *data, cl_state *s, int32_t n, const int64_t *start, const int64_t *count, int64_t d)
 {
     return fl_read_rows(data, n, start, count, (int32_t)d, &s->x, &s->y, &s->xcap);
@@ -397,7 +390,7 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
     s.base = cfg->pers_mode == 1 ? md->w_off[md->nlayers - 1] : s.P;
     s.hlen = s.P - s.base;
     const int64_t P = s.P, mb = (m + w->size - 1) / w->size;
-    fh_status st = fl_worker_init(&s.wk, md, worker_rows(cfg));
+    fh_status st = fl_worker_init(&s.wk, md, fl_worker_rows(cfg));
     if (st == FH_OK) {
         s.centers = malloc((size_t)K * (size_t)P * sizeof *s.centers);
         s.assign = fh_calloc((size_t)C, sizeof *s.assign);

@@ -78,11 +78,11 @@ void fl_testset_free(fl_testset *t)
 }
 
 /* Rows read a time: a multiple of the model's batch, so the numbers equal model_evaluate's on
- * the whole split (about 4096 rows: 12.8 MB for Fashion-MNIST instead of 31 MB held). */
+ * the whole split (about 1024 rows: 3.2 MB for Fashion-MNIST instead of 31 MB held). */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out)
 {
-    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 4096 ? 1 : 4096 / ws_rows);
+    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 1024 ? 1 : 1024 / ws_rows);
     const int64_t rows = t->n < chunk ? t->n : chunk;
     if (rows > t->cap) {
         free(t->x);
@@ -113,21 +113,41 @@ static int cmp_f64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params,
-                                 const float *x, const int32_t *y, const int64_t *count,
-                                 int32_t n_local, int32_t n_total, double *mean, double *p10)
+/* Rows of a rank's clients are read in groups of at most this many floats (4 MB) or one client:
+ * memory follows the largest client, not the number of clients a rank trains in a round. */
+#define ROWS_READ_FLOATS (1 << 20)
+
+/* The end of the group of clients [i, end) that starts at i. */
+static int32_t rows_group(const int64_t *count, int32_t i, int32_t end, int64_t d)
+{
+    int64_t rows = count[i];
+    int32_t g = i + 1;
+    for (; g < end && (rows + count[g]) * d <= ROWS_READ_FLOATS; g++) rows += count[g];
+    return g;
+}
+
+fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
+                             const int64_t *start, const int64_t *count, int32_t n_local,
+                             int32_t n_total, fl_rows *rows, double *mean, double *p10)
 {
     double *acc = fh_calloc((size_t)n_local, sizeof *acc), *all = NULL;
     FH_CHECK_ALLOC(acc);
     fh_status st = FH_OK;
+    const int32_t d = wk->m->in;
     int64_t row = 0;
-    for (int32_t i = 0; i < n_local && st == FH_OK; i++) {
+    for (int32_t i = 0, g1 = 0; i < n_local && st == FH_OK; i++) {
+        if (i == g1) {
+            g1 = rows_group(count, i, n_local, d);
+            st = fl_read_rows(data, g1 - i, start + i, count + i, d, &rows->x, &rows->y, &rows->cap);
+            if (st != FH_OK) break;
+            row = 0;
+        }
         metrics_t mt;
         if (count[i] == 0) { /* a client without rows has no accuracy */
             acc[i] = NAN;
             continue;
         }
-        st = model_evaluate(wk->m, params, x + row * wk->m->in, y + row, count[i], wk->ws,
+        st = model_evaluate(wk->m, params, rows->x + row * d, rows->y + row, count[i], wk->ws,
                             wk->ws_rows, &mt);
         acc[i] = mt.accuracy;
         row += count[i];
@@ -169,9 +189,7 @@ typedef struct {
     int64_t *acc;              /* [P * (1 + scaffold) + T_N]               */
     int32_t *ids, *first;      /* [m], [P+1]                               */
     int64_t *start, *count;    /* [m]                                      */
-    float *x;                  /* [rows of this rank's clients, d]         */
-    int32_t *y;
-    int64_t xcap;
+    fl_rows rows;              /* a group of this rank's clients' rows      */
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
 } loop_state;
@@ -183,16 +201,9 @@ static void loop_free(loop_state *s)
     fl_testset_free(&s->test);
     io_state_close(s->cstate);
     free(s->local); free(s->c); free(s->ci); free(s->cdiff);
-    free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->x); free(s->y);
+    free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
-}
-
-static int32_t worker_rows(const config_t *cfg)
-{
-    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
-    if (r < 256) r = 256;
-    return r > 8192 ? 8192 : r;
 }
 
 /* Local work of one round on this rank: train the clients [c0, c1) of s->ids. */
@@ -203,18 +214,23 @@ static fh_status round_local(const config_t *cfg, const comm_t *w, io_data *data
     const model_t *md = s->wk.m;
     const int64_t P = md->nparams, d = md->in;
     const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
-    FH_TRY(fl_read_rows(data, c1 - c0, s->start + c0, s->count + c0, (int32_t)d, &s->x, &s->y, &s->xcap));
     (void)w;
     int64_t *tail = s->acc + P * (1 + scaffold);
     if (s->sa.enabled) FH_TRY(secagg_engine_begin(&s->sa, c1 - c0));
     fl_local_opts o = {params, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
                        cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
     int64_t row = 0;
+    int32_t g1 = c0; /* clients [.., g1) have their rows in s->rows */
     for (int32_t i = c0; i < c1; i++) {
+        if (i == g1) { /* the next group of clients: one read of at most ~4 MB (or one client) */
+            g1 = rows_group(s->count, i, c1, d);
+            FH_TRY(fl_read_rows(data, g1 - i, s->start + i, s->count + i, (int32_t)d, &s->rows.x, &s->rows.y, &s->rows.cap));
+            row = 0;
+        }
         const int32_t cid = s->ids[i];
         const int64_t n = s->count[i];
-        const float *xi = s->x + row * d;
-        const int32_t *yi = s->y + row;
+        const float *xi = s->rows.x + row * d;
+        const int32_t *yi = s->rows.y + row;
         row += n;
         /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
         if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, round)) continue;
@@ -415,7 +431,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
 
     loop_state s;
     memset(&s, 0, sizeof s);
-    fh_status st = fl_worker_init(&s.wk, md, worker_rows(cfg));
+    fh_status st = fl_worker_init(&s.wk, md, fl_worker_rows(cfg));
     if (st == FH_OK) st = fl_server_init(&s.srv, cfg, P);
     if (st == FH_OK) {
         s.local = malloc((size_t)P * sizeof *s.local);
@@ -504,8 +520,8 @@ fh_status fl_train(const config_t *cfg, const comm_t *w, io_data *data, const io
             if (w->rank == 0 && s.test.n > 0)
                 st = fl_testset_eval(&s.test, md, params, s.wk.ws, s.wk.ws_rows, &rs.test);
             if ((st = comm_agree(w, st)) != FH_OK) break;
-            st = fl_client_accuracy(w, &s.wk, params, s.x, s.y, s.count + c0, c1 - c0, n,
-                                 &rs.client_acc_mean, &rs.client_acc_p10);
+            st = fl_client_accuracy(w, &s.wk, params, data, s.start + c0, s.count + c0, c1 - c0, n, &s.rows,
+                                    &rs.client_acc_mean, &rs.client_acc_p10);
             if (st != FH_OK) break;
         }
         rs.notice = r == r_done + 1 ? res->notice : "";
