@@ -2,7 +2,9 @@
  *
  *   fedhpc_bench round CONFIG [k=v ...]      items 1, 2 (ranks): seconds a round of the real
  *                                            loop (fl_train) and the compute floor (the same
- *                                            cblas_sgemm calls, same shapes and count, alone)
+ *                                            cblas_sgemm calls, same shapes and count, alone);
+ *                                            round_step: the same round vs the model's own
+ *                                            step (model_sgd_step) on batches of the same sizes
  *   fedhpc_bench local CONFIG B [k=v ...]    item 2: GFLOP/s of fl_local_train on one client
  *                                            vs a bare loop of its sgemm calls
  *   fedhpc_bench agg P CLIENTS REPS          item 3: fx_accumulate + comm_allreduce_sum_i64
@@ -144,13 +146,6 @@ static void client_calls(const model_t *m, int64_t n, int32_t B, int32_t E, int3
         }
 }
 
-static int32_t ws_rows_of(const config_t *c) /* as worker_rows in src/fl/engine.c */
-{
-    int32_t r = c->batch_size > 0 ? c->batch_size : 1024;
-    if (r < 256) r = 256;
-    return r > 8192 ? 8192 : r;
-}
-
 static void gemm_alloc(gemm_buf *g, size_t n)
 {
     g->a = calloc(n, sizeof(float));
@@ -175,7 +170,43 @@ typedef struct {
     gemm_buf g;
     int32_t *ids, *first;
     int64_t *start, *count;
+    double *step;         /* per round: the step floor                                */
+    model_ws *ws;         /* step floor: the model's own step on synthetic batches     */
+    float *sp, *sg, *sx;  /* [P] parameters, [P] gradient scratch, [B, in] batch       */
+    int32_t *sy;
 } walls;
+
+/* The step floor of round r: model_sgd_step (what fl_local_train calls for plain minibatch
+ * SGD: fused kernels, oneDNN convolutions) on synthetic batches of the same sizes, alone. */
+static fh_status round_step_floor(walls *w, double *out)
+{
+    const config_t *cfg = w->cfg;
+    const model_t *m = &w->res->model;
+    const int32_t B = cfg->batch_size;
+    if (!w->ws) {
+        w->ws = model_ws_create(m, B);
+        w->sp = malloc((size_t)m->nparams * sizeof *w->sp);
+        w->sg = malloc((size_t)m->nparams * sizeof *w->sg);
+        w->sx = malloc((size_t)B * (size_t)m->in * sizeof *w->sx);
+        w->sy = malloc((size_t)B * sizeof *w->sy);
+        if (!w->ws || !w->sp || !w->sg || !w->sx || !w->sy) return fh_error_set(FH_ENOMEM, "out of memory");
+        for (int64_t i = 0; i < (int64_t)B * m->in; i++) w->sx[i] = (float)((i * 37) % 101) / 101.0f;
+        for (int32_t i = 0; i < B; i++) w->sy[i] = i % m->classes;
+    }
+    memcpy(w->sp, w->res->params, (size_t)m->nparams * sizeof *w->sp);
+    FH_TRY(comm_barrier(&W));
+    const double t0 = fh_wtime();
+    for (int32_t i = w->first[W.rank]; i < w->first[W.rank + 1]; i++)
+        for (int32_t e = 0; e < cfg->local_epochs; e++)
+            for (int64_t b0 = 0; b0 < w->count[i]; b0 += B) {
+                const int32_t nb = (int32_t)(w->count[i] - b0 < B ? w->count[i] - b0 : B);
+                model_sgd_step(m, w->sp, w->sx, w->sy, nb, (float)cfg->lr, w->sg, w->ws);
+            }
+    double t = fh_wtime() - t0;
+    FH_TRY(comm_allreduce_max_f64(&W, &t, 1));
+    *out = t;
+    return FH_OK;
+}
 
 /* The floor of round r: this rank's clients' sgemm calls alone; max over ranks. */
 static fh_status round_floor(walls *w, int32_t r, double *out)
@@ -183,7 +214,7 @@ static fh_status round_floor(walls *w, int32_t r, double *out)
     const config_t *cfg = w->cfg;
     const model_t *m = &w->res->model;
     const int32_t C = w->meta->clients, mm = cfg->clients_per_round < C ? cfg->clients_per_round : C;
-    const int32_t wr = ws_rows_of(cfg);
+    const int32_t wr = fl_worker_rows(cfg);
     if (!w->g.a) {
         const int32_t bmax = cfg->batch_size > 0 && cfg->batch_size < wr ? cfg->batch_size : wr;
         gemm_alloc(&w->g, batch_max_operand(m, bmax));
@@ -219,6 +250,7 @@ static fh_status on_round(const fl_round_stats *s, void *user)
     if (w->n >= w->cap) return FH_OK;
     w->wall[w->n] = s->wall_s;
     FH_TRY(round_floor(w, s->round, &w->floor[w->n]));
+    if (w->step && w->cfg->batch_size > 0) FH_TRY(round_step_floor(w, &w->step[w->n]));
     w->n++;
     return FH_OK;
 }
@@ -237,6 +269,7 @@ static int cmd_round(int argc, char **argv)
     memset(&wl, 0, sizeof wl);
     wl.wall = calloc((size_t)cfg.rounds, sizeof(double));
     wl.floor = calloc((size_t)cfg.rounds, sizeof(double));
+    wl.step = calloc((size_t)cfg.rounds, sizeof(double));
     wl.cap = cfg.rounds;
     wl.acc = NAN;
     wl.cfg = &cfg;
@@ -249,9 +282,16 @@ static int cmd_round(int argc, char **argv)
         double mw = median(wl.wall, wl.n), mf = median(wl.floor, wl.n);
         printf("round,model=%s;ranks=%d;rounds=%d;B=%d,%.6f,%.6f,%.3f\n", model_type_name(res.model.type),
                W.size, wl.n, cfg.batch_size, mw, mf, mw / mf);
+        if (cfg.batch_size > 0) {
+            const double ms = median(wl.step, wl.n);
+            printf("round_step,model=%s;ranks=%d;rounds=%d;B=%d,%.6f,%.6f,%.3f\n", model_type_name(res.model.type),
+                   W.size, wl.n, cfg.batch_size, mw, ms, mw / ms);
+        }
         printf("accuracy,model=%s;ranks=%d;rounds=%d,%.4f,,\n", model_type_name(res.model.type), W.size,
                cfg.rounds, wl.acc);
     }
+    model_ws_free(wl.ws);
+    free(wl.sp); free(wl.sg); free(wl.sx); free(wl.sy); free(wl.step);
     io_data_close(data);
     fl_result_free(&res);
     return 0;
@@ -282,7 +322,7 @@ static int cmd_local(int argc, char **argv)
     float *x = malloc((size_t)rows * (size_t)m->in * sizeof *x);
     int32_t *y = malloc((size_t)rows * sizeof *y);
     CK(io_data_read_ranges(data, "train", 1, start + best, &rows, x, y));
-    const int32_t wr = ws_rows_of(&cfg);
+    const int32_t wr = fl_worker_rows(&cfg);
     fl_worker wk;
     CK(fl_worker_init(&wk, m, wr));
     float *p = malloc((size_t)m->nparams * sizeof *p);

@@ -42,6 +42,11 @@ row() { grep -E "^[a-z_-]+," | tee -a "$CSV"; }
 # summed peak RSS (MB) of the files PREFIX.*
 rss_sum() { cat "$1".* | awk '/rss_kb/ {s += $2} END {printf "%.1f", s / 1024}'; }
 PEAK="sh $ROOT/tests/bench/peak_rss.sh"
+# median seconds a round of the first N-1 rounds (the last one evaluates) of RUN/metrics.csv
+round_median() {
+    awk -F, 'NR > 1 {print $2}' "$1/metrics.csv" | head -n $(($2 - 1)) | sort -g |
+        awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
 
 if [ "$SMOKE" = 1 ]; then
     R=2; RC=2; AGG_P="100000"; AGG_NP="2"; SCALE="1000"; CK_P=100000; REPS=1; TORCH_R=2; CNN_R=2
@@ -92,8 +97,7 @@ for n in $SCALE; do
         output.dir="$WORK/scale_$n" >/dev/null 2>"$WORK/scale_$n.err" || { log "scale run failed"; cat "$WORK/scale_$n.err" >&2; exit 1; }
     rss=$(rss_sum "$WORK/rss_$n")
     # seconds a round: median over the rounds without evaluation (all but the last)
-    spr=$(awk -F, 'NR > 1 {print $2}' "$WORK/scale_$n/metrics.csv" | head -n $((RC - 1)) | sort -g |
-          awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+    spr=$(round_median "$WORK/scale_$n" $RC)
     echo "scale,clients=$n;ranks=2;per_round=100,$spr,$rss," | row
     rm -f "$f"
 done
@@ -104,10 +108,13 @@ if /usr/bin/python3 -c "import torch, mpi4py" 2>/dev/null; then
         if [ $model = cnn ]; then r=$CNN_R; set_extra="model.type=cnn $CNN_SET"; fi
         log "5. fedhpc vs PyTorch reference, $model, 2 ranks, $r rounds"
         "$BENCH" export "$CFG" "$WORK/exp_$model" data.file="$H5" train.rounds=$r $set_extra || exit 1
-        $MPIRUN -np 2 $PEAK "$WORK/frss_$model" "$BENCH" round "$CFG" data.file="$H5" train.rounds=$r $set_extra > "$WORK/f_$model.csv" || exit 1
+        # fedhpc as users run it (`fedhpc run`, evaluation after the last round only): seconds a
+        # round = median of rounds 1..r-1 from metrics.csv, peak RSS of the real program
+        $MPIRUN -np 2 $PEAK "$WORK/frss_$model" "$FEDHPC" run "$CFG" data.file="$H5" train.rounds=$r \
+            train.eval_every=$r output.progress=off output.dir="$WORK/frun_$model" $set_extra >/dev/null || exit 1
         $MPIRUN -np 2 $PEAK "$WORK/trss_$model" /usr/bin/python3 "$ROOT/tests/bench/reference/fedavg_torch.py" "$WORK/exp_$model" > "$WORK/t_$model.csv" || exit 1
-        fs=$(awk -F, '/^round,/ {print $3}' "$WORK/f_$model.csv")
-        fa=$(awk -F, '/^accuracy,/ {print $3}' "$WORK/f_$model.csv")
+        fs=$(round_median "$WORK/frun_$model" $r)
+        fa=$(tail -n 1 "$WORK/frun_$model/metrics.csv" | awk -F, '{print $5}')
         ts=$(awk -F, '/^torch,/ {print $3}' "$WORK/t_$model.csv")
         ta=$(awk -F, '/^torch,/ {print $4}' "$WORK/t_$model.csv")
         frss=$(rss_sum "$WORK/frss_$model")
