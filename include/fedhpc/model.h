@@ -66,8 +66,9 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
 /* One plain SGD step on n rows: params -= lr * (gradient of the mean loss); returns the loss
  * sum as model_loss_grad. For logreg/mlp minibatches of at most 12 rows on AVX-512 CPUs the
  * step is fused (src/model/kern.c: each weight is read and written once and the gradient is
- * never stored); otherwise the gradient goes through grad[nparams] (scratch). A label outside
- * [0, classes) or n > max_batch gives NAN. */
+ * never stored); the CNN's dense layers step inside its backward pass the same way and only
+ * its conv parameters go through grad (src/model/cnn.c); otherwise the whole gradient goes
+ * through grad[nparams] (scratch). A label outside [0, classes) or n > max_batch gives NAN. */
 double model_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y,
                       int32_t n, float lr, float *grad, model_ws *ws);
 
