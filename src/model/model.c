@@ -280,6 +280,22 @@ static void model_back_delta(const model_t *m, const float *params, int32_t l, i
     kern_relu_mask(dp, ws->act[l - 1], (size_t)n * (size_t)fi); /* act[l - 1]: [n, fi] */
 }
 
+/* Every label in [0, classes) (loaders check this, so a failure is a caller's bug). */
+static int model_labels_ok(const model_t *m, const int32_t *y, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes) return 0;
+    return 1;
+}
+
+/* Forward pass, then the output loss: returns the loss sum and leaves D_L in ws->delta[0]. */
+static double model_forward_loss(const model_t *m, const float *params, const float *x,
+                                 const int32_t *y, int32_t n, model_ws *ws)
+{
+    model_forward(m, params, x, n, ws);
+    return model_output_loss(m, ws->act[m->nlayers - 1], y, n, ws->delta[0]);
+}
+
 /* n == 0 gives loss 0 and a zero gradient. A contract violation (n > the ws's max_batch, or a
  * label outside [0, classes)) gives NAN and a zero gradient, so callers' NaN checks catch it. */
 double model_loss_grad(const model_t *m, const float *params, const float *x, const int32_t *y,
@@ -289,18 +305,16 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
         memset(grad, 0, (size_t)m->nparams * sizeof *grad);
         return n == 0 ? 0.0 : NAN; /* NAN: contract violated (more rows than the ws holds) */
     }
-    for (int32_t i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= m->classes) {
-            memset(grad, 0, (size_t)m->nparams * sizeof *grad);
-            return NAN; /* a label outside [0, classes): loaders check this, so a bug */
-        }
+    if (!model_labels_ok(m, y, n)) {
+        memset(grad, 0, (size_t)m->nparams * sizeof *grad);
+        return NAN; /* a label outside [0, classes): loaders check this, so a bug */
+    }
     if (m->type == MODEL_CNN) return cnn_loss_grad(m, params, x, y, n, grad, ws->cnn);
 
-    model_forward(m, params, x, n, ws);
     const int32_t L = m->nlayers;
     int cur = 0;
     float *d = ws->delta[cur]; /* D_l [n, fan_out_l] */
-    const double loss = model_output_loss(m, ws->act[L - 1], y, n, d);
+    const double loss = model_forward_loss(m, params, x, y, n, ws);
 
     for (int32_t l = L - 1; l >= 0; l--) {
         const int32_t fi = m->fan_in[l], fo = m->fan_out[l];
@@ -329,8 +343,7 @@ double model_sgd_step(const model_t *m, float *params, const float *x, const int
                       int32_t n, float lr, float *grad, model_ws *ws)
 {
     if (m->type == MODEL_CNN && n >= 1 && n <= ws->max_batch) { /* src/model/cnn.c */
-        for (int32_t i = 0; i < n; i++)
-            if (y[i] < 0 || y[i] >= m->classes) return NAN; /* as model_loss_grad: params untouched */
+        if (!model_labels_ok(m, y, n)) return NAN; /* as model_loss_grad: params untouched */
         return cnn_sgd_step(m, params, x, y, n, lr, grad, ws->cnn);
     }
     if (m->type == MODEL_CNN || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
@@ -339,14 +352,11 @@ double model_sgd_step(const model_t *m, float *params, const float *x, const int
         for (int64_t j = 0; j < P; j++) params[j] -= lr * grad[j];
         return loss;
     }
-    for (int32_t i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= m->classes) return NAN; /* as model_loss_grad: params untouched */
-    model_forward(m, params, x, n, ws);
-    const int32_t L = m->nlayers;
+    if (!model_labels_ok(m, y, n)) return NAN; /* as model_loss_grad: params untouched */
     int cur = 0;
     float *d = ws->delta[cur]; /* D_l [n, fan_out_l] */
-    const double loss = model_output_loss(m, ws->act[L - 1], y, n, d);
-    for (int32_t l = L - 1; l >= 0; l--) {
+    const double loss = model_forward_loss(m, params, x, y, n, ws);
+    for (int32_t l = m->nlayers - 1; l >= 0; l--) {
         float *dp = ws->delta[1 - cur];
         if (l > 0) model_back_delta(m, params, l, n, d, dp, ws); /* with W_l before its step */
         kern_dense_sgd(n, m->fan_in[l], m->fan_out[l], l == 0 ? x : ws->act[l - 1], d, lr,
@@ -413,11 +423,10 @@ double model_loss_grad_clipped(const model_t *m, const float *params, const floa
         memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
         return n == 0 ? 0.0 : NAN;
     }
-    for (int32_t i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= m->classes) {
-            memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
-            return NAN;
-        }
+    if (!model_labels_ok(m, y, n)) {
+        memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
+        return NAN;
+    }
     double *nrm = malloc((size_t)n * sizeof *nrm);
     if (!nrm) {
         memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
