@@ -518,17 +518,14 @@ static fh_status get(ckpt *h, const char *name, ckpt_type t, int64_t row_len, in
                             name, (unsigned long long)dims[0], (unsigned long long)dims[1]);
     if (n == 0) return FH_OK;
     fh_status st = FH_OK, st_fail = FH_EINPUT;
-    hid_t d = H5Dopen2(h->file, name, H5P_DEFAULT), fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    hid_t d = H5Dopen2(h->file, name, H5P_DEFAULT), fs = H5I_INVALID_HID;
     H5CHK(d, "%s: cannot open '%s'", h->path, name);
     fs = H5Dget_space(d);
     H5CHK(fs, "HDF5: dataspace");
-    hsize_t off[2] = {(hsize_t)first, 0}, cnt[2] = {(hsize_t)n, dims[1]};
-    H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "HDF5: select");
-    ms = H5Screate_simple(rank, cnt, NULL);
-    H5CHK(ms, "HDF5: dataspace");
-    H5CHK(H5Dread(d, h5type(t), ms, fs, H5P_DEFAULT, buf), "%s: cannot read '%s'", h->path, name);
+    char what[1400];
+    snprintf(what, sizeof what, "%s: '%s'", h->path, name);
+    st = h5_rows_rw(d, fs, h5type(t), rank, (hsize_t)first, (hsize_t)n, dims[1], H5P_DEFAULT, buf, 0, FH_EINPUT, what);
 fail:
-    if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     if (d >= 0) H5Dclose(d);
     return st;

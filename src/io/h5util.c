@@ -195,6 +195,22 @@ fail:
     return st;
 }
 
+fh_status h5_rows_rw(hid_t d, hid_t fs, hid_t type, int rank, hsize_t first, hsize_t n, hsize_t cols,
+                     hid_t xfer, void *buf, int write, fh_status fail, const char *what)
+{
+    fh_status st = FH_OK, st_fail = fail;
+    hid_t ms = H5I_INVALID_HID;
+    hsize_t off[2] = {first, 0}, cnt[2] = {n, cols};
+    H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "%s: cannot select rows", what);
+    ms = H5Screate_simple(rank, cnt, NULL);
+    H5CHK(ms, "HDF5: dataspace");
+    if (write) H5CHK(H5Dwrite(d, type, ms, fs, xfer, buf), "%s: cannot write", what);
+    else H5CHK(H5Dread(d, type, ms, fs, xfer, buf), "%s: cannot read", what);
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    return st;
+}
+
 void h5_tmp_name(const char *path, char *tmp, size_t cap)
 {
     snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());

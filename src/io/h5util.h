@@ -36,6 +36,11 @@ fh_status h5_dset_shape(hid_t loc, const char *name, int want_rank, hsize_t *dim
 /* Read a whole 1-D string dataset into out[n][cap]. */
 fh_status h5_dset_read_strs(hid_t loc, const char *name, char *out, hsize_t n, size_t cap,
                             const char *path);
+/* Read (write = 0) or write rows [first, first + n) of dataset d of rank 1 or 2 (cols columns;
+ * 1 for rank 1) through its file space fs, whose selection this sets; transfer list xfer.
+ * On failure: status fail, message "WHAT: cannot read|write". */
+fh_status h5_rows_rw(hid_t d, hid_t fs, hid_t type, int rank, hsize_t first, hsize_t n, hsize_t cols,
+                     hid_t xfer, void *buf, int write, fh_status fail, const char *what);
 /* Write to PATH.tmp.PID, then rename over path; returns the temp name in tmp[cap]. */
 void h5_tmp_name(const char *path, char *tmp, size_t cap);
 fh_status h5_commit_rename(const char *tmp, const char *path);

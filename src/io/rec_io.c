@@ -99,7 +99,7 @@ fh_status io_rec_put_rows(io_rec *h, const char *name, io_type t, int64_t total_
     const int rank = cols > 0 ? 2 : 1;
     hsize_t dims[2] = {(hsize_t)total_rows, (hsize_t)(cols > 0 ? cols : 1)};
     fh_status st = FH_OK, st_fail = FH_EIO;
-    hid_t d = H5I_INVALID_HID, fs = H5I_INVALID_HID, ms = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
+    hid_t d = H5I_INVALID_HID, fs = H5I_INVALID_HID, lcpl = H5I_INVALID_HID;
     if (H5Lexists(h->file, name, H5P_DEFAULT) > 0) { /* H5Lexists fails quietly for a missing group */
         d = H5Dopen2(h->file, name, H5P_DEFAULT);
         H5CHK(d, "%s: cannot open dataset %s", h->path, name);
@@ -121,14 +121,12 @@ fh_status io_rec_put_rows(io_rec *h, const char *name, io_type t, int64_t total_
         H5CHK(d, "%s: cannot create dataset %s", h->path, name);
     }
     if (nrows > 0) {
-        hsize_t off[2] = {(hsize_t)first_row, 0}, cnt[2] = {(hsize_t)nrows, dims[1]};
-        H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "HDF5: select");
-        ms = H5Screate_simple(rank, cnt, NULL);
-        H5CHK(ms, "HDF5: dataspace");
-        H5CHK(H5Dwrite(d, rec_type(t), ms, fs, H5P_DEFAULT, buf), "%s: cannot write %s", h->path, name);
+        char what[1400];
+        snprintf(what, sizeof what, "%s: %s", h->path, name);
+        st = h5_rows_rw(d, fs, rec_type(t), rank, (hsize_t)first_row, (hsize_t)nrows, dims[1], H5P_DEFAULT,
+                        (void *)buf, 1, FH_EIO, what);
     }
 fail:
-    if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     if (d >= 0) H5Dclose(d);
     if (lcpl >= 0) H5Pclose(lcpl);

@@ -50,20 +50,13 @@ fail:
 
 static fh_status state_rw(io_state *h, int32_t client, float *row, int write)
 {
-    fh_status st = FH_OK, st_fail = FH_EIO;
-    hid_t fs = H5Dget_space(h->dset), ms = H5I_INVALID_HID;
-    hsize_t off[2] = {(hsize_t)client, 0}, cnt[2] = {1, (hsize_t)h->dim}, n = (hsize_t)h->dim;
-    H5CHK(fs, "HDF5: dataspace");
-    H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "HDF5: select");
-    ms = H5Screate_simple(1, &n, NULL);
-    H5CHK(ms, "HDF5: dataspace");
-    if (write)
-        H5CHK(H5Dwrite(h->dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, row), "%s: cannot write client %d", h->path, client);
-    else
-        H5CHK(H5Dread(h->dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, row), "%s: cannot read client %d", h->path, client);
-fail:
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
+    hid_t fs = H5Dget_space(h->dset);
+    if (fs < 0) return fh_error_set(FH_EIO, "%s: HDF5 dataspace", h->path);
+    char what[1200];
+    snprintf(what, sizeof what, "%s: client %d", h->path, client);
+    fh_status st = h5_rows_rw(h->dset, fs, H5T_NATIVE_FLOAT, 2, (hsize_t)client, 1, (hsize_t)h->dim,
+                              H5P_DEFAULT, row, write, FH_EIO, what);
+    H5Sclose(fs);
     return st;
 }
 
