@@ -34,7 +34,11 @@ static const char *USAGE =
     "ends with the same model as an uninterrupted one, with any number of ranks.\n"
     "On SIGTERM or SIGUSR1 the run finishes the round in progress, writes a checkpoint and\n"
     "exits with status 3 (resubmit with --resume). Exit status: 0 done, 1 runtime error,\n"
-    "2 bad input, 3 stopped with a checkpoint.\n";
+    "2 bad input, 3 stopped with a checkpoint.\n"
+    "\n"
+    "Environment: FEDHPC_KERNELS=blas uses OpenBLAS instead of fedhpc's AVX-512 minibatch\n"
+    "kernels; FEDHPC_BLAS_SETUP=0 (or OPENBLAS_CORETYPE set) leaves OpenBLAS's kernel choice\n"
+    "alone (otherwise fedhpc picks the newest set the CPU supports; run.yaml: blas_core).\n";
 
 #define EXIT_STOPPED 3
 
