@@ -19,6 +19,9 @@ run() {
 for np in 1 2 4; do
     run "unit tests -np $np" mpirun --oversubscribe -np $np bin/fedhpc_tests
 done
+# the portable paths the AVX-512 kernels replace (CPUs without AVX-512, FEDHPC_KERNELS=blas)
+run "model unit tests, FEDHPC_KERNELS=blas" env FEDHPC_KERNELS=blas bin/fedhpc_tests model
+run "cnn unit tests, FEDHPC_KERNELS=blas" env FEDHPC_KERNELS=blas bin/fedhpc_tests cnn
 for t in tests/cli/test_*.sh; do
     [ -n "${FEDHPC_TESTS:-}" ] && ! echo "$t" | grep -q -E "$FEDHPC_TESTS" && continue
     run "$(basename "$t" .sh)" sh "$t"
