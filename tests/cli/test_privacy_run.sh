@@ -23,8 +23,10 @@ eval_every = 3
 [output]
 progress = off
 INI
-run() { np=$1; out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/p.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
+# runini INI NP OUT [k=v ...]: one run into $T/OUT; run and crun name the two experiments
+runini() { ini=$1; np=$2; out=$3; shift 3; $MPIRUN -np "$np" "$FEDHPC" run "$ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
     { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+run() { runini "$T/p.ini" "$@"; }
 
 # 1. secagg == plain, bit for bit, with dropouts
 for d in 0 0.1 0.3; do
@@ -164,8 +166,7 @@ every = 4
 [output]
 progress = off
 INI
-    crun() { np=$1; out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/cl.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
-        { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+    crun() { runini "$T/cl.ini" "$@"; }
     centers() { h5diff -q "$1/checkpoints/ckpt_00000004.h5" "$2/checkpoints/ckpt_00000004.h5" /centers /centers; }
     mkdir -p "$T/ctr" "$T/ctrc"
     for d in 0 0.1; do
