@@ -9,6 +9,7 @@
 #ifndef FEDHPC_FL_H
 #define FEDHPC_FL_H
 
+#include "fedhpc/agg.h"
 #include "fedhpc/ckpt.h"
 #include "fedhpc/comm.h"
 #include "fedhpc/common.h"
@@ -19,19 +20,6 @@
 #include "fedhpc/rng.h"
 
 #include <stdint.h>
-
-/* ---- fixed point (src/fl/fixed.c) ------------------------------------------------------- */
-#define FX_SCALE 4294967296.0 /* 2^32 */
-/* acc[j] += round(weight * v[j] * 2^32) for j < n. */
-void fx_accumulate(int64_t *acc, const float *v, double weight, int64_t n);
-/* out[j] = acc[j] * scale / 2^32. */
-void fx_decode(const int64_t *acc, double scale, float *out, int64_t n);
-/* Largest |v| that fx_accumulate accepts for a sum of weights <= 1 without overflow. */
-#define FX_MAX_ABS 1.0e9
-
-/* Check a client update: finite and L2 norm <= max_norm (and every |v| <= FX_MAX_ABS).
- * Returns 1 if acceptable. *norm receives the L2 norm (or NAN). */
-int fl_update_ok(const float *v, int64_t n, double max_norm, double *norm);
 
 /* ---- sampling (src/fl/sample.c) --------------------------------------------------------- */
 /* m distinct clients out of C for round r, sorted ascending (Floyd's algorithm on
@@ -65,6 +53,11 @@ typedef struct {
     int64_t max_steps;     /* > 0: fl_local_train stops after this many SGD steps (partial
                             * work, [async] partial; not with DP-SGD); set per client       */
 } fl_worker;
+
+/* The local-training options of a configuration ([train] lr, momentum, weight_decay, epochs,
+ * batch; [fl] mu when the algorithm is FedProx) from the round's starting model `global`: the
+ * one place every strategy builds them. c_diff is NULL (SCAFFOLD sets it per client). */
+fl_local_opts fl_local_opts_make(const config_t *cfg, const float *global);
 
 fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows);
 /* The rows a worker's scratch holds (every training loop uses it, so chunked gradients and

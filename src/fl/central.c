@@ -7,8 +7,7 @@
  * all-reduce per step, so the model is the same for any number of ranks <= S.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "fedhpc/ckpt.h"
-#include "fedhpc/fl.h"
+#include "fedhpc/loop.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -42,168 +41,173 @@ static void shard_seek(shard *sh, uint64_t seed, int64_t steps, int64_t b)
     sh->cursor = taken % sh->n;
 }
 
-static fh_status central_save(const config_t *cfg, const comm_t *w, const float *params, const float *mom,
-                              int64_t P, int32_t r)
-{
-    ckpt *h = NULL;
-    FH_TRY(fl_ckpt_begin(cfg, w, r, &h));
-    fh_status st = ckpt_put_array(h, "params", CKPT_F32, params, P);
-    if (st == FH_OK) st = ckpt_put_array(h, "central_momentum", CKPT_F32, mom, P);
-    return fl_ckpt_end(cfg, h, st);
-}
+typedef struct {
+    shard *sh;                 /* [nmine] this rank's shards               */
+    int32_t nmine, S;
+    int64_t *st_rows, *n_rows; /* [nmine] their row ranges                 */
+    float *x, *xb, *mom, *dec; /* rows of my shards; a batch; momentum; the decoded sum */
+    int32_t *y, *yb;
+    int64_t *acc;              /* [P + 3] gradient sum | loss | rows | stop */
+    int64_t B, steps_per_epoch;
+    int full, seeked;
+} central_state;
 
-static fh_status central_resume(const config_t *cfg, const comm_t *w, float *params, float *mom, int64_t P,
-                                int32_t *r_done, fl_result *res)
+static fh_status central_init(fl_loop *L)
 {
-    ckpt *h = NULL;
-    int64_t round = 0;
-    *r_done = 0;
-    FH_TRY(fl_ckpt_resume_open(cfg, w, "round", &h, &round, res->notice, sizeof res->notice));
-    if (!h) return FH_OK;
-    fh_status st = ckpt_get_array(h, "params", CKPT_F32, params, P);
-    if (st == FH_OK) st = ckpt_get_array(h, "central_momentum", CKPT_F32, mom, P);
-    ckpt_close(h);
-    st = comm_agree(w, st);
-    if (st == FH_OK) *r_done = (int32_t)round;
-    return st;
-}
-
-fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *data,
-                               const io_data_meta *meta, fl_round_fn on_round, void *user,
-                               fl_result *res)
-{
-    FH_TRY(fl_model_setup(cfg, data, meta, res));
-    const model_t *md = &res->model;
-    const int64_t P = md->nparams, d = md->in, N = meta->train_rows;
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    const int64_t P = L->P, d = L->md->in, N = L->meta->train_rows;
     int32_t S = cfg->central_shards;
     if (S > N) S = (int32_t)N;
     if (w->size > S)
         return fh_error_set(FH_EINPUT, "%s: [fl] central_shards = %d but %d ranks: use at most %d ranks or more shards",
                             cfg->data_file, S, w->size, S);
-    const int64_t B = cfg->batch_size > 0 && cfg->batch_size < N ? cfg->batch_size : N;
-    const int64_t steps_per_epoch = (N + B - 1) / B;
-    const int full = B == N;
+    central_state *c = L->s = fh_calloc(1, sizeof *c);
+    FH_CHECK_ALLOC(c);
+    c->S = S;
+    c->B = cfg->batch_size > 0 && cfg->batch_size < N ? cfg->batch_size : N;
+    c->steps_per_epoch = (N + c->B - 1) / c->B;
+    c->full = c->B == N;
+    const int64_t B = c->B;
 
     /* my shards */
-    int32_t nmine = 0;
-    for (int32_t s = w->rank; s < S; s += w->size) nmine++;
-    shard *sh = fh_calloc((size_t)nmine, sizeof *sh);
-    int64_t *st_rows = fh_calloc((size_t)nmine, sizeof *st_rows), *n_rows = fh_calloc((size_t)nmine, sizeof *n_rows);
-    fl_worker wk;
-    memset(&wk, 0, sizeof wk);
-    fl_testset test;
-    memset(&test, 0, sizeof test);
-    float *x = NULL, *xb = NULL, *mom = NULL, *dec = NULL;
-    int32_t *y = NULL, *yb = NULL;
-    int64_t *acc = NULL, rows = 0, maxb = 0;
-    fh_status st = sh && st_rows && n_rows ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    for (int32_t s = w->rank; s < S; s += w->size) c->nmine++;
+    c->sh = fh_calloc((size_t)c->nmine, sizeof *c->sh);
+    c->st_rows = fh_calloc((size_t)c->nmine, sizeof *c->st_rows);
+    c->n_rows = fh_calloc((size_t)c->nmine, sizeof *c->n_rows);
+    int64_t rows = 0, maxb = 0;
+    fh_status st = c->sh && c->st_rows && c->n_rows ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     for (int32_t i = 0, s = w->rank; st == FH_OK && s < S; s += w->size, i++) {
-        sh[i].id = s;
-        sh[i].start = N * s / S;
-        sh[i].n = N * (s + 1) / S - sh[i].start;
-        sh[i].off = rows;
-        sh[i].perm = malloc((size_t)sh[i].n * sizeof *sh[i].perm);
-        if (!sh[i].perm) st = fh_error_set(FH_ENOMEM, "out of memory");
-        st_rows[i] = sh[i].start;
-        n_rows[i] = sh[i].n;
-        rows += sh[i].n;
+        shard *h = &c->sh[i];
+        h->id = s;
+        h->start = N * s / S;
+        h->n = N * (s + 1) / S - h->start;
+        h->off = rows;
+        h->perm = malloc((size_t)h->n * sizeof *h->perm);
+        if (!h->perm) st = fh_error_set(FH_ENOMEM, "out of memory");
+        c->st_rows[i] = h->start;
+        c->n_rows[i] = h->n;
+        rows += h->n;
         int64_t b = B / S + (s < B % S);
         if (b > maxb) maxb = b;
     }
     if (st == FH_OK) {
-        x = malloc((size_t)(rows ? rows : 1) * (size_t)d * sizeof *x);
-        y = malloc((size_t)(rows ? rows : 1) * sizeof *y);
-        xb = malloc((size_t)(maxb ? maxb : 1) * (size_t)d * sizeof *xb);
-        yb = malloc((size_t)(maxb ? maxb : 1) * sizeof *yb);
-        mom = fh_calloc((size_t)P, sizeof *mom);
-        dec = malloc((size_t)P * sizeof *dec);
-        acc = malloc((size_t)(P + 3) * sizeof *acc);
-        if (!x || !y || !xb || !yb || !mom || !dec || !acc) st = fh_error_set(FH_ENOMEM, "out of memory");
+        c->x = malloc((size_t)(rows ? rows : 1) * (size_t)d * sizeof *c->x);
+        c->y = malloc((size_t)(rows ? rows : 1) * sizeof *c->y);
+        c->xb = malloc((size_t)(maxb ? maxb : 1) * (size_t)d * sizeof *c->xb);
+        c->yb = malloc((size_t)(maxb ? maxb : 1) * sizeof *c->yb);
+        c->mom = fh_calloc((size_t)P, sizeof *c->mom);
+        c->dec = malloc((size_t)P * sizeof *c->dec);
+        c->acc = malloc((size_t)(P + 3) * sizeof *c->acc);
+        if (!c->x || !c->y || !c->xb || !c->yb || !c->mom || !c->dec || !c->acc)
+            st = fh_error_set(FH_ENOMEM, "out of memory");
     }
-    if (st == FH_OK) st = io_data_read_ranges(data, "train", nmine, st_rows, n_rows, x, y);
-    if (st == FH_OK) st = fl_worker_init(&wk, md, maxb < 1024 ? (int32_t)(maxb > 256 ? maxb : 256) : 1024);
-    st = comm_agree(w, st);
-    if (st == FH_OK) st = fl_testset_load(&test, w, data, meta);
-    float *params = res->params;
-    int32_t r_done = 0;
-    if (st == FH_OK && cfg->resume[0]) st = central_resume(cfg, w, params, mom, P, &r_done, res);
-    const int64_t steps_done = (int64_t)r_done * cfg->local_epochs * steps_per_epoch;
-    for (int32_t i = 0; st == FH_OK && i < nmine; i++)
-        shard_seek(&sh[i], (uint64_t)cfg->seed, steps_done, B / S + (sh[i].id < B % S));
-
-    const float lr = (float)cfg->lr, mu_m = (float)cfg->momentum, wd = (float)cfg->weight_decay;
-    for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
-        double t0 = fh_wtime(), loss_round = 0;
-        int64_t rows_round = 0, stop = 0;
-        for (int64_t step = 0; st == FH_OK && step < cfg->local_epochs * steps_per_epoch; step++) {
-            memset(acc, 0, (size_t)(P + 3) * sizeof *acc);
-            acc[P + 2] = fh_stop_requested();
-            for (int32_t i = 0; i < nmine; i++) {
-                shard *h = &sh[i];
-                int64_t b = B / S + (h->id < B % S);
-                if (b == 0) continue;
-                const float *xs = x + h->off * d;
-                const int32_t *ys = y + h->off;
-                double loss;
-                if (full) {
-                    loss = fl_grad_rows(&wk, params, xs, ys, h->n);
-                } else {
-                    for (int64_t k = 0; k < b; k++) {
-                        if (h->cursor == h->n) shard_next_pass(h, (uint64_t)cfg->seed);
-                        int32_t rr = h->perm[h->cursor++];
-                        memcpy(xb + k * d, xs + (int64_t)rr * d, (size_t)d * sizeof *xb);
-                        yb[k] = ys[rr];
-                    }
-                    loss = fl_grad_rows(&wk, params, xb, yb, b);
-                }
-                double norm;
-                if (!fl_update_ok(wk.grad, P, FX_MAX_ABS, &norm) || !isfinite(loss)) {
-                    st = fh_error_set(FH_EFAULT, "centralized: the gradient is not finite at round %d (diverged? lower [train] lr)", r);
-                    break;
-                }
-                fx_accumulate(acc, wk.grad, (double)b / (double)B, P);
-                acc[P] += (int64_t)llrint(loss * 1048576.0);
-                acc[P + 1] += b;
-            }
-            if ((st = comm_agree(w, st)) != FH_OK) break;
-            if ((st = comm_allreduce_sum_i64(w, acc, P + 3)) != FH_OK) break;
-            stop |= acc[P + 2] > 0;
-            fx_decode(acc, 1.0, dec, P);
-            for (int64_t j = 0; j < P; j++) {
-                float g = dec[j] + wd * params[j];
-                if (mu_m != 0) {
-                    mom[j] = mu_m * mom[j] + g;
-                    g = mom[j];
-                }
-                params[j] -= lr * g;
-            }
-            loss_round += (double)acc[P] / 1048576.0;
-            rows_round += acc[P + 1];
-        }
-        if (st != FH_OK) break;
-        fl_round_stats rs;
-        fl_stats_init(&rs, r, cfg->rounds, S);
-        if (rows_round) rs.train_loss = loss_round / (double)rows_round;
-        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
-            rs.evaluated = 1;
-            if (w->rank == 0 && test.n > 0)
-                st = fl_testset_eval(&test, md, params, wk.ws, wk.ws_rows, &rs.test);
-            if ((st = comm_agree(w, st)) != FH_OK) break;
-        }
-        rs.notice = r == r_done + 1 ? res->notice : "";
-        rs.wall_s = fh_wtime() - t0;
-        st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
-        const int halt = stop && r < cfg->rounds;
-        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || halt))
-            st = central_save(cfg, w, params, mom, P, r);
-        if (st == FH_OK && halt) {
-            st = fh_error_set(FH_ESTOPPED, "stopped on request after round %d of %d; checkpoint written", r, cfg->rounds);
-            break;
-        }
+    if (st == FH_OK) st = io_data_read_ranges(L->data, "train", c->nmine, c->st_rows, c->n_rows, c->x, c->y);
+    /* the centralized worker holds one shard batch (at least 256 rows, at most 1024) */
+    if (st == FH_OK) {
+        fl_worker_free(&L->wk);
+        st = fl_worker_init(&L->wk, L->md, maxb < 1024 ? (int32_t)(maxb > 256 ? maxb : 256) : 1024);
     }
-    for (int32_t i = 0; i < nmine; i++) free(sh[i].perm);
-    free(sh); free(st_rows); free(n_rows); free(x); free(y); free(xb); free(yb); free(mom); free(dec); free(acc);
-    fl_worker_free(&wk);
-    fl_testset_free(&test);
-    return st;
+    fl_loop_field(L, "params", FL_FIELD_ARRAY, CKPT_F32, L->params, P);
+    fl_loop_field(L, "central_momentum", FL_FIELD_ARRAY, CKPT_F32, c->mom, P);
+    return comm_agree(w, st);
 }
+
+static void central_free(fl_loop *L)
+{
+    central_state *c = L->s;
+    if (!c) return;
+    for (int32_t i = 0; c->sh && i < c->nmine; i++) free(c->sh[i].perm);
+    free(c->sh); free(c->st_rows); free(c->n_rows); free(c->x); free(c->y); free(c->xb); free(c->yb);
+    free(c->mom); free(c->dec); free(c->acc);
+}
+
+/* The summed gradient of this rank's shards' share of one global minibatch into c->acc. */
+static fh_status central_shard_grads(fl_loop *L, central_state *c, int32_t r)
+{
+    const int64_t P = L->P, d = L->md->in, B = c->B;
+    const int32_t S = c->S;
+    for (int32_t i = 0; i < c->nmine; i++) {
+        shard *h = &c->sh[i];
+        int64_t b = B / S + (h->id < B % S);
+        if (b == 0) continue;
+        const float *xs = c->x + h->off * d;
+        const int32_t *ys = c->y + h->off;
+        double loss;
+        if (c->full) {
+            loss = fl_grad_rows(&L->wk, L->params, xs, ys, h->n);
+        } else {
+            for (int64_t k = 0; k < b; k++) {
+                if (h->cursor == h->n) shard_next_pass(h, (uint64_t)L->cfg->seed);
+                int32_t rr = h->perm[h->cursor++];
+                memcpy(c->xb + k * d, xs + (int64_t)rr * d, (size_t)d * sizeof *c->xb);
+                c->yb[k] = ys[rr];
+            }
+            loss = fl_grad_rows(&L->wk, L->params, c->xb, c->yb, b);
+        }
+        double norm;
+        if (!fl_update_ok(L->wk.grad, P, FX_MAX_ABS, &norm) || !isfinite(loss))
+            return fh_error_set(FH_EFAULT, "centralized: the gradient is not finite at round %d (diverged? lower [train] lr)", r);
+        fx_accumulate(c->acc, L->wk.grad, (double)b / (double)B, P);
+        c->acc[P] += (int64_t)llrint(loss * 1048576.0);
+        c->acc[P + 1] += b;
+    }
+    return FH_OK;
+}
+
+static fh_status central_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    central_state *c = L->s;
+    const int64_t P = L->P;
+    float *params = L->params;
+    (void)done;
+    if (!c->seeked) { /* each shard's place after the rounds done (a fresh start or a resume) */
+        const int64_t steps_done = (int64_t)(r - 1) * cfg->local_epochs * c->steps_per_epoch;
+        for (int32_t i = 0; i < c->nmine; i++)
+            shard_seek(&c->sh[i], (uint64_t)cfg->seed, steps_done, c->B / c->S + (c->sh[i].id < c->B % c->S));
+        c->seeked = 1;
+    }
+    const float lr = (float)cfg->lr, mu_m = (float)cfg->momentum, wd = (float)cfg->weight_decay;
+    double loss_round = 0;
+    int64_t rows_round = 0;
+    for (int64_t step = 0; step < cfg->local_epochs * c->steps_per_epoch; step++) {
+        memset(c->acc, 0, (size_t)(P + 3) * sizeof *c->acc);
+        c->acc[P + 2] = fh_stop_requested();
+        FH_TRY(comm_agree(w, central_shard_grads(L, c, r)));
+        FH_TRY(comm_allreduce_sum_i64(w, c->acc, P + 3));
+        *stop |= c->acc[P + 2] > 0;
+        fx_decode(c->acc, 1.0, c->dec, P);
+        for (int64_t j = 0; j < P; j++) {
+            float g = c->dec[j] + wd * params[j];
+            if (mu_m != 0) {
+                c->mom[j] = mu_m * c->mom[j] + g;
+                g = c->mom[j];
+            }
+            params[j] -= lr * g;
+        }
+        loss_round += (double)c->acc[P] / 1048576.0;
+        rows_round += c->acc[P + 1];
+    }
+    rs->clients = c->S;
+    if (rows_round) rs->train_loss = loss_round / (double)rows_round;
+    return FH_OK;
+}
+
+static fh_status central_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
+{
+    (void)r;
+    fh_status st = FH_OK;
+    if (L->w->rank == 0 && L->test.n > 0) st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
+    return comm_agree(L->w, st);
+}
+
+const fl_strategy fl_strategy_central = {
+    .name = "centralized",
+    .unit = "round",
+    .init = central_init,
+    .round = central_round,
+    .evaluate = central_evaluate,
+    .free = central_free,
+};

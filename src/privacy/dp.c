@@ -1,7 +1,8 @@
 /* Differential privacy in training: DP-FedAvg (client level), DP-SGD accounting (sample
  * level), adaptive clipping and the norm-driven noise schedule. See include/fedhpc/privacy.h. */
 #include "fedhpc/privacy.h"
-#include "fedhpc/fl.h"
+#include "fedhpc/agg.h"
+#include "fedhpc/comm.h"
 #include "fedhpc/rng.h"
 
 #include <math.h>

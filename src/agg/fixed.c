@@ -1,5 +1,5 @@
 /* Fixed-point encoding of weighted updates, and the client-update sanity check. */
-#include "fedhpc/fl.h"
+#include "fedhpc/agg.h"
 
 #include <math.h>
 

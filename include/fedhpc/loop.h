@@ -1,0 +1,115 @@
+/* fedhpc/loop.h — the one training loop, the strategies that fill it in, and their state as data.
+ *
+ * fl_train (src/fl/loop.c) is the only training loop:
+ *
+ *   setup        model, class weights, initial parameters, a worker, the test split
+ *   strategy     ->init: its buffers, and its saved fields (fl_loop_save_field)
+ *   resume       [checkpoint] resume: every saved field read back from the checkpoint
+ *   for r = r_done + 1 .. [train] rounds:
+ *     ->round    plan (who trains, from which model), local work, aggregate, server step
+ *     ->evaluate every [train] eval_every rounds and the last one
+ *     report     on_round (metrics.csv, progress), then ->report (the strategy's own CSV)
+ *     checkpoint every [checkpoint] every rounds, and when a rank was asked to stop
+ *   ->finish     the final model into res->params on every rank
+ *
+ * A strategy is a table of functions (fl_strategy). The dispatcher (fl_strategy_pick) chooses
+ * one from the configuration: the synchronous FedAvg family (src/fl/fedavg.c), the centralized
+ * baseline (central.c), multi-center clusters (cluster.c) and asynchronous FL on a virtual
+ * clock (async.c).
+ *
+ * State as data: a strategy lists what a checkpoint holds once, as fields {name, kind, type,
+ * pointer, length}; checkpoint save and resume both walk that list (fl_loop_ckpt_save /
+ * fl_loop_ckpt_resume), so the two can never disagree.
+ */
+#ifndef FEDHPC_LOOP_H
+#define FEDHPC_LOOP_H
+
+#include "fedhpc/ckpt.h"
+#include "fedhpc/fl.h"
+
+#include <stdint.h>
+
+typedef enum {
+    FL_FIELD_ARRAY, /* a replicated array: ptr [n] of `type` (the same on every rank)            */
+    FL_FIELD_I64,   /* one int64_t scalar at ptr                                                 */
+    FL_FIELD_F64,   /* one double scalar at ptr                                                  */
+    FL_FIELD_ROWS,  /* per-client rows: ptr is an io_state of [clients, n] floats; each rank
+                     * writes and reads its slab of clients                                     */
+    FL_FIELD_HOOK   /* anything else: save(ptr, w, h) and load(ptr, w, h)                       */
+} fl_field_kind;
+
+typedef struct {
+    const char *name;   /* dataset / attribute name in the checkpoint                           */
+    fl_field_kind kind;
+    ckpt_type type;     /* ARRAY: element type                                                  */
+    void *ptr;
+    int64_t n;          /* ARRAY: elements; ROWS: floats a row                                   */
+    fh_status (*save)(void *ptr, const comm_t *w, ckpt *h); /* HOOK */
+    fh_status (*load)(void *ptr, const comm_t *w, ckpt *h); /* HOOK */
+} fl_field;
+
+#define FL_MAX_FIELDS 32
+
+typedef struct fl_loop fl_loop;
+
+typedef struct {
+    const char *name;   /* "fedavg", "centralized", "cluster", "async"                           */
+    const char *unit;   /* what a round is called in notices ("round", "server update")          */
+    /* Buffers, the fields a checkpoint holds, and L->w when the strategy runs on part of the
+     * ranks (L->passive on the others). Collective over L->world. */
+    fh_status (*init)(fl_loop *L);
+    /* Round r: plan, local work, aggregate, server step; fills rs (not the test metrics).
+     * *stop: some rank was asked to stop (agreed over L->w). *done: no round happened and the
+     * run ends here (privacy budget, virtual-time limit): not an error. Collective over L->w. */
+    fh_status (*round)(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done);
+    /* Test metrics of the current model(s) into rs (rs->evaluated is set). Collective. */
+    fh_status (*evaluate)(fl_loop *L, int32_t r, fl_round_stats *rs);
+    /* Optional: after on_round, the strategy's own per-round record. */
+    fh_status (*report)(fl_loop *L, const fl_round_stats *rs);
+    /* Optional: after the last round (st: how the loop ended), the final model into
+     * res->params on every rank of L->world; returns the run's status. */
+    fh_status (*finish)(fl_loop *L, fh_status st);
+    void (*free)(fl_loop *L);
+} fl_strategy;
+
+struct fl_loop {
+    const config_t *cfg;
+    const comm_t *world;      /* every rank of the run                                           */
+    const comm_t *w;          /* the ranks that run the loop (world, or rank 0 alone for async)  */
+    io_data *data;
+    const io_data_meta *meta;
+    fl_result *res;
+    const model_t *md;        /* == &res->model                                                  */
+    float *params;            /* [P] == res->params: the global model                            */
+    int64_t P;
+    int32_t C;                /* clients in the data set                                         */
+    int32_t m;                /* clients a round ([train] clients_per_round, at most C)          */
+    fl_worker wk;             /* local training and evaluation scratch                           */
+    fl_testset test;          /* the test split (rank 0)                                         */
+    int passive;              /* this rank takes no part in the loop (async client hosts)        */
+    fl_field fields[FL_MAX_FIELDS];
+    int32_t nfields;
+    void *s;                  /* the strategy's own state                                        */
+};
+
+/* The strategy for a configuration. */
+const fl_strategy *fl_strategy_pick(const config_t *cfg);
+extern const fl_strategy fl_strategy_fedavg, fl_strategy_central, fl_strategy_cluster, fl_strategy_async;
+
+/* Add a field to the loop's checkpoint list (init only). A NULL ptr is skipped (state that
+ * this configuration does not have). */
+void fl_loop_field(fl_loop *L, const char *name, fl_field_kind kind, ckpt_type type, void *ptr, int64_t n);
+void fl_loop_hook(fl_loop *L, const char *name, void *ptr, fh_status (*save)(void *, const comm_t *, ckpt *),
+                  fh_status (*load)(void *, const comm_t *, ckpt *));
+
+/* Write the checkpoint of round r: every field (collective over L->w). */
+fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r);
+/* Read every field from the checkpoint [checkpoint] resume names; *r_done = its round (0: none,
+ * a fresh start). */
+fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
+
+/* Rows of a rank's clients are read in groups of at most ~4 MB (or one client): the end of the
+ * group that starts at client i of [i, end). */
+int32_t fl_rows_group(const int64_t *count, int32_t i, int32_t end, int64_t d);
+
+#endif

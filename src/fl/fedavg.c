@@ -1,0 +1,289 @@
+/* The synchronous FedAvg family as a strategy of the loop (FedAvg, FedProx, FedAvgM, FedAdam,
+ * FedYogi, SCAFFOLD; with [privacy] and [secagg] stages around the aggregate). A round:
+ *
+ *   sample m clients (same list on every rank, from the (seed, r) stream)
+ *   place them on ranks in contiguous row-balanced blocks; each rank reads only its rows
+ *   each rank trains its clients from the global model; update = local - global
+ *   reject faulty updates (NaN/Inf/absurd norm); encode n_i/N * update in fixed point
+ *   one integer all-reduce of [updates | SCAFFOLD control deltas | round counters]
+ *     (or, with [secagg], one secure-aggregation round over the masked client vectors)
+ *   every rank applies the same server step (FedAvg/FedAvgM/FedAdam/FedYogi/SCAFFOLD)
+ * Evaluation: rank 0 on the test split; per-client accuracy gathered from the hosts.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/loop.h"
+#include "fedhpc/secagg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the round counters appended to the integer reduction */
+enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_STOP,
+       T_DP_BELOW /* [privacy] adaptive clipping: unclipped updates */, T_N };
+#define LOSS_SCALE 1048576.0 /* 2^20: fixed point of summed losses */
+
+typedef struct {
+    fl_server srv;
+    io_state *cstate;          /* SCAFFOLD c_i store                       */
+    float *local;              /* [P] a client's model / update; after the
+                                  round's local work, the decoded aggregate */
+    float *c, *ci, *cdiff;     /* [P] SCAFFOLD: server c, client c_i, c-c_i */
+    int64_t *acc;              /* [P * (1 + scaffold) + T_N]               */
+    int64_t nacc;
+    int32_t *ids, *first;      /* [m], [P+1]                               */
+    int64_t *start, *count;    /* [m]                                      */
+    int32_t n, c0, c1;         /* the round's clients; this rank's [c0, c1) */
+    fl_rows rows;              /* a group of this rank's clients' rows      */
+    privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
+    secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
+} fedavg_state;
+
+static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
+static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
+
+static fh_status fedavg_init(fl_loop *L)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    if (w->size > L->C)
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data_file, L->C,
+                            w->size, L->C);
+    fedavg_state *s = L->s = fh_calloc(1, sizeof *s);
+    FH_CHECK_ALLOC(s);
+    const int64_t P = L->P;
+    const int32_t m = L->m;
+    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    s->nacc = P * (1 + scaffold) + T_N;
+    fh_status st = fl_server_init(&s->srv, cfg, P);
+    if (st == FH_OK) {
+        s->local = malloc((size_t)P * sizeof *s->local);
+        s->acc = malloc((size_t)s->nacc * sizeof *s->acc);
+        s->ids = malloc((size_t)m * sizeof *s->ids);
+        s->first = malloc((size_t)(w->size + 1) * sizeof *s->first);
+        s->start = malloc((size_t)m * sizeof *s->start);
+        s->count = malloc((size_t)m * sizeof *s->count);
+        if (scaffold) {
+            s->c = fh_calloc((size_t)P, sizeof *s->c);
+            s->ci = malloc((size_t)P * sizeof *s->ci);
+            s->cdiff = malloc((size_t)P * sizeof *s->cdiff);
+        }
+        if (!s->local || !s->acc || !s->ids || !s->first || !s->start || !s->count ||
+            (scaffold && (!s->c || !s->ci || !s->cdiff)))
+            st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
+    }
+    st = comm_agree(w, st);
+    if (st == FH_OK && scaffold) {
+        char path[CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/client_state.h5", cfg->out_dir);
+        st = comm_agree(w, io_state_create(path, w, L->C, P, &s->cstate));
+    }
+    if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, s->nacc, P));
+    /* Everything needed to continue exactly after a round: the model, the server optimizer's
+     * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
+     * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
+     * aggregation starts afresh every round (new keys), so no RNG or secagg state is needed. */
+    fl_loop_field(L, "params", FL_FIELD_ARRAY, CKPT_F32, L->params, P);
+    fl_loop_field(L, "server_m", FL_FIELD_ARRAY, CKPT_F32, s->srv.m, P);
+    fl_loop_field(L, "server_v", FL_FIELD_ARRAY, CKPT_F32, s->srv.v, P);
+    fl_loop_field(L, "scaffold_c", FL_FIELD_ARRAY, CKPT_F32, s->c, P);
+    fl_loop_field(L, "scaffold_ci", FL_FIELD_ROWS, CKPT_F32, s->cstate, P);
+    fl_loop_hook(L, "privacy", &s->pv, pv_save, pv_load);
+    return st;
+}
+
+static void fedavg_free(fl_loop *L)
+{
+    fedavg_state *s = L->s;
+    if (!s) return;
+    fl_server_free(&s->srv);
+    io_state_close(s->cstate);
+    free(s->local); free(s->c); free(s->ci); free(s->cdiff);
+    free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
+    privacy_run_free(&s->pv);
+    secagg_engine_free(&s->sa);
+}
+
+/* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
+ * delta c_i = c_i+ - c_i summed with weight 1/m into acc + P; c_i stored. */
+static fh_status scaffold_client(const config_t *cfg, fedavg_state *s, int64_t P, int32_t cid, int64_t steps,
+                                 int32_t m, int64_t *acc)
+{
+    const double inv = 1.0 / ((double)steps * cfg->lr);
+    double norm;
+    for (int64_t j = 0; j < P; j++) s->cdiff[j] = (float)(-(double)s->c[j] - inv * s->local[j]);
+    if (!fl_update_ok(s->cdiff, P, FX_MAX_ABS, &norm))
+        return fh_error_set(FH_EFAULT, "SCAFFOLD control variate of client %d is not finite", cid);
+    fx_accumulate(acc + P, s->cdiff, 1.0 / m, P);
+    for (int64_t j = 0; j < P; j++) s->ci[j] += s->cdiff[j];
+    return io_state_write(s->cstate, cid, s->ci);
+}
+
+/* Local work of one round on this rank: train the clients [c0, c1) of s->ids. */
+static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t N_round, int32_t m)
+{
+    const config_t *cfg = L->cfg;
+    const int64_t P = L->P, d = L->md->in;
+    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    const int32_t c0 = s->c0, c1 = s->c1;
+    const float *params = L->params;
+    if (s->sa.enabled) FH_TRY(secagg_engine_begin(&s->sa, c1 - c0));
+    fl_local_opts o = fl_local_opts_make(cfg, params);
+    int64_t row = 0;
+    int32_t g1 = c0; /* clients [.., g1) have their rows in s->rows */
+    for (int32_t i = c0; i < c1; i++) {
+        if (i == g1) { /* the next group of clients: one read of at most ~4 MB (or one client) */
+            g1 = fl_rows_group(s->count, i, c1, d);
+            FH_TRY(fl_read_rows(L->data, g1 - i, s->start + i, s->count + i, (int32_t)d, &s->rows.x, &s->rows.y,
+                                &s->rows.cap));
+            row = 0;
+        }
+        const int32_t cid = s->ids[i];
+        const int64_t n = s->count[i];
+        const float *xi = s->rows.x + row * d;
+        const int32_t *yi = s->rows.y + row;
+        row += n;
+        /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
+        if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, round)) continue;
+        int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, i - c0) : s->acc;
+        int64_t *tail = acc + P * (1 + scaffold);
+        privacy_sgd dpo;
+        if (s->pv.mode == PRIVACY_SAMPLE) {
+            privacy_sgd_opts(&s->pv, round, cid, &dpo);
+            L->wk.dp = &dpo;
+        }
+        if (scaffold) {
+            FH_TRY(io_state_read(s->cstate, cid, s->ci));
+            for (int64_t j = 0; j < P; j++) s->cdiff[j] = s->c[j] - s->ci[j];
+            o.c_diff = s->cdiff;
+        }
+        memcpy(s->local, params, (size_t)P * sizeof *s->local);
+        double loss = 0;
+        int64_t steps = 0, seen = 0;
+        if (n > 0)
+            FH_TRY(fl_local_train(&L->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
+                                  xi, yi, n, s->local, &loss, &steps, &seen));
+        L->wk.dp = NULL;
+        for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
+        double norm;
+        if (n == 0 || !isfinite(loss) || !fl_update_ok(s->local, P, cfg->max_update_norm, &norm)) {
+            tail[T_REJ_CLIENTS] += 1;
+            tail[T_REJ_ROWS] += n;
+            continue;
+        }
+        double wgt = (double)n / (double)N_round;
+        if (s->pv.mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */
+            wgt = privacy_client_update(&s->pv, round, cid, s->local, P, &tail[T_DP_BELOW]);
+        fx_accumulate(acc, s->local, wgt, P);
+        tail[T_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
+        tail[T_ROWS_SEEN] += seen;
+        tail[T_ACC_ROWS] += n;
+        tail[T_ACC_CLIENTS] += 1;
+        if (scaffold) FH_TRY(scaffold_client(cfg, s, P, cid, steps, m, acc));
+    }
+    return FH_OK;
+}
+
+/* The aggregate: one integer all-reduce, or a secure-aggregation round (rank-level counters in
+ * the clear, client vectors masked). */
+static fh_status round_aggregate(fl_loop *L, fedavg_state *s, int32_t r)
+{
+    const comm_t *w = L->w;
+    int64_t *tail = s->acc + s->nacc - T_N;
+    if (s->sa.enabled) {
+        FH_TRY(comm_allreduce_sum_i64(w, tail, T_N));
+        FH_TRY(secagg_engine_round(&s->sa, w, r, s->ids, s->first, s->n, s->acc));
+    } else {
+        FH_TRY(comm_allreduce_sum_i64(w, s->acc, s->nacc));
+    }
+    return comm_agree(w, secagg_engine_record_aggregate(&s->sa, w, r, s->ids, s->n, s->acc)); /* test only */
+}
+
+/* Every rank applies the same server step to the decoded sum. */
+static void round_server(fl_loop *L, fedavg_state *s, int32_t r, int64_t N_round)
+{
+    const int64_t P = L->P;
+    const int64_t *tail = s->acc + s->nacc - T_N;
+    float *dec = s->local; /* the client buffer is free once the local work is done */
+    if (s->pv.mode == PRIVACY_CLIENT) { /* [privacy] DP-FedAvg: sum / m + noise */
+        if (!s->sa.aborted) {
+            privacy_run_decode(&s->pv, r, s->acc, P, dec);
+            fl_server_step(&s->srv, dec, L->params);
+        }
+        privacy_run_end(&s->pv, r, tail[T_DP_BELOW], s->sa.aborted ? NULL : dec, P);
+    } else if (tail[T_ACC_ROWS] > 0) {
+        fx_decode(s->acc, (double)N_round / (double)tail[T_ACC_ROWS], dec, P);
+        fl_server_step(&s->srv, dec, L->params);
+        if (s->c) {
+            /* c += (|S|/N) * mean over accepted clients of delta c_i */
+            fx_decode(s->acc + P, (double)s->n / (double)tail[T_ACC_CLIENTS], dec, P);
+            const float f = (float)tail[T_ACC_CLIENTS] / (float)L->C;
+            for (int64_t j = 0; j < P; j++) s->c[j] += f * dec[j];
+        }
+    }
+}
+
+static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    fedavg_state *s = L->s;
+    const int64_t P = L->P;
+    int32_t n = 0;
+    fh_status st = fl_sample_clients((uint64_t)cfg->seed, r, L->C, L->m, s->ids, &n);
+    if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
+    FH_TRY(comm_agree(w, st));
+    s->n = n;
+    int64_t N_round = 0;
+    for (int32_t i = 0; i < n; i++) N_round += s->count[i];
+    fl_assign_ranks(s->count, n, w->size, s->first);
+    s->c0 = s->first[w->rank];
+    s->c1 = s->first[w->rank + 1];
+    /* [privacy] account the round; stop cleanly before exceeding the budget */
+    FH_TRY(comm_agree(w, privacy_run_begin(&s->pv, r, s->ids, s->count, n, done)));
+    if (*done) return FH_OK;
+
+    memset(s->acc, 0, (size_t)s->nacc * sizeof *s->acc);
+    int64_t *tail = s->acc + s->nacc - T_N;
+    tail[T_STOP] = fh_stop_requested();
+    FH_TRY(comm_agree(w, round_local(L, s, r, N_round, n)));
+    FH_TRY(round_aggregate(L, s, r));
+    round_server(L, s, r, N_round);
+
+    const int scaffold = s->c != NULL;
+    rs->clients = n;
+    rs->rejected = (int32_t)tail[T_REJ_CLIENTS];
+    rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
+    rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
+    rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
+    rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
+    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r);
+    rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;
+    rs->mask_gbps = s->sa.enabled && s->sa.mask_s > 0 ? (double)s->sa.mask_bytes / s->sa.mask_s / 1e9 : NAN;
+    rs->chacha_gbps = s->sa.enabled ? s->sa.chacha_gbps : NAN;
+    *stop = tail[T_STOP] > 0;
+    return FH_OK;
+}
+
+static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
+{
+    (void)r;
+    fedavg_state *s = L->s;
+    fh_status st = FH_OK;
+    if (L->w->rank == 0 && L->test.n > 0)
+        st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
+    FH_TRY(comm_agree(L->w, st));
+    return fl_client_accuracy(L->w, &L->wk, L->params, L->data, s->start + s->c0, s->count + s->c0, s->c1 - s->c0,
+                              s->n, &s->rows, &rs->client_acc_mean, &rs->client_acc_p10);
+}
+
+const fl_strategy fl_strategy_fedavg = {
+    .name = "fedavg",
+    .unit = "round",
+    .init = fedavg_init,
+    .round = fedavg_round,
+    .evaluate = fedavg_evaluate,
+    .free = fedavg_free,
+};

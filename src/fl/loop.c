@@ -1,0 +1,321 @@
+/* The one training loop (see include/fedhpc/loop.h), read top to bottom in fl_train:
+ *
+ *   setup: model, worker, test split, the strategy (its buffers and saved fields), resume
+ *   for each round: strategy round (plan, local work, aggregate, server step), evaluate on the
+ *   cadence, report (on_round, then the strategy's own record), checkpoint / stop
+ *   finish: the final model on every rank
+ *
+ * Also here: the checkpoint walkers over a strategy's field list, and the set-up pieces every
+ * strategy shares (model, row buffers, checkpoint directory, round statistics).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/loop.h"
+
+#include "fedhpc/async.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the dispatcher -------------------------------------------------------------------- */
+const fl_strategy fl_strategy_cluster, fl_strategy_async; /* TEMP */
+const fl_strategy *fl_strategy_pick(const config_t *cfg)
+{
+    if (cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank) return &fl_strategy_cluster;
+    if (cfg->as_mode != AS_OFF) return &fl_strategy_async;
+    if (cfg->algorithm == ALG_CENTRALIZED) return &fl_strategy_central;
+    return &fl_strategy_fedavg;
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, const io_data_meta *meta,
+                   fl_round_fn on_round, void *user, fl_result *res)
+{
+    const fl_strategy *S = fl_strategy_pick(cfg);
+    if (S == &fl_strategy_cluster) return fl_train_cluster(cfg, world, data, meta, on_round, user, res); /* TEMP */
+    if (S == &fl_strategy_async) return fl_train_async(cfg, world, data, meta, on_round, user, res); /* TEMP */
+    fl_loop L;
+    memset(&L, 0, sizeof L);
+    L.cfg = cfg;
+    L.world = L.w = world;
+    L.data = data;
+    L.meta = meta;
+    L.res = res;
+    L.C = meta->clients;
+    L.m = cfg->clients_per_round < L.C ? cfg->clients_per_round : L.C;
+    fh_status st = fl_model_setup(cfg, data, meta, res);
+    if (st == FH_OK) {
+        L.md = &res->model;
+        L.params = res->params;
+        L.P = L.md->nparams;
+        st = fl_worker_init(&L.wk, L.md, fl_worker_rows(cfg));
+    }
+    st = comm_agree(world, st);
+    if (st == FH_OK) st = fl_testset_load(&L.test, world, data, meta);
+    if (st == FH_OK) st = S->init(&L);
+    int32_t r_done = 0;
+    if (st == FH_OK && !L.passive && cfg->resume[0]) st = fl_loop_ckpt_resume(&L, S->unit, &r_done);
+
+    for (int32_t r = r_done + 1; st == FH_OK && !L.passive && r <= cfg->rounds; r++) {
+        const double t0 = fh_wtime();
+        fl_round_stats rs;
+        fl_stats_init(&rs, r, cfg->rounds, 0);
+        int stop = 0, done = 0;
+        if ((st = S->round(&L, r, &rs, &stop, &done)) != FH_OK || done) break;
+        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
+            rs.evaluated = 1;
+            if ((st = S->evaluate(&L, r, &rs)) != FH_OK) break;
+        }
+        if (r == r_done + 1 && res->notice[0]) rs.notice = res->notice;
+        rs.wall_s = fh_wtime() - t0;
+        st = comm_agree(L.w, on_round ? on_round(&rs, user) : FH_OK);
+        if (st == FH_OK && S->report) st = comm_agree(L.w, S->report(&L, &rs));
+        /* checkpoint every N rounds, and when any rank was asked to stop (SIGTERM/SIGUSR1) */
+        const int halt = stop && r < cfg->rounds;
+        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || halt)) st = fl_loop_ckpt_save(&L, r);
+        if (st == FH_OK && halt) {
+            st = fh_error_set(FH_ESTOPPED, "stopped on request after %s %d of %d; checkpoint written", S->unit, r,
+                              cfg->rounds);
+            break;
+        }
+    }
+    if (S->finish) st = S->finish(&L, st);
+    if (S->free) S->free(&L);
+    free(L.s);
+    fl_worker_free(&L.wk);
+    fl_testset_free(&L.test);
+    return st;
+}
+
+/* ---- state as data: the checkpoint walkers ------------------------------------------------ */
+static fl_field *field_add(fl_loop *L, const char *name, fl_field_kind kind, void *ptr)
+{
+    if (!ptr) return NULL;
+    if (L->nfields >= FL_MAX_FIELDS) abort(); /* a programming error: raise FL_MAX_FIELDS */
+    fl_field *f = &L->fields[L->nfields++];
+    memset(f, 0, sizeof *f);
+    f->name = name;
+    f->kind = kind;
+    f->ptr = ptr;
+    return f;
+}
+
+void fl_loop_field(fl_loop *L, const char *name, fl_field_kind kind, ckpt_type type, void *ptr, int64_t n)
+{
+    fl_field *f = field_add(L, name, kind, ptr);
+    if (f) {
+        f->type = type;
+        f->n = n;
+    }
+}
+
+void fl_loop_hook(fl_loop *L, const char *name, void *ptr, fh_status (*save)(void *, const comm_t *, ckpt *),
+                  fh_status (*load)(void *, const comm_t *, ckpt *))
+{
+    fl_field *f = field_add(L, name, FL_FIELD_HOOK, ptr);
+    if (f) {
+        f->save = save;
+        f->load = load;
+    }
+}
+
+/* This rank's slab of per-client rows: clients [C*rank/size, C*(rank+1)/size). */
+static void client_slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
+{
+    *c0 = (int32_t)((int64_t)C * w->rank / w->size);
+    *c1 = (int32_t)((int64_t)C * (w->rank + 1) / w->size);
+}
+
+static fh_status rows_save(const fl_loop *L, const fl_field *f, ckpt *h)
+{
+    int32_t c0, c1;
+    client_slab(L->w, L->C, &c0, &c1);
+    float *slab = malloc((size_t)(c1 > c0 ? c1 - c0 : 1) * (size_t)f->n * sizeof *slab);
+    fh_status st = slab ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint slab");
+    for (int32_t c = c0; st == FH_OK && c < c1; c++) st = io_state_read(f->ptr, c, slab + (int64_t)(c - c0) * f->n);
+    st = comm_agree(L->w, st);
+    if (st == FH_OK) st = ckpt_put_rows(h, f->name, CKPT_F32, L->C, f->n, c0, c1 - c0, slab);
+    free(slab);
+    return st;
+}
+
+static fh_status rows_load(const fl_loop *L, const fl_field *f, ckpt *h)
+{
+    int32_t c0, c1;
+    client_slab(L->w, L->C, &c0, &c1);
+    float *row = malloc((size_t)f->n * sizeof *row);
+    fh_status st = row ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    for (int32_t c = c0; st == FH_OK && c < c1; c++) {
+        st = ckpt_get_rows(h, f->name, CKPT_F32, f->n, c, 1, row);
+        if (st == FH_OK) st = io_state_write(f->ptr, c, row);
+    }
+    free(row);
+    return st;
+}
+
+fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r)
+{
+    ckpt *h = NULL;
+    FH_TRY(fl_ckpt_begin(L->cfg, L->w, r, &h));
+    fh_status st = FH_OK;
+    for (int32_t i = 0; st == FH_OK && i < L->nfields; i++) {
+        const fl_field *f = &L->fields[i];
+        switch (f->kind) {
+        case FL_FIELD_ARRAY: st = ckpt_put_array(h, f->name, f->type, f->ptr, f->n); break;
+        case FL_FIELD_I64: st = ckpt_put_i64(h, f->name, *(const int64_t *)f->ptr); break;
+        case FL_FIELD_F64: st = ckpt_put_f64(h, f->name, *(const double *)f->ptr); break;
+        case FL_FIELD_ROWS: st = rows_save(L, f, h); break;
+        case FL_FIELD_HOOK: st = f->save(f->ptr, L->w, h); break;
+        }
+    }
+    return fl_ckpt_end(L->cfg, h, st);
+}
+
+fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done)
+{
+    ckpt *h = NULL;
+    int64_t round = 0;
+    *r_done = 0;
+    FH_TRY(fl_ckpt_resume_open(L->cfg, L->w, unit, &h, &round, L->res->notice, sizeof L->res->notice));
+    if (!h) return FH_OK; /* nothing to resume: a fresh start */
+    fh_status st = FH_OK;
+    for (int32_t i = 0; st == FH_OK && i < L->nfields; i++) {
+        const fl_field *f = &L->fields[i];
+        if (f->kind != FL_FIELD_HOOK && f->kind != FL_FIELD_ROWS && !ckpt_has(h, f->name)) {
+            st = fh_error_set(FH_EINPUT, "%s: not a checkpoint of this kind of run (no %s)", ckpt_path(h), f->name);
+            break;
+        }
+        switch (f->kind) {
+        case FL_FIELD_ARRAY: st = ckpt_get_array(h, f->name, f->type, f->ptr, f->n); break;
+        case FL_FIELD_I64: st = ckpt_get_i64(h, f->name, f->ptr); break;
+        case FL_FIELD_F64: st = ckpt_get_f64(h, f->name, f->ptr); break;
+        case FL_FIELD_ROWS: st = rows_load(L, f, h); break;
+        case FL_FIELD_HOOK: st = f->load(f->ptr, L->w, h); break;
+        }
+    }
+    ckpt_close(h);
+    st = comm_agree(L->w, st);
+    if (st == FH_OK) *r_done = (int32_t)round;
+    return st;
+}
+
+/* ---- set-up pieces every strategy shares ---------------------------------------------- */
+fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
+{
+    memset(res, 0, sizeof *res);
+    FH_TRY(model_create(&res->model, (model_type)cfg->model_type, meta->features, meta->classes,
+                        cfg->hidden, cfg->nhidden));
+    if (cfg->class_weights == 1) {
+        int64_t *cnt = fh_calloc((size_t)meta->classes, sizeof *cnt);
+        res->class_w = fh_calloc((size_t)meta->classes, sizeof *res->class_w);
+        FH_CHECK_ALLOC(cnt && res->class_w ? res->class_w : NULL);
+        fh_status st = io_data_class_counts(data, cnt);
+        if (st != FH_OK) {
+            free(cnt);
+            return st;
+        }
+        int64_t n = 0;
+        for (int32_t k = 0; k < meta->classes; k++) n += cnt[k];
+        for (int32_t k = 0; k < meta->classes; k++)
+            res->class_w[k] = cnt[k] ? (float)((double)n / ((double)meta->classes * (double)cnt[k])) : 0.0f;
+        free(cnt);
+        res->model.class_weight = res->class_w;
+    }
+    res->params = malloc((size_t)res->model.nparams * sizeof *res->params);
+    FH_CHECK_ALLOC(res->params);
+    model_init_params(&res->model, res->params, (uint64_t)cfg->seed);
+    return FH_OK;
+}
+
+void fl_result_free(fl_result *r)
+{
+    free(r->params);
+    free(r->class_w);
+    memset(r, 0, sizeof *r);
+}
+
+void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients)
+{
+    memset(s, 0, sizeof *s);
+    s->round = r;
+    s->rounds = rounds;
+    s->clients = clients;
+    s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
+    s->test.loss = s->test.accuracy = s->test.f1 = s->test.auc = NAN;
+    s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
+    s->notice = "";
+}
+
+/* Rows of a rank's clients are read in groups of at most this many floats (4 MB) or one client:
+ * memory follows the largest client, not the number of clients a rank trains in a round. */
+#define ROWS_READ_FLOATS (1 << 20)
+
+int32_t fl_rows_group(const int64_t *count, int32_t i, int32_t end, int64_t d)
+{
+    int64_t rows = count[i];
+    int32_t g = i + 1;
+    for (; g < end && (rows + count[g]) * d <= ROWS_READ_FLOATS; g++) rows += count[g];
+    return g;
+}
+
+fh_status fl_read_rows(io_data *data, int32_t n, const int64_t *start, const int64_t *count, int32_t d,
+                       float **x, int32_t **y, int64_t *cap)
+{
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n; i++) rows += count[i];
+    if (rows > *cap) {
+        free(*x);
+        free(*y);
+        *x = malloc((size_t)rows * (size_t)d * sizeof **x);
+        *y = malloc((size_t)rows * sizeof **y);
+        *cap = *x && *y ? rows : 0;
+        FH_CHECK_ALLOC(*cap ? *x : NULL);
+    }
+    return io_data_read_ranges(data, "train", n, start, count, *x, *y);
+}
+
+/* ---- checkpoint files ---------------------------------------------------------------- */
+void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
+{
+    if (cfg->ckpt_dir[0]) snprintf(out, cap, "%s", cfg->ckpt_dir);
+    else snprintf(out, cap, "%s/checkpoints", cfg->out_dir);
+}
+
+fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    return ckpt_create(dir, r, config_train_hash(cfg), w, h);
+}
+
+fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st)
+{
+    if (st != FH_OK) {
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, cfg->ckpt_keep);
+}
+
+fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
+                              int64_t *round, char *notice, size_t cap)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    fl_ckpt_dir(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->resume, "auto") == 0;
+    *h = NULL;
+    *round = 0;
+    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, h, round));
+    if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+    snprintf(notice, cap, "%s%sresuming after %s %lld from %s", ckpt_warning(*h), ckpt_warning(*h)[0] ? "\n" : "",
+             unit, (long long)*round, ckpt_path(*h));
+    return FH_OK;
+}
+
+fl_local_opts fl_local_opts_make(const config_t *cfg, const float *global)
+{
+    fl_local_opts o = {global, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
+                       cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
+    return o;
+}
