@@ -2,7 +2,7 @@
  *
  * Every key is declared once in a table (src/config/config.c) with its type, default, whether it
  * changes training (checkpoints refuse to resume across such changes) and a one-line doc;
- * `fedhpc run --help-config` prints the table and README documents it.
+ * `fedhpc run --help-config` prints the table and docs/configuration.md documents it.
  */
 #ifndef FEDHPC_CONFIG_H
 #define FEDHPC_CONFIG_H
@@ -95,7 +95,7 @@ fh_status config_override(config_t *c, const char *assignment);
 fh_status config_validate(const config_t *c, const char *path);
 /* Write the resolved configuration as INI (every key, with its doc as a comment). */
 void config_write(const config_t *c, FILE *f);
-/* Print every key with type, default and doc (for --help-config and README). */
+/* Print every key with type, default and doc (for --help-config and docs/configuration.md). */
 void config_print_help(FILE *f);
 /* 64-bit hash of the training-relevant keys (data, model, train, fl). */
 uint64_t config_train_hash(const config_t *c);

@@ -1,6 +1,6 @@
 /* fedhpc/io.h — the I/O layer: the only module that calls HDF5.
  *
- * Data file layout (format "fedhpc-data", version 1; documented in README "File formats"):
+ * Data file layout (format "fedhpc-data", version 1; documented in docs/file-formats.md):
  *   /                     attributes: format, version, dataset, partition, alpha, seed,
  *                         features, classes, clients, train_rows, test_rows, train_class_counts
  *   /classes              [classes] class names (strings)
@@ -109,7 +109,7 @@ fh_status io_model_write(const char *path, const model_t *m, const float *params
 fh_status io_model_read(const char *path, float *params, int64_t *nparams);
 
 /* Record files (src/io/rec_io.c): an HDF5 file written by ONE process as a run goes, for
- * transcripts and test-only dumps (formats documented in README "File formats"). Datasets are
+ * transcripts and test-only dumps (formats documented in docs/file-formats.md). Datasets are
  * named by paths ("round_00000001/masked_input"; groups are created as needed), of rank 1
  * (cols 0) or 2 [rows, cols]; root attributes "format" (the caller's) and "version". */
 #define IO_REC_VERSION 1

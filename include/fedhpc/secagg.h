@@ -146,7 +146,7 @@ typedef struct {
 int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
 /* nacc words a client contributes, the first nparams of them the model update. Rank 0 of w
  * creates the [secagg] transcript and truth files (formats "fedhpc-secagg-transcript" and
- * "fedhpc-secagg-truth", README "File formats"); in the multi-center loop ([cluster],
+ * "fedhpc-secagg-truth", docs/file-formats.md); in the multi-center loop ([cluster],
  * [personalize], [run] clients_per_rank) every rank does, as secagg_record_path names them,
  * since any rank may aggregate a cluster. Collective status only through the caller. */
 /* The record file of `rank`: path itself for rank 0, else path with ".rank<rank>" inserted

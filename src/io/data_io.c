@@ -1,5 +1,5 @@
 /* Partitioned data sets in HDF5: write (one process), open and read a rank's clients' rows
- * (parallel HDF5). Layout: include/fedhpc/io.h and README "File formats". */
+ * (parallel HDF5). Layout: include/fedhpc/io.h and docs/file-formats.md. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/io.h"
 #include "h5util.h"

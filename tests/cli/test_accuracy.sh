@@ -1,6 +1,6 @@
-# What the core engine must show on real data (shortened where the README table has the full run):
+# What the core engine must show on real data (shortened where docs/results.md has the full run):
 # - FedAvg on Fashion-MNIST (100 clients, Dirichlet 0.5, 10 a round, E=1, B=10, lr 0.05,
-#   MLP 200-200): the full 50 rounds reach >= 80% (README); here 10 rounds must reach >= 77%.
+#   MLP 200-200): the full 50 rounds reach >= 80% (docs/results.md); here 10 rounds must reach >= 77%.
 # - FedAvg on lending_club split by state: test ROC-AUC within 0.02 of the centralized
 #   baseline trained for the same number of epochs (20).
 . "$(dirname "$0")/lib.sh"

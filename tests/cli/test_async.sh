@@ -1,6 +1,6 @@
 # Stragglers, partial work and asynchronous FL on the virtual clock (issue 7): wait_all is the
 # plain engine; every mode gives bit-identical models for -np 1, 2 and 4; the issue's
-# comparisons at CI scale (thresholds from measured runs, see README); exact resume from a
+# comparisons at CI scale (thresholds from measured runs, see docs/results.md); exact resume from a
 # mid-run checkpoint with in-flight clients; plot against virtual time; bad input.
 . "$(dirname "$0")/lib.sh"
 echo "async tests"
@@ -65,7 +65,7 @@ st=$(awk -F, 'NR>1 && $9+0>m {m=$9} END{print m+0}' "$T/wait_all.np1/async.csv")
 [ "$st" = 0 ] && ok "wait_all: staleness 0" || bad "wait_all: staleness $st"
 
 # 3. the issue's comparisons at CI scale (measured: wait_all reaches 0.65 at virtual time 1153,
-#    FedAsync and FedBuff at 312; see README for the full-size runs)
+#    FedAsync and FedBuff at 312; see docs/results.md for the full-size runs)
 run 1 cmp_wa train.rounds=8
 run 1 cmp_fa async.mode=fedasync train.rounds=60 train.eval_every=5
 run 1 cmp_fb async.mode=fedbuff train.rounds=12
