@@ -23,8 +23,7 @@
  *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
  */
 #define _POSIX_C_SOURCE 200809L
-#include "fedhpc/ckpt.h"
-#include "fedhpc/fl.h"
+#include "fedhpc/loop.h"
 #include "fedhpc/secagg.h"
 
 #include <math.h>
@@ -38,8 +37,8 @@ enum { U_LOSS, U_ROWS, U_CLIENTS, U_REJ, U_STOP, U_N };
 #define REJ_FLAG (1LL << 40)
 
 typedef struct {
-    fl_worker wk;
-    fl_testset test;
+    fl_worker *wk;       /* the loop's worker and test split                          */
+    fl_testset *test;
     io_state *heads;     /* FedPer: [C, hlen] personal heads                          */
     int32_t C, K;
     int64_t P, base, hlen; /* shared prefix [0, base), head [base, P)                  */
@@ -64,17 +63,22 @@ typedef struct {
     int64_t active;      /* CFL: clusters in use                                        */
     secagg_engine sa;    /* [secagg]: per-cluster rounds; [secagg] dropout; record files     */
     int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
+    int32_t largest;     /* the cluster with the most members at the last evaluation   */
+    int32_t n;           /* clients of the round                                       */
+    int64_t c0, c1;      /* this rank's block of them                                  */
+    int32_t *na;         /* [m] the round's new assignments                            */
+    uint8_t *okc;        /* [m] the round's accepted updates                           */
+    int64_t sa_aborted, mask_bytes, raw_bytes; /* [secagg] this round, this rank's clusters */
+    double mask_s, raw_s;
 } cl_state;
 
 static void state_free(cl_state *s)
 {
-    fl_worker_free(&s->wk);
-    fl_testset_free(&s->test);
     io_state_close(s->heads);
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
     free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
     free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
-    free(s->mids); free(s->mfirst);
+    free(s->mids); free(s->mfirst); free(s->na); free(s->okc);
     secagg_engine_free(&s->sa);
     if (s->csv) fclose(s->csv);
 }
@@ -124,7 +128,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
         metrics_t mt;
         st = client_model(cfg, s, (int32_t)c, s->assign[c], s->cur);
         if (st == FH_OK && s->count[c] > 0)
-            st = model_evaluate(md, s->cur, s->x + row * md->in, s->y + row, s->count[c], s->wk.ws, s->wk.ws_rows, &mt);
+            st = model_evaluate(md, s->cur, s->x + row * md->in, s->y + row, s->count[c], s->wk->ws, s->wk->ws_rows, &mt);
         s->cacc[c] = s->count[c] > 0 ? mt.accuracy : -1.0; /* -1: no rows */
         row += s->count[c];
     }
@@ -152,8 +156,8 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     rs->client_acc_mean = nv ? sum / nv : NAN;
     rs->client_acc_p10 = nv ? v[(int32_t)floor(0.1 * (nv - 1))] : NAN;
     st = FH_OK;
-    if (w->rank == 0 && s->test.n > 0)
-        st = fl_testset_eval(&s->test, md, s->centers + (int64_t)big * s->P, s->wk.ws, s->wk.ws_rows, &rs->test);
+    if (w->rank == 0 && s->test->n > 0)
+        st = fl_testset_eval(s->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0 && s->csv) {
         double ari = s->truth ? cl_ari(s->assign, s->truth, C) : NAN;
@@ -174,68 +178,24 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     return st;
 }
 
-/* Checkpoint after round r: centers, every client's assignment, which clients have a head, and
- * the heads themselves (row-distributed: each rank writes a slab of clients). Sampling and
- * shuffles are pure functions of (seed, round, client), so nothing else is needed. */
-static void slab(const comm_t *w, int32_t C, int32_t *c0, int32_t *c1)
+/* The assignments in a checkpoint, each checked to name a cluster that exists. */
+static fh_status assign_save(void *p, const comm_t *w, ckpt *h)
 {
-    *c0 = (int32_t)((int64_t)C * w->rank / w->size);
-    *c1 = (int32_t)((int64_t)C * (w->rank + 1) / w->size);
+    (void)w;
+    const cl_state *s = p;
+    return ckpt_put_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
 }
 
-static fh_status cl_save(const config_t *cfg, const comm_t *w, cl_state *s, int32_t r)
+static fh_status assign_load(void *p, const comm_t *w, ckpt *h)
 {
-    ckpt *h = NULL;
-    FH_TRY(fl_ckpt_begin(cfg, w, r, &h));
-    fh_status st = ckpt_put_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);
-    if (st == FH_OK) st = ckpt_put_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
-    if (st == FH_OK) st = ckpt_put_array(h, "head_seen", CKPT_U8, s->seen, s->C);
-    if (st == FH_OK) st = ckpt_put_i64(h, "cfl_active", s->active);
-    if (st == FH_OK && s->heads) {
-        int32_t c0, c1;
-        slab(w, s->C, &c0, &c1);
-        float *buf = malloc((size_t)(c1 > c0 ? c1 - c0 : 1) * (size_t)s->hlen * sizeof *buf);
-        fh_status ls = buf ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint slab");
-        for (int32_t c = c0; ls == FH_OK && c < c1; c++) ls = io_state_read(s->heads, c, buf + (int64_t)(c - c0) * s->hlen);
-        st = comm_agree(w, ls);
-        if (st == FH_OK) st = ckpt_put_rows(h, "client_heads", CKPT_F32, s->C, s->hlen, c0, c1 - c0, buf);
-        free(buf);
-    }
-    return fl_ckpt_end(cfg, h, st);
-}
-
-static fh_status cl_resume(const config_t *cfg, const comm_t *w, cl_state *s, int32_t *r_done, fl_result *res)
-{
-    ckpt *h = NULL;
-    int64_t round = 0;
-    *r_done = 0;
-    FH_TRY(fl_ckpt_resume_open(cfg, w, "round", &h, &round, res->notice, sizeof res->notice));
-    if (!h) return FH_OK;
-    fh_status st = ckpt_has(h, "centers") ? FH_OK
-                 : fh_error_set(FH_EINPUT, "%s: not a multi-center checkpoint (no centers)", ckpt_path(h));
-    if (st == FH_OK) st = ckpt_get_array(h, "centers", CKPT_F32, s->centers, (int64_t)s->K * s->P);
-    if (st == FH_OK) st = ckpt_get_array(h, "cluster_assign", CKPT_I32, s->assign, s->C);
-    if (st == FH_OK) st = ckpt_get_array(h, "head_seen", CKPT_U8, s->seen, s->C);
-    if (st == FH_OK) st = ckpt_get_i64(h, "cfl_active", &s->active);
-    for (int32_t c = 0; st == FH_OK && c < s->C; c++)
+    (void)w;
+    cl_state *s = p;
+    FH_TRY(ckpt_get_array(h, "cluster_assign", CKPT_I32, s->assign, s->C));
+    for (int32_t c = 0; c < s->C; c++)
         if (s->assign[c] < 0 || s->assign[c] >= s->K)
-            st = fh_error_set(FH_EINPUT, "%s: cluster_assign: client %d in cluster %d, expected [0, %d)", ckpt_path(h), c,
-                              s->assign[c], s->K);
-    if (st == FH_OK && s->heads) {
-        int32_t c0, c1;
-        slab(w, s->C, &c0, &c1);
-        float *row = malloc((size_t)s->hlen * sizeof *row);
-        if (!row) st = fh_error_set(FH_ENOMEM, "out of memory");
-        for (int32_t c = c0; st == FH_OK && c < c1; c++) {
-            st = ckpt_get_rows(h, "client_heads", CKPT_F32, s->hlen, c, 1, row);
-            if (st == FH_OK) st = io_state_write(s->heads, c, row);
-        }
-        free(row);
-    }
-    ckpt_close(h);
-    st = comm_agree(w, st);
-    if (st == FH_OK) *r_done = (int32_t)round;
-    return st;
+            return fh_error_set(FH_EINPUT, "%s: cluster_assign: client %d in cluster %d, expected [0, %d)", ckpt_path(h), c,
+                                s->assign[c], s->K);
+    return FH_OK;
 }
 
 /* Bi-partition m items by complete-linkage agglomeration on similarities S[m x m] (Sattler et
@@ -361,13 +321,12 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
     return st;
 }
 
-fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
-                           fl_round_fn on_round, void *user, fl_result *res)
+
+static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, int32_t m)
 {
     if (cfg->algorithm != ALG_FEDAVG)
         return fh_error_set(FH_EINPUT, "[cluster]/[personalize]: centers are model averages; set [fl] algorithm = fedavg (got %s)",
                             config_algorithm_name(cfg->algorithm));
-    const int32_t C = meta->clients, m = cfg->clients_per_round < C ? cfg->clients_per_round : C;
     if (cfg->clients_per_rank == 1 && (w->size != C || m != C))
         return fh_error_set(FH_EINPUT, "[run] clients_per_rank = 1 (cross-silo): run with -np %d (one rank per client, "
                             "got %d) and [train] clients_per_round >= %d", C, w->size, C);
@@ -375,281 +334,337 @@ fh_status fl_train_cluster(const config_t *cfg, const comm_t *w, io_data *data, 
         return fh_error_set(FH_EINPUT, "%s: %d clients a round, but %d ranks: run with at most %d ranks",
                             cfg->data_file, m, w->size, m);
     const int32_t K = cfg->cl_method <= M_NONE ? 1 : cfg->cl_k;
-    const int cfl = cfg->cl_method == M_CFL;
     if (K > m) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than clients a round (%d)", K, m);
-    const int clustered = cfg->cl_method == M_FESEM || cfg->cl_method == M_IFCA;
     if (cfg->cl_method == M_FESEM && cfg->cl_init_rounds < 1)
         return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cl_init_rounds);
-    FH_TRY(fl_model_setup(cfg, data, meta, res));
-    const model_t *md = &res->model;
-    cl_state s;
-    memset(&s, 0, sizeof s);
-    s.C = C;
-    s.K = K;
-    s.P = md->nparams;
-    s.base = cfg->pers_mode == 1 ? md->w_off[md->nlayers - 1] : s.P;
-    s.hlen = s.P - s.base;
-    const int64_t P = s.P, mb = (m + w->size - 1) / w->size;
-    fh_status st = fl_worker_init(&s.wk, md, fl_worker_rows(cfg));
-    if (st == FH_OK) {
-        s.centers = malloc((size_t)K * (size_t)P * sizeof *s.centers);
-        s.assign = fh_calloc((size_t)C, sizeof *s.assign);
-        s.seen = fh_calloc((size_t)C, sizeof *s.seen);
-        s.ids = malloc((size_t)C * sizeof *s.ids);
-        s.start = malloc((size_t)C * sizeof *s.start);
-        s.count = malloc((size_t)C * sizeof *s.count);
-        s.ntr = malloc((size_t)C * sizeof *s.ntr);
-        s.lab = malloc(((size_t)C + U_N) * sizeof *s.lab);
-        s.models = malloc((size_t)mb * (size_t)P * sizeof *s.models);
-        s.cur = malloc((size_t)P * sizeof *s.cur);
-        s.acc = malloc((size_t)P * sizeof *s.acc);
-        s.nk = malloc((size_t)K * sizeof *s.nk);
-        s.cacc = malloc((size_t)C * sizeof *s.cacc);
-        s.mids = malloc((size_t)m * sizeof *s.mids);
-        s.mfirst = malloc(((size_t)w->size + 1) * sizeof *s.mfirst);
-        if (!s.mids || !s.mfirst) s.cacc = (free(s.cacc), NULL);
-        s.active = 1;
-        if (cfl) {
-            s.old = malloc((size_t)K * (size_t)P * sizeof *s.old);
-            s.unorm = malloc((size_t)C * sizeof *s.unorm);
-            if (!s.old || !s.unorm) s.cacc = (free(s.cacc), NULL);
-        }
-        if (!s.centers || !s.assign || !s.seen || !s.ids || !s.start || !s.count || !s.ntr || !s.lab || !s.models ||
-            !s.cur || !s.acc || !s.nk || !s.cacc)
-            st = fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
+    return FH_OK;
+}
+
+static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
+{
+    const int32_t C = s->C, K = s->K;
+    const int64_t P = s->P, mb = (m + nranks - 1) / nranks;
+    s->centers = malloc((size_t)K * (size_t)P * sizeof *s->centers);
+    s->assign = fh_calloc((size_t)C, sizeof *s->assign);
+    s->seen = fh_calloc((size_t)C, sizeof *s->seen);
+    s->ids = malloc((size_t)C * sizeof *s->ids);
+    s->start = malloc((size_t)C * sizeof *s->start);
+    s->count = malloc((size_t)C * sizeof *s->count);
+    s->ntr = malloc((size_t)C * sizeof *s->ntr);
+    s->lab = malloc(((size_t)C + U_N) * sizeof *s->lab);
+    s->models = malloc((size_t)mb * (size_t)P * sizeof *s->models);
+    s->cur = malloc((size_t)P * sizeof *s->cur);
+    s->acc = malloc((size_t)P * sizeof *s->acc);
+    s->nk = malloc((size_t)K * sizeof *s->nk);
+    s->cacc = malloc((size_t)C * sizeof *s->cacc);
+    s->mids = malloc((size_t)m * sizeof *s->mids);
+    s->mfirst = malloc(((size_t)nranks + 1) * sizeof *s->mfirst);
+    s->na = malloc((size_t)m * sizeof *s->na);
+    s->okc = malloc((size_t)m);
+    s->active = 1;
+    if (cfl) {
+        s->old = malloc((size_t)K * (size_t)P * sizeof *s->old);
+        s->unorm = malloc((size_t)C * sizeof *s->unorm);
+        if (!s->old || !s->unorm) s->cacc = (free(s->cacc), NULL);
     }
-    if (st == FH_OK && meta->has_client_group) {
-        s.truth = malloc((size_t)C * sizeof *s.truth);
-        st = s.truth ? io_data_client_groups(data, s.truth) : fh_error_set(FH_ENOMEM, "out of memory");
+    if (!s->centers || !s->assign || !s->seen || !s->ids || !s->start || !s->count || !s->ntr || !s->lab || !s->models ||
+        !s->cur || !s->acc || !s->nk || !s->cacc || !s->mids || !s->mfirst || !s->na || !s->okc)
+        return fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
+    return FH_OK;
+}
+
+static fh_status cluster_init(fl_loop *L)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    const model_t *md = L->md;
+    FH_TRY(cluster_check(cfg, w, L->C, L->m));
+    cl_state *s = L->s = fh_calloc(1, sizeof *s);
+    FH_CHECK_ALLOC(s);
+    s->wk = &L->wk;
+    s->test = &L->test;
+    s->C = L->C;
+    s->K = cfg->cl_method <= M_NONE ? 1 : cfg->cl_k;
+    s->P = L->P;
+    s->base = cfg->pers_mode == 1 ? md->w_off[md->nlayers - 1] : s->P;
+    s->hlen = s->P - s->base;
+    const int64_t P = s->P;
+    fh_status st = cluster_alloc(s, L->m, w->size, cfg->cl_method == M_CFL);
+    if (st == FH_OK && L->meta->has_client_group) {
+        s->truth = malloc((size_t)s->C * sizeof *s->truth);
+        st = s->truth ? io_data_client_groups(L->data, s->truth) : fh_error_set(FH_ENOMEM, "out of memory");
     }
     st = comm_agree(w, st);
-    if (st == FH_OK) st = fl_testset_load(&s.test, w, data, meta);
     if (st == FH_OK && cfg->pers_mode == 1) {
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/client_heads.h5", cfg->out_dir);
-        st = comm_agree(w, io_state_create(path, w, C, s.hlen, &s.heads));
+        st = comm_agree(w, io_state_create(path, w, s->C, s->hlen, &s->heads));
     }
     if (st == FH_OK && w->rank == 0) {
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/clusters.csv", cfg->out_dir);
-        s.csv = fopen(path, cfg->resume[0] ? "a" : "w");
-        if (!s.csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
-        else if (ftell(s.csv) == 0) fprintf(s.csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc\n");
+        s->csv = fopen(path, cfg->resume[0] ? "a" : "w");
+        if (!s->csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
+        else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc\n");
     }
     st = comm_agree(w, st);
     /* initial centers: IFCA from K independent initialisations, the others from the model's */
-    for (int32_t k = 0; st == FH_OK && k < K; k++) {
+    for (int32_t k = 0; st == FH_OK && k < s->K; k++) {
+        float *ck = s->centers + (int64_t)k * P;
         if (cfg->cl_method == M_IFCA && cfg->cl_init_rounds == 0) {
             /* K independent initialisations (plus N(0, 0.01^2) so that all-zero inits differ) */
             rng_t rk = rng_stream((uint64_t)cfg->seed, (uint64_t)k, 0, RNG_CLUSTER);
-            float *ck = s.centers + (int64_t)k * P;
             model_init_params(md, ck, rng_u64(&rk));
             for (int64_t j = 0; j < P; j++) ck[j] += (float)(0.01 * rng_normal(&rk));
         } else {
-            memcpy(s.centers + (int64_t)k * P, res->params, (size_t)P * sizeof *s.centers);
+            memcpy(ck, L->params, (size_t)P * sizeof *s->centers);
         }
     }
-
-    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s.sa, cfg, w, P, P));
-    int32_t r_done = 0;
-    if (st == FH_OK && cfg->resume[0]) st = cl_resume(cfg, w, &s, &r_done, res);
-
-    fl_local_opts o;
-    memset(&o, 0, sizeof o);
-    o.lr = cfg->lr;
-    o.momentum = cfg->momentum;
-    o.weight_decay = cfg->weight_decay;
-    o.epochs = cfg->local_epochs;
-    o.batch = cfg->batch_size;
-    int32_t largest = 0;
-    for (int32_t r = r_done + 1; st == FH_OK && r <= cfg->rounds; r++) {
-        double t0 = fh_wtime();
-        int32_t n = 0;
-        st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, s.ids, &n);
-        if (st == FH_OK) st = io_data_client_ranges(data, s.ids, n, s.start, s.count);
-        for (int32_t i = 0; st == FH_OK && i < n; i++) s.ntr[i] = s.count[i] - io_data_local_test_rows(meta, s.count[i]);
-        const int64_t c0 = dist_rows_first(n, w->size, w->rank), c1 = dist_rows_first(n, w->size, w->rank + 1);
-        if (st == FH_OK) st = read_rows(data, &s, (int32_t)(c1 - c0), s.start + c0, s.ntr + c0, md->in);
-        if ((st = comm_agree(w, st)) != FH_OK) break;
-        const int warm = clustered && r <= cfg->cl_init_rounds;
-        memset(s.lab, 0, ((size_t)n + U_N) * sizeof *s.lab);
-        int64_t *tail = s.lab + n;
-        tail[U_STOP] = fh_stop_requested();
-        int64_t row = 0;
-        for (int64_t i = c0; st == FH_OK && i < c1; i++) {
-            const int32_t cid = s.ids[i];
-            const float *xi = s.x + row * md->in;
-            const int32_t *yi = s.y + row;
-            const int64_t ni = s.ntr[i];
-            row += ni;
-            float *loc = s.models + (i - c0) * P;
-            int32_t k0 = s.assign[cid];
-            if (cfg->cl_method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
-                double best = INFINITY;
-                for (int32_t k = 0; st == FH_OK && k < K; k++) {
-                    metrics_t mt;
-                    st = client_model(cfg, &s, cid, k, s.cur);
-                    if (st == FH_OK && ni > 0) st = model_evaluate(md, s.cur, xi, yi, ni, s.wk.ws, s.wk.ws_rows, &mt);
-                    if (st == FH_OK && ni > 0 && mt.loss < best) {
-                        best = mt.loss;
-                        k0 = k;
-                    }
-                }
-            }
-            if (st == FH_OK) st = client_model(cfg, &s, cid, k0, loc);
-            double loss = 0;
-            int64_t steps = 0, seen = 0;
-            o.global = s.centers + (int64_t)k0 * P;
-            if (st == FH_OK && ni > 0)
-                st = fl_local_train(&s.wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE),
-                                    xi, yi, ni, loc, &loss, &steps, &seen);
-            if (st != FH_OK) break;
-            double norm;
-            const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm);
-            int32_t k1 = k0;
-            if (ok && cfg->cl_method == M_FESEM && !warm)
-                k1 = cl_nearest_center(loc, s.centers, K, P, s.base, NULL);
-            s.lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
-            if (cfl) {
-                double u = 0;
-                for (int64_t j = 0; j < s.base; j++) {
-                    double d = (double)loc[j] - (double)s.centers[(int64_t)k0 * P + j];
-                    u += d * d;
-                }
-                s.unorm[i] = ok ? sqrt(u) : 0;
-            }
-            if (!ok) {
-                tail[U_REJ] += 1;
-                continue;
-            }
-            tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
-            tail[U_ROWS] += seen;
-            tail[U_CLIENTS] += 1;
-            if (cfg->pers_mode == 1) st = io_state_write(s.heads, cid, loc + s.base);
-        }
-        if ((st = comm_agree(w, st)) != FH_OK) break;
-        if ((st = comm_allreduce_sum_i64(w, s.lab, n + U_N)) != FH_OK) break;
-        if (cfl) { /* one non-zero term per entry: exact */
-            for (int32_t i = 0; i < n; i++)
-                if (i < c0 || i >= c1) s.unorm[i] = 0;
-            if ((st = comm_allreduce_sum_f64(w, s.unorm, n)) != FH_OK) break;
-            memcpy(s.old, s.centers, (size_t)K * (size_t)P * sizeof *s.old);
-        }
-        /* every rank now knows every sampled client's new cluster (exact integers) */
-        int32_t *na = malloc((size_t)n * sizeof *na);
-        uint8_t *okc = malloc((size_t)n);
-        if (!na || !okc) st = fh_error_set(FH_ENOMEM, "out of memory");
-        for (int32_t i = 0; st == FH_OK && i < n; i++) {
-            okc[i] = s.lab[i] < REJ_FLAG;
-            na[i] = (int32_t)((s.lab[i] % REJ_FLAG) - 1);
-        }
-        if (st == FH_OK && clustered && r == cfg->cl_init_rounds)
-            st = initial_assignment(cfg, w, &s, n, r, na);
-        if ((st = comm_agree(w, st)) != FH_OK) {
-            free(na); free(okc);
-            break;
-        }
-        for (int32_t i = 0; i < n; i++) {
-            s.assign[s.ids[i]] = na[i];
-            if (okc[i] && cfg->pers_mode == 1) s.seen[s.ids[i]] = 1;
-        }
-        /* per cluster: its hosts aggregate on their own communicator, its aggregator broadcasts */
-        for (int32_t k = 0; k < K; k++) {
-            s.nk[k] = 0;
-            for (int32_t i = 0; i < n; i++)
-                if (okc[i] && na[i] == k) s.nk[k] += s.ntr[i];
-        }
-        int64_t sa_aborted = 0, mask_bytes = 0, raw_bytes = 0; /* [secagg] this rank's clusters */
-        double mask_s = 0, raw_s = 0;
-        for (int32_t k = 0; st == FH_OK && k < K; k++) {
-            if (s.nk[k] == 0) continue; /* no members this round: the center is kept */
-            /* members in round order, the ranks hosting them (block i / mb), who drops out */
-            int host = 0, root = -1, nh = 0;
-            int32_t nm = 0;
-            int64_t nk_alive = 0;
-            for (int32_t i = 0; i < n; i++)
-                if (okc[i] && na[i] == k) {
-                    const int h = (int)(i / mb);
-                    if (root < 0) root = h;
-                    if (i >= c0 && i < c1) host = 1;
-                    if (nm == 0 || (int)(s.mids[nm - 1] / mb) != h) s.mfirst[nh++] = nm; /* a new host */
-                    s.mids[nm++] = i; /* round index for now, client id below */
-                    if (!secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r)) nk_alive += s.ntr[i];
-                }
-            s.mfirst[nh] = nm;
-            comm_t ck;
-            st = comm_split(w, host ? 0 : -1, w->rank, &ck);
-            int aborted = 0;
-            if (st == FH_OK && host) {
-                /* my members: those in block ck.rank of the host list */
-                const int32_t m0 = s.mfirst[ck.rank], m1 = s.mfirst[ck.rank + 1];
-                const double inv = 1.0 / (double)s.nk[k];
-                memset(s.acc, 0, (size_t)P * sizeof *s.acc);
-                if (s.sa.enabled) st = secagg_engine_begin(&s.sa, m1 - m0);
-                for (int32_t j = m0; st == FH_OK && j < m1; j++) {
-                    const int32_t i = s.mids[j];
-                    if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r)) continue;
-                    int64_t *acc = s.sa.enabled ? secagg_engine_buffer(&s.sa, j - m0) : s.acc;
-                    fx_accumulate(acc, s.models + (i - c0) * P, (double)s.ntr[i] * inv, P);
-                }
-                for (int32_t j = 0; j < nm; j++) s.mids[j] = s.ids[s.mids[j]];
-                s.sa.group = k;
-                if (st == FH_OK && s.sa.enabled) {
-                    st = secagg_engine_round(&s.sa, &ck, r, s.mids, s.mfirst, nm, s.acc);
-                    aborted = s.sa.aborted;
-                    mask_s += s.sa.mask_s;
-                    mask_bytes += s.sa.mask_bytes;
-                    raw_s += s.sa.raw_s;
-                    raw_bytes += s.sa.raw_bytes;
-                } else if (st == FH_OK) {
-                    st = comm_allreduce_sum_i64(&ck, s.acc, P);
-                }
-                if (st == FH_OK) st = secagg_engine_record_aggregate(&s.sa, &ck, r, s.mids, nm, s.acc); /* test only */
-                st = comm_agree(&ck, st);
-                /* rescaled to the survivors' rows; kept when none survived or the round aborted */
-                if (st == FH_OK && ck.rank == 0 && nk_alive > 0 && !aborted)
-                    fx_decode(s.acc, (double)s.nk[k] / (double)nk_alive, s.centers + (int64_t)k * P, P);
-                if (ck.rank == 0) sa_aborted += aborted;
-            }
-            comm_free(&ck);
-            st = comm_agree(w, st);
-            if (st == FH_OK) st = comm_bcast(w, s.centers + (int64_t)k * P, P * (int64_t)sizeof(float), root);
-        }
-        if (st == FH_OK && s.sa.enabled) st = comm_allreduce_sum_i64(w, &sa_aborted, 1);
-        const char *note = "";
-        if (st == FH_OK && cfl) {
-            st = cfl_split(cfg, w, &s, n, r, c0, c1, okc, na, &note);
-            for (int32_t i = 0; st == FH_OK && i < n; i++) s.assign[s.ids[i]] = na[i];
-        }
-        free(na);
-        free(okc);
-        if (st != FH_OK) break;
-
-        fl_round_stats rs;
-        fl_stats_init(&rs, r, cfg->rounds, n);
-        rs.rejected = (int32_t)tail[U_REJ];
-        rs.train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
-        rs.bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
-        rs.bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
-        for (int32_t i = 0; i < n; i++) rs.dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s.ids[i], r);
-        rs.secagg_aborted = (int32_t)sa_aborted; /* clusters whose secagg round aborted */
-        rs.mask_gbps = s.sa.enabled && mask_s > 0 ? (double)mask_bytes / mask_s / 1e9 : NAN;
-        rs.chacha_gbps = s.sa.enabled && raw_s > 0 ? (double)raw_bytes / raw_s / 1e9 : NAN;
-        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
-            rs.evaluated = 1;
-            if ((st = evaluate(cfg, w, data, meta, &s, md, r, &rs, &largest)) != FH_OK) break;
-        }
-        rs.notice = r == r_done + 1 && res->notice[0] ? res->notice : note;
-        rs.wall_s = fh_wtime() - t0;
-        st = comm_agree(w, on_round ? on_round(&rs, user) : FH_OK);
-        const int stop = tail[U_STOP] > 0 && r < cfg->rounds;
-        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || stop)) st = cl_save(cfg, w, &s, r);
-        if (st == FH_OK && stop) {
-            st = fh_error_set(FH_ESTOPPED, "stopped on request after round %d of %d; checkpoint written", r, cfg->rounds);
-            break;
-        }
-    }
-    if (st == FH_OK) memcpy(res->params, s.centers + (int64_t)largest * P, (size_t)P * sizeof *res->params);
-    state_free(&s);
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, P, P));
+    /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
+     * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
+     * client), so nothing else is needed. */
+    fl_loop_field(L, "centers", FL_FIELD_ARRAY, CKPT_F32, s->centers, (int64_t)s->K * P);
+    fl_loop_hook(L, "cluster_assign", s, assign_save, assign_load);
+    fl_loop_field(L, "head_seen", FL_FIELD_ARRAY, CKPT_U8, s->seen, s->C);
+    fl_loop_field(L, "cfl_active", FL_FIELD_I64, CKPT_I64, &s->active, 1);
+    fl_loop_field(L, "client_heads", FL_FIELD_ROWS, CKPT_F32, s->heads, s->hlen);
     return st;
 }
+
+static void cluster_free(fl_loop *L)
+{
+    if (L->s) state_free(L->s);
+}
+
+/* Local work of round r on this rank's block [c0, c1): each client starts from its center (IFCA:
+ * the one with the lowest loss on its rows), trains, and reports its new cluster in s->lab. */
+static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
+{
+    const config_t *cfg = L->cfg;
+    const model_t *md = L->md;
+    const int64_t P = s->P;
+    const int32_t K = s->K;
+    int64_t *tail = s->lab + s->n;
+    fl_local_opts o = fl_local_opts_make(cfg, NULL);
+    fh_status st = FH_OK;
+    int64_t row = 0;
+    for (int64_t i = s->c0; st == FH_OK && i < s->c1; i++) {
+        const int32_t cid = s->ids[i];
+        const float *xi = s->x + row * md->in;
+        const int32_t *yi = s->y + row;
+        const int64_t ni = s->ntr[i];
+        row += ni;
+        float *loc = s->models + (i - s->c0) * P;
+        int32_t k0 = s->assign[cid];
+        if (cfg->cl_method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
+            double best = INFINITY;
+            for (int32_t k = 0; st == FH_OK && k < K; k++) {
+                metrics_t mt;
+                st = client_model(cfg, s, cid, k, s->cur);
+                if (st == FH_OK && ni > 0) st = model_evaluate(md, s->cur, xi, yi, ni, s->wk->ws, s->wk->ws_rows, &mt);
+                if (st == FH_OK && ni > 0 && mt.loss < best) {
+                    best = mt.loss;
+                    k0 = k;
+                }
+            }
+        }
+        if (st == FH_OK) st = client_model(cfg, s, cid, k0, loc);
+        double loss = 0;
+        int64_t steps = 0, seen = 0;
+        o.global = s->centers + (int64_t)k0 * P;
+        if (st == FH_OK && ni > 0)
+            st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
+                                ni, loc, &loss, &steps, &seen);
+        if (st != FH_OK) break;
+        double norm;
+        const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm);
+        int32_t k1 = k0;
+        if (ok && cfg->cl_method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
+        s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
+        if (s->unorm) {
+            double u = 0;
+            for (int64_t j = 0; j < s->base; j++) {
+                double d = (double)loc[j] - (double)s->centers[(int64_t)k0 * P + j];
+                u += d * d;
+            }
+            s->unorm[i] = ok ? sqrt(u) : 0;
+        }
+        if (!ok) {
+            tail[U_REJ] += 1;
+            continue;
+        }
+        tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
+        tail[U_ROWS] += seen;
+        tail[U_CLIENTS] += 1;
+        if (cfg->pers_mode == 1) st = io_state_write(s->heads, cid, loc + s->base);
+    }
+    return st;
+}
+
+/* Cluster k's new center: its hosts (the ranks holding its members) sum n_i/N_k * model_i in
+ * fixed point on their own communicator — or run their own secure-aggregation round on it —
+ * and the cluster's aggregator (its lowest rank) broadcasts the center. */
+static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32_t k)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    const int64_t P = s->P, mb = (L->m + w->size - 1) / w->size;
+    const int32_t n = s->n;
+    /* members in round order, the ranks hosting them (block i / mb), who drops out */
+    int host = 0, root = -1, nh = 0;
+    int32_t nm = 0;
+    int64_t nk_alive = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (s->okc[i] && s->na[i] == k) {
+            const int h = (int)(i / mb);
+            if (root < 0) root = h;
+            if (i >= s->c0 && i < s->c1) host = 1;
+            if (nm == 0 || (int)(s->mids[nm - 1] / mb) != h) s->mfirst[nh++] = nm; /* a new host */
+            s->mids[nm++] = i; /* round index for now, client id below */
+            if (!secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r)) nk_alive += s->ntr[i];
+        }
+    s->mfirst[nh] = nm;
+    comm_t ck;
+    fh_status st = comm_split(w, host ? 0 : -1, w->rank, &ck);
+    int aborted = 0;
+    if (st == FH_OK && host) {
+        /* my members: those in block ck.rank of the host list */
+        const int32_t m0 = s->mfirst[ck.rank], m1 = s->mfirst[ck.rank + 1];
+        const double inv = 1.0 / (double)s->nk[k];
+        memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+        if (s->sa.enabled) st = secagg_engine_begin(&s->sa, m1 - m0);
+        for (int32_t j = m0; st == FH_OK && j < m1; j++) {
+            const int32_t i = s->mids[j];
+            if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r)) continue;
+            int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, j - m0) : s->acc;
+            fx_accumulate(acc, s->models + (i - s->c0) * P, (double)s->ntr[i] * inv, P);
+        }
+        for (int32_t j = 0; j < nm; j++) s->mids[j] = s->ids[s->mids[j]];
+        s->sa.group = k;
+        if (st == FH_OK && s->sa.enabled) {
+            st = secagg_engine_round(&s->sa, &ck, r, s->mids, s->mfirst, nm, s->acc);
+            aborted = s->sa.aborted;
+            s->mask_s += s->sa.mask_s;
+            s->mask_bytes += s->sa.mask_bytes;
+            s->raw_s += s->sa.raw_s;
+            s->raw_bytes += s->sa.raw_bytes;
+        } else if (st == FH_OK) {
+            st = comm_allreduce_sum_i64(&ck, s->acc, P);
+        }
+        if (st == FH_OK) st = secagg_engine_record_aggregate(&s->sa, &ck, r, s->mids, nm, s->acc); /* test only */
+        st = comm_agree(&ck, st);
+        /* rescaled to the survivors' rows; kept when none survived or the round aborted */
+        if (st == FH_OK && ck.rank == 0 && nk_alive > 0 && !aborted)
+            fx_decode(s->acc, (double)s->nk[k] / (double)nk_alive, s->centers + (int64_t)k * P, P);
+        if (ck.rank == 0) s->sa_aborted += aborted;
+    }
+    comm_free(&ck);
+    st = comm_agree(w, st);
+    if (st == FH_OK) st = comm_bcast(w, s->centers + (int64_t)k * P, P * (int64_t)sizeof(float), root);
+    return st;
+}
+
+/* After the local work: every rank learns every sampled client's new cluster (exact integers),
+ * FeSEM/IFCA's first assignment after the warm-up, then each cluster aggregates its members. */
+static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clustered)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    const int32_t n = s->n, K = s->K;
+    FH_TRY(comm_allreduce_sum_i64(w, s->lab, n + U_N));
+    if (s->unorm) { /* one non-zero term per entry: exact */
+        for (int32_t i = 0; i < n; i++)
+            if (i < s->c0 || i >= s->c1) s->unorm[i] = 0;
+        FH_TRY(comm_allreduce_sum_f64(w, s->unorm, n));
+        memcpy(s->old, s->centers, (size_t)K * (size_t)s->P * sizeof *s->old);
+    }
+    for (int32_t i = 0; i < n; i++) {
+        s->okc[i] = s->lab[i] < REJ_FLAG;
+        s->na[i] = (int32_t)((s->lab[i] % REJ_FLAG) - 1);
+    }
+    fh_status st = FH_OK;
+    if (clustered && r == cfg->cl_init_rounds) st = initial_assignment(cfg, w, s, n, r, s->na);
+    FH_TRY(comm_agree(w, st));
+    for (int32_t i = 0; i < n; i++) {
+        s->assign[s->ids[i]] = s->na[i];
+        if (s->okc[i] && cfg->pers_mode == 1) s->seen[s->ids[i]] = 1;
+    }
+    for (int32_t k = 0; k < K; k++) {
+        s->nk[k] = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (s->okc[i] && s->na[i] == k) s->nk[k] += s->ntr[i];
+    }
+    s->sa_aborted = s->mask_bytes = s->raw_bytes = 0;
+    s->mask_s = s->raw_s = 0;
+    for (int32_t k = 0; st == FH_OK && k < K; k++)
+        if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
+    if (st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
+    return st;
+}
+
+static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    cl_state *s = L->s;
+    const int64_t P = s->P;
+    const int clustered = cfg->cl_method == M_FESEM || cfg->cl_method == M_IFCA;
+    (void)done;
+    int32_t n = 0;
+    fh_status st = fl_sample_clients((uint64_t)cfg->seed, r, s->C, L->m, s->ids, &n);
+    if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
+    for (int32_t i = 0; st == FH_OK && i < n; i++) s->ntr[i] = s->count[i] - io_data_local_test_rows(L->meta, s->count[i]);
+    s->n = n;
+    s->c0 = dist_rows_first(n, w->size, w->rank);
+    s->c1 = dist_rows_first(n, w->size, w->rank + 1);
+    if (st == FH_OK) st = read_rows(L->data, s, (int32_t)(s->c1 - s->c0), s->start + s->c0, s->ntr + s->c0, L->md->in);
+    FH_TRY(comm_agree(w, st));
+    const int warm = clustered && r <= cfg->cl_init_rounds;
+    memset(s->lab, 0, ((size_t)n + U_N) * sizeof *s->lab);
+    int64_t *tail = s->lab + n;
+    tail[U_STOP] = fh_stop_requested();
+    FH_TRY(comm_agree(w, cluster_local(L, s, r, warm)));
+    FH_TRY(cluster_aggregate(L, s, r, clustered));
+    const char *note = "";
+    if (s->unorm) {
+        FH_TRY(cfl_split(cfg, w, s, n, r, s->c0, s->c1, s->okc, s->na, &note));
+        for (int32_t i = 0; i < n; i++) s->assign[s->ids[i]] = s->na[i];
+    }
+    rs->clients = n;
+    rs->notice = note;
+    rs->rejected = (int32_t)tail[U_REJ];
+    rs->train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
+    rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
+    rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
+    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r);
+    rs->secagg_aborted = (int32_t)s->sa_aborted; /* clusters whose secagg round aborted */
+    rs->mask_gbps = s->sa.enabled && s->mask_s > 0 ? (double)s->mask_bytes / s->mask_s / 1e9 : NAN;
+    rs->chacha_gbps = s->sa.enabled && s->raw_s > 0 ? (double)s->raw_bytes / s->raw_s / 1e9 : NAN;
+    *stop = tail[U_STOP] > 0;
+    return FH_OK;
+}
+
+static fh_status cluster_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
+{
+    cl_state *s = L->s;
+    return evaluate(L->cfg, L->w, L->data, L->meta, s, L->md, r, rs, &s->largest);
+}
+
+/* The final model: the center of the largest cluster (all centers are in checkpoints). */
+static fh_status cluster_finish(fl_loop *L, fh_status st)
+{
+    cl_state *s = L->s;
+    if (st == FH_OK && s) memcpy(L->params, s->centers + (int64_t)s->largest * s->P, (size_t)s->P * sizeof *L->params);
+    return st;
+}
+
+const fl_strategy fl_strategy_cluster = {
+    .name = "cluster",
+    .unit = "round",
+    .init = cluster_init,
+    .round = cluster_round,
+    .evaluate = cluster_evaluate,
+    .finish = cluster_finish,
+    .free = cluster_free,
+};

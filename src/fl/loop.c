@@ -19,7 +19,7 @@
 #include <string.h>
 
 /* ---- the dispatcher -------------------------------------------------------------------- */
-const fl_strategy fl_strategy_cluster, fl_strategy_async; /* TEMP */
+const fl_strategy fl_strategy_async; /* TEMP */
 const fl_strategy *fl_strategy_pick(const config_t *cfg)
 {
     if (cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank) return &fl_strategy_cluster;
@@ -33,7 +33,6 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
                    fl_round_fn on_round, void *user, fl_result *res)
 {
     const fl_strategy *S = fl_strategy_pick(cfg);
-    if (S == &fl_strategy_cluster) return fl_train_cluster(cfg, world, data, meta, on_round, user, res); /* TEMP */
     if (S == &fl_strategy_async) return fl_train_async(cfg, world, data, meta, on_round, user, res); /* TEMP */
     fl_loop L;
     memset(&L, 0, sizeof L);
