@@ -65,13 +65,11 @@ double as_fednova_coeffs(int32_t n, const int64_t *weight, const int64_t *steps,
  * t is NAN (NAN marks an empty slot). */
 int32_t as_earliest(int32_t n, const double *t, const int64_t *id);
 
-/* The loop for [async] mode != off (called by fl_train). Writes <output dir>/async.csv (one
- * row per server update: virtual time, staleness, slow/fast quartile accuracy; with
- * [privacy] mode = client (FedBuff only) the epsilon accounted with q = K / clients per applied
- * buffer, and the bound without sampling from the client in the most buffers) and
- * <output dir>/participation.csv (per client: speed, jobs started, updates applied/discarded).
- * on_round is called on rank 0 only. */
-fh_status fl_train_async(const config_t *cfg, const comm_t *world, io_data *data,
-                         const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *res);
+/* [async] mode != off is a strategy of the one loop (fl_strategy_async, src/fl/async.c). It
+ * writes <output dir>/async.csv (one row per server update: virtual time, staleness, slow/fast
+ * quartile accuracy; with [privacy] mode = client (FedBuff only) the epsilon accounted with
+ * q = K / clients per applied buffer, and the bound without sampling from the client in the
+ * most buffers) and <output dir>/participation.csv (per client: speed, jobs started, updates
+ * applied/discarded). on_round is called on rank 0 only. */
 
 #endif

@@ -86,7 +86,7 @@ void fl_server_free(fl_server *s);
 /* Apply the averaged client update delta[P] (new - old) to params[P]. */
 void fl_server_step(fl_server *s, const float *delta, float *params);
 
-/* ---- the training loop (src/fl/engine.c, src/fl/central.c) ------------------------------ */
+/* ---- the training loop (src/fl/loop.c; strategies in fedavg.c, central.c, cluster.c, async.c) */
 typedef struct {
     int32_t round, rounds;
     double wall_s;            /* this round's wall time (max over ranks)                  */
@@ -144,11 +144,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data,
                    const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *out);
 void fl_result_free(fl_result *r);
 
-/* Internal: the centralized baseline (called by fl_train). */
-fh_status fl_train_centralized(const config_t *cfg, const comm_t *world, io_data *data,
-                               const io_data_meta *meta, fl_round_fn on_round, void *user,
-                               fl_result *res);
-/* Internal: evaluation of the test split on rank 0 (shared by every loop). The split is read
+/* Evaluation of the test split on rank 0 (src/fl/evaluate.c, shared by every strategy). The split is read
  * from the data file a chunk at a time at each evaluation, not held. */
 typedef struct {
     io_data *data;   /* the open data set (not owned)            */
@@ -176,18 +172,16 @@ typedef struct {
 fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
                              const int64_t *start, const int64_t *count, int32_t n_local,
                              int32_t n_total, fl_rows *rows, double *mean, double *p10);
-/* Set up model, class weights and initial params (shared by both loops). */
+/* Set up model, class weights and initial params (src/fl/loop.c). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
 
 /* ---- multi-center FL (src/fl/cluster.c, src/fl/kmeans.c; issue 4) ------------------------ */
-/* The multi-center loop: [cluster] method fesem | ifca | cfl | none, [personalize] fedper,
- * [run] clients_per_rank. Called by fl_train when any of those is set. Clusters are rank
- * groups: after each assignment step the ranks hosting a cluster's members form its
- * communicator (comm_split) and aggregate it exactly (fixed point) with their own collective;
- * the cluster's aggregator rank (its lowest) broadcasts the new center. Writes
+/* Multi-center FL is a strategy of the one loop (include/fedhpc/loop.h, src/fl/cluster.c):
+ * [cluster] method fesem | ifca | cfl | none, [personalize] fedper, [run] clients_per_rank.
+ * Clusters are rank groups: after each assignment step the ranks hosting a cluster's members
+ * form its communicator (comm_split) and aggregate it exactly (fixed point) with their own
+ * collective; the cluster's aggregator rank (its lowest) broadcasts the new center. Writes
  * <output dir>/clusters.csv (rank 0) with cluster sizes, per-cluster accuracy and ARI. */
-fh_status fl_train_cluster(const config_t *cfg, const comm_t *world, io_data *data,
-                           const io_data_meta *meta, fl_round_fn on_round, void *user, fl_result *res);
 /* Adjusted Rand index (Hubert and Arabie 1985) of two labelings of n items (labels >= 0). */
 double cl_ari(const int32_t *a, const int32_t *b, int32_t n);
 /* Squared L2 distances D2[n x n] and cosine similarities Cs[n x n] (either may be NULL) from a

@@ -21,7 +21,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/async.h"
-#include "fedhpc/ckpt.h"
+#include "fedhpc/loop.h"
 #include "fedhpc/privacy.h"
 
 #include <math.h>
@@ -72,7 +72,7 @@ int32_t as_earliest(int32_t n, const double *t, const int64_t *id)
 typedef struct {
     const config_t *cfg;
     io_data *data;
-    fl_worker wk;
+    fl_worker *wk;         /* the loop's worker */
     float *x;
     int32_t *y;
     int64_t cap;
@@ -83,7 +83,7 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
                          int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
 {
     const config_t *cfg = jr->cfg;
-    const model_t *md = jr->wk.m;
+    const model_t *md = jr->wk->m;
     const int64_t P = md->nparams, d = md->in;
     const int32_t cid = (int32_t)hdr[1];
     int64_t s0 = 0, n = 0;
@@ -102,12 +102,12 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     FH_TRY(io_data_read_ranges(jr->data, "train", 1, &s0, &n, jr->x, jr->y));
     fl_local_opts o = {start, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
                        cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
-    jr->wk.max_steps = hdr[3];
+    jr->wk->max_steps = hdr[3];
     memcpy(delta, start, (size_t)P * sizeof *delta);
     *loss = 0;
     *steps = *seen = 0;
     if (n > 0)
-        FH_TRY(fl_local_train(&jr->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)hdr[2], RNG_SHUFFLE),
+        FH_TRY(fl_local_train(jr->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)hdr[2], RNG_SHUFFLE),
                               jr->x, jr->y, n, delta, loss, steps, seen));
     for (int64_t j = 0; j < P; j++) delta[j] -= start[j];
     double norm;
@@ -322,7 +322,7 @@ typedef struct {
     int64_t next_job;      /* next job id                                               */
     int32_t round;         /* server updates reported                                   */
     int64_t *acc;          /* [P] FedBuff / round accumulator (fixed point)             */
-    int32_t nbuf;          /* FedBuff: updates in the buffer                            */
+    int64_t nbuf;          /* FedBuff: updates in the buffer                            */
     int64_t *started, *applied, *discarded; /* [C] per client                           */
     int64_t *stale_hist;   /* [STALE_BINS] staleness of applied updates (last bin: more) */
     uint8_t *busyc;        /* [C] client is training                                    */
@@ -401,7 +401,7 @@ static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *
 /* Mean over a quartile's clients of their accuracy on their own rows. */
 static fh_status quartile_acc(const quartiles *q, int k, job_runner *jr, const float *params, double *out)
 {
-    const model_t *m = jr->wk.m;
+    const model_t *m = jr->wk->m;
     double s = 0;
     int32_t nc = 0;
     int64_t row = 0;
@@ -409,7 +409,7 @@ static fh_status quartile_acc(const quartiles *q, int k, job_runner *jr, const f
         const int64_t n = q->cnt[k][i];
         if (n == 0) continue;
         metrics_t mt;
-        FH_TRY(model_evaluate(m, params, q->x[k] + row * m->in, q->y[k] + row, n, jr->wk.ws, jr->wk.ws_rows, &mt));
+        FH_TRY(model_evaluate(m, params, q->x[k] + row * m->in, q->y[k] + row, n, jr->wk->ws, jr->wk->ws_rows, &mt));
         s += mt.accuracy;
         nc++;
         row += n;
@@ -447,26 +447,6 @@ typedef struct {
     int64_t seen;
 } round_acc;
 
-typedef struct {
-    const config_t *cfg;
-    const comm_t *w;
-    agg_t *a;
-    as_state *s;
-    fl_server *srv;
-    fl_testset *test;
-    quartiles *q;
-    const model_t *md;
-    float *params;
-    int32_t C;
-    FILE *csv;
-    double t0, t_last;
-    fl_round_fn on_round;
-    void *user;
-    const char *notice;
-    int32_t total;         /* [train] rounds of the whole run */
-    privacy_run *pv;       /* [privacy] state (mode none unless DP-FedBuff) */
-} reporter;
-
 /* DP-FedBuff without privacy amplification by sampling: a client is in at most one update of a
  * buffer, each applied buffer is a Gaussian mechanism of multiplier sigma for the clients in it
  * and independent of the others' data, so the client that joined the most buffers, n, has spent
@@ -481,52 +461,6 @@ static fh_status dp_client_bound(const privacy_run *pv, const int64_t *joined, i
     privacy_accountant_init(&a);
     FH_TRY(privacy_accountant_step(&a, 1.0, pv->base_sigma, n));
     return privacy_epsilon(&a, pv->delta, eps, NULL);
-}
-
-static fh_status report_round(reporter *R, const round_acc *ra)
-{
-    const config_t *cfg = R->cfg;
-    as_state *s = R->s;
-    fl_round_stats rs;
-    fl_stats_init(&rs, s->round, R->total, ra->updates);
-    rs.rejected = ra->discarded;
-    rs.train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
-    rs.bytes_down = (int64_t)(ra->updates + ra->discarded) * R->md->nparams * (int64_t)sizeof(float);
-    rs.bytes_up = rs.bytes_down;
-    double slow = NAN, fast = NAN;
-    if (s->round % cfg->eval_every == 0 || s->round == R->total) {
-        rs.evaluated = 1;
-        if (R->test->n > 0)
-            FH_TRY(fl_testset_eval(R->test, R->md, R->params, R->a->jr->wk.ws, R->a->jr->wk.ws_rows, &rs.test));
-        FH_TRY(quartile_acc(R->q, 0, R->a->jr, R->params, &slow));
-        FH_TRY(quartile_acc(R->q, 1, R->a->jr, R->params, &fast));
-        rs.client_acc_mean = NAN;
-    }
-    const double now = fh_wtime();
-    rs.wall_s = now - R->t_last;
-    R->t_last = now;
-    rs.notice = R->notice ? R->notice : "";
-    R->notice = NULL;
-    double eps_client = NAN;
-    if (R->pv->mode == PRIVACY_CLIENT) {
-        rs.epsilon = R->pv->eps;
-        FH_TRY(dp_client_bound(R->pv, s->joined, R->C, &eps_client));
-    }
-    if (R->on_round) FH_TRY(R->on_round(&rs, R->user));
-    int64_t pmin = INT64_MAX, pmax = 0, never = 0;
-    for (int32_t c = 0; c < R->C; c++) {
-        const int64_t p = s->applied[c];
-        if (p < pmin) pmin = p;
-        if (p > pmax) pmax = p;
-        never += p == 0;
-    }
-    fprintf(R->csv, "%d,%.9g,%.6f,%.6g,%.6g,%d,%d,%.6g,%lld,%lld,%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld,%.6g,%.6g\n",
-            s->round, s->now, now - R->t0, rs.test.accuracy, rs.test.f1, ra->updates, ra->discarded,
-            ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
-            (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), slow, fast,
-            fast - slow, (long long)pmin, (long long)pmax, (long long)never, rs.epsilon, eps_client);
-    if (fflush(R->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", cfg->out_dir);
-    return FH_OK;
 }
 
 /* Start a job in `slot` for client c at the current virtual time from the current model. */
@@ -586,211 +520,6 @@ static void note_stale(as_state *s, round_acc *ra, int64_t tau)
     if (tau > ra->stale_max) ra->stale_max = tau;
 }
 
-/* The aggregator's loops. */
-static fh_status run_sync(reporter *R, const sys_profile *prof, const int64_t *count)
-{
-    const config_t *cfg = R->cfg;
-    agg_t *a = R->a;
-    as_state *s = R->s;
-    const int64_t P = a->P;
-    const int32_t C = R->C, m = a->nslots;
-    int32_t *ids = malloc((size_t)m * sizeof *ids);
-    int64_t *rows = malloc((size_t)m * sizeof *rows), *stp = malloc((size_t)m * sizeof *stp);
-    int64_t *wts = malloc((size_t)m * sizeof *wts);
-    double *coef = malloc((size_t)m * sizeof *coef);
-    float *dec = malloc((size_t)P * sizeof *dec);
-    fh_status st = ids && rows && stp && wts && coef && dec ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
-    while (st == FH_OK && s->round < cfg->rounds && !fh_stop_requested()) {
-        const int32_t r = s->round + 1;
-        int32_t n = 0;
-        if ((st = fl_sample_clients((uint64_t)cfg->seed, r, C, m, ids, &n)) != FH_OK) break;
-        const double T = s->now, D = T + cfg->as_deadline;
-        if (cfg->as_max_vtime > 0 && T >= cfg->as_max_vtime) break;
-        double end = T;
-        int64_t N_round = 0;
-        round_acc ra;
-        memset(&ra, 0, sizeof ra);
-        for (int32_t i = 0; i < n; i++) {
-            const int32_t c = ids[i];
-            N_round += count[c];
-            const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
-            const double fin = sys_advance(prof, c, T, sys_job_work(prof, c, full, P));
-            if (fin > end) end = fin;
-            int64_t k = full;
-            if (cfg->as_mode == AS_DROP && fin > D) k = -1;
-            if (cfg->as_mode == AS_PARTIAL && fin > D) {
-                k = sys_steps_before(prof, c, T, D, P, full);
-                if (k == 0 || (double)k < cfg->as_min_fraction * (double)full) k = -1;
-            }
-            if (k < 0 || count[c] == 0) {
-                ra.discarded += k < 0;
-                if (k < 0) s->discarded[c]++;
-                if (k < 0) s->started[c]++;
-                continue;
-            }
-            job_start(a, s, prof, count, i, c, k, r, R->params);
-        }
-        if (cfg->as_mode != AS_WAIT_ALL && end > D) end = D;
-        for (int32_t i = 0; st == FH_OK && i < n; i++)
-            if (a->jobs[i].id >= 0) st = agg_wait(a, i);
-        if (st != FH_OK || a->host_failed) break;
-        /* aggregate in client order; exact integer sums */
-        memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-        int32_t k = 0;
-        int64_t acc_rows = 0;
-        for (int32_t i = 0; i < n; i++) {
-            as_job *j = &a->jobs[i];
-            if (j->id < 0) continue;
-            if (!j->ok) {
-                ra.discarded++;
-                s->discarded[j->client]++;
-                continue;
-            }
-            rows[k] = count[j->client];
-            stp[k] = j->steps;
-            ids[k++] = i;
-        }
-        const int nova = cfg->as_mode == AS_PARTIAL && cfg->as_partial_weights != AS_PW_NONE;
-        if (nova) {
-            /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
-            for (int32_t t = 0; t < k; t++)
-                if (cfg->as_partial_weights == AS_PW_WORK) wts[t] = a->jobs[ids[t]].seen;
-                else wts[t] = rows[t];
-            as_fednova_coeffs(k, wts, stp, cfg->momentum, coef);
-        }
-        for (int32_t t = 0; t < k; t++) {
-            as_job *j = &a->jobs[ids[t]];
-            fx_accumulate(s->acc, j->delta, nova ? coef[t] : (double)rows[t] / (double)N_round, P);
-            acc_rows += rows[t];
-            ra.loss += j->loss;
-            ra.seen += j->seen;
-            ra.updates++;
-            s->applied[j->client]++;
-            note_stale(s, &ra, 0);
-        }
-        if (acc_rows > 0) {
-            fx_decode(s->acc, nova ? 1.0 : (double)N_round / (double)acc_rows, dec, P);
-            fl_server_step(R->srv, dec, R->params);
-        }
-        for (int32_t i = 0; i < n; i++)
-            if (a->jobs[i].id >= 0) job_clear(a, s, i);
-        s->now = end;
-        s->version++;
-        s->round = r;
-        st = report_round(R, &ra);
-    }
-    free(ids); free(rows); free(stp); free(wts); free(coef); free(dec);
-    return st;
-}
-
-static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *count)
-{
-    const config_t *cfg = R->cfg;
-    agg_t *a = R->a;
-    as_state *s = R->s;
-    const int64_t P = a->P;
-    const int32_t C = R->C, K = cfg->as_buffer;
-    privacy_run *pv = R->pv;
-    const int dp = pv->mode == PRIVACY_CLIENT;
-    float *dec = malloc((size_t)P * sizeof *dec);
-    FH_CHECK_ALLOC(dec);
-    fh_status st = FH_OK;
-    /* fill free slots (fresh start; after a resume, the restored jobs are already there) */
-    for (int32_t i = 0; i < a->nslots; i++) {
-        if (a->jobs[i].id >= 0) continue;
-        const int32_t c = pick_idle(cfg, s, C);
-        if (c < 0) break;
-        job_start(a, s, prof, count, i, c, 0, a->jobs[i].id + 1, R->params);
-        a->jobs[i].shuffle = a->jobs[i].id + 1;
-    }
-    round_acc ra;
-    memset(&ra, 0, sizeof ra);
-    while (st == FH_OK && s->round < cfg->rounds && !s->dp_stop && !fh_stop_requested()) {
-        const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
-        if (i < 0) {
-            st = fh_error_set(FH_EINTERNAL, "async: no client in flight");
-            break;
-        }
-        if (cfg->as_max_vtime > 0 && a->tfin[i] > cfg->as_max_vtime) break;
-        if ((st = agg_wait(a, i)) != FH_OK || a->host_failed) break;
-        as_job *j = &a->jobs[i];
-        s->now = j->t_fin;
-        const int64_t tau = s->version - j->version;
-        int stepped = 0;
-        if (j->ok && tau <= cfg->as_max_staleness) {
-            const double sw = as_staleness_weight(cfg->as_staleness, cfg->as_a, cfg->as_b, tau);
-            if (cfg->as_mode == AS_FEDASYNC) {
-                const float al = (float)(cfg->as_alpha * sw);
-                for (int64_t p = 0; p < P; p++) R->params[p] += al * (j->start[p] + j->delta[p] - R->params[p]);
-                stepped = 1;
-            } else if (!dp) {
-                fx_accumulate(s->acc, j->delta, sw / K, P);
-                if (++s->nbuf == K) {
-                    fx_decode(s->acc, 1.0, dec, P);
-                    fl_server_step(R->srv, dec, R->params);
-                    memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-                    s->nbuf = 0;
-                    stepped = 1;
-                }
-            } else {
-                /* DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
-                 * version + 1 (its noise stream and accounting step) */
-                const int64_t b = s->version + 1;
-                const double wgt = privacy_client_update(pv, b, j->client, j->delta, P, &s->below);
-                fx_accumulate(s->acc, j->delta, sw * wgt, P);
-                s->inbuf[j->client] = 1;
-                if (++s->nbuf == K) {
-                    int stop = 0;
-                    if ((st = privacy_run_begin(pv, b, NULL, NULL, 0, &stop)) != FH_OK) break;
-                    if (stop) { /* the buffer is not released: the run ends with the last model */
-                        s->dp_stop = 1;
-                    } else {
-                        privacy_run_decode(pv, b, s->acc, P, dec);
-                        fl_server_step(R->srv, dec, R->params);
-                        privacy_run_end(pv, b, s->below, dec, P);
-                        memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-                        s->nbuf = 0;
-                        s->below = 0;
-                        for (int32_t c = 0; c < C; c++) {
-                            s->joined[c] += s->inbuf[c];
-                            s->inbuf[c] = 0;
-                        }
-                        stepped = 1;
-                    }
-                }
-            }
-            s->applied[j->client]++;
-            note_stale(s, &ra, tau);
-            ra.updates++;
-            ra.loss += j->loss;
-            ra.seen += j->seen;
-        } else {
-            s->discarded[j->client]++;
-            ra.discarded++;
-        }
-        job_clear(a, s, i);
-        if (stepped) s->version++;
-        if (s->dp_stop) break;
-        /* the next clients start now, from the current model: in the freed slot (without DP the
-         * only free one), then in slots left empty while every idle client was in the buffer */
-        for (int32_t k = 0; k < a->nslots; k++) {
-            const int32_t slot = (i + k) % a->nslots;
-            if (a->jobs[slot].id >= 0) continue;
-            const int32_t c = pick_idle(cfg, s, C);
-            if (c < 0) break;
-            job_start(a, s, prof, count, slot, c, 0, 0, R->params);
-            a->jobs[slot].shuffle = a->jobs[slot].id + 1;
-        }
-        if (stepped) {
-            s->round++;
-            st = report_round(R, &ra);
-            memset(&ra, 0, sizeof ra);
-        }
-    }
-    free(dec);
-    return st;
-}
-
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
     const int md = cfg->as_mode;
@@ -827,14 +556,57 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     return FH_OK;
 }
 
-/* ---- checkpoints of the aggregator's state (rank 0 alone, on a one-rank communicator) ---- */
-static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
-                         const privacy_run *pv, const float *params, int32_t C)
+
+/* ---- the strategy: rank 0 runs the loop on a one-rank communicator, the others serve jobs ---- */
+typedef struct {
+    comm_t self;            /* rank 0 alone (the loop's communicator there)              */
+    job_runner jr;
+    sys_profile prof;
+    agg_t a;
+    as_state s;
+    fl_server srv;
+    quartiles q;
+    privacy_run pv;         /* [privacy] state (mode none unless DP-FedBuff)             */
+    int64_t *count, *start; /* [C] every client's rows                                   */
+    int32_t *all;           /* [C] clients sorted by speed (participation.csv)           */
+    FILE *csv;              /* async.csv                                                 */
+    double t0;
+    round_acc ra;           /* the round being reported                                  */
+    double slow, fast;      /* quartile accuracies of the last evaluation                */
+    int serving;            /* rank 0: the hosts are serving jobs and must be stopped     */
+    fh_status host_st;      /* a host: how its job loop ended                            */
+    int filled;             /* the asynchronous modes filled their slots once            */
+    int32_t *ids;           /* sync rounds: [m] scratch                                  */
+    int64_t *rows, *stp, *wts;
+    double *coef;
+    float *dec;             /* [P] the decoded aggregate                                 */
+} async_ctx;
+
+static fh_status slots_save(void *p, const comm_t *w, ckpt *h)
 {
-    const int64_t P = a->P;
-    ckpt *h = NULL;
-    FH_TRY(fl_ckpt_begin(cfg, self, s->round, &h));
+    (void)w;
+    return ckpt_put_i64(h, "as_slots", ((const agg_t *)p)->nslots);
+}
+
+static fh_status slots_load(void *p, const comm_t *w, ckpt *h)
+{
+    (void)w;
+    const agg_t *a = p;
+    int64_t v = 0;
+    FH_TRY(ckpt_get_i64(h, "as_slots", &v));
+    if (v != a->nslots)
+        return fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,
+                            a->nslots);
+    return FH_OK;
+}
+
+/* The jobs in flight: saved as they are (recomputed after a resume: deterministic). */
+static fh_status jobs_save(void *p, const comm_t *w, ckpt *h)
+{
+    (void)w;
+    const agg_t *a = &((const async_ctx *)p)->a;
     const int32_t ns = a->nslots;
+    const int64_t P = a->P;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
     float *jm = malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm);
@@ -847,78 +619,26 @@ static fh_status as_save(const config_t *cfg, const comm_t *self, agg_t *a, as_s
         jt[2 * i + 1] = j->t_fin;
         memcpy(jm + (int64_t)i * P, j->start, (size_t)P * sizeof *jm);
     }
-    if (st == FH_OK) st = ckpt_put_f64(h, "as_now", s->now);
-    if (st == FH_OK) st = ckpt_put_i64(h, "as_version", s->version);
-    if (st == FH_OK) st = ckpt_put_i64(h, "as_next_job", s->next_job);
-    if (st == FH_OK) st = ckpt_put_i64(h, "as_nbuf", s->nbuf);
-    if (st == FH_OK) st = ckpt_put_i64(h, "as_slots", ns);
-    if (st == FH_OK) st = ckpt_put_array(h, "params", CKPT_F32, params, P);
-    if (st == FH_OK && srv->m) st = ckpt_put_array(h, "server_m", CKPT_F32, srv->m, P);
-    if (st == FH_OK && srv->v) st = ckpt_put_array(h, "server_v", CKPT_F32, srv->v, P);
-    if (st == FH_OK) st = ckpt_put_array(h, "as_acc", CKPT_I64, s->acc, P);
-    if (st == FH_OK) st = ckpt_put_array(h, "as_started", CKPT_I64, s->started, C);
-    if (st == FH_OK) st = ckpt_put_array(h, "as_applied", CKPT_I64, s->applied, C);
-    if (st == FH_OK) st = ckpt_put_array(h, "as_discarded", CKPT_I64, s->discarded, C);
-    if (st == FH_OK) st = ckpt_put_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
-    if (st == FH_OK && s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined, the privacy state */
-        int64_t *ib = malloc((size_t)C * sizeof *ib);
-        if (!ib) st = fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
-        for (int32_t c = 0; st == FH_OK && c < C; c++) ib[c] = s->inbuf[c];
-        if (st == FH_OK) st = ckpt_put_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
-        free(ib);
-        if (st == FH_OK) st = ckpt_put_array(h, "as_dp_joined", CKPT_I64, s->joined, C);
-        if (st == FH_OK) st = ckpt_put_i64(h, "as_dp_below", s->below);
-        if (st == FH_OK) st = privacy_run_save(pv, self, h);
-    }
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_start", CKPT_F32, jm, ns * P);
     free(ji); free(jt); free(jm);
-    return fl_ckpt_end(cfg, h, st);
+    return st;
 }
 
-static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as_state *s, fl_server *srv,
-                           privacy_run *pv, float *params, int32_t C, char *notice, size_t ncap)
+static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
 {
-    const int64_t P = a->P;
-    ckpt *h = NULL;
-    int64_t round = 0, v = 0;
-    FH_TRY(fl_ckpt_resume_open(cfg, self, "server update", &h, &round, notice, ncap));
-    if (!h) return FH_OK;
-    fh_status st = ckpt_get_i64(h, "as_slots", &v);
-    if (st == FH_OK && v != a->nslots)
-        st = fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,
-                          a->nslots);
-    if (st == FH_OK) st = ckpt_get_f64(h, "as_now", &s->now);
-    if (st == FH_OK) st = ckpt_get_i64(h, "as_version", &s->version);
-    if (st == FH_OK) st = ckpt_get_i64(h, "as_next_job", &s->next_job);
-    if (st == FH_OK && (st = ckpt_get_i64(h, "as_nbuf", &v)) == FH_OK) s->nbuf = (int32_t)v;
-    if (st == FH_OK) st = ckpt_get_array(h, "params", CKPT_F32, params, P);
-    if (st == FH_OK && srv->m) st = ckpt_get_array(h, "server_m", CKPT_F32, srv->m, P);
-    if (st == FH_OK && srv->v) st = ckpt_get_array(h, "server_v", CKPT_F32, srv->v, P);
-    if (st == FH_OK) st = ckpt_get_array(h, "as_acc", CKPT_I64, s->acc, P);
-    if (st == FH_OK) st = ckpt_get_array(h, "as_started", CKPT_I64, s->started, C);
-    if (st == FH_OK) st = ckpt_get_array(h, "as_applied", CKPT_I64, s->applied, C);
-    if (st == FH_OK) st = ckpt_get_array(h, "as_discarded", CKPT_I64, s->discarded, C);
-    if (st == FH_OK) st = ckpt_get_array(h, "as_stale_hist", CKPT_I64, s->stale_hist, STALE_BINS);
-    if (st == FH_OK && s->inbuf) {
-        int64_t *ib = malloc((size_t)C * sizeof *ib);
-        if (!ib) st = fh_error_set(FH_ENOMEM, "out of memory");
-        if (st == FH_OK) st = ckpt_get_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
-        for (int32_t c = 0; st == FH_OK && c < C; c++) s->inbuf[c] = ib[c] != 0;
-        free(ib);
-        if (st == FH_OK) st = ckpt_get_array(h, "as_dp_joined", CKPT_I64, s->joined, C);
-        if (st == FH_OK) st = ckpt_get_i64(h, "as_dp_below", &s->below);
-        if (st == FH_OK) st = privacy_run_load(pv, self, h);
-    }
+    (void)w;
+    async_ctx *x = p;
+    agg_t *a = &x->a;
     const int32_t ns = a->nslots;
+    const int64_t P = a->P;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    if (st == FH_OK && (!ji || !jt)) st = fh_error_set(FH_ENOMEM, "out of memory");
+    float *jm = malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm);
+    fh_status st = ji && jt && jm ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
     if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
-    float *jm = st == FH_OK ? malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm) : NULL;
-    if (st == FH_OK && !jm) st = fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_start", CKPT_F32, jm, ns * P);
     for (int32_t i = 0; st == FH_OK && i < ns; i++) {
         as_job *j = &a->jobs[i];
@@ -934,182 +654,507 @@ static fh_status as_resume(const config_t *cfg, const comm_t *self, agg_t *a, as
         a->tfin[i] = j->t_fin;
         memcpy(j->start, jm + (int64_t)i * P, (size_t)P * sizeof *jm);
         j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
-        s->busyc[j->client] = 1;
+        x->s.busyc[j->client] = 1;
     }
     free(ji); free(jt); free(jm);
-    ckpt_close(h);
-    if (st == FH_OK) s->round = (int32_t)round;
     return st;
 }
 
-fh_status fl_train_async(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
-                         fl_round_fn on_round, void *user, fl_result *res)
+/* DP-FedBuff: which clients have an update in the current buffer (stored as int64). */
+static fh_status inbuf_save(void *p, const comm_t *w, ckpt *h)
 {
-    FH_TRY(check_async_config(cfg, meta));
-    if (w->size > 1 && w->size - 1 > meta->clients)
-        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d client-host ranks: run with at most %d ranks",
-                            cfg->data_file, meta->clients, w->size - 1, meta->clients + 1);
-    FH_TRY(fl_model_setup(cfg, data, meta, res));
-    const model_t *md = &res->model;
-    const int64_t P = md->nparams;
-    const int32_t C = meta->clients;
-    const int sync = cfg->as_mode <= AS_PARTIAL;
-    int32_t M = sync ? (cfg->clients_per_round < C ? cfg->clients_per_round : C)
-                     : (cfg->as_concurrency > 0 ? cfg->as_concurrency : cfg->clients_per_round);
-    if (M > C) M = C;
-    /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
-    comm_t self;
-    fh_status st = comm_split(w, w->rank == 0 ? 0 : -1, 0, &self);
-    fl_testset test;
-    memset(&test, 0, sizeof test);
-    if (st == FH_OK) st = fl_testset_load(&test, w, data, meta);
-    job_runner jr;
-    memset(&jr, 0, sizeof jr);
-    jr.cfg = cfg;
-    jr.data = data;
-    fh_status ls = fl_worker_init(&jr.wk, md, fl_worker_rows(cfg));
-    /* device profiles on every rank, so that a bad speeds file stops every rank here */
-    sys_profile prof;
-    memset(&prof, 0, sizeof prof);
-    if (ls == FH_OK) ls = sys_profile_init(&prof, cfg, C);
-    if (st == FH_OK) st = comm_agree(w, ls);
+    (void)w;
+    const async_ctx *x = p;
+    const int32_t C = x->prof.C;
+    int64_t *ib = malloc((size_t)(C ? C : 1) * sizeof *ib);
+    FH_CHECK_ALLOC(ib);
+    for (int32_t c = 0; c < C; c++) ib[c] = x->s.inbuf[c];
+    fh_status st = ckpt_put_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
+    free(ib);
+    return st;
+}
 
-    if (st == FH_OK && w->rank != 0) {
-        /* a client host */
-        fh_status hs = host_loop(w, &jr, P);
-        st = comm_agree(w, hs);
-    } else if (st == FH_OK) {
-        agg_t a;
-        memset(&a, 0, sizeof a);
-        a.cfg = cfg;
-        a.w = w;
-        a.P = P;
-        a.jr = &jr;
-        as_state s;
-        memset(&s, 0, sizeof s);
-        fl_server srv;
-        memset(&srv, 0, sizeof srv);
-        quartiles q;
-        memset(&q, 0, sizeof q);
-        privacy_run pv;
-        memset(&pv, 0, sizeof pv);
-        int64_t *count = NULL, *start = NULL;
-        int32_t *all = NULL;
-        FILE *csv = NULL;
-        fh_status as = agg_init(&a, M);
-        if (as == FH_OK) as = fl_server_init(&srv, cfg, P);
-        /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
-        if (as == FH_OK) as = privacy_run_init(&pv, cfg, C, cfg->as_buffer);
-        if (as == FH_OK) {
-            s.acc = fh_calloc((size_t)P, sizeof *s.acc);
-            s.started = fh_calloc((size_t)C, sizeof *s.started);
-            s.applied = fh_calloc((size_t)C, sizeof *s.applied);
-            s.discarded = fh_calloc((size_t)C, sizeof *s.discarded);
-            s.stale_hist = fh_calloc(STALE_BINS, sizeof *s.stale_hist);
-            s.busyc = fh_calloc((size_t)C, 1);
-            count = malloc((size_t)C * sizeof *count);
-            start = malloc((size_t)C * sizeof *start);
-            all = malloc((size_t)C * sizeof *all);
-            if (!s.acc || !s.started || !s.applied || !s.discarded || !s.stale_hist || !s.busyc || !count || !start || !all)
-                as = fh_error_set(FH_ENOMEM, "out of memory");
-            if (as == FH_OK && pv.mode == PRIVACY_CLIENT) {
-                s.inbuf = fh_calloc((size_t)C, 1);
-                s.joined = fh_calloc((size_t)C, sizeof *s.joined);
-                if (!s.inbuf || !s.joined) as = fh_error_set(FH_ENOMEM, "out of memory");
-            }
-        }
-        if (as == FH_OK) {
-            for (int32_t c = 0; c < C; c++) all[c] = c;
-            as = io_data_client_ranges(data, all, C, start, count);
-        }
-        if (as == FH_OK) as = quartiles_load(&q, &prof, data, md->in, all);
-        if (as == FH_OK && cfg->resume[0]) as = as_resume(cfg, &self, &a, &s, &srv, &pv, res->params, C, res->notice,
-                                                          sizeof res->notice);
-        char path[CONFIG_PATH_MAX + 32];
-        if (as == FH_OK) {
-            /* async.csv: fresh at the start, rows up to the resumed update kept after a resume */
-            snprintf(path, sizeof path, "%s/async.csv", cfg->out_dir);
-            char tmp[CONFIG_PATH_MAX + 64];
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
-            FILE *in = s.round > 0 ? fopen(path, "r") : NULL, *out = fopen(tmp, "w");
-            if (out) {
-                fputs(ASYNC_HDR, out);
-                char line[4096];
-                if (in && fgets(line, sizeof line, in))
-                    while (fgets(line, sizeof line, in))
-                        if (atol(line) >= 1 && atol(line) <= s.round) fputs(line, out);
-            }
-            if (in) fclose(in);
-            if (!out || fclose(out) != 0 || rename(tmp, path) != 0 || !(csv = fopen(path, "a")))
-                as = fh_error_set(FH_EIO, "%s: cannot write", path);
-        }
-        if (as == FH_OK) {
-            reporter R = {cfg, w, &a, &s, &srv, &test, &q, md, res->params, C, csv, fh_wtime(), fh_wtime(),
-                          on_round, user, res->notice[0] ? res->notice : NULL, cfg->rounds, &pv};
-            /* run in pieces between checkpoints */
-            while (as == FH_OK && s.round < cfg->rounds) {
-                config_t piece = *cfg;
-                const int every = cfg->ckpt_every;
-                if (every > 0) piece.rounds = ((s.round / every) + 1) * every < cfg->rounds ? ((s.round / every) + 1) * every
-                                                                                           : cfg->rounds;
-                R.cfg = &piece;
-                a.cfg = cfg;
-                const int32_t before = s.round;
-                as = sync ? run_sync(&R, &prof, count) : run_async(&R, &prof, count);
-                if (as != FH_OK || a.host_failed) break;
-                const int stop = fh_stop_requested() && s.round < cfg->rounds;
-                if ((every > 0 && s.round % every == 0 && s.round > before) || stop) {
-                    /* in-flight jobs are saved as they are (recomputed after a resume) */
-                    as = as_save(cfg, &self, &a, &s, &srv, &pv, res->params, C);
-                }
-                if (as == FH_OK && stop) {
-                    as = fh_error_set(FH_ESTOPPED, "stopped on request after server update %d of %d; checkpoint written",
-                                      s.round, cfg->rounds);
-                    break;
-                }
-                if (s.round == before || s.dp_stop) break; /* the virtual-time limit, the privacy budget */
-            }
-        }
-        if (csv) fclose(csv);
-        if (as == FH_OK && !a.host_failed) {
-            snprintf(path, sizeof path, "%s/participation.csv", cfg->out_dir);
-            FILE *f = fopen(path, "w");
-            if (!f) as = fh_error_set(FH_EIO, "%s: cannot write", path);
-            else {
-                fprintf(f, "client,speed,quartile,rows,jobs_started,updates_applied,updates_discarded\n");
-                const int32_t nq = q.n[0];
-                for (int32_t i = 0; i < C; i++) {
-                    const int32_t c = all[i]; /* sorted by speed */
-                    const char *qn = i < nq ? "slow" : i >= C - nq ? "fast" : "mid";
-                    fprintf(f, "%d,%.6g,%s,%lld,%lld,%lld,%lld\n", c, prof.speed[c], qn, (long long)count[c],
-                            (long long)s.started[c], (long long)s.applied[c], (long long)s.discarded[c]);
-                }
-                if (fclose(f) != 0) as = fh_error_set(FH_EIO, "%s: cannot write", path);
-            }
-        }
-        fh_status ss = agg_stop(&a);
-        if (as == FH_OK) as = ss;
-        /* a host's failure: let comm_agree carry that host's own message */
-        st = comm_agree(w, a.host_failed && as == FH_OK ? FH_OK : as);
-        if (st == FH_OK && a.host_failed) st = fh_error_set(FH_EINTERNAL, "a client host failed");
-        agg_free(&a);
-        quartiles_free(&q);
-        fl_server_free(&srv);
-        free(s.acc); free(s.started); free(s.applied); free(s.discarded); free(s.stale_hist); free(s.busyc);
-        free(s.inbuf); free(s.joined);
-        privacy_run_free(&pv);
-        free(count); free(start); free(all);
+static fh_status inbuf_load(void *p, const comm_t *w, ckpt *h)
+{
+    (void)w;
+    async_ctx *x = p;
+    const int32_t C = x->prof.C;
+    int64_t *ib = malloc((size_t)(C ? C : 1) * sizeof *ib);
+    FH_CHECK_ALLOC(ib);
+    fh_status st = ckpt_get_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
+    for (int32_t c = 0; st == FH_OK && c < C; c++) x->s.inbuf[c] = ib[c] != 0;
+    free(ib);
+    return st;
+}
+
+static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
+static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
+
+/* Everything the aggregator's checkpoint holds, in the order it is checked on resume. */
+static void async_fields(fl_loop *L, async_ctx *x)
+{
+    const int64_t P = L->P, C = L->C;
+    as_state *s = &x->s;
+    fl_loop_hook(L, "as_slots", &x->a, slots_save, slots_load);
+    fl_loop_field(L, "as_now", FL_FIELD_F64, CKPT_F64, &s->now, 1);
+    fl_loop_field(L, "as_version", FL_FIELD_I64, CKPT_I64, &s->version, 1);
+    fl_loop_field(L, "as_next_job", FL_FIELD_I64, CKPT_I64, &s->next_job, 1);
+    fl_loop_field(L, "as_nbuf", FL_FIELD_I64, CKPT_I64, &s->nbuf, 1);
+    fl_loop_field(L, "params", FL_FIELD_ARRAY, CKPT_F32, L->params, P);
+    fl_loop_field(L, "server_m", FL_FIELD_ARRAY, CKPT_F32, x->srv.m, P);
+    fl_loop_field(L, "server_v", FL_FIELD_ARRAY, CKPT_F32, x->srv.v, P);
+    fl_loop_field(L, "as_acc", FL_FIELD_ARRAY, CKPT_I64, s->acc, P);
+    fl_loop_field(L, "as_started", FL_FIELD_ARRAY, CKPT_I64, s->started, C);
+    fl_loop_field(L, "as_applied", FL_FIELD_ARRAY, CKPT_I64, s->applied, C);
+    fl_loop_field(L, "as_discarded", FL_FIELD_ARRAY, CKPT_I64, s->discarded, C);
+    fl_loop_field(L, "as_stale_hist", FL_FIELD_ARRAY, CKPT_I64, s->stale_hist, STALE_BINS);
+    if (s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined, the privacy state */
+        fl_loop_hook(L, "as_dp_inbuf", x, inbuf_save, inbuf_load);
+        fl_loop_field(L, "as_dp_joined", FL_FIELD_ARRAY, CKPT_I64, s->joined, C);
+        fl_loop_field(L, "as_dp_below", FL_FIELD_I64, CKPT_I64, &s->below, 1);
+        fl_loop_hook(L, "privacy", &x->pv, pv_save, pv_load);
     }
-    /* every rank returns the aggregator's model */
+    fl_loop_hook(L, "as_jobs", x, jobs_save, jobs_load);
+}
+
+/* Rank 0's buffers, profiles, quartiles and the fields of its checkpoints. */
+static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
+{
+    const config_t *cfg = L->cfg;
+    const int64_t P = L->P;
+    const int32_t C = L->C;
+    as_state *s = &x->s;
+    x->a.cfg = cfg;
+    x->a.w = L->world;
+    x->a.P = P;
+    x->a.jr = &x->jr;
+    fh_status st = agg_init(&x->a, M);
+    if (st == FH_OK) st = fl_server_init(&x->srv, cfg, P);
+    /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
+    if (st == FH_OK) st = privacy_run_init(&x->pv, cfg, C, cfg->as_buffer);
+    if (st != FH_OK) return st;
+    s->acc = fh_calloc((size_t)P, sizeof *s->acc);
+    s->started = fh_calloc((size_t)C, sizeof *s->started);
+    s->applied = fh_calloc((size_t)C, sizeof *s->applied);
+    s->discarded = fh_calloc((size_t)C, sizeof *s->discarded);
+    s->stale_hist = fh_calloc(STALE_BINS, sizeof *s->stale_hist);
+    s->busyc = fh_calloc((size_t)C, 1);
+    x->count = malloc((size_t)C * sizeof *x->count);
+    x->start = malloc((size_t)C * sizeof *x->start);
+    x->all = malloc((size_t)C * sizeof *x->all);
+    x->ids = malloc((size_t)M * sizeof *x->ids);
+    x->rows = malloc((size_t)M * sizeof *x->rows);
+    x->stp = malloc((size_t)M * sizeof *x->stp);
+    x->wts = malloc((size_t)M * sizeof *x->wts);
+    x->coef = malloc((size_t)M * sizeof *x->coef);
+    x->dec = malloc((size_t)P * sizeof *x->dec);
+    if (!s->acc || !s->started || !s->applied || !s->discarded || !s->stale_hist || !s->busyc || !x->count || !x->start ||
+        !x->all || !x->ids || !x->rows || !x->stp || !x->wts || !x->coef || !x->dec)
+        return fh_error_set(FH_ENOMEM, "out of memory");
+    if (x->pv.mode == PRIVACY_CLIENT) {
+        s->inbuf = fh_calloc((size_t)C, 1);
+        s->joined = fh_calloc((size_t)C, sizeof *s->joined);
+        if (!s->inbuf || !s->joined) return fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    for (int32_t c = 0; c < C; c++) x->all[c] = c;
+    FH_TRY(io_data_client_ranges(L->data, x->all, C, x->start, x->count));
+    FH_TRY(quartiles_load(&x->q, &x->prof, L->data, L->md->in, x->all));
+    async_fields(L, x);
+    return FH_OK;
+}
+
+static fh_status async_init(fl_loop *L)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->world;
+    const int32_t C = L->C;
+    FH_TRY(check_async_config(cfg, L->meta));
+    if (w->size > 1 && w->size - 1 > C)
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d client-host ranks: run with at most %d ranks",
+                            cfg->data_file, C, w->size - 1, C + 1);
+    async_ctx *x = L->s = fh_calloc(1, sizeof *x);
+    FH_CHECK_ALLOC(x);
+    const int sync = cfg->as_mode <= AS_PARTIAL;
+    int32_t M = sync ? L->m : (cfg->as_concurrency > 0 ? cfg->as_concurrency : cfg->clients_per_round);
+    if (M > C) M = C;
+    x->slow = x->fast = NAN;
+    /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
+    FH_TRY(comm_split(w, w->rank == 0 ? 0 : -1, 0, &x->self));
+    x->jr.cfg = cfg;
+    x->jr.data = L->data;
+    x->jr.wk = &L->wk;
+    /* device profiles on every rank, so that a bad speeds file stops every rank here */
+    FH_TRY(comm_agree(w, sys_profile_init(&x->prof, cfg, C)));
+    if (w->rank != 0) { /* a client host: serve jobs until rank 0 stops it */
+        x->host_st = host_loop(w, &x->jr, L->P);
+        L->passive = 1;
+        return FH_OK;
+    }
+    x->serving = 1;
+    L->w = &x->self;
+    return async_init_aggregator(L, x, M);
+}
+
+/* async.csv: fresh at the start, rows up to the resumed update kept after a resume. */
+static fh_status async_open_csv(const config_t *cfg, async_ctx *x, int32_t r_done)
+{
+    char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/async.csv", cfg->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = r_done > 0 ? fopen(path, "r") : NULL, *out = fopen(tmp, "w");
+    if (out) {
+        fputs(ASYNC_HDR, out);
+        char line[4096];
+        if (in && fgets(line, sizeof line, in))
+            while (fgets(line, sizeof line, in))
+                if (atol(line) >= 1 && atol(line) <= r_done) fputs(line, out);
+    }
+    if (in) fclose(in);
+    if (!out || fclose(out) != 0 || rename(tmp, path) != 0 || !(x->csv = fopen(path, "a")))
+        return fh_error_set(FH_EIO, "%s: cannot write", path);
+    x->t0 = fh_wtime();
+    return FH_OK;
+}
+
+/* A synchronous round on the virtual clock (wait_all, drop, partial): the round's clients start
+ * together; the round ends when the last finishes (wait_all) or at the deadline. */
+static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
+{
+    const config_t *cfg = L->cfg;
+    agg_t *a = &x->a;
+    as_state *s = &x->s;
+    const int64_t P = L->P, *count = x->count;
+    const sys_profile *prof = &x->prof;
+    round_acc *ra = &x->ra;
+    int32_t n = 0, *ids = x->ids;
+    FH_TRY(fl_sample_clients((uint64_t)cfg->seed, r, L->C, a->nslots, ids, &n));
+    const double T = s->now, D = T + cfg->as_deadline;
+    if (cfg->as_max_vtime > 0 && T >= cfg->as_max_vtime) {
+        *done = 1;
+        return FH_OK;
+    }
+    double end = T;
+    int64_t N_round = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t c = ids[i];
+        N_round += count[c];
+        const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
+        const double fin = sys_advance(prof, c, T, sys_job_work(prof, c, full, P));
+        if (fin > end) end = fin;
+        int64_t k = full;
+        if (cfg->as_mode == AS_DROP && fin > D) k = -1;
+        if (cfg->as_mode == AS_PARTIAL && fin > D) {
+            k = sys_steps_before(prof, c, T, D, P, full);
+            if (k == 0 || (double)k < cfg->as_min_fraction * (double)full) k = -1;
+        }
+        if (k < 0 || count[c] == 0) {
+            ra->discarded += k < 0;
+            if (k < 0) s->discarded[c]++;
+            if (k < 0) s->started[c]++;
+            continue;
+        }
+        job_start(a, s, prof, count, i, c, k, r, L->params);
+    }
+    if (cfg->as_mode != AS_WAIT_ALL && end > D) end = D;
+    for (int32_t i = 0; i < n; i++)
+        if (a->jobs[i].id >= 0) FH_TRY(agg_wait(a, i));
+    if (a->host_failed) {
+        *done = 1;
+        return FH_OK;
+    }
+    /* aggregate in client order; exact integer sums */
+    memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+    int32_t k = 0;
+    int64_t acc_rows = 0;
+    for (int32_t i = 0; i < n; i++) {
+        as_job *j = &a->jobs[i];
+        if (j->id < 0) continue;
+        if (!j->ok) {
+            ra->discarded++;
+            s->discarded[j->client]++;
+            continue;
+        }
+        x->rows[k] = count[j->client];
+        x->stp[k] = j->steps;
+        ids[k++] = i;
+    }
+    const int nova = cfg->as_mode == AS_PARTIAL && cfg->as_partial_weights != AS_PW_NONE;
+    if (nova) {
+        /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
+        for (int32_t t = 0; t < k; t++) x->wts[t] = cfg->as_partial_weights == AS_PW_WORK ? a->jobs[ids[t]].seen : x->rows[t];
+        as_fednova_coeffs(k, x->wts, x->stp, cfg->momentum, x->coef);
+    }
+    for (int32_t t = 0; t < k; t++) {
+        as_job *j = &a->jobs[ids[t]];
+        fx_accumulate(s->acc, j->delta, nova ? x->coef[t] : (double)x->rows[t] / (double)N_round, P);
+        acc_rows += x->rows[t];
+        ra->loss += j->loss;
+        ra->seen += j->seen;
+        ra->updates++;
+        s->applied[j->client]++;
+        note_stale(s, ra, 0);
+    }
+    if (acc_rows > 0) {
+        fx_decode(s->acc, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
+        fl_server_step(&x->srv, x->dec, L->params);
+    }
+    for (int32_t i = 0; i < n; i++)
+        if (a->jobs[i].id >= 0) job_clear(a, s, i);
+    s->now = end;
+    s->version++;
+    return FH_OK;
+}
+
+/* Start jobs in the free slots, the freed slot `from` first, from the current model. */
+static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
+{
+    agg_t *a = &x->a;
+    for (int32_t k = 0; k < a->nslots; k++) {
+        const int32_t slot = (from + k) % a->nslots;
+        if (a->jobs[slot].id >= 0) continue;
+        const int32_t c = pick_idle(L->cfg, &x->s, L->C);
+        if (c < 0) break;
+        job_start(a, &x->s, &x->prof, x->count, slot, c, 0, 0, L->params);
+        a->jobs[slot].shuffle = a->jobs[slot].id + 1;
+    }
+}
+
+/* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
+ * buffer released with its noise when full). *stepped: the model changed. */
+static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int *stepped)
+{
+    const config_t *cfg = L->cfg;
+    as_state *s = &x->s;
+    const int64_t P = L->P;
+    const int32_t K = cfg->as_buffer;
+    float *params = L->params;
+    if (cfg->as_mode == AS_FEDASYNC) {
+        const float al = (float)(cfg->as_alpha * sw);
+        for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
+        *stepped = 1;
+    } else if (x->pv.mode != PRIVACY_CLIENT) {
+        fx_accumulate(s->acc, j->delta, sw / K, P);
+        if (++s->nbuf == K) {
+            fx_decode(s->acc, 1.0, x->dec, P);
+            fl_server_step(&x->srv, x->dec, params);
+            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+            s->nbuf = 0;
+            *stepped = 1;
+        }
+    } else {
+        /* DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
+         * version + 1 (its noise stream and accounting step) */
+        const int64_t b = s->version + 1;
+        const double wgt = privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below);
+        fx_accumulate(s->acc, j->delta, sw * wgt, P);
+        s->inbuf[j->client] = 1;
+        if (++s->nbuf == K) {
+            int stop = 0;
+            FH_TRY(privacy_run_begin(&x->pv, b, NULL, NULL, 0, &stop));
+            if (stop) { /* the buffer is not released: the run ends with the last model */
+                s->dp_stop = 1;
+                return FH_OK;
+            }
+            privacy_run_decode(&x->pv, b, s->acc, P, x->dec);
+            fl_server_step(&x->srv, x->dec, params);
+            privacy_run_end(&x->pv, b, s->below, x->dec, P);
+            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+            s->nbuf = 0;
+            s->below = 0;
+            for (int32_t c = 0; c < L->C; c++) {
+                s->joined[c] += s->inbuf[c];
+                s->inbuf[c] = 0;
+            }
+            *stepped = 1;
+        }
+    }
+    return FH_OK;
+}
+
+/* An asynchronous round (FedAsync, FedBuff): finished jobs are applied in virtual-time order
+ * until the model changes once. */
+static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
+{
+    const config_t *cfg = L->cfg;
+    agg_t *a = &x->a;
+    as_state *s = &x->s;
+    if (!x->filled) { /* a fresh start, or after a resume the restored jobs are already there */
+        for (int32_t i = 0; i < a->nslots; i++) {
+            if (a->jobs[i].id >= 0) continue;
+            const int32_t c = pick_idle(cfg, s, L->C);
+            if (c < 0) break;
+            job_start(a, s, &x->prof, x->count, i, c, 0, a->jobs[i].id + 1, L->params);
+            a->jobs[i].shuffle = a->jobs[i].id + 1;
+        }
+        x->filled = 1;
+    }
+    for (int stepped = 0; !stepped;) {
+        const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
+        if (i < 0) return fh_error_set(FH_EINTERNAL, "async: no client in flight");
+        if (cfg->as_max_vtime > 0 && a->tfin[i] > cfg->as_max_vtime) {
+            *done = 1;
+            return FH_OK;
+        }
+        FH_TRY(agg_wait(a, i));
+        if (a->host_failed) {
+            *done = 1;
+            return FH_OK;
+        }
+        as_job *j = &a->jobs[i];
+        s->now = j->t_fin;
+        const int64_t tau = s->version - j->version;
+        if (j->ok && tau <= cfg->as_max_staleness) {
+            FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->as_staleness, cfg->as_a, cfg->as_b, tau), &stepped));
+            s->applied[j->client]++;
+            note_stale(s, &x->ra, tau);
+            x->ra.updates++;
+            x->ra.loss += j->loss;
+            x->ra.seen += j->seen;
+        } else {
+            s->discarded[j->client]++;
+            x->ra.discarded++;
+        }
+        job_clear(a, s, i);
+        if (stepped) s->version++;
+        if (s->dp_stop) {
+            *done = 1;
+            return FH_OK;
+        }
+        /* the next clients start now, from the current model: in the freed slot (without DP the
+         * only free one), then in slots left empty while every idle client was in the buffer */
+        async_fill(L, x, i);
+    }
+    return FH_OK;
+}
+
+static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done)
+{
+    const config_t *cfg = L->cfg;
+    async_ctx *x = L->s;
+    if (!x->csv) FH_TRY(async_open_csv(cfg, x, r - 1));
+    memset(&x->ra, 0, sizeof x->ra);
+    x->slow = x->fast = NAN;
+    FH_TRY(cfg->as_mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
+    if (*done) return FH_OK;
+    x->s.round = r;
+    const round_acc *ra = &x->ra;
+    rs->clients = ra->updates;
+    rs->rejected = ra->discarded;
+    rs->train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
+    rs->bytes_down = (int64_t)(ra->updates + ra->discarded) * L->P * (int64_t)sizeof(float);
+    rs->bytes_up = rs->bytes_down;
+    if (x->pv.mode == PRIVACY_CLIENT) rs->epsilon = x->pv.eps;
+    *stop = fh_stop_requested();
+    return FH_OK;
+}
+
+static fh_status async_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
+{
+    (void)r;
+    async_ctx *x = L->s;
+    if (L->test.n > 0) FH_TRY(fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test));
+    FH_TRY(quartile_acc(&x->q, 0, &x->jr, L->params, &x->slow));
+    FH_TRY(quartile_acc(&x->q, 1, &x->jr, L->params, &x->fast));
+    return FH_OK;
+}
+
+/* One async.csv row a server update. */
+static fh_status async_report(fl_loop *L, const fl_round_stats *rs)
+{
+    async_ctx *x = L->s;
+    const as_state *s = &x->s;
+    const round_acc *ra = &x->ra;
+    double eps_client = NAN;
+    if (x->pv.mode == PRIVACY_CLIENT) FH_TRY(dp_client_bound(&x->pv, s->joined, L->C, &eps_client));
+    int64_t pmin = INT64_MAX, pmax = 0, never = 0;
+    for (int32_t c = 0; c < L->C; c++) {
+        const int64_t p = s->applied[c];
+        if (p < pmin) pmin = p;
+        if (p > pmax) pmax = p;
+        never += p == 0;
+    }
+    fprintf(x->csv, "%d,%.9g,%.6f,%.6g,%.6g,%d,%d,%.6g,%lld,%lld,%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld,%.6g,%.6g\n",
+            rs->round, s->now, fh_wtime() - x->t0, rs->test.accuracy, rs->test.f1, ra->updates, ra->discarded,
+            ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
+            (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), x->slow, x->fast,
+            x->fast - x->slow, (long long)pmin, (long long)pmax, (long long)never, rs->epsilon, eps_client);
+    if (fflush(x->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", L->cfg->out_dir);
+    return FH_OK;
+}
+
+/* participation.csv: per client (sorted by speed) its jobs and updates. */
+static fh_status async_participation(const fl_loop *L, const async_ctx *x)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/participation.csv", L->cfg->out_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return fh_error_set(FH_EIO, "%s: cannot write", path);
+    fprintf(f, "client,speed,quartile,rows,jobs_started,updates_applied,updates_discarded\n");
+    const int32_t C = L->C, nq = x->q.n[0];
+    for (int32_t i = 0; i < C; i++) {
+        const int32_t c = x->all[i]; /* sorted by speed */
+        const char *qn = i < nq ? "slow" : i >= C - nq ? "fast" : "mid";
+        fprintf(f, "%d,%.6g,%s,%lld,%lld,%lld,%lld\n", c, x->prof.speed[c], qn, (long long)x->count[c],
+                (long long)x->s.started[c], (long long)x->s.applied[c], (long long)x->s.discarded[c]);
+    }
+    return fclose(f) == 0 ? FH_OK : fh_error_set(FH_EIO, "%s: cannot write", path);
+}
+
+/* Rank 0 stops the hosts; every rank agrees on the outcome and returns the aggregator's model. */
+static fh_status async_finish(fl_loop *L, fh_status st)
+{
+    async_ctx *x = L->s;
+    if (!x) return st;
+    const comm_t *w = L->world;
+    if (x->csv) {
+        fclose(x->csv);
+        x->csv = NULL;
+    }
+    if (L->passive) {
+        st = comm_agree(w, x->host_st);
+    } else if (x->serving) {
+        if (st == FH_OK && !x->a.host_failed) st = async_participation(L, x);
+        fh_status ss = agg_stop(&x->a);
+        if (st == FH_OK) st = ss;
+        /* a host's failure: let comm_agree carry that host's own message */
+        st = comm_agree(w, x->a.host_failed && st == FH_OK ? FH_OK : st);
+        if (st == FH_OK && x->a.host_failed) st = fh_error_set(FH_EINTERNAL, "a client host failed");
+    } else {
+        return st; /* failed before the hosts started serving: every rank failed alike */
+    }
     if (st == FH_OK || st == FH_ESTOPPED) {
-        fh_status bs = comm_bcast(w, res->params, P * (int64_t)sizeof(float), 0);
+        fh_status bs = comm_bcast(w, L->params, L->P * (int64_t)sizeof(float), 0);
         if (bs != FH_OK) st = bs;
     }
-    sys_profile_free(&prof);
-    fl_worker_free(&jr.wk);
-    free(jr.x);
-    free(jr.y);
-    fl_testset_free(&test);
-    comm_free(&self);
     return st;
 }
+
+static void async_free(fl_loop *L)
+{
+    async_ctx *x = L->s;
+    if (!x) return;
+    agg_free(&x->a);
+    quartiles_free(&x->q);
+    fl_server_free(&x->srv);
+    as_state *s = &x->s;
+    free(s->acc); free(s->started); free(s->applied); free(s->discarded); free(s->stale_hist); free(s->busyc);
+    free(s->inbuf); free(s->joined);
+    privacy_run_free(&x->pv);
+    free(x->count); free(x->start); free(x->all);
+    free(x->ids); free(x->rows); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
+    sys_profile_free(&x->prof);
+    free(x->jr.x);
+    free(x->jr.y);
+    comm_free(&x->self);
+}
+
+const fl_strategy fl_strategy_async = {
+    .name = "async",
+    .unit = "server update",
+    .init = async_init,
+    .round = async_round,
+    .evaluate = async_evaluate,
+    .report = async_report,
+    .finish = async_finish,
+    .free = async_free,
+};

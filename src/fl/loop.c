@@ -19,7 +19,6 @@
 #include <string.h>
 
 /* ---- the dispatcher -------------------------------------------------------------------- */
-const fl_strategy fl_strategy_async; /* TEMP */
 const fl_strategy *fl_strategy_pick(const config_t *cfg)
 {
     if (cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank) return &fl_strategy_cluster;
@@ -33,7 +32,6 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
                    fl_round_fn on_round, void *user, fl_result *res)
 {
     const fl_strategy *S = fl_strategy_pick(cfg);
-    if (S == &fl_strategy_async) return fl_train_async(cfg, world, data, meta, on_round, user, res); /* TEMP */
     fl_loop L;
     memset(&L, 0, sizeof L);
     L.cfg = cfg;
@@ -181,7 +179,7 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done)
     fh_status st = FH_OK;
     for (int32_t i = 0; st == FH_OK && i < L->nfields; i++) {
         const fl_field *f = &L->fields[i];
-        if (f->kind != FL_FIELD_HOOK && f->kind != FL_FIELD_ROWS && !ckpt_has(h, f->name)) {
+        if (f->kind == FL_FIELD_ARRAY && !ckpt_has(h, f->name)) {
             st = fh_error_set(FH_EINPUT, "%s: not a checkpoint of this kind of run (no %s)", ckpt_path(h), f->name);
             break;
         }
