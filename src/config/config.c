@@ -382,18 +382,22 @@ fh_status config_validate(const config_t *c, const char *path)
     const int sa_any = c->sa_enabled || c->sa_dropout > 0 || c->sa_truth[0];
     if (sa_any && c->algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);
-    /* [privacy] / [secagg]: the plain engine loop (src/fl/engine.c); [secagg] also in the
-     * multi-center loop (src/fl/cluster.c: masks per cluster); client-level DP also in
-     * [async] mode = fedbuff (src/fl/async.c checks the rest) */
+    /* [privacy] / [secagg] are stages of the one loop; what is refused below is refused for a
+     * stated reason of privacy or mathematics (src/fl/async.c checks the rest of [async]) */
     if (c->dp_mode && c->as_mode && !(c->dp_mode == 1 && c->as_mode == 5))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
     if (sa_any && c->as_mode)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
     const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
-    if (c->dp_mode && multi)
-        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] clients_per_rank: "
-                            "the cluster each client joins is computed from its data and published in the clear, which "
-                            "DP noise on the centers would not cover", path);
+    if (c->dp_mode == 1 && multi)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] "
+                            "clients_per_rank for mode = client: the cluster each client joins is computed from its data and published in the "
+                            "clear, which DP noise on the centers would not cover (mode = sample works: the assignment is then "
+                            "computed from the DP-SGD model)", path);
+    if (c->dp_mode == 2 && c->cl_method == 3)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample with [cluster] method = ifca: not supported: IFCA picks "
+                            "each client's cluster by the loss of every center on the client's raw rows, outside DP-SGD's "
+                            "guarantee (fesem, cfl and none assign from the DP-SGD model)", path);
     if (sa_any && (c->cl_method == 2 || c->cl_method == 4))
         return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
                             "moves individual client models between ranks in the clear; use method = ifca or none",

@@ -62,6 +62,7 @@ typedef struct {
     double *unorm;       /* CFL: [C] update norms of the round's clients                */
     int64_t active;      /* CFL: clusters in use                                        */
     secagg_engine sa;    /* [secagg]: per-cluster rounds; [secagg] dropout; record files     */
+    privacy_run pv;      /* [privacy] mode = sample: DP-SGD inside every client           */
     int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
     int32_t largest;     /* the cluster with the most members at the last evaluation   */
     int32_t n;           /* clients of the round                                       */
@@ -80,6 +81,7 @@ static void state_free(cl_state *s)
     free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
     free(s->mids); free(s->mfirst); free(s->na); free(s->okc);
     secagg_engine_free(&s->sa);
+    privacy_run_free(&s->pv);
     if (s->csv) fclose(s->csv);
 }
 
@@ -322,6 +324,9 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
 }
 
 
+static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
+static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
+
 static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, int32_t m)
 {
     if (cfg->algorithm != ALG_FEDAVG)
@@ -421,6 +426,7 @@ static fh_status cluster_init(fl_loop *L)
         }
     }
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, P, P));
+    if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, s->C, L->m));
     /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
      * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
      * client), so nothing else is needed. */
@@ -429,6 +435,7 @@ static fh_status cluster_init(fl_loop *L)
     fl_loop_field(L, "head_seen", FL_FIELD_ARRAY, CKPT_U8, s->seen, s->C);
     fl_loop_field(L, "cfl_active", FL_FIELD_I64, CKPT_I64, &s->active, 1);
     fl_loop_field(L, "client_heads", FL_FIELD_ROWS, CKPT_F32, s->heads, s->hlen);
+    fl_loop_hook(L, "privacy", &s->pv, pv_save, pv_load);
     return st;
 }
 
@@ -473,9 +480,15 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         double loss = 0;
         int64_t steps = 0, seen = 0;
         o.global = s->centers + (int64_t)k0 * P;
+        privacy_sgd dpo;
+        if (s->pv.mode == PRIVACY_SAMPLE) { /* DP-SGD: the trained model, and all that follows from it, is private */
+            privacy_sgd_opts(&s->pv, r, cid, &dpo);
+            s->wk->dp = &dpo;
+        }
         if (st == FH_OK && ni > 0)
             st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
                                 ni, loc, &loss, &steps, &seen);
+        s->wk->dp = NULL;
         if (st != FH_OK) break;
         double norm;
         const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm);
@@ -610,7 +623,6 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     cl_state *s = L->s;
     const int64_t P = s->P;
     const int clustered = cfg->cl_method == M_FESEM || cfg->cl_method == M_IFCA;
-    (void)done;
     int32_t n = 0;
     fh_status st = fl_sample_clients((uint64_t)cfg->seed, r, s->C, L->m, s->ids, &n);
     if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
@@ -620,6 +632,9 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     s->c1 = dist_rows_first(n, w->size, w->rank + 1);
     if (st == FH_OK) st = read_rows(L->data, s, (int32_t)(s->c1 - s->c0), s->start + s->c0, s->ntr + s->c0, L->md->in);
     FH_TRY(comm_agree(w, st));
+    /* [privacy] account the round; stop cleanly before exceeding the budget */
+    FH_TRY(comm_agree(w, privacy_run_begin(&s->pv, r, s->ids, s->ntr, n, done)));
+    if (*done) return FH_OK;
     const int warm = clustered && r <= cfg->cl_init_rounds;
     memset(s->lab, 0, ((size_t)n + U_N) * sizeof *s->lab);
     int64_t *tail = s->lab + n;
@@ -633,6 +648,7 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     }
     rs->clients = n;
     rs->notice = note;
+    rs->epsilon = s->pv.mode ? s->pv.eps : NAN;
     rs->rejected = (int32_t)tail[U_REJ];
     rs->train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
