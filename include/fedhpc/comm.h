@@ -55,6 +55,11 @@ fh_status comm_split(const comm_t *c, int color, int key, comm_t *out);
 void comm_free(comm_t *c);
 
 /* ---- distributed dense linear algebra on ScaLAPACK (src/comm/dist.c) --------------------- */
+/* Why linear algebra lives in the communication layer: ScaLAPACK's process grids (BLACS) are
+ * built from the MPI communicator itself (Csys2blacs_handle(MPI_Comm)) and redistribute the
+ * matrices with their own messages, so this is communication code that only this layer can
+ * write without handing MPI handles up. What it exports is plain arrays in and out: the
+ * clustering code (src/fl/cluster.c, kmeans.c) sees no MPI and no BLACS. */
 /* Layout of the row-distributed input of dist_gram: rank r holds rows
  * [min(n, r*mb), min(n, (r+1)*mb)) with mb = ceil(n / size) (some ranks may hold none). */
 int64_t dist_rows_first(int64_t n, int size, int rank);
