@@ -389,11 +389,14 @@ fh_status config_validate(const config_t *c, const char *path)
     if (sa_any && c->as_mode)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
     const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
-    if (c->dp_mode == 1 && multi)
-        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] "
-                            "clients_per_rank for mode = client: the cluster each client joins is computed from its data and published in the "
-                            "clear, which DP noise on the centers would not cover (mode = sample works: the assignment is then "
-                            "computed from the DP-SGD model)", path);
+    if (c->dp_mode == 1 && (c->cl_method == 2 || c->cl_method == 4 || (c->cl_method == 3 && c->cl_init_rounds > 0)))
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster] method = %s for mode = client: its "
+                            "assignment step needs the pairwise similarities of individual client models (Gram matrix), "
+                            "which client-level DP does not cover (use method = ifca with warmup = 0, or none)", path,
+                            c->cl_method == 2 ? "fesem" : c->cl_method == 4 ? "cfl" : "ifca with warmup > 0");
+    if (c->dp_mode == 1 && multi && c->dp_placement == 1)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] placement = distributed: not supported with [cluster] or [personalize]: "
+                            "a client's noise share would cover only its own cluster's slot (use placement = central)", path);
     if (c->dp_mode == 2 && c->cl_method == 3)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample with [cluster] method = ifca: not supported: IFCA picks "
                             "each client's cluster by the loss of every center on the client's raw rows, outside DP-SGD's "

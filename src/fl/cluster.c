@@ -62,7 +62,14 @@ typedef struct {
     double *unorm;       /* CFL: [C] update norms of the round's clients                */
     int64_t active;      /* CFL: clusters in use                                        */
     secagg_engine sa;    /* [secagg]: per-cluster rounds; [secagg] dropout; record files     */
-    privacy_run pv;      /* [privacy] mode = sample: DP-SGD inside every client           */
+    privacy_run pv;      /* [privacy] sample: DP-SGD inside every client; client: see dp_*  */
+    /* [privacy] mode = client: every client adds its clipped update u = model - center into
+     * slot k of one [K * P] vector (zeros elsewhere), summed over all ranks (or by secure
+     * aggregation) with the count of unclipped updates behind it, and noised as one vector: the
+     * cluster a client joins stays inside the noised sum. */
+    int64_t *kacc;       /* [K * P + 1] this rank's sum (no secagg)                      */
+    float *kdec;         /* [K * P] the noised mean update of every slot                 */
+    int32_t *kfirst;     /* [ranks + 1] the round's client blocks                       */
     int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
     int32_t largest;     /* the cluster with the most members at the last evaluation   */
     int32_t n;           /* clients of the round                                       */
@@ -79,7 +86,7 @@ static void state_free(cl_state *s)
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
     free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
     free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
-    free(s->mids); free(s->mfirst); free(s->na); free(s->okc);
+    free(s->mids); free(s->mfirst); free(s->na); free(s->okc); free(s->kacc); free(s->kdec); free(s->kfirst);
     secagg_engine_free(&s->sa);
     privacy_run_free(&s->pv);
     if (s->csv) fclose(s->csv);
@@ -425,8 +432,15 @@ static fh_status cluster_init(fl_loop *L)
             memcpy(ck, L->params, (size_t)P * sizeof *s->centers);
         }
     }
-    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, P, P));
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, s->C, L->m));
+    const int64_t nsa = s->pv.mode == PRIVACY_CLIENT ? (int64_t)s->K * P + 1 : P;
+    if (st == FH_OK && s->pv.mode == PRIVACY_CLIENT) {
+        s->kacc = malloc((size_t)nsa * sizeof *s->kacc);
+        s->kdec = malloc((size_t)(nsa - 1) * sizeof *s->kdec);
+        s->kfirst = malloc(((size_t)w->size + 1) * sizeof *s->kfirst);
+        st = comm_agree(w, s->kacc && s->kdec && s->kfirst ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
+    }
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
     /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
      * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
      * client), so nothing else is needed. */
@@ -442,6 +456,44 @@ static fh_status cluster_init(fl_loop *L)
 static void cluster_free(fl_loop *L)
 {
     if (L->s) state_free(L->s);
+}
+
+/* [privacy] mode = client: client cid's update u = model - center k (FedPer: the shared layers
+ * only; heads stay personal), clipped to C, into slot k of its [K * P] contribution. */
+static void dp_slot_add(cl_state *s, int32_t r, int64_t i, int32_t cid, int32_t k, const float *model)
+{
+    const int64_t P = s->P, KP = (int64_t)s->K * P;
+    int64_t *buf = s->sa.enabled ? secagg_engine_buffer(&s->sa, (int32_t)(i - s->c0)) : s->kacc;
+    const float *ck = s->centers + (int64_t)k * P;
+    for (int64_t j = 0; j < P; j++) s->cur[j] = j < s->base ? model[j] - ck[j] : 0.0f;
+    const double wgt = privacy_client_update(&s->pv, r, cid, s->cur, P, &buf[KP]);
+    fx_accumulate(buf + (int64_t)k * P, s->cur, wgt, P);
+}
+
+/* [privacy] mode = client: the [K * P] sum over every rank (all-reduce, or one secure-aggregation
+ * round over the world), noised as one vector (independent noise in every slot, the DP-FedAvg
+ * mechanism of multiplier sigma for every client: it is in one slot); center k moves by K times
+ * its slot (the mean of its members' updates when the K clusters are equally large). */
+static fh_status cluster_aggregate_dp(fl_loop *L, cl_state *s, int32_t r)
+{
+    const comm_t *w = L->w;
+    const int64_t P = s->P, KP = (int64_t)s->K * P;
+    if (s->sa.enabled) {
+        for (int p = 0; p <= w->size; p++) s->kfirst[p] = (int32_t)dist_rows_first(s->n, w->size, p);
+        FH_TRY(secagg_engine_round(&s->sa, w, r, s->ids, s->kfirst, s->n, s->kacc));
+    } else {
+        FH_TRY(comm_allreduce_sum_i64(w, s->kacc, KP + 1));
+    }
+    FH_TRY(comm_agree(w, secagg_engine_record_aggregate(&s->sa, w, r, s->ids, s->n, s->kacc))); /* test only */
+    const int aborted = s->sa.enabled && s->sa.aborted;
+    if (!aborted) {
+        privacy_run_decode(&s->pv, r, s->kacc, KP, s->kdec);
+        const float f = (float)s->K;
+        for (int64_t j = 0; j < KP; j++) s->centers[j] += f * s->kdec[j];
+    }
+    s->sa_aborted = aborted;
+    privacy_run_end(&s->pv, r, s->kacc[KP], aborted ? NULL : s->kdec, KP);
+    return FH_OK;
 }
 
 /* Local work of round r on this rank's block [c0, c1): each client starts from its center (IFCA:
@@ -507,6 +559,7 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
             tail[U_REJ] += 1;
             continue;
         }
+        if (s->kacc && !secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, r)) dp_slot_add(s, r, i, cid, k1, loc);
         tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
         tail[U_ROWS] += seen;
         tail[U_CLIENTS] += 1;
@@ -610,6 +663,7 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     }
     s->sa_aborted = s->mask_bytes = s->raw_bytes = 0;
     s->mask_s = s->raw_s = 0;
+    if (s->kacc) return cluster_aggregate_dp(L, s, r);
     for (int32_t k = 0; st == FH_OK && k < K; k++)
         if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
     if (st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
@@ -639,6 +693,8 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     memset(s->lab, 0, ((size_t)n + U_N) * sizeof *s->lab);
     int64_t *tail = s->lab + n;
     tail[U_STOP] = fh_stop_requested();
+    if (s->kacc) memset(s->kacc, 0, ((size_t)s->K * (size_t)P + 1) * sizeof *s->kacc);
+    if (s->kacc && s->sa.enabled) FH_TRY(comm_agree(w, secagg_engine_begin(&s->sa, (int32_t)(s->c1 - s->c0))));
     FH_TRY(comm_agree(w, cluster_local(L, s, r, warm)));
     FH_TRY(cluster_aggregate(L, s, r, clustered));
     const char *note = "";

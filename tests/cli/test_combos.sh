@@ -44,7 +44,30 @@ grep -q "resuming after round 2" "$T/log" && same_model "$T/dps2/model.h5" "$T/d
 run 2 "$T/perm.ini" $DPS personalize.mode=fedper cluster.method=none model.type=mlp model.hidden=16 output.dir="$T/dpsper"
 [ -f "$T/dpsper/model.h5" ] && ok "DP-SGD + FedPer runs" || bad "DP-SGD + FedPer"
 
+# client-level DP with clusters: every client's clipped update goes into its cluster's slot of one
+# [K x P] vector, noised as one vector (the cluster it joins stays inside the noised sum)
+DPC="privacy.mode=client privacy.noise=0.5 privacy.clip=2.0 cluster.method=ifca cluster.warmup=0"
+run 2 "$T/perm.ini" $DPC output.dir="$T/dpc2"
+run 4 "$T/perm.ini" $DPC output.dir="$T/dpc4"
+same_model "$T/dpc2/model.h5" "$T/dpc4/model.h5" && ok "client DP + IFCA: -np 2 and 4 bit-identical" ||
+    bad "client DP + IFCA differs between -np 2 and 4"
+e=$(eps_last "$T/dpc2")
+awk -v e="$e" 'BEGIN{exit !(e > 0 && e < 1000)}' && ok "client DP + IFCA accounts epsilon ($e)" || bad "client DP + IFCA epsilon '$e'"
+run 3 "$T/perm.ini" $DPC secagg.enabled=on output.dir="$T/dpcsa"
+same_model "$T/dpc2/model.h5" "$T/dpcsa/model.h5" && ok "client DP + IFCA + secure aggregation: bit-identical to the run without masks" ||
+    bad "client DP + IFCA + secagg differs"
+run 2 "$T/perm.ini" $DPC train.rounds=2 checkpoint.every=2 output.dir="$T/dpcp"
+run 4 "$T/perm.ini" $DPC checkpoint.every=2 output.dir="$T/dpcp" --resume
+grep -q "resuming after round 2" "$T/log" && same_model "$T/dpc2/model.h5" "$T/dpcp/model.h5" &&
+    [ "$(eps_last "$T/dpcp")" = "$e" ] && ok "client DP + IFCA resumes exactly (model and epsilon)" || bad "client DP + IFCA resume differs"
+run 2 "$T/perm.ini" $DPC cluster.method=none personalize.mode=fedper model.type=mlp model.hidden=16 output.dir="$T/dpcper"
+[ -f "$T/dpcper/model.h5" ] && ok "client DP + FedPer runs" || bad "client DP + FedPer"
+
 # refused, with the reason
+expect_input_error "client DP + FeSEM refused (needs pairwise similarities of client models)" \
+    "its assignment step needs the pairwise similarities" "$FEDHPC" run "$T/perm.ini" $DPC cluster.method=fesem cluster.warmup=1 output.dir="$T/x2"
+expect_input_error "client DP with clusters and distributed noise refused" "would cover only its own cluster's slot" \
+    "$FEDHPC" run "$T/perm.ini" $DPC privacy.placement=distributed secagg.enabled=on output.dir="$T/x3"
 expect_input_error "DP-SGD + IFCA refused (cluster choice reads raw rows)" "IFCA picks each client's cluster" \
     "$FEDHPC" run "$T/perm.ini" $DPS cluster.method=ifca output.dir="$T/x1"
 finish combos
