@@ -81,7 +81,8 @@ static const key_def KEYS[] = {
      "auto: continue from the newest valid checkpoint (fresh start if none); or a checkpoint file/dir"},
     /* [privacy] — differential privacy (src/privacy/dp.c) */
     {"privacy", "mode", T_ENUM, F(dp_mode), "none", 0, 0, "none|client|sample", 1,
-     "client: DP-FedAvg (clip each update, Gaussian noise on the sum); sample: DP-SGD inside clients"},
+     "client: DP-FedAvg (clip each update, Gaussian noise on the sum); sample: DP-SGD inside clients "
+     "([model] type = logreg or mlp)"},
     {"privacy", "clip", T_DOUBLE, F(dp_clip), "1", 1e-9, 1e9, NULL, 1,
      "L2 clipping norm C (client: per update; sample: per example); initial C when adaptive"},
     {"privacy", "noise", T_DOUBLE, F(dp_noise), "1", 0, 1e6, NULL, 1,
@@ -389,6 +390,11 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
     if (sa_any && c->as_mode)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
+    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
+    if (c->dp_mode == 2 && c->model_type == MODEL_CNN)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
+                            "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "
+                            "or [model] type = logreg/mlp", path);
     const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
     if (c->dp_mode && multi)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster], [personalize] or [run] clients_per_rank: "

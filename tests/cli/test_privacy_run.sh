@@ -248,6 +248,8 @@ awk -v r="${med:-0}" 'BEGIN{exit !(r >= 0.70)}' && ok "mask generation / raw Cha
     bad "mask generation / raw ChaCha20: median '${med:-}' < 0.70 ($rates)"
 # 10. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"
+expect_input_error "DP-SGD with the CNN is refused, naming the keys" "[privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn" \
+    $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=sample model.type=cnn train.rounds=1 output.dir="$T/cnn"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"
 expect_input_error "secagg with the async loop is refused" "not supported yet with" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
