@@ -500,6 +500,7 @@ static fh_status report_round(reporter *R, const round_acc *ra)
             FH_TRY(fl_testset_eval(R->test, R->md, R->params, R->a->jr->wk.ws, R->a->jr->wk.ws_rows, &rs.test));
         FH_TRY(quartile_acc(R->q, 0, R->a->jr, R->params, &slow));
         FH_TRY(quartile_acc(R->q, 1, R->a->jr, R->params, &fast));
+        if (R->pv->mode) slow = fast = NAN; /* [privacy]: clients' own rows, un-noised (issue 12) */
         rs.client_acc_mean = NAN;
     }
     const double now = fh_wtime();

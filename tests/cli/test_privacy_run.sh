@@ -104,6 +104,21 @@ awk -v a="$es" 'BEGIN{exit !(a > 0 && a < 1e9)}' && ok "DP-SGD: epsilon $es repo
 run 2 dist privacy.mode=client privacy.placement=distributed secagg.enabled=on secagg.dropout=0.1 privacy.adaptive_clip=on privacy.schedule=norm
 ed=$(csv_col_last "$T/dist/metrics.csv" epsilon)
 awk -v a="$ed" 'BEGIN{exit !(a > 0 && a < 1e9)}' && ok "distributed noise + secagg + adaptive clip + schedule: epsilon $ed" || bad "dist epsilon '$ed'"
+# 5b. DP runs publish no un-noised statistic of the participants (issue 12): train_loss,
+#     client_acc_mean/p10 and rejected are nan in every row of metrics.csv and in run.yaml
+#     (client and sample level); the run without DP reports them
+dpcols() { awk -F, 'NR==1{for(i=1;i<=NF;i++) k[$i]=i; next}
+    {print $k["train_loss"] "," $k["client_acc_mean"] "," $k["client_acc_p10"] "," $k["rejected"]}' "$1" | sort -u | tr '\n' ' '; }
+for d in dpc dps dist; do
+    got=$(dpcols "$T/$d/metrics.csv")
+    if [ "$got" = "nan,nan,nan,nan " ] && grep -q "client_acc_mean: nan, client_acc_p10: nan" "$T/$d/run.yaml"; then
+        ok "$d: train_loss, client accuracies and rejected are nan in every row and in run.yaml"
+    else bad "$d: un-noised statistics published under DP: '$got'"; fi
+done
+tl=$(csv_col_last "$T/plain0/metrics.csv" train_loss) ca=$(csv_col_last "$T/plain0/metrics.csv" client_acc_mean)
+rj=$(csv_col_last "$T/plain0/metrics.csv" rejected)
+awk -v a="$tl" -v b="$ca" 'BEGIN{exit !(a > 0 && b > 0)}' && [ "$rj" = 0 ] &&
+    ok "without DP they are reported (train_loss $tl, client_acc_mean $ca, rejected $rj)" || bad "without DP: '$tl' '$ca' '$rj'"
 # 6. DP runs resume exactly: stopped mid-run (SIGUSR1 -> exit 3, or kill -9 with a checkpoint
 #    every round) and resumed on another number of ranks, the model is bit-identical to the
 #    uninterrupted run and the epsilon column of metrics.csv is the same (accountants, epsilon so
