@@ -154,6 +154,14 @@ fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
  * *below += 1 if it was not clipped. Returns the fixed-point weight (1/m). */
 double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
                              int64_t P, int64_t *below);
+/* Client mode, distributed placement: client cid's update was rejected (non-finite, too large,
+ * no rows) but the client still sends a (masked) input and counts as a secure-aggregation
+ * survivor. u[P] becomes its noise share alone (a zero update plus the share it would have
+ * added to an accepted one), so a completed round with k >= n_min survivors carries noise of
+ * variance k sigma_u^2 C^2 / n_min >= sigma_u^2 C^2 whatever was rejected. Returns the weight
+ * to accumulate u with (1/m), or 0 when there is nothing to add (u untouched: other modes,
+ * central placement, no noise). */
+double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P);
 /* Client mode: out[P] = decoded sum acc[P] plus the central noise (sigma_update * C / m). */
 void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64_t P, float *out);
 /* After the round: adapt C from the exact count `below` of unclipped updates (noised here),

@@ -123,6 +123,23 @@ fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
     return FH_OK;
 }
 
+/* Distributed placement: client cid's share of the round's noise, N(0, sigma_u^2 C^2 / n_min)
+ * per coordinate from (seed, cid, round, RNG_DP_CLIENT), added to u[P]. */
+static void add_noise_share(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P)
+{
+    const double sd = p->sigma_update * p->clip / sqrt(p->n_min);
+    rng_t r = rng_stream(p->seed, (uint64_t)cid, (uint64_t)round, RNG_DP_CLIENT);
+    for (int64_t j = 0; j < P; j++) u[j] += (float)(sd * rng_normal(&r));
+}
+
+double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P)
+{
+    if (p->mode != PRIVACY_CLIENT || p->placement != 1 || !(p->sigma_update > 0)) return 0.0;
+    memset(u, 0, (size_t)P * sizeof *u);
+    add_noise_share(p, round, cid, u, P);
+    return 1.0 / p->m;
+}
+
 double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
                              int64_t P, int64_t *below)
 {
@@ -135,11 +152,7 @@ double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, f
         const float f = (float)(p->clip / norm);
         for (int64_t j = 0; j < P; j++) u[j] *= f;
     }
-    if (p->placement == 1 && p->sigma_update > 0) {
-        const double sd = p->sigma_update * p->clip / sqrt(p->n_min);
-        rng_t r = rng_stream(p->seed, (uint64_t)cid, (uint64_t)round, RNG_DP_CLIENT);
-        for (int64_t j = 0; j < P; j++) u[j] += (float)(sd * rng_normal(&r));
-    }
+    if (p->placement == 1 && p->sigma_update > 0) add_noise_share(p, round, cid, u, P);
     return 1.0 / p->m;
 }
 

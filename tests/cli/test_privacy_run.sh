@@ -119,6 +119,24 @@ tl=$(csv_col_last "$T/plain0/metrics.csv" train_loss) ca=$(csv_col_last "$T/plai
 rj=$(csv_col_last "$T/plain0/metrics.csv" rejected)
 awk -v a="$tl" -v b="$ca" 'BEGIN{exit !(a > 0 && b > 0)}' && [ "$rj" = 0 ] &&
     ok "without DP they are reported (train_loss $tl, client_acc_mean $ca, rejected $rj)" || bad "without DP: '$tl' '$ca' '$rj'"
+# 5c. distributed noise never falls below sigma*C (issue 12): a client whose update is rejected
+#     still counts as a secure-aggregation survivor, so it sends its noise share (a zero update
+#     plus the share). Every update rejected ([fl] max_update_norm tiny), 10% dropout: the
+#     aggregate the server decodes (from the test-only [secagg] truth record) is pure noise of
+#     variance k/n_min (sigma C / m)^2 with k survivors >= n_min = t = ceil(0.5 * 11) = 6
+agg_var() { # FILE ROUND: mean square of the decoded update words of the recorded aggregate
+    np_=$(h5dump -a /params "$1" 2>/dev/null | sed -n 's/^ *(0): //p')
+    h5dump -d "/round_$(printf %08d "$2")/aggregate" -y -w 0 "$1" 2>/dev/null | sed -n '/DATA {/,/}/p' | tr ',' '\n' |
+        grep -E '^ *-?[0-9]' | awk -v P="${np_:-0}" 'NR<=P{v=$1/4294967296; s+=v*v; n++} END{if (n == P && P > 0) printf "%.6g\n", s/n}'
+}
+mkdir -p "$T/rej"
+run 2 dprej train.rounds=1 privacy.mode=client privacy.placement=distributed privacy.noise=1 privacy.clip=0.5 \
+    secagg.enabled=on secagg.threshold=0.5 secagg.dropout=0.1 fl.max_update_norm=1e-6 secagg.truth="$T/rej/truth.h5"
+v=$(agg_var "$T/rej/truth.h5" 1) dr=$(csv_col_last "$T/dprej/metrics.csv" dropped) ab=$(csv_col_last "$T/dprej/metrics.csv" secagg_aborted)
+if awk -v v="${v:-0}" -v d="${dr:-99}" -v a="${ab:-1}" 'BEGIN{t = (1 * 0.5 / 12)^2; e = (12 - d) / 6 * t;
+    exit !(a == 0 && d < 12 && v >= t && v / e > 0.95 && v / e < 1.05)}'; then
+    ok "all updates rejected, $dr of 12 dropped: noise variance $v >= (sigma C/m)^2 = 0.00173611 (expected (12-$dr)/6 of it)"
+else bad "distributed noise with rejected clients: variance '${v:-}' (dropped '${dr:-}', aborted '${ab:-}'), want >= 0.00173611"; fi
 # 6. DP runs resume exactly: stopped mid-run (SIGUSR1 -> exit 3, or kill -9 with a checkpoint
 #    every round) and resumed on another number of ranks, the model is bit-identical to the
 #    uninterrupted run and the epsilon column of metrics.csv is the same (accountants, epsilon so

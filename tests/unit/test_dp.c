@@ -187,6 +187,63 @@ static void test_schedule_composition(void)
     privacy_run_free(&p);
 }
 
+/* distributed noise (issue 12): a completed secure-aggregation round has k >= n_min survivors,
+ * and a survivor whose update was rejected still sends its noise share (a zero update plus
+ * the share), so the noise on the decoded sum has variance k / n_min (sigma_u C / m)^2 >=
+ * (sigma_u C / m)^2 however many were rejected. Here exactly n_min clients survive and a
+ * quarter of them are rejected; the measured variance of the weighted sum over 20,000
+ * coordinates is the target (relative standard error ~1%). */
+static void test_distributed_noise_with_rejections(void)
+{
+    config_t c;
+    cfg_client(&c);
+    c.dp_placement = 1;
+    c.sa_enabled = 1;
+    c.sa_threshold = 0.5;
+    const int32_t m = 40, P = 20000;
+    privacy_run p;
+    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 400, m), FH_OK);
+    const int32_t nmin = (int32_t)p.n_min;
+    CU_ASSERT_EQUAL(nmin, 20); /* ceil(0.5 * 39) */
+    int stop;
+    CU_ASSERT_EQUAL_FATAL(privacy_run_begin(&p, 3, NULL, NULL, 0, &stop), FH_OK);
+    int64_t *acc = calloc((size_t)P, sizeof *acc);
+    float *u = malloc((size_t)P * sizeof *u);
+    CU_ASSERT_FATAL(acc && u);
+    int64_t below = 0;
+    for (int32_t k = 0; k < nmin; k++) { /* the survivors: clients 100..119 */
+        const int32_t cid = 100 + k;
+        for (int32_t j = 0; j < P; j++) u[j] = (float)NAN; /* what a rejected client trained */
+        double w;
+        if (k % 4 == 0) {
+            w = privacy_client_rejected(&p, 3, cid, u, P);
+            CU_ASSERT_DOUBLE_EQUAL(w, 1.0 / m, 1e-15);
+        } else {
+            memset(u, 0, (size_t)P * sizeof *u); /* an accepted zero update: its share only */
+            w = privacy_client_update(&p, 3, cid, u, P, &below);
+        }
+        if (w > 0) fx_accumulate(acc, u, w, P); /* as src/fl/engine.c does */
+    }
+    float *out = malloc((size_t)P * sizeof *out);
+    CU_ASSERT_FATAL(out != NULL);
+    privacy_run_decode(&p, 3, acc, P, out); /* distributed: adds nothing more */
+    double ss = 0;
+    for (int32_t j = 0; j < P; j++) ss += (double)out[j] * out[j];
+    const double var = ss / P, target = pow(p.sigma_update * p.clip / m, 2);
+    CU_ASSERT(var >= 0.95 * target);
+    CU_ASSERT(fabs(var / target - 1) < 0.05);
+    /* central placement or no DP: nothing to add for a rejected client, u untouched */
+    u[0] = 7;
+    p.placement = 0;
+    CU_ASSERT_EQUAL(privacy_client_rejected(&p, 3, 100, u, P), 0.0);
+    p.placement = 1;
+    p.mode = PRIVACY_NONE;
+    CU_ASSERT_EQUAL(privacy_client_rejected(&p, 3, 100, u, P), 0.0);
+    CU_ASSERT_EQUAL(u[0], 7);
+    free(acc); free(u); free(out);
+    privacy_run_free(&p);
+}
+
 /* sample mode: each client's epsilon is its own composition; the report is the maximum */
 static void test_sample_accounting(void)
 {
@@ -226,4 +283,5 @@ void tests_register_dp(void)
     tests_add(s, "adaptive_clipping", test_adaptive_clip);
     tests_add(s, "schedule_heterogeneous_composition", test_schedule_composition);
     tests_add(s, "sample_level_per_client", test_sample_accounting);
+    tests_add(s, "distributed_noise_with_rejected_clients", test_distributed_noise_with_rejections);
 }
