@@ -165,7 +165,8 @@ double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid,
 /* Client mode: out[P] = decoded sum acc[P] plus the central noise (sigma_update * C / m). */
 void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64_t P, float *out);
 /* After the round: adapt C from the exact count `below` of unclipped updates (noised here),
- * and the schedule from the released update out[P]. */
+ * and the schedule from the released update out[P]. out == NULL: the round released nothing
+ * (an aborted secure-aggregation round) and neither C nor the schedule changes. */
 void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P);
 /* Sample mode: DP-SGD options of client cid in this round. */
 void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o);

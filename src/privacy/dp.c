@@ -182,7 +182,9 @@ void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *
         if (ratio < p->sched_min) ratio = p->sched_min;
         p->sigma = p->base_sigma * ratio;
     }
-    if (p->adaptive) {
+    /* an aborted secure-aggregation round (out == NULL) released nothing: its count of
+     * unclipped updates was discarded with the masked sum (0, which would raise C) */
+    if (p->adaptive && out) {
         rng_t r = rng_stream(p->seed, 1, (uint64_t)round, RNG_DP);
         const double b = ((double)below + p->count_noise * rng_normal(&r)) / p->m;
         p->clip = C * exp(-p->clip_lr * (b - p->quantile));

@@ -84,6 +84,14 @@ run 2 init train.lr=0 train.rounds=1
 ab=$(awk -F, 'NR>1{s+=$16} END{print s}' "$T/abort/metrics.csv")
 [ "$ab" = 2 ] && same_model "$T/abort/model.h5" "$T/init/model.h5" && ok "below threshold: both rounds aborted, model unchanged" ||
     bad "abort: aborted=$ab"
+# 2b. adaptive clipping does not move on aborted rounds (issue 12: the count of unclipped updates
+#     is discarded with the masked sum, and its 0 raised C every aborted round)
+run 2 abortclip secagg.dropout=0.9 secagg.enabled=on secagg.threshold=0.9 train.rounds=3 privacy.mode=client \
+    privacy.placement=distributed privacy.adaptive_clip=on privacy.clip=0.5 checkpoint.every=3
+ab=$(awk -F, 'NR>1{s+=$16} END{print s}' "$T/abortclip/metrics.csv")
+clip=$(h5dump -a /dp_clip "$T/abortclip/checkpoints/ckpt_00000003.h5" 2>/dev/null | sed -n 's/^ *(0): //p')
+[ "$ab" = 3 ] && [ "$clip" = 0.5 ] && ok "adaptive clipping, 3 aborted rounds: clip norm stays 0.5" ||
+    bad "adaptive clipping on aborted rounds: aborted '$ab', clip norm '$clip' (initial 0.5)"
 # 3. DP-FedAvg: epsilon every round, increasing, equal to `fedhpc privacy` for the same q, sigma, T
 run 2 dpc privacy.mode=client privacy.noise=1.0 privacy.clip=1
 e3=$(csv_col_last "$T/dpc/metrics.csv" epsilon)

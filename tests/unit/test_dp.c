@@ -143,12 +143,21 @@ static void test_adaptive_clip(void)
     privacy_run_begin(&p, 1, NULL, NULL, 0, &stop);
     CU_ASSERT_DOUBLE_EQUAL(p.sigma_update, 1.0 / sqrt(1 / (1.1 * 1.1) - 1 / 100.0), 1e-12);
     CU_ASSERT(p.sigma_update > 1.1);
-    privacy_run_end(&p, 1, 100, NULL, 0); /* every update unclipped: C shrinks */
+    float rel[1] = {0}; /* a released update (P = 0: its values do not matter here) */
+    privacy_run_end(&p, 1, 100, rel, 0); /* every update unclipped: C shrinks */
     CU_ASSERT(p.clip < 0.5);
     const double c1 = p.clip;
     privacy_run_begin(&p, 2, NULL, NULL, 0, &stop);
-    privacy_run_end(&p, 2, 0, NULL, 0); /* every update clipped: C grows */
+    privacy_run_end(&p, 2, 0, rel, 0); /* every update clipped: C grows */
     CU_ASSERT(p.clip > c1);
+    /* an aborted secure-aggregation round (issue 12): nothing released, the count of 0 came
+     * from the discarded sum; C stays */
+    const double c2 = p.clip;
+    for (int r = 3; r <= 5; r++) {
+        privacy_run_begin(&p, r, NULL, NULL, 0, &stop);
+        privacy_run_end(&p, r, 0, NULL, 0);
+        CU_ASSERT_EQUAL(p.clip, c2);
+    }
     privacy_run_free(&p);
     c.dp_count_noise = 0.5; /* 2 sigma_b <= z: no noise left for the update */
     CU_ASSERT_EQUAL(privacy_run_init(&p, &c, 1000, 100), FH_EINPUT);
