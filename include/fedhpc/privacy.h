@@ -131,6 +131,7 @@ typedef struct {
 
 typedef struct {
     int32_t mode, clients, m, adaptive, schedule, placement, poisson, batch, epochs;
+    int32_t fedbuff_bound; /* DP-FedBuff: 1 enforce the no-sampling bound, 0 the q = K/C figure */
     uint64_t seed;
     double delta, budget, base_sigma, quantile, clip_lr, count_noise, sched_min, n_min;
     double clip;          /* current clipping norm C                                 */
@@ -168,6 +169,21 @@ void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64
  * and the schedule from the released update out[P]. out == NULL: the round released nothing
  * (an aborted secure-aggregation round) and neither C nor the schedule changes. */
 void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P);
+/* DP-FedBuff ([async] mode = fedbuff, a "round" = a buffer of m = K updates), with no privacy
+ * amplification by sampling: a client is in at most one update of a buffer, and every released
+ * buffer is a Gaussian mechanism of multiplier base_sigma for the clients in it (the others'
+ * buffers do not depend on their data), so the client in the most buffers, n of them, has spent
+ * the epsilon of n Gaussian steps at q = 1. joined[C]: buffers each client is in; pending[C]
+ * (may be NULL): 1 for the clients of a buffer about to be released (counted as joined). */
+fh_status privacy_client_bound(const privacy_run *p, const int64_t *joined, const uint8_t *pending,
+                               int32_t C, double *eps);
+/* DP-FedBuff, before releasing buffer b (clients pending[C], joined[C] before it): account it
+ * like privacy_run_begin (the q = K/C accountant, p->eps) and check [privacy] epsilon_budget
+ * against the figure [privacy] fedbuff_accounting chooses: bound (default) -> the
+ * privacy_client_bound after this buffer, sampled -> the q = K/C epsilon. *stop = 1 (nothing
+ * recorded) if the buffer would exceed the budget. */
+fh_status privacy_fedbuff_begin(privacy_run *p, int64_t b, const int64_t *joined, const uint8_t *pending,
+                                int32_t C, int *stop);
 /* Sample mode: DP-SGD options of client cid in this round. */
 void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o);
 /* Checkpoints (called by the training loop's save/resume; collective over w, the checkpoint's

@@ -293,6 +293,12 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("fedhpc run: %s on %s (%d clients, %s), %s, %d rounds, %d ranks -> %s\n",
                    config_algorithm_name(cfg.algorithm), meta.dataset, meta.clients, meta.partition,
                    model_type_name((model_type)cfg.model_type), cfg.rounds, w->size, cfg.out_dir);
+        if (st == FH_OK && cfg.dp_mode == 1 && cfg.as_mode == 5) /* DP-FedBuff (issue 12) */
+            printf("fedhpc run: DP-FedBuff: epsilon (metrics.csv, epsilon_budget) is %s ([privacy] fedbuff_accounting = %s)\n",
+                   cfg.dp_fedbuff_acct == 0 ? "the bound without sampling, from the client in the most buffers"
+                                            : "the sampled-Gaussian figure with q = buffer/clients, which assumes "
+                                              "each buffer's clients are a uniform sample",
+                   cfg.dp_fedbuff_acct == 0 ? "bound" : "sampled");
         fflush(stdout);
     }
     st = comm_agree(w, st);

@@ -107,6 +107,11 @@ static const key_def KEYS[] = {
      "client DP: norm: scale sigma by the decay of the noised update norm (floor schedule_min)"},
     {"privacy", "schedule_min", T_DOUBLE, F(dp_schedule_min), "0.5", 0.01, 1, NULL, 1,
      "norm schedule: smallest fraction of the configured sigma"},
+    /* not a training setting (like rounds): it only decides where a run stops */
+    {"privacy", "fedbuff_accounting", T_ENUM, F(dp_fedbuff_acct), "bound", 0, 0, "bound|sampled", 0,
+     "DP-FedBuff: the epsilon that epsilon_budget and metrics.csv use. bound: the busiest client's n "
+     "buffers as n unsampled Gaussian steps (holds whatever the schedule); sampled: q = K/clients a "
+     "buffer (assumes each buffer's clients are a uniform sample, which the scheduler does not ensure)"},
     /* [secagg] — secure aggregation (src/privacy/secagg.c) */
     {"secagg", "enabled", T_ENUM, F(sa_enabled), "off", 0, 0, "off|on", 0,
      "mask every client's contribution (Bonawitz et al. 2017); the model is bit-identical"},

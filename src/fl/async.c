@@ -474,13 +474,7 @@ typedef struct {
  * schedule; adaptive clipping keeps it constant). */
 static fh_status dp_client_bound(const privacy_run *pv, const int64_t *joined, int32_t C, double *eps)
 {
-    int64_t n = 0;
-    for (int32_t c = 0; c < C; c++)
-        if (joined[c] > n) n = joined[c];
-    privacy_accountant a;
-    privacy_accountant_init(&a);
-    FH_TRY(privacy_accountant_step(&a, 1.0, pv->base_sigma, n));
-    return privacy_epsilon(&a, pv->delta, eps, NULL);
+    return privacy_client_bound(pv, joined, NULL, C, eps); /* src/privacy/dp.c */
 }
 
 static fh_status report_round(reporter *R, const round_acc *ra)
@@ -510,8 +504,8 @@ static fh_status report_round(reporter *R, const round_acc *ra)
     R->notice = NULL;
     double eps_client = NAN;
     if (R->pv->mode == PRIVACY_CLIENT) {
-        rs.epsilon = R->pv->eps;
         FH_TRY(dp_client_bound(R->pv, s->joined, R->C, &eps_client));
+        rs.epsilon = R->pv->fedbuff_bound ? eps_client : R->pv->eps; /* the enforced one (issue 12) */
     }
     if (R->on_round) FH_TRY(R->on_round(&rs, R->user));
     int64_t pmin = INT64_MAX, pmax = 0, never = 0;
@@ -525,7 +519,8 @@ static fh_status report_round(reporter *R, const round_acc *ra)
             s->round, s->now, now - R->t0, rs.test.accuracy, rs.test.f1, ra->updates, ra->discarded,
             ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
             (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), slow, fast,
-            fast - slow, (long long)pmin, (long long)pmax, (long long)never, rs.epsilon, eps_client);
+            fast - slow, (long long)pmin, (long long)pmax, (long long)never,
+            R->pv->mode == PRIVACY_CLIENT ? R->pv->eps : NAN, eps_client); /* q = K/C, the bound */
     if (fflush(R->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", cfg->out_dir);
     return FH_OK;
 }
@@ -742,7 +737,7 @@ static fh_status run_async(reporter *R, const sys_profile *prof, const int64_t *
                 s->inbuf[j->client] = 1;
                 if (++s->nbuf == K) {
                     int stop = 0;
-                    if ((st = privacy_run_begin(pv, b, NULL, NULL, 0, &stop)) != FH_OK) break;
+                    if ((st = privacy_fedbuff_begin(pv, b, s->joined, s->inbuf, C, &stop)) != FH_OK) break;
                     if (stop) { /* the buffer is not released: the run ends with the last model */
                         s->dp_stop = 1;
                     } else {

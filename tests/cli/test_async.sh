@@ -134,16 +134,18 @@ for mode in fedbuff fedasync partial; do
 done
 
 # 5. client-level DP with FedBuff: clip each update to C, noise sigma*C/K on each buffer of K,
-#    accounted as the sampled Gaussian with q = K/C per applied buffer; -np 1/2/4 identical,
-#    epsilon as `fedhpc privacy` computes it, the no-sampling bound from the busiest client,
-#    exact resume, the budget stops cleanly
+#    accounted as the sampled Gaussian with q = K/C per applied buffer (async.csv epsilon) and by
+#    the no-sampling bound from the busiest client (epsilon_max_client), which is the one
+#    enforced and reported in metrics.csv by default (issue 12: [privacy] fedbuff_accounting);
+#    -np 1/2/4 identical, epsilon as `fedhpc privacy` computes it, exact resume, the budget
+#    stops cleanly on the chosen figure
 DP="async.mode=fedbuff privacy.mode=client privacy.clip=1 privacy.noise=1 privacy.delta=1e-5"
 for np in 1 2 4; do run $np "dp.np$np" $DP train.rounds=12; done
 for np in 2 4; do
     same_model "$T/dp.np1/model.h5" "$T/dp.np$np/model.h5" && ok "dp-fedbuff: -np $np bit-identical to -np 1" ||
         bad "dp-fedbuff: -np $np differs"
 done
-e=$(csv_col_last "$T/dp.np1/metrics.csv" epsilon)
+e=$(csv_col_last "$T/dp.np1/async.csv" epsilon)
 want=$("$FEDHPC" privacy --sample-rate 0.05 --steps 12 --noise 1 --delta 1e-5 | sed 's/^epsilon = \([0-9.]*\).*/\1/')
 awk -v a="$e" -v b="$want" 'BEGIN{exit !(a - b < 1e-3 && b - a < 1e-3)}' && ok "dp-fedbuff: epsilon $e = q 0.05, 12 steps ($want)" ||
     bad "dp-fedbuff: epsilon $e, expected $want"
@@ -153,6 +155,12 @@ e1=$(csv_col_last "$T/dp.np1/async.csv" epsilon_max_client)
 want=$("$FEDHPC" privacy --sample-rate 1 --steps "$n" --noise 1 --delta 1e-5 | sed 's/^epsilon = \([0-9.]*\).*/\1/')
 awk -v a="$e1" -v b="$want" 'BEGIN{exit !(a - b < 1e-3 && b - a < 1e-3)}' &&
     ok "dp-fedbuff: epsilon_max_client $e1 = $n unsampled steps" || bad "dp-fedbuff: epsilon_max_client $e1, expected $want ($n steps)"
+em=$(csv_col_last "$T/dp.np1/metrics.csv" epsilon)
+[ -n "$e1" ] && [ "$em" = "$e1" ] && grep -q "fedbuff_accounting = bound" "$T/log.dp.np1" &&
+    ok "dp-fedbuff: metrics.csv epsilon is the bound ($em), named at the start" ||
+    bad "dp-fedbuff: metrics.csv epsilon '$em', bound '$e1' (or no accounting line)"
+q=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) k[$i]=i; next} {print $k["acc_slow_q"] "," $k["acc_fast_q"]}' "$T/dp.np1/async.csv" | sort -u)
+[ "$q" = "nan,nan" ] && ok "dp-fedbuff: no un-noised quartile accuracies in async.csv" || bad "dp-fedbuff: quartile accuracies '$q'"
 run 2 dp.full $DP train.rounds=10
 run 2 dp.part $DP train.rounds=5 checkpoint.every=5 checkpoint.dir="$T/ck.dp"
 run 4 dp.part $DP train.rounds=10 checkpoint.dir="$T/ck.dp" --resume
@@ -160,11 +168,20 @@ same_model "$T/dp.full/model.h5" "$T/dp.part/model.h5" && ok "dp-fedbuff: resume
     bad "dp-fedbuff: resumed model differs"
 [ "$(cut -d, -f1,2,4- "$T/dp.full/async.csv")" = "$(cut -d, -f1,2,4- "$T/dp.part/async.csv")" ] &&
     ok "dp-fedbuff: async.csv (epsilon too) continues exactly" || bad "dp-fedbuff: async.csv differs after resume"
-# epsilon after 6 buffers 1.984, after 7 above 2
-run 1 dp.budget $DP train.rounds=12 privacy.epsilon_budget=2
+# sampled: epsilon after 6 buffers 1.984, after 7 above 2
+run 1 dp.budget $DP train.rounds=12 privacy.epsilon_budget=2 privacy.fedbuff_accounting=sampled
 r=$(csv_col_last "$T/dp.budget/async.csv" round); e=$(csv_col_last "$T/dp.budget/async.csv" epsilon)
-[ "$r" = 6 ] && awk -v e="$e" 'BEGIN{exit !(e <= 2)}' && ok "dp-fedbuff: budget 2 stops after buffer $r (epsilon $e)" ||
-    bad "dp-fedbuff: budget 2: $r buffers, epsilon $e"
+[ "$r" = 6 ] && awk -v e="$e" 'BEGIN{exit !(e <= 2)}' && grep -q "fedbuff_accounting = sampled" "$T/log.dp.budget" &&
+    ok "dp-fedbuff, sampled accounting: budget 2 stops after buffer $r (epsilon $e)" ||
+    bad "dp-fedbuff, sampled accounting: budget 2: $r buffers, epsilon $e"
+# bound (default): one buffer is 4.73 (sigma 1), two 7.08; budget 5 stops before the first
+# client would join a second buffer, after 5 buffers (the sampled figure stays below 2 for 12)
+run 1 dp.bbound $DP train.rounds=12 privacy.epsilon_budget=5
+r=$(csv_col_last "$T/dp.bbound/async.csv" round); e=$(csv_col_last "$T/dp.bbound/async.csv" epsilon_max_client)
+em=$(csv_col_last "$T/dp.bbound/metrics.csv" epsilon)
+[ "$r" = 5 ] && [ "$em" = "$e" ] && awk -v e="$e" 'BEGIN{exit !(e <= 5)}' &&
+    ok "dp-fedbuff, bound accounting (default): budget 5 stops after buffer $r (epsilon_max_client $e)" ||
+    bad "dp-fedbuff, bound accounting: budget 5: $r buffers, epsilon_max_client $e, metrics.csv epsilon $em"
 
 # 6. plot accuracy against virtual time for several runs
 "$FEDHPC" plot --x virtual_time "$T/cmp_wa" "$T/cmp_fa" "$T/cmp_fb" --out "$T/vt.png" >"$T/out" 2>&1 &&

@@ -253,6 +253,40 @@ static void test_distributed_noise_with_rejections(void)
     privacy_run_free(&p);
 }
 
+/* DP-FedBuff (issue 12): by default the budget holds for the no-sampling bound (the client in
+ * the most buffers, n, spent n Gaussian steps at q = 1), not only for q = K/C */
+static void test_fedbuff_accounting(void)
+{
+    config_t c;
+    cfg_client(&c);
+    c.dp_noise = 1.0;
+    c.dp_budget = 5.0; /* one unsampled step at sigma 1: 4.73, two: 7.08 */
+    enum { C = 100, K = 5 };
+    int64_t joined[C] = {0};
+    uint8_t pending[C] = {0};
+    for (int mode = 0; mode < 2; mode++) {
+        c.dp_fedbuff_acct = mode; /* 0 bound (default), 1 sampled */
+        privacy_run p;
+        CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, C, K), FH_OK);
+        CU_ASSERT_EQUAL(p.fedbuff_bound, mode == 0);
+        memset(joined, 0, sizeof joined);
+        int stop = 0, b;
+        for (b = 1; b <= 40 && !stop; b++) {
+            memset(pending, 0, sizeof pending);
+            for (int k = 0; k < K; k++) pending[(b * 7 + k) % C] = 1; /* clients 7b..7b+4 mod 100 */
+            CU_ASSERT_EQUAL_FATAL(privacy_fedbuff_begin(&p, b, joined, pending, C, &stop), FH_OK);
+            if (stop) break;
+            for (int i = 0; i < C; i++) joined[i] += pending[i];
+            double eb;
+            CU_ASSERT_EQUAL(privacy_client_bound(&p, joined, NULL, C, &eb), FH_OK);
+            if (mode == 0) CU_ASSERT(eb <= 5.0);
+        }
+        if (mode == 0) CU_ASSERT(stop && b == 15); /* clients 5-9: 7-9 were in buffer 1 */
+        if (mode == 1) CU_ASSERT(!stop && p.eps < 5.0); /* q = 0.05 over 40 buffers: below 5 */
+        privacy_run_free(&p);
+    }
+}
+
 /* sample mode: each client's epsilon is its own composition; the report is the maximum */
 static void test_sample_accounting(void)
 {
@@ -293,4 +327,5 @@ void tests_register_dp(void)
     tests_add(s, "schedule_heterogeneous_composition", test_schedule_composition);
     tests_add(s, "sample_level_per_client", test_sample_accounting);
     tests_add(s, "distributed_noise_with_rejected_clients", test_distributed_noise_with_rejections);
+    tests_add(s, "fedbuff_budget_on_the_bound", test_fedbuff_accounting);
 }
