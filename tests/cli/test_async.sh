@@ -54,7 +54,7 @@ for mode in wait_all drop partial fedasync fedbuff; do
         same_model "$T/$mode.np1/model.h5" "$T/$mode.np$np/model.h5" && ok "$mode: -np $np bit-identical to -np 1" ||
             bad "$mode: -np $np differs from -np 1"
     done
-    if [ "$(cut -d, -f1,2,4- "$T/$mode.np1/async.csv")" = "$(cut -d, -f1,2,4- "$T/$mode.np4/async.csv")" ]; then
+    if same_csv 1,2,4- "$T/$mode.np1/async.csv" "$T/$mode.np4/async.csv"; then
         ok "$mode: async.csv (all but wall time) identical for -np 1 and 4"
     else bad "$mode: async.csv differs between -np 1 and 4"; fi
 done
@@ -62,7 +62,7 @@ done
 st=$(awk -F, 'NR>1 && $9+0>m {m=$9} END{print m+0}' "$T/fedasync.np1/async.csv")
 [ "$st" -gt 0 ] && ok "fedasync: stale updates seen (max staleness $st)" || bad "fedasync: no staleness recorded"
 st=$(awk -F, 'NR>1 && $9+0>m {m=$9} END{print m+0}' "$T/wait_all.np1/async.csv")
-[ "$st" = 0 ] && ok "wait_all: staleness 0" || bad "wait_all: staleness $st"
+[ "$(wc -l <"$T/wait_all.np1/async.csv")" -ge 2 ] && [ "$st" = 0 ] && ok "wait_all: staleness 0" || bad "wait_all: staleness $st (or no async.csv)"
 
 # 3. the issue's comparisons at CI scale (measured: wait_all reaches 0.65 at virtual time 1153,
 #    FedAsync and FedBuff at 312; see README for the full-size runs)
@@ -105,8 +105,8 @@ for pw in data none; do
     run 2 "pw_$pw.np2" async.mode=partial async.partial_weights=$pw
     same_model "$T/pw_$pw.np1/model.h5" "$T/pw_$pw.np2/model.h5" && ok "partial_weights=$pw: -np 2 bit-identical" ||
         bad "partial_weights=$pw: -np 2 differs"
-    same_model "$T/pw_$pw.np1/model.h5" "$T/partial.np1/model.h5" && bad "partial_weights=$pw gives the default's model" ||
-        ok "partial_weights=$pw differs from work"
+    differs "$T/pw_$pw.np1/model.h5" "$T/partial.np1/model.h5" && ok "partial_weights=$pw differs from work" ||
+        bad "partial_weights=$pw gives the default's model (or h5diff failed)"
 done
 # availability periods and communication cost slow the clock down, deterministically
 run 1 avail1 async.mode=fedbuff system.on=50 system.off=50 system.comm_per_byte=0.0001
@@ -114,7 +114,7 @@ run 2 avail2 async.mode=fedbuff system.on=50 system.off=50 system.comm_per_byte=
 same_model "$T/avail1/model.h5" "$T/avail2/model.h5" && ok "availability + comm cost: -np 2 bit-identical" ||
     bad "availability: -np 2 differs"
 v0=$(csv_col_last "$T/fedbuff.np1/async.csv" virtual_time); v1=$(csv_col_last "$T/avail1/async.csv" virtual_time)
-awk -v a="$v1" -v b="$v0" 'BEGIN{exit !(a > b)}' && ok "off periods and comm cost take virtual time ($v0 -> $v1)" ||
+nums "$v0" "$v1" && awk -v a="$v1" -v b="$v0" 'BEGIN{exit !(a > b)}' && ok "off periods and comm cost take virtual time ($v0 -> $v1)" ||
     bad "availability did not slow the clock ($v0 -> $v1)"
 
 # 4. exact resume with clients in flight: stop after 6 updates (checkpoint every 3), resume with
@@ -128,7 +128,7 @@ for mode in fedbuff fedasync partial; do
         bad "$mode: no resume notice"
     same_model "$T/full.$mode/model.h5" "$T/part.$mode/model.h5" && ok "$mode: resumed run (-np 2 then 4) = uninterrupted" ||
         bad "$mode: resumed model differs"
-    if [ "$(cut -d, -f1,2,4- "$T/full.$mode/async.csv")" = "$(cut -d, -f1,2,4- "$T/part.$mode/async.csv")" ]; then
+    if same_csv 1,2,4- "$T/full.$mode/async.csv" "$T/part.$mode/async.csv"; then
         ok "$mode: async.csv continues exactly"
     else bad "$mode: async.csv differs after resume"; fi
 done
@@ -166,7 +166,7 @@ run 2 dp.part $DP train.rounds=5 checkpoint.every=5 checkpoint.dir="$T/ck.dp"
 run 4 dp.part $DP train.rounds=10 checkpoint.dir="$T/ck.dp" --resume
 same_model "$T/dp.full/model.h5" "$T/dp.part/model.h5" && ok "dp-fedbuff: resumed run (-np 2 then 4) = uninterrupted" ||
     bad "dp-fedbuff: resumed model differs"
-[ "$(cut -d, -f1,2,4- "$T/dp.full/async.csv")" = "$(cut -d, -f1,2,4- "$T/dp.part/async.csv")" ] &&
+same_csv 1,2,4- "$T/dp.full/async.csv" "$T/dp.part/async.csv" &&
     ok "dp-fedbuff: async.csv (epsilon too) continues exactly" || bad "dp-fedbuff: async.csv differs after resume"
 # sampled: epsilon after 6 buffers 1.984, after 7 above 2
 run 1 dp.budget $DP train.rounds=12 privacy.epsilon_budget=2 privacy.fedbuff_accounting=sampled

@@ -214,8 +214,11 @@ sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */    
 if tcheck "$T/trc" clear; then ok "control (masks = off): the same checker reads every update (corr > 0.99, all words equal)"
 else bad "transcript check (control)"; fi
 sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */       | /'
-tcheck "$T/trc" masked && bad "the masked-case thresholds pass on the unmasked control transcript" ||
+# (it must read the transcript and fail on those thresholds, not exit non-zero for another reason)
+if tcheck "$T/trc" masked; then bad "the masked-case thresholds pass on the unmasked control transcript"
+elif grep -q "^  transcript " "$T/tcheck.out" && grep -q "max_equal_frac < 0.01" "$T/tcheck.out"; then
     ok "the masked-case thresholds fail on the unmasked control transcript"
+else bad "the transcript checker failed without checking the thresholds"; tail -5 "$T/tcheck.out" | sed 's/^/       | /'; fi
 expect_input_error "secagg transcript without secagg" "[secagg] transcript needs" "$FEDHPC" run "$T/p.ini" \
     secagg.transcript="$T/x.h5" output.dir="$T/x2"
 # 8. masks per cluster (multi-center FL, src/fl/cluster.c): IFCA with 4 centers on 4
@@ -255,7 +258,7 @@ INI
         dr=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="dropped") k=i; next} {s+=$k} END{print s}' "$T/clsa$d/metrics.csv")
         ab=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="secagg_aborted") k=i; next} {s+=$k} END{print s}' "$T/clsa$d/metrics.csv")
         if same_model "$T/clplain$d/model.h5" "$T/clsa$d/model.h5" && centers "$T/clplain$d" "$T/clsa$d" &&
-            [ "$(cut -d, -f2- "$T/clplain$d/clusters.csv")" = "$(cut -d, -f2- "$T/clsa$d/clusters.csv")" ] && [ "$ab" = 0 ]; then
+            same_csv 2- "$T/clplain$d/clusters.csv" "$T/clsa$d/clusters.csv" && [ "$ab" = 0 ]; then
             ok "ifca k=4, dropout $d ($dr clients dropped): secagg per cluster (-np 3) = plain clustered run (-np 2): all 4 centers, model, clusters.csv"
         else bad "ifca dropout $d: secagg per cluster differs from the plain clustered run (aborted $ab)"; fi
     done
