@@ -52,6 +52,7 @@ typedef struct {
     double dp_quantile, dp_clip_lr, dp_count_noise;
     int32_t dp_schedule;                   /* 0 constant, 1 norm-driven noise schedule       */
     double dp_schedule_min;
+    int32_t dp_fedbuff_acct;               /* DP-FedBuff budget: 0 bound (no sampling), 1 sampled q = K/C */
     /* [secagg] (src/privacy/secagg.c, sa_round.c) */
     int32_t sa_enabled, sa_neighbors;
     double sa_threshold, sa_dropout;

@@ -131,6 +131,7 @@ typedef struct {
 
 typedef struct {
     int32_t mode, clients, m, adaptive, schedule, placement, poisson, batch, epochs;
+    int32_t fedbuff_bound; /* DP-FedBuff: 1 enforce the no-sampling bound, 0 the q = K/C figure */
     uint64_t seed;
     double delta, budget, base_sigma, quantile, clip_lr, count_noise, sched_min, n_min;
     double clip;          /* current clipping norm C                                 */
@@ -154,11 +155,35 @@ fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
  * *below += 1 if it was not clipped. Returns the fixed-point weight (1/m). */
 double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
                              int64_t P, int64_t *below);
+/* Client mode, distributed placement: client cid's update was rejected (non-finite, too large,
+ * no rows) but the client still sends a (masked) input and counts as a secure-aggregation
+ * survivor. u[P] becomes its noise share alone (a zero update plus the share it would have
+ * added to an accepted one), so a completed round with k >= n_min survivors carries noise of
+ * variance k sigma_u^2 C^2 / n_min >= sigma_u^2 C^2 whatever was rejected. Returns the weight
+ * to accumulate u with (1/m), or 0 when there is nothing to add (u untouched: other modes,
+ * central placement, no noise). */
+double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P);
 /* Client mode: out[P] = decoded sum acc[P] plus the central noise (sigma_update * C / m). */
 void privacy_run_decode(privacy_run *p, int64_t round, const int64_t *acc, int64_t P, float *out);
 /* After the round: adapt C from the exact count `below` of unclipped updates (noised here),
- * and the schedule from the released update out[P]. */
+ * and the schedule from the released update out[P]. out == NULL: the round released nothing
+ * (an aborted secure-aggregation round) and neither C nor the schedule changes. */
 void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *out, int64_t P);
+/* DP-FedBuff ([async] mode = fedbuff, a "round" = a buffer of m = K updates), with no privacy
+ * amplification by sampling: a client is in at most one update of a buffer, and every released
+ * buffer is a Gaussian mechanism of multiplier base_sigma for the clients in it (the others'
+ * buffers do not depend on their data), so the client in the most buffers, n of them, has spent
+ * the epsilon of n Gaussian steps at q = 1. joined[C]: buffers each client is in; pending[C]
+ * (may be NULL): 1 for the clients of a buffer about to be released (counted as joined). */
+fh_status privacy_client_bound(const privacy_run *p, const int64_t *joined, const uint8_t *pending,
+                               int32_t C, double *eps);
+/* DP-FedBuff, before releasing buffer b (clients pending[C], joined[C] before it): account it
+ * like privacy_run_begin (the q = K/C accountant, p->eps) and check [privacy] epsilon_budget
+ * against the figure [privacy] fedbuff_accounting chooses: bound (default) -> the
+ * privacy_client_bound after this buffer, sampled -> the q = K/C epsilon. *stop = 1 (nothing
+ * recorded) if the buffer would exceed the budget. */
+fh_status privacy_fedbuff_begin(privacy_run *p, int64_t b, const int64_t *joined, const uint8_t *pending,
+                                int32_t C, int *stop);
 /* Sample mode: DP-SGD options of client cid in this round. */
 void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o);
 /* Checkpoints (called by the training loop's save/resume; collective over w, the checkpoint's

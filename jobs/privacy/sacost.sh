@@ -8,7 +8,9 @@ for h in 128 1262; do
   mpirun -np 2 $B run runs/privacy/sacost.ini model.hidden=$h secagg.dropout=$d output.dir=runs/privacy/tab/sa_${h}_plain_$d > /dev/null 2>&1
   for k in 0 16; do
    mpirun -np 2 $B run runs/privacy/sacost.ini model.hidden=$h secagg.dropout=$d secagg.enabled=on secagg.neighbors=$k output.dir=runs/privacy/tab/sa_${h}_k${k}_$d > runs/privacy/tab/sa_${h}_k${k}_$d.log 2>&1
-   h5diff -q runs/privacy/tab/sa_${h}_plain_$d/model.h5 runs/privacy/tab/sa_${h}_k${k}_$d/model.h5 /params /params && echo "identical $h k$k d$d" || echo "DIFFERENT $h k$k d$d"
+   # exit 0 same, 1 different, 2 (a missing model: a failed run) is neither
+   h5diff -q runs/privacy/tab/sa_${h}_plain_$d/model.h5 runs/privacy/tab/sa_${h}_k${k}_$d/model.h5 /params /params >/dev/null 2>&1
+   case $? in 0) echo "identical $h k$k d$d" ;; 1) echo "DIFFERENT $h k$k d$d" ;; *) echo "ERROR $h k$k d$d: h5diff failed (a run failed?)" ;; esac
   done
  done
 done

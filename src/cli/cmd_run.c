@@ -94,9 +94,31 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
     return FH_OK;
 }
 
-static fh_status on_round(const fl_round_stats *s, void *user)
+/* [privacy] (issue 12): under DP only what the mechanism releases, and what follows from it, is
+ * published. The participants' mean training loss, their accuracies on their own rows and the
+ * count of rejected updates are exact functions of their data with no noise on them, so they
+ * are written as nan in metrics.csv, the progress lines, run.yaml and the summary. Test-split
+ * metrics (server data, computed from the released model), epsilon and the simulated dropouts
+ * stay. */
+static void dp_redact(const config_t *cfg, fl_round_stats *s)
+{
+    if (!cfg->dp_mode) return;
+    s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
+    s->rejected = -1; /* written as nan */
+}
+
+static void fmt_count(char *b, size_t n, int32_t v)
+{
+    if (v < 0) snprintf(b, n, "nan");
+    else snprintf(b, n, "%d", v);
+}
+
+static fh_status on_round(const fl_round_stats *s_in, void *user)
 {
     run_ctx *c = user;
+    fl_round_stats red = *s_in;
+    dp_redact(c->cfg, &red);
+    const fl_round_stats *s = &red;
     if (s->evaluated) c->last = *s;
     if (c->world->rank != 0) return FH_OK;
     if (s->notice && s->notice[0]) fprintf(stderr, "fedhpc run: %s\n", s->notice);
@@ -113,8 +135,10 @@ static fh_status on_round(const fl_round_stats *s, void *user)
     fmt_num(ep, sizeof ep, s->epsilon);
     fmt_num(mg, sizeof mg, s->mask_gbps);
     fmt_num(cg, sizeof cg, s->chacha_gbps);
-    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%d,%s,%d,%d,%s,%s\n", s->round, s->wall_s, tl, ls,
-            ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, s->rejected, ep,
+    char rj[16];
+    fmt_count(rj, sizeof rj, s->rejected);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s\n", s->round, s->wall_s, tl, ls,
+            ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
             s->dropped, s->secagg_aborted, mg, cg);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
@@ -125,13 +149,13 @@ static fh_status on_round(const fl_round_stats *s, void *user)
     if (!isnan(c->last.test.accuracy)) snprintf(acc, sizeof acc, " | acc %.4f", c->last.test.accuracy);
     if (!isnan(c->last.test.auc)) snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " auc %.4f", c->last.test.auc);
     if (c->tty && c->cfg->progress == 0) {
-        printf("\rround %d/%d | loss %.4f%s | rejected %d | %.1fs elapsed, ETA %.0fs   ", s->round, s->rounds,
-               s->train_loss, acc, s->rejected, el, eta);
+        printf("\rround %d/%d | loss %.4f%s | rejected %s | %.1fs elapsed, ETA %.0fs   ", s->round, s->rounds,
+               s->train_loss, acc, rj, el, eta);
         if (s->round == s->rounds) printf("\n");
         fflush(stdout);
     } else if (s->evaluated || s->round == s->rounds) {
-        printf("round %d/%d | loss %.4f%s | rejected %d | %.1fs elapsed, ETA %.0fs\n", s->round, s->rounds,
-               s->train_loss, acc, s->rejected, el, eta);
+        printf("round %d/%d | loss %.4f%s | rejected %s | %.1fs elapsed, ETA %.0fs\n", s->round, s->rounds,
+               s->train_loss, acc, rj, el, eta);
         fflush(stdout);
     }
     return FH_OK;
@@ -269,6 +293,12 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("fedhpc run: %s on %s (%d clients, %s), %s, %d rounds, %d ranks -> %s\n",
                    config_algorithm_name(cfg.algorithm), meta.dataset, meta.clients, meta.partition,
                    model_type_name((model_type)cfg.model_type), cfg.rounds, w->size, cfg.out_dir);
+        if (st == FH_OK && cfg.dp_mode == 1 && cfg.as_mode == 5) /* DP-FedBuff (issue 12) */
+            printf("fedhpc run: DP-FedBuff: epsilon (metrics.csv, epsilon_budget) is %s ([privacy] fedbuff_accounting = %s)\n",
+                   cfg.dp_fedbuff_acct == 0 ? "the bound without sampling, from the client in the most buffers"
+                                            : "the sampled-Gaussian figure with q = buffer/clients, which assumes "
+                                              "each buffer's clients are a uniform sample",
+                   cfg.dp_fedbuff_acct == 0 ? "bound" : "sampled");
         fflush(stdout);
     }
     st = comm_agree(w, st);

@@ -81,7 +81,8 @@ static const key_def KEYS[] = {
      "auto: continue from the newest valid checkpoint (fresh start if none); or a checkpoint file/dir"},
     /* [privacy] — differential privacy (src/privacy/dp.c) */
     {"privacy", "mode", T_ENUM, F(dp_mode), "none", 0, 0, "none|client|sample", 1,
-     "client: DP-FedAvg (clip each update, Gaussian noise on the sum); sample: DP-SGD inside clients"},
+     "client: DP-FedAvg (clip each update, Gaussian noise on the sum); sample: DP-SGD inside clients "
+     "([model] type = logreg or mlp)"},
     {"privacy", "clip", T_DOUBLE, F(dp_clip), "1", 1e-9, 1e9, NULL, 1,
      "L2 clipping norm C (client: per update; sample: per example); initial C when adaptive"},
     {"privacy", "noise", T_DOUBLE, F(dp_noise), "1", 0, 1e6, NULL, 1,
@@ -106,6 +107,11 @@ static const key_def KEYS[] = {
      "client DP: norm: scale sigma by the decay of the noised update norm (floor schedule_min)"},
     {"privacy", "schedule_min", T_DOUBLE, F(dp_schedule_min), "0.5", 0.01, 1, NULL, 1,
      "norm schedule: smallest fraction of the configured sigma"},
+    /* not a training setting (like rounds): it only decides where a run stops */
+    {"privacy", "fedbuff_accounting", T_ENUM, F(dp_fedbuff_acct), "bound", 0, 0, "bound|sampled", 0,
+     "DP-FedBuff: the epsilon that epsilon_budget and metrics.csv use. bound: the busiest client's n "
+     "buffers as n unsampled Gaussian steps (holds whatever the schedule); sampled: q = K/clients a "
+     "buffer (assumes each buffer's clients are a uniform sample, which the scheduler does not ensure)"},
     /* [secagg] — secure aggregation (src/privacy/secagg.c) */
     {"secagg", "enabled", T_ENUM, F(sa_enabled), "off", 0, 0, "off|on", 0,
      "mask every client's contribution (Bonawitz et al. 2017); the model is bit-identical"},
@@ -388,6 +394,11 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
     if (sa_any && c->as_mode)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
+    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
+    if (c->dp_mode == 2 && c->model_type == MODEL_CNN)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
+                            "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "
+                            "or [model] type = logreg/mlp", path);
     const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
     if (c->dp_mode == 1 && (c->cl_method == 2 || c->cl_method == 4 || (c->cl_method == 3 && c->cl_init_rounds > 0)))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster] method = %s for mode = client: its "

@@ -454,13 +454,7 @@ typedef struct {
  * schedule; adaptive clipping keeps it constant). */
 static fh_status dp_client_bound(const privacy_run *pv, const int64_t *joined, int32_t C, double *eps)
 {
-    int64_t n = 0;
-    for (int32_t c = 0; c < C; c++)
-        if (joined[c] > n) n = joined[c];
-    privacy_accountant a;
-    privacy_accountant_init(&a);
-    FH_TRY(privacy_accountant_step(&a, 1.0, pv->base_sigma, n));
-    return privacy_epsilon(&a, pv->delta, eps, NULL);
+    return privacy_client_bound(pv, joined, NULL, C, eps); /* src/privacy/dp.c */
 }
 
 /* Start a job in `slot` for client c at the current virtual time from the current model. */
@@ -573,6 +567,7 @@ typedef struct {
     double t0;
     round_acc ra;           /* the round being reported                                  */
     double slow, fast;      /* quartile accuracies of the last evaluation                */
+    double eps_client;      /* DP-FedBuff: the bound without sampling (dp_client_bound)  */
     int serving;            /* rank 0: the hosts are serving jobs and must be stopped     */
     fh_status host_st;      /* a host: how its job loop ended                            */
     int filled;             /* the asynchronous modes filled their slots once            */
@@ -950,7 +945,7 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
         s->inbuf[j->client] = 1;
         if (++s->nbuf == K) {
             int stop = 0;
-            FH_TRY(privacy_run_begin(&x->pv, b, NULL, NULL, 0, &stop));
+            FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
             if (stop) { /* the buffer is not released: the run ends with the last model */
                 s->dp_stop = 1;
                 return FH_OK;
@@ -1043,7 +1038,11 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     rs->train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
     rs->bytes_down = (int64_t)(ra->updates + ra->discarded) * L->P * (int64_t)sizeof(float);
     rs->bytes_up = rs->bytes_down;
-    if (x->pv.mode == PRIVACY_CLIENT) rs->epsilon = x->pv.eps;
+    x->eps_client = NAN;
+    if (x->pv.mode == PRIVACY_CLIENT) {
+        FH_TRY(dp_client_bound(&x->pv, x->s.joined, L->C, &x->eps_client));
+        rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
+    }
     *stop = fh_stop_requested();
     return FH_OK;
 }
@@ -1055,6 +1054,7 @@ static fh_status async_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     if (L->test.n > 0) FH_TRY(fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test));
     FH_TRY(quartile_acc(&x->q, 0, &x->jr, L->params, &x->slow));
     FH_TRY(quartile_acc(&x->q, 1, &x->jr, L->params, &x->fast));
+    if (x->pv.mode) x->slow = x->fast = NAN; /* [privacy]: clients' own rows, un-noised (issue 12) */
     return FH_OK;
 }
 
@@ -1064,8 +1064,6 @@ static fh_status async_report(fl_loop *L, const fl_round_stats *rs)
     async_ctx *x = L->s;
     const as_state *s = &x->s;
     const round_acc *ra = &x->ra;
-    double eps_client = NAN;
-    if (x->pv.mode == PRIVACY_CLIENT) FH_TRY(dp_client_bound(&x->pv, s->joined, L->C, &eps_client));
     int64_t pmin = INT64_MAX, pmax = 0, never = 0;
     for (int32_t c = 0; c < L->C; c++) {
         const int64_t p = s->applied[c];
@@ -1077,7 +1075,8 @@ static fh_status async_report(fl_loop *L, const fl_round_stats *rs)
             rs->round, s->now, fh_wtime() - x->t0, rs->test.accuracy, rs->test.f1, ra->updates, ra->discarded,
             ra->updates ? ra->stale_sum / ra->updates : NAN, (long long)ra->stale_max,
             (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), x->slow, x->fast,
-            x->fast - x->slow, (long long)pmin, (long long)pmax, (long long)never, rs->epsilon, eps_client);
+            x->fast - x->slow, (long long)pmin, (long long)pmax, (long long)never,
+            x->pv.mode == PRIVACY_CLIENT ? x->pv.eps : NAN, x->eps_client); /* q = K/C, the bound */
     if (fflush(x->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", L->cfg->out_dir);
     return FH_OK;
 }

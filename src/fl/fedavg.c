@@ -171,6 +171,8 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         if (n == 0 || !isfinite(loss) || !fl_update_ok(s->local, P, cfg->max_update_norm, &norm)) {
             tail[T_REJ_CLIENTS] += 1;
             tail[T_REJ_ROWS] += n;
+            const double w0 = privacy_client_rejected(&s->pv, round, cid, s->local, P); /* its DP noise share */
+            if (w0 > 0) fx_accumulate(acc, s->local, w0, P);
             continue;
         }
         double wgt = (double)n / (double)N_round;

@@ -30,6 +30,7 @@ fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients,
     p->poisson = cfg->dp_sampling == 0;
     p->batch = cfg->batch_size;
     p->epochs = cfg->local_epochs;
+    p->fedbuff_bound = cfg->dp_fedbuff_acct == 0;
     /* distributed noise must reach sigma*C even when only the fewest clients a completed round
      * can have send their shares */
     p->n_min = m;
@@ -124,6 +125,23 @@ fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
     return FH_OK;
 }
 
+/* Distributed placement: client cid's share of the round's noise, N(0, sigma_u^2 C^2 / n_min)
+ * per coordinate from (seed, cid, round, RNG_DP_CLIENT), added to u[P]. */
+static void add_noise_share(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P)
+{
+    const double sd = p->sigma_update * p->clip / sqrt(p->n_min);
+    rng_t r = rng_stream(p->seed, (uint64_t)cid, (uint64_t)round, RNG_DP_CLIENT);
+    for (int64_t j = 0; j < P; j++) u[j] += (float)(sd * rng_normal(&r));
+}
+
+double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid, float *u, int64_t P)
+{
+    if (p->mode != PRIVACY_CLIENT || p->placement != 1 || !(p->sigma_update > 0)) return 0.0;
+    memset(u, 0, (size_t)P * sizeof *u);
+    add_noise_share(p, round, cid, u, P);
+    return 1.0 / p->m;
+}
+
 double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
                              int64_t P, int64_t *below)
 {
@@ -136,11 +154,7 @@ double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, f
         const float f = (float)(p->clip / norm);
         for (int64_t j = 0; j < P; j++) u[j] *= f;
     }
-    if (p->placement == 1 && p->sigma_update > 0) {
-        const double sd = p->sigma_update * p->clip / sqrt(p->n_min);
-        rng_t r = rng_stream(p->seed, (uint64_t)cid, (uint64_t)round, RNG_DP_CLIENT);
-        for (int64_t j = 0; j < P; j++) u[j] += (float)(sd * rng_normal(&r));
-    }
+    if (p->placement == 1 && p->sigma_update > 0) add_noise_share(p, round, cid, u, P);
     return 1.0 / p->m;
 }
 
@@ -170,11 +184,46 @@ void privacy_run_end(privacy_run *p, int64_t round, int64_t below, const float *
         if (ratio < p->sched_min) ratio = p->sched_min;
         p->sigma = p->base_sigma * ratio;
     }
-    if (p->adaptive) {
+    /* an aborted secure-aggregation round (out == NULL) released nothing: its count of
+     * unclipped updates was discarded with the masked sum (0, which would raise C) */
+    if (p->adaptive && out) {
         rng_t r = rng_stream(p->seed, 1, (uint64_t)round, RNG_DP);
         const double b = ((double)below + p->count_noise * rng_normal(&r)) / p->m;
         p->clip = C * exp(-p->clip_lr * (b - p->quantile));
     }
+}
+
+fh_status privacy_client_bound(const privacy_run *p, const int64_t *joined, const uint8_t *pending,
+                               int32_t C, double *eps)
+{
+    int64_t n = 0;
+    for (int32_t c = 0; c < C; c++) {
+        const int64_t k = joined[c] + (pending && pending[c] ? 1 : 0);
+        if (k > n) n = k;
+    }
+    privacy_accountant a;
+    privacy_accountant_init(&a);
+    FH_TRY(privacy_accountant_step(&a, 1.0, p->base_sigma, n));
+    return privacy_epsilon(&a, p->delta, eps, NULL);
+}
+
+fh_status privacy_fedbuff_begin(privacy_run *p, int64_t b, const int64_t *joined, const uint8_t *pending,
+                                int32_t C, int *stop)
+{
+    *stop = 0;
+    if (!p->fedbuff_bound) return privacy_run_begin(p, b, NULL, NULL, 0, stop);
+    double eb;
+    FH_TRY(privacy_client_bound(p, joined, pending, C, &eb));
+    if (p->budget > 0 && eb > p->budget) {
+        *stop = 1;
+        return FH_OK;
+    }
+    /* the q = K/C figure is still accounted (async.csv epsilon), not enforced */
+    const double budget = p->budget;
+    p->budget = 0;
+    fh_status st = privacy_run_begin(p, b, NULL, NULL, 0, stop);
+    p->budget = budget;
+    return st;
 }
 
 void privacy_sgd_opts(const privacy_run *p, int64_t round, int32_t cid, privacy_sgd *o)

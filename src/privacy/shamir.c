@@ -2,6 +2,7 @@
 #include "fedhpc/secagg.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t red(unsigned __int128 x)
@@ -51,10 +52,12 @@ fh_status shamir_split(const uint64_t *secret, int k, int t, int n, const uint64
         for (int j = 0; j < i; j++)
             if (xs[j] == xs[i]) return fh_error_set(FH_EINPUT, "shamir: duplicate x");
     }
-    uint64_t coef[64];
-    if (t > 64) return fh_error_set(FH_EINPUT, "shamir: threshold %d > 64", t);
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < k; j++)
         if (secret[j] >= SHAMIR_P) return fh_error_set(FH_EINPUT, "shamir: secret not in field");
+    /* t coefficients of a degree t-1 polynomial: any threshold up to n (no fixed cap) */
+    uint64_t *coef = malloc((size_t)t * sizeof *coef);
+    if (!coef) return fh_error_set(FH_ENOMEM, "shamir: out of memory for a threshold of %d", t);
+    for (int j = 0; j < k; j++) {
         coef[0] = secret[j];
         for (int d = 1; d < t; d++) coef[d] = rand_elem();
         for (int i = 0; i < n; i++) { /* Horner */
@@ -63,7 +66,8 @@ fh_status shamir_split(const uint64_t *secret, int k, int t, int n, const uint64
             shares[(size_t)i * k + j] = y;
         }
     }
-    sodium_memzero(coef, sizeof coef);
+    sodium_memzero(coef, (size_t)t * sizeof *coef);
+    free(coef);
     return FH_OK;
 }
 

@@ -39,8 +39,35 @@ expect_input_error() {
 # params FILE.h5: print the model parameters as text (for exact or tolerant comparisons)
 params() { h5dump -d /params -y -w 0 -m %.9g "$1" | tr ',' '\n' | grep -E '^ *-?[0-9.]' | tr -d ' '; }
 
-# same_model A.h5 B.h5: bit-identical parameters (h5diff compares values exactly)
+# same_model A.h5 B.h5: bit-identical parameters (h5diff compares values exactly; a missing
+# file or dataset is h5diff exit 2, not "same")
 same_model() { h5diff -q "$1" "$2" /params /params; }
+
+# differs A.h5 B.h5 [h5diff options]: the parameters differ. Only h5diff's "differ" (exit 1)
+# counts: never write `same_model A B && bad || ok`, which reads a failing h5diff (exit 2: a
+# missing file or dataset; 127: no h5diff) as "different". Other exits are reported and fail.
+differs() {
+    _a=$1 _b=$2
+    shift 2
+    h5diff -q "$@" "$_a" "$_b" /params /params >"$T/h5diff.err" 2>&1
+    _rc=$?
+    [ $_rc = 1 ] && return 0
+    [ $_rc = 0 ] || echo "       | h5diff failed (exit $_rc): $(head -1 "$T/h5diff.err")"
+    return 1
+}
+
+# same_csv COLUMNS A B: both CSV files exist with a header and at least one row, and agree on
+# the columns COLUMNS (a `cut -f` list). Two missing or empty files are not "the same".
+same_csv() {
+    [ -s "$2" ] && [ -s "$3" ] && [ "$(wc -l <"$2")" -ge 2 ] && [ "$(wc -l <"$3")" -ge 2 ] &&
+        [ "$(cut -d, -f"$1" "$2")" = "$(cut -d, -f"$1" "$3")" ]
+}
+
+# nums VALUE...: every value is a finite number (not empty, not nan): guard awk comparisons,
+# where an empty string compares as a string ("0.7" > "" is true)
+nums() {
+    for _v in "$@"; do echo "$_v" | grep -q -E '^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$' || return 1; done
+}
 
 # csv_last FILE COLUMN: value of a named column in the last row of a CSV
 csv_col_last() {

@@ -50,7 +50,7 @@ newest_round() {
 # rounds_once FILE: rounds 1..R exactly once, in order
 rounds_once() { [ "$(awk -F, 'NR>1{print $1}' "$1" | tr '\n' ' ')" = "$(seq 1 "$R" | tr '\n' ' ')" ]; }
 # same_metrics A B: identical metrics.csv but for the wall time column
-same_metrics() { [ "$(cut -d, -f1,3- "$1")" = "$(cut -d, -f1,3- "$2")" ]; }
+same_metrics() { same_csv 1,3- "$1" "$2"; }
 
 # 0. the uninterrupted reference (no checkpoints)
 $MPIRUN -np 2 "$FEDHPC" run "$T/c.ini" checkpoint.every=0 output.dir="$T/ref" >"$T/ref.log" 2>&1 &&

@@ -42,10 +42,10 @@ for m in fesem ifca; do
     ari=$(csv_col_last "$T/${m}2/clusters.csv" ari)
     acc=$(csv_col_last "$T/${m}2/clusters.csv" client_acc_mean)
     if awk -v a="$ari" 'BEGIN{exit !(a >= 0.9)}'; then ok "$m recovers the groups (ARI $ari)"; else bad "$m ARI $ari < 0.9"; fi
-    if awk -v a="$acc" -v b="$fedavg" 'BEGIN{exit !(a >= b + 0.2)}'; then ok "$m mean client accuracy $acc >= FedAvg $fedavg + 0.20"
+    if nums "$acc" "$fedavg" && awk -v a="$acc" -v b="$fedavg" 'BEGIN{exit !(a >= b + 0.2)}'; then ok "$m mean client accuracy $acc >= FedAvg $fedavg + 0.20"
     else bad "$m mean client accuracy $acc not 20 points above FedAvg $fedavg"; fi
     if same_model "$T/${m}2/model.h5" "$T/${m}4/model.h5" &&
-        [ "$(cut -d, -f2- "$T/${m}2/clusters.csv")" = "$(cut -d, -f2- "$T/${m}4/clusters.csv")" ]; then
+        same_csv 2- "$T/${m}2/clusters.csv" "$T/${m}4/clusters.csv"; then
         ok "$m: -np 2 and -np 4 bit-identical (model, assignments, accuracies)"
     else bad "$m: -np 2 and -np 4 differ"; fi
 done
@@ -77,7 +77,7 @@ run 2 "$T/fp.ini" output.dir="$T/fa"
 run 2 "$T/fp.ini" personalize.mode=fedper output.dir="$T/fp"
 a=$(csv_col_last "$T/fa/clusters.csv" client_acc_mean)
 b=$(csv_col_last "$T/fp/clusters.csv" client_acc_mean)
-if awk -v a="$a" -v b="$b" 'BEGIN{exit !(b > a)}'; then ok "FedPer mean client accuracy $b > FedAvg $a (Dirichlet 0.1)"
+if nums "$a" "$b" && awk -v a="$a" -v b="$b" 'BEGIN{exit !(b > a)}'; then ok "FedPer mean client accuracy $b > FedAvg $a (Dirichlet 0.1)"
 else bad "FedPer $b not above FedAvg $a"; fi
 
 # cross-silo: rank i is client i

@@ -205,7 +205,7 @@ else bad "the requeued job's model differs from the uninterrupted run (or is mis
 if [ -f "$T/run/metrics.csv" ] && [ "$(awk -F, 'NR>1{print $1}' "$T/run/metrics.csv" | tr '\n' ' ')" = "$(seq 1 "$ROUNDS" | tr '\n' ' ')" ]; then
     ok "metrics.csv: rounds 1..$ROUNDS exactly once across $((restarts + 1)) runs"
 else bad "metrics.csv rounds are not 1..$ROUNDS exactly once"; fi
-if [ -f "$T/run/metrics.csv" ] && [ "$(cut -d, -f3- "$T/ref/metrics.csv")" = "$(cut -d, -f3- "$T/run/metrics.csv")" ]; then
+if same_csv 3- "$T/ref/metrics.csv" "$T/run/metrics.csv"; then
     ok "metrics.csv (all but wall time) identical to the uninterrupted run"
 else bad "metrics.csv differs from the uninterrupted run"; fi
 

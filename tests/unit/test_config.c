@@ -2,6 +2,7 @@
 #include "tests.h"
 
 #include "fedhpc/config.h"
+#include "fedhpc/model.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,19 @@ static void test_errors_name_file_line_and_key(void)
     config_defaults(&c);
     CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_EINPUT); /* no data file */
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[data] file"));
+    /* DP-SGD with the CNN is refused (issue 12: every clipped gradient was NaN, every update
+     * rejected, and the run exited 0 having trained nothing) */
+    snprintf(c.data_file, sizeof c.data_file, "d.h5");
+    c.dp_mode = 2;
+    c.model_type = MODEL_CNN;
+    CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[privacy] mode = sample"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[model] type = cnn"));
+    c.model_type = MODEL_MLP;
+    CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_OK);
+    c.model_type = MODEL_CNN;
+    c.dp_mode = 1;
+    CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_OK);
 }
 
 static void test_write_reload_roundtrip_and_hash(void)

@@ -143,12 +143,21 @@ static void test_adaptive_clip(void)
     privacy_run_begin(&p, 1, NULL, NULL, 0, &stop);
     CU_ASSERT_DOUBLE_EQUAL(p.sigma_update, 1.0 / sqrt(1 / (1.1 * 1.1) - 1 / 100.0), 1e-12);
     CU_ASSERT(p.sigma_update > 1.1);
-    privacy_run_end(&p, 1, 100, NULL, 0); /* every update unclipped: C shrinks */
+    float rel[1] = {0}; /* a released update (P = 0: its values do not matter here) */
+    privacy_run_end(&p, 1, 100, rel, 0); /* every update unclipped: C shrinks */
     CU_ASSERT(p.clip < 0.5);
     const double c1 = p.clip;
     privacy_run_begin(&p, 2, NULL, NULL, 0, &stop);
-    privacy_run_end(&p, 2, 0, NULL, 0); /* every update clipped: C grows */
+    privacy_run_end(&p, 2, 0, rel, 0); /* every update clipped: C grows */
     CU_ASSERT(p.clip > c1);
+    /* an aborted secure-aggregation round (issue 12): nothing released, the count of 0 came
+     * from the discarded sum; C stays */
+    const double c2 = p.clip;
+    for (int r = 3; r <= 5; r++) {
+        privacy_run_begin(&p, r, NULL, NULL, 0, &stop);
+        privacy_run_end(&p, r, 0, NULL, 0);
+        CU_ASSERT_EQUAL(p.clip, c2);
+    }
     privacy_run_free(&p);
     c.dp_count_noise = 0.5; /* 2 sigma_b <= z: no noise left for the update */
     CU_ASSERT_EQUAL(privacy_run_init(&p, &c, 1000, 100), FH_EINPUT);
@@ -185,6 +194,97 @@ static void test_schedule_composition(void)
     privacy_epsilon(&a, 1e-5, &eps, NULL);
     CU_ASSERT_DOUBLE_EQUAL(p.eps, eps, 1e-12);
     privacy_run_free(&p);
+}
+
+/* distributed noise (issue 12): a completed secure-aggregation round has k >= n_min survivors,
+ * and a survivor whose update was rejected still sends its noise share (a zero update plus
+ * the share), so the noise on the decoded sum has variance k / n_min (sigma_u C / m)^2 >=
+ * (sigma_u C / m)^2 however many were rejected. Here exactly n_min clients survive and a
+ * quarter of them are rejected; the measured variance of the weighted sum over 20,000
+ * coordinates is the target (relative standard error ~1%). */
+static void test_distributed_noise_with_rejections(void)
+{
+    config_t c;
+    cfg_client(&c);
+    c.dp_placement = 1;
+    c.sa_enabled = 1;
+    c.sa_threshold = 0.5;
+    const int32_t m = 40, P = 20000;
+    privacy_run p;
+    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 400, m), FH_OK);
+    const int32_t nmin = (int32_t)p.n_min;
+    CU_ASSERT_EQUAL(nmin, 20); /* ceil(0.5 * 39) */
+    int stop;
+    CU_ASSERT_EQUAL_FATAL(privacy_run_begin(&p, 3, NULL, NULL, 0, &stop), FH_OK);
+    int64_t *acc = calloc((size_t)P, sizeof *acc);
+    float *u = malloc((size_t)P * sizeof *u);
+    CU_ASSERT_FATAL(acc && u);
+    int64_t below = 0;
+    for (int32_t k = 0; k < nmin; k++) { /* the survivors: clients 100..119 */
+        const int32_t cid = 100 + k;
+        for (int32_t j = 0; j < P; j++) u[j] = (float)NAN; /* what a rejected client trained */
+        double w;
+        if (k % 4 == 0) {
+            w = privacy_client_rejected(&p, 3, cid, u, P);
+            CU_ASSERT_DOUBLE_EQUAL(w, 1.0 / m, 1e-15);
+        } else {
+            memset(u, 0, (size_t)P * sizeof *u); /* an accepted zero update: its share only */
+            w = privacy_client_update(&p, 3, cid, u, P, &below);
+        }
+        if (w > 0) fx_accumulate(acc, u, w, P); /* as src/fl/engine.c does */
+    }
+    float *out = malloc((size_t)P * sizeof *out);
+    CU_ASSERT_FATAL(out != NULL);
+    privacy_run_decode(&p, 3, acc, P, out); /* distributed: adds nothing more */
+    double ss = 0;
+    for (int32_t j = 0; j < P; j++) ss += (double)out[j] * out[j];
+    const double var = ss / P, target = pow(p.sigma_update * p.clip / m, 2);
+    CU_ASSERT(var >= 0.95 * target);
+    CU_ASSERT(fabs(var / target - 1) < 0.05);
+    /* central placement or no DP: nothing to add for a rejected client, u untouched */
+    u[0] = 7;
+    p.placement = 0;
+    CU_ASSERT_EQUAL(privacy_client_rejected(&p, 3, 100, u, P), 0.0);
+    p.placement = 1;
+    p.mode = PRIVACY_NONE;
+    CU_ASSERT_EQUAL(privacy_client_rejected(&p, 3, 100, u, P), 0.0);
+    CU_ASSERT_EQUAL(u[0], 7);
+    free(acc); free(u); free(out);
+    privacy_run_free(&p);
+}
+
+/* DP-FedBuff (issue 12): by default the budget holds for the no-sampling bound (the client in
+ * the most buffers, n, spent n Gaussian steps at q = 1), not only for q = K/C */
+static void test_fedbuff_accounting(void)
+{
+    config_t c;
+    cfg_client(&c);
+    c.dp_noise = 1.0;
+    c.dp_budget = 5.0; /* one unsampled step at sigma 1: 4.73, two: 7.08 */
+    enum { C = 100, K = 5 };
+    int64_t joined[C] = {0};
+    uint8_t pending[C] = {0};
+    for (int mode = 0; mode < 2; mode++) {
+        c.dp_fedbuff_acct = mode; /* 0 bound (default), 1 sampled */
+        privacy_run p;
+        CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, C, K), FH_OK);
+        CU_ASSERT_EQUAL(p.fedbuff_bound, mode == 0);
+        memset(joined, 0, sizeof joined);
+        int stop = 0, b;
+        for (b = 1; b <= 40 && !stop; b++) {
+            memset(pending, 0, sizeof pending);
+            for (int k = 0; k < K; k++) pending[(b * 7 + k) % C] = 1; /* clients 7b..7b+4 mod 100 */
+            CU_ASSERT_EQUAL_FATAL(privacy_fedbuff_begin(&p, b, joined, pending, C, &stop), FH_OK);
+            if (stop) break;
+            for (int i = 0; i < C; i++) joined[i] += pending[i];
+            double eb;
+            CU_ASSERT_EQUAL(privacy_client_bound(&p, joined, NULL, C, &eb), FH_OK);
+            if (mode == 0) CU_ASSERT(eb <= 5.0);
+        }
+        if (mode == 0) CU_ASSERT(stop && b == 15); /* clients 5-9: 7-9 were in buffer 1 */
+        if (mode == 1) CU_ASSERT(!stop && p.eps < 5.0); /* q = 0.05 over 40 buffers: below 5 */
+        privacy_run_free(&p);
+    }
 }
 
 /* sample mode: each client's epsilon is its own composition; the report is the maximum */
@@ -226,4 +326,6 @@ void tests_register_dp(void)
     tests_add(s, "adaptive_clipping", test_adaptive_clip);
     tests_add(s, "schedule_heterogeneous_composition", test_schedule_composition);
     tests_add(s, "sample_level_per_client", test_sample_accounting);
+    tests_add(s, "distributed_noise_with_rejected_clients", test_distributed_noise_with_rejections);
+    tests_add(s, "fedbuff_budget_on_the_bound", test_fedbuff_accounting);
 }

@@ -42,6 +42,32 @@ static void test_shamir(void)
     CU_ASSERT_EQUAL(shamir_split(secret, 3, 8, 7, xs, sh), FH_EINPUT);
 }
 
+/* Thresholds above 64 (issue 12: shamir_split refused t > 64, so secure aggregation failed
+ * above ~129 clients on the full graph): t = 300 of n = 1000 shares at x = 1..n, any t of them
+ * reconstruct, t - 1 do not. */
+static void test_shamir_large_threshold(void)
+{
+    enum { N = 1000, T = 300, K = 2 };
+    uint64_t secret[K] = {987654321987ULL, SHAMIR_P - 2}, out[K];
+    uint64_t *xs = malloc(N * sizeof *xs), *sh = malloc((size_t)N * K * sizeof *sh);
+    uint64_t *x2 = malloc(T * sizeof *x2), *s2 = malloc((size_t)T * K * sizeof *s2);
+    CU_ASSERT_FATAL(xs && sh && x2 && s2);
+    for (int i = 0; i < N; i++) xs[i] = (uint64_t)i + 1;
+    CU_ASSERT_EQUAL_FATAL(shamir_split(secret, K, T, N, xs, sh), FH_OK);
+    for (int off = 0; off < 3; off++) { /* every third share from offset off: T of them */
+        for (int i = 0; i < T; i++) {
+            x2[i] = xs[3 * i + off];
+            memcpy(s2 + (size_t)K * i, sh + (size_t)K * (3 * i + off), K * sizeof *sh);
+        }
+        CU_ASSERT_EQUAL(shamir_combine(x2, s2, T, K, out), FH_OK);
+        CU_ASSERT(memcmp(out, secret, sizeof out) == 0);
+    }
+    CU_ASSERT_EQUAL(shamir_combine(x2, s2, T - 1, K, out), FH_OK);
+    CU_ASSERT(memcmp(out, secret, sizeof out) != 0);
+    CU_ASSERT_EQUAL(shamir_split(secret, K, N, N, xs, sh), FH_OK); /* t = n */
+    free(xs); free(sh); free(x2); free(s2);
+}
+
 static void test_graph(void)
 {
     secagg_graph g;
@@ -158,6 +184,9 @@ static void test_prg_is_chacha20(void)
 }
 static void test_dropout_recovery(void) { check_exact(20, 0, 8, 0.3); }
 static void test_secagg_plus(void) { check_exact(30, 8, 4, 0.1); }
+/* A threshold above 64 in the protocol (80 clients on the full graph, t = 70): exact with
+ * dropouts (tests/cli/test_privacy_run.sh runs 150 clients, t = 75, end to end) */
+static void test_threshold_over_64(void) { check_exact_len(80, 0, 70, 0.05, 64); }
 
 static void test_abort_below_threshold(void)
 {
@@ -210,12 +239,14 @@ void tests_register_secagg(void)
 {
     CU_pSuite s = CU_add_suite("secagg", NULL, NULL);
     tests_add(s, "shamir_t_of_n", test_shamir);
+    tests_add(s, "shamir_threshold_over_64", test_shamir_large_threshold);
     tests_add(s, "graph_harary", test_graph);
     tests_add(s, "masks_cancel_exactly", test_masks_cancel);
     tests_add(s, "masks_cancel_multiblock", test_masks_cancel_multiblock);
     tests_add(s, "prg_is_chacha20", test_prg_is_chacha20);
     tests_add(s, "dropout_recovery", test_dropout_recovery);
     tests_add(s, "secagg_plus_k_neighbours", test_secagg_plus);
+    tests_add(s, "threshold_over_64_full_graph", test_threshold_over_64);
     tests_add(s, "abort_below_threshold", test_abort_below_threshold);
     tests_add(s, "masked_input_uncorrelated", test_masked_uncorrelated);
     tests_register_secagg_transcript(s); /* only with FEDHPC_SA_TRANSCRIPT set */
