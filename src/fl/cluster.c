@@ -24,7 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
-#include "fedhpc/secagg.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/* Secure aggregation inside the training loop: the message flow of include/fedhpc/secagg.h
+/* Secure aggregation inside the training loop (include/fedhpc/secagg_round.h): the message flow of include/fedhpc/secagg.h
  * over the comm layer (rank 0 is the aggregator). */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/rng.h"
-#include "fedhpc/secagg.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <sodium.h>

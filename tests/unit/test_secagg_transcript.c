@@ -23,7 +23,7 @@
 #include "tests.h"
 
 #include "fedhpc/io.h"
-#include "fedhpc/secagg.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <stdio.h>
