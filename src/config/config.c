@@ -393,7 +393,13 @@ fh_status config_validate(const config_t *c, const char *path)
     if (c->dp_mode && c->as_mode && !(c->dp_mode == 1 && c->as_mode == 5))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
     if (sa_any && c->as_mode)
-        return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async]", path);
+        return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async] mode = %s: %s", path,
+                            c->as_mode <= 3 ? "wait_all|drop|partial" : "fedasync|fedbuff",
+                            c->as_mode <= 3 ? "the round's updates travel to rank 0 unmasked in the job protocol "
+                                              "(masking them at the hosts is not built)"
+                                            : "an asynchronous buffer is formed by arrival order, so the clients whose "
+                                              "masks must cancel are not known while they train (Nguyen et al. 2022 "
+                                              "use a trusted execution environment for this)");
     /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
     if (c->dp_mode == 2 && c->model_type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
