@@ -35,6 +35,7 @@ typedef struct {
     int32_t algorithm;                     /* fl_algorithm                                  */
     double mu, server_lr, server_momentum, beta1, beta2, tau, max_update_norm;
     int32_t central_shards;
+    int32_t max_rejected_rounds;           /* stop after this many all-rejected rounds (0 off) */
     /* [output] */
     char out_dir[CONFIG_PATH_MAX];
     int32_t progress;                      /* 0 auto (bar on a TTY), 1 lines, 2 off         */

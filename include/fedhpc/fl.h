@@ -96,6 +96,7 @@ typedef struct {
     double client_acc_mean;   /* accuracy of the new model on each participant's own data */
     double client_acc_p10;    /*   mean and 10th percentile (NAN when not evaluated)       */
     int32_t clients, rejected;
+    int32_t applied;          /* updates that reached the model this round (-1: not counted) */
     int64_t bytes_up, bytes_down;
     const char *notice;       /* first round after a resume: where from (and warnings)     */
     /* [privacy] / [secagg] */

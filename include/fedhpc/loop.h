@@ -108,6 +108,39 @@ fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r);
  * a fresh start). */
 fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
 
+/* ---- aggregation stages (src/fl/stage.c): the same for every strategy ----------------------
+ * A client's update goes through: reject (not finite, or L2 norm above [fl] max_update_norm) ->
+ * privacy (client-level DP: clip to C, plus the client's distributed noise share; a rejected
+ * client still adds its share) -> encode (weighted, fixed point, into the client's buffer: its
+ * own with [secagg]) -> sum (one integer all-reduce, or one secure-aggregation round) -> decode
+ * (plus the central DP noise). */
+struct secagg_engine;
+typedef struct {
+    privacy_run *pv;          /* NULL or the DP state (mode none: no privacy stage)              */
+    struct secagg_engine *sa; /* NULL or the masks (disabled: a plain all-reduce)                */
+    int64_t *acc;             /* [nacc] this rank's plain sum; after fl_agg_sum, the total       */
+    int64_t nacc;
+    double max_norm;          /* [fl] max_update_norm                                            */
+} fl_agg;
+
+/* Start a round with nloc clients on this rank: zeroed sum and buffers. */
+fh_status fl_agg_begin(fl_agg *a, int32_t nloc);
+/* Where the i-th local client's contribution goes (its own buffer with secagg). */
+int64_t *fl_agg_buffer(fl_agg *a, int32_t i);
+/* Reject, privacy, encode u[P] (modified) of client cid into buf with `weight` (under client DP:
+ * 1/m after clipping; *below counts unclipped updates). usable = 0 rejects (no rows, loss not
+ * finite). Returns 1 if accepted. */
+int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, int64_t P, int usable, double weight,
+               int64_t *below);
+/* Sum over the ranks of w: clients [first[p], first[p+1]) of ids[n] on rank p; the last `clear`
+ * words are counters summed in the clear before the masked vectors. Collective. */
+fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *ids, const int32_t *first, int32_t n,
+                     int64_t clear);
+/* The secure-aggregation round aborted (too few survivors): the sum must not be used. */
+int fl_agg_aborted(const fl_agg *a);
+/* out[len] = acc * scale / 2^32, or under client DP the decoded sum plus the central noise. */
+void fl_agg_decode(const fl_agg *a, int64_t round, const int64_t *acc, int64_t len, double scale, float *out);
+
 /* Rows of a rank's clients are read in groups of at most ~4 MB (or one client): the end of the
  * group that starts at client i of [i, end). */
 int32_t fl_rows_group(const int64_t *count, int32_t i, int32_t end, int64_t d);

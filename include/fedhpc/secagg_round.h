@@ -15,7 +15,7 @@
 #include "fedhpc/config.h"
 #include "fedhpc/io.h"
 
-typedef struct {
+typedef struct secagg_engine {
     int32_t enabled, k;
     int32_t masks;         /* 1; 0 only for the transcript checker's control case ([secagg] masks) */
     double thr_frac, dropout;

@@ -66,6 +66,9 @@ static const key_def KEYS[] = {
      "FedAdam/FedYogi adaptivity (epsilon)"},
     {"fl", "max_update_norm", T_DOUBLE, F(max_update_norm), "1e4", 1e-6, 1e9, NULL, 1,
      "client updates with a larger L2 norm (or any NaN/Inf) are rejected"},
+    {"fl", "max_rejected_rounds", T_INT, F(max_rejected_rounds), "3", 0, 1e9, NULL, 0,
+     "stop with an error after this many consecutive rounds in which every update was rejected "
+     "(the model is not moving); 0 = never"},
     {"fl", "central_shards", T_INT, F(central_shards), "8", 1, 4096, NULL, 1,
      "centralized: fixed data shards (spread over ranks) whose gradients are summed exactly"},
     {"output", "dir", T_PATH, F(out_dir), "runs/default", 0, 0, NULL, 0,

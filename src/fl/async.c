@@ -1035,6 +1035,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     const round_acc *ra = &x->ra;
     rs->clients = ra->updates;
     rs->rejected = ra->discarded;
+    rs->applied = ra->updates;
     rs->train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
     rs->bytes_down = (int64_t)(ra->updates + ra->discarded) * L->P * (int64_t)sizeof(float);
     rs->bytes_up = rs->bytes_down;

@@ -70,6 +70,7 @@ typedef struct {
     int64_t *kacc;       /* [K * P + 1] this rank's sum (no secagg)                      */
     float *kdec;         /* [K * P] the noised mean update of every slot                 */
     int32_t *kfirst;     /* [ranks + 1] the round's client blocks                       */
+    fl_agg agg;          /* the aggregation stages over pv, sa and kacc                  */
     int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
     int32_t largest;     /* the cluster with the most members at the last evaluation   */
     int32_t n;           /* clients of the round                                       */
@@ -441,6 +442,7 @@ static fh_status cluster_init(fl_loop *L)
         st = comm_agree(w, s->kacc && s->kdec && s->kfirst ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
     }
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->max_update_norm};
     /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
      * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
      * client), so nothing else is needed. */
@@ -463,11 +465,10 @@ static void cluster_free(fl_loop *L)
 static void dp_slot_add(cl_state *s, int32_t r, int64_t i, int32_t cid, int32_t k, const float *model)
 {
     const int64_t P = s->P, KP = (int64_t)s->K * P;
-    int64_t *buf = s->sa.enabled ? secagg_engine_buffer(&s->sa, (int32_t)(i - s->c0)) : s->kacc;
+    int64_t *buf = fl_agg_buffer(&s->agg, (int32_t)(i - s->c0));
     const float *ck = s->centers + (int64_t)k * P;
     for (int64_t j = 0; j < P; j++) s->cur[j] = j < s->base ? model[j] - ck[j] : 0.0f;
-    const double wgt = privacy_client_update(&s->pv, r, cid, s->cur, P, &buf[KP]);
-    fx_accumulate(buf + (int64_t)k * P, s->cur, wgt, P);
+    fl_agg_add(&s->agg, buf + (int64_t)k * P, r, cid, s->cur, P, 1, 0.0, &buf[KP]);
 }
 
 /* [privacy] mode = client: the [K * P] sum over every rank (all-reduce, or one secure-aggregation
@@ -478,22 +479,28 @@ static fh_status cluster_aggregate_dp(fl_loop *L, cl_state *s, int32_t r)
 {
     const comm_t *w = L->w;
     const int64_t P = s->P, KP = (int64_t)s->K * P;
-    if (s->sa.enabled) {
-        for (int p = 0; p <= w->size; p++) s->kfirst[p] = (int32_t)dist_rows_first(s->n, w->size, p);
-        FH_TRY(secagg_engine_round(&s->sa, w, r, s->ids, s->kfirst, s->n, s->kacc));
-    } else {
-        FH_TRY(comm_allreduce_sum_i64(w, s->kacc, KP + 1));
-    }
-    FH_TRY(comm_agree(w, secagg_engine_record_aggregate(&s->sa, w, r, s->ids, s->n, s->kacc))); /* test only */
-    const int aborted = s->sa.enabled && s->sa.aborted;
+    for (int p = 0; p <= w->size; p++) s->kfirst[p] = (int32_t)dist_rows_first(s->n, w->size, p);
+    FH_TRY(fl_agg_sum(&s->agg, w, r, s->ids, s->kfirst, s->n, 0));
+    const int aborted = fl_agg_aborted(&s->agg);
     if (!aborted) {
-        privacy_run_decode(&s->pv, r, s->kacc, KP, s->kdec);
+        fl_agg_decode(&s->agg, r, s->kacc, KP, 1.0, s->kdec);
         const float f = (float)s->K;
         for (int64_t j = 0; j < KP; j++) s->centers[j] += f * s->kdec[j];
     }
     s->sa_aborted = aborted;
     privacy_run_end(&s->pv, r, s->kacc[KP], aborted ? NULL : s->kdec, KP);
     return FH_OK;
+}
+
+/* ||model - start||_2 of a client's local work. */
+static double update_norm(const float *model, const float *start, int64_t P)
+{
+    double u = 0;
+    for (int64_t j = 0; j < P; j++) {
+        const double d = (double)model[j] - (double)start[j];
+        u += d * d;
+    }
+    return sqrt(u);
 }
 
 /* Local work of round r on this rank's block [c0, c1): each client starts from its center (IFCA:
@@ -543,7 +550,8 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         s->wk->dp = NULL;
         if (st != FH_OK) break;
         double norm;
-        const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm);
+        const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm) &&
+                       update_norm(loc, o.global, P) <= cfg->max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
         if (ok && cfg->cl_method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
@@ -693,8 +701,7 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     memset(s->lab, 0, ((size_t)n + U_N) * sizeof *s->lab);
     int64_t *tail = s->lab + n;
     tail[U_STOP] = fh_stop_requested();
-    if (s->kacc) memset(s->kacc, 0, ((size_t)s->K * (size_t)P + 1) * sizeof *s->kacc);
-    if (s->kacc && s->sa.enabled) FH_TRY(comm_agree(w, secagg_engine_begin(&s->sa, (int32_t)(s->c1 - s->c0))));
+    if (s->kacc) FH_TRY(comm_agree(w, fl_agg_begin(&s->agg, (int32_t)(s->c1 - s->c0))));
     FH_TRY(comm_agree(w, cluster_local(L, s, r, warm)));
     FH_TRY(cluster_aggregate(L, s, r, clustered));
     const char *note = "";
@@ -706,6 +713,7 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     rs->notice = note;
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN;
     rs->rejected = (int32_t)tail[U_REJ];
+    rs->applied = (int32_t)tail[U_CLIENTS];
     rs->train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);

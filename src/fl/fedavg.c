@@ -38,6 +38,7 @@ typedef struct {
     fl_rows rows;              /* a group of this rank's clients' rows      */
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
+    fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
 } fedavg_state;
 
 static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
@@ -81,6 +82,7 @@ static fh_status fedavg_init(fl_loop *L)
     }
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, s->nacc, P));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->max_update_norm};
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -129,7 +131,6 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
     const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
     const int32_t c0 = s->c0, c1 = s->c1;
     const float *params = L->params;
-    if (s->sa.enabled) FH_TRY(secagg_engine_begin(&s->sa, c1 - c0));
     fl_local_opts o = fl_local_opts_make(cfg, params);
     int64_t row = 0;
     int32_t g1 = c0; /* clients [.., g1) have their rows in s->rows */
@@ -147,7 +148,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         row += n;
         /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
         if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, round)) continue;
-        int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, i - c0) : s->acc;
+        int64_t *acc = fl_agg_buffer(&s->agg, i - c0);
         int64_t *tail = acc + P * (1 + scaffold);
         privacy_sgd dpo;
         if (s->pv.mode == PRIVACY_SAMPLE) {
@@ -167,18 +168,12 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
-        double norm;
-        if (n == 0 || !isfinite(loss) || !fl_update_ok(s->local, P, cfg->max_update_norm, &norm)) {
+        if (!fl_agg_add(&s->agg, acc, round, cid, s->local, P, n > 0 && isfinite(loss), (double)n / (double)N_round,
+                        &tail[T_DP_BELOW])) {
             tail[T_REJ_CLIENTS] += 1;
             tail[T_REJ_ROWS] += n;
-            const double w0 = privacy_client_rejected(&s->pv, round, cid, s->local, P); /* its DP noise share */
-            if (w0 > 0) fx_accumulate(acc, s->local, w0, P);
             continue;
         }
-        double wgt = (double)n / (double)N_round;
-        if (s->pv.mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */
-            wgt = privacy_client_update(&s->pv, round, cid, s->local, P, &tail[T_DP_BELOW]);
-        fx_accumulate(acc, s->local, wgt, P);
         tail[T_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
         tail[T_ROWS_SEEN] += seen;
         tail[T_ACC_ROWS] += n;
@@ -188,35 +183,21 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
     return FH_OK;
 }
 
-/* The aggregate: one integer all-reduce, or a secure-aggregation round (rank-level counters in
- * the clear, client vectors masked). */
-static fh_status round_aggregate(fl_loop *L, fedavg_state *s, int32_t r)
-{
-    const comm_t *w = L->w;
-    int64_t *tail = s->acc + s->nacc - T_N;
-    if (s->sa.enabled) {
-        FH_TRY(comm_allreduce_sum_i64(w, tail, T_N));
-        FH_TRY(secagg_engine_round(&s->sa, w, r, s->ids, s->first, s->n, s->acc));
-    } else {
-        FH_TRY(comm_allreduce_sum_i64(w, s->acc, s->nacc));
-    }
-    return comm_agree(w, secagg_engine_record_aggregate(&s->sa, w, r, s->ids, s->n, s->acc)); /* test only */
-}
-
 /* Every rank applies the same server step to the decoded sum. */
 static void round_server(fl_loop *L, fedavg_state *s, int32_t r, int64_t N_round)
 {
     const int64_t P = L->P;
     const int64_t *tail = s->acc + s->nacc - T_N;
     float *dec = s->local; /* the client buffer is free once the local work is done */
+    const int aborted = fl_agg_aborted(&s->agg);
     if (s->pv.mode == PRIVACY_CLIENT) { /* [privacy] DP-FedAvg: sum / m + noise */
-        if (!s->sa.aborted) {
-            privacy_run_decode(&s->pv, r, s->acc, P, dec);
+        if (!aborted) {
+            fl_agg_decode(&s->agg, r, s->acc, P, 1.0, dec);
             fl_server_step(&s->srv, dec, L->params);
         }
-        privacy_run_end(&s->pv, r, tail[T_DP_BELOW], s->sa.aborted ? NULL : dec, P);
+        privacy_run_end(&s->pv, r, tail[T_DP_BELOW], aborted ? NULL : dec, P);
     } else if (tail[T_ACC_ROWS] > 0) {
-        fx_decode(s->acc, (double)N_round / (double)tail[T_ACC_ROWS], dec, P);
+        fl_agg_decode(&s->agg, r, s->acc, P, (double)N_round / (double)tail[T_ACC_ROWS], dec);
         fl_server_step(&s->srv, dec, L->params);
         if (s->c) {
             /* c += (|S|/N) * mean over accepted clients of delta c_i */
@@ -247,16 +228,17 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     FH_TRY(comm_agree(w, privacy_run_begin(&s->pv, r, s->ids, s->count, n, done)));
     if (*done) return FH_OK;
 
-    memset(s->acc, 0, (size_t)s->nacc * sizeof *s->acc);
+    FH_TRY(comm_agree(w, fl_agg_begin(&s->agg, s->c1 - s->c0)));
     int64_t *tail = s->acc + s->nacc - T_N;
     tail[T_STOP] = fh_stop_requested();
     FH_TRY(comm_agree(w, round_local(L, s, r, N_round, n)));
-    FH_TRY(round_aggregate(L, s, r));
+    FH_TRY(fl_agg_sum(&s->agg, w, r, s->ids, s->first, s->n, T_N));
     round_server(L, s, r, N_round);
 
     const int scaffold = s->c != NULL;
     rs->clients = n;
     rs->rejected = (int32_t)tail[T_REJ_CLIENTS];
+    rs->applied = (int32_t)tail[T_ACC_CLIENTS];
     rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
@@ -277,6 +259,7 @@ static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     if (L->w->rank == 0 && L->test.n > 0)
         st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
     FH_TRY(comm_agree(L->w, st));
+    if (s->pv.mode) return FH_OK; /* [privacy]: participants' own accuracies are not released, nor gathered */
     return fl_client_accuracy(L->w, &L->wk, L->params, L->data, s->start + s->c0, s->count + s->c0, s->c1 - s->c0,
                               s->n, &s->rows, &rs->client_acc_mean, &rs->client_acc_p10);
 }

@@ -27,6 +27,26 @@ const fl_strategy *fl_strategy_pick(const config_t *cfg)
     return &fl_strategy_fedavg;
 }
 
+/* A round in which every update was rejected leaves the model where it was: say so in the
+ * round's notice, and stop with an error after [fl] max_rejected_rounds such rounds in a row
+ * rather than report a run that never trained as a success. */
+static fh_status loop_check_rejected(const config_t *cfg, fl_round_stats *rs, int32_t *streak, char *buf, size_t cap)
+{
+    if (rs->applied != 0 || rs->rejected == 0) {
+        *streak = rs->applied > 0 ? 0 : *streak;
+        return FH_OK;
+    }
+    ++*streak;
+    if (cfg->max_rejected_rounds > 0 && *streak >= cfg->max_rejected_rounds)
+        return fh_error_set(FH_EFAULT, "every client update was rejected in %d rounds in a row (the last: round %d): the "
+                            "model is not training; lower [train] lr, raise [fl] max_update_norm, or check the data",
+                            *streak, rs->round);
+    snprintf(buf, cap, "warning: round %d: every client update was rejected (%d in a row; the run stops at [fl] "
+             "max_rejected_rounds = %d)", rs->round, *streak, cfg->max_rejected_rounds);
+    rs->notice = buf;
+    return FH_OK;
+}
+
 /* ---- the loop --------------------------------------------------------------------------- */
 fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, const io_data_meta *meta,
                    fl_round_fn on_round, void *user, fl_result *res)
@@ -51,7 +71,8 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
     st = comm_agree(world, st);
     if (st == FH_OK) st = fl_testset_load(&L.test, world, data, meta);
     if (st == FH_OK) st = S->init(&L);
-    int32_t r_done = 0;
+    int32_t r_done = 0, rejected_streak = 0;
+    char notice[256];
     if (st == FH_OK && !L.passive && cfg->resume[0]) st = fl_loop_ckpt_resume(&L, S->unit, &r_done);
 
     for (int32_t r = r_done + 1; st == FH_OK && !L.passive && r <= cfg->rounds; r++) {
@@ -65,6 +86,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
             if ((st = S->evaluate(&L, r, &rs)) != FH_OK) break;
         }
         if (r == r_done + 1 && res->notice[0]) rs.notice = res->notice;
+        if ((st = loop_check_rejected(cfg, &rs, &rejected_streak, notice, sizeof notice)) != FH_OK) break;
         rs.wall_s = fh_wtime() - t0;
         st = comm_agree(L.w, on_round ? on_round(&rs, user) : FH_OK);
         if (st == FH_OK && S->report) st = comm_agree(L.w, S->report(&L, &rs));
@@ -242,6 +264,7 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->test.loss = s->test.accuracy = s->test.f1 = s->test.auc = NAN;
     s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
     s->notice = "";
+    s->applied = -1;
 }
 
 /* ---- checkpoint files ---------------------------------------------------------------- */

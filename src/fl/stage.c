@@ -1,0 +1,59 @@
+/* The aggregation stages (include/fedhpc/loop.h, fl_agg): what every strategy's client updates
+ * go through between local work and the server step, in this order — reject, privacy, encode,
+ * sum, decode. New stages (robust aggregators, compression, homomorphic encryption) belong here,
+ * so that they apply to every strategy alike. */
+#include "fedhpc/loop.h"
+#include "fedhpc/secagg_round.h"
+
+#include <string.h>
+
+fh_status fl_agg_begin(fl_agg *a, int32_t nloc)
+{
+    memset(a->acc, 0, (size_t)a->nacc * sizeof *a->acc);
+    return a->sa && a->sa->enabled ? secagg_engine_begin(a->sa, nloc) : FH_OK;
+}
+
+int64_t *fl_agg_buffer(fl_agg *a, int32_t i)
+{
+    return a->sa && a->sa->enabled ? secagg_engine_buffer(a->sa, i) : a->acc;
+}
+
+int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, int64_t P, int usable, double weight,
+               int64_t *below)
+{
+    double norm;
+    if (!usable || !fl_update_ok(u, P, a->max_norm, &norm)) {
+        /* rejected; under distributed DP noise it still adds its noise share */
+        const double w0 = a->pv ? privacy_client_rejected(a->pv, round, cid, u, P) : 0.0;
+        if (w0 > 0) fx_accumulate(buf, u, w0, P);
+        return 0;
+    }
+    if (a->pv && a->pv->mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */
+        weight = privacy_client_update(a->pv, round, cid, u, P, below);
+    fx_accumulate(buf, u, weight, P);
+    return 1;
+}
+
+fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *ids, const int32_t *first, int32_t n,
+                     int64_t clear)
+{
+    if (a->sa && a->sa->enabled) { /* counters in the clear, the client vectors masked */
+        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
+        FH_TRY(secagg_engine_round(a->sa, w, round, ids, first, n, a->acc));
+    } else {
+        FH_TRY(comm_allreduce_sum_i64(w, a->acc, a->nacc));
+    }
+    if (!a->sa) return FH_OK;
+    return comm_agree(w, secagg_engine_record_aggregate(a->sa, w, round, ids, n, a->acc)); /* test only */
+}
+
+int fl_agg_aborted(const fl_agg *a)
+{
+    return a->sa && a->sa->enabled && a->sa->aborted;
+}
+
+void fl_agg_decode(const fl_agg *a, int64_t round, const int64_t *acc, int64_t len, double scale, float *out)
+{
+    if (a->pv && a->pv->mode == PRIVACY_CLIENT) privacy_run_decode(a->pv, round, acc, len, out);
+    else fx_decode(acc, scale, out, len);
+}
