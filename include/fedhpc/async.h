@@ -36,8 +36,8 @@ typedef struct {
     double on, off, step_time, comm_per_byte;
 } sys_profile;
 
-/* Profiles of C clients from [system] (speeds CSV: FH_EINPUT naming the file and line). */
-fh_status sys_profile_init(sys_profile *p, const config_t *cfg, int32_t C);
+/* Profiles of C clients from [system] and the run's seed (speeds CSV: FH_EINPUT naming the file and line). */
+fh_status sys_profile_init(sys_profile *p, const config_system *sys, uint64_t seed, int32_t C);
 void sys_profile_free(sys_profile *p);
 /* On-time of client c in [t0, t1). */
 double sys_on_time(const sys_profile *p, int32_t c, double t0, double t1);

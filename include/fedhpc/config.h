@@ -19,71 +19,107 @@ typedef enum {
     ALG_FEDAVG = 0, ALG_FEDPROX, ALG_FEDAVGM, ALG_FEDADAM, ALG_FEDYOGI, ALG_SCAFFOLD, ALG_CENTRALIZED
 } fl_algorithm;
 
+/* One struct per section of the INI file; a module is handed the sections it reads
+ * (fl_server_init gets cfg->fl, sys_profile_init cfg->system, ...). */
 typedef struct {
-    /* [data] */
-    char data_file[CONFIG_PATH_MAX];
-    /* [model] */
-    int32_t model_type;                    /* model_type (model.h)                          */
+    char file[CONFIG_PATH_MAX];            /* the prepared data set (HDF5)                  */
+} config_data;
+
+typedef struct {
+    int32_t type;                          /* model_type (model.h)                          */
     int32_t hidden[CONFIG_MAX_HIDDEN];     /* MLP hidden widths                             */
     int32_t nhidden;
     int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
-    /* [train] */
+} config_model;
+
+typedef struct {
     int32_t rounds, clients_per_round, local_epochs, batch_size, eval_every;
     double lr, momentum, weight_decay;
-    int64_t seed;
-    /* [fl] */
+    int64_t seed;                          /* of every random stream                        */
+} config_train;
+
+typedef struct {
     int32_t algorithm;                     /* fl_algorithm                                  */
     double mu, server_lr, server_momentum, beta1, beta2, tau, max_update_norm;
     int32_t central_shards;
     int32_t max_rejected_rounds;           /* stop after this many all-rejected rounds (0 off) */
-    /* [output] */
-    char out_dir[CONFIG_PATH_MAX];
+} config_fl;
+
+typedef struct {
+    char dir[CONFIG_PATH_MAX];
     int32_t progress;                      /* 0 auto (bar on a TTY), 1 lines, 2 off         */
-    /* [checkpoint] */
-    int32_t ckpt_every;                    /* rounds between checkpoints; 0 = off           */
-    int32_t ckpt_keep;                     /* newest checkpoints kept                       */
-    char ckpt_dir[CONFIG_PATH_MAX];        /* "" = <out_dir>/checkpoints                     */
+} config_output;
+
+typedef struct {
+    int32_t every;                         /* rounds between checkpoints; 0 = off           */
+    int32_t keep;                          /* newest checkpoints kept                       */
+    char dir[CONFIG_PATH_MAX];             /* "" = <output dir>/checkpoints                  */
     char resume[CONFIG_PATH_MAX];          /* "" no, "auto" newest in ckpt dir, or a path    */
-    /* [privacy] (src/privacy/dp.c) */
-    int32_t dp_mode;                       /* 0 none, 1 client (DP-FedAvg), 2 sample (DP-SGD) */
-    double dp_clip, dp_noise, dp_delta, dp_budget;
-    int32_t dp_sampling;                   /* DP-SGD: 0 poisson, 1 fixed                     */
-    int32_t dp_placement;                  /* client DP: 0 central, 1 distributed            */
-    int32_t dp_adaptive;                   /* 0 off, 1 quantile clipping (Andrew et al.)     */
-    double dp_quantile, dp_clip_lr, dp_count_noise;
-    int32_t dp_schedule;                   /* 0 constant, 1 norm-driven noise schedule       */
-    double dp_schedule_min;
-    int32_t dp_fedbuff_acct;               /* DP-FedBuff budget: 0 bound (no sampling), 1 sampled q = K/C */
-    /* [secagg] (src/privacy/secagg.c, sa_round.c) */
-    int32_t sa_enabled, sa_neighbors;
-    double sa_threshold, sa_dropout;
-    char sa_transcript[CONFIG_PATH_MAX];   /* "" or HDF5 file of all the aggregator receives   */
-    char sa_truth[CONFIG_PATH_MAX];        /* TEST ONLY: "" or HDF5 file of the true inputs    */
-    int32_t sa_masks;                      /* 1 on; 0 TEST ONLY: inputs sent unmasked          */
-    /* [cluster] [personalize] [run] (src/fl/cluster.c) */
-    int32_t cl_method;                     /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
-    int32_t cl_k;                          /* number of centers                              */
-    int32_t cl_init;                       /* 0 kmeans++ on client models, 1 spectral        */
-    int32_t cl_init_rounds;                /* FedAvg warm-up rounds before the first assign   */
-    double cl_eps1, cl_eps2;               /* CFL: mean-update / max-update norm thresholds   */
-    int32_t pers_mode;                     /* 0 none, 1 fedper                               */
-    int32_t clients_per_rank;              /* 0 any (cross-device), 1 cross-silo             */
-    /* [system] [async] (src/fl/system.c, src/fl/async.c; issue 7) */
-    double sys_sigma;                      /* log-normal speed sigma                         */
-    char sys_speeds[CONFIG_PATH_MAX];      /* CSV of per-client speeds ("" = log-normal)      */
-    double sys_step_time;                  /* virtual seconds of one local step at speed 1    */
-    double sys_on, sys_off;                /* availability: on/off period lengths (0 = always) */
-    double sys_comm_per_byte;              /* virtual seconds per byte sent or received        */
-    int32_t as_mode;                       /* 0 off, 1 wait_all, 2 drop, 3 partial, 4 fedasync, 5 fedbuff */
-    double as_deadline;                    /* drop/partial: round deadline (virtual seconds)   */
-    int32_t as_concurrency;                /* fedasync/fedbuff: clients training at once        */
-    int32_t as_buffer;                     /* fedbuff: K updates per server step               */
-    int32_t as_max_staleness;              /* updates staler than this are discarded          */
-    int32_t as_staleness;                  /* 0 constant, 1 polynomial, 2 hinge                */
-    double as_alpha, as_a, as_b;           /* fedasync mixing weight; staleness parameters    */
-    double as_max_vtime;                   /* stop at this virtual time (0 = no limit)         */
-    double as_min_fraction;                /* partial: least fraction of the full steps kept    */
-    int32_t as_partial_weights;            /* partial: 0 work, 1 data (FedNova p_i), 2 none      */
+} config_checkpoint;
+
+typedef struct {                           /* src/privacy/dp.c                               */
+    int32_t mode;                          /* 0 none, 1 client (DP-FedAvg), 2 sample (DP-SGD) */
+    double clip, noise, delta, budget;
+    int32_t sampling;                      /* DP-SGD: 0 poisson, 1 fixed                     */
+    int32_t placement;                     /* client DP: 0 central, 1 distributed            */
+    int32_t adaptive;                      /* 0 off, 1 quantile clipping (Andrew et al.)     */
+    double quantile, clip_lr, count_noise;
+    int32_t schedule;                      /* 0 constant, 1 norm-driven noise schedule       */
+    double schedule_min;
+    int32_t fedbuff_accounting;            /* DP-FedBuff budget: 0 bound (no sampling), 1 sampled q = K/C */
+} config_privacy;
+
+typedef struct {                           /* src/privacy/secagg.c, sa_round.c               */
+    int32_t enabled, neighbors;
+    double threshold, dropout;
+    char transcript[CONFIG_PATH_MAX];      /* "" or HDF5 file of all the aggregator receives   */
+    char truth[CONFIG_PATH_MAX];           /* TEST ONLY: "" or HDF5 file of the true inputs    */
+    int32_t masks;                         /* 1 on; 0 TEST ONLY: inputs sent unmasked          */
+} config_secagg;
+
+typedef struct {                           /* [cluster] [personalize] [run]: src/fl/cluster.c */
+    int32_t method;                        /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
+    int32_t k;                             /* number of centers                              */
+    int32_t init;                          /* 0 kmeans++ on client models, 1 spectral        */
+    int32_t warmup;                        /* FedAvg warm-up rounds before the first assign   */
+    double eps1, eps2;                     /* CFL: mean-update / max-update norm thresholds   */
+    int32_t personalize;                   /* [personalize] mode: 0 none, 1 fedper           */
+    int32_t clients_per_rank;              /* [run]: 0 any (cross-device), 1 cross-silo      */
+} config_cluster;
+
+typedef struct {                           /* src/fl/system.c                                */
+    double sigma;                          /* log-normal speed sigma                         */
+    char speeds[CONFIG_PATH_MAX];          /* CSV of per-client speeds ("" = log-normal)      */
+    double step_time;                      /* virtual seconds of one local step at speed 1    */
+    double on, off;                        /* availability: on/off period lengths (0 = always) */
+    double comm_per_byte;                  /* virtual seconds per byte sent or received        */
+} config_system;
+
+typedef struct {                           /* src/fl/async.c                                 */
+    int32_t mode;                          /* 0 off, 1 wait_all, 2 drop, 3 partial, 4 fedasync, 5 fedbuff */
+    double deadline;                       /* drop/partial: round deadline (virtual seconds)   */
+    int32_t concurrency;                   /* fedasync/fedbuff: clients training at once        */
+    int32_t buffer;                        /* fedbuff: K updates per server step               */
+    int32_t max_staleness;                 /* updates staler than this are discarded          */
+    int32_t staleness;                     /* 0 constant, 1 polynomial, 2 hinge                */
+    double alpha, a, b;                    /* fedasync mixing weight; staleness parameters    */
+    double max_vtime;                      /* stop at this virtual time (0 = no limit)         */
+    double min_fraction;                   /* partial: least fraction of the full steps kept    */
+    int32_t partial_weights;               /* partial: 0 work, 1 data (FedNova p_i), 2 none      */
+} config_async;
+
+typedef struct {
+    config_data data;
+    config_model model;
+    config_train train;
+    config_fl fl;
+    config_output output;
+    config_checkpoint checkpoint;
+    config_privacy privacy;
+    config_secagg secagg;
+    config_cluster cluster;
+    config_system system;
+    config_async async;
 } config_t;
 
 /* Defaults for every key. */

@@ -81,7 +81,8 @@ typedef struct {
     float *m, *v; /* [P] first/second moments (FedAvgM/FedAdam/FedYogi), NULL otherwise */
 } fl_server;
 
-fh_status fl_server_init(fl_server *s, const config_t *c, int64_t P);
+/* From [fl] (the algorithm and the server optimizer's settings). */
+fh_status fl_server_init(fl_server *s, const config_fl *c, int64_t P);
 void fl_server_free(fl_server *s);
 /* Apply the averaged client update delta[P] (new - old) to params[P]. */
 void fl_server_step(fl_server *s, const float *delta, float *params);

@@ -48,7 +48,10 @@ int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
 /* The record file of `rank`: path itself for rank 0, else path with ".rank<rank>" inserted
  * before a final ".h5" (appended otherwise). */
 void secagg_record_path(const char *path, int rank, char *out, size_t cap);
-fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
+/* From [secagg] and the run's seed; multi = 1 in the multi-center strategy (every rank may
+ * aggregate a cluster and keeps its own record files). */
+fh_status secagg_engine_init(secagg_engine *e, const config_secagg *sa, uint64_t seed, int multi, const comm_t *w,
+                             int64_t nacc,
                              int64_t nparams);
 /* Closes the record files (rank 0). */
 void secagg_engine_free(secagg_engine *e);

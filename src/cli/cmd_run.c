@@ -102,7 +102,7 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
  * stay. */
 static void dp_redact(const config_t *cfg, fl_round_stats *s)
 {
-    if (!cfg->dp_mode) return;
+    if (!cfg->privacy.mode) return;
     s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
     s->rejected = -1; /* written as nan */
 }
@@ -142,13 +142,13 @@ static fh_status on_round(const fl_round_stats *s_in, void *user)
             s->dropped, s->secagg_aborted, mg, cg);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
-    if (c->cfg->progress == 2) return FH_OK;
+    if (c->cfg->output.progress == 2) return FH_OK;
     if (!c->first_round) c->first_round = s->round; /* after a resume, rounds before it took no time here */
     double el = fh_wtime() - c->t_start, eta = el / (s->round - c->first_round + 1) * (s->rounds - s->round);
     char acc[64] = "";
     if (!isnan(c->last.test.accuracy)) snprintf(acc, sizeof acc, " | acc %.4f", c->last.test.accuracy);
     if (!isnan(c->last.test.auc)) snprintf(acc + strlen(acc), sizeof acc - strlen(acc), " auc %.4f", c->last.test.auc);
-    if (c->tty && c->cfg->progress == 0) {
+    if (c->tty && c->cfg->output.progress == 0) {
         printf("\rround %d/%d | loss %.4f%s | rejected %s | %.1fs elapsed, ETA %.0fs   ", s->round, s->rounds,
                s->train_loss, acc, rj, el, eta);
         if (s->round == s->rounds) printf("\n");
@@ -198,11 +198,11 @@ static void fill_yaml(FILE *f, const void *p)
     fprintf(f, "fedhpc_run:\n  date: %s\n  host: %s\n  ranks: %d\n  blas_core: %s\n", date, host, a->c->world->size,
             model_blas_core());
     fprintf(f, "  data: {file: \"%s\", dataset: \"%s\", partition: %s, clients: %d, train_rows: %lld, test_rows: %lld}\n",
-            cfg->data_file, a->meta->dataset, a->meta->partition, a->meta->clients, (long long)a->meta->train_rows,
+            cfg->data.file, a->meta->dataset, a->meta->partition, a->meta->clients, (long long)a->meta->train_rows,
             (long long)a->meta->test_rows);
     fprintf(f, "  model: {type: %s, parameters: %lld}\n", model_type_name(a->res->model.type), (long long)a->res->model.nparams);
-    fprintf(f, "  algorithm: %s\n  rounds: %d\n  seed: %lld\n", config_algorithm_name(cfg->algorithm), cfg->rounds,
-            (long long)cfg->seed);
+    fprintf(f, "  algorithm: %s\n  rounds: %d\n  seed: %lld\n", config_algorithm_name(cfg->fl.algorithm), cfg->train.rounds,
+            (long long)cfg->train.seed);
     fprintf(f, "  train_seconds: {min: %.3f, avg: %.3f, max: %.3f}\n", a->tmin, a->tavg, a->tmax);
     fprintf(f, "  final: {round: %d, test_loss: %.6g, accuracy: %.6g, f1: %.6g, auc: %.6g, client_acc_mean: %.6g, client_acc_p10: %.6g}\n",
             s->round, s->test.loss, s->test.accuracy, s->test.f1, s->test.auc, s->client_acc_mean, s->client_acc_p10);
@@ -221,8 +221,8 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
         if (!strcmp(argv[i], "--resume")) {
             /* --resume [PATH]: a following argument without '=' names the checkpoint */
             const char *p = i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=') ? argv[++i] : "auto";
-            if (strlen(p) >= sizeof cfg->resume) return fh_error_set(FH_EINPUT, "run --resume: path too long");
-            snprintf(cfg->resume, sizeof cfg->resume, "%s", p);
+            if (strlen(p) >= sizeof cfg->checkpoint.resume) return fh_error_set(FH_EINPUT, "run --resume: path too long");
+            snprintf(cfg->checkpoint.resume, sizeof cfg->checkpoint.resume, "%s", p);
             continue;
         }
         if (argv[i][0] == '-')
@@ -235,13 +235,13 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
 static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int ranks)
 {
     model_t m; /* the model must fit the data before any output exists */
-    FH_TRY(model_create(&m, (model_type)cfg->model_type, meta->features, meta->classes, cfg->hidden, cfg->nhidden));
-    if (cfg->algorithm == ALG_CENTRALIZED) {
-        int32_t S = cfg->central_shards;
+    FH_TRY(model_create(&m, (model_type)cfg->model.type, meta->features, meta->classes, cfg->model.hidden, cfg->model.nhidden));
+    if (cfg->fl.algorithm == ALG_CENTRALIZED) {
+        int32_t S = cfg->fl.central_shards;
         if (ranks > S)
             return fh_error_set(FH_EINPUT, "[fl] central_shards = %d but %d ranks: use at most %d ranks", S, ranks, S);
     } else if (ranks > meta->clients) {
-        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data_file,
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data.file,
                             meta->clients, ranks, meta->clients);
     }
     return FH_OK;
@@ -266,7 +266,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
 
     io_data *data = NULL;
     io_data_meta meta;
-    st = io_data_open(cfg.data_file, w, &data, &meta);
+    st = io_data_open(cfg.data.file, w, &data, &meta);
     if (st == FH_OK) st = check_shape(&cfg, &meta, w->size);
     st = comm_agree(w, st);
     if (st != FH_OK) {
@@ -285,20 +285,20 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     ctx.last.client_acc_mean = ctx.last.client_acc_p10 = NAN;
     char path[CONFIG_PATH_MAX + 32];
     if (w->rank == 0) {
-        st = cli_mkdirs(cfg.out_dir);
-        snprintf(path, sizeof path, "%s/config.ini", cfg.out_dir);
+        st = cli_mkdirs(cfg.output.dir);
+        snprintf(path, sizeof path, "%s/config.ini", cfg.output.dir);
         if (st == FH_OK) st = write_file_atomic(path, fill_config, &cfg);
-        snprintf(ctx.metrics_path, sizeof ctx.metrics_path, "%s/metrics.csv", cfg.out_dir);
+        snprintf(ctx.metrics_path, sizeof ctx.metrics_path, "%s/metrics.csv", cfg.output.dir);
         if (st == FH_OK)
             printf("fedhpc run: %s on %s (%d clients, %s), %s, %d rounds, %d ranks -> %s\n",
-                   config_algorithm_name(cfg.algorithm), meta.dataset, meta.clients, meta.partition,
-                   model_type_name((model_type)cfg.model_type), cfg.rounds, w->size, cfg.out_dir);
-        if (st == FH_OK && cfg.dp_mode == 1 && cfg.as_mode == 5) /* DP-FedBuff (issue 12) */
+                   config_algorithm_name(cfg.fl.algorithm), meta.dataset, meta.clients, meta.partition,
+                   model_type_name((model_type)cfg.model.type), cfg.train.rounds, w->size, cfg.output.dir);
+        if (st == FH_OK && cfg.privacy.mode == 1 && cfg.async.mode == 5) /* DP-FedBuff (issue 12) */
             printf("fedhpc run: DP-FedBuff: epsilon (metrics.csv, epsilon_budget) is %s ([privacy] fedbuff_accounting = %s)\n",
-                   cfg.dp_fedbuff_acct == 0 ? "the bound without sampling, from the client in the most buffers"
+                   cfg.privacy.fedbuff_accounting == 0 ? "the bound without sampling, from the client in the most buffers"
                                             : "the sampled-Gaussian figure with q = buffer/clients, which assumes "
                                               "each buffer's clients are a uniform sample",
-                   cfg.dp_fedbuff_acct == 0 ? "bound" : "sampled");
+                   cfg.privacy.fedbuff_accounting == 0 ? "bound" : "sampled");
         fflush(stdout);
     }
     st = comm_agree(w, st);
@@ -331,18 +331,18 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     if (st == FH_OK && w->rank == 0) {
         io_model_info info;
         memset(&info, 0, sizeof info);
-        snprintf(info.algorithm, sizeof info.algorithm, "%s", config_algorithm_name(cfg.algorithm));
-        info.rounds = cfg.rounds;
-        info.seed = cfg.seed;
-        snprintf(info.data_file, sizeof info.data_file, "%s", cfg.data_file);
-        snprintf(path, sizeof path, "%s/model.h5", cfg.out_dir);
+        snprintf(info.algorithm, sizeof info.algorithm, "%s", config_algorithm_name(cfg.fl.algorithm));
+        info.rounds = cfg.train.rounds;
+        info.seed = cfg.train.seed;
+        snprintf(info.data_file, sizeof info.data_file, "%s", cfg.data.file);
+        snprintf(path, sizeof path, "%s/model.h5", cfg.output.dir);
         st = io_model_write(path, &res.model, res.params, &info);
-        snprintf(path, sizeof path, "%s/run.yaml", cfg.out_dir);
+        snprintf(path, sizeof path, "%s/run.yaml", cfg.output.dir);
         if (st == FH_OK) st = write_file_atomic(path, fill_yaml, &ya);
         if (st == FH_OK) {
             const fl_round_stats *s = &ctx.last;
-            printf("\n%-22s %s\n", "summary", cfg.out_dir);
-            printf("  %-20s %s (%s, %lld parameters)\n", "algorithm", config_algorithm_name(cfg.algorithm),
+            printf("\n%-22s %s\n", "summary", cfg.output.dir);
+            printf("  %-20s %s (%s, %lld parameters)\n", "algorithm", config_algorithm_name(cfg.fl.algorithm),
                    model_type_name(res.model.type), (long long)res.model.nparams);
             printf("  %-20s %d\n", "rounds", s->round);
             printf("  %-20s %.4f\n", "test accuracy", s->test.accuracy);
@@ -352,7 +352,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             if (!isnan(s->client_acc_mean))
                 printf("  %-20s mean %.4f, 10th percentile %.4f\n", "client accuracy", s->client_acc_mean, s->client_acc_p10);
             printf("  %-20s %.2f s (ranks: min %.2f, max %.2f), %.3f s/round\n", "train time", ya.tavg, ya.tmin, ya.tmax,
-                   ya.tmax / (cfg.rounds ? cfg.rounds : 1));
+                   ya.tmax / (cfg.train.rounds ? cfg.train.rounds : 1));
             printf("  %-20s config.ini metrics.csv model.h5 run.yaml\n", "files");
         }
     }

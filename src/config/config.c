@@ -26,169 +26,169 @@ typedef struct {
 
 #define F(field) offsetof(config_t, field)
 static const key_def KEYS[] = {
-    {"data", "file", T_PATH, F(data_file), "", 0, 0, NULL, 1,
+    {"data", "file", T_PATH, F(data.file), "", 0, 0, NULL, 1,
      "partitioned data set written by `fedhpc prepare` (HDF5)"},
-    {"model", "type", T_ENUM, F(model_type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
      "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
-    {"model", "hidden", T_INTLIST, F(hidden), "200,200", 1, 1 << 20, NULL, 1,
+    {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
-    {"model", "class_weights", T_ENUM, F(class_weights), "none", 0, 0, "none|balanced", 1,
+    {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,
      "balanced: weight the loss of class k by n/(classes*n_k) (imbalanced credit data)"},
-    {"train", "rounds", T_INT, F(rounds), "50", 1, 1e9, NULL, 0,
+    {"train", "rounds", T_INT, F(train.rounds), "50", 1, 1e9, NULL, 0,
      "communication rounds (not a training setting for checkpoints: a run can be extended)"},
-    {"train", "clients_per_round", T_INT, F(clients_per_round), "10", 1, 1e9, NULL, 1,
+    {"train", "clients_per_round", T_INT, F(train.clients_per_round), "10", 1, 1e9, NULL, 1,
      "clients sampled each round (uniformly without replacement; all if >= clients)"},
-    {"train", "local_epochs", T_INT, F(local_epochs), "1", 1, 1e6, NULL, 1,
+    {"train", "local_epochs", T_INT, F(train.local_epochs), "1", 1, 1e6, NULL, 1,
      "local epochs E over a client's data per round (centralized: epochs per round)"},
-    {"train", "batch_size", T_INT, F(batch_size), "10", 0, 1e9, NULL, 1,
+    {"train", "batch_size", T_INT, F(train.batch_size), "10", 0, 1e9, NULL, 1,
      "minibatch size B; 0 = full batch"},
-    {"train", "lr", T_DOUBLE, F(lr), "0.05", 0, 1e6, NULL, 1, "client learning rate"},
-    {"train", "momentum", T_DOUBLE, F(momentum), "0", 0, 0.999999, NULL, 1,
+    {"train", "lr", T_DOUBLE, F(train.lr), "0.05", 0, 1e6, NULL, 1, "client learning rate"},
+    {"train", "momentum", T_DOUBLE, F(train.momentum), "0", 0, 0.999999, NULL, 1,
      "client SGD momentum (reset every round)"},
-    {"train", "weight_decay", T_DOUBLE, F(weight_decay), "0", 0, 1e3, NULL, 1,
+    {"train", "weight_decay", T_DOUBLE, F(train.weight_decay), "0", 0, 1e3, NULL, 1,
      "L2 weight decay added to client gradients"},
-    {"train", "seed", T_I64, F(seed), "1", 0, 9.2e18, NULL, 1,
+    {"train", "seed", T_I64, F(train.seed), "1", 0, 9.2e18, NULL, 1,
      "seed of every random stream (init, sampling, shuffles)"},
-    {"train", "eval_every", T_INT, F(eval_every), "1", 1, 1e9, NULL, 0,
+    {"train", "eval_every", T_INT, F(train.eval_every), "1", 1, 1e9, NULL, 0,
      "evaluate on the test split every k rounds (and always after the last)"},
-    {"fl", "algorithm", T_ENUM, F(algorithm), "fedavg", 0, 0,
+    {"fl", "algorithm", T_ENUM, F(fl.algorithm), "fedavg", 0, 0,
      "fedavg|fedprox|fedavgm|fedadam|fedyogi|scaffold|centralized", 1,
      "federated algorithm, or the pooled-data baseline"},
-    {"fl", "mu", T_DOUBLE, F(mu), "0.01", 0, 1e6, NULL, 1, "FedProx proximal weight"},
-    {"fl", "server_lr", T_DOUBLE, F(server_lr), "1", 0, 1e6, NULL, 1,
+    {"fl", "mu", T_DOUBLE, F(fl.mu), "0.01", 0, 1e6, NULL, 1, "FedProx proximal weight"},
+    {"fl", "server_lr", T_DOUBLE, F(fl.server_lr), "1", 0, 1e6, NULL, 1,
      "server learning rate applied to the averaged update"},
-    {"fl", "server_momentum", T_DOUBLE, F(server_momentum), "0.9", 0, 0.999999, NULL, 1,
+    {"fl", "server_momentum", T_DOUBLE, F(fl.server_momentum), "0.9", 0, 0.999999, NULL, 1,
      "FedAvgM server momentum"},
-    {"fl", "beta1", T_DOUBLE, F(beta1), "0.9", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta1"},
-    {"fl", "beta2", T_DOUBLE, F(beta2), "0.99", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta2"},
-    {"fl", "tau", T_DOUBLE, F(tau), "0.001", 1e-12, 1e6, NULL, 1,
+    {"fl", "beta1", T_DOUBLE, F(fl.beta1), "0.9", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta1"},
+    {"fl", "beta2", T_DOUBLE, F(fl.beta2), "0.99", 0, 0.999999, NULL, 1, "FedAdam/FedYogi beta2"},
+    {"fl", "tau", T_DOUBLE, F(fl.tau), "0.001", 1e-12, 1e6, NULL, 1,
      "FedAdam/FedYogi adaptivity (epsilon)"},
-    {"fl", "max_update_norm", T_DOUBLE, F(max_update_norm), "1e4", 1e-6, 1e9, NULL, 1,
+    {"fl", "max_update_norm", T_DOUBLE, F(fl.max_update_norm), "1e4", 1e-6, 1e9, NULL, 1,
      "client updates with a larger L2 norm (or any NaN/Inf) are rejected"},
-    {"fl", "max_rejected_rounds", T_INT, F(max_rejected_rounds), "3", 0, 1e9, NULL, 0,
+    {"fl", "max_rejected_rounds", T_INT, F(fl.max_rejected_rounds), "3", 0, 1e9, NULL, 0,
      "stop with an error after this many consecutive rounds in which every update was rejected "
      "(the model is not moving); 0 = never"},
-    {"fl", "central_shards", T_INT, F(central_shards), "8", 1, 4096, NULL, 1,
+    {"fl", "central_shards", T_INT, F(fl.central_shards), "8", 1, 4096, NULL, 1,
      "centralized: fixed data shards (spread over ranks) whose gradients are summed exactly"},
-    {"output", "dir", T_PATH, F(out_dir), "runs/default", 0, 0, NULL, 0,
+    {"output", "dir", T_PATH, F(output.dir), "runs/default", 0, 0, NULL, 0,
      "output directory: config.ini, metrics.csv, model.h5"},
-    {"output", "progress", T_ENUM, F(progress), "auto", 0, 0, "auto|lines|off", 0,
+    {"output", "progress", T_ENUM, F(output.progress), "auto", 0, 0, "auto|lines|off", 0,
      "auto: one-line progress on a terminal, plain lines otherwise"},
-    {"checkpoint", "every", T_INT, F(ckpt_every), "0", 0, 1e9, NULL, 0,
+    {"checkpoint", "every", T_INT, F(checkpoint.every), "0", 0, 1e9, NULL, 0,
      "write a checkpoint every N rounds (0: only when stopped by SIGTERM/SIGUSR1)"},
-    {"checkpoint", "dir", T_PATH, F(ckpt_dir), "", 0, 0, NULL, 0,
+    {"checkpoint", "dir", T_PATH, F(checkpoint.dir), "", 0, 0, NULL, 0,
      "checkpoint directory (empty: <output dir>/checkpoints)"},
-    {"checkpoint", "keep", T_INT, F(ckpt_keep), "3", 1, 1e6, NULL, 0, "newest checkpoints kept"},
-    {"checkpoint", "resume", T_PATH, F(resume), "", 0, 0, NULL, 0,
+    {"checkpoint", "keep", T_INT, F(checkpoint.keep), "3", 1, 1e6, NULL, 0, "newest checkpoints kept"},
+    {"checkpoint", "resume", T_PATH, F(checkpoint.resume), "", 0, 0, NULL, 0,
      "auto: continue from the newest valid checkpoint (fresh start if none); or a checkpoint file/dir"},
     /* [privacy] — differential privacy (src/privacy/dp.c) */
-    {"privacy", "mode", T_ENUM, F(dp_mode), "none", 0, 0, "none|client|sample", 1,
+    {"privacy", "mode", T_ENUM, F(privacy.mode), "none", 0, 0, "none|client|sample", 1,
      "client: DP-FedAvg (clip each update, Gaussian noise on the sum); sample: DP-SGD inside clients "
      "([model] type = logreg or mlp)"},
-    {"privacy", "clip", T_DOUBLE, F(dp_clip), "1", 1e-9, 1e9, NULL, 1,
+    {"privacy", "clip", T_DOUBLE, F(privacy.clip), "1", 1e-9, 1e9, NULL, 1,
      "L2 clipping norm C (client: per update; sample: per example); initial C when adaptive"},
-    {"privacy", "noise", T_DOUBLE, F(dp_noise), "1", 0, 1e6, NULL, 1,
+    {"privacy", "noise", T_DOUBLE, F(privacy.noise), "1", 0, 1e6, NULL, 1,
      "noise multiplier sigma (Gaussian std = sigma * C); `fedhpc privacy --target-epsilon` finds it"},
-    {"privacy", "delta", T_DOUBLE, F(dp_delta), "1e-5", 1e-30, 0.5, NULL, 1,
+    {"privacy", "delta", T_DOUBLE, F(privacy.delta), "1e-5", 1e-30, 0.5, NULL, 1,
      "delta of the reported (epsilon, delta)"},
-    {"privacy", "epsilon_budget", T_DOUBLE, F(dp_budget), "0", 0, 1e9, NULL, 1,
+    {"privacy", "epsilon_budget", T_DOUBLE, F(privacy.budget), "0", 0, 1e9, NULL, 1,
      "stop before the round that would exceed this epsilon (0: no budget)"},
-    {"privacy", "sampling", T_ENUM, F(dp_sampling), "poisson", 0, 0, "poisson|fixed", 1,
+    {"privacy", "sampling", T_ENUM, F(privacy.sampling), "poisson", 0, 0, "poisson|fixed", 1,
      "DP-SGD batches: poisson (each row with rate batch_size/n) or fixed-size shuffled batches"},
-    {"privacy", "placement", T_ENUM, F(dp_placement), "central", 0, 0, "central|distributed", 1,
+    {"privacy", "placement", T_ENUM, F(privacy.placement), "central", 0, 0, "central|distributed", 1,
      "client DP noise: added once to the exact sum, or shared out to the clients (needs [secagg] on)"},
-    {"privacy", "adaptive_clip", T_ENUM, F(dp_adaptive), "off", 0, 0, "off|on", 1,
+    {"privacy", "adaptive_clip", T_ENUM, F(privacy.adaptive), "off", 0, 0, "off|on", 1,
      "client DP: quantile-based adaptive clipping (Andrew et al. 2021)"},
-    {"privacy", "target_quantile", T_DOUBLE, F(dp_quantile), "0.5", 0, 1, NULL, 1,
+    {"privacy", "target_quantile", T_DOUBLE, F(privacy.quantile), "0.5", 0, 1, NULL, 1,
      "adaptive clipping: target fraction of unclipped updates"},
-    {"privacy", "clip_lr", T_DOUBLE, F(dp_clip_lr), "0.2", 0, 100, NULL, 1,
+    {"privacy", "clip_lr", T_DOUBLE, F(privacy.clip_lr), "0.2", 0, 100, NULL, 1,
      "adaptive clipping: geometric learning rate of C"},
-    {"privacy", "count_noise", T_DOUBLE, F(dp_count_noise), "0", 0, 1e9, NULL, 1,
+    {"privacy", "count_noise", T_DOUBLE, F(privacy.count_noise), "0", 0, 1e9, NULL, 1,
      "adaptive clipping: std of the noise on the unclipped count (0: clients_per_round/20)"},
-    {"privacy", "schedule", T_ENUM, F(dp_schedule), "constant", 0, 0, "constant|norm", 1,
+    {"privacy", "schedule", T_ENUM, F(privacy.schedule), "constant", 0, 0, "constant|norm", 1,
      "client DP: norm: scale sigma by the decay of the noised update norm (floor schedule_min)"},
-    {"privacy", "schedule_min", T_DOUBLE, F(dp_schedule_min), "0.5", 0.01, 1, NULL, 1,
+    {"privacy", "schedule_min", T_DOUBLE, F(privacy.schedule_min), "0.5", 0.01, 1, NULL, 1,
      "norm schedule: smallest fraction of the configured sigma"},
     /* not a training setting (like rounds): it only decides where a run stops */
-    {"privacy", "fedbuff_accounting", T_ENUM, F(dp_fedbuff_acct), "bound", 0, 0, "bound|sampled", 0,
+    {"privacy", "fedbuff_accounting", T_ENUM, F(privacy.fedbuff_accounting), "bound", 0, 0, "bound|sampled", 0,
      "DP-FedBuff: the epsilon that epsilon_budget and metrics.csv use. bound: the busiest client's n "
      "buffers as n unsampled Gaussian steps (holds whatever the schedule); sampled: q = K/clients a "
      "buffer (assumes each buffer's clients are a uniform sample, which the scheduler does not ensure)"},
     /* [secagg] — secure aggregation (src/privacy/secagg.c) */
-    {"secagg", "enabled", T_ENUM, F(sa_enabled), "off", 0, 0, "off|on", 0,
+    {"secagg", "enabled", T_ENUM, F(secagg.enabled), "off", 0, 0, "off|on", 0,
      "mask every client's contribution (Bonawitz et al. 2017); the model is bit-identical"},
-    {"secagg", "threshold", T_DOUBLE, F(sa_threshold), "0.5", 0.01, 1, NULL, 0,
+    {"secagg", "threshold", T_DOUBLE, F(secagg.threshold), "0.5", 0.01, 1, NULL, 0,
      "Shamir threshold t as a fraction of a client's neighbours (t = ceil(f * neighbours))"},
-    {"secagg", "neighbors", T_INT, F(sa_neighbors), "0", 0, 1e6, NULL, 0,
+    {"secagg", "neighbors", T_INT, F(secagg.neighbors), "0", 0, 1e6, NULL, 0,
      "SecAgg+: k neighbours a client masks with (0: all clients of the round)"},
-    {"secagg", "dropout", T_DOUBLE, F(sa_dropout), "0", 0, 0.99, NULL, 1,
+    {"secagg", "dropout", T_DOUBLE, F(secagg.dropout), "0", 0, 0.99, NULL, 1,
      "simulated dropout rate (after key sharing, before sending); dropped clients are excluded"},
-    {"secagg", "transcript", T_PATH, F(sa_transcript), "", 0, 0, NULL, 0,
+    {"secagg", "transcript", T_PATH, F(secagg.transcript), "", 0, 0, NULL, 0,
      "HDF5 file of everything the aggregator receives (public keys, encrypted shares, masked inputs, "
      "unmasking shares) and its unmasked sum, every round (\"\": none)"},
-    {"secagg", "truth", T_PATH, F(sa_truth), "", 0, 0, NULL, 0,
+    {"secagg", "truth", T_PATH, F(secagg.truth), "", 0, 0, NULL, 0,
      "TEST ONLY, defeats secure aggregation: HDF5 file of every client's unmasked input (gathered to "
      "rank 0) and the round's aggregate, to check a transcript against (\"\": none)"},
-    {"secagg", "masks", T_ENUM, F(sa_masks), "on", 0, 0, "off|on", 0,
+    {"secagg", "masks", T_ENUM, F(secagg.masks), "on", 0, 0, "off|on", 0,
      "TEST ONLY: off sends the inputs unmasked (the transcript checker's control case)"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
-    {"cluster", "method", T_ENUM, F(cl_method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
+    {"cluster", "method", T_ENUM, F(cluster.method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
      "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
      "none: one center (FedAvg) in the multi-center loop, for comparison; off: the plain engine"},
-    {"cluster", "k", T_INT, F(cl_k), "4", 1, 4096, NULL, 1,
+    {"cluster", "k", T_INT, F(cluster.k), "4", 1, 4096, NULL, 1,
      "number of centers (fesem, ifca; cfl: the most clusters it may split into)"},
-    {"cluster", "init", T_ENUM, F(cl_init), "kmeans++", 0, 0, "kmeans++|spectral", 1,
+    {"cluster", "init", T_ENUM, F(cluster.init), "kmeans++", 0, 0, "kmeans++|spectral", 1,
      "fesem/ifca: first assignment by k-means++ on client models, or spectral clustering (ScaLAPACK)"},
-    {"cluster", "warmup", T_INT, F(cl_init_rounds), "1", 0, 1e6, NULL, 1,
+    {"cluster", "warmup", T_INT, F(cluster.warmup), "1", 0, 1e6, NULL, 1,
      "fesem/ifca: rounds of local training from the shared initial model before the first assignment "
      "(ifca with 0: K random initial centers, as in Ghosh et al.)"},
-    {"cluster", "eps1", T_DOUBLE, F(cl_eps1), "0.4", 0, 1e9, NULL, 1,
+    {"cluster", "eps1", T_DOUBLE, F(cluster.eps1), "0.4", 0, 1e9, NULL, 1,
      "cfl: split a cluster when the norm of its mean update is below eps1 ..."},
-    {"cluster", "eps2", T_DOUBLE, F(cl_eps2), "1.6", 0, 1e9, NULL, 1,
+    {"cluster", "eps2", T_DOUBLE, F(cluster.eps2), "1.6", 0, 1e9, NULL, 1,
      "cfl: ... and its largest client update norm is above eps2"},
-    {"personalize", "mode", T_ENUM, F(pers_mode), "none", 0, 0, "none|fedper", 1,
+    {"personalize", "mode", T_ENUM, F(cluster.personalize), "none", 0, 0, "none|fedper", 1,
      "fedper: base layers shared, the output layer (head) kept per client on disk"},
-    {"run", "clients_per_rank", T_INT, F(clients_per_rank), "0", 0, 1, NULL, 0,
+    {"run", "clients_per_rank", T_INT, F(cluster.clients_per_rank), "0", 0, 1, NULL, 0,
      "1: cross-silo, rank i is client i (needs -np = clients); 0: clients spread over ranks"},
     /* [system] [async] — device heterogeneity, virtual clock, async FL (src/fl/system.c, async.c) */
-    {"system", "speed_sigma", T_DOUBLE, F(sys_sigma), "0", 0, 10, NULL, 1,
+    {"system", "speed_sigma", T_DOUBLE, F(system.sigma), "0", 0, 10, NULL, 1,
      "client speeds log-normal exp(sigma * N(0,1)), drawn from the seed (RNG_SYSTEM); 0: all speed 1"},
-    {"system", "speeds", T_PATH, F(sys_speeds), "", 0, 0, NULL, 1,
+    {"system", "speeds", T_PATH, F(system.speeds), "", 0, 0, NULL, 1,
      "CSV of per-client speeds (one number a line, or client,speed; line i = client i) instead of log-normal"},
-    {"system", "step_time", T_DOUBLE, F(sys_step_time), "1", 1e-9, 1e9, NULL, 1,
+    {"system", "step_time", T_DOUBLE, F(system.step_time), "1", 1e-9, 1e9, NULL, 1,
      "virtual seconds one local SGD step takes at speed 1 (training time = steps * step_time / speed)"},
-    {"system", "on", T_DOUBLE, F(sys_on), "0", 0, 1e12, NULL, 1,
+    {"system", "on", T_DOUBLE, F(system.on), "0", 0, 1e12, NULL, 1,
      "availability: a client is on for `on` then off for `off` virtual seconds, periodically, with a "
      "random phase per client; work pauses while off (0: always available)"},
-    {"system", "off", T_DOUBLE, F(sys_off), "0", 0, 1e12, NULL, 1, "availability: off period length"},
-    {"system", "comm_per_byte", T_DOUBLE, F(sys_comm_per_byte), "0", 0, 1e6, NULL, 1,
+    {"system", "off", T_DOUBLE, F(system.off), "0", 0, 1e12, NULL, 1, "availability: off period length"},
+    {"system", "comm_per_byte", T_DOUBLE, F(system.comm_per_byte), "0", 0, 1e6, NULL, 1,
      "virtual seconds per byte of model download + upload (4 bytes a parameter each way)"},
-    {"async", "mode", T_ENUM, F(as_mode), "off", 0, 0, "off|wait_all|drop|partial|fedasync|fedbuff", 1,
+    {"async", "mode", T_ENUM, F(async.mode), "off", 0, 0, "off|wait_all|drop|partial|fedasync|fedbuff", 1,
      "off: the plain engine; wait_all: synchronous rounds on the virtual clock; drop: updates after "
      "[async] deadline are discarded; partial: clients do the steps that fit before the deadline, "
      "FedNova-normalised ([async] partial_weights); fedasync (Xie et al. 2019); fedbuff (Nguyen et al. "
      "2022). A round = one server model update"},
-    {"async", "deadline", T_DOUBLE, F(as_deadline), "0", 0, 1e15, NULL, 1,
+    {"async", "deadline", T_DOUBLE, F(async.deadline), "0", 0, 1e15, NULL, 1,
      "drop/partial: round deadline in virtual seconds after the round starts"},
-    {"async", "concurrency", T_INT, F(as_concurrency), "0", 0, 1e6, NULL, 1,
+    {"async", "concurrency", T_INT, F(async.concurrency), "0", 0, 1e6, NULL, 1,
      "fedasync/fedbuff: clients training at any time (0: [train] clients_per_round)"},
-    {"async", "buffer", T_INT, F(as_buffer), "10", 1, 1e6, NULL, 1,
+    {"async", "buffer", T_INT, F(async.buffer), "10", 1, 1e6, NULL, 1,
      "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr)"},
-    {"async", "max_staleness", T_INT, F(as_max_staleness), "1000000", 0, 1e9, NULL, 1,
+    {"async", "max_staleness", T_INT, F(async.max_staleness), "1000000", 0, 1e9, NULL, 1,
      "updates more than this many server versions stale are discarded"},
-    {"async", "staleness", T_ENUM, F(as_staleness), "polynomial", 0, 0, "constant|polynomial|hinge", 1,
+    {"async", "staleness", T_ENUM, F(async.staleness), "polynomial", 0, 0, "constant|polynomial|hinge", 1,
      "staleness weight s(t): constant 1; polynomial (1+t)^-a; hinge 1 if t <= b else 1/(a(t-b)+1)"},
-    {"async", "alpha", T_DOUBLE, F(as_alpha), "0.6", 1e-9, 1, NULL, 1,
+    {"async", "alpha", T_DOUBLE, F(async.alpha), "0.6", 1e-9, 1, NULL, 1,
      "fedasync: x = (1 - alpha s(t)) x + alpha s(t) x_client"},
-    {"async", "a", T_DOUBLE, F(as_a), "0.5", 0, 1e6, NULL, 1, "staleness parameter a (polynomial, hinge)"},
-    {"async", "b", T_DOUBLE, F(as_b), "4", 0, 1e9, NULL, 1, "staleness parameter b (hinge)"},
-    {"async", "max_vtime", T_DOUBLE, F(as_max_vtime), "0", 0, 1e15, NULL, 0,
+    {"async", "a", T_DOUBLE, F(async.a), "0.5", 0, 1e6, NULL, 1, "staleness parameter a (polynomial, hinge)"},
+    {"async", "b", T_DOUBLE, F(async.b), "4", 0, 1e9, NULL, 1, "staleness parameter b (hinge)"},
+    {"async", "max_vtime", T_DOUBLE, F(async.max_vtime), "0", 0, 1e15, NULL, 0,
      "stop once the virtual clock passes this (0: run [train] rounds server updates)"},
-    {"async", "min_fraction", T_DOUBLE, F(as_min_fraction), "0", 0, 1, NULL, 1,
+    {"async", "min_fraction", T_DOUBLE, F(async.min_fraction), "0", 0, 1, NULL, 1,
      "partial: a client that fits less than this fraction of its full local steps before the "
      "deadline is dropped"},
-    {"async", "partial_weights", T_ENUM, F(as_partial_weights), "work", 0, 0, "work|data|none", 1,
+    {"async", "partial_weights", T_ENUM, F(async.partial_weights), "work", 0, 0, "work|data|none", 1,
      "partial: FedNova aggregate tau_eff sum_i p_i delta_i / a_i with p_i = the client's share of the "
      "samples processed this round (work), or of the round's data (data: n_i / n, Wang et al.); none: "
      "no normalisation, sum_i (n_i / n) delta_i"},
@@ -277,7 +277,7 @@ static fh_status key_set(config_t *c, const key_def *k, const char *v, const cha
     }
     case T_INTLIST: {
         int32_t *arr = (int32_t *)p;
-        int32_t *count = &c->nhidden; /* the only list key */
+        int32_t *count = &c->model.nhidden; /* the only list key */
         int n = 0;
         const char *s = v;
         while (*s) {
@@ -381,50 +381,50 @@ fh_status config_override(config_t *c, const char *a)
 
 fh_status config_validate(const config_t *c, const char *path)
 {
-    if (!c->data_file[0])
+    if (!c->data.file[0])
         return fh_error_set(FH_EINPUT, "%s: [data] file: expected the path of a prepared data set, got nothing", path);
-    if (!c->out_dir[0])
+    if (!c->output.dir[0])
         return fh_error_set(FH_EINPUT, "%s: [output] dir: expected a directory, got nothing", path);
-    if ((c->sa_transcript[0] || !c->sa_masks) && !c->sa_enabled)
+    if ((c->secagg.transcript[0] || !c->secagg.masks) && !c->secagg.enabled)
         return fh_error_set(FH_EINPUT, "%s: [secagg] %s needs [secagg] enabled = on", path,
-                            c->sa_transcript[0] ? "transcript" : "masks = off");
-    const int sa_any = c->sa_enabled || c->sa_dropout > 0 || c->sa_truth[0];
-    if (sa_any && c->algorithm == ALG_CENTRALIZED)
+                            c->secagg.transcript[0] ? "transcript" : "masks = off");
+    const int sa_any = c->secagg.enabled || c->secagg.dropout > 0 || c->secagg.truth[0];
+    if (sa_any && c->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);
     /* [privacy] / [secagg] are stages of the one loop; what is refused below is refused for a
      * stated reason of privacy or mathematics (src/fl/async.c checks the rest of [async]) */
-    if (c->dp_mode && c->as_mode && !(c->dp_mode == 1 && c->as_mode == 5))
+    if (c->privacy.mode && c->async.mode && !(c->privacy.mode == 1 && c->async.mode == 5))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
-    if (sa_any && c->as_mode)
+    if (sa_any && c->async.mode)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async] mode = %s: %s", path,
-                            c->as_mode <= 3 ? "wait_all|drop|partial" : "fedasync|fedbuff",
-                            c->as_mode <= 3 ? "the round's updates travel to rank 0 unmasked in the job protocol "
+                            c->async.mode <= 3 ? "wait_all|drop|partial" : "fedasync|fedbuff",
+                            c->async.mode <= 3 ? "the round's updates travel to rank 0 unmasked in the job protocol "
                                               "(masking them at the hosts is not built)"
                                             : "an asynchronous buffer is formed by arrival order, so the clients whose "
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
     /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
-    if (c->dp_mode == 2 && c->model_type == MODEL_CNN)
+    if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
                             "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "
                             "or [model] type = logreg/mlp", path);
-    const int multi = c->cl_method || c->pers_mode || c->clients_per_rank;
-    if (c->dp_mode == 1 && (c->cl_method == 2 || c->cl_method == 4 || (c->cl_method == 3 && c->cl_init_rounds > 0)))
+    const int multi = c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank;
+    if (c->privacy.mode == 1 && (c->cluster.method == 2 || c->cluster.method == 4 || (c->cluster.method == 3 && c->cluster.warmup > 0)))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster] method = %s for mode = client: its "
                             "assignment step needs the pairwise similarities of individual client models (Gram matrix), "
                             "which client-level DP does not cover (use method = ifca with warmup = 0, or none)", path,
-                            c->cl_method == 2 ? "fesem" : c->cl_method == 4 ? "cfl" : "ifca with warmup > 0");
-    if (c->dp_mode == 1 && multi && c->dp_placement == 1)
+                            c->cluster.method == 2 ? "fesem" : c->cluster.method == 4 ? "cfl" : "ifca with warmup > 0");
+    if (c->privacy.mode == 1 && multi && c->privacy.placement == 1)
         return fh_error_set(FH_EINPUT, "%s: [privacy] placement = distributed: not supported with [cluster] or [personalize]: "
                             "a client's noise share would cover only its own cluster's slot (use placement = central)", path);
-    if (c->dp_mode == 2 && c->cl_method == 3)
+    if (c->privacy.mode == 2 && c->cluster.method == 3)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample with [cluster] method = ifca: not supported: IFCA picks "
                             "each client's cluster by the loss of every center on the client's raw rows, outside DP-SGD's "
                             "guarantee (fesem, cfl and none assign from the DP-SGD model)", path);
-    if (sa_any && (c->cl_method == 2 || c->cl_method == 4))
+    if (sa_any && (c->cluster.method == 2 || c->cluster.method == 4))
         return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
                             "moves individual client models between ranks in the clear; use method = ifca or none",
-                            path, c->cl_method == 2 ? "fesem" : "cfl");
+                            path, c->cluster.method == 2 ? "fesem" : "cfl");
     return FH_OK;
 }
 
@@ -451,7 +451,7 @@ static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
         const int32_t *arr = (const int32_t *)p;
         size_t used = 0;
         out[0] = 0;
-        for (int i = 0; i < c->nhidden && used < n; i++)
+        for (int i = 0; i < c->model.nhidden && used < n; i++)
             used += (size_t)snprintf(out + used, n - used, i ? ",%d" : "%d", arr[i]);
         break;
     }

@@ -100,18 +100,18 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
         }
     }
     FH_TRY(io_data_read_ranges(jr->data, "train", 1, &s0, &n, jr->x, jr->y));
-    fl_local_opts o = {start, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
-                       cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
+    fl_local_opts o = {start, NULL, cfg->train.lr, cfg->train.momentum, cfg->train.weight_decay,
+                       cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, cfg->train.local_epochs, cfg->train.batch_size};
     jr->wk->max_steps = hdr[3];
     memcpy(delta, start, (size_t)P * sizeof *delta);
     *loss = 0;
     *steps = *seen = 0;
     if (n > 0)
-        FH_TRY(fl_local_train(jr->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)hdr[2], RNG_SHUFFLE),
+        FH_TRY(fl_local_train(jr->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)hdr[2], RNG_SHUFFLE),
                               jr->x, jr->y, n, delta, loss, steps, seen));
     for (int64_t j = 0; j < P; j++) delta[j] -= start[j];
     double norm;
-    *ok = n > 0 && isfinite(*loss) && fl_update_ok(delta, P, cfg->max_update_norm, &norm);
+    *ok = n > 0 && isfinite(*loss) && fl_update_ok(delta, P, cfg->fl.max_update_norm, &norm);
     return FH_OK;
 }
 
@@ -468,7 +468,7 @@ static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int6
     j->state = J_PENDING;
     j->version = s->version;
     j->t_start = s->now;
-    const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
+    const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
     const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
     j->max_steps = steps < full ? steps : 0;
     j->t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P));
@@ -499,7 +499,7 @@ static int32_t pick_idle(const config_t *cfg, const as_state *s, int32_t C)
     int32_t idle = 0;
     for (int32_t c = 0; c < C; c++) idle += AS_IDLE(c);
     if (!idle) return -1;
-    rng_t r = rng_stream((uint64_t)cfg->seed, 0, (uint64_t)s->next_job, RNG_ASYNC);
+    rng_t r = rng_stream((uint64_t)cfg->train.seed, 0, (uint64_t)s->next_job, RNG_ASYNC);
     int64_t k = (int64_t)rng_below(&r, (uint64_t)idle);
     for (int32_t c = 0; c < C; c++)
         if (AS_IDLE(c) && k-- == 0) return c;
@@ -516,35 +516,35 @@ static void note_stale(as_state *s, round_acc *ra, int64_t tau)
 
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
-    const int md = cfg->as_mode;
-    if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->as_deadline > 0))
+    const int md = cfg->async.mode;
+    if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->async.deadline > 0))
         return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
-                            md == AS_DROP ? "drop" : "partial", cfg->as_deadline);
-    if ((cfg->sys_on > 0) != (cfg->sys_off > 0))
+                            md == AS_DROP ? "drop" : "partial", cfg->async.deadline);
+    if ((cfg->system.on > 0) != (cfg->system.off > 0))
         return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
-                            cfg->sys_on, cfg->sys_off);
-    if (cfg->algorithm == ALG_SCAFFOLD || cfg->algorithm == ALG_CENTRALIZED)
+                            cfg->system.on, cfg->system.off);
+    if (cfg->fl.algorithm == ALG_SCAFFOLD || cfg->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "[async] mode: not available with [fl] algorithm = %s (use fedavg, fedprox, "
-                            "fedavgm, fedadam or fedyogi)", config_algorithm_name(cfg->algorithm));
-    if (md == AS_FEDASYNC && cfg->algorithm != ALG_FEDAVG && cfg->algorithm != ALG_FEDPROX)
+                            "fedavgm, fedadam or fedyogi)", config_algorithm_name(cfg->fl.algorithm));
+    if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
-                            "fedprox, got %s", config_algorithm_name(cfg->algorithm));
-    if (cfg->sa_enabled || cfg->cl_method != 0 || cfg->pers_mode != 0)
+                            "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
+    if (cfg->secagg.enabled || cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
         return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [secagg], [cluster] or [personalize] "
                             "(yet)");
-    if (cfg->dp_mode == PRIVACY_SAMPLE)
+    if (cfg->privacy.mode == PRIVACY_SAMPLE)
         return fh_error_set(FH_EINPUT, "[privacy] mode = sample: not available with [async] mode (yet); "
                             "client-level DP works with [async] mode = fedbuff");
-    if (cfg->dp_mode == PRIVACY_CLIENT) {
+    if (cfg->privacy.mode == PRIVACY_CLIENT) {
         if (md != AS_FEDBUFF)
             return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
                                 "buffer of K updates), got mode = %s", md == AS_WAIT_ALL ? "wait_all" : md == AS_DROP
                                 ? "drop" : md == AS_PARTIAL ? "partial" : "fedasync");
-        if (cfg->dp_schedule != 0)
+        if (cfg->privacy.schedule != 0)
             return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
-        if (cfg->as_buffer > meta->clients)
+        if (cfg->async.buffer > meta->clients)
             return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
-                                "(%d) must not exceed the %d clients", cfg->as_buffer, meta->clients);
+                                "(%d) must not exceed the %d clients", cfg->async.buffer, meta->clients);
         /* every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
     }
     return FH_OK;
@@ -724,9 +724,9 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->a.P = P;
     x->a.jr = &x->jr;
     fh_status st = agg_init(&x->a, M);
-    if (st == FH_OK) st = fl_server_init(&x->srv, cfg, P);
+    if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
-    if (st == FH_OK) st = privacy_run_init(&x->pv, cfg, C, cfg->as_buffer);
+    if (st == FH_OK) st = privacy_run_init(&x->pv, cfg, C, cfg->async.buffer);
     if (st != FH_OK) return st;
     s->acc = fh_calloc((size_t)P, sizeof *s->acc);
     s->started = fh_calloc((size_t)C, sizeof *s->started);
@@ -766,11 +766,11 @@ static fh_status async_init(fl_loop *L)
     FH_TRY(check_async_config(cfg, L->meta));
     if (w->size > 1 && w->size - 1 > C)
         return fh_error_set(FH_EINPUT, "%s: %d clients, but %d client-host ranks: run with at most %d ranks",
-                            cfg->data_file, C, w->size - 1, C + 1);
+                            cfg->data.file, C, w->size - 1, C + 1);
     async_ctx *x = L->s = fh_calloc(1, sizeof *x);
     FH_CHECK_ALLOC(x);
-    const int sync = cfg->as_mode <= AS_PARTIAL;
-    int32_t M = sync ? L->m : (cfg->as_concurrency > 0 ? cfg->as_concurrency : cfg->clients_per_round);
+    const int sync = cfg->async.mode <= AS_PARTIAL;
+    int32_t M = sync ? L->m : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
     if (M > C) M = C;
     x->slow = x->fast = NAN;
     /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
@@ -779,7 +779,7 @@ static fh_status async_init(fl_loop *L)
     x->jr.data = L->data;
     x->jr.wk = &L->wk;
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
-    FH_TRY(comm_agree(w, sys_profile_init(&x->prof, cfg, C)));
+    FH_TRY(comm_agree(w, sys_profile_init(&x->prof, &cfg->system, (uint64_t)cfg->train.seed, C)));
     if (w->rank != 0) { /* a client host: serve jobs until rank 0 stops it */
         x->host_st = host_loop(w, &x->jr, L->P);
         L->passive = 1;
@@ -794,7 +794,7 @@ static fh_status async_init(fl_loop *L)
 static fh_status async_open_csv(const config_t *cfg, async_ctx *x, int32_t r_done)
 {
     char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/async.csv", cfg->out_dir);
+    snprintf(path, sizeof path, "%s/async.csv", cfg->output.dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *in = r_done > 0 ? fopen(path, "r") : NULL, *out = fopen(tmp, "w");
     if (out) {
@@ -822,9 +822,9 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     const sys_profile *prof = &x->prof;
     round_acc *ra = &x->ra;
     int32_t n = 0, *ids = x->ids;
-    FH_TRY(fl_sample_clients((uint64_t)cfg->seed, r, L->C, a->nslots, ids, &n));
-    const double T = s->now, D = T + cfg->as_deadline;
-    if (cfg->as_max_vtime > 0 && T >= cfg->as_max_vtime) {
+    FH_TRY(fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, a->nslots, ids, &n));
+    const double T = s->now, D = T + cfg->async.deadline;
+    if (cfg->async.max_vtime > 0 && T >= cfg->async.max_vtime) {
         *done = 1;
         return FH_OK;
     }
@@ -833,14 +833,14 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     for (int32_t i = 0; i < n; i++) {
         const int32_t c = ids[i];
         N_round += count[c];
-        const int64_t full = sys_full_steps(count[c], cfg->local_epochs, cfg->batch_size);
+        const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
         const double fin = sys_advance(prof, c, T, sys_job_work(prof, c, full, P));
         if (fin > end) end = fin;
         int64_t k = full;
-        if (cfg->as_mode == AS_DROP && fin > D) k = -1;
-        if (cfg->as_mode == AS_PARTIAL && fin > D) {
+        if (cfg->async.mode == AS_DROP && fin > D) k = -1;
+        if (cfg->async.mode == AS_PARTIAL && fin > D) {
             k = sys_steps_before(prof, c, T, D, P, full);
-            if (k == 0 || (double)k < cfg->as_min_fraction * (double)full) k = -1;
+            if (k == 0 || (double)k < cfg->async.min_fraction * (double)full) k = -1;
         }
         if (k < 0 || count[c] == 0) {
             ra->discarded += k < 0;
@@ -850,7 +850,7 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         }
         job_start(a, s, prof, count, i, c, k, r, L->params);
     }
-    if (cfg->as_mode != AS_WAIT_ALL && end > D) end = D;
+    if (cfg->async.mode != AS_WAIT_ALL && end > D) end = D;
     for (int32_t i = 0; i < n; i++)
         if (a->jobs[i].id >= 0) FH_TRY(agg_wait(a, i));
     if (a->host_failed) {
@@ -873,11 +873,11 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         x->stp[k] = j->steps;
         ids[k++] = i;
     }
-    const int nova = cfg->as_mode == AS_PARTIAL && cfg->as_partial_weights != AS_PW_NONE;
+    const int nova = cfg->async.mode == AS_PARTIAL && cfg->async.partial_weights != AS_PW_NONE;
     if (nova) {
         /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
-        for (int32_t t = 0; t < k; t++) x->wts[t] = cfg->as_partial_weights == AS_PW_WORK ? a->jobs[ids[t]].seen : x->rows[t];
-        as_fednova_coeffs(k, x->wts, x->stp, cfg->momentum, x->coef);
+        for (int32_t t = 0; t < k; t++) x->wts[t] = cfg->async.partial_weights == AS_PW_WORK ? a->jobs[ids[t]].seen : x->rows[t];
+        as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
     }
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
@@ -921,10 +921,10 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     const config_t *cfg = L->cfg;
     as_state *s = &x->s;
     const int64_t P = L->P;
-    const int32_t K = cfg->as_buffer;
+    const int32_t K = cfg->async.buffer;
     float *params = L->params;
-    if (cfg->as_mode == AS_FEDASYNC) {
-        const float al = (float)(cfg->as_alpha * sw);
+    if (cfg->async.mode == AS_FEDASYNC) {
+        const float al = (float)(cfg->async.alpha * sw);
         for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
         *stepped = 1;
     } else if (x->pv.mode != PRIVACY_CLIENT) {
@@ -986,7 +986,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     for (int stepped = 0; !stepped;) {
         const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
         if (i < 0) return fh_error_set(FH_EINTERNAL, "async: no client in flight");
-        if (cfg->as_max_vtime > 0 && a->tfin[i] > cfg->as_max_vtime) {
+        if (cfg->async.max_vtime > 0 && a->tfin[i] > cfg->async.max_vtime) {
             *done = 1;
             return FH_OK;
         }
@@ -998,8 +998,8 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
         as_job *j = &a->jobs[i];
         s->now = j->t_fin;
         const int64_t tau = s->version - j->version;
-        if (j->ok && tau <= cfg->as_max_staleness) {
-            FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->as_staleness, cfg->as_a, cfg->as_b, tau), &stepped));
+        if (j->ok && tau <= cfg->async.max_staleness) {
+            FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->async.staleness, cfg->async.a, cfg->async.b, tau), &stepped));
             s->applied[j->client]++;
             note_stale(s, &x->ra, tau);
             x->ra.updates++;
@@ -1029,7 +1029,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     if (!x->csv) FH_TRY(async_open_csv(cfg, x, r - 1));
     memset(&x->ra, 0, sizeof x->ra);
     x->slow = x->fast = NAN;
-    FH_TRY(cfg->as_mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
+    FH_TRY(cfg->async.mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
     if (*done) return FH_OK;
     x->s.round = r;
     const round_acc *ra = &x->ra;
@@ -1078,7 +1078,7 @@ static fh_status async_report(fl_loop *L, const fl_round_stats *rs)
             (long long)hist_quantile(s->stale_hist, 0.5), (long long)hist_quantile(s->stale_hist, 0.9), x->slow, x->fast,
             x->fast - x->slow, (long long)pmin, (long long)pmax, (long long)never,
             x->pv.mode == PRIVACY_CLIENT ? x->pv.eps : NAN, x->eps_client); /* q = K/C, the bound */
-    if (fflush(x->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", L->cfg->out_dir);
+    if (fflush(x->csv) != 0) return fh_error_set(FH_EIO, "%s/async.csv: cannot write", L->cfg->output.dir);
     return FH_OK;
 }
 
@@ -1086,7 +1086,7 @@ static fh_status async_report(fl_loop *L, const fl_round_stats *rs)
 static fh_status async_participation(const fl_loop *L, const async_ctx *x)
 {
     char path[CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/participation.csv", L->cfg->out_dir);
+    snprintf(path, sizeof path, "%s/participation.csv", L->cfg->output.dir);
     FILE *f = fopen(path, "w");
     if (!f) return fh_error_set(FH_EIO, "%s: cannot write", path);
     fprintf(f, "client,speed,quartile,rows,jobs_started,updates_applied,updates_discarded\n");

@@ -57,15 +57,15 @@ static fh_status central_init(fl_loop *L)
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
     const int64_t P = L->P, d = L->md->in, N = L->meta->train_rows;
-    int32_t S = cfg->central_shards;
+    int32_t S = cfg->fl.central_shards;
     if (S > N) S = (int32_t)N;
     if (w->size > S)
         return fh_error_set(FH_EINPUT, "%s: [fl] central_shards = %d but %d ranks: use at most %d ranks or more shards",
-                            cfg->data_file, S, w->size, S);
+                            cfg->data.file, S, w->size, S);
     central_state *c = L->s = fh_calloc(1, sizeof *c);
     FH_CHECK_ALLOC(c);
     c->S = S;
-    c->B = cfg->batch_size > 0 && cfg->batch_size < N ? cfg->batch_size : N;
+    c->B = cfg->train.batch_size > 0 && cfg->train.batch_size < N ? cfg->train.batch_size : N;
     c->steps_per_epoch = (N + c->B - 1) / c->B;
     c->full = c->B == N;
     const int64_t B = c->B;
@@ -138,7 +138,7 @@ static fh_status central_shard_grads(fl_loop *L, central_state *c, int32_t r)
             loss = fl_grad_rows(&L->wk, L->params, xs, ys, h->n);
         } else {
             for (int64_t k = 0; k < b; k++) {
-                if (h->cursor == h->n) shard_next_pass(h, (uint64_t)L->cfg->seed);
+                if (h->cursor == h->n) shard_next_pass(h, (uint64_t)L->cfg->train.seed);
                 int32_t rr = h->perm[h->cursor++];
                 memcpy(c->xb + k * d, xs + (int64_t)rr * d, (size_t)d * sizeof *c->xb);
                 c->yb[k] = ys[rr];
@@ -164,15 +164,15 @@ static fh_status central_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     float *params = L->params;
     (void)done;
     if (!c->seeked) { /* each shard's place after the rounds done (a fresh start or a resume) */
-        const int64_t steps_done = (int64_t)(r - 1) * cfg->local_epochs * c->steps_per_epoch;
+        const int64_t steps_done = (int64_t)(r - 1) * cfg->train.local_epochs * c->steps_per_epoch;
         for (int32_t i = 0; i < c->nmine; i++)
-            shard_seek(&c->sh[i], (uint64_t)cfg->seed, steps_done, c->B / c->S + (c->sh[i].id < c->B % c->S));
+            shard_seek(&c->sh[i], (uint64_t)cfg->train.seed, steps_done, c->B / c->S + (c->sh[i].id < c->B % c->S));
         c->seeked = 1;
     }
-    const float lr = (float)cfg->lr, mu_m = (float)cfg->momentum, wd = (float)cfg->weight_decay;
+    const float lr = (float)cfg->train.lr, mu_m = (float)cfg->train.momentum, wd = (float)cfg->train.weight_decay;
     double loss_round = 0;
     int64_t rows_round = 0;
-    for (int64_t step = 0; step < cfg->local_epochs * c->steps_per_epoch; step++) {
+    for (int64_t step = 0; step < cfg->train.local_epochs * c->steps_per_epoch; step++) {
         memset(c->acc, 0, (size_t)(P + 3) * sizeof *c->acc);
         c->acc[P + 2] = fh_stop_requested();
         FH_TRY(comm_agree(w, central_shard_grads(L, c, r)));

@@ -25,8 +25,8 @@ fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows)
 
 int32_t fl_worker_rows(const config_t *cfg)
 {
-    const int32_t lo = cfg->model_type == MODEL_CNN ? 16 : 256;
-    int32_t r = cfg->batch_size > 0 ? cfg->batch_size : 1024;
+    const int32_t lo = cfg->model.type == MODEL_CNN ? 16 : 256;
+    int32_t r = cfg->train.batch_size > 0 ? cfg->train.batch_size : 1024;
     if (r < lo) r = lo;
     return r > 8192 ? 8192 : r;
 }

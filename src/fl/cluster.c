@@ -103,7 +103,7 @@ static fh_status read_rows(io_data *data, cl_state *s, int32_t n, const int64_t 
 static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int32_t k, float *out)
 {
     memcpy(out, s->centers + (int64_t)k * s->P, (size_t)s->P * sizeof *out);
-    if (cfg->pers_mode == 1 && s->seen[cid]) FH_TRY(io_state_read(s->heads, cid, out + s->base));
+    if (cfg->cluster.personalize == 1 && s->seen[cid]) FH_TRY(io_state_read(s->heads, cid, out + s->base));
     return FH_OK;
 }
 
@@ -271,7 +271,7 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
                 if (s->unorm[i] > mx) mx = s->unorm[i];
             }
         if (cnt > 0 && at < (int)sizeof buf - 40) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d: %.3g/%.3g", k, sqrt(mean), mx);
-        if (cnt >= 2 && sqrt(mean) < cfg->cl_eps1 && mx > cfg->cl_eps2) {
+        if (cnt >= 2 && sqrt(mean) < cfg->cluster.eps1 && mx > cfg->cluster.eps2) {
             split = k;
             mk = cnt;
         }
@@ -317,12 +317,12 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
     fh_status st = G && D && dist && seeds ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
     st = comm_agree(w, st);
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
-    if (st == FH_OK && cfg->cl_init == 1) {
+    if (st == FH_OK && cfg->cluster.init == 1) {
         cl_gram_derive(G, n, NULL, D);
-        st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->seed, out);
+        st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->train.seed, out);
     } else if (st == FH_OK) {
         cl_gram_derive(G, n, D, NULL);
-        st = cl_kmeanspp(D, n, s->K, (uint64_t)cfg->seed, r, seeds);
+        st = cl_kmeanspp(D, n, s->K, (uint64_t)cfg->train.seed, r, seeds);
         for (int32_t i = 0; st == FH_OK && i < n; i++)
             for (int32_t k = 0; k < s->K; k++) dist[(int64_t)i * s->K + k] = D[(int64_t)i * n + seeds[k]];
         if (st == FH_OK) cl_argmin(dist, n, s->K, out);
@@ -337,19 +337,19 @@ static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run
 
 static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, int32_t m)
 {
-    if (cfg->algorithm != ALG_FEDAVG)
+    if (cfg->fl.algorithm != ALG_FEDAVG)
         return fh_error_set(FH_EINPUT, "[cluster]/[personalize]: centers are model averages; set [fl] algorithm = fedavg (got %s)",
-                            config_algorithm_name(cfg->algorithm));
-    if (cfg->clients_per_rank == 1 && (w->size != C || m != C))
+                            config_algorithm_name(cfg->fl.algorithm));
+    if (cfg->cluster.clients_per_rank == 1 && (w->size != C || m != C))
         return fh_error_set(FH_EINPUT, "[run] clients_per_rank = 1 (cross-silo): run with -np %d (one rank per client, "
                             "got %d) and [train] clients_per_round >= %d", C, w->size, C);
     if (w->size > m)
         return fh_error_set(FH_EINPUT, "%s: %d clients a round, but %d ranks: run with at most %d ranks",
-                            cfg->data_file, m, w->size, m);
-    const int32_t K = cfg->cl_method <= M_NONE ? 1 : cfg->cl_k;
+                            cfg->data.file, m, w->size, m);
+    const int32_t K = cfg->cluster.method <= M_NONE ? 1 : cfg->cluster.k;
     if (K > m) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than clients a round (%d)", K, m);
-    if (cfg->cl_method == M_FESEM && cfg->cl_init_rounds < 1)
-        return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cl_init_rounds);
+    if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup < 1)
+        return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cluster.warmup);
     return FH_OK;
 }
 
@@ -397,26 +397,26 @@ static fh_status cluster_init(fl_loop *L)
     s->wk = &L->wk;
     s->test = &L->test;
     s->C = L->C;
-    s->K = cfg->cl_method <= M_NONE ? 1 : cfg->cl_k;
+    s->K = cfg->cluster.method <= M_NONE ? 1 : cfg->cluster.k;
     s->P = L->P;
-    s->base = cfg->pers_mode == 1 ? md->w_off[md->nlayers - 1] : s->P;
+    s->base = cfg->cluster.personalize == 1 ? md->w_off[md->nlayers - 1] : s->P;
     s->hlen = s->P - s->base;
     const int64_t P = s->P;
-    fh_status st = cluster_alloc(s, L->m, w->size, cfg->cl_method == M_CFL);
+    fh_status st = cluster_alloc(s, L->m, w->size, cfg->cluster.method == M_CFL);
     if (st == FH_OK && L->meta->has_client_group) {
         s->truth = malloc((size_t)s->C * sizeof *s->truth);
         st = s->truth ? io_data_client_groups(L->data, s->truth) : fh_error_set(FH_ENOMEM, "out of memory");
     }
     st = comm_agree(w, st);
-    if (st == FH_OK && cfg->pers_mode == 1) {
+    if (st == FH_OK && cfg->cluster.personalize == 1) {
         char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/client_heads.h5", cfg->out_dir);
+        snprintf(path, sizeof path, "%s/client_heads.h5", cfg->output.dir);
         st = comm_agree(w, io_state_create(path, w, s->C, s->hlen, &s->heads));
     }
     if (st == FH_OK && w->rank == 0) {
         char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/clusters.csv", cfg->out_dir);
-        s->csv = fopen(path, cfg->resume[0] ? "a" : "w");
+        snprintf(path, sizeof path, "%s/clusters.csv", cfg->output.dir);
+        s->csv = fopen(path, cfg->checkpoint.resume[0] ? "a" : "w");
         if (!s->csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
         else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc\n");
     }
@@ -424,9 +424,9 @@ static fh_status cluster_init(fl_loop *L)
     /* initial centers: IFCA from K independent initialisations, the others from the model's */
     for (int32_t k = 0; st == FH_OK && k < s->K; k++) {
         float *ck = s->centers + (int64_t)k * P;
-        if (cfg->cl_method == M_IFCA && cfg->cl_init_rounds == 0) {
+        if (cfg->cluster.method == M_IFCA && cfg->cluster.warmup == 0) {
             /* K independent initialisations (plus N(0, 0.01^2) so that all-zero inits differ) */
-            rng_t rk = rng_stream((uint64_t)cfg->seed, (uint64_t)k, 0, RNG_CLUSTER);
+            rng_t rk = rng_stream((uint64_t)cfg->train.seed, (uint64_t)k, 0, RNG_CLUSTER);
             model_init_params(md, ck, rng_u64(&rk));
             for (int64_t j = 0; j < P; j++) ck[j] += (float)(0.01 * rng_normal(&rk));
         } else {
@@ -441,8 +441,8 @@ static fh_status cluster_init(fl_loop *L)
         s->kfirst = malloc(((size_t)w->size + 1) * sizeof *s->kfirst);
         st = comm_agree(w, s->kacc && s->kdec && s->kfirst ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
     }
-    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->max_update_norm};
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 1, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->fl.max_update_norm};
     /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
      * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
      * client), so nothing else is needed. */
@@ -523,7 +523,7 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         row += ni;
         float *loc = s->models + (i - s->c0) * P;
         int32_t k0 = s->assign[cid];
-        if (cfg->cl_method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
+        if (cfg->cluster.method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
             double best = INFINITY;
             for (int32_t k = 0; st == FH_OK && k < K; k++) {
                 metrics_t mt;
@@ -545,15 +545,15 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
             s->wk->dp = &dpo;
         }
         if (st == FH_OK && ni > 0)
-            st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
+            st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
                                 ni, loc, &loss, &steps, &seen);
         s->wk->dp = NULL;
         if (st != FH_OK) break;
         double norm;
         const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm) &&
-                       update_norm(loc, o.global, P) <= cfg->max_update_norm; /* [fl] max_update_norm */
+                       update_norm(loc, o.global, P) <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
-        if (ok && cfg->cl_method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
+        if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
         if (s->unorm) {
             double u = 0;
@@ -567,11 +567,11 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
             tail[U_REJ] += 1;
             continue;
         }
-        if (s->kacc && !secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, r)) dp_slot_add(s, r, i, cid, k1, loc);
+        if (s->kacc && !secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, r)) dp_slot_add(s, r, i, cid, k1, loc);
         tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
         tail[U_ROWS] += seen;
         tail[U_CLIENTS] += 1;
-        if (cfg->pers_mode == 1) st = io_state_write(s->heads, cid, loc + s->base);
+        if (cfg->cluster.personalize == 1) st = io_state_write(s->heads, cid, loc + s->base);
     }
     return st;
 }
@@ -596,7 +596,7 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
             if (i >= s->c0 && i < s->c1) host = 1;
             if (nm == 0 || (int)(s->mids[nm - 1] / mb) != h) s->mfirst[nh++] = nm; /* a new host */
             s->mids[nm++] = i; /* round index for now, client id below */
-            if (!secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r)) nk_alive += s->ntr[i];
+            if (!secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r)) nk_alive += s->ntr[i];
         }
     s->mfirst[nh] = nm;
     comm_t ck;
@@ -610,7 +610,7 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
         if (s->sa.enabled) st = secagg_engine_begin(&s->sa, m1 - m0);
         for (int32_t j = m0; st == FH_OK && j < m1; j++) {
             const int32_t i = s->mids[j];
-            if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r)) continue;
+            if (secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r)) continue;
             int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, j - m0) : s->acc;
             fx_accumulate(acc, s->models + (i - s->c0) * P, (double)s->ntr[i] * inv, P);
         }
@@ -658,11 +658,11 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
         s->na[i] = (int32_t)((s->lab[i] % REJ_FLAG) - 1);
     }
     fh_status st = FH_OK;
-    if (clustered && r == cfg->cl_init_rounds) st = initial_assignment(cfg, w, s, n, r, s->na);
+    if (clustered && r == cfg->cluster.warmup) st = initial_assignment(cfg, w, s, n, r, s->na);
     FH_TRY(comm_agree(w, st));
     for (int32_t i = 0; i < n; i++) {
         s->assign[s->ids[i]] = s->na[i];
-        if (s->okc[i] && cfg->pers_mode == 1) s->seen[s->ids[i]] = 1;
+        if (s->okc[i] && cfg->cluster.personalize == 1) s->seen[s->ids[i]] = 1;
     }
     for (int32_t k = 0; k < K; k++) {
         s->nk[k] = 0;
@@ -684,9 +684,9 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     const comm_t *w = L->w;
     cl_state *s = L->s;
     const int64_t P = s->P;
-    const int clustered = cfg->cl_method == M_FESEM || cfg->cl_method == M_IFCA;
+    const int clustered = cfg->cluster.method == M_FESEM || cfg->cluster.method == M_IFCA;
     int32_t n = 0;
-    fh_status st = fl_sample_clients((uint64_t)cfg->seed, r, s->C, L->m, s->ids, &n);
+    fh_status st = fl_sample_clients((uint64_t)cfg->train.seed, r, s->C, L->m, s->ids, &n);
     if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
     for (int32_t i = 0; st == FH_OK && i < n; i++) s->ntr[i] = s->count[i] - io_data_local_test_rows(L->meta, s->count[i]);
     s->n = n;
@@ -697,7 +697,7 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     /* [privacy] account the round; stop cleanly before exceeding the budget */
     FH_TRY(comm_agree(w, privacy_run_begin(&s->pv, r, s->ids, s->ntr, n, done)));
     if (*done) return FH_OK;
-    const int warm = clustered && r <= cfg->cl_init_rounds;
+    const int warm = clustered && r <= cfg->cluster.warmup;
     memset(s->lab, 0, ((size_t)n + U_N) * sizeof *s->lab);
     int64_t *tail = s->lab + n;
     tail[U_STOP] = fh_stop_requested();
@@ -717,7 +717,7 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     rs->train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
-    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r);
+    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = (int32_t)s->sa_aborted; /* clusters whose secagg round aborted */
     rs->mask_gbps = s->sa.enabled && s->mask_s > 0 ? (double)s->mask_bytes / s->mask_s / 1e9 : NAN;
     rs->chacha_gbps = s->sa.enabled && s->raw_s > 0 ? (double)s->raw_bytes / s->raw_s / 1e9 : NAN;

@@ -49,15 +49,15 @@ static fh_status fedavg_init(fl_loop *L)
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
     if (w->size > L->C)
-        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data_file, L->C,
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data.file, L->C,
                             w->size, L->C);
     fedavg_state *s = L->s = fh_calloc(1, sizeof *s);
     FH_CHECK_ALLOC(s);
     const int64_t P = L->P;
     const int32_t m = L->m;
-    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    const int scaffold = cfg->fl.algorithm == ALG_SCAFFOLD;
     s->nacc = P * (1 + scaffold) + T_N;
-    fh_status st = fl_server_init(&s->srv, cfg, P);
+    fh_status st = fl_server_init(&s->srv, &cfg->fl, P);
     if (st == FH_OK) {
         s->local = malloc((size_t)P * sizeof *s->local);
         s->acc = malloc((size_t)s->nacc * sizeof *s->acc);
@@ -77,12 +77,12 @@ static fh_status fedavg_init(fl_loop *L)
     st = comm_agree(w, st);
     if (st == FH_OK && scaffold) {
         char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/client_state.h5", cfg->out_dir);
+        snprintf(path, sizeof path, "%s/client_state.h5", cfg->output.dir);
         st = comm_agree(w, io_state_create(path, w, L->C, P, &s->cstate));
     }
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
-    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, cfg, w, s->nacc, P));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->max_update_norm};
+    if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -113,7 +113,7 @@ static void fedavg_free(fl_loop *L)
 static fh_status scaffold_client(const config_t *cfg, fedavg_state *s, int64_t P, int32_t cid, int64_t steps,
                                  int32_t m, int64_t *acc)
 {
-    const double inv = 1.0 / ((double)steps * cfg->lr);
+    const double inv = 1.0 / ((double)steps * cfg->train.lr);
     double norm;
     for (int64_t j = 0; j < P; j++) s->cdiff[j] = (float)(-(double)s->c[j] - inv * s->local[j]);
     if (!fl_update_ok(s->cdiff, P, FX_MAX_ABS, &norm))
@@ -128,7 +128,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
 {
     const config_t *cfg = L->cfg;
     const int64_t P = L->P, d = L->md->in;
-    const int scaffold = cfg->algorithm == ALG_SCAFFOLD;
+    const int scaffold = cfg->fl.algorithm == ALG_SCAFFOLD;
     const int32_t c0 = s->c0, c1 = s->c1;
     const float *params = L->params;
     fl_local_opts o = fl_local_opts_make(cfg, params);
@@ -147,7 +147,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         const int32_t *yi = s->rows.y + row;
         row += n;
         /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
-        if (secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, cid, round)) continue;
+        if (secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, round)) continue;
         int64_t *acc = fl_agg_buffer(&s->agg, i - c0);
         int64_t *tail = acc + P * (1 + scaffold);
         privacy_sgd dpo;
@@ -164,7 +164,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         double loss = 0;
         int64_t steps = 0, seen = 0;
         if (n > 0)
-            FH_TRY(fl_local_train(&L->wk, &o, rng_stream((uint64_t)cfg->seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
+            FH_TRY(fl_local_train(&L->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
@@ -215,7 +215,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     fedavg_state *s = L->s;
     const int64_t P = L->P;
     int32_t n = 0;
-    fh_status st = fl_sample_clients((uint64_t)cfg->seed, r, L->C, L->m, s->ids, &n);
+    fh_status st = fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, L->m, s->ids, &n);
     if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
     FH_TRY(comm_agree(w, st));
     s->n = n;
@@ -243,7 +243,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
-    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r);
+    for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;
     rs->mask_gbps = s->sa.enabled && s->sa.mask_s > 0 ? (double)s->sa.mask_bytes / s->sa.mask_s / 1e9 : NAN;
     rs->chacha_gbps = s->sa.enabled ? s->sa.chacha_gbps : NAN;

@@ -21,9 +21,9 @@
 /* ---- the dispatcher -------------------------------------------------------------------- */
 const fl_strategy *fl_strategy_pick(const config_t *cfg)
 {
-    if (cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank) return &fl_strategy_cluster;
-    if (cfg->as_mode != AS_OFF) return &fl_strategy_async;
-    if (cfg->algorithm == ALG_CENTRALIZED) return &fl_strategy_central;
+    if (cfg->cluster.method || cfg->cluster.personalize || cfg->cluster.clients_per_rank) return &fl_strategy_cluster;
+    if (cfg->async.mode != AS_OFF) return &fl_strategy_async;
+    if (cfg->fl.algorithm == ALG_CENTRALIZED) return &fl_strategy_central;
     return &fl_strategy_fedavg;
 }
 
@@ -37,12 +37,12 @@ static fh_status loop_check_rejected(const config_t *cfg, fl_round_stats *rs, in
         return FH_OK;
     }
     ++*streak;
-    if (cfg->max_rejected_rounds > 0 && *streak >= cfg->max_rejected_rounds)
+    if (cfg->fl.max_rejected_rounds > 0 && *streak >= cfg->fl.max_rejected_rounds)
         return fh_error_set(FH_EFAULT, "every client update was rejected in %d rounds in a row (the last: round %d): the "
                             "model is not training; lower [train] lr, raise [fl] max_update_norm, or check the data",
                             *streak, rs->round);
     snprintf(buf, cap, "warning: round %d: every client update was rejected (%d in a row; the run stops at [fl] "
-             "max_rejected_rounds = %d)", rs->round, *streak, cfg->max_rejected_rounds);
+             "max_rejected_rounds = %d)", rs->round, *streak, cfg->fl.max_rejected_rounds);
     rs->notice = buf;
     return FH_OK;
 }
@@ -60,7 +60,7 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
     L.meta = meta;
     L.res = res;
     L.C = meta->clients;
-    L.m = cfg->clients_per_round < L.C ? cfg->clients_per_round : L.C;
+    L.m = cfg->train.clients_per_round < L.C ? cfg->train.clients_per_round : L.C;
     fh_status st = fl_model_setup(cfg, data, meta, res);
     if (st == FH_OK) {
         L.md = &res->model;
@@ -73,15 +73,15 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
     if (st == FH_OK) st = S->init(&L);
     int32_t r_done = 0, rejected_streak = 0;
     char notice[256];
-    if (st == FH_OK && !L.passive && cfg->resume[0]) st = fl_loop_ckpt_resume(&L, S->unit, &r_done);
+    if (st == FH_OK && !L.passive && cfg->checkpoint.resume[0]) st = fl_loop_ckpt_resume(&L, S->unit, &r_done);
 
-    for (int32_t r = r_done + 1; st == FH_OK && !L.passive && r <= cfg->rounds; r++) {
+    for (int32_t r = r_done + 1; st == FH_OK && !L.passive && r <= cfg->train.rounds; r++) {
         const double t0 = fh_wtime();
         fl_round_stats rs;
-        fl_stats_init(&rs, r, cfg->rounds, 0);
+        fl_stats_init(&rs, r, cfg->train.rounds, 0);
         int stop = 0, done = 0;
         if ((st = S->round(&L, r, &rs, &stop, &done)) != FH_OK || done) break;
-        if (r % cfg->eval_every == 0 || r == cfg->rounds) {
+        if (r % cfg->train.eval_every == 0 || r == cfg->train.rounds) {
             rs.evaluated = 1;
             if ((st = S->evaluate(&L, r, &rs)) != FH_OK) break;
         }
@@ -91,11 +91,11 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
         st = comm_agree(L.w, on_round ? on_round(&rs, user) : FH_OK);
         if (st == FH_OK && S->report) st = comm_agree(L.w, S->report(&L, &rs));
         /* checkpoint every N rounds, and when any rank was asked to stop (SIGTERM/SIGUSR1) */
-        const int halt = stop && r < cfg->rounds;
-        if (st == FH_OK && ((cfg->ckpt_every > 0 && r % cfg->ckpt_every == 0) || halt)) st = fl_loop_ckpt_save(&L, r);
+        const int halt = stop && r < cfg->train.rounds;
+        if (st == FH_OK && ((cfg->checkpoint.every > 0 && r % cfg->checkpoint.every == 0) || halt)) st = fl_loop_ckpt_save(&L, r);
         if (st == FH_OK && halt) {
             st = fh_error_set(FH_ESTOPPED, "stopped on request after %s %d of %d; checkpoint written", S->unit, r,
-                              cfg->rounds);
+                              cfg->train.rounds);
             break;
         }
     }
@@ -223,9 +223,9 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done)
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
 {
     memset(res, 0, sizeof *res);
-    FH_TRY(model_create(&res->model, (model_type)cfg->model_type, meta->features, meta->classes,
-                        cfg->hidden, cfg->nhidden));
-    if (cfg->class_weights == 1) {
+    FH_TRY(model_create(&res->model, (model_type)cfg->model.type, meta->features, meta->classes,
+                        cfg->model.hidden, cfg->model.nhidden));
+    if (cfg->model.class_weights == 1) {
         int64_t *cnt = fh_calloc((size_t)meta->classes, sizeof *cnt);
         res->class_w = fh_calloc((size_t)meta->classes, sizeof *res->class_w);
         FH_CHECK_ALLOC(cnt && res->class_w ? res->class_w : NULL);
@@ -243,7 +243,7 @@ fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta 
     }
     res->params = malloc((size_t)res->model.nparams * sizeof *res->params);
     FH_CHECK_ALLOC(res->params);
-    model_init_params(&res->model, res->params, (uint64_t)cfg->seed);
+    model_init_params(&res->model, res->params, (uint64_t)cfg->train.seed);
     return FH_OK;
 }
 
@@ -270,8 +270,8 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
 /* ---- checkpoint files ---------------------------------------------------------------- */
 void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
 {
-    if (cfg->ckpt_dir[0]) snprintf(out, cap, "%s", cfg->ckpt_dir);
-    else snprintf(out, cap, "%s/checkpoints", cfg->out_dir);
+    if (cfg->checkpoint.dir[0]) snprintf(out, cap, "%s", cfg->checkpoint.dir);
+    else snprintf(out, cap, "%s/checkpoints", cfg->output.dir);
 }
 
 fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h)
@@ -287,7 +287,7 @@ fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st)
         ckpt_abort(h);
         return st;
     }
-    return ckpt_commit(h, cfg->ckpt_keep);
+    return ckpt_commit(h, cfg->checkpoint.keep);
 }
 
 fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
@@ -295,11 +295,11 @@ fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *
 {
     char dir[CONFIG_PATH_MAX + 16];
     fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->resume, "auto") == 0;
+    const int autom = strcmp(cfg->checkpoint.resume, "auto") == 0;
     *h = NULL;
     *round = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->resume, config_train_hash(cfg), w, h, round));
-    if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->resume);
+    FH_TRY(ckpt_open(autom ? dir : cfg->checkpoint.resume, config_train_hash(cfg), w, h, round));
+    if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->checkpoint.resume);
     snprintf(notice, cap, "%s%sresuming after %s %lld from %s", ckpt_warning(*h), ckpt_warning(*h)[0] ? "\n" : "",
              unit, (long long)*round, ckpt_path(*h));
     return FH_OK;
@@ -307,7 +307,7 @@ fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *
 
 fl_local_opts fl_local_opts_make(const config_t *cfg, const float *global)
 {
-    fl_local_opts o = {global, NULL, cfg->lr, cfg->momentum, cfg->weight_decay,
-                       cfg->algorithm == ALG_FEDPROX ? cfg->mu : 0.0, cfg->local_epochs, cfg->batch_size};
+    fl_local_opts o = {global, NULL, cfg->train.lr, cfg->train.momentum, cfg->train.weight_decay,
+                       cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, cfg->train.local_epochs, cfg->train.batch_size};
     return o;
 }

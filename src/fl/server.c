@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-fh_status fl_server_init(fl_server *s, const config_t *c, int64_t P)
+fh_status fl_server_init(fl_server *s, const config_fl *c, int64_t P)
 {
     s->alg = c->algorithm;
     s->P = P;

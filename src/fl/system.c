@@ -55,14 +55,14 @@ static fh_status speeds_csv(sys_profile *p, const char *path)
     return st;
 }
 
-fh_status sys_profile_init(sys_profile *p, const config_t *cfg, int32_t C)
+fh_status sys_profile_init(sys_profile *p, const config_system *sys, uint64_t seed, int32_t C)
 {
     memset(p, 0, sizeof *p);
     p->C = C;
-    p->on = cfg->sys_on;
-    p->off = cfg->sys_off;
-    p->step_time = cfg->sys_step_time;
-    p->comm_per_byte = cfg->sys_comm_per_byte;
+    p->on = sys->on;
+    p->off = sys->off;
+    p->step_time = sys->step_time;
+    p->comm_per_byte = sys->comm_per_byte;
     p->speed = malloc((size_t)(C > 0 ? C : 1) * sizeof *p->speed);
     p->phase = malloc((size_t)(C > 0 ? C : 1) * sizeof *p->phase);
     if (!p->speed || !p->phase) {
@@ -71,13 +71,13 @@ fh_status sys_profile_init(sys_profile *p, const config_t *cfg, int32_t C)
     }
     const double T = p->on + p->off;
     for (int32_t c = 0; c < C; c++) {
-        rng_t r = rng_stream((uint64_t)cfg->seed, (uint64_t)c, 0, RNG_SYSTEM);
-        p->speed[c] = exp(cfg->sys_sigma * rng_normal(&r));
-        rng_t q = rng_stream((uint64_t)cfg->seed, (uint64_t)c, 1, RNG_SYSTEM);
+        rng_t r = rng_stream(seed, (uint64_t)c, 0, RNG_SYSTEM);
+        p->speed[c] = exp(sys->sigma * rng_normal(&r));
+        rng_t q = rng_stream(seed, (uint64_t)c, 1, RNG_SYSTEM);
         p->phase[c] = T > 0 ? rng_uniform(&q) * T : 0;
     }
-    if (cfg->sys_speeds[0]) {
-        fh_status st = speeds_csv(p, cfg->sys_speeds);
+    if (sys->speeds[0]) {
+        fh_status st = speeds_csv(p, sys->speeds);
         if (st != FH_OK) {
             sys_profile_free(p);
             return st;

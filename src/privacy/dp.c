@@ -12,43 +12,43 @@
 fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m)
 {
     memset(p, 0, sizeof *p);
-    p->mode = cfg->dp_mode;
+    p->mode = cfg->privacy.mode;
     p->clients = clients;
     p->m = m;
-    p->seed = (uint64_t)cfg->seed;
-    p->delta = cfg->dp_delta;
-    p->budget = cfg->dp_budget;
-    p->base_sigma = p->sigma = p->sigma_update = cfg->dp_noise;
-    p->clip = cfg->dp_clip;
-    p->adaptive = cfg->dp_adaptive;
-    p->quantile = cfg->dp_quantile;
-    p->clip_lr = cfg->dp_clip_lr;
-    p->count_noise = cfg->dp_count_noise > 0 ? cfg->dp_count_noise : m / 20.0;
-    p->schedule = cfg->dp_schedule;
-    p->sched_min = cfg->dp_schedule_min;
-    p->placement = cfg->dp_placement;
-    p->poisson = cfg->dp_sampling == 0;
-    p->batch = cfg->batch_size;
-    p->epochs = cfg->local_epochs;
-    p->fedbuff_bound = cfg->dp_fedbuff_acct == 0;
+    p->seed = (uint64_t)cfg->train.seed;
+    p->delta = cfg->privacy.delta;
+    p->budget = cfg->privacy.budget;
+    p->base_sigma = p->sigma = p->sigma_update = cfg->privacy.noise;
+    p->clip = cfg->privacy.clip;
+    p->adaptive = cfg->privacy.adaptive;
+    p->quantile = cfg->privacy.quantile;
+    p->clip_lr = cfg->privacy.clip_lr;
+    p->count_noise = cfg->privacy.count_noise > 0 ? cfg->privacy.count_noise : m / 20.0;
+    p->schedule = cfg->privacy.schedule;
+    p->sched_min = cfg->privacy.schedule_min;
+    p->placement = cfg->privacy.placement;
+    p->poisson = cfg->privacy.sampling == 0;
+    p->batch = cfg->train.batch_size;
+    p->epochs = cfg->train.local_epochs;
+    p->fedbuff_bound = cfg->privacy.fedbuff_accounting == 0;
     /* distributed noise must reach sigma*C even when only the fewest clients a completed round
      * can have send their shares */
     p->n_min = m;
-    if (cfg->sa_dropout > 0 || cfg->sa_enabled) {
-        int32_t deg = cfg->sa_neighbors > 0 && cfg->sa_neighbors < m - 1 ? cfg->sa_neighbors + (cfg->sa_neighbors & 1) : m - 1;
-        double t = ceil(cfg->sa_threshold * (deg > 0 ? deg : 1));
+    if (cfg->secagg.dropout > 0 || cfg->secagg.enabled) {
+        int32_t deg = cfg->secagg.neighbors > 0 && cfg->secagg.neighbors < m - 1 ? cfg->secagg.neighbors + (cfg->secagg.neighbors & 1) : m - 1;
+        double t = ceil(cfg->secagg.threshold * (deg > 0 ? deg : 1));
         p->n_min = t < 1 ? 1 : t;
     }
     privacy_accountant_init(&p->acct);
     if (p->mode == PRIVACY_NONE) return FH_OK;
-    if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !cfg->sa_enabled)
+    if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !cfg->secagg.enabled)
         return fh_error_set(FH_EINPUT, "[privacy] placement = distributed needs [secagg] enabled = on (without it the aggregator sees each noised update)");
-    if (p->mode == PRIVACY_CLIENT && cfg->algorithm == ALG_SCAFFOLD)
+    if (p->mode == PRIVACY_CLIENT && cfg->fl.algorithm == ALG_SCAFFOLD)
         return fh_error_set(FH_EINPUT, "[privacy] mode = client: not supported with [fl] algorithm = scaffold (control variates are not privatised)");
-    if (cfg->algorithm == ALG_CENTRALIZED)
+    if (cfg->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "[privacy] mode: not supported with [fl] algorithm = centralized");
     if (p->mode == PRIVACY_SAMPLE) {
-        if (cfg->batch_size < 1)
+        if (cfg->train.batch_size < 1)
             return fh_error_set(FH_EINPUT, "[privacy] mode = sample needs [train] batch_size >= 1 (the expected DP-SGD batch)");
         p->per = malloc((size_t)clients * sizeof *p->per);
         FH_CHECK_ALLOC(p->per);

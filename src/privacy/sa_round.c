@@ -26,31 +26,30 @@ void secagg_record_path(const char *path, int rank, char *out, size_t cap)
     else snprintf(out, cap, "%s.rank%d", path, rank);
 }
 
-fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t *w, int64_t nacc,
+fh_status secagg_engine_init(secagg_engine *e, const config_secagg *sa, uint64_t seed, int multi, const comm_t *w, int64_t nacc,
                              int64_t nparams)
 {
     memset(e, 0, sizeof *e);
-    e->enabled = cfg->sa_enabled;
-    e->masks = cfg->sa_masks;
-    e->k = cfg->sa_neighbors;
-    e->thr_frac = cfg->sa_threshold;
-    e->dropout = cfg->sa_dropout;
-    e->seed = (uint64_t)cfg->seed;
+    e->enabled = sa->enabled;
+    e->masks = sa->masks;
+    e->k = sa->neighbors;
+    e->thr_frac = sa->threshold;
+    e->dropout = sa->dropout;
+    e->seed = seed;
     e->nacc = nacc;
     e->nparams = nparams;
     e->group = -1;
-    e->truth_on = cfg->sa_truth[0] != 0;
+    e->truth_on = sa->truth[0] != 0;
     /* the plain loop has one aggregator (rank 0); in the multi-center loop every rank may be a
      * cluster's aggregator and records what it receives in its own file */
-    const int multi = cfg->cl_method || cfg->pers_mode || cfg->clients_per_rank;
     if (w->rank == 0 || multi) {
         char path[CONFIG_PATH_MAX + 32];
-        if (e->enabled && cfg->sa_transcript[0]) {
-            secagg_record_path(cfg->sa_transcript, w->rank, path, sizeof path);
+        if (e->enabled && sa->transcript[0]) {
+            secagg_record_path(sa->transcript, w->rank, path, sizeof path);
             FH_TRY(io_rec_create(path, "fedhpc-secagg-transcript", &e->rec));
         }
         if (e->truth_on) {
-            secagg_record_path(cfg->sa_truth, w->rank, path, sizeof path);
+            secagg_record_path(sa->truth, w->rank, path, sizeof path);
             FH_TRY(io_rec_create(path, "fedhpc-secagg-truth", &e->truth));
         }
         for (int i = 0; i < 2; i++) {
@@ -59,7 +58,7 @@ fh_status secagg_engine_init(secagg_engine *e, const config_t *cfg, const comm_t
             FH_TRY(io_rec_put_i64(h, "words", nacc));
             FH_TRY(io_rec_put_i64(h, "params", nparams));
             FH_TRY(io_rec_put_i64(h, "fixed_point_bits", 32));
-            FH_TRY(io_rec_put_i64(h, "seed", cfg->seed));
+            FH_TRY(io_rec_put_i64(h, "seed", (int64_t)seed));
             FH_TRY(io_rec_put_i64(h, "secagg", e->enabled));
             FH_TRY(io_rec_put_i64(h, "masks", e->enabled && e->masks));
         }

@@ -182,7 +182,7 @@ static fh_status round_step_floor(walls *w, double *out)
 {
     const config_t *cfg = w->cfg;
     const model_t *m = &w->res->model;
-    const int32_t B = cfg->batch_size;
+    const int32_t B = cfg->train.batch_size;
     if (!w->ws) {
         w->ws = model_ws_create(m, B);
         w->sp = malloc((size_t)m->nparams * sizeof *w->sp);
@@ -197,10 +197,10 @@ static fh_status round_step_floor(walls *w, double *out)
     FH_TRY(comm_barrier(&W));
     const double t0 = fh_wtime();
     for (int32_t i = w->first[W.rank]; i < w->first[W.rank + 1]; i++)
-        for (int32_t e = 0; e < cfg->local_epochs; e++)
+        for (int32_t e = 0; e < cfg->train.local_epochs; e++)
             for (int64_t b0 = 0; b0 < w->count[i]; b0 += B) {
                 const int32_t nb = (int32_t)(w->count[i] - b0 < B ? w->count[i] - b0 : B);
-                model_sgd_step(m, w->sp, w->sx, w->sy, nb, (float)cfg->lr, w->sg, w->ws);
+                model_sgd_step(m, w->sp, w->sx, w->sy, nb, (float)cfg->train.lr, w->sg, w->ws);
             }
     double t = fh_wtime() - t0;
     FH_TRY(comm_allreduce_max_f64(&W, &t, 1));
@@ -213,10 +213,10 @@ static fh_status round_floor(walls *w, int32_t r, double *out)
 {
     const config_t *cfg = w->cfg;
     const model_t *m = &w->res->model;
-    const int32_t C = w->meta->clients, mm = cfg->clients_per_round < C ? cfg->clients_per_round : C;
+    const int32_t C = w->meta->clients, mm = cfg->train.clients_per_round < C ? cfg->train.clients_per_round : C;
     const int32_t wr = fl_worker_rows(cfg);
     if (!w->g.a) {
-        const int32_t bmax = cfg->batch_size > 0 && cfg->batch_size < wr ? cfg->batch_size : wr;
+        const int32_t bmax = cfg->train.batch_size > 0 && cfg->train.batch_size < wr ? cfg->train.batch_size : wr;
         gemm_alloc(&w->g, batch_max_operand(m, bmax));
         w->ids = malloc((size_t)mm * sizeof *w->ids);
         w->first = malloc((size_t)(W.size + 1) * sizeof *w->first);
@@ -225,14 +225,14 @@ static fh_status round_floor(walls *w, int32_t r, double *out)
         if (!w->ids || !w->first || !w->start || !w->count) return fh_error_set(FH_ENOMEM, "out of memory");
     }
     int32_t n;
-    FH_TRY(fl_sample_clients((uint64_t)cfg->seed, r, C, mm, w->ids, &n));
+    FH_TRY(fl_sample_clients((uint64_t)cfg->train.seed, r, C, mm, w->ids, &n));
     FH_TRY(io_data_client_ranges(w->data, w->ids, n, w->start, w->count));
     fl_assign_ranks(w->count, n, W.size, w->first);
     double fl = 0;
     FH_TRY(comm_barrier(&W));
     const double t0 = fh_wtime();
     for (int32_t i = w->first[W.rank]; i < w->first[W.rank + 1]; i++)
-        client_calls(m, w->count[i], cfg->batch_size, cfg->local_epochs, wr, &w->g, gemm_run, &fl);
+        client_calls(m, w->count[i], cfg->train.batch_size, cfg->train.local_epochs, wr, &w->g, gemm_run, &fl);
     double t = fh_wtime() - t0;
     FH_TRY(comm_allreduce_max_f64(&W, &t, 1)); /* the slowest rank bounds the round */
     *out = t;
@@ -250,7 +250,7 @@ static fh_status on_round(const fl_round_stats *s, void *user)
     if (w->n >= w->cap) return FH_OK;
     w->wall[w->n] = s->wall_s;
     FH_TRY(round_floor(w, s->round, &w->floor[w->n]));
-    if (w->step && w->cfg->batch_size > 0) FH_TRY(round_step_floor(w, &w->step[w->n]));
+    if (w->step && w->cfg->train.batch_size > 0) FH_TRY(round_step_floor(w, &w->step[w->n]));
     w->n++;
     return FH_OK;
 }
@@ -260,17 +260,17 @@ static int cmd_round(int argc, char **argv)
     if (argc < 1) return die("usage: round CONFIG [k=v ...]");
     config_t cfg;
     load_cfg(&cfg, argv[0], argc - 1, argv + 1);
-    cfg.eval_every = 1 << 30; /* evaluate after the last round only: rounds 1..R-1 are timed */
-    cfg.progress = 2;
+    cfg.train.eval_every = 1 << 30; /* evaluate after the last round only: rounds 1..R-1 are timed */
+    cfg.output.progress = 2;
     io_data *data;
     io_data_meta meta;
-    CK(io_data_open(cfg.data_file, &W, &data, &meta));
+    CK(io_data_open(cfg.data.file, &W, &data, &meta));
     walls wl;
     memset(&wl, 0, sizeof wl);
-    wl.wall = calloc((size_t)cfg.rounds, sizeof(double));
-    wl.floor = calloc((size_t)cfg.rounds, sizeof(double));
-    wl.step = calloc((size_t)cfg.rounds, sizeof(double));
-    wl.cap = cfg.rounds;
+    wl.wall = calloc((size_t)cfg.train.rounds, sizeof(double));
+    wl.floor = calloc((size_t)cfg.train.rounds, sizeof(double));
+    wl.step = calloc((size_t)cfg.train.rounds, sizeof(double));
+    wl.cap = cfg.train.rounds;
     wl.acc = NAN;
     wl.cfg = &cfg;
     wl.data = data;
@@ -281,14 +281,14 @@ static int cmd_round(int argc, char **argv)
     if (W.rank == 0 && wl.n > 0) {
         double mw = median(wl.wall, wl.n), mf = median(wl.floor, wl.n);
         printf("round,model=%s;ranks=%d;rounds=%d;B=%d,%.6f,%.6f,%.3f\n", model_type_name(res.model.type),
-               W.size, wl.n, cfg.batch_size, mw, mf, mw / mf);
-        if (cfg.batch_size > 0) {
+               W.size, wl.n, cfg.train.batch_size, mw, mf, mw / mf);
+        if (cfg.train.batch_size > 0) {
             const double ms = median(wl.step, wl.n);
             printf("round_step,model=%s;ranks=%d;rounds=%d;B=%d,%.6f,%.6f,%.3f\n", model_type_name(res.model.type),
-                   W.size, wl.n, cfg.batch_size, mw, ms, mw / ms);
+                   W.size, wl.n, cfg.train.batch_size, mw, ms, mw / ms);
         }
         printf("accuracy,model=%s;ranks=%d;rounds=%d,%.4f,,\n", model_type_name(res.model.type), W.size,
-               cfg.rounds, wl.acc);
+               cfg.train.rounds, wl.acc);
     }
     model_ws_free(wl.ws);
     free(wl.sp); free(wl.sg); free(wl.sx); free(wl.sy); free(wl.step);
@@ -303,18 +303,18 @@ static int cmd_local(int argc, char **argv)
     if (argc < 2) return die("usage: local CONFIG B [k=v ...]");
     config_t cfg;
     load_cfg(&cfg, argv[0], argc - 2, argv + 2);
-    cfg.batch_size = atoi(argv[1]);
+    cfg.train.batch_size = atoi(argv[1]);
     io_data *data;
     io_data_meta meta;
-    CK(io_data_open(cfg.data_file, &W, &data, &meta));
+    CK(io_data_open(cfg.data.file, &W, &data, &meta));
     fl_result res;
     CK(fl_model_setup(&cfg, data, &meta, &res));
     const model_t *m = &res.model;
     /* the median-sized client of round 1 */
-    const int32_t C = meta.clients, mm = cfg.clients_per_round < C ? cfg.clients_per_round : C;
+    const int32_t C = meta.clients, mm = cfg.train.clients_per_round < C ? cfg.train.clients_per_round : C;
     int32_t *ids = malloc((size_t)mm * sizeof *ids), n;
     int64_t *start = malloc((size_t)mm * sizeof *start), *count = malloc((size_t)mm * sizeof *count);
-    CK(fl_sample_clients((uint64_t)cfg.seed, 1, C, mm, ids, &n));
+    CK(fl_sample_clients((uint64_t)cfg.train.seed, 1, C, mm, ids, &n));
     CK(io_data_client_ranges(data, ids, n, start, count));
     int32_t best = 0;
     for (int32_t i = 0; i < n; i++) if (count[i] > count[best]) best = i;
@@ -329,11 +329,11 @@ static int cmd_local(int argc, char **argv)
     fl_local_opts o;
     memset(&o, 0, sizeof o);
     o.global = res.params;
-    o.lr = cfg.lr;
+    o.lr = cfg.train.lr;
     o.epochs = 1;
-    o.batch = cfg.batch_size;
+    o.batch = cfg.train.batch_size;
     gemm_buf g;
-    gemm_alloc(&g, batch_max_operand(m, cfg.batch_size < wr ? cfg.batch_size : wr));
+    gemm_alloc(&g, batch_max_operand(m, cfg.train.batch_size < wr ? cfg.train.batch_size : wr));
     const int reps = 5;
     double tl[5], tg[5], flops = 0;
     for (int k = 0; k < reps; k++) {
@@ -344,13 +344,13 @@ static int cmd_local(int argc, char **argv)
         tl[k] = fh_wtime() - t0;
         flops = 0;
         t0 = fh_wtime();
-        client_calls(m, rows, cfg.batch_size, 1, wr, &g, gemm_run, &flops);
+        client_calls(m, rows, cfg.train.batch_size, 1, wr, &g, gemm_run, &flops);
         tg[k] = fh_wtime() - t0;
     }
     if (W.rank == 0) {
         double ml = median(tl, reps), mg = median(tg, reps);
         printf("local,model=%s;B=%d;rows=%lld,%.3f,%.3f,%.3f\n", model_type_name(m->type),
-               cfg.batch_size, (long long)rows, flops / ml / 1e9, flops / mg / 1e9, mg / ml);
+               cfg.train.batch_size, (long long)rows, flops / ml / 1e9, flops / mg / 1e9, mg / ml);
     }
     fl_worker_free(&wk);
     io_data_close(data);
@@ -537,7 +537,7 @@ static int cmd_export(int argc, char **argv)
     load_cfg(&cfg, argv[0], argc - 2, argv + 2);
     io_data *data;
     io_data_meta meta;
-    CK(io_data_open(cfg.data_file, &W, &data, &meta));
+    CK(io_data_open(cfg.data.file, &W, &data, &meta));
     const char *dir = argv[1];
     mkdir(dir, 0777);
     const int64_t n = meta.train_rows, t = meta.test_rows, d = meta.features;
@@ -550,8 +550,8 @@ static int cmd_export(int argc, char **argv)
     CK(io_data_read_ranges(data, "test", 1, &s0, (int64_t *)&t, x, y));
     write_raw(dir, "test_x.f32", x, (size_t)t * d * 4);
     write_raw(dir, "test_y.i32", y, (size_t)t * 4);
-    const int32_t C = meta.clients, mm = cfg.clients_per_round < C ? cfg.clients_per_round : C;
-    int32_t *all = malloc((size_t)C * sizeof *all), *ids = malloc((size_t)cfg.rounds * mm * sizeof *ids);
+    const int32_t C = meta.clients, mm = cfg.train.clients_per_round < C ? cfg.train.clients_per_round : C;
+    int32_t *all = malloc((size_t)C * sizeof *all), *ids = malloc((size_t)cfg.train.rounds * mm * sizeof *ids);
     int64_t *start = malloc((size_t)C * sizeof *start), *count = malloc((size_t)C * sizeof *count),
             *off = malloc((size_t)(C + 1) * sizeof *off);
     for (int32_t c = 0; c < C; c++) all[c] = c;
@@ -559,33 +559,33 @@ static int cmd_export(int argc, char **argv)
     for (int32_t c = 0; c < C; c++) off[c] = start[c];
     off[C] = n;
     write_raw(dir, "client_offsets.i64", off, (size_t)(C + 1) * 8);
-    for (int32_t r = 1; r <= cfg.rounds; r++) {
+    for (int32_t r = 1; r <= cfg.train.rounds; r++) {
         int32_t k;
-        CK(fl_sample_clients((uint64_t)cfg.seed, r, C, mm, ids + (size_t)(r - 1) * mm, &k));
+        CK(fl_sample_clients((uint64_t)cfg.train.seed, r, C, mm, ids + (size_t)(r - 1) * mm, &k));
     }
-    write_raw(dir, "round_clients.i32", ids, (size_t)cfg.rounds * mm * 4);
+    write_raw(dir, "round_clients.i32", ids, (size_t)cfg.train.rounds * mm * 4);
     /* each (round, client)'s minibatch order, drawn exactly as fl_local_train draws it, so the
      * reference trains on the same batches in the same order */
     int64_t tot = 0;
-    for (int64_t i = 0; i < (int64_t)cfg.rounds * mm; i++) tot += count[ids[i]] * cfg.local_epochs;
+    for (int64_t i = 0; i < (int64_t)cfg.train.rounds * mm; i++) tot += count[ids[i]] * cfg.train.local_epochs;
     int32_t *ord = malloc((size_t)(tot > 0 ? tot : 1) * sizeof *ord);
-    int64_t *ooff = malloc(((size_t)cfg.rounds * mm + 1) * sizeof *ooff);
+    int64_t *ooff = malloc(((size_t)cfg.train.rounds * mm + 1) * sizeof *ooff);
     if (!ord || !ooff) return die("out of memory");
     int64_t pos = 0;
-    for (int32_t r = 1; r <= cfg.rounds; r++)
+    for (int32_t r = 1; r <= cfg.train.rounds; r++)
         for (int32_t i = 0; i < mm; i++) {
             const int32_t c = ids[(size_t)(r - 1) * mm + i];
             const int64_t nc = count[c];
             ooff[(size_t)(r - 1) * mm + i] = pos;
-            rng_t sh = rng_stream((uint64_t)cfg.seed, (uint64_t)c, (uint64_t)r, RNG_SHUFFLE);
-            for (int32_t e = 0; e < cfg.local_epochs; e++, pos += nc) {
+            rng_t sh = rng_stream((uint64_t)cfg.train.seed, (uint64_t)c, (uint64_t)r, RNG_SHUFFLE);
+            for (int32_t e = 0; e < cfg.train.local_epochs; e++, pos += nc) {
                 for (int64_t j = 0; j < nc; j++) ord[pos + j] = (int32_t)j;
-                if (cfg.batch_size > 0 && cfg.batch_size < nc) rng_shuffle_u32(&sh, (uint32_t *)ord + pos, (size_t)nc);
+                if (cfg.train.batch_size > 0 && cfg.train.batch_size < nc) rng_shuffle_u32(&sh, (uint32_t *)ord + pos, (size_t)nc);
             }
         }
-    ooff[(size_t)cfg.rounds * mm] = pos;
+    ooff[(size_t)cfg.train.rounds * mm] = pos;
     write_raw(dir, "batch_order.i32", ord, (size_t)pos * 4);
-    write_raw(dir, "batch_order_offsets.i64", ooff, ((size_t)cfg.rounds * mm + 1) * 8);
+    write_raw(dir, "batch_order_offsets.i64", ooff, ((size_t)cfg.train.rounds * mm + 1) * 8);
     free(ord);
     free(ooff);
     fl_result res; /* the initial model, so that both stacks start from the same weights */
@@ -598,10 +598,10 @@ static int cmd_export(int argc, char **argv)
     f = fopen(path, "w");
     fprintf(f, "features %d\nclasses %d\nclients %d\ntrain_rows %lld\ntest_rows %lld\nrounds %d\n"
                "clients_per_round %d\nbatch %d\nepochs %d\nlr %.17g\nseed %lld\nmodel %s\nhidden",
-            meta.features, meta.classes, C, (long long)n, (long long)t, cfg.rounds, mm,
-            cfg.batch_size, cfg.local_epochs, cfg.lr, (long long)cfg.seed,
-            model_type_name((model_type)cfg.model_type));
-    for (int i = 0; i < cfg.nhidden; i++) fprintf(f, " %d", cfg.hidden[i]);
+            meta.features, meta.classes, C, (long long)n, (long long)t, cfg.train.rounds, mm,
+            cfg.train.batch_size, cfg.train.local_epochs, cfg.train.lr, (long long)cfg.train.seed,
+            model_type_name((model_type)cfg.model.type));
+    for (int i = 0; i < cfg.model.nhidden; i++) fprintf(f, " %d", cfg.model.hidden[i]);
     fprintf(f, "\n");
     fclose(f);
     io_data_close(data);

@@ -110,11 +110,11 @@ static void test_profiles(void)
 {
     config_t c;
     config_defaults(&c);
-    c.seed = 5;
-    c.sys_sigma = 1;
+    c.train.seed = 5;
+    c.system.sigma = 1;
     sys_profile a, b;
-    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&a, &c, 400), FH_OK);
-    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&b, &c, 400), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&a, &c.system, (uint64_t)c.train.seed, 400), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&b, &c.system, (uint64_t)c.train.seed, 400), FH_OK);
     CU_ASSERT_EQUAL(memcmp(a.speed, b.speed, 400 * sizeof *a.speed), 0); /* pure function of the seed */
     double lm = 0, lv = 0;
     for (int i = 0; i < 400; i++) lm += log(a.speed[i]) / 400;
@@ -122,8 +122,8 @@ static void test_profiles(void)
     CU_ASSERT(fabs(lm) < 0.2);
     CU_ASSERT(fabs(sqrt(lv) - 1) < 0.15); /* log-normal sigma 1 */
     sys_profile_free(&b);
-    c.seed = 6;
-    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&b, &c, 400), FH_OK);
+    c.train.seed = 6;
+    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&b, &c.system, (uint64_t)c.train.seed, 400), FH_OK);
     CU_ASSERT_NOT_EQUAL(memcmp(a.speed, b.speed, 400 * sizeof *a.speed), 0);
     sys_profile_free(&a);
     sys_profile_free(&b);
@@ -133,16 +133,16 @@ static void test_profiles(void)
     FILE *f = fopen(path, "w");
     fputs("client,speed\n0,1.5\n1,0.25\n", f);
     fclose(f);
-    snprintf(c.sys_speeds, sizeof c.sys_speeds, "%s", path);
-    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&a, &c, 2), FH_OK);
+    snprintf(c.system.speeds, sizeof c.system.speeds, "%s", path);
+    CU_ASSERT_EQUAL_FATAL(sys_profile_init(&a, &c.system, (uint64_t)c.train.seed, 2), FH_OK);
     CU_ASSERT_DOUBLE_EQUAL(a.speed[0], 1.5, 0);
     CU_ASSERT_DOUBLE_EQUAL(a.speed[1], 0.25, 0);
     sys_profile_free(&a);
-    CU_ASSERT_EQUAL(sys_profile_init(&a, &c, 3), FH_EINPUT); /* too few */
+    CU_ASSERT_EQUAL(sys_profile_init(&a, &c.system, (uint64_t)c.train.seed, 3), FH_EINPUT); /* too few */
     f = fopen(path, "w");
     fputs("2\n-1\n", f);
     fclose(f);
-    CU_ASSERT_EQUAL(sys_profile_init(&a, &c, 2), FH_EINPUT);
+    CU_ASSERT_EQUAL(sys_profile_init(&a, &c.system, (uint64_t)c.train.seed, 2), FH_EINPUT);
     CU_ASSERT(strstr(fh_error_msg(), ":2:") != NULL);
     remove(path);
 }

@@ -19,13 +19,13 @@ static void test_defaults(void)
 {
     config_t c;
     config_defaults(&c);
-    CU_ASSERT_EQUAL(c.rounds, 50);
-    CU_ASSERT_EQUAL(c.clients_per_round, 10);
-    CU_ASSERT_EQUAL(c.nhidden, 2);
-    CU_ASSERT_EQUAL(c.hidden[0], 200);
-    CU_ASSERT_EQUAL(c.algorithm, ALG_FEDAVG);
-    CU_ASSERT_DOUBLE_EQUAL(c.lr, 0.05, 0);
-    CU_ASSERT_STRING_EQUAL(c.out_dir, "runs/default");
+    CU_ASSERT_EQUAL(c.train.rounds, 50);
+    CU_ASSERT_EQUAL(c.train.clients_per_round, 10);
+    CU_ASSERT_EQUAL(c.model.nhidden, 2);
+    CU_ASSERT_EQUAL(c.model.hidden[0], 200);
+    CU_ASSERT_EQUAL(c.fl.algorithm, ALG_FEDAVG);
+    CU_ASSERT_DOUBLE_EQUAL(c.train.lr, 0.05, 0);
+    CU_ASSERT_STRING_EQUAL(c.output.dir, "runs/default");
 }
 
 static void test_load_and_override(void)
@@ -37,17 +37,17 @@ static void test_load_and_override(void)
     config_t c;
     config_defaults(&c);
     CU_ASSERT_EQUAL_FATAL(config_load(&c, path), FH_OK);
-    CU_ASSERT_STRING_EQUAL(c.data_file, "a.h5");
-    CU_ASSERT_EQUAL(c.model_type, 0);
-    CU_ASSERT_EQUAL(c.nhidden, 3);
-    CU_ASSERT_EQUAL(c.hidden[2], 16);
-    CU_ASSERT_EQUAL(c.rounds, 7);
-    CU_ASSERT_DOUBLE_EQUAL(c.lr, 0.125, 0);
-    CU_ASSERT_EQUAL(c.algorithm, ALG_SCAFFOLD);
+    CU_ASSERT_STRING_EQUAL(c.data.file, "a.h5");
+    CU_ASSERT_EQUAL(c.model.type, 0);
+    CU_ASSERT_EQUAL(c.model.nhidden, 3);
+    CU_ASSERT_EQUAL(c.model.hidden[2], 16);
+    CU_ASSERT_EQUAL(c.train.rounds, 7);
+    CU_ASSERT_DOUBLE_EQUAL(c.train.lr, 0.125, 0);
+    CU_ASSERT_EQUAL(c.fl.algorithm, ALG_SCAFFOLD);
     CU_ASSERT_EQUAL(config_override(&c, "train.rounds=9"), FH_OK);
-    CU_ASSERT_EQUAL(c.rounds, 9);
+    CU_ASSERT_EQUAL(c.train.rounds, 9);
     CU_ASSERT_EQUAL(config_override(&c, "fl.algorithm = fedyogi"), FH_OK);
-    CU_ASSERT_EQUAL(c.algorithm, ALG_FEDYOGI);
+    CU_ASSERT_EQUAL(c.fl.algorithm, ALG_FEDYOGI);
     CU_ASSERT_EQUAL(config_validate(&c, path), FH_OK);
 }
 
@@ -73,16 +73,16 @@ static void test_errors_name_file_line_and_key(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[data] file"));
     /* DP-SGD with the CNN is refused (issue 12: every clipped gradient was NaN, every update
      * rejected, and the run exited 0 having trained nothing) */
-    snprintf(c.data_file, sizeof c.data_file, "d.h5");
-    c.dp_mode = 2;
-    c.model_type = MODEL_CNN;
+    snprintf(c.data.file, sizeof c.data.file, "d.h5");
+    c.privacy.mode = 2;
+    c.model.type = MODEL_CNN;
     CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_EINPUT);
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[privacy] mode = sample"));
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[model] type = cnn"));
-    c.model_type = MODEL_MLP;
+    c.model.type = MODEL_MLP;
     CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_OK);
-    c.model_type = MODEL_CNN;
-    c.dp_mode = 1;
+    c.model.type = MODEL_CNN;
+    c.privacy.mode = 1;
     CU_ASSERT_EQUAL(config_validate(&c, "f.ini"), FH_OK);
 }
 

@@ -74,10 +74,10 @@ static void test_clipped_mlp(void) { check_clipped(MODEL_MLP, 3, -1); }
 static void cfg_client(config_t *c)
 {
     config_defaults(c);
-    c->dp_mode = PRIVACY_CLIENT;
-    c->dp_noise = 1.1;
-    c->dp_clip = 0.5;
-    c->dp_delta = 1e-5;
+    c->privacy.mode = PRIVACY_CLIENT;
+    c->privacy.noise = 1.1;
+    c->privacy.clip = 0.5;
+    c->privacy.delta = 1e-5;
 }
 
 static void test_client_clip_weight(void)
@@ -104,7 +104,7 @@ static void test_accounting_and_budget(void)
 {
     config_t c;
     cfg_client(&c);
-    c.dp_budget = 2.0;
+    c.privacy.budget = 2.0;
     privacy_run p;
     CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
     privacy_accountant a;
@@ -133,10 +133,10 @@ static void test_adaptive_clip(void)
 {
     config_t c;
     cfg_client(&c);
-    c.dp_adaptive = 1;
-    c.dp_count_noise = 5;
-    c.dp_clip_lr = 0.2;
-    c.dp_quantile = 0.5;
+    c.privacy.adaptive = 1;
+    c.privacy.count_noise = 5;
+    c.privacy.clip_lr = 0.2;
+    c.privacy.quantile = 0.5;
     privacy_run p;
     CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
     int stop;
@@ -159,7 +159,7 @@ static void test_adaptive_clip(void)
         CU_ASSERT_EQUAL(p.clip, c2);
     }
     privacy_run_free(&p);
-    c.dp_count_noise = 0.5; /* 2 sigma_b <= z: no noise left for the update */
+    c.privacy.count_noise = 0.5; /* 2 sigma_b <= z: no noise left for the update */
     CU_ASSERT_EQUAL(privacy_run_init(&p, &c, 1000, 100), FH_EINPUT);
     privacy_run_free(&p);
 }
@@ -170,9 +170,9 @@ static void test_schedule_composition(void)
 {
     config_t c;
     cfg_client(&c);
-    c.dp_schedule = 1;
-    c.dp_schedule_min = 0.5;
-    c.dp_noise = 2.0;
+    c.privacy.schedule = 1;
+    c.privacy.schedule_min = 0.5;
+    c.privacy.noise = 2.0;
     privacy_run p;
     CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
     privacy_accountant a;
@@ -206,9 +206,9 @@ static void test_distributed_noise_with_rejections(void)
 {
     config_t c;
     cfg_client(&c);
-    c.dp_placement = 1;
-    c.sa_enabled = 1;
-    c.sa_threshold = 0.5;
+    c.privacy.placement = 1;
+    c.secagg.enabled = 1;
+    c.secagg.threshold = 0.5;
     const int32_t m = 40, P = 20000;
     privacy_run p;
     CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 400, m), FH_OK);
@@ -259,13 +259,13 @@ static void test_fedbuff_accounting(void)
 {
     config_t c;
     cfg_client(&c);
-    c.dp_noise = 1.0;
-    c.dp_budget = 5.0; /* one unsampled step at sigma 1: 4.73, two: 7.08 */
+    c.privacy.noise = 1.0;
+    c.privacy.budget = 5.0; /* one unsampled step at sigma 1: 4.73, two: 7.08 */
     enum { C = 100, K = 5 };
     int64_t joined[C] = {0};
     uint8_t pending[C] = {0};
     for (int mode = 0; mode < 2; mode++) {
-        c.dp_fedbuff_acct = mode; /* 0 bound (default), 1 sampled */
+        c.privacy.fedbuff_accounting = mode; /* 0 bound (default), 1 sampled */
         privacy_run p;
         CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, C, K), FH_OK);
         CU_ASSERT_EQUAL(p.fedbuff_bound, mode == 0);
@@ -292,10 +292,10 @@ static void test_sample_accounting(void)
 {
     config_t c;
     config_defaults(&c);
-    c.dp_mode = PRIVACY_SAMPLE;
-    c.dp_noise = 1.0;
-    c.batch_size = 10;
-    c.local_epochs = 2;
+    c.privacy.mode = PRIVACY_SAMPLE;
+    c.privacy.noise = 1.0;
+    c.train.batch_size = 10;
+    c.train.local_epochs = 2;
     privacy_run p;
     CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 3, 2), FH_OK);
     int32_t ids[2] = {0, 2};

@@ -89,25 +89,25 @@ static void test_server_steps(void)
     config_defaults(&c);
     float d[3] = {0.5f, -1.0f, 0.0f}, w[3] = {1, 1, 1};
     fl_server s;
-    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c, 3), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c.fl, 3), FH_OK);
     fl_server_step(&s, d, w);
     CU_ASSERT_DOUBLE_EQUAL(w[0], 1.5, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(w[1], 0.0, 1e-7);
     fl_server_free(&s);
     /* FedAvgM: second step adds momentum * first update */
-    c.algorithm = ALG_FEDAVGM;
-    c.server_momentum = 0.5;
+    c.fl.algorithm = ALG_FEDAVGM;
+    c.fl.server_momentum = 0.5;
     float w2[3] = {0, 0, 0};
-    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c, 3), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c.fl, 3), FH_OK);
     fl_server_step(&s, d, w2);
     fl_server_step(&s, d, w2);
     CU_ASSERT_DOUBLE_EQUAL(w2[0], 0.5 + 0.75, 1e-6);
     fl_server_free(&s);
     /* FedAdam: the first step moves each coordinate by about server_lr * (1-b1)/sqrt(1-b2) */
-    c.algorithm = ALG_FEDADAM;
-    c.server_lr = 0.01;
+    c.fl.algorithm = ALG_FEDADAM;
+    c.fl.server_lr = 0.01;
     float w3[3] = {0, 0, 0};
-    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c, 3), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(fl_server_init(&s, &c.fl, 3), FH_OK);
     fl_server_step(&s, d, w3);
     double expect = 0.01 * 0.1 * 0.5 / (sqrt(0.99 * 1e-6 + 0.01 * 0.25) + 1e-3);
     CU_ASSERT_DOUBLE_EQUAL(w3[0], expect, 1e-6);
