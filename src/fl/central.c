@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/ckpt.h"
 #include "fedhpc/fl.h"
+#include "fedhpc/optim.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -169,14 +170,9 @@ fh_status fl_train_centralized(const config_t *cfg, const comm_t *w, io_data *da
             if ((st = comm_allreduce_sum_i64(w, acc, P + 3)) != FH_OK) break;
             stop |= acc[P + 2] > 0;
             fx_decode(acc, 1.0, dec, P);
-            for (int64_t j = 0; j < P; j++) {
-                float g = dec[j] + wd * params[j];
-                if (mu_m != 0) {
-                    mom[j] = mu_m * mom[j] + g;
-                    g = mom[j];
-                }
-                params[j] -= lr * g;
-            }
+            optim_state os; /* the step (include/fedhpc/optim.h); dec becomes the direction */
+            optim_attach(&os, mu_m != 0 ? mom : NULL, P);
+            optim_step(&(optim_opts){.lr = lr, .momentum = mu_m, .weight_decay = wd}, &os, params, dec);
             loss_round += (double)acc[P] / 1048576.0;
             rows_round += acc[P + 1];
         }
