@@ -68,7 +68,8 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
  * step is fused (src/model/kern.c: each weight is read and written once and the gradient is
  * never stored); the CNN's dense layers step inside its backward pass the same way and only
  * its conv parameters go through grad (src/model/cnn.c); otherwise the whole gradient goes
- * through grad[nparams] (scratch). A label outside [0, classes) or n > max_batch gives NAN. */
+ * through grad[nparams] (scratch). A label outside [0, classes) or n > max_batch gives NAN.
+ * The fast path of optim_step when optim_is_plain (include/fedhpc/optim.h). */
 double model_sgd_step(const model_t *m, float *params, const float *x, const int32_t *y,
                       int32_t n, float lr, float *grad, model_ws *ws);
 

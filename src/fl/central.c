@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
+#include "fedhpc/optim.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -179,14 +180,9 @@ static fh_status central_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
         FH_TRY(comm_allreduce_sum_i64(w, c->acc, P + 3));
         *stop |= c->acc[P + 2] > 0;
         fx_decode(c->acc, 1.0, c->dec, P);
-        for (int64_t j = 0; j < P; j++) {
-            float g = c->dec[j] + wd * params[j];
-            if (mu_m != 0) {
-                c->mom[j] = mu_m * c->mom[j] + g;
-                g = c->mom[j];
-            }
-            params[j] -= lr * g;
-        }
+        optim_state os; /* the step (include/fedhpc/optim.h); dec becomes the direction */
+        optim_attach(&os, mu_m != 0 ? c->mom : NULL, P);
+        optim_step(&(optim_opts){.lr = lr, .momentum = mu_m, .weight_decay = wd}, &os, params, c->dec);
         loss_round += (double)c->acc[P] / 1048576.0;
         rows_round += c->acc[P + 1];
     }

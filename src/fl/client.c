@@ -1,6 +1,8 @@
 /* Local training on one client's rows: minibatch SGD with momentum, weight decay, the FedProx
- * proximal term and the SCAFFOLD correction. Shuffles come from the client's own stream. */
+ * proximal term and the SCAFFOLD correction (the step: optim_step, include/fedhpc/optim.h).
+ * Shuffles come from the client's own stream. */
 #include "fedhpc/fl.h"
+#include "fedhpc/optim.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -69,6 +71,14 @@ double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int
     return loss;
 }
 
+/* The client step of fl_local_opts in optim's terms (the coefficients rounded to float). */
+static optim_opts local_optim(const fl_local_opts *o)
+{
+    return (optim_opts){.lr = (float)o->lr, .momentum = (float)o->momentum,
+                        .weight_decay = (float)o->weight_decay, .mu = (float)o->mu,
+                        .global = o->global, .c_diff = o->c_diff};
+}
+
 /* ---- DP-SGD (Abadi et al. 2016): a separate branch, taken when w->dp is set ------------ */
 /* Batches: Poisson (each row independently with rate B/n, round(n/B) steps an epoch) or fixed
  * size B in a shuffled order. Per step: the sum of per-example clipped gradients
@@ -88,9 +98,10 @@ static fh_status local_train_dp(fl_worker *w, const fl_local_opts *o, rng_t shuf
     rng_t samp = rng_stream(dp->seed, dp->client, dp->round, RNG_DPSGD_SAMPLE);
     FH_TRY(worker_buffer(w, &w->grad2));
     FH_TRY(worker_buffer(w, &w->mom));
-    const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
-                mu = (float)o->mu;
-    memset(w->mom, 0, (size_t)P * sizeof *w->mom);
+    const optim_opts oo = local_optim(o);
+    optim_state os; /* the worker's buffer: the momentum recurrence runs even at momentum 0 */
+    optim_attach(&os, w->mom, P);
+    optim_reset(&os);
     double loss = 0;
     int64_t k = 0, seen = 0;
     for (int32_t e = 0; e < o->epochs; e++) {
@@ -122,16 +133,7 @@ static fh_status local_train_dp(fl_worker *w, const fl_local_opts *o, rng_t shuf
             const double sd = dp->sigma * dp->clip;
             for (int64_t j = 0; j < P; j++)
                 g[j] = (float)(((double)w->grad2[j] + sd * rng_normal(&noise)) / (double)B);
-            if (wd != 0)
-                for (int64_t j = 0; j < P; j++) g[j] += wd * params[j];
-            if (mu != 0)
-                for (int64_t j = 0; j < P; j++) g[j] += mu * (params[j] - o->global[j]);
-            if (o->c_diff)
-                for (int64_t j = 0; j < P; j++) g[j] += o->c_diff[j];
-            for (int64_t j = 0; j < P; j++) {
-                w->mom[j] = mom * w->mom[j] + g[j];
-                params[j] -= lr * w->mom[j];
-            }
+            optim_step(&oo, &os, params, g);
             k++;
             seen += nb;
         }
@@ -156,14 +158,13 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
         w->order_cap = n;
     }
     if (w->dp) return local_train_dp(w, o, shuffle, x, y, n, params, loss_sum, steps, rows);
-    const float lr = (float)o->lr, mom = (float)o->momentum, wd = (float)o->weight_decay,
-                mu = (float)o->mu;
-    if (mom != 0) {
-        FH_TRY(worker_buffer(w, &w->mom));
-        memset(w->mom, 0, (size_t)P * sizeof *w->mom);
-    }
+    const optim_opts oo = local_optim(o);
+    optim_state os; /* the worker's buffer, when there is momentum */
+    if (oo.momentum != 0) FH_TRY(worker_buffer(w, &w->mom));
+    optim_attach(&os, oo.momentum != 0 ? w->mom : NULL, P);
+    optim_reset(&os);
     /* plain SGD on minibatches: one fused step (model_sgd_step), no gradient round trip */
-    const int plain = mom == 0 && wd == 0 && mu == 0 && !o->c_diff && B < n && B <= w->ws_rows;
+    const int plain = optim_is_plain(&oo, &os) && B < n && B <= w->ws_rows;
     double loss = 0;
     int64_t k = 0, seen = 0;
     const int64_t kmax = w->max_steps > 0 ? w->max_steps : INT64_MAX; /* partial work */
@@ -181,28 +182,14 @@ fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, co
                     w->yb[i] = y[r];
                 }
                 if (plain) {
-                    loss += model_sgd_step(m, params, w->xb, w->yb, (int32_t)nb, lr, w->grad, w->ws);
+                    loss += model_sgd_step(m, params, w->xb, w->yb, (int32_t)nb, oo.lr, w->grad, w->ws);
                     k++;
                     seen += nb;
                     continue;
                 }
                 loss += fl_grad_rows(w, params, w->xb, w->yb, nb);
             }
-            float *g = w->grad;
-            if (wd != 0)
-                for (int64_t j = 0; j < P; j++) g[j] += wd * params[j];
-            if (mu != 0)
-                for (int64_t j = 0; j < P; j++) g[j] += mu * (params[j] - o->global[j]);
-            if (o->c_diff)
-                for (int64_t j = 0; j < P; j++) g[j] += o->c_diff[j];
-            if (mom != 0) {
-                for (int64_t j = 0; j < P; j++) {
-                    w->mom[j] = mom * w->mom[j] + g[j];
-                    params[j] -= lr * w->mom[j];
-                }
-            } else {
-                for (int64_t j = 0; j < P; j++) params[j] -= lr * g[j];
-            }
+            optim_step(&oo, &os, params, w->grad);
             k++;
             seen += nb;
         }

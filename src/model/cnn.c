@@ -25,6 +25,7 @@
  * the gradient buffer.
  */
 #define _GNU_SOURCE
+#include "fedhpc/optim.h"
 #include "conv_dnnl.h"
 #include "kern.h"
 #include "model_cnn.h"
@@ -540,7 +541,7 @@ double cnn_sgd_step(const model_t *m, float *params, const float *x, const int32
     if (n > KERN_MAX_ROWS || !kern_available()) {
         const double loss = cnn_loss_grad(m, params, x, y, n, grad, w);
         if (isnan(loss)) return loss;
-        for (int64_t j = 0; j < m->nparams; j++) params[j] -= lr * grad[j];
+        optim_sgd(params, grad, lr, m->nparams);
         return loss;
     }
     if (cnn_forward(m, params, x, n, w) != FH_OK) return NAN;
@@ -552,8 +553,7 @@ double cnn_sgd_step(const model_t *m, float *params, const float *x, const int32
     fc_bwd_sgd(n, n2, F, w->p2, w->d3, lr, params + m->w_off[2], params + m->b_off[2], w->dp2);
     /* the convolutions: gradient (52k floats for the default CNN), then the step */
     if (conv_backward(m, params, x, n, grad, w) != FH_OK) return NAN;
-    const int64_t nconv = m->w_off[2];
-    for (int64_t j = 0; j < nconv; j++) params[j] -= lr * grad[j];
+    optim_sgd(params, grad, lr, m->w_off[2]); /* the conv parameters come first */
     return loss;
 }
 

@@ -11,6 +11,7 @@
  * happens in model_loss_grad or model_predict: everything lives in the model_ws.
  */
 #include "fedhpc/model.h"
+#include "fedhpc/optim.h"
 #include "fedhpc/rng.h"
 #include "kern.h"
 #include "model_cnn.h"
@@ -348,8 +349,7 @@ double model_sgd_step(const model_t *m, float *params, const float *x, const int
     }
     if (m->type == MODEL_CNN || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
         const double loss = model_loss_grad(m, params, x, y, n, grad, ws);
-        const int64_t P = m->nparams;
-        for (int64_t j = 0; j < P; j++) params[j] -= lr * grad[j];
+        optim_sgd(params, grad, lr, m->nparams);
         return loss;
     }
     if (!model_labels_ok(m, y, n)) return NAN; /* as model_loss_grad: params untouched */

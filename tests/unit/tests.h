@@ -30,5 +30,6 @@ void tests_register_dp(void);
 void tests_register_cnn(void);
 void tests_register_async(void);
 void tests_register_cluster(void);
+void tests_register_optim(void);
 
 #endif
