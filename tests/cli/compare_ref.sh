@@ -21,7 +21,7 @@ fi
 REF=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 NEW=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 shift 2
-[ $# -eq 0 ] && set -- tests/cli/compare_ref.cases
+[ $# -eq 0 ] && set -- tests/cli/compare_ref.cases tests/cli/compare_ref_more.cases
 NP=${NP:-2}
 
 # run BINARY OUTDIR CONFIG [OVERRIDES...]: one training run, its log in OUTDIR/log
@@ -30,6 +30,13 @@ run_one() {
     mkdir -p "$out"
     nice $MPIRUN -np "$NP" "$bin" run "$cfg" "$@" output.dir="$out" </dev/null >"$out/log" 2>&1
 }
+
+# the data sets of compare_ref_more.cases (prepared once, like `make data`)
+CACHE=data/cache/fashion-mnist
+[ -f data/ref_perm.h5 ] || "$NEW" prepare fmnist --cache $CACHE --clients 40 --partition iid --seed 1 --groups 4 \
+    --group-transform permute-labels --local-test-frac 0.2 --out data/ref_perm.h5 >/dev/null || exit 1
+[ -f data/ref_lc.h5 ] || "$NEW" prepare lending_club --clients 20 --partition iid --seed 1 --out data/ref_lc.h5 >/dev/null ||
+    exit 1
 
 for f in "$@"; do
     while read -r name cfg overrides; do
