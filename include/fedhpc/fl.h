@@ -1,5 +1,7 @@
-/* fedhpc/fl.h — federated training: client sampling, local training, exact aggregation,
- * server optimizers, the training loop, and the centralized baseline.
+/* fedhpc/fl.h — the training loop's public face: fl_train, its result and round statistics,
+ * and the set-up, evaluation and checkpoint pieces every strategy shares. The pieces live in
+ * their own headers: sample.h (who trains), local.h (local training), server.h (server
+ * optimizers), cluster.h (multi-center mathematics), loop.h (the loop, strategies, stages).
  *
  * The loop sees the comm layer (comm_*) and the I/O layer (io_*), never MPI or HDF5 directly.
  * Exactness: client updates are weighted, encoded in fixed point (2^-32 steps) as int64 and
@@ -21,71 +23,7 @@
 
 #include <stdint.h>
 
-/* ---- sampling (src/fl/sample.c) --------------------------------------------------------- */
-/* m distinct clients out of C for round r, sorted ascending (Floyd's algorithm on
- * rng_stream(seed, 0, r, RNG_SAMPLE); memory O(m)). m >= C gives all clients. */
-fh_status fl_sample_clients(uint64_t seed, int64_t round, int32_t C, int32_t m, int32_t *out,
-                            int32_t *n_out);
-/* Split n clients with row counts count[] over P ranks in contiguous, row-balanced blocks:
- * rank p gets clients [first[p], first[p + 1]). first has P + 1 entries. */
-void fl_assign_ranks(const int64_t *count, int32_t n, int P, int32_t *first);
-
-/* ---- local training (src/fl/client.c) --------------------------------------------------- */
-typedef struct {
-    const float *global; /* [P] the round's starting model (FedProx anchor)             */
-    const float *c_diff; /* [P] SCAFFOLD correction c - c_i, or NULL                    */
-    double lr, momentum, weight_decay, mu; /* mu > 0: FedProx proximal term             */
-    int32_t epochs, batch;                 /* batch 0: full batch                       */
-} fl_local_opts;
-
-typedef struct {
-    const model_t *m;
-    model_ws *ws;     /* scratch for up to ws_rows rows                                     */
-    int32_t ws_rows;
-    float *grad;      /* [P] */
-    float *grad2;     /* [P] chunk accumulator for batches larger than ws_rows (on first use) */
-    float *mom;       /* [P] momentum buffer (on first use: momentum or DP-SGD)             */
-    float *xb;        /* [ws_rows, in] gathered batch                                       */
-    int32_t *yb;      /* [ws_rows]                                                          */
-    int32_t *order;   /* [max rows of a client] epoch permutation                           */
-    int64_t order_cap;
-    const privacy_sgd *dp; /* non-NULL: fl_local_train runs DP-SGD (privacy.h); set per client */
-    int64_t max_steps;     /* > 0: fl_local_train stops after this many SGD steps (partial
-                            * work, [async] partial; not with DP-SGD); set per client       */
-} fl_worker;
-
-/* The local-training options of a configuration ([train] lr, momentum, weight_decay, epochs,
- * batch; [fl] mu when the algorithm is FedProx) from the round's starting model `global`: the
- * one place every strategy builds them. c_diff is NULL (SCAFFOLD sets it per client). */
-fl_local_opts fl_local_opts_make(const config_t *cfg, const float *global);
-
-fh_status fl_worker_init(fl_worker *w, const model_t *m, int32_t ws_rows);
-/* The rows a worker's scratch holds (every training loop uses it, so chunked gradients and
- * evaluation batches are the same everywhere): the batch size (1024 for full batch), at
- * least 256 — 16 for the CNN (its conv chunk), whose scratch is ~63 KB a row — and at most 8192. */
-int32_t fl_worker_rows(const config_t *cfg);
-void fl_worker_free(fl_worker *w);
-/* Mean loss gradient over n rows (in chunks of ws_rows), returned as the loss SUM. */
-double fl_grad_rows(fl_worker *w, const float *params, const float *x, const int32_t *y, int64_t n);
-/* Train params (in: global, out: local) on one client's rows with SGD; returns the summed
- * minibatch loss over all steps in *loss_sum, steps in *steps, rows visited in *rows. */
-fh_status fl_local_train(fl_worker *w, const fl_local_opts *o, rng_t shuffle, const float *x,
-                         const int32_t *y, int64_t n, float *params, double *loss_sum,
-                         int64_t *steps, int64_t *rows);
-
-/* ---- server optimizers (src/fl/server.c) ------------------------------------------------ */
-typedef struct {
-    int32_t alg;
-    int64_t P;
-    double lr, momentum, beta1, beta2, tau;
-    float *m, *v; /* [P] first/second moments (FedAvgM/FedAdam/FedYogi), NULL otherwise */
-} fl_server;
-
-/* From [fl] (the algorithm and the server optimizer's settings). */
-fh_status fl_server_init(fl_server *s, const config_fl *c, int64_t P);
-void fl_server_free(fl_server *s);
-/* Apply the averaged client update delta[P] (new - old) to params[P]. */
-void fl_server_step(fl_server *s, const float *delta, float *params);
+#include "fedhpc/local.h"
 
 /* ---- the training loop (src/fl/loop.c; strategies in fedavg.c, central.c, cluster.c, async.c) */
 typedef struct {
@@ -176,35 +114,5 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
                              int32_t n_total, fl_rows *rows, double *mean, double *p10);
 /* Set up model, class weights and initial params (src/fl/loop.c). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
-
-/* ---- multi-center FL (src/fl/cluster.c, src/fl/kmeans.c; issue 4) ------------------------ */
-/* Multi-center FL is a strategy of the one loop (include/fedhpc/loop.h, src/fl/cluster.c):
- * [cluster] method fesem | ifca | cfl | none, [personalize] fedper, [run] clients_per_rank.
- * Clusters are rank groups: after each assignment step the ranks hosting a cluster's members
- * form its communicator (comm_split) and aggregate it exactly (fixed point) with their own
- * collective; the cluster's aggregator rank (its lowest) broadcasts the new center. Writes
- * <output dir>/clusters.csv (rank 0) with cluster sizes, per-cluster accuracy and ARI. */
-/* Adjusted Rand index (Hubert and Arabie 1985) of two labelings of n items (labels >= 0). */
-double cl_ari(const int32_t *a, const int32_t *b, int32_t n);
-/* Squared L2 distances D2[n x n] and cosine similarities Cs[n x n] (either may be NULL) from a
- * Gram matrix G[n x n]. A zero vector has similarity 0 to everything (1 to itself). */
-void cl_gram_derive(const double *G, int32_t n, double *D2, double *Cs);
-/* k-means++ seeding on pairwise squared distances D2[n x n], deterministic from
- * rng_stream(seed, 0, round, RNG_CLUSTER): seeds[k] distinct item indices (k <= n). */
-fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds);
-/* assign[i] = argmin_j dist[i * k + j] (ties: lowest j). */
-void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign);
-/* Lloyd's k-means of rows X[n x dim] (double), seeded by k-means++ on their distances;
- * `iters` iterations at most. */
-fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t seed, int32_t iters,
-                    int32_t *assign);
-/* Spectral clustering (Ng, Jordan and Weiss 2001) of n items with similarity S[n x n]
- * (affinity max(S, 0), symmetric normalised), eigenvectors from dist_syevd (ScaLAPACK) on c:
- * the k leading eigenvectors, rows normalised, then k-means. Collective over c. */
-fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, uint64_t seed, int32_t *assign);
-/* FeSEM assignment step: nearest (L2) of k centers[k x P] to model[P] over the first `len`
- * parameters; *d2 (may be NULL) receives the squared distance to it. Ties: lowest index. */
-int32_t cl_nearest_center(const float *model, const float *centers, int32_t k, int64_t P, int64_t len,
-                          double *d2);
 
 #endif

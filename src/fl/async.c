@@ -22,6 +22,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/async.h"
 #include "fedhpc/loop.h"
+#include "fedhpc/sample.h"
+#include "fedhpc/server.h"
 #include "fedhpc/privacy.h"
 
 #include <math.h>

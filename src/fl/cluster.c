@@ -23,7 +23,9 @@
  *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/cluster.h"
 #include "fedhpc/loop.h"
+#include "fedhpc/sample.h"
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>

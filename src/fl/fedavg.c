@@ -12,6 +12,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
+#include "fedhpc/sample.h"
+#include "fedhpc/server.h"
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>

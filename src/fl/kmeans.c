@@ -1,7 +1,8 @@
 /* Clustering helpers of multi-center FL: adjusted Rand index, k-means++ seeding, Lloyd's
  * k-means, spectral clustering (eigenvectors from ScaLAPACK via dist_syevd), FeSEM's nearest
  * center. Deterministic: randomness from rng_stream(seed, 0, round, RNG_CLUSTER). */
-#include "fedhpc/fl.h"
+#include "fedhpc/cluster.h"
+#include "fedhpc/rng.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* Deterministic client sampling and the placement of a round's clients on ranks. */
-#include "fedhpc/fl.h"
+#include "fedhpc/rng.h"
+#include "fedhpc/sample.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* Server optimizers applied to the averaged client update (Reddi et al. 2021 for FedAdam and
  * FedYogi; FedAvgM is server momentum). Every rank applies the same step to the same exact
  * aggregate, so no broadcast of the new model is needed. */
-#include "fedhpc/fl.h"
+#include "fedhpc/server.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -27,6 +27,7 @@
 #include "fedhpc/ckpt.h"
 #include "fedhpc/config.h"
 #include "fedhpc/fl.h"
+#include "fedhpc/sample.h"
 #include "fedhpc/io.h"
 #include "fedhpc/rng.h"
 

@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE
 #include "fedhpc/model.h"
 #include "fedhpc/comm.h"
+#include "fedhpc/cluster.h"
 #include "fedhpc/fl.h"
 #include "fedhpc/rng.h"
 

@@ -4,6 +4,7 @@
 #include "tests.h"
 
 #include "fedhpc/data.h"
+#include "fedhpc/cluster.h"
 #include "fedhpc/fl.h"
 #include "fedhpc/rng.h"
 

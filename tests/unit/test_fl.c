@@ -3,6 +3,8 @@
 #include "tests.h"
 
 #include "fedhpc/fl.h"
+#include "fedhpc/sample.h"
+#include "fedhpc/server.h"
 
 #include <math.h>
 #include <stdlib.h>
