@@ -37,39 +37,36 @@ INI
 run() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
 eps_last() { csv_col_last "$1/metrics.csv" epsilon; }
 
+# exact NAME DIR OVERRIDES...: the run is bit-identical on -np 2 and 4, accounts a finite epsilon,
+# and a run stopped after round 2 resumes (on -np 4) to the same model and epsilon
+exact() {
+    name=$1 d=$2; shift 2
+    run 2 "$T/perm.ini" "$@" output.dir="$T/$d.2"
+    run 4 "$T/perm.ini" "$@" output.dir="$T/$d.4"
+    same_model "$T/$d.2/model.h5" "$T/$d.4/model.h5" && ok "$name: -np 2 and 4 bit-identical" ||
+        bad "$name differs between -np 2 and 4"
+    e=$(eps_last "$T/$d.2")
+    nums "$e" && awk -v e="$e" 'BEGIN{exit !(e > 0 && e < 1000)}' && ok "$name accounts epsilon ($e after 4 rounds)" ||
+        bad "$name epsilon '$e'"
+    run 2 "$T/perm.ini" "$@" train.rounds=2 checkpoint.every=2 output.dir="$T/$d.p"
+    run 4 "$T/perm.ini" "$@" checkpoint.every=2 output.dir="$T/$d.p" --resume
+    grep -q "resuming after round 2" "$T/log" && same_model "$T/$d.2/model.h5" "$T/$d.p/model.h5" &&
+        [ "$(eps_last "$T/$d.p")" = "$e" ] && ok "$name resumes exactly (model and epsilon)" || bad "$name resume differs"
+}
+
 # DP-SGD inside the clients of a multi-center run: FeSEM assigns from the DP-SGD model
 DPS="privacy.mode=sample privacy.noise=0.8 privacy.clip=1.0"
-run 2 "$T/perm.ini" $DPS output.dir="$T/dps2"
-run 4 "$T/perm.ini" $DPS output.dir="$T/dps4"
-same_model "$T/dps2/model.h5" "$T/dps4/model.h5" && ok "DP-SGD + FeSEM: -np 2 and 4 bit-identical" ||
-    bad "DP-SGD + FeSEM differs between -np 2 and 4"
-e=$(eps_last "$T/dps2")
-awk -v e="$e" 'BEGIN{exit !(e > 0 && e < 100)}' && ok "DP-SGD + FeSEM accounts epsilon ($e after 4 rounds)" ||
-    bad "DP-SGD + FeSEM epsilon '$e'"
-run 2 "$T/perm.ini" $DPS train.rounds=2 checkpoint.every=2 output.dir="$T/dpsp"
-run 4 "$T/perm.ini" $DPS checkpoint.every=2 output.dir="$T/dpsp" --resume
-grep -q "resuming after round 2" "$T/log" && same_model "$T/dps2/model.h5" "$T/dpsp/model.h5" &&
-    [ "$(eps_last "$T/dpsp")" = "$e" ] && ok "DP-SGD + FeSEM resumes exactly (model and epsilon)" ||
-    bad "DP-SGD + FeSEM resume differs"
+exact "DP-SGD + FeSEM" dps $DPS
 run 2 "$T/perm.ini" $DPS personalize.mode=fedper cluster.method=none model.type=mlp model.hidden=16 output.dir="$T/dpsper"
 [ -f "$T/dpsper/model.h5" ] && ok "DP-SGD + FedPer runs" || bad "DP-SGD + FedPer"
 
 # client-level DP with clusters: every client's clipped update goes into its cluster's slot of one
 # [K x P] vector, noised as one vector (the cluster it joins stays inside the noised sum)
 DPC="privacy.mode=client privacy.noise=0.5 privacy.clip=2.0 cluster.method=ifca cluster.warmup=0"
-run 2 "$T/perm.ini" $DPC output.dir="$T/dpc2"
-run 4 "$T/perm.ini" $DPC output.dir="$T/dpc4"
-same_model "$T/dpc2/model.h5" "$T/dpc4/model.h5" && ok "client DP + IFCA: -np 2 and 4 bit-identical" ||
-    bad "client DP + IFCA differs between -np 2 and 4"
-e=$(eps_last "$T/dpc2")
-awk -v e="$e" 'BEGIN{exit !(e > 0 && e < 1000)}' && ok "client DP + IFCA accounts epsilon ($e)" || bad "client DP + IFCA epsilon '$e'"
+exact "client DP + IFCA" dpc $DPC
 run 3 "$T/perm.ini" $DPC secagg.enabled=on output.dir="$T/dpcsa"
-same_model "$T/dpc2/model.h5" "$T/dpcsa/model.h5" && ok "client DP + IFCA + secure aggregation: bit-identical to the run without masks" ||
+same_model "$T/dpc.2/model.h5" "$T/dpcsa/model.h5" && ok "client DP + IFCA + secure aggregation: bit-identical to the run without masks" ||
     bad "client DP + IFCA + secagg differs"
-run 2 "$T/perm.ini" $DPC train.rounds=2 checkpoint.every=2 output.dir="$T/dpcp"
-run 4 "$T/perm.ini" $DPC checkpoint.every=2 output.dir="$T/dpcp" --resume
-grep -q "resuming after round 2" "$T/log" && same_model "$T/dpc2/model.h5" "$T/dpcp/model.h5" &&
-    [ "$(eps_last "$T/dpcp")" = "$e" ] && ok "client DP + IFCA resumes exactly (model and epsilon)" || bad "client DP + IFCA resume differs"
 run 2 "$T/perm.ini" $DPC cluster.method=none personalize.mode=fedper model.type=mlp model.hidden=16 output.dir="$T/dpcper"
 [ -f "$T/dpcper/model.h5" ] && ok "client DP + FedPer runs" || bad "client DP + FedPer"
 
