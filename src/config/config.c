@@ -1,15 +1,15 @@
-/* Experiment configuration: one table declares every key (type, default, doc); libinih reads
+/* Experiment configuration: one table declares every key (type, default, doc); config_load reads
  * the INI file; "section.key=value" arguments override it. See include/fedhpc/config.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/config.h"
 #include "fedhpc/model.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { T_INT, T_I64, T_DOUBLE, T_PATH, T_ENUM, T_INTLIST } key_type;
 
@@ -201,16 +201,6 @@ static int section_known(const char *section)
     return 0;
 }
 
-static void trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = 0;
-    size_t i = 0;
-    while (s[i] == ' ' || s[i] == '\t') i++;
-    if (i) memmove(s, s + i, n - i + 1);
-}
-
 static fh_status bad(const char *where, const key_def *k, const char *what, const char *v)
 {
     return fh_error_set(FH_EINPUT, "%s: [%s] %s: expected %s, got '%s'", where, k->section, k->key,
@@ -247,7 +237,12 @@ static fh_status key_set(config_t *c, const key_def *k, const char *v, const cha
         return FH_OK;
     }
     case T_PATH:
-        if (strlen(v) >= CONFIG_PATH_MAX) return bad(where, k, "a shorter path", "...");
+        if (strlen(v) >= CONFIG_PATH_MAX) {
+            snprintf(buf, sizeof buf, "a path of at most %d bytes", CONFIG_PATH_MAX - 1);
+            char got[96];
+            snprintf(got, sizeof got, "%.40s... (%zu bytes)", v, strlen(v));
+            return bad(where, k, buf, got);
+        }
         strcpy(p, v);
         return FH_OK;
     case T_ENUM: {
@@ -298,76 +293,171 @@ void config_defaults(config_t *c)
     }
 }
 
-typedef struct {
-    config_t *c;
-    const char *path;
-    fh_status st;
-} load_ctx;
+/* The INI reader. libinih (Debian's prebuilt libinih1) reads lines into a fixed 200-byte buffer
+ * unless its run-time knobs are changed globally, reports no line numbers to the handler and
+ * keeps going after a malformed line; so the file is read whole and parsed here instead, with
+ * the same syntax: [section] headers, "key = value" or "key: value", comments starting with ';'
+ * or '#' at the start of a line and " ;" inline comments, a UTF-8 byte-order mark; lines of any
+ * length. Parsing stops at the first error, which names FILE:LINE and the cause. */
 
-/* Debian's libinih reports no line to the handler: the message is written with the bare path
- * and config_load() inserts the line number that ini_parse_file() returns. */
-static int on_key(void *user, const char *section, const char *name, const char *value)
+/* Read the whole file into a NUL-terminated buffer (*out, caller frees). */
+static fh_status read_whole(const char *path, char **out)
 {
-    load_ctx *L = user;
-    if (L->st != FH_OK) return 0;
-    const char *where = L->path;
-    if (!name) return 1; /* a section header alone */
-    const key_def *k = key_find(section, name);
-    if (!k) {
-        L->st = section_known(section)
-                    ? fh_error_set(FH_EINPUT, "%s: unknown key '%s' in [%s] (see fedhpc run --help-config)",
-                                   where, name, section)
-                    : fh_error_set(FH_EINPUT, "%s: unknown section [%s] (see fedhpc run --help-config)",
-                                   where, section);
-        return 0;
+    struct stat sb;
+    *out = NULL;
+    if (stat(path, &sb) != 0)
+        return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return fh_error_set(FH_EINPUT, "%s: is a directory (expected a configuration file CONFIG.ini)", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            return fh_error_set(FH_ENOMEM, "out of memory reading %s", path);
+        }
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n + 1 < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
     }
-    char v[CONFIG_PATH_MAX];
-    snprintf(v, sizeof v, "%s", value ? value : "");
-    trim(v);
-    L->st = key_set(L->c, k, v, where);
-    return L->st == FH_OK;
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file (read error)", path);
+    }
+    buf[n] = 0;
+    if (memchr(buf, 0, n)) {
+        free(buf);
+        return fh_error_set(FH_EINPUT, "%s: contains NUL bytes (expected a text configuration file)", path);
+    }
+    *out = buf;
+    return FH_OK;
+}
+
+/* Trim spaces, tabs and \r at both ends of s (in place); returns the new start. */
+static char *trim_span(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
+    return s;
 }
 
 fh_status config_load(config_t *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
-    load_ctx L = {c, path, FH_OK};
-    int rc = ini_parse_file(f, on_key, &L);
-    fclose(f);
-    if (L.st != FH_OK) {
-        size_t plen = strlen(path);
-        const char *m = fh_error_msg();
-        if (rc > 0 && strncmp(m, path, plen) == 0 && m[plen] == ':') {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s:%d%s", path, rc, m + plen);
-            fh_error_put(msg);
+    char *buf = NULL;
+    FH_TRY(read_whole(path, &buf));
+    int first_line[NKEYS]; /* line of each key's first assignment in this file (0: none yet) */
+    memset(first_line, 0, sizeof first_line);
+    char section[256] = "";
+    int section_line = 0;
+    fh_status st = FH_OK;
+    char *p = buf;
+    if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) p += 3;
+    for (int line = 1; st == FH_OK && *p; line++) {
+        char *nl = strchr(p, '\n');
+        char *next = nl ? nl + 1 : p + strlen(p);
+        if (nl) *nl = 0;
+        char *s = trim_span(p);
+        p = next;
+        if (!*s || *s == ';' || *s == '#') continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close) {
+                st = fh_error_set(FH_EINPUT, "%s:%d: section header '%s' has no closing ']' (expected [section])",
+                                  path, line, s);
+                break;
+            }
+            char *rest = trim_span(close + 1);
+            if (*rest && *rest != ';' && *rest != '#') {
+                st = fh_error_set(FH_EINPUT, "%s:%d: unexpected '%s' after the section header (expected [section] alone)",
+                                  path, line, rest);
+                break;
+            }
+            *close = 0;
+            char *name = trim_span(s + 1);
+            if (strlen(name) >= sizeof section) name[sizeof section - 1] = 0;
+            snprintf(section, sizeof section, "%s", name);
+            section_line = line;
+            if (!section_known(section)) {
+                st = fh_error_set(FH_EINPUT, "%s:%d: unknown section [%s] (see fedhpc run --help-config)", path, line,
+                                  section);
+                break;
+            }
+            continue;
         }
-        return L.st;
+        char *eq = s + strcspn(s, "=:");
+        if (!*eq) {
+            st = fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax: '%.60s%s' (expected [section] or key = value)",
+                              path, line, s, strlen(s) > 60 ? "..." : "");
+            break;
+        }
+        *eq = 0;
+        char *key = trim_span(s), *value = eq + 1;
+        for (char *q = value; *q; q++) /* inline comment: ';' after a space or tab */
+            if (*q == ';' && q > value && (q[-1] == ' ' || q[-1] == '\t')) {
+                *q = 0;
+                break;
+            }
+        value = trim_span(value);
+        if (!*key) {
+            st = fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax: no key before '=' (expected key = value)", path, line);
+            break;
+        }
+        if (!section_line) {
+            st = fh_error_set(FH_EINPUT, "%s:%d: key '%s' before any [section] header", path, line, key);
+            break;
+        }
+        const key_def *k = key_find(section, key);
+        if (!k) {
+            st = fh_error_set(FH_EINPUT, "%s:%d: unknown key '%s' in [%s] (section started at line %d; see fedhpc run "
+                              "--help-config)", path, line, key, section, section_line);
+            break;
+        }
+        size_t ki = (size_t)(k - KEYS);
+        if (first_line[ki]) {
+            st = fh_error_set(FH_EINPUT, "%s:%d: [%s] %s: duplicated (first at line %d)", path, line, k->section, k->key,
+                              first_line[ki]);
+            break;
+        }
+        first_line[ki] = line;
+        char where[CONFIG_PATH_MAX + 32];
+        snprintf(where, sizeof where, "%s:%d", path, line);
+        st = key_set(c, k, value, where);
     }
-    if (rc > 0) return fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax (expected [section] or key = value)", path, rc);
-    if (rc < 0) return fh_error_set(FH_EINPUT, "%s: cannot parse the configuration file", path);
-    return FH_OK;
+    free(buf);
+    return st;
 }
 
 fh_status config_override(config_t *c, const char *a)
 {
-    char buf[CONFIG_PATH_MAX + 128];
-    snprintf(buf, sizeof buf, "%s", a);
+    char *buf = strdup(a);
+    FH_CHECK_ALLOC(buf);
     char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
-    if (!eq || !dot || dot > eq)
+    if (!eq || !dot || dot > eq) {
+        free(buf);
         return fh_error_set(FH_EINPUT, "override '%s': expected section.key=value", a);
+    }
     *eq = 0;
     *dot = 0;
-    char *section = buf, *key = dot + 1, *value = eq + 1;
-    trim(section);
-    trim(key);
-    trim(value);
+    char *section = trim_span(buf), *key = trim_span(dot + 1), *value = trim_span(eq + 1);
     const key_def *k = key_find(section, key);
-    if (!k) return fh_error_set(FH_EINPUT, "override '%s': unknown key [%s] %s (see fedhpc run --help-config)", a, section, key);
-    char where[CONFIG_PATH_MAX + 160];
-    snprintf(where, sizeof where, "override '%s'", a);
-    return key_set(c, k, value, where);
+    fh_status st;
+    if (!k) {
+        st = fh_error_set(FH_EINPUT, "override '%s': unknown key [%s] %s (see fedhpc run --help-config)", a, section, key);
+    } else {
+        char where[CONFIG_PATH_MAX + 160];
+        snprintf(where, sizeof where, strlen(a) > 300 ? "override '%.300s...'" : "override '%s'", a);
+        st = key_set(c, k, value, where);
+    }
+    free(buf);
+    return st;
 }
 
 fh_status config_validate(const config_t *c, const char *path)
@@ -431,7 +521,7 @@ static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
     }
 }
 
-/* "; text" wrapped at about 90 columns (libinih reads lines of at most 200 characters). */
+/* "; text" wrapped at about 90 columns. */
 static void write_comment(FILE *f, const char *text)
 {
     const char *p = text;

@@ -95,6 +95,70 @@ static void test_write_reload_roundtrip_and_hash(void)
     CU_ASSERT_NOT_EQUAL(config_train_hash(&b), h);
 }
 
+/* Issue 17: lines of any length; every malformed line named with its real cause and line. */
+static void test_long_lines_and_syntax_errors(void)
+{
+    char path[600], text[4096], longp[301];
+    snprintf(path, sizeof path, "%s/l%d.ini", g_test_tmpdir, g_test_world.rank);
+    memset(longp, 'p', 300);
+    longp[0] = '/';
+    longp[300] = 0;
+    snprintf(text, sizeof text, "[data]\nfile = %s\n[train]\nrounds = 4\n", longp);
+    write_file(path, text);
+    config_t c;
+    config_defaults(&c);
+    CU_ASSERT_EQUAL_FATAL(config_load(&c, path), FH_OK);
+    CU_ASSERT_STRING_EQUAL(c.data_file, longp);
+    CU_ASSERT_EQUAL(c.rounds, 4);
+    /* an error after a long line has the right line number */
+    snprintf(text, sizeof text, "[data]\nfile = %s\n[train]\nrounds = x\n", longp);
+    write_file(path, text);
+    CU_ASSERT_EQUAL(config_load(&c, path), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), ":4: [train] rounds: expected an integer"));
+    /* the resolved configuration with a long path is read back */
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    config_write(&c, f);
+    fclose(f);
+    config_t b;
+    config_defaults(&b);
+    CU_ASSERT_EQUAL(config_load(&b, path), FH_OK);
+    CU_ASSERT_STRING_EQUAL(b.data_file, longp);
+    /* a path too long for config_t is refused, not truncated */
+    char huge[1200];
+    memset(huge, 'q', sizeof huge - 1);
+    huge[sizeof huge - 1] = 0;
+    snprintf(text, sizeof text, "data.file=%s", huge);
+    CU_ASSERT_EQUAL(config_override(&c, text), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "[data] file: expected a path of at most 1023 bytes"));
+    static const struct { const char *text, *want; } bad[] = {
+        {"[train]\nrounds = 3\nlr = 0.1\nrounds = 4\n", ":4: [train] rounds: duplicated (first at line 2)"},
+        {"[train]\nrounds = 3\n[fl]\nmu = 1\n[train]\nrounds = 4\n", ":6: [train] rounds: duplicated (first at line 2)"},
+        {"[data]\nfile = a.h5\n[train\nrounds = 3\n", ":3: section header '[train' has no closing ']'"},
+        {"rounds = 3\n", ":1: key 'rounds' before any [section] header"},
+        {"[train]\nrounds 3\n", ":2: not valid INI syntax"},
+        {"[train]\n= 3\n", ":2: not valid INI syntax: no key"},
+        {"[nosuch]\n", ":1: unknown section [nosuch]"},
+        {"[train] x\n", ":1: unexpected 'x' after the section header"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path, bad[i].text);
+        config_defaults(&c);
+        CU_ASSERT_EQUAL(config_load(&c, path), FH_EINPUT);
+        if (!strstr(fh_error_msg(), bad[i].want)) printf("\n  case %zu: got '%s'\n", i, fh_error_msg());
+        CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), bad[i].want));
+    }
+    /* comments, ':' separators, inline comments, a byte-order mark and CRLF still work */
+    write_file(path, "\xEF\xBB\xBF; c\r\n# c\r\n[train]\r\nrounds: 6 ; six\r\n  lr = 0.5\r\n");
+    config_defaults(&c);
+    CU_ASSERT_EQUAL(config_load(&c, path), FH_OK);
+    CU_ASSERT_EQUAL(c.rounds, 6);
+    CU_ASSERT_DOUBLE_EQUAL(c.lr, 0.5, 0);
+    /* a directory as the configuration file */
+    CU_ASSERT_EQUAL(config_load(&c, g_test_tmpdir), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "is a directory (expected a configuration file"));
+}
+
 void tests_register_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -102,4 +166,5 @@ void tests_register_config(void)
     tests_add(s, "load_and_override", test_load_and_override);
     tests_add(s, "errors_name_file_line_and_key", test_errors_name_file_line_and_key);
     tests_add(s, "write_reload_roundtrip_and_hash", test_write_reload_roundtrip_and_hash);
+    tests_add(s, "long_lines_and_syntax_errors", test_long_lines_and_syntax_errors);
 }
