@@ -169,6 +169,11 @@ static fh_status prepare(const prep_args *a)
         meta.local_test_frac = a->local_test_frac;
         st = io_data_write(a->out, &ds, &meta, perm, offsets, po.kind == PART_NATURAL ? ds.key_name : NULL);
     }
+    if (st == FH_OK && ds.nonfinite_cells)
+        fprintf(stderr, "prepare: note: %lld feature cells spell a non-finite number (nan, inf or out of range), "
+                "treated as missing (the first: %s:%lld, column '%s')\n", (long long)ds.nonfinite_cells,
+                a->dataset + (strncmp(a->dataset, "csv:", 4) == 0 ? 4 : 0), (long long)ds.nonfinite_line,
+                ds.enc ? ds.enc->col_name[ds.nonfinite_col] : "?");
     if (st == FH_OK)
         printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,
