@@ -87,6 +87,12 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --groups needs --group-transform rotate|permute-labels");
     if (a->group_transform && a->groups < 1)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
+    /* every path argument, before any work */
+    FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
+    if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
+    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data"))
+        FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
+    if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
 }
 
@@ -174,6 +180,9 @@ static fh_status prepare(const prep_args *a)
                 "treated as missing (the first: %s:%lld, column '%s')\n", (long long)ds.nonfinite_cells,
                 a->dataset + (strncmp(a->dataset, "csv:", 4) == 0 ? 4 : 0), (long long)ds.nonfinite_line,
                 ds.enc ? ds.enc->col_name[ds.nonfinite_col] : "?");
+    if (st == FH_OK && ds.test.n == 0)
+        fprintf(stderr, "prepare: warning: no test rows (--test-frac %g): runs on %s will report test metrics as nan\n",
+                a->test_frac, a->out);
     if (st == FH_OK)
         printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,

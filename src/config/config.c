@@ -28,6 +28,9 @@ typedef struct {
 static const key_def KEYS[] = {
     {"data", "file", T_PATH, F(data_file), "", 0, 0, NULL, 1,
      "partitioned data set written by `fedhpc prepare` (HDF5)"},
+    {"data", "verify", T_ENUM, F(data_verify), "on", 0, 0, "off|on", 0,
+     "on: check the data file's checksums before training (every rank reads 1/P of the file; "
+     "docs/data-integrity.md); off: skip the check"},
     {"model", "type", T_ENUM, F(model_type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
      "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
@@ -491,6 +494,30 @@ fh_status config_validate(const config_t *c, const char *path)
     return FH_OK;
 }
 
+fh_status config_check_paths(const config_t *c)
+{
+    static const struct {
+        size_t off;
+        const char *what;
+        fh_path_kind kind;
+    } P[] = {
+        {offsetof(config_t, data_file), "[data] file", FH_PATH_READ_FILE},
+        {offsetof(config_t, out_dir), "[output] dir", FH_PATH_WRITE_DIR},
+        {offsetof(config_t, ckpt_dir), "[checkpoint] dir", FH_PATH_WRITE_DIR},
+        {offsetof(config_t, resume), "[checkpoint] resume", FH_PATH_READ_ANY},
+        {offsetof(config_t, sys_speeds), "[system] speeds", FH_PATH_READ_FILE},
+        {offsetof(config_t, sa_transcript), "[secagg] transcript", FH_PATH_WRITE_FILE},
+        {offsetof(config_t, sa_truth), "[secagg] truth", FH_PATH_WRITE_FILE},
+    };
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
+        const char *v = (const char *)c + P[i].off;
+        if (!v[0]) continue; /* unset optional paths (required ones: config_validate) */
+        if (P[i].off == offsetof(config_t, resume) && strcmp(v, "auto") == 0) continue;
+        FH_TRY(fh_path_check(P[i].what, v, P[i].kind));
+    }
+    return FH_OK;
+}
+
 static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
 {
     const char *p = (const char *)c + k->off;
@@ -535,6 +562,18 @@ static void write_comment(FILE *f, const char *text)
         p += n;
         while (*p == ' ') p++;
     }
+}
+
+int config_key_is_default(const config_t *c, const char *section, const char *key)
+{
+    const key_def *k = key_find(section, key);
+    if (!k) return 0;
+    config_t d;
+    config_defaults(&d);
+    char a[CONFIG_PATH_MAX], b[CONFIG_PATH_MAX];
+    key_format(c, k, a, sizeof a);
+    key_format(&d, k, b, sizeof b);
+    return strcmp(a, b) == 0;
 }
 
 void config_write(const config_t *c, FILE *f)

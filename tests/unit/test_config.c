@@ -1,9 +1,11 @@
 /* Tests of src/config: defaults, INI files, overrides, errors, the training hash. */
+#define _POSIX_C_SOURCE 200809L /* open_memstream, strtok */
 #include "tests.h"
 
 #include "fedhpc/config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void write_file(const char *path, const char *text)
@@ -159,6 +161,60 @@ static void test_long_lines_and_syntax_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "is a directory (expected a configuration file"));
 }
 
+/* Issue 17: every key of every type behaves the same way (from the key table, as printed by
+ * config_print_help): wrong values are refused naming [section] key and what was expected;
+ * non-finite and overflowing numbers are never accepted. */
+static void test_every_key_refuses_bad_values(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    config_print_help(m);
+    fclose(m);
+    char section[64] = "";
+    int nkeys = 0, ntype[5] = {0};
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '[') {
+            sscanf(line, "[%63[^]]]", section);
+            continue;
+        }
+        char key[64], type[16];
+        if (sscanf(line, " %63s %15s", key, type) != 2) continue;
+        if (!strcmp(type, "int") && strstr(line, " int list ")) strcpy(type, "list");
+        static const char *types[] = {"int", "number", "choice", "path", "list"};
+        static const char *bad[5][6] = {
+            {"abc", "nan", "inf", "1e999", "2.5", ""},
+            {"abc", "nan", "inf", "-inf", "1e999", ""},
+            {"bogus", "", "ON", "nan", NULL, NULL},
+            {NULL},
+            {"abc", "nan", "1,,2", "0", "", NULL},
+        };
+        static const char *want[5] = {"expected an integer", "expected a number", "expected one of", "",
+                                      "expected 1 to 8"};
+        int t = 0;
+        while (t < 5 && strcmp(type, types[t])) t++;
+        CU_ASSERT_FATAL(t < 5);
+        nkeys++;
+        ntype[t]++;
+        for (int v = 0; v < 6 && bad[t][v]; v++) {
+            char a[256], expect[256];
+            snprintf(a, sizeof a, "%s.%s=%s", section, key, bad[t][v]);
+            snprintf(expect, sizeof expect, "[%s] %s: %s", section, key, want[t]);
+            config_t c;
+            config_defaults(&c);
+            fh_status st = config_override(&c, a);
+            if (st != FH_EINPUT || !strstr(fh_error_msg(), expect))
+                printf("\n  %s: status %d, '%s'\n", a, (int)st, fh_error_msg());
+            CU_ASSERT_EQUAL(st, FH_EINPUT);
+            CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), expect));
+        }
+    }
+    free(text);
+    CU_ASSERT(nkeys > 60);
+    CU_ASSERT(ntype[0] > 10 && ntype[1] > 20 && ntype[2] > 10 && ntype[3] >= 7);
+}
+
 void tests_register_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -167,4 +223,5 @@ void tests_register_config(void)
     tests_add(s, "errors_name_file_line_and_key", test_errors_name_file_line_and_key);
     tests_add(s, "write_reload_roundtrip_and_hash", test_write_reload_roundtrip_and_hash);
     tests_add(s, "long_lines_and_syntax_errors", test_long_lines_and_syntax_errors);
+    tests_add(s, "every_key_refuses_bad_values", test_every_key_refuses_bad_values);
 }
