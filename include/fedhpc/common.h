@@ -57,6 +57,18 @@ int fh_stop_requested(void);
                                 __LINE__, #cond);                                         \
     } while (0)
 
+/* What a path argument must name; fh_path_check() refuses anything else up front with
+ * FH_EINPUT "WHAT 'PATH': <what is wrong> (expected ...)", WHAT naming the argument
+ * ("[output] dir", "prepare --out"). */
+typedef enum {
+    FH_PATH_READ_FILE,  /* an existing, readable file (not a directory)                         */
+    FH_PATH_READ_DIR,   /* an existing, readable directory                                      */
+    FH_PATH_READ_ANY,   /* an existing file or directory                                        */
+    FH_PATH_WRITE_FILE, /* a file to create or replace: not a directory, in an existing directory */
+    FH_PATH_WRITE_DIR   /* a directory to use or create (mkdir -p): no existing part is a file   */
+} fh_path_kind;
+fh_status fh_path_check(const char *what, const char *path, fh_path_kind kind);
+
 /* calloc that never returns NULL for n == 0 */
 void *fh_calloc(size_t n, size_t size);
 /* Monotonic wall time in seconds. */

@@ -23,6 +23,7 @@ typedef enum {
  * (fl_server_init gets cfg->fl, sys_profile_init cfg->system, ...). */
 typedef struct {
     char file[CONFIG_PATH_MAX];            /* the prepared data set (HDF5)                  */
+    int32_t verify;                        /* 0 off, 1 on (checksums at start)              */
 } config_data;
 
 typedef struct {
@@ -131,6 +132,12 @@ fh_status config_load(config_t *c, const char *path);
 fh_status config_override(config_t *c, const char *assignment);
 /* Cross-key checks after loading (e.g. data file set). */
 fh_status config_validate(const config_t *c, const char *path);
+/* Every path key checked against the file system (fh_path_check): [data] file and [system]
+ * speeds readable files, [output] dir and [checkpoint] dir usable directories, [checkpoint]
+ * resume an existing file or directory (or "auto"), [secagg] transcript/truth writable files. */
+fh_status config_check_paths(const config_t *c);
+/* 1 when key [section] key has its default value in c (0 also for an unknown key). */
+int config_key_is_default(const config_t *c, const char *section, const char *key);
 /* Write the resolved configuration as INI (every key, with its doc as a comment). */
 void config_write(const config_t *c, FILE *f);
 /* Print every key with type, default and doc (for --help-config and docs/configuration.md). */

@@ -45,6 +45,10 @@ typedef struct {
     int32_t *row_key;      /* [train.n] index into key_name                                   */
     int32_t nkeys;
     char **key_name;       /* [nkeys] sorted distinct values of the --by column               */
+    /* CSV: feature cells that spell a non-finite number ("nan", "inf", "-Infinity", "1e999"),
+     * treated as missing; the first one's line and column (index into enc->col_name).      */
+    int64_t nonfinite_cells, nonfinite_line;
+    int32_t nonfinite_col;
 } data_set;
 
 /* Fashion-MNIST from the four idx .gz files in `dir` (train-images-idx3-ubyte.gz,
@@ -63,8 +67,10 @@ typedef struct {
 
 /* Any CSV with a header row. Numeric columns (every non-missing cell parses as a number) are
  * standardised with training-split statistics; other columns are one-hot encoded (categories
- * seen in training; unseen ones encode as all zeros); missing cells ("", "NA", "?") imputed
- * (numeric: training mean; categorical: most frequent). Without `positive`, labels are the
+ * seen in training; unseen ones encode as all zeros); missing cells ("", "NA", "?", and any
+ * spelling of a non-finite number: nan, inf, -inf, 1e999 — counted in nonfinite_cells) imputed
+ * (numeric: training mean; categorical: most frequent); in the label and --by columns they are
+ * refused like missing cells, with FILE:LINE. Without `positive`, labels are the
  * sorted distinct label values. Ragged rows, a missing label column, an empty file: FH_EINPUT
  * with "FILE:LINE: ..." messages. */
 fh_status data_load_csv(const char *path, const data_csv_opts *o, data_set *out);

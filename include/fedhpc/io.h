@@ -11,6 +11,8 @@
  *   /test/x, /test/y      the held-out test split
  *   /encoding/...         CSV column encoding (col_name, kind, mean, std, first_feature, ncat,
  *                         category + category_offsets, mode, feature_name)
+ *   checksums             root attribute "crc32" (files from older versions: absent); then each
+ *                         numeric dataset above has attribute crc32 (docs/data-integrity.md)
  * A rank reads only its clients' rows: client ranges come from point reads of client_offsets,
  * rows from one hyperslab-union read. Parallel HDF5 (MPI-IO) under mpirun.
  *
@@ -44,6 +46,8 @@ typedef struct {
     double local_test_frac;       /* attribute "local_test_frac": the last floor(f * n_c) rows
                                      of each client's range are its own held-out split (0: none) */
     const int32_t *client_group;  /* write only: [clients] true group of each client, or NULL  */
+    int32_t checksums;            /* read: the file has per-dataset CRC-32s (io_data_verify);
+                                     files of older fedhpc versions have none                 */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]
@@ -60,6 +64,14 @@ typedef struct io_data io_data;
  * Collective: every rank gets the same status. */
 fh_status io_data_open(const char *path, const comm_t *c, io_data **h, io_data_meta *meta);
 void io_data_close(io_data *h);
+
+/* Recompute every dataset's CRC-32 and compare it with the one prepare stored (attribute
+ * "crc32"; docs/data-integrity.md): each rank of c reads one contiguous 1/size slice of each
+ * dataset (c NULL: one process reads it all), the slices' CRCs are joined on rank 0. A mismatch
+ * or an unreadable slice: FH_EINPUT naming the file and dataset, on every rank. Files without
+ * checksums (meta.checksums == 0, older prepare) return FH_OK with *bytes_checked = 0;
+ * otherwise *bytes_checked (rank 0) is the number of bytes checked. Collective over c. */
+fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked);
 
 /* Row ranges [start[i], start[i] + count[i]) of n clients (point reads of client_offsets). */
 fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,

@@ -87,6 +87,12 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --groups needs --group-transform rotate|permute-labels");
     if (a->group_transform && a->groups < 1)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
+    /* every path argument, before any work */
+    FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
+    if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
+    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data"))
+        FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
+    if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
 }
 
@@ -169,6 +175,14 @@ static fh_status prepare(const prep_args *a)
         meta.local_test_frac = a->local_test_frac;
         st = io_data_write(a->out, &ds, &meta, perm, offsets, po.kind == PART_NATURAL ? ds.key_name : NULL);
     }
+    if (st == FH_OK && ds.nonfinite_cells)
+        fprintf(stderr, "prepare: note: %lld feature cells spell a non-finite number (nan, inf or out of range), "
+                "treated as missing (the first: %s:%lld, column '%s')\n", (long long)ds.nonfinite_cells,
+                a->dataset + (strncmp(a->dataset, "csv:", 4) == 0 ? 4 : 0), (long long)ds.nonfinite_line,
+                ds.enc ? ds.enc->col_name[ds.nonfinite_col] : "?");
+    if (st == FH_OK && ds.test.n == 0)
+        fprintf(stderr, "prepare: warning: no test rows (--test-frac %g): runs on %s will report test metrics as nan\n",
+                a->test_frac, a->out);
     if (st == FH_OK)
         printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,

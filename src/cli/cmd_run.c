@@ -183,6 +183,8 @@ typedef struct {
     const io_data_meta *meta;
     const fl_result *res;
     double tmin, tavg, tmax;
+    int64_t verify_bytes;
+    double verify_s;
 } yaml_arg;
 
 static void fill_yaml(FILE *f, const void *p)
@@ -200,6 +202,8 @@ static void fill_yaml(FILE *f, const void *p)
     fprintf(f, "  data: {file: \"%s\", dataset: \"%s\", partition: %s, clients: %d, train_rows: %lld, test_rows: %lld}\n",
             cfg->data.file, a->meta->dataset, a->meta->partition, a->meta->clients, (long long)a->meta->train_rows,
             (long long)a->meta->test_rows);
+    fprintf(f, "  data_verify: {checksums: %s, bytes: %lld, seconds: %.3f}\n",
+            !a->meta->checksums ? "none" : cfg->data.verify ? "ok" : "skipped", (long long)a->verify_bytes, a->verify_s);
     fprintf(f, "  model: {type: %s, parameters: %lld}\n", model_type_name(a->res->model.type), (long long)a->res->model.nparams);
     fprintf(f, "  algorithm: %s\n  rounds: %d\n  seed: %lld\n", config_algorithm_name(cfg->fl.algorithm), cfg->train.rounds,
             (long long)cfg->train.seed);
@@ -229,7 +233,8 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
             return fh_error_set(FH_EINPUT, "run: unknown option '%s' (see fedhpc run --help)", argv[i]);
         FH_TRY(config_override(cfg, argv[i]));
     }
-    return config_validate(cfg, argv[1]);
+    FH_TRY(config_validate(cfg, argv[1]));
+    return config_check_paths(cfg);
 }
 
 static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int ranks)
@@ -269,10 +274,36 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     st = io_data_open(cfg.data.file, w, &data, &meta);
     if (st == FH_OK) st = check_shape(&cfg, &meta, w->size);
     st = comm_agree(w, st);
+    double verify_s = fh_wtime();
+    int64_t verify_bytes = 0;
+    if (st == FH_OK && cfg.data.verify) st = io_data_verify(data, w, &verify_bytes); /* collective */
+    verify_s = fh_wtime() - verify_s;
     if (st != FH_OK) {
         io_data_close(data);
         return cli_report(w, "run", st);
     }
+
+    /* settings the data set caps: record what is used (config.ini); warn once when the value
+     * was asked for (not the default) */
+    if (cfg.train.clients_per_round > meta.clients) {
+        if (w->rank == 0 && !config_key_is_default(&cfg, "train", "clients_per_round"))
+            fprintf(stderr, "fedhpc run: warning: [train] clients_per_round = %d but %s has %d clients: using %d "
+                    "(recorded in config.ini)\n", cfg.train.clients_per_round, cfg.data.file, meta.clients, meta.clients);
+        cfg.train.clients_per_round = meta.clients;
+    }
+    if (cfg.async.concurrency > meta.clients) {
+        if (w->rank == 0 && !config_key_is_default(&cfg, "async", "concurrency"))
+            fprintf(stderr, "fedhpc run: warning: [async] concurrency = %d but %s has %d clients: using %d "
+                    "(recorded in config.ini)\n", cfg.async.concurrency, cfg.data.file, meta.clients, meta.clients);
+        cfg.async.concurrency = meta.clients;
+    }
+    if (meta.test_rows == 0 && w->rank == 0)
+        fprintf(stderr, "fedhpc run: warning: %s has no test rows (prepared with --test-frac 0): test loss, accuracy, "
+                "F1 and AUC will be nan\n", cfg.data.file);
+    if (!meta.checksums && cfg.data.verify && w->rank == 0)
+        fprintf(stderr, "fedhpc run: note: %s has no checksums (written by an older fedhpc prepare): its contents are "
+                "not verified; re-run fedhpc prepare to add them\n", cfg.data.file);
+    fflush(stderr);
 
     run_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -326,7 +357,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     }
     if (st == FH_OK && w->rank == 0 && !ctx.metrics && res.notice[0])
         fprintf(stderr, "fedhpc run: %s (nothing left to train)\n", res.notice);
-    yaml_arg ya = {&ctx, &meta, &res, 0, 0, 0};
+    yaml_arg ya = {&ctx, &meta, &res, 0, 0, 0, verify_bytes, verify_s};
     if (st == FH_OK) st = comm_stats(w, train_s, &ya.tmin, &ya.tavg, &ya.tmax);
     if (st == FH_OK && w->rank == 0) {
         io_model_info info;

@@ -10,13 +10,36 @@
 
 int cmd_inspect(int argc, char **argv)
 {
-    if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        FILE *f = argc == 2 ? stdout : stderr;
-        fputs("usage: fedhpc inspect FILE.h5\n\nSummarise a fedhpc data set (clients, rows per client "
-              "min/median/max, label skew) or model file.\n", f);
-        return argc == 2 ? 0 : EXIT_BADINPUT;
+    const char *file = NULL;
+    int verify = 0, help = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) help = 1;
+        else if (!strcmp(argv[i], "--verify")) verify = 1;
+        else if (argv[i][0] != '-' && !file) file = argv[i];
+        else bad = 1;
     }
-    return cli_report(NULL, "inspect", io_inspect(argv[1]));
+    if (help || bad || !file) {
+        fputs("usage: fedhpc inspect FILE.h5 [--verify]\n\nSummarise a fedhpc data set (clients, rows per client "
+              "min/median/max, label skew) or model file.\n--verify: also check a data file's checksums "
+              "(docs/data-integrity.md); exit status 2 if they do not match.\n", help && !bad ? stdout : stderr);
+        return help && !bad ? 0 : EXIT_BADINPUT;
+    }
+    fh_status st = fh_path_check("inspect", file, FH_PATH_READ_FILE);
+    if (st == FH_OK) st = io_inspect(file);
+    if (st == FH_OK && verify) {
+        io_data *h = NULL;
+        io_data_meta m;
+        int64_t bytes = 0;
+        double t = fh_wtime();
+        st = io_data_open(file, NULL, &h, &m);
+        if (st == FH_OK) st = io_data_verify(h, NULL, &bytes);
+        io_data_close(h);
+        if (st == FH_OK && !m.checksums)
+            printf("  checksums   none (written by an older fedhpc prepare): not verified\n");
+        else if (st == FH_OK)
+            printf("  checksums   ok (crc32 of every dataset, %.1f MB in %.2f s)\n", (double)bytes / 1e6, fh_wtime() - t);
+    }
+    return cli_report(NULL, "inspect", st);
 }
 
 static const char *PLOT_USAGE =
@@ -87,6 +110,8 @@ static int plot_virtual_time(int argc, char **argv)
     snprintf(png, sizeof png, "%s", out ? out : "");
     if (!out) snprintf(png, sizeof png, "%s/accuracy_vs_virtual_time.png", dirs[0]);
     fh_status st = FH_OK;
+    for (int d = 0; d < ndir && st == FH_OK; d++) st = fh_path_check("plot", dirs[d], FH_PATH_READ_DIR);
+    if (st == FH_OK && out) st = fh_path_check("plot --out", out, FH_PATH_WRITE_FILE);
     for (int d = 0; d < ndir && st == FH_OK; d++) {
         snprintf(csv, sizeof csv, "%s/async.csv", dirs[d]);
         st = csv_expect(csv, "round,virtual_time,wall_s,accuracy", "the async.csv of an [async] run");
@@ -137,7 +162,9 @@ int cmd_plot(int argc, char **argv)
     snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
     snprintf(png, sizeof png, "%s", out ? out : "");
     if (!out) snprintf(png, sizeof png, "%s/learning_curve.png", dir);
-    fh_status st = csv_expect(csv, "round,wall_s,train_loss,test_loss,accuracy", "a fedhpc metrics.csv");
+    fh_status st = fh_path_check("plot", dir, FH_PATH_READ_DIR);
+    if (st == FH_OK && out) st = fh_path_check("plot --out", out, FH_PATH_WRITE_FILE);
+    if (st == FH_OK) st = csv_expect(csv, "round,wall_s,train_loss,test_loss,accuracy", "a fedhpc metrics.csv");
     if (st != FH_OK) return cli_report(NULL, "plot", st);
     snprintf(script, sizeof script,
              "set key autotitle columnhead\n"

@@ -1,4 +1,5 @@
 /* The communication layer: every MPI call of fedhpc lives here (and MPI-IO inside HDF5). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "fedhpc/comm.h"
 
 #include <limits.h>
@@ -18,6 +19,11 @@ fh_status comm_init(int *argc, char ***argv, comm_t *world)
 {
     int inited = 0;
     MPI_Initialized(&inited);
+    /* Open MPI 4.1's OMPIO "lockedfile" shared-file-pointer component formats "<file>-...lock"
+     * into a fixed buffer while every MPI-IO file is opened and aborts ("buffer overflow
+     * detected") for file names of about 230 characters or more (issue 17). fedhpc never uses
+     * shared file pointers: leave that component out unless the user chose sharedfp components. */
+    if (!inited) setenv("OMPI_MCA_sharedfp", "^lockedfile", 0);
     if (!inited) FH_TRY(mpi_err(MPI_Init(argc, argv), "MPI_Init"));
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     world->comm = MPI_COMM_WORLD;

@@ -1,15 +1,16 @@
-/* Experiment configuration: one table declares every key (type, default, doc); libinih reads
+/* Experiment configuration: one table declares every key (type, default, doc); config_load reads
  * the INI file; "section.key=value" arguments override it. See include/fedhpc/config.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/config.h"
 #include "fedhpc/model.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ini.h>
+#include <sys/stat.h>
 
 typedef enum { T_INT, T_I64, T_DOUBLE, T_PATH, T_ENUM, T_INTLIST } key_type;
 
@@ -28,6 +29,9 @@ typedef struct {
 static const key_def KEYS[] = {
     {"data", "file", T_PATH, F(data.file), "", 0, 0, NULL, 1,
      "partitioned data set written by `fedhpc prepare` (HDF5)"},
+    {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
+     "on: check the data file's checksums before training (every rank reads 1/P of the file; "
+     "docs/data-integrity.md); off: skip the check"},
     {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
      "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
@@ -210,16 +214,6 @@ static int section_known(const char *section)
     return 0;
 }
 
-static void trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = 0;
-    size_t i = 0;
-    while (s[i] == ' ' || s[i] == '\t') i++;
-    if (i) memmove(s, s + i, n - i + 1);
-}
-
 static fh_status bad(const char *where, const key_def *k, const char *what, const char *v)
 {
     return fh_error_set(FH_EINPUT, "%s: [%s] %s: expected %s, got '%s'", where, k->section, k->key,
@@ -256,7 +250,12 @@ static fh_status key_set(config_t *c, const key_def *k, const char *v, const cha
         return FH_OK;
     }
     case T_PATH:
-        if (strlen(v) >= CONFIG_PATH_MAX) return bad(where, k, "a shorter path", "...");
+        if (strlen(v) >= CONFIG_PATH_MAX) {
+            snprintf(buf, sizeof buf, "a path of at most %d bytes", CONFIG_PATH_MAX - 1);
+            char got[96];
+            snprintf(got, sizeof got, "%.40s... (%zu bytes)", v, strlen(v));
+            return bad(where, k, buf, got);
+        }
         strcpy(p, v);
         return FH_OK;
     case T_ENUM: {
@@ -307,76 +306,221 @@ void config_defaults(config_t *c)
     }
 }
 
+/* The INI reader is libinih (Debian's libinih1), set up at run time for lines of any length
+ * (heap line buffer that grows: ini_use_stack = false, ini_allow_realloc), stopping at the
+ * first error, no multi-line continuations. Its handler gets no line numbers, so the file is
+ * read whole and fed line by line through a counting reader (ini_parse_stream): every message
+ * names FILE:LINE. Section headers are checked first in one pass (libinih accepts '[a] junk' and
+ * does not report a section without keys). */
+/* Read the whole file into a NUL-terminated buffer (*out, caller frees). */
+static fh_status read_whole(const char *path, char **out)
+{
+    struct stat sb;
+    *out = NULL;
+    if (stat(path, &sb) != 0)
+        return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return fh_error_set(FH_EINPUT, "%s: is a directory (expected a configuration file CONFIG.ini)", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            return fh_error_set(FH_ENOMEM, "out of memory reading %s", path);
+        }
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n + 1 < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file (read error)", path);
+    }
+    buf[n] = 0;
+    if (memchr(buf, 0, n)) {
+        free(buf);
+        return fh_error_set(FH_EINPUT, "%s: contains NUL bytes (expected a text configuration file)", path);
+    }
+    *out = buf;
+    return FH_OK;
+}
+
+/* Trim spaces, tabs and \r at both ends of s (in place); returns the new start. */
+static char *trim_span(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) s[--n] = 0;
+    return s;
+}
+
+/* Copy of line `line` (1-based) of text into out (trimmed, at most cap - 1 bytes). */
+static void text_line(const char *text, int line, char *out, size_t cap)
+{
+    for (int l = 1; l < line && *text; l++) {
+        const char *nl = strchr(text, '\n');
+        text = nl ? nl + 1 : text + strlen(text);
+    }
+    size_t n = strcspn(text, "\n");
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(n < sizeof tmp - 1 ? n : sizeof tmp - 1), text);
+    snprintf(out, cap, "%s", trim_span(tmp));
+}
+
+/* The section headers of text: closed, nothing after them, a known section. */
+static fh_status check_headers(const char *path, const char *text)
+{
+    for (int line = 1; *text; line++) {
+        const size_t n = strcspn(text, "\n");
+        char hdr[256];
+        snprintf(hdr, sizeof hdr, "%.*s", (int)(n < sizeof hdr - 1 ? n : sizeof hdr - 1), text);
+        text += n + (text[n] == '\n');
+        char *h = trim_span(hdr);
+        if (*h != '[') continue;
+        char *close = strchr(h, ']');
+        if (!close) return fh_error_set(FH_EINPUT, "%s:%d: section header '%s' has no closing ']' (expected [section])", path, line, h);
+        char *rest = trim_span(close + 1);
+        if (*rest && *rest != ';' && *rest != '#')
+            return fh_error_set(FH_EINPUT, "%s:%d: unexpected '%s' after the section header (expected [section] alone)", path,
+                                line, rest);
+        *close = 0;
+        const char *name = trim_span(h + 1);
+        if (!section_known(name))
+            return fh_error_set(FH_EINPUT, "%s:%d: unknown section [%s] (see fedhpc run --help-config)", path, line, name);
+    }
+    return FH_OK;
+}
+
 typedef struct {
     config_t *c;
     const char *path;
+    const char *text;      /* the file's text                                        */
+    const char *next;      /* the reader's position in it                            */
+    int line;              /* the line the reader last started                       */
+    int first_line[NKEYS]; /* line of each key's first assignment (0: none yet)      */
     fh_status st;
 } load_ctx;
 
-/* Debian's libinih reports no line to the handler: the message is written with the bare path
- * and config_load() inserts the line number that ini_parse_file() returns. */
+/* libinih's reader: the next line of the text, or its next piece when it is longer than num. */
+static char *read_line(char *str, int num, void *stream)
+{
+    load_ctx *L = stream;
+    if (!*L->next || num < 2) return NULL;
+    if (L->next == L->text || L->next[-1] == '\n') L->line++; /* a new line starts */
+    size_t n = strcspn(L->next, "\n");
+    if (L->next[n] == '\n') n++;
+    if (n > (size_t)num - 1) n = (size_t)num - 1;
+    memcpy(str, L->next, n);
+    str[n] = 0;
+    L->next += n;
+    return str;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     load_ctx *L = user;
-    if (L->st != FH_OK) return 0;
-    const char *where = L->path;
-    if (!name) return 1; /* a section header alone */
-    const key_def *k = key_find(section, name);
-    if (!k) {
-        L->st = section_known(section)
-                    ? fh_error_set(FH_EINPUT, "%s: unknown key '%s' in [%s] (see fedhpc run --help-config)",
-                                   where, name, section)
-                    : fh_error_set(FH_EINPUT, "%s: unknown section [%s] (see fedhpc run --help-config)",
-                                   where, section);
+    const int line = L->line;
+    if (!*section) {
+        L->st = fh_error_set(FH_EINPUT, "%s:%d: key '%s' before any [section] header", L->path, line, name);
         return 0;
     }
-    char v[CONFIG_PATH_MAX];
-    snprintf(v, sizeof v, "%s", value ? value : "");
-    trim(v);
-    L->st = key_set(L->c, k, v, where);
+    if (!*name) {
+        L->st = fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax: no key before '=' (expected key = value)", L->path, line);
+        return 0;
+    }
+    const key_def *k = key_find(section, name);
+    if (!k) {
+        L->st = fh_error_set(FH_EINPUT, "%s:%d: unknown key '%s' in [%s] (see fedhpc run --help-config)", L->path, line, name,
+                             section);
+        return 0;
+    }
+    const size_t ki = (size_t)(k - KEYS);
+    if (L->first_line[ki]) {
+        L->st = fh_error_set(FH_EINPUT, "%s:%d: [%s] %s: duplicated (first at line %d)", L->path, line, k->section, k->key,
+                             L->first_line[ki]);
+        return 0;
+    }
+    L->first_line[ki] = line;
+    char where[CONFIG_PATH_MAX + 32], v[CONFIG_PATH_MAX + 8];
+    snprintf(where, sizeof where, "%s:%d", L->path, line);
+    if (strlen(value) >= sizeof v) { /* key_set refuses it with the path's limit */
+        L->st = key_set(L->c, k, value, where);
+        return 0;
+    }
+    snprintf(v, sizeof v, "%s", value);
+    L->st = key_set(L->c, k, trim_span(v), where);
     return L->st == FH_OK;
 }
 
 fh_status config_load(config_t *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return fh_error_set(FH_EINPUT, "%s: cannot read the configuration file: %s", path, strerror(errno));
-    load_ctx L = {c, path, FH_OK};
-    int rc = ini_parse_file(f, on_key, &L);
-    fclose(f);
-    if (L.st != FH_OK) {
-        size_t plen = strlen(path);
-        const char *m = fh_error_msg();
-        if (rc > 0 && strncmp(m, path, plen) == 0 && m[plen] == ':') {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s:%d%s", path, rc, m + plen);
-            fh_error_put(msg);
-        }
-        return L.st;
+    char *buf = NULL;
+    FH_TRY(read_whole(path, &buf));
+    fh_status st = check_headers(path, buf);
+    if (st != FH_OK) {
+        free(buf);
+        return st;
     }
-    if (rc > 0) return fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax (expected [section] or key = value)", path, rc);
-    if (rc < 0) return fh_error_set(FH_EINPUT, "%s: cannot parse the configuration file", path);
-    return FH_OK;
+    ini_use_stack = false; /* a heap line buffer that grows: lines of any length */
+    ini_allow_realloc = true;
+    ini_max_line = 1 << 24;
+    ini_stop_on_first_error = true;
+    ini_allow_multiline = false;
+    load_ctx *L = fh_calloc(1, sizeof *L);
+    if (!L) {
+        free(buf);
+        return fh_error_set(FH_ENOMEM, "out of memory reading %s", path);
+    }
+    L->c = c;
+    L->path = path;
+    L->text = L->next = buf;
+    /* a UTF-8 byte-order mark is skipped by libinih (ini_allow_bom) */
+    L->st = FH_OK;
+    const int rc = ini_parse_stream(read_line, L, on_key, L);
+    st = L->st;
+    if (st == FH_OK && rc > 0) {
+        char text[128];
+        text_line(buf, rc, text, sizeof text);
+        st = fh_error_set(FH_EINPUT, "%s:%d: not valid INI syntax: '%.60s%s' (expected [section] or key = value)", path, rc,
+                          text, strlen(text) > 60 ? "..." : "");
+    } else if (st == FH_OK && rc < 0) {
+        st = fh_error_set(FH_EINPUT, "%s: cannot parse the configuration file (out of memory)", path);
+    }
+    free(L);
+    free(buf);
+    return st;
 }
 
 fh_status config_override(config_t *c, const char *a)
 {
-    char buf[CONFIG_PATH_MAX + 128];
-    snprintf(buf, sizeof buf, "%s", a);
+    char *buf = strdup(a);
+    FH_CHECK_ALLOC(buf);
     char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
-    if (!eq || !dot || dot > eq)
+    if (!eq || !dot || dot > eq) {
+        free(buf);
         return fh_error_set(FH_EINPUT, "override '%s': expected section.key=value", a);
+    }
     *eq = 0;
     *dot = 0;
-    char *section = buf, *key = dot + 1, *value = eq + 1;
-    trim(section);
-    trim(key);
-    trim(value);
+    char *section = trim_span(buf), *key = trim_span(dot + 1), *value = trim_span(eq + 1);
     const key_def *k = key_find(section, key);
-    if (!k) return fh_error_set(FH_EINPUT, "override '%s': unknown key [%s] %s (see fedhpc run --help-config)", a, section, key);
-    char where[CONFIG_PATH_MAX + 160];
-    snprintf(where, sizeof where, "override '%s'", a);
-    return key_set(c, k, value, where);
+    fh_status st;
+    if (!k) {
+        st = fh_error_set(FH_EINPUT, "override '%s': unknown key [%s] %s (see fedhpc run --help-config)", a, section, key);
+    } else {
+        char where[CONFIG_PATH_MAX + 160];
+        snprintf(where, sizeof where, strlen(a) > 300 ? "override '%.300s...'" : "override '%s'", a);
+        st = key_set(c, k, value, where);
+    }
+    free(buf);
+    return st;
 }
 
 fh_status config_validate(const config_t *c, const char *path)
@@ -428,6 +572,30 @@ fh_status config_validate(const config_t *c, const char *path)
     return FH_OK;
 }
 
+fh_status config_check_paths(const config_t *c)
+{
+    static const struct {
+        size_t off;
+        const char *what;
+        fh_path_kind kind;
+    } P[] = {
+        {offsetof(config_t, data.file), "[data] file", FH_PATH_READ_FILE},
+        {offsetof(config_t, output.dir), "[output] dir", FH_PATH_WRITE_DIR},
+        {offsetof(config_t, checkpoint.dir), "[checkpoint] dir", FH_PATH_WRITE_DIR},
+        {offsetof(config_t, checkpoint.resume), "[checkpoint] resume", FH_PATH_READ_ANY},
+        {offsetof(config_t, system.speeds), "[system] speeds", FH_PATH_READ_FILE},
+        {offsetof(config_t, secagg.transcript), "[secagg] transcript", FH_PATH_WRITE_FILE},
+        {offsetof(config_t, secagg.truth), "[secagg] truth", FH_PATH_WRITE_FILE},
+    };
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
+        const char *v = (const char *)c + P[i].off;
+        if (!v[0]) continue; /* unset optional paths (required ones: config_validate) */
+        if (P[i].off == offsetof(config_t, checkpoint.resume) && strcmp(v, "auto") == 0) continue;
+        FH_TRY(fh_path_check(P[i].what, v, P[i].kind));
+    }
+    return FH_OK;
+}
+
 static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
 {
     const char *p = (const char *)c + k->off;
@@ -458,7 +626,7 @@ static void key_format(const config_t *c, const key_def *k, char *out, size_t n)
     }
 }
 
-/* "; text" wrapped at about 90 columns (libinih reads lines of at most 200 characters). */
+/* "; text" wrapped at about 90 columns. */
 static void write_comment(FILE *f, const char *text)
 {
     const char *p = text;
@@ -472,6 +640,18 @@ static void write_comment(FILE *f, const char *text)
         p += n;
         while (*p == ' ') p++;
     }
+}
+
+int config_key_is_default(const config_t *c, const char *section, const char *key)
+{
+    const key_def *k = key_find(section, key);
+    if (!k) return 0;
+    config_t d;
+    config_defaults(&d);
+    char a[CONFIG_PATH_MAX], b[CONFIG_PATH_MAX];
+    key_format(c, k, a, sizeof a);
+    key_format(&d, k, b, sizeof b);
+    return strcmp(a, b) == 0;
 }
 
 void config_write(const config_t *c, FILE *f)

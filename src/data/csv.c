@@ -8,7 +8,9 @@
  * splits.
  *
  * Conventions worth knowing:
- *  - missing cells are "", "NA" and "?" (unquoted fields are trimmed of spaces, tabs and \r);
+ *  - missing cells are "", "NA" and "?" (unquoted fields are trimmed of spaces, tabs and \r),
+ *    and any cell that spells a non-finite number (nan, inf, -Infinity, 1e999: strtod reads it
+ *    completely, but not as a finite value), counted in data_set.nonfinite_cells;
  *  - numeric columns: (v - mean) / std with population statistics of the training rows,
  *    std 1 when the column is (numerically) constant, missing cells -> mean (i.e. 0);
  *  - categorical columns: one-hot over the categories seen in training (strcmp order),
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Sorted distinct values of a list of strings (pointers into the file buffer, not copies). */
 typedef struct {
@@ -60,9 +63,18 @@ typedef struct {
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
+/* 1 when s is completely a number that is not finite (nan, inf, overflow such as 1e999). */
+static int cell_nonfinite(const char *s)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    return end != s && *end == 0 && !isfinite(x); /* overflow (1e999) gives HUGE_VAL */
+}
+
 static int cell_missing(const char *s)
 {
-    return s[0] == 0 || strcmp(s, "NA") == 0 || strcmp(s, "?") == 0;
+    return s[0] == 0 || strcmp(s, "NA") == 0 || strcmp(s, "?") == 0 || cell_nonfinite(s);
 }
 
 /* 1 when s is completely a finite number (stored in *v). */
@@ -147,6 +159,9 @@ static int32_t distinct_find(const distinct *d, const char *s)
 
 static fh_status csv_read_file(csv_ctx *c, size_t *len)
 {
+    struct stat sb;
+    if (stat(c->path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return fh_error_set(FH_EINPUT, "%s: is a directory (expected a CSV file)", c->path);
     FILE *f = fopen(c->path, "rb");
     if (!f) return fh_error_set(FH_EINPUT, "%s: cannot open (%s)", c->path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
@@ -315,8 +330,9 @@ static fh_status csv_labels(csv_ctx *c, const data_csv_opts *o, data_set *out)
     for (int64_t i = 0; i < c->nrows; i++) {
         const char *s = cell_at(c, i, c->label_col);
         if (cell_missing(s))
-            return fh_error_set(FH_EINPUT, "%s:%lld: missing value in label column '%s'", c->path,
-                                (long long)c->line[i], lname);
+            return fh_error_set(FH_EINPUT, "%s:%lld: missing value%s%s%s in label column '%s'", c->path,
+                                (long long)c->line[i], cell_nonfinite(s) ? " '" : "", cell_nonfinite(s) ? s : "",
+                                cell_nonfinite(s) ? "'" : "", lname);
         c->vals[i] = s;
     }
     FH_TRY(distinct_build(c->vals, c->nrows, 1, &c->labels));
@@ -335,6 +351,11 @@ static fh_status csv_labels(csv_ctx *c, const data_csv_opts *o, data_set *out)
         snprintf(out->class_name[0], len, "not %s", o->positive);
         out->class_name[1] = strdup(o->positive);
         if (!out->class_name[1]) return CSV_OOM();
+        if (c->labels.n < 2)
+            return fh_error_set(FH_EINPUT,
+                                "%s: label column '%s' is '%s' in every row: --positive %s leaves no "
+                                "negative rows (expected at least 2 classes)", c->path, lname,
+                                o->positive, o->positive);
         for (int64_t i = 0; i < c->nrows; i++)
             c->label[i] = strcmp(cell_at(c, i, c->label_col), o->positive) == 0;
         return FH_OK;
@@ -390,8 +411,9 @@ static fh_status csv_keys(csv_ctx *c, data_set *out)
         int64_t i = c->train_rows[t];
         const char *s = cell_at(c, i, c->by_col);
         if (cell_missing(s))
-            return fh_error_set(FH_EINPUT, "%s:%lld: missing value in the --by column '%s'",
-                                c->path, (long long)c->line[i], bname);
+            return fh_error_set(FH_EINPUT, "%s:%lld: missing value%s%s%s in the --by column '%s'",
+                                c->path, (long long)c->line[i], cell_nonfinite(s) ? " '" : "", cell_nonfinite(s) ? s : "",
+                                cell_nonfinite(s) ? "'" : "", bname);
         c->vals[t] = s;
     }
     FH_TRY(distinct_build(c->vals, c->ntrain, 1, &c->keys));
@@ -626,6 +648,19 @@ static fh_status csv_load(csv_ctx *c, const data_csv_opts *o, data_set *out)
     out->enc = fh_calloc(1, sizeof *out->enc);
     if (!out->enc) return CSV_OOM();
     FH_TRY(enc_fit(c, out->enc));
+    for (int32_t j = 0; j < c->ncols; j++) { /* non-finite numbers among the features: reported */
+        int k = out->enc->kind[j];
+        if (k == COL_LABEL || j == c->by_col) continue;
+        for (int64_t i = 0; i < c->nrows; i++)
+            if (cell_nonfinite(cell_at(c, i, j))) {
+                if (!out->nonfinite_cells || c->line[i] < out->nonfinite_line ||
+                    (c->line[i] == out->nonfinite_line && j < out->nonfinite_col)) {
+                    out->nonfinite_line = c->line[i];
+                    out->nonfinite_col = j;
+                }
+                out->nonfinite_cells++;
+            }
+    }
     FH_TRY(enc_apply(c, out->enc, c->train_rows, c->ntrain, &out->train));
     FH_TRY(enc_apply(c, out->enc, c->test_rows, c->ntest, &out->test));
     return FH_OK;

@@ -300,6 +300,14 @@ fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *
     *round = 0;
     FH_TRY(ckpt_open(autom ? dir : cfg->checkpoint.resume, config_train_hash(cfg), w, h, round));
     if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->checkpoint.resume);
+    if (*round > cfg->train.rounds) { /* nothing to continue: refuse before anything is rewritten */
+        fh_status st = fh_error_set(FH_EINPUT, "%s: checkpoint is after %s %lld but [train] rounds = %d "
+                                    "(expected rounds >= %lld to resume)", ckpt_path(*h), unit,
+                                    (long long)*round, cfg->train.rounds, (long long)*round);
+        ckpt_close(*h);
+        *h = NULL;
+        return st;
+    }
     snprintf(notice, cap, "%s%sresuming after %s %lld from %s", ckpt_warning(*h), ckpt_warning(*h)[0] ? "\n" : "",
              unit, (long long)*round, ckpt_path(*h));
     return FH_OK;

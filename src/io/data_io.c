@@ -1,5 +1,12 @@
 /* Partitioned data sets in HDF5: write (one process), open and read a rank's clients' rows
- * (parallel HDF5). Layout: include/fedhpc/io.h and docs/file-formats.md. */
+ * (parallel HDF5). Layout: include/fedhpc/io.h and docs/file-formats.md.
+ *
+ * Integrity (docs/data-integrity.md): prepare stores attribute "crc32" on every numeric
+ * dataset (/train/x, /train/y, /train/client_offsets, /train/client_group, /test/x, /test/y):
+ * CRC-32 (zlib) of its elements as little-endian bytes in row-major order, computed from the
+ * buffers being written (nothing is read back); the root attribute "checksums" = "crc32" says
+ * they are there. io_data_verify recomputes them with every rank reading one contiguous slice of
+ * every dataset, and joins the slices' CRCs in rank order with crc32_combine. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/io.h"
 #include "h5util.h"
@@ -8,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 struct io_data {
     char path[1024];
@@ -53,6 +61,43 @@ fail:
     return st;
 }
 
+/* CRC-32 of n elements of `size` bytes, as little-endian bytes (zlib takes < 4 GiB a call). */
+static uLong crc_le(uLong crc, const void *buf, size_t n, size_t size)
+{
+    const unsigned char *p = buf;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    unsigned char tmp[4096];
+    while (n) {
+        size_t k = n > sizeof tmp / size ? sizeof tmp / size : n;
+        for (size_t i = 0; i < k; i++)
+            for (size_t b = 0; b < size; b++) tmp[i * size + b] = p[i * size + size - 1 - b];
+        crc = crc32(crc, tmp, (uInt)(k * size));
+        p += k * size;
+        n -= k;
+    }
+#else
+    size_t bytes = n * size;
+    while (bytes) {
+        const uInt k = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        crc = crc32(crc, p, k);
+        p += k;
+        bytes -= k;
+    }
+#endif
+    return crc;
+}
+
+/* Attribute "crc32" on dataset loc/name. */
+static fh_status put_crc(hid_t loc, const char *name, uLong crc)
+{
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return fh_error_set(FH_EIO, "HDF5: cannot open %s to record its checksum", name);
+    int64_t v = (int64_t)(uint32_t)crc;
+    fh_status st = h5_attr_write_i64(d, "crc32", &v, 1);
+    H5Dclose(d);
+    return st;
+}
+
 static fh_status write_table(hid_t g, const data_table *t, const int64_t *perm)
 {
     float *x = NULL;
@@ -73,6 +118,9 @@ static fh_status write_table(hid_t g, const data_table *t, const int64_t *perm)
     hsize_t dx[2] = {(hsize_t)t->n, (hsize_t)t->d}, dy[1] = {(hsize_t)t->n};
     fh_status st = h5_dset_write(g, "x", H5T_NATIVE_FLOAT, 2, dx, perm ? x : t->x);
     if (st == FH_OK) st = h5_dset_write(g, "y", H5T_NATIVE_INT32, 1, dy, perm ? y : t->y);
+    if (st == FH_OK)
+        st = put_crc(g, "x", crc_le(crc32(0L, Z_NULL, 0), perm ? x : t->x, (size_t)t->n * (size_t)t->d, sizeof(float)));
+    if (st == FH_OK) st = put_crc(g, "y", crc_le(crc32(0L, Z_NULL, 0), perm ? y : t->y, (size_t)t->n, sizeof(int32_t)));
     free(x);
     free(y);
     return st;
@@ -117,10 +165,14 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     if ((st = write_table(gtr, &ds->train, perm)) != FH_OK) goto fail;
     hsize_t no = (hsize_t)meta->clients + 1;
     if ((st = h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, offsets)) != FH_OK) goto fail;
+    if ((st = put_crc(gtr, "client_offsets", crc_le(crc32(0L, Z_NULL, 0), offsets, (size_t)no, sizeof(int64_t)))) != FH_OK)
+        goto fail;
     if (client_name && (st = h5_dset_write_strs(gtr, "client_name", client_name, (hsize_t)meta->clients)) != FH_OK) goto fail;
     if (meta->client_group) {
         hsize_t ng = (hsize_t)meta->clients;
         if ((st = h5_dset_write(gtr, "client_group", H5T_NATIVE_INT32, 1, &ng, meta->client_group)) != FH_OK) goto fail;
+        if ((st = put_crc(gtr, "client_group", crc_le(crc32(0L, Z_NULL, 0), meta->client_group, (size_t)ng, sizeof(int32_t)))) != FH_OK)
+            goto fail;
         v = meta->groups;
         if ((st = h5_attr_write_i64(f, "groups", &v, 1)) != FH_OK) goto fail;
     }
@@ -129,6 +181,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     H5CHK(gte, "HDF5: cannot create group /test");
     if ((st = write_table(gte, &ds->test, NULL)) != FH_OK) goto fail;
     if (ds->enc && (st = write_encoding(f, ds->enc)) != FH_OK) goto fail;
+    if ((st = h5_attr_write_str(f, "checksums", "crc32")) != FH_OK) goto fail;
     H5Gclose(gtr);
     H5Gclose(gte);
     gtr = gte = H5I_INVALID_HID;
@@ -261,6 +314,13 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
         if (!(m->local_test_frac >= 0 && m->local_test_frac < 1))
             return fh_error_set(FH_EINPUT, "%s: attribute local_test_frac: expected a number in [0, 1), found %g", path, m->local_test_frac);
     }
+    m->checksums = h5_attr_exists(h->file, "checksums");
+    if (m->checksums) {
+        char kind[32];
+        FH_TRY(h5_attr_read_str(h->file, "checksums", kind, sizeof kind, path));
+        if (strcmp(kind, "crc32") != 0)
+            return fh_error_set(FH_EINPUT, "%s: attribute checksums: expected 'crc32', found '%s'", path, kind);
+    }
     FH_TRY(check_offsets(h));
 fail:
     if (fapl >= 0) H5Pclose(fapl);
@@ -295,6 +355,111 @@ void io_data_close(io_data *h)
     if (h->off_d >= 0) H5Dclose(h->off_d);
     if (h->file >= 0) H5Fclose(h->file);
     free(h);
+}
+
+/* ---- integrity ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;  /* "train/x", ... */
+    hid_t d;           /* open dataset (owned by h, or opened here: own = 1) */
+    int own;
+    hid_t mtype;       /* little-endian memory type */
+    size_t size;       /* bytes per element */
+    int rank;
+    hsize_t rows, cols;
+} vset;
+
+/* This rank's slice [rows*r/P, rows*(r+1)/P) of dataset v: CRC of its little-endian bytes. */
+static fh_status verify_slice(const io_data *h, const vset *v, int r, int P, uLong *crc, int64_t *bytes)
+{
+    hsize_t r0 = v->rows * (hsize_t)r / (hsize_t)P, r1 = v->rows * (hsize_t)(r + 1) / (hsize_t)P;
+    *crc = crc32(0L, Z_NULL, 0);
+    *bytes = (int64_t)((r1 - r0) * v->cols * v->size);
+    if (r1 == r0) return FH_OK;
+    hsize_t per = (hsize_t)((8u << 20) / (v->cols * v->size)); /* about 8 MiB a read */
+    if (per < 1) per = 1;
+    unsigned char *buf = malloc((size_t)((per < r1 - r0 ? per : r1 - r0) * v->cols * v->size));
+    FH_CHECK_ALLOC(buf);
+    fh_status st = FH_OK;
+    hid_t fs = H5Dget_space(v->d);
+    char what[1100];
+    snprintf(what, sizeof what, "%s: /%s", h->path, v->name);
+    if (fs < 0) st = fh_error_set(FH_EINPUT, "%s: no dataspace", what);
+    for (hsize_t a = r0; st == FH_OK && a < r1; a += per) {
+        hsize_t k = r1 - a < per ? r1 - a : per;
+        st = h5_rows_rw(v->d, fs, v->mtype, v->rank, a, k, v->cols, H5P_DEFAULT, buf, 0, FH_EINPUT, what);
+        if (st == FH_OK) *crc = crc32(*crc, buf, (uInt)(k * v->cols * v->size)); /* LE bytes already */
+    }
+    if (fs >= 0) H5Sclose(fs);
+    free(buf);
+    if (st != FH_OK) fh_error_set(FH_EINPUT, "%s cannot be read (truncated or damaged file?)", what);
+    return st;
+}
+
+fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
+{
+    *bytes_checked = 0;
+    if (!h->meta.checksums) return FH_OK;
+    const int r = c ? c->rank : 0, P = c ? c->size : 1;
+    const io_data_meta *m = &h->meta;
+    vset v[6] = {
+        {"train/x", h->x_d[0], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->train_rows, (hsize_t)m->features},
+        {"train/y", h->y_d[0], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->train_rows, 1},
+        {"train/client_offsets", h->off_d, 0, H5T_STD_I64LE, 8, 1, (hsize_t)m->clients + 1, 1},
+        {"test/x", h->x_d[1], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->test_rows, (hsize_t)m->features},
+        {"test/y", h->y_d[1], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->test_rows, 1},
+        {"train/client_group", H5I_INVALID_HID, 1, H5T_STD_I32LE, 4, 1, (hsize_t)m->clients, 1},
+    };
+    int nv = 5;
+    if (m->has_client_group) {
+        v[5].d = H5Dopen2(h->file, "train/client_group", H5P_DEFAULT);
+        nv = 6;
+    }
+    /* per dataset: this rank's {bytes, crc}, then the stored crc (rank 0 compares) */
+    int64_t mine[12];
+    uint32_t stored[6];
+    fh_status st = FH_OK;
+    for (int i = 0; i < nv; i++) {
+        uLong crc = 0;
+        int64_t nb = 0, sv = 0;
+        if (st == FH_OK && v[i].d < 0) st = fh_error_set(FH_EINPUT, "%s: cannot open /%s", h->path, v[i].name);
+        if (st == FH_OK) st = h5_attr_read_i64(v[i].d, "crc32", &sv, 1, h->path);
+        if (st == FH_OK) st = verify_slice(h, &v[i], r, P, &crc, &nb);
+        stored[i] = (uint32_t)sv;
+        mine[2 * i] = nb;
+        mine[2 * i + 1] = (int64_t)crc;
+    }
+    if (nv == 6 && v[5].d >= 0) H5Dclose(v[5].d);
+    int64_t *all = NULL;
+    if (c && P > 1) { /* every rank takes part even after a local failure */
+        int64_t *counts = r == 0 ? malloc((size_t)P * sizeof *counts) : NULL;
+        fh_status gs = r == 0 && !counts ? fh_error_set(FH_ENOMEM, "out of memory") : FH_OK;
+        if (gs == FH_OK) gs = comm_gather_bytes(c, mine, (int64_t)(2 * nv * sizeof *mine), (void **)&all, counts, 0);
+        free(counts);
+        if (st == FH_OK) st = gs;
+    } else {
+        all = malloc(sizeof mine);
+        if (all) memcpy(all, mine, sizeof mine);
+        else if (st == FH_OK) st = fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    int64_t total = 0;
+    if (r == 0 && all) {
+        for (int i = 0; i < nv && st == FH_OK; i++) {
+            uLong crc = crc32(0L, Z_NULL, 0);
+            for (int q = 0; q < P; q++) {
+                crc = crc32_combine(crc, (uLong)all[2 * nv * q + 2 * i + 1], (z_off_t)all[2 * nv * q + 2 * i]);
+                total += all[2 * nv * q + 2 * i];
+            }
+            if ((uint32_t)crc != stored[i])
+                st = fh_error_set(FH_EINPUT, "%s: /%s: checksum mismatch (stored crc32 %08x, computed %08x): the file is "
+                                  "damaged (re-run fedhpc prepare)", h->path, v[i].name, (unsigned)stored[i],
+                                  (unsigned)crc);
+        }
+    }
+    free(all);
+    if (c) st = comm_agree(c, st);
+    *bytes_checked = total;
+    return st;
 }
 
 fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,

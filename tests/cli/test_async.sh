@@ -186,7 +186,10 @@ em=$(csv_col_last "$T/dp.bbound/metrics.csv" epsilon)
 # 6. plot accuracy against virtual time for several runs
 "$FEDHPC" plot --x virtual_time "$T/cmp_wa" "$T/cmp_fa" "$T/cmp_fb" --out "$T/vt.png" >"$T/out" 2>&1 &&
     [ -s "$T/vt.png" ] && ok "plot --x virtual_time draws a PNG" || { bad "plot --x virtual_time"; cat "$T/out"; }
-expect_input_error "plot of a non-async dir" "expected the async.csv" "$FEDHPC" plot --x virtual_time "$T/nonexistent"
+expect_input_error "plot of a missing dir" "plot '$T/nonexistent': No such file or directory (expected a directory" \
+    "$FEDHPC" plot --x virtual_time "$T/nonexistent"
+mkdir -p "$T/plain"
+expect_input_error "plot of a non-async dir" "expected the async.csv" "$FEDHPC" plot --x virtual_time "$T/plain"
 
 # 7. bad input: one message, exit 2, on every rank
 expect_input_error "drop without a deadline" "[async] deadline" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \

@@ -5,6 +5,8 @@
 #include "fedhpc/rng.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_stream_is_pure_function_of_key(void)
@@ -90,6 +92,50 @@ static void test_comm_agree_reports_lowest_failing_rank(void)
     CU_ASSERT_EQUAL(comm_agree(w, FH_OK), FH_OK);
 }
 
+/* Issue 17: fh_path_check, one table over the kinds of path argument. */
+static void test_path_check(void)
+{
+    char dir[600], file[700], under[760], missing[760], inmissing[800];
+    snprintf(dir, sizeof dir, "%s/pc%d", g_test_tmpdir, g_test_world.rank);
+    snprintf(file, sizeof file, "%s/f", dir);
+    snprintf(under, sizeof under, "%s/x", file);
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    snprintf(inmissing, sizeof inmissing, "%s/x", missing);
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && : > '%s'", dir, file);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    const struct { const char *path; fh_path_kind kind; const char *want; } T[] = {
+        {file, FH_PATH_READ_FILE, NULL},
+        {dir, FH_PATH_READ_FILE, "is a directory (expected a file)"},
+        {missing, FH_PATH_READ_FILE, "No such file or directory (expected a file to read)"},
+        {dir, FH_PATH_READ_DIR, NULL},
+        {file, FH_PATH_READ_DIR, "is not a directory (expected a directory)"},
+        {file, FH_PATH_READ_ANY, NULL},
+        {dir, FH_PATH_READ_ANY, NULL},
+        {missing, FH_PATH_READ_ANY, "No such file or directory"},
+        {file, FH_PATH_WRITE_FILE, NULL},
+        {missing, FH_PATH_WRITE_FILE, NULL},
+        {dir, FH_PATH_WRITE_FILE, "is a directory (expected the name of a file to write)"},
+        {inmissing, FH_PATH_WRITE_FILE, "its directory does not exist"},
+        {under, FH_PATH_WRITE_FILE, "is not a directory (expected a directory to write into)"},
+        {dir, FH_PATH_WRITE_DIR, NULL},
+        {inmissing, FH_PATH_WRITE_DIR, NULL}, /* created later with mkdir -p */
+        {file, FH_PATH_WRITE_DIR, "is an existing file, not a directory"},
+        {under, FH_PATH_WRITE_DIR, "is not a directory (expected a directory to write into)"},
+        {"", FH_PATH_READ_FILE, "expected a path, got nothing"},
+    };
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
+        fh_status st = fh_path_check("[x] y", T[i].path, T[i].kind);
+        if ((st == FH_OK) != (T[i].want == NULL) || (T[i].want && !strstr(fh_error_msg(), T[i].want)))
+            printf("\n  case %zu (%s): status %d, '%s'\n", i, T[i].path, (int)st, fh_error_msg());
+        CU_ASSERT_EQUAL(st, T[i].want ? FH_EINPUT : FH_OK);
+        if (T[i].want) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), T[i].want));
+            CU_ASSERT_EQUAL(strncmp(fh_error_msg(), "[x] y", 5), 0);
+        }
+    }
+}
+
 void tests_register_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
@@ -98,5 +144,6 @@ void tests_register_common(void)
     tests_add(s, "distributions_moments", test_distributions_moments);
     tests_add(s, "below_and_shuffle", test_below_and_shuffle);
     tests_add(s, "error_message", test_error_message);
+    tests_add(s, "path_check", test_path_check);
     tests_add(s, "comm_agree_reports_lowest_failing_rank", test_comm_agree_reports_lowest_failing_rank);
 }

@@ -443,6 +443,40 @@ static void test_csv_errors(void)
     CU_ASSERT(msg_has(path));
 }
 
+/* Issue 17: a numeric column with nan / inf / -inf / 1e999 cells stays numeric; those cells
+ * are missing (imputed, counted, first one located); in the label column they are refused. */
+static void test_csv_nonfinite_cells(void)
+{
+    data_set ds;
+    char path[700], want[800];
+    data_csv_opts o = {.label = "y", .test_frac = 0.0, .seed = 1};
+    CU_ASSERT_EQUAL_FATAL(load_text("nonfinite.csv",
+                                    "a,b,y\n1,2,p\n3,NaN,q\n5,inf,p\n7,-inf,q\n1e999,-Infinity,p\n",
+                                    &o, &ds, path, sizeof path), FH_OK);
+    CU_ASSERT_EQUAL(ds.enc->kind[0], COL_NUMERIC);
+    CU_ASSERT_EQUAL(ds.enc->kind[1], COL_NUMERIC);
+    CU_ASSERT_EQUAL(ds.train.d, 2); /* not one-hot */
+    CU_ASSERT_EQUAL(ds.nonfinite_cells, 5);
+    CU_ASSERT_EQUAL(ds.nonfinite_line, 3);
+    CU_ASSERT_EQUAL(ds.nonfinite_col, 1);
+    CU_ASSERT_DOUBLE_EQUAL(ds.enc->mean[0], 4.0, 1e-12); /* 1, 3, 5, 7 */
+    CU_ASSERT_DOUBLE_EQUAL(ds.enc->mean[1], 2.0, 1e-12);
+    for (int64_t i = 0; i < ds.train.n * ds.train.d; i++) CU_ASSERT(isfinite(ds.train.x[i]));
+    CU_ASSERT_EQUAL(ds.train.x[4 * 2 + 0], 0.0f); /* 1e999 -> the mean */
+    data_free(&ds);
+    CU_ASSERT_EQUAL(load_text("nanlabel.csv", "a,y\n1,p\n2,nan\n3,q\n", &o, &ds, path, sizeof path), FH_EINPUT);
+    snprintf(want, sizeof want, "%s:3: missing value 'nan' in label column 'y'", path);
+    CU_ASSERT(msg_has(want));
+    /* --positive on a label column with a single value: no negatives */
+    data_csv_opts op = o;
+    op.positive = "p";
+    CU_ASSERT_EQUAL(load_text("onelabel.csv", "a,y\n1,p\n2,p\n", &op, &ds, path, sizeof path), FH_EINPUT);
+    CU_ASSERT(msg_has("is 'p' in every row: --positive p leaves no negative rows"));
+    /* a directory is not a CSV file */
+    CU_ASSERT_EQUAL(data_load_csv(g_test_tmpdir, &o, &ds), FH_EINPUT);
+    CU_ASSERT(msg_has("is a directory (expected a CSV file)"));
+}
+
 /* ---- partitioners ---------------------------------------------------------------------- */
 
 static void test_part_parse_and_name(void)
@@ -658,6 +692,7 @@ void tests_register_data(void)
     tests_add(s, "csv_numeric_labels_and_keys", test_csv_numeric_labels_and_keys);
     tests_add(s, "csv_split_and_unseen_category", test_csv_split_and_unseen_category);
     tests_add(s, "csv_errors", test_csv_errors);
+    tests_add(s, "csv_nonfinite_cells", test_csv_nonfinite_cells);
     tests_add(s, "part_parse_and_name", test_part_parse_and_name);
     tests_add(s, "part_iid", test_part_iid);
     tests_add(s, "part_dirichlet", test_part_dirichlet);

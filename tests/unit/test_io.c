@@ -151,10 +151,52 @@ static void test_model_roundtrip(void)
     CU_ASSERT_EQUAL(io_model_read(path, q, &n), FH_EINPUT); /* no room */
 }
 
+/* Issue 17: prepare's per-dataset CRC-32s are verified with every rank reading a slice (any
+ * number of ranks, also more ranks than rows of a dataset); one flipped value in /train/x is
+ * found, on every rank. The damage is made with stdio: the 12 bytes of file row 0. */
+static void test_data_checksums(void)
+{
+    comm_t *w = &g_test_world;
+    char path[600];
+    snprintf(path, sizeof path, "%s/crc.h5", g_test_tmpdir);
+    if (w->rank == 0) make_file(path);
+    comm_barrier(w);
+    io_data *h = NULL;
+    io_data_meta m;
+    CU_ASSERT_EQUAL_FATAL(io_data_open(path, w, &h, &m), FH_OK);
+    CU_ASSERT_EQUAL(m.checksums, 1);
+    int64_t bytes = -1;
+    CU_ASSERT_EQUAL(io_data_verify(h, w, &bytes), FH_OK);
+    if (w->rank == 0) CU_ASSERT_EQUAL(bytes, 15 * 3 * 4 + 15 * 4 + 6 * 8 + 2 * 3 * 4 + 2 * 4);
+    io_data_close(h);
+    comm_barrier(w);
+    if (w->rank == 0) { /* file row 0 = original row 14: 140, 141, 142 */
+        float row[3] = {140, 141, 142};
+        FILE *f = fopen(path, "r+b");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        static unsigned char buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        long at = -1;
+        for (size_t i = 0; i + sizeof row <= n && at < 0; i++)
+            if (memcmp(buf + i, row, sizeof row) == 0) at = (long)i;
+        CU_ASSERT_FATAL(at >= 0);
+        float other = 140.5f;
+        fseek(f, at, SEEK_SET);
+        fwrite(&other, sizeof other, 1, f);
+        fclose(f);
+    }
+    comm_barrier(w);
+    CU_ASSERT_EQUAL_FATAL(io_data_open(path, w, &h, &m), FH_OK);
+    CU_ASSERT_EQUAL(io_data_verify(h, w, &bytes), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "/train/x: checksum mismatch"));
+    io_data_close(h);
+}
+
 void tests_register_io(void)
 {
     CU_pSuite s = CU_add_suite("io", NULL, NULL);
     tests_add(s, "write_then_parallel_read", test_write_then_parallel_read);
+    tests_add(s, "data_checksums", test_data_checksums);
     tests_add(s, "bad_files_are_input_errors", test_bad_files_are_input_errors);
     tests_add(s, "state_rows", test_state_rows);
     tests_add(s, "model_roundtrip", test_model_roundtrip);
