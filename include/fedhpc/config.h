@@ -19,6 +19,9 @@ typedef enum {
     ALG_FEDAVG = 0, ALG_FEDPROX, ALG_FEDAVGM, ALG_FEDADAM, ALG_FEDYOGI, ALG_SCAFFOLD, ALG_CENTRALIZED
 } fl_algorithm;
 
+/* [secagg] dedicated_aggregator */
+enum { SA_DEDICATED_AUTO = 0, SA_DEDICATED_OFF = 1, SA_DEDICATED_ON = 2 };
+
 typedef struct {
     /* [data] */
     char data_file[CONFIG_PATH_MAX];
@@ -60,6 +63,8 @@ typedef struct {
     char sa_transcript[CONFIG_PATH_MAX];   /* "" or HDF5 file of all the aggregator receives   */
     char sa_truth[CONFIG_PATH_MAX];        /* TEST ONLY: "" or HDF5 file of the true inputs    */
     int32_t sa_masks;                      /* 1 on; 0 TEST ONLY: inputs sent unmasked          */
+    int32_t sa_dedicated;                  /* SA_DEDICATED_AUTO|OFF|ON: rank 0 hosts no clients */
+    double sa_late_dropout;                /* simulated dropouts after sending, before answering */
     /* [cluster] [personalize] [run] (src/fl/cluster.c) */
     int32_t cl_method;                     /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
     int32_t cl_k;                          /* number of centers                              */
@@ -95,6 +100,9 @@ fh_status config_load(config_t *c, const char *path);
 fh_status config_override(config_t *c, const char *assignment);
 /* Cross-key checks after loading (e.g. data file set). */
 fh_status config_validate(const config_t *c, const char *path);
+/* [secagg] dedicated_aggregator as it applies to the FedAvg family (src/fl/fedavg.c): on, or auto
+ * with [secagg] enabled = on. 1: rank 0 aggregates and hosts no clients. */
+int config_sa_dedicated(const config_t *c);
 /* Write the resolved configuration as INI (every key, with its doc as a comment). */
 void config_write(const config_t *c, FILE *f);
 /* Print every key with type, default and doc (for --help-config and docs/configuration.md). */
