@@ -262,8 +262,12 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->seed, cfg->sa_dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;
-    rs->mask_gbps = s->sa.enabled && s->sa.mask_s > 0 ? (double)s->sa.mask_bytes / s->sa.mask_s / 1e9 : NAN;
-    rs->chacha_gbps = s->sa.enabled ? s->sa.chacha_gbps : NAN;
+    if (s->sa.enabled) { /* over every rank's masking thread (a dedicated aggregator masks nothing) */
+        double t[4] = {(double)s->sa.mask_bytes, s->sa.mask_s, (double)s->sa.raw_bytes, s->sa.raw_s};
+        FH_TRY(comm_allreduce_sum_f64(w, t, 4));
+        rs->mask_gbps = t[1] > 0 ? t[0] / t[1] / 1e9 : NAN;
+        rs->chacha_gbps = t[3] > 0 ? t[2] / t[3] / 1e9 : NAN;
+    }
     *stop = tail[T_STOP] > 0;
     return FH_OK;
 }
