@@ -132,7 +132,8 @@ static const key_def KEYS[] = {
      "rank 0) and the round's aggregate, to check a transcript against (\"\": none)"},
     {"secagg", "masks", T_ENUM, F(sa_masks), "on", 0, 0, "off|on", 0,
      "TEST ONLY: off sends the inputs unmasked (the transcript checker's control case)"},
-    {"secagg", "late_dropout", T_DOUBLE, F(sa_late_dropout), "0", 0, 0.99, NULL, 1,
+    /* like threshold (it only decides which rounds abort): not part of config_train_hash */
+    {"secagg", "late_dropout", T_DOUBLE, F(sa_late_dropout), "0", 0, 0.99, NULL, 0,
      "simulated late dropout rate (after sending the masked input, before answering the unmasking "
      "request; independent of dropout): a late dropper's input is in the sum, the other survivors' "
      "answers unmask it; the round aborts if a needed secret has fewer than t answers. Needs enabled = on"},
