@@ -21,6 +21,9 @@ typedef enum {
 
 /* One struct per section of the INI file; a module is handed the sections it reads
  * (fl_server_init gets cfg->fl, sys_profile_init cfg->system, ...). */
+/* [secagg] dedicated_aggregator */
+enum { SA_DEDICATED_AUTO = 0, SA_DEDICATED_OFF = 1, SA_DEDICATED_ON = 2 };
+
 typedef struct {
     char file[CONFIG_PATH_MAX];            /* the prepared data set (HDF5)                  */
     int32_t verify;                        /* 0 off, 1 on (checksums at start)              */
@@ -76,6 +79,8 @@ typedef struct {                           /* src/privacy/secagg.c, sa_round.c  
     char transcript[CONFIG_PATH_MAX];      /* "" or HDF5 file of all the aggregator receives   */
     char truth[CONFIG_PATH_MAX];           /* TEST ONLY: "" or HDF5 file of the true inputs    */
     int32_t masks;                         /* 1 on; 0 TEST ONLY: inputs sent unmasked          */
+    int32_t dedicated_aggregator;          /* SA_DEDICATED_AUTO|OFF|ON: rank 0 hosts no clients */
+    double late_dropout;                   /* simulated dropouts after sending, before answering */
 } config_secagg;
 
 typedef struct {                           /* [cluster] [personalize] [run]: src/fl/cluster.c */
@@ -138,6 +143,9 @@ fh_status config_validate(const config_t *c, const char *path);
 fh_status config_check_paths(const config_t *c);
 /* 1 when key [section] key has its default value in c (0 also for an unknown key). */
 int config_key_is_default(const config_t *c, const char *section, const char *key);
+/* [secagg] dedicated_aggregator as it applies to the FedAvg family (src/fl/fedavg.c): on, or auto
+ * with [secagg] enabled = on. 1: rank 0 aggregates and hosts no clients. */
+int config_sa_dedicated(const config_t *c);
 /* Write the resolved configuration as INI (every key, with its doc as a comment). */
 void config_write(const config_t *c, FILE *f);
 /* Print every key with type, default and doc (for --help-config and docs/configuration.md). */

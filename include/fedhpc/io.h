@@ -82,6 +82,9 @@ fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, i
  * lie in [0, classes). */
 fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
                               const int64_t *count, float *x, int32_t *y);
+/* Rows of split ("train" or "test") this process has read through io_data_read_ranges on h so
+ * far (the [secagg] truth record checks that a dedicated aggregator reads no training rows). */
+int64_t io_data_rows_read(const io_data *h, const char *split);
 
 /* The true group of every client, out[clients] (/train/client_group int32; FH_EINPUT if the
  * file has none). Any rank, not collective. */

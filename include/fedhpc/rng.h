@@ -31,7 +31,8 @@ enum {
     RNG_DPSGD = 15,     /* DP-SGD noise inside a client               */
     RNG_DPSGD_SAMPLE = 16, /* DP-SGD Poisson sampling inside a client  */
     RNG_GROUPS = 17,    /* latent client groups and their transforms  */
-    RNG_ASYNC = 18      /* asynchronous FL: which idle client starts next */
+    RNG_ASYNC = 18,     /* asynchronous FL: which idle client starts next */
+    RNG_LATE_DROPOUT = 19 /* secagg: late dropouts (sent the input, no unmasking answer) */
 };
 
 typedef struct {

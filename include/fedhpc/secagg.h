@@ -96,9 +96,10 @@ fh_status secagg_client_mask(const secagg_client *c, const secagg_graph *g, cons
 fh_status secagg_client_unmask(const secagg_client *c, const secagg_graph *g, const uint8_t *pks,
                                const uint8_t *in_ct, const uint8_t *alive, uint8_t *resp);
 /* Step 5: the aggregator. sum[len] holds the wraparound sum of the survivors' masked inputs;
- * resp holds nresp answers from survivors. On success sum becomes the exact sum of the
- * survivors' inputs and *aborted = 0. If fewer than t survivors, or some needed secret has
- * fewer than t shares, *aborted = 1, sum is zeroed and FH_OK is returned. */
+ * resp holds nresp answers from survivors; survivors that do not answer (late dropouts: their
+ * input is in the sum) are unmasked from the others' answers. On success sum becomes the exact
+ * sum of the survivors' inputs and *aborted = 0. If fewer than t survivors answered, or some
+ * needed secret has fewer than t shares, *aborted = 1, sum is zeroed and FH_OK is returned. */
 fh_status secagg_server_unmask(const secagg_graph *g, const uint8_t *pks, const uint8_t *alive,
                                int32_t t, const uint8_t *resp, int64_t nresp, int64_t round,
                                uint64_t *sum, int64_t len, int *aborted);

@@ -18,7 +18,7 @@
 typedef struct secagg_engine {
     int32_t enabled, k;
     int32_t masks;         /* 1; 0 only for the transcript checker's control case ([secagg] masks) */
-    double thr_frac, dropout;
+    double thr_frac, dropout, late_dropout;
     uint64_t seed;
     int64_t nacc;          /* int64 words a client contributes                      */
     int64_t nparams;       /* of which the first nparams are the model update         */
@@ -40,6 +40,11 @@ typedef struct secagg_engine {
 /* Client cid drops out of round `round` (after sharing keys, before sending its input) with
  * probability `rate`, from rng_stream(seed, cid, round, RNG_DROPOUT). */
 int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
+/* Client cid drops out late in round `round` (after sending its masked input, before answering
+ * the unmasking request) with probability `rate`, from rng_stream(seed, cid, round,
+ * RNG_LATE_DROPOUT): independent of secagg_dropped. Only matters for a client that did not drop
+ * early. */
+int secagg_late_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
 /* nacc words a client contributes, the first nparams of them the model update. Rank 0 of w
  * creates the [secagg] transcript and truth files (formats "fedhpc-secagg-transcript" and
  * "fedhpc-secagg-truth", docs/file-formats.md); in the multi-center loop ([cluster],
@@ -59,6 +64,8 @@ void secagg_engine_free(secagg_engine *e);
  * vector the server step decodes, with or without secure aggregation. No-op otherwise. */
 fh_status secagg_engine_record_aggregate(secagg_engine *e, const comm_t *w, int64_t round,
                                          const int32_t *ids, int32_t n, const int64_t *acc);
+/* [secagg] truth (test only): rank 0 writes round_R[/cluster_K]/leaf = v (int64). No-op otherwise. */
+fh_status secagg_engine_record_value(secagg_engine *e, const comm_t *w, int64_t round, const char *leaf, int64_t v);
 /* Start a round with nloc clients on this rank: zeroed buffers. */
 fh_status secagg_engine_begin(secagg_engine *e, int32_t nloc);
 /* The i-th local client's contribution buffer [nacc] (accumulate into it as into the sum). */
@@ -67,7 +74,8 @@ int64_t *secagg_engine_buffer(secagg_engine *e, int32_t i);
  * sum of the surviving clients' buffers to acc[nacc] on every rank (nothing if the round
  * aborted: e->aborted = 1; a round of a single client always aborts). Collective. With [secagg] transcript, rank 0 records in group
  * round_R (round_R/cluster_K when e->group = K >= 0) everything it receives: clients, neighbors,
- * threshold, public_keys, encrypted_shares, masked_input, alive, unmask_responses, and what
+ * threshold, public_keys, encrypted_shares, masked_input, alive, unmask_responses, answered (who
+ * sent unmasking answers: the survivors less the late dropouts), and what
  * it computes from them: unmasked_sum, aborted. With [secagg] truth, the clients' unmasked
  * buffers are gathered to rank 0 (test only) and written as round_R/input. */
 fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,

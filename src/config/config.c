@@ -136,6 +136,18 @@ static const key_def KEYS[] = {
      "rank 0) and the round's aggregate, to check a transcript against (\"\": none)"},
     {"secagg", "masks", T_ENUM, F(secagg.masks), "on", 0, 0, "off|on", 0,
      "TEST ONLY: off sends the inputs unmasked (the transcript checker's control case)"},
+    /* like threshold (it only decides which rounds abort): not part of config_train_hash */
+    {"secagg", "late_dropout", T_DOUBLE, F(secagg.late_dropout), "0", 0, 0.99, NULL, 0,
+     "simulated late dropout rate (after sending the masked input, before answering the unmasking "
+     "request; independent of dropout): a late dropper's input is in the sum, the other survivors' "
+     "answers unmask it; the round aborts if a needed secret has fewer than t answers. Needs enabled = on"},
+    {"secagg", "dedicated_aggregator", T_ENUM, F(secagg.dedicated_aggregator), "auto", 0, 0, "auto|off|on", 0,
+     "FedAvg family only: on: rank 0 aggregates and evaluates on the test split but hosts no clients "
+     "(clients are placed on ranks 1..size-1; needs at least 2 ranks), so it never holds a client's rows, "
+     "keys or unmasked update; off: rank 0 also hosts clients; auto: on with [secagg] enabled = on, else off. "
+     "The model is the same bit for bit. Multi-center FL ([cluster], [personalize], [run] clients_per_rank) "
+     "aggregates each cluster on one of its hosts: auto does not apply there and on is refused "
+     "(see docs/threat-model.md)"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
     {"cluster", "method", T_ENUM, F(cluster.method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
      "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
@@ -532,6 +544,17 @@ fh_status config_validate(const config_t *c, const char *path)
     if ((c->secagg.transcript[0] || !c->secagg.masks) && !c->secagg.enabled)
         return fh_error_set(FH_EINPUT, "%s: [secagg] %s needs [secagg] enabled = on", path,
                             c->secagg.transcript[0] ? "transcript" : "masks = off");
+    if (c->secagg.late_dropout > 0 && !c->secagg.enabled)
+        return fh_error_set(FH_EINPUT, "%s: [secagg] late_dropout needs [secagg] enabled = on (a late dropper is a "
+                            "client that sent its masked input and does not answer the unmasking request)", path);
+    if (c->secagg.dedicated_aggregator == SA_DEDICATED_ON && (c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank))
+        return fh_error_set(FH_EINPUT, "%s: [secagg] dedicated_aggregator = on: not supported with [cluster], "
+                            "[personalize] or [run] clients_per_rank: multi-center FL aggregates each cluster (its "
+                            "masks included) on one of the cluster's own hosts, so no rank aggregates without hosting "
+                            "clients; use dedicated_aggregator = auto or off (see docs/threat-model.md)", path);
+    if (c->secagg.dedicated_aggregator == SA_DEDICATED_ON && (c->async.mode || c->fl.algorithm == ALG_CENTRALIZED))
+        return fh_error_set(FH_EINPUT, "%s: [secagg] dedicated_aggregator = on: only for the synchronous FedAvg family, "
+                            "not with %s", path, c->async.mode ? "[async]" : "[fl] algorithm = centralized");
     const int sa_any = c->secagg.enabled || c->secagg.dropout > 0 || c->secagg.truth[0];
     if (sa_any && c->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);
@@ -594,6 +617,11 @@ fh_status config_check_paths(const config_t *c)
         FH_TRY(fh_path_check(P[i].what, v, P[i].kind));
     }
     return FH_OK;
+}
+
+int config_sa_dedicated(const config_t *c)
+{
+    return c->secagg.dedicated_aggregator == SA_DEDICATED_ON || (c->secagg.dedicated_aggregator == SA_DEDICATED_AUTO && c->secagg.enabled);
 }
 
 static void key_format(const config_t *c, const key_def *k, char *out, size_t n)

@@ -2,13 +2,15 @@
  * FedYogi, SCAFFOLD; with [privacy] and [secagg] stages around the aggregate). A round:
  *
  *   sample m clients (same list on every rank, from the (seed, r) stream)
- *   place them on ranks in contiguous row-balanced blocks; each rank reads only its rows
+ *   place them on ranks in contiguous row-balanced blocks (over ranks 1..size-1 with a dedicated
+ *     aggregator, [secagg] dedicated_aggregator); each rank reads only its rows
  *   each rank trains its clients from the global model; update = local - global
  *   reject faulty updates (NaN/Inf/absurd norm); encode n_i/N * update in fixed point
  *   one integer all-reduce of [updates | SCAFFOLD control deltas | round counters]
  *     (or, with [secagg], one secure-aggregation round over the masked client vectors)
  *   every rank applies the same server step (FedAvg/FedAvgM/FedAdam/FedYogi/SCAFFOLD)
  * Evaluation: rank 0 on the test split; per-client accuracy gathered from the hosts.
+ * What each rank sees: docs/threat-model.md.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
@@ -37,6 +39,7 @@ typedef struct {
     int32_t *ids, *first;      /* [m], [P+1]                               */
     int64_t *start, *count;    /* [m]                                      */
     int32_t n, c0, c1;         /* the round's clients; this rank's [c0, c1) */
+    int dedicated;             /* [secagg] dedicated_aggregator: rank 0 hosts no clients */
     fl_rows rows;              /* a group of this rank's clients' rows      */
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
@@ -50,15 +53,23 @@ static fh_status fedavg_init(fl_loop *L)
 {
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
-    if (w->size > L->C)
-        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks: run with at most %d ranks", cfg->data.file, L->C,
-                            w->size, L->C);
+    /* [secagg] dedicated_aggregator: rank 0 aggregates (and evaluates) only, hosting no clients */
+    const int ded = config_sa_dedicated(cfg);
+    if (ded && w->size < 2)
+        return fh_error_set(FH_EINPUT, "[secagg] dedicated_aggregator = %s: needs at least 2 ranks: rank 0 aggregates only "
+                            "and hosts no clients (run with mpirun -np 2 or more, or set dedicated_aggregator = off, "
+                            "where the one process holds every client's rows, keys and updates)",
+                            cfg->secagg.dedicated_aggregator == SA_DEDICATED_ON ? "on" : "auto (on with [secagg] enabled = on)");
+    if (w->size - ded > L->C)
+        return fh_error_set(FH_EINPUT, "%s: %d clients, but %d ranks%s: run with at most %d ranks", cfg->data.file, L->C,
+                            w->size, ded ? " (rank 0 a dedicated aggregator)" : "", L->C + ded);
     fedavg_state *s = L->s = fh_calloc(1, sizeof *s);
     FH_CHECK_ALLOC(s);
     const int64_t P = L->P;
     const int32_t m = L->m;
     const int scaffold = cfg->fl.algorithm == ALG_SCAFFOLD;
     s->nacc = P * (1 + scaffold) + T_N;
+    s->dedicated = ded;
     fh_status st = fl_server_init(&s->srv, &cfg->fl, P);
     if (st == FH_OK) {
         s->local = malloc((size_t)P * sizeof *s->local);
@@ -223,7 +234,10 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     s->n = n;
     int64_t N_round = 0;
     for (int32_t i = 0; i < n; i++) N_round += s->count[i];
-    fl_assign_ranks(s->count, n, w->size, s->first);
+    /* contiguous row-balanced blocks over all ranks, or over ranks 1..size-1 with a dedicated
+     * aggregator (first[0] = first[1] = 0: rank 0 trains nothing and reads no training rows) */
+    s->first[0] = 0;
+    fl_assign_ranks(s->count, n, w->size - s->dedicated, s->first + s->dedicated);
     s->c0 = s->first[w->rank];
     s->c1 = s->first[w->rank + 1];
     /* [privacy] account the round; stop cleanly before exceeding the budget */
@@ -235,6 +249,9 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     tail[T_STOP] = fh_stop_requested();
     FH_TRY(comm_agree(w, round_local(L, s, r, N_round, n)));
     FH_TRY(fl_agg_sum(&s->agg, w, r, s->ids, s->first, s->n, T_N));
+    /* TEST ONLY ([secagg] truth): the training rows rank 0 has read so far */
+    FH_TRY(comm_agree(w, secagg_engine_record_value(&s->sa, w, r, "aggregator_train_rows",
+                                                     io_data_rows_read(L->data, "train"))));
     round_server(L, s, r, N_round);
 
     const int scaffold = s->c != NULL;
@@ -247,8 +264,12 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;
-    rs->mask_gbps = s->sa.enabled && s->sa.mask_s > 0 ? (double)s->sa.mask_bytes / s->sa.mask_s / 1e9 : NAN;
-    rs->chacha_gbps = s->sa.enabled ? s->sa.chacha_gbps : NAN;
+    if (s->sa.enabled) { /* over every rank's masking thread (a dedicated aggregator masks nothing) */
+        double t[4] = {(double)s->sa.mask_bytes, s->sa.mask_s, (double)s->sa.raw_bytes, s->sa.raw_s};
+        FH_TRY(comm_allreduce_sum_f64(w, t, 4));
+        rs->mask_gbps = t[1] > 0 ? t[0] / t[1] / 1e9 : NAN;
+        rs->chacha_gbps = t[3] > 0 ? t[2] / t[3] / 1e9 : NAN;
+    }
     *stop = tail[T_STOP] > 0;
     return FH_OK;
 }

@@ -23,6 +23,7 @@ struct io_data {
     io_data_meta meta;
     hid_t off_d;                /* /train/client_offsets                    */
     hid_t x_d[2], y_d[2];       /* [0] train, [1] test                      */
+    int64_t rows_read[2];       /* rows read by io_data_read_ranges          */
 };
 
 /* ---- write ---------------------------------------------------------------------------------- */
@@ -498,6 +499,11 @@ fail:
     return st;
 }
 
+int64_t io_data_rows_read(const io_data *h, const char *split)
+{
+    return h ? h->rows_read[strcmp(split, "test") == 0] : 0;
+}
+
 fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
                               const int64_t *count, float *x, int32_t *y)
 {
@@ -505,6 +511,7 @@ fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const in
     int64_t total = 0;
     for (int32_t i = 0; i < n; i++) total += count[i];
     if (total == 0) return FH_OK;
+    h->rows_read[s] += total;
     /* Ranges may come in any order; HDF5 hyperslab unions are read in file order, so read each
      * range with its own selection when they are not increasing. Increasing ranges (the usual
      * case: sorted clients) go in one read. */

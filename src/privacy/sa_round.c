@@ -18,6 +18,13 @@ int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round)
     return rng_uniform(&r) < rate;
 }
 
+int secagg_late_dropped(uint64_t seed, double rate, int32_t cid, int64_t round)
+{
+    if (rate <= 0) return 0;
+    rng_t r = rng_stream(seed, (uint64_t)cid, (uint64_t)round, RNG_LATE_DROPOUT);
+    return rng_uniform(&r) < rate;
+}
+
 void secagg_record_path(const char *path, int rank, char *out, size_t cap)
 {
     const size_t n = strlen(path);
@@ -35,6 +42,7 @@ fh_status secagg_engine_init(secagg_engine *e, const config_secagg *sa, uint64_t
     e->k = sa->neighbors;
     e->thr_frac = sa->threshold;
     e->dropout = sa->dropout;
+    e->late_dropout = sa->late_dropout;
     e->seed = seed;
     e->nacc = nacc;
     e->nparams = nparams;
@@ -93,6 +101,13 @@ fh_status secagg_engine_record_aggregate(secagg_engine *e, const comm_t *w, int6
     if (!io_rec_has(e->truth, rec_name(e, round, "clients")))
         FH_TRY(io_rec_put(e->truth, rec_name(e, round, "clients"), IO_I32, n, 0, ids));
     FH_TRY(io_rec_put(e->truth, rec_name(e, round, "aggregate"), IO_I64, e->nacc, 0, acc));
+    return io_rec_flush(e->truth);
+}
+
+fh_status secagg_engine_record_value(secagg_engine *e, const comm_t *w, int64_t round, const char *leaf, int64_t v)
+{
+    if (!e->truth || w->rank != 0) return FH_OK;
+    FH_TRY(io_rec_put(e->truth, rec_name(e, round, leaf), IO_I64, 1, 0, &v));
     return io_rec_flush(e->truth);
 }
 
@@ -307,11 +322,14 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
                     st = comm_send_bytes(w, secagg_engine_buffer(e, i), L * (int64_t)sizeof(int64_t), root, TAG_MASKED);
         }
     }
-    /* 4. the survivor set; survivors answer with the shares the aggregator may see */
+    /* 4. the survivor set; survivors answer with the shares the aggregator may see. A late
+     * dropper ([secagg] late_dropout) sent its masked input, so it is a survivor (its input is in
+     * the sum and its self mask must be removed), but it does not answer: the aggregator unmasks
+     * with the answers of the other survivors (the responders), or aborts */
     if ((st = comm_agree(w, st)) == FH_OK) st = comm_bcast(w, alive, n, root);
     int32_t nal = 0;
     for (int32_t i = 0; st == FH_OK && i < nloc; i++) {
-        if (!myalive[i]) continue;
+        if (!myalive[i] || secagg_late_dropped(e->seed, e->late_dropout, ids[c0 + i], round)) continue;
         st = secagg_client_unmask(&cl[i], &g, pks, inbox + (size_t)i * deg * SECAGG_CT_BYTES, alive,
                                   resp + (size_t)nal * deg * SECAGG_RESP_BYTES);
         nal++;
@@ -325,6 +343,17 @@ fh_status secagg_engine_round(secagg_engine *e, const comm_t *w, int64_t round,
         for (int q = 0; q < w->size; q++) tot += counts[q];
         if (rec && rst == FH_OK)
             rst = io_rec_put(rec, rec_name(e, round, "unmask_responses"), IO_U8, tot / SECAGG_RESP_BYTES, SECAGG_RESP_BYTES, all);
+        if (rec && rst == FH_OK) { /* who answered (the holders of the answers) */
+            uint8_t *ans = calloc((size_t)n, 1);
+            if (!ans) rst = fh_error_set(FH_ENOMEM, "out of memory recording the responders");
+            for (int64_t i = 0; ans && i < tot / SECAGG_RESP_BYTES; i++) {
+                int32_t h;
+                memcpy(&h, (const uint8_t *)all + (size_t)i * SECAGG_RESP_BYTES + 4, sizeof h);
+                if (h >= 0 && h < n) ans[h] = 1;
+            }
+            if (ans) rst = io_rec_put(rec, rec_name(e, round, "answered"), IO_U8, n, 0, ans);
+            free(ans);
+        }
         int ab = 0;
         if (e->masks) st = secagg_server_unmask(&g, pks, alive, t, all, tot / SECAGG_RESP_BYTES, round, sum, L, &ab);
         flag = ab;

@@ -332,12 +332,12 @@ fh_status secagg_server_unmask(const secagg_graph *g, const uint8_t *pks, const 
 {
     const int32_t n = g->n, deg = g->deg;
     *aborted = 0;
-    int32_t survivors = 0;
-    for (int32_t u = 0; u < n; u++) survivors += alive[u] != 0;
+    int32_t responders = 0; /* survivors that answered (a late dropper is a survivor that did not) */
     int32_t *cnt = fh_calloc((size_t)n, sizeof *cnt);
+    uint8_t *answered = fh_calloc((size_t)n, 1);
     uint64_t *xs = malloc((size_t)n * (size_t)(deg ? deg : 1) * sizeof *xs);
     uint64_t *sh = malloc((size_t)n * (size_t)(deg ? deg : 1) * SHAMIR_K32 * sizeof *sh);
-    fh_status st = cnt && xs && sh ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory (secagg unmask)");
+    fh_status st = cnt && answered && xs && sh ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory (secagg unmask)");
     /* collect the shares of each owner (one per holder; kind must match what the owner needs) */
     for (int64_t i = 0; st == FH_OK && i < nresp; i++) {
         resp_t r;
@@ -355,9 +355,12 @@ fh_status secagg_server_unmask(const secagg_graph *g, const uint8_t *pks, const 
         xs[(size_t)r.owner * deg + k] = (uint64_t)r.holder + 1;
         memcpy(sh + ((size_t)r.owner * deg + k) * SHAMIR_K32, r.sh, sizeof r.sh);
         cnt[r.owner] = k + 1;
+        responders += !answered[r.holder];
+        answered[r.holder] = 1;
     }
-    /* abort, revealing nothing, unless every needed secret has t shares */
-    int abort_round = survivors < t;
+    /* abort, revealing nothing, unless every needed secret has t shares (from the responders:
+     * a survivor's self mask is removed whether or not it answered itself) */
+    int abort_round = responders < t;
     for (int32_t u = 0; st == FH_OK && u < n && !abort_round; u++) {
         int needed = alive[u];
         if (!alive[u]) /* a dropped client's key is needed if a survivor masked towards it */
@@ -398,6 +401,7 @@ fh_status secagg_server_unmask(const secagg_graph *g, const uint8_t *pks, const 
         sodium_memzero(sec, sizeof sec);
     }
     free(cnt);
+    free(answered);
     free(xs);
     free(sh);
     return st;

@@ -288,7 +288,7 @@ run 2 rate model.hidden=128 train.rounds=5 train.eval_every=5 secagg.enabled=on
 med=$(awk -F, 'NR==1{for(j=1;j<=NF;j++){if($j=="mask_gbps")m=j; if($j=="chacha_gbps")c=j}; next} {print $m / $c}' \
     "$T/rate/metrics.csv" | sort -n | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]}')
 rates=$(awk -F, 'NR==1{for(j=1;j<=NF;j++){if($j=="mask_gbps")m=j; if($j=="chacha_gbps")c=j}; next} {printf "%.2f/%.2f ", $m, $c}' "$T/rate/metrics.csv")
-awk -v r="${med:-0}" 'BEGIN{exit !(r >= 0.70)}' && ok "mask generation / raw ChaCha20: median $med over 5 rounds (GB/s mask/raw: $rates)" ||
+nums "${med:-}" && awk -v r="$med" 'BEGIN{exit !(r >= 0.70)}' && ok "mask generation / raw ChaCha20: median $med over 5 rounds (GB/s mask/raw: $rates)" ||
     bad "mask generation / raw ChaCha20: median '${med:-}' < 0.70 ($rates)"
 # 10. bad input
 expect_input_error "bad [privacy] mode" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=bogus output.dir="$T/x"

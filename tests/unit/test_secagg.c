@@ -5,6 +5,7 @@
 
 #include "fedhpc/rng.h"
 #include "fedhpc/secagg.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -85,10 +86,12 @@ static void test_graph(void)
     secagg_graph_free(&g);
 }
 
-/* Run the protocol for n clients with inputs x[u][len]; alive[u] = 0 drops u after step 2.
+/* Run the protocol for n clients with inputs x[u][len]; alive[u] = 0 drops u after step 2;
+ * answers[u] = 0 (answers may be NULL: all answer) drops a survivor u late, after step 3 (its
+ * masked input is in the sum, it sends no unmasking answers).
  * Returns the aggregator's result in sum and *aborted; masked inputs into rec (may be NULL). */
-static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, int64_t len,
-                         const uint64_t *x, uint64_t *sum, int *aborted, uint64_t *rec)
+static void run_protocol_late(int32_t n, int32_t k, int32_t t, const uint8_t *alive, const uint8_t *answers,
+                              int64_t len, const uint64_t *x, uint64_t *sum, int *aborted, uint64_t *rec)
 {
     secagg_graph g;
     CU_ASSERT_EQUAL_FATAL(secagg_graph_build(&g, n, k, 11, 5), FH_OK);
@@ -113,7 +116,7 @@ static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, 
     }
     int64_t nresp = 0;
     for (int32_t v = 0; v < n; v++) {
-        if (!alive[v]) continue;
+        if (!alive[v] || (answers && !answers[v])) continue;
         for (int32_t i = 0; i < deg; i++) { /* the relay: what u encrypted for v */
             int32_t u = g.nbr[v * deg + i];
             int32_t slot = secagg_graph_slot(&g, u, v);
@@ -125,6 +128,12 @@ static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, 
     CU_ASSERT_EQUAL(secagg_server_unmask(&g, pks, alive, t, resp, nresp, 5, sum, len, aborted), FH_OK);
     free(cl); free(pks); free(ct); free(inbox); free(resp); free(y);
     secagg_graph_free(&g);
+}
+
+static void run_protocol(int32_t n, int32_t k, int32_t t, const uint8_t *alive, int64_t len,
+                         const uint64_t *x, uint64_t *sum, int *aborted, uint64_t *rec)
+{
+    run_protocol_late(n, k, t, alive, NULL, len, x, sum, aborted, rec);
 }
 
 static void check_exact_len(int32_t n, int32_t k, int32_t t, double drop, int64_t len)
@@ -203,6 +212,65 @@ static void test_abort_below_threshold(void)
     CU_ASSERT(zero);
 }
 
+/* Late dropouts ([secagg] late_dropout): survivors that sent their masked input but do not
+ * answer the unmasking request. Their inputs are in the sum; the other survivors' answers
+ * remove their self masks (and the masks towards early dropouts): the exact sum of all
+ * survivors' inputs, on the full graph and on a SecAgg+ graph. */
+static void check_late(int32_t n, int32_t k, int32_t t, double drop, double late)
+{
+    const int64_t len = 300;
+    uint64_t *x = malloc((size_t)n * len * sizeof *x), *sum = malloc(len * sizeof *sum),
+             *want = calloc(len, sizeof *want);
+    uint8_t *alive = malloc((size_t)n), *answers = malloc((size_t)n);
+    rng_t r = rng_stream(5, 0, 0, RNG_DROPOUT);
+    int32_t nlate = 0;
+    for (int32_t u = 0; u < n; u++) {
+        alive[u] = rng_uniform(&r) >= drop;
+        answers[u] = rng_uniform(&r) >= late;
+        nlate += alive[u] && !answers[u];
+        for (int64_t j = 0; j < len; j++) {
+            x[(size_t)u * len + j] = (uint64_t)(int64_t)(rng_normal(&r) * 1e9);
+            if (alive[u]) want[j] += x[(size_t)u * len + j];
+        }
+    }
+    CU_ASSERT(nlate > 0);
+    int aborted = -1;
+    run_protocol_late(n, k, t, alive, answers, len, x, sum, &aborted, NULL);
+    CU_ASSERT_EQUAL(aborted, 0);
+    CU_ASSERT(memcmp(sum, want, len * sizeof *sum) == 0);
+    free(x); free(sum); free(want); free(alive); free(answers);
+}
+static void test_late_dropout_recovery(void) { check_late(20, 0, 6, 0.2, 0.3); }
+static void test_late_dropout_secagg_plus(void) { check_late(30, 8, 3, 0.1, 0.2); }
+
+/* Enough survivors (7 of 8, t = 5) but only 4 of them answer: the round aborts, the sum is 0 */
+static void test_late_dropout_abort(void)
+{
+    const int32_t n = 8;
+    const int64_t len = 64;
+    uint64_t x[8 * 64], sum[64];
+    for (int i = 0; i < 8 * 64; i++) x[i] = (uint64_t)(3 * i + 1);
+    uint8_t alive[8] = {1, 1, 1, 1, 1, 1, 1, 0}, answers[8] = {1, 0, 1, 0, 1, 0, 1, 1};
+    int aborted = 0;
+    run_protocol_late(n, 0, 5, alive, answers, len, x, sum, &aborted, NULL);
+    CU_ASSERT_EQUAL(aborted, 1);
+    int zero = 1;
+    for (int j = 0; j < len; j++) zero &= sum[j] == 0;
+    CU_ASSERT(zero);
+}
+
+/* The late-dropout stream is not the early one: over 4000 (client, round) pairs at rate 0.5
+ * the two agree about half of the time */
+static void test_late_dropout_stream(void)
+{
+    int agree = 0;
+    for (int32_t c = 0; c < 200; c++)
+        for (int64_t r = 1; r <= 20; r++)
+            agree += secagg_dropped(7, 0.5, c, r) == secagg_late_dropped(7, 0.5, c, r);
+    CU_ASSERT(agree > 1800 && agree < 2200);
+    CU_ASSERT_EQUAL(secagg_late_dropped(7, 0.0, 3, 1), 0);
+}
+
 /* Everything the aggregator receives from a client (its masked input) is uniform in Z_2^64:
  * its correlation with the client's true input is ~ 0 (|r| < 4/sqrt(len)), and the
  * top bit is set about half of the time. */
@@ -248,6 +316,10 @@ void tests_register_secagg(void)
     tests_add(s, "secagg_plus_k_neighbours", test_secagg_plus);
     tests_add(s, "threshold_over_64_full_graph", test_threshold_over_64);
     tests_add(s, "abort_below_threshold", test_abort_below_threshold);
+    tests_add(s, "late_dropout_recovery", test_late_dropout_recovery);
+    tests_add(s, "late_dropout_secagg_plus", test_late_dropout_secagg_plus);
+    tests_add(s, "late_dropout_abort", test_late_dropout_abort);
+    tests_add(s, "late_dropout_stream", test_late_dropout_stream);
     tests_add(s, "masked_input_uncorrelated", test_masked_uncorrelated);
     tests_register_secagg_transcript(s); /* only with FEDHPC_SA_TRANSCRIPT set */
 }
