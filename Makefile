@@ -127,13 +127,14 @@ $(BUILD)/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(BUILD)/libfedhpc.a $(LDLIBS)
 
 # ---- sanitizers: everything in build-asan with gcc's ASan + UBSan (no recovery: the first
-# report fails the run). Shell tests under ASan are slow: ASAN_SHELL_TESTS picks the affordable
-# ones (a regular expression over tests/cli/test_*.sh; the Slurm, accuracy and benchmark tests
-# and the multi-run equivalence suites stay in `make test`).
+# report fails the run). ASAN_SHELL_TESTS picks the shell tests run against the ASan fedhpc (a
+# regular expression over tests/cli/test_*.sh): the default fits CI's ~5 minutes; ckpt, cluster,
+# jobs and async also pass under ASan (2-4 min each, docs/fuzzing.md), privacy_run fails only its
+# ChaCha20 throughput ratio (ASan slows the mask code), Slurm/accuracy/bench are not meant for it.
 ASAN_CFLAGS = -O1 -g -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all
 ASAN_ENV    = ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ASAN_SHELL_TESTS ?= bad_input|privacy_cli|corpus
+ASAN_SHELL_TESTS ?= bad_input|privacy_cli|corpus|engine
 asan: $(FMNIST_DIR)/train-images-idx3-ubyte.gz
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan CFLAGS="$(ASAN_CFLAGS)" \
 	    build-asan/fedhpc build-asan/fedhpc_tests $(FUZZ_HARNESSES:%=build-asan/fuzz_replay_%)

@@ -1,7 +1,14 @@
 /* libFuzzer harness: the fedhpc data-file reader (src/io/data_io.c) and `fedhpc inspect`
  * (src/io/inspect.c) on mutated HDF5 files.
  *
- * The input bytes are written to a file; io_data_open checks it on a 1-rank communicator, then
+ * Two kinds of input. One that starts with the HDF5 signature is the file itself (mutated
+ * bytes: exercises libhdf5's decoder as much as fedhpc's checks). Any other input describes a
+ * well-formed HDF5 file whose *contents* are hostile (see make_file: attribute values that
+ * disagree with the shapes or sit at integer edges, offsets out of order, labels and groups
+ * out of range, missing or misshapen datasets); the harness writes it with HDF5 and reads it
+ * back, so fedhpc's own validation is fuzzed past libhdf5.
+ *
+ * The file is then opened with io_data_open on a 1-rank communicator, then
  * everything a run reads is read: class counts and names, every client's row range, the rows
  * of both splits, the client groups. After that io_inspect summarises the same file. No HDF5
  * object may stay open afterwards (error paths must close what they opened).
@@ -10,6 +17,10 @@
  */
 #include "fuzz_common.h"
 #include "fedhpc/io.h"
+
+#include <math.h>
+
+#include "../../src/io/h5util.h"
 
 #include <hdf5.h>
 
@@ -74,10 +85,99 @@ static void read_all(io_data *h, const io_data_meta *m)
     free(y);
 }
 
+/* ---- structured inputs: a valid HDF5 file with hostile contents ---------------------------- */
+typedef struct {
+    const uint8_t *p;
+    size_t n, at;
+} bytes;
+static uint8_t next(bytes *b) { return b->at < b->n ? b->p[b->at++] : 0; }
+
+/* The real value, or (selector >= 200) an edge value instead. */
+static int64_t edge(int64_t real, uint8_t sel)
+{
+    static const int64_t e[] = {0, -1, 1, INT32_MAX, (int64_t)INT32_MAX + 1, INT32_MIN, INT64_MAX, INT64_MIN,
+                                (int64_t)1 << 20, (int64_t)1 << 30, (int64_t)1 << 40};
+    if (sel < 200) return real;
+    if (sel < 200 + (int)(sizeof e / sizeof *e)) return e[sel - 200];
+    if (sel < 240) return real + 1;
+    if (sel < 250) return real - 1;
+    return ((int64_t)1 << 32) + real;
+}
+
+static int make_file(const char *path, bytes *b)
+{
+    const uint8_t fl = next(b);
+    const int64_t d = 1 + next(b) % 8, C = 1 + next(b) % 8, tr = C + next(b) % 32, te = next(b) % 16;
+    const int64_t K = 2 + next(b) % 6;
+    const int64_t a_feat = edge(d, next(b)), a_cls = edge(K, next(b)), a_cli = edge(C, next(b));
+    const int64_t a_tr = edge(tr, next(b)), a_te = edge(te, next(b));
+    const uint8_t ncls_sel = next(b), ncnt_sel = next(b), groups = next(b) % 5;
+    int64_t off[9], cnt[8] = {0}, grp_attr = groups;
+    int32_t y[48 + 16], grp[8];
+    float x[(48 + 16) * 8];
+    for (int64_t c = 0; c <= C; c++) off[c] = edge(c * tr / C, next(b));
+    for (int64_t i = 0; i < tr + te; i++) {
+        const uint8_t v = next(b);
+        y[i] = v < 250 ? (int32_t)(v % K) : v == 250 ? -1 : (int32_t)(K + v - 251);
+        if (i < tr && y[i] >= 0 && y[i] < K) cnt[y[i]]++;
+    }
+    for (int64_t c = 0; c < C; c++) grp[c] = (int32_t)(next(b) % (groups + 2)) - (groups ? 0 : 1);
+    const uint8_t lf = next(b);
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = (float)i * 0.25f;
+
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return -1;
+    hid_t gtr = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gte = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int64_t v;
+    int ok = gtr >= 0 && gte >= 0;
+    ok = ok && h5_attr_write_str(f, "format", (fl & 0x40) ? "fedhpc-model" : "fedhpc-data") == FH_OK;
+    v = (fl & 0x80) ? 2 : IO_DATA_VERSION;
+    ok = ok && h5_attr_write_i64(f, "version", &v, 1) == FH_OK;
+    ok = ok && h5_attr_write_str(f, "dataset", "fuzz") == FH_OK;
+    ok = ok && h5_attr_write_str(f, "partition", "iid") == FH_OK;
+    ok = ok && h5_attr_write_f64(f, "alpha", 0.5) == FH_OK;
+    v = 1;
+    ok = ok && h5_attr_write_i64(f, "seed", &v, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "features", &a_feat, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "classes", &a_cls, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "clients", &a_cli, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "train_rows", &a_tr, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "test_rows", &a_te, 1) == FH_OK;
+    ok = ok && h5_attr_write_i64(f, "train_class_counts", cnt, (hsize_t)(ncnt_sel < 200 ? K : ncnt_sel % 8 + 1)) == FH_OK;
+    char *names[8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    ok = ok && h5_dset_write_strs(f, "classes", names, (hsize_t)(ncls_sel < 200 ? K : ncls_sel % 8)) == FH_OK;
+    hsize_t dx[2] = {(hsize_t)tr, (hsize_t)d}, dy = (hsize_t)tr, dt[2] = {(hsize_t)te, (hsize_t)d}, dte = (hsize_t)te;
+    ok = ok && h5_dset_write(gtr, "x", H5T_NATIVE_FLOAT, (fl & 0x20) ? 1 : 2, dx, x) == FH_OK;
+    ok = ok && h5_dset_write(gtr, "y", H5T_NATIVE_INT32, 1, &dy, y) == FH_OK;
+    if (!(fl & 1)) ok = ok && h5_dset_write(gte, "x", H5T_NATIVE_FLOAT, 2, dt, x) == FH_OK;
+    ok = ok && h5_dset_write(gte, "y", H5T_NATIVE_INT32, 1, &dte, y + tr) == FH_OK;
+    hsize_t no = (hsize_t)C + 1, nc = (hsize_t)C;
+    if (!(fl & 2)) ok = ok && h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, off) == FH_OK;
+    if (fl & 4) {
+        ok = ok && h5_dset_write(gtr, "client_group", H5T_NATIVE_INT32, 1, &nc, grp) == FH_OK;
+        ok = ok && h5_attr_write_i64(f, "groups", &grp_attr, 1) == FH_OK;
+    }
+    if (fl & 8) ok = ok && h5_attr_write_f64(f, "local_test_frac", lf == 255 ? NAN : lf / 200.0) == FH_OK;
+    if (fl & 16) ok = ok && h5_dset_write_strs(gtr, "client_name", names, nc) == FH_OK;
+    if (gtr >= 0) H5Gclose(gtr);
+    if (gte >= 0) H5Gclose(gte);
+    H5Fclose(f);
+    return ok ? 0 : -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[600];
-    fz_write("in.h5", data, size, path, sizeof path);
+    static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (size >= 8 && memcmp(data, sig, 8) == 0) {
+        fz_write("in.h5", data, size, path, sizeof path);
+    } else {
+        snprintf(path, sizeof path, "%s/in.h5", fz_dir);
+        bytes b = {data, size, 0};
+        if (make_file(path, &b) != 0) abort(); /* writing a small valid file must work */
+        check_no_open_objects();
+    }
     io_data *h = NULL;
     io_data_meta m;
     fh_status st = io_data_open(path, &fz_world, &h, &m);
