@@ -133,7 +133,7 @@ $(BUILD)/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/
 # ChaCha20 throughput ratio (ASan slows the mask code), Slurm/accuracy/bench are not meant for it.
 ASAN_CFLAGS = -O1 -g -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all
-ASAN_ENV    = ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ASAN_ENV    = ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ASAN_SHELL_TESTS ?= bad_input|privacy_cli|corpus|engine
 asan: $(FMNIST_DIR)/train-images-idx3-ubyte.gz
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan CFLAGS="$(ASAN_CFLAGS)" \
