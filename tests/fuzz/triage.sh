@@ -8,14 +8,17 @@
 bin=$1
 in=$2
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-"$bin" "$in" >"$out" 2>&1
+dir=$(mktemp -d)
+trap 'rm -rf "$out" "$dir"' EXIT
+cp "$in" "$dir/"
+# as a one-file corpus with -runs=0: libFuzzer then also checks the input for leaks
+"$bin" -runs=0 "$dir" >"$out" 2>&1
 if [ $? = 0 ]; then
     echo "none"
     exit 0
 fi
 # frames of the error itself (up to the first blank line after ERROR:) and of the allocation
-err=$(awk '/ERROR: |runtime error|^fuzz: /{on=1} on&&/^$/{exit} on' "$out")
+err=$(awk '/ERROR: |runtime error|^fuzz: |leak of /{on=1} on&&/^$/{exit} on' "$out")
 alloc=$(awk '/(allocated|freed) by thread/{on=1; next} on&&/^$/{exit} on' "$out")
 # the first frame that is not the sanitizer's own (interceptors, malloc, the harness binary itself)
 first() { grep -E '^ *#[0-9]+ ' | grep -v -E ' in (__interceptor_|__asan|__sanitizer|__ubsan|malloc|calloc|realloc|free|strdup|memcpy|memmove|memset) ' |
