@@ -2,7 +2,8 @@
 # a fuzzer once crashed or hung on (tests/corpus/NAME) replayed through its harness built with the
 # normal compiler ($FEDHPC_REPLAY_DIR/fuzz_replay_NAME; `make test` builds them, `make asan` under
 # ASan + UBSan), and the regression files fed to the real commands: CSVs to `fedhpc prepare`,
-# HDF5 files to `fedhpc inspect`, configurations to `fedhpc run`. Clean exit 0 or 2, never a crash.
+# HDF5 files to `fedhpc inspect`, checkpoints to `fedhpc run` as the file to resume from,
+# configurations to `fedhpc run`. Clean exit 0 or 2, never a crash.
 . "$(dirname "$0")/lib.sh"
 echo "fuzz corpus regression tests"
 R=${FEDHPC_REPLAY_DIR:-$FEDHPC_ROOT/build}
@@ -40,6 +41,14 @@ done
 for f in tests/corpus/data_io/* tests/corpus/ckpt/*; do
     [ -f "$f" ] || continue
     clean_exit "inspect $f" "$FEDHPC" inspect "$f"
+done
+# checkpoints as `fedhpc run --resume` reads them (a seed data file of 6 clients, a tiny run)
+printf '[data]\nfile = %s\n[model]\ntype = logreg\n[train]\nrounds = 1\nclients_per_round = 2\n[output]\nprogress = off\n' \
+    "$FEDHPC_ROOT/tests/fuzz/corpus/data_io/natural.h5" > "$T/resume.ini"
+for f in tests/corpus/ckpt/*; do
+    [ -f "$f" ] || continue
+    clean_exit "resume from $f" "$FEDHPC" run "$T/resume.ini" output.dir="$T/resume" checkpoint.resume="$f"
+    rm -rf "$T/resume"
 done
 for f in tests/corpus/config/*; do
     [ -f "$f" ] || continue
