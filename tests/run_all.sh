@@ -37,10 +37,10 @@ done
 # FEDHPC_FUZZ_SECONDS (60) seconds, then `make asan`. FEDHPC_FUZZ=0 / FEDHPC_ASAN=0 skip them.
 if [ "$unit" != 0 ]; then
     if [ "${FEDHPC_FUZZ:-1}" != 0 ] && want fuzz; then
-        run "fuzz smoke" ${MAKE:-make} --no-print-directory fuzz FUZZ_SECONDS="${FEDHPC_FUZZ_SECONDS:-60}"
+        run "fuzz smoke" ${MAKE:-make} --no-print-directory -j2 fuzz FUZZ_SECONDS="${FEDHPC_FUZZ_SECONDS:-60}"
     fi
     if [ "${FEDHPC_ASAN:-1}" != 0 ] && want asan; then
-        run "asan" ${MAKE:-make} --no-print-directory asan
+        run "asan" ${MAKE:-make} --no-print-directory -j2 asan
     fi
 fi
 [ -n "$failed" ] && echo "failed:$failed"
