@@ -12,7 +12,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$out" "$dir"' EXIT
 cp "$in" "$dir/"
 # as a one-file corpus with -runs=0: libFuzzer then also checks the input for leaks
-"$bin" -runs=0 "$dir" >"$out" 2>&1
+"$bin" -runs=0 -artifact_prefix="$dir/" "$dir" >"$out" 2>&1
 if [ $? = 0 ]; then
     echo "none"
     exit 0
