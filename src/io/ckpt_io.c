@@ -270,9 +270,14 @@ static herr_t crc_one(hid_t loc, const char *name, const H5L_info_t *info, void 
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
     size_t sz = t >= 0 ? H5Tget_size(t) : 0;
     hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
-    void *buf = n > 0 ? malloc((size_t)n * sz) : NULL;
+    /* a damaged file can declare more values than memory can address (storage never written) */
+    const int too_big = n > 0 && sz > 0 && (uint64_t)n > SIZE_MAX / sz;
+    void *buf = n > 0 && !too_big ? malloc((size_t)n * sz) : NULL;
     herr_t rc = 0;
-    if (n < 0 || sz == 0 || (n > 0 && !buf)) {
+    if (too_big) {
+        c->st = fh_error_set(FH_EINPUT, "%s: dataset %s declares %lld values: too large", c->path, name, (long long)n);
+        rc = -1;
+    } else if (n < 0 || sz == 0 || (n > 0 && !buf)) {
         c->st = fh_error_set(FH_EINPUT, "%s: dataset %s has no readable shape", c->path, name);
         rc = -1;
     } else if (n > 0) {

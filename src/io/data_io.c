@@ -279,6 +279,11 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
     if (m->features < 1 || m->classes < 2 || m->clients < 1 || m->train_rows < m->clients || m->test_rows < 0)
         return fh_error_set(FH_EINPUT, "%s: inconsistent metadata (features %d, classes %d, clients %d, train_rows %lld)",
                             path, m->features, m->classes, m->clients, (long long)m->train_rows);
+    /* readers allocate rows x features floats: a damaged file can declare 2^62 rows it never stores */
+    if ((uint64_t)m->train_rows > (uint64_t)INT64_MAX / sizeof(float) / (uint64_t)m->features ||
+        (uint64_t)m->test_rows > (uint64_t)INT64_MAX / sizeof(float) / (uint64_t)m->features)
+        return fh_error_set(FH_EINPUT, "%s: %lld train and %lld test rows of %d features: too large to read", path,
+                            (long long)m->train_rows, (long long)m->test_rows, m->features);
     /* shapes */
     const char *xs[2] = {"train/x", "test/x"}, *ys[2] = {"train/y", "test/y"};
     int64_t rows[2] = {m->train_rows, m->test_rows};
