@@ -71,6 +71,7 @@ typedef struct {                           /* src/privacy/dp.c                  
     int32_t schedule;                      /* 0 constant, 1 norm-driven noise schedule       */
     double schedule_min;
     int32_t fedbuff_accounting;            /* DP-FedBuff budget: 0 bound (no sampling), 1 sampled q = K/C */
+    char noise_key[CONFIG_PATH_MAX];       /* "" or a secret key file keying the DP streams   */
 } config_privacy;
 
 typedef struct {                           /* src/privacy/secagg.c, sa_round.c               */

@@ -49,6 +49,14 @@ typedef struct {
     privacy_accountant *per;  /* sample mode: [clients]                               */
 } privacy_run;
 
+/* The seed of every DP noise and sampling stream when [privacy] noise_key names a secret file:
+ * BLAKE2b (libsodium crypto_generichash) of [train] seed keyed by the file's first 32-64 bytes.
+ * Without a key the streams derive from the public seed alone (reproducible by anyone holding
+ * the configuration: a simulation, not a deployment). FH_EINPUT naming the file. */
+fh_status privacy_keyed_seed(const char *path, uint64_t seed, uint64_t *out);
+/* A new 32-byte secret from libsodium's CSPRNG in path (mode 0600; never overwrites). */
+fh_status privacy_new_key(const char *path);
+
 /* Set up from [privacy] (and [train], [secagg]); clients = total clients, m = a round's.
  * FH_EINPUT naming the key for inconsistent settings. */
 fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m);

@@ -23,6 +23,7 @@ static void usage(FILE *f)
 {
     fputs("usage: fedhpc privacy --sample-rate Q --noise SIGMA --steps T --delta D\n"
           "       fedhpc privacy --sample-rate Q --steps T --delta D --target-epsilon E\n"
+          "       fedhpc privacy --new-key FILE\n"
           "\n"
           "Renyi-DP accounting of the sampled Gaussian mechanism (DP-SGD / DP-FedAvg):\n"
           "the first form prints the epsilon spent by T steps, the second the smallest\n"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
           "  --steps T            number of steps (rounds), a positive integer\n"
           "  --delta D            target delta, 0 < D < 1 (e.g. 1e-5)\n"
           "  --target-epsilon E   solve for the noise multiplier instead, E > 0\n"
+          "  --new-key FILE       write a new 32-byte secret (libsodium CSPRNG, mode 0600) for\n"
+          "                       [privacy] noise_key: the DP noise can then not be regenerated\n"
+          "                       from the configuration (it never overwrites a file)\n"
           "  --help               print this help\n"
           "\n"
           "Orders 1.1..10.9 and 12..63 (Opacus defaults); epsilon by the bound of\n"
@@ -69,6 +73,11 @@ int cmd_privacy(int argc, char **argv)
     enum { O_Q, O_NOISE, O_STEPS, O_DELTA, O_TARGET, O_N };
     const char *vals[O_N] = {NULL, NULL, NULL, NULL, NULL};
 
+    if (argc == 3 && strcmp(argv[1], "--new-key") == 0) {
+        if (privacy_new_key(argv[2]) != FH_OK) return bad("%s", fh_error_msg());
+        printf("fedhpc privacy: new noise key in %s (keep it secret; set [privacy] noise_key = %s)\n", argv[2], argv[2]);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

@@ -330,6 +330,10 @@ int cmd_run(int argc, char **argv, const comm_t *w)
                                             : "the sampled-Gaussian figure with q = buffer/clients, which assumes "
                                               "each buffer's clients are a uniform sample",
                    cfg.privacy.fedbuff_accounting == 0 ? "bound" : "sampled");
+        if (st == FH_OK && cfg.privacy.mode != 0 && !cfg.privacy.noise_key[0])
+            fprintf(stderr, "fedhpc run: warning: [privacy] noise_key is not set: the DP noise derives from [train] seed, "
+                            "so anyone holding config.ini can regenerate it; epsilon holds only while the seed is secret "
+                            "(fedhpc privacy --new-key FILE, docs/threat-model.md)\n");
         fflush(stdout);
     }
     st = comm_agree(w, st);

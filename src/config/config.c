@@ -114,6 +114,10 @@ static const key_def KEYS[] = {
      "client DP: norm: scale sigma by the decay of the noised update norm (floor schedule_min)"},
     {"privacy", "schedule_min", T_DOUBLE, F(privacy.schedule_min), "0.5", 0.01, 1, NULL, 1,
      "norm schedule: smallest fraction of the configured sigma"},
+    {"privacy", "noise_key", T_PATH, F(privacy.noise_key), "", 0, 0, NULL, 1,
+     "secret file (32+ bytes; `fedhpc privacy --new-key FILE` makes one) that keys every DP noise and "
+     "sampling stream; empty: the streams derive from [train] seed alone, so anyone holding the "
+     "configuration can regenerate the noise (simulation only)"},
     /* not a training setting (like rounds): it only decides where a run stops */
     {"privacy", "fedbuff_accounting", T_ENUM, F(privacy.fedbuff_accounting), "bound", 0, 0, "bound|sampled", 0,
      "DP-FedBuff: the epsilon that epsilon_budget and metrics.csv use. bound: the busiest client's n "
@@ -609,6 +613,7 @@ fh_status config_check_paths(const config_t *c)
         {offsetof(config_t, system.speeds), "[system] speeds", FH_PATH_READ_FILE},
         {offsetof(config_t, secagg.transcript), "[secagg] transcript", FH_PATH_WRITE_FILE},
         {offsetof(config_t, secagg.truth), "[secagg] truth", FH_PATH_WRITE_FILE},
+        {offsetof(config_t, privacy.noise_key), "[privacy] noise_key", FH_PATH_READ_FILE},
     };
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         const char *v = (const char *)c + P[i].off;

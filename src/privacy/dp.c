@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Differential privacy in training: DP-FedAvg (client level), DP-SGD accounting (sample
  * level), adaptive clipping and the norm-driven noise schedule. See include/fedhpc/privacy.h. */
 #include "fedhpc/privacy.h"
@@ -5,9 +6,52 @@
 #include "fedhpc/comm.h"
 #include "fedhpc/rng.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+
+fh_status privacy_keyed_seed(const char *path, uint64_t seed, uint64_t *out)
+{
+    unsigned char key[64], h[8], in[8];
+    FILE *f = fopen(path, "rb");
+    if (!f) return fh_error_set(FH_EINPUT, "[privacy] noise_key '%s': cannot read it (make one with: fedhpc privacy --new-key %s)",
+                                path, path);
+    const size_t n = fread(key, 1, sizeof key, f);
+    fclose(f);
+    if (n < 32) {
+        sodium_memzero(key, sizeof key);
+        return fh_error_set(FH_EINPUT, "[privacy] noise_key '%s': %zu bytes, expected a secret of at least 32 (fedhpc privacy --new-key)",
+                            path, n);
+    }
+    for (int i = 0; i < 8; i++) in[i] = (unsigned char)(seed >> (8 * i));
+    crypto_generichash(h, sizeof h, in, sizeof in, key, n < crypto_generichash_KEYBYTES_MAX ? n : crypto_generichash_KEYBYTES_MAX);
+    sodium_memzero(key, sizeof key);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)h[i] << (8 * i);
+    *out = v;
+    return FH_OK;
+}
+
+fh_status privacy_new_key(const char *path)
+{
+    unsigned char key[32];
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return fh_error_set(FH_EINPUT, "%s: cannot create the key file (%s; an existing key is never overwritten)", path,
+                                    strerror(errno));
+    randombytes_buf(key, sizeof key);
+    const ssize_t w = write(fd, key, sizeof key);
+    sodium_memzero(key, sizeof key);
+    if (close(fd) != 0 || w != (ssize_t)sizeof key) {
+        unlink(path);
+        return fh_error_set(FH_EIO, "%s: cannot write the key file", path);
+    }
+    return FH_OK;
+}
 
 fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m)
 {
@@ -16,6 +60,8 @@ fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients,
     p->clients = clients;
     p->m = m;
     p->seed = (uint64_t)cfg->train.seed;
+    if (cfg->privacy.mode != PRIVACY_NONE && cfg->privacy.noise_key[0])
+        FH_TRY(privacy_keyed_seed(cfg->privacy.noise_key, (uint64_t)cfg->train.seed, &p->seed));
     p->delta = cfg->privacy.delta;
     p->budget = cfg->privacy.budget;
     p->base_sigma = p->sigma = p->sigma_update = cfg->privacy.noise;
