@@ -33,6 +33,7 @@ lr = 0.05
 eval_every = 1000
 [secagg]
 enabled = on
+dedicated_aggregator = off
 neighbors = $k
 [output]
 progress = off
