@@ -268,7 +268,10 @@ static herr_t crc_one(hid_t loc, const char *name, const H5L_info_t *info, void 
         return -1;
     }
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
-    size_t sz = t >= 0 ? H5Tget_size(t) : 0;
+    /* the values are read as the native type: its size, not the file type's, sizes the buffer (a
+     * damaged file can store a type whose native form is larger) */
+    hid_t mt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_DEFAULT) : -1;
+    size_t sz = mt >= 0 ? H5Tget_size(mt) : 0;
     hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
     /* a damaged file can declare more values than memory can address (storage never written) */
     const int too_big = n > 0 && sz > 0 && (uint64_t)n > SIZE_MAX / sz;
@@ -281,17 +284,16 @@ static herr_t crc_one(hid_t loc, const char *name, const H5L_info_t *info, void 
         c->st = fh_error_set(FH_EINPUT, "%s: dataset %s has no readable shape", c->path, name);
         rc = -1;
     } else if (n > 0) {
-        hid_t mt = H5Tget_native_type(t, H5T_DIR_DEFAULT);
-        if (mt < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
             c->st = fh_error_set(FH_EINPUT, "%s: dataset %s cannot be read (truncated?)", c->path, name);
             rc = -1;
         } else {
             c->crc = crc32(c->crc, (const Bytef *)name, (uInt)strlen(name));
             c->crc = crc_bytes(c->crc, buf, (size_t)n * sz);
         }
-        if (mt >= 0) H5Tclose(mt);
     }
     free(buf);
+    if (mt >= 0) H5Tclose(mt);
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
     H5Dclose(d);
