@@ -449,15 +449,6 @@ typedef struct {
     int64_t seen;
 } round_acc;
 
-/* DP-FedBuff without privacy amplification by sampling: a client is in at most one update of a
- * buffer, each applied buffer is a Gaussian mechanism of multiplier sigma for the clients in it
- * and independent of the others' data, so the client that joined the most buffers, n, has spent
- * the epsilon of n Gaussian mechanisms (q = 1). Needs the constant accounted sigma (no noise
- * schedule; adaptive clipping keeps it constant). */
-static fh_status dp_client_bound(const privacy_run *pv, const int64_t *joined, int32_t C, double *eps)
-{
-    return privacy_client_bound(pv, joined, NULL, C, eps); /* src/privacy/dp.c */
-}
 
 /* Start a job in `slot` for client c at the current virtual time from the current model. */
 static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int64_t *count, int32_t slot,
@@ -569,7 +560,7 @@ typedef struct {
     double t0;
     round_acc ra;           /* the round being reported                                  */
     double slow, fast;      /* quartile accuracies of the last evaluation                */
-    double eps_client;      /* DP-FedBuff: the bound without sampling (dp_client_bound)  */
+    double eps_client;      /* DP-FedBuff: the bound without sampling (privacy_client_bound) */
     int serving;            /* rank 0: the hosts are serving jobs and must be stopped     */
     fh_status host_st;      /* a host: how its job loop ended                            */
     int filled;             /* the asynchronous modes filled their slots once            */
@@ -1043,7 +1034,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     rs->bytes_up = rs->bytes_down;
     x->eps_client = NAN;
     if (x->pv.mode == PRIVACY_CLIENT) {
-        FH_TRY(dp_client_bound(&x->pv, x->s.joined, L->C, &x->eps_client));
+        FH_TRY(privacy_client_bound(&x->pv, x->s.joined, NULL, L->C, &x->eps_client));
         rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
     }
     *stop = fh_stop_requested();

@@ -494,14 +494,16 @@ static fh_status cluster_aggregate_dp(fl_loop *L, cl_state *s, int32_t r)
     return FH_OK;
 }
 
-/* ||model - start||_2 of a client's local work. */
-static double update_norm(const float *model, const float *start, int64_t P)
+/* ||model - start||_2 of a client's local work; *base_norm: the same over [0, base). */
+static double update_norm(const float *model, const float *start, int64_t P, int64_t base, double *base_norm)
 {
     double u = 0;
     for (int64_t j = 0; j < P; j++) {
+        if (j == base) *base_norm = sqrt(u);
         const double d = (double)model[j] - (double)start[j];
         u += d * d;
     }
+    if (base >= P) *base_norm = sqrt(u);
     return sqrt(u);
 }
 
@@ -551,20 +553,14 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
                                 ni, loc, &loss, &steps, &seen);
         s->wk->dp = NULL;
         if (st != FH_OK) break;
-        double norm;
+        double norm, ubase = 0; /* ||model - start|| over all parameters, and over the shared layers (CFL) */
+        const double unorm = update_norm(loc, o.global, P, s->base, &ubase);
         const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm) &&
-                       update_norm(loc, o.global, P) <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
+                       unorm <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
         if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
-        if (s->unorm) {
-            double u = 0;
-            for (int64_t j = 0; j < s->base; j++) {
-                double d = (double)loc[j] - (double)s->centers[(int64_t)k0 * P + j];
-                u += d * d;
-            }
-            s->unorm[i] = ok ? sqrt(u) : 0;
-        }
+        if (s->unorm) s->unorm[i] = ok ? ubase : 0;
         if (!ok) {
             tail[U_REJ] += 1;
             continue;
