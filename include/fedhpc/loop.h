@@ -102,6 +102,10 @@ void fl_loop_field(fl_loop *L, const char *name, fl_field_kind kind, ckpt_type t
 void fl_loop_hook(fl_loop *L, const char *name, void *ptr, fh_status (*save)(void *, const comm_t *, ckpt *),
                   fh_status (*load)(void *, const comm_t *, ckpt *));
 
+/* The [privacy] state of a strategy with m clients a round (a DP-FedBuff buffer: K): set up
+ * from the configuration, and saved in checkpoints as the field "privacy". Not collective. */
+fh_status fl_loop_privacy(fl_loop *L, privacy_run *pv, int32_t m);
+
 /* Write the checkpoint of round r: every field (collective over L->w). */
 fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r);
 /* Read every field from the checkpoint [checkpoint] resume names; *r_done = its round (0: none,

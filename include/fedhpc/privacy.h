@@ -57,9 +57,20 @@ fh_status privacy_keyed_seed(const char *path, uint64_t seed, uint64_t *out);
 /* A new 32-byte secret from libsodium's CSPRNG in path (mode 0600; never overwrites). */
 fh_status privacy_new_key(const char *path);
 
-/* Set up from [privacy] (and [train], [secagg]); clients = total clients, m = a round's.
+/* What the privacy module needs from outside its [privacy] section (fl_loop_privacy fills it
+ * from the configuration). */
+typedef struct {
+    uint64_t seed;                   /* [train] seed (keyed by [privacy] noise_key when set)      */
+    int32_t batch_size, local_epochs;/* [train]: DP-SGD's sampling rate and steps                 */
+    double min_survivors;            /* fewest clients a completed round can have ([secagg]
+                                      * threshold and dropouts); 0: every client of the round     */
+    int secagg;                      /* [secagg] enabled                                          */
+    int scaffold, centralized;       /* [fl] algorithm (refused combinations)                     */
+} privacy_env;
+
+/* Set up from [privacy] and env; clients = total clients, m = a round's.
  * FH_EINPUT naming the key for inconsistent settings. */
-fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m);
+fh_status privacy_run_init(privacy_run *p, const config_privacy *cp, const privacy_env *env, int32_t clients, int32_t m);
 void privacy_run_free(privacy_run *p);
 /* Before round `round` with sampled clients ids[n] (rows count[n]): fix the round's sigma and
  * account it; *stop = 1 (nothing recorded) if that would take epsilon over the budget. */

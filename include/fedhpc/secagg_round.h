@@ -45,6 +45,10 @@ int secagg_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
  * RNG_LATE_DROPOUT): independent of secagg_dropped. Only matters for a client that did not drop
  * early. */
 int secagg_late_dropped(uint64_t seed, double rate, int32_t cid, int64_t round);
+/* The fewest clients a completed round of m clients can have: the unmasking threshold
+ * ceil(threshold * degree) with secagg or dropouts, m otherwise (what distributed DP noise
+ * shares must be sized for). */
+double secagg_min_survivors(const config_secagg *sa, int32_t m);
 /* nacc words a client contributes, the first nparams of them the model update. Rank 0 of w
  * creates the [secagg] transcript and truth files (formats "fedhpc-secagg-transcript" and
  * "fedhpc-secagg-truth", docs/file-formats.md); in the multi-center loop ([cluster],

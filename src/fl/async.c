@@ -675,8 +675,6 @@ static fh_status inbuf_load(void *p, const comm_t *w, ckpt *h)
     return st;
 }
 
-static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
-static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
 
 /* Everything the aggregator's checkpoint holds, in the order it is checked on resume. */
 static void async_fields(fl_loop *L, async_ctx *x)
@@ -696,11 +694,10 @@ static void async_fields(fl_loop *L, async_ctx *x)
     fl_loop_field(L, "as_applied", FL_FIELD_ARRAY, CKPT_I64, s->applied, C);
     fl_loop_field(L, "as_discarded", FL_FIELD_ARRAY, CKPT_I64, s->discarded, C);
     fl_loop_field(L, "as_stale_hist", FL_FIELD_ARRAY, CKPT_I64, s->stale_hist, STALE_BINS);
-    if (s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined, the privacy state */
+    if (s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined (the privacy state: fl_loop_privacy) */
         fl_loop_hook(L, "as_dp_inbuf", x, inbuf_save, inbuf_load);
         fl_loop_field(L, "as_dp_joined", FL_FIELD_ARRAY, CKPT_I64, s->joined, C);
         fl_loop_field(L, "as_dp_below", FL_FIELD_I64, CKPT_I64, &s->below, 1);
-        fl_loop_hook(L, "privacy", &x->pv, pv_save, pv_load);
     }
     fl_loop_hook(L, "as_jobs", x, jobs_save, jobs_load);
 }
@@ -719,7 +716,7 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     fh_status st = agg_init(&x->a, M);
     if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
-    if (st == FH_OK) st = privacy_run_init(&x->pv, cfg, C, cfg->async.buffer);
+    if (st == FH_OK) st = fl_loop_privacy(L, &x->pv, cfg->async.buffer);
     if (st != FH_OK) return st;
     s->acc = fh_calloc((size_t)P, sizeof *s->acc);
     s->started = fh_calloc((size_t)C, sizeof *s->started);

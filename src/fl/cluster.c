@@ -334,8 +334,6 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
 }
 
 
-static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
-static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
 
 static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, int32_t m)
 {
@@ -435,7 +433,7 @@ static fh_status cluster_init(fl_loop *L)
             memcpy(ck, L->params, (size_t)P * sizeof *s->centers);
         }
     }
-    if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, s->C, L->m));
+    if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, L->m));
     const int64_t nsa = s->pv.mode == PRIVACY_CLIENT ? (int64_t)s->K * P + 1 : P;
     if (st == FH_OK && s->pv.mode == PRIVACY_CLIENT) {
         s->kacc = malloc((size_t)nsa * sizeof *s->kacc);
@@ -453,7 +451,6 @@ static fh_status cluster_init(fl_loop *L)
     fl_loop_field(L, "head_seen", FL_FIELD_ARRAY, CKPT_U8, s->seen, s->C);
     fl_loop_field(L, "cfl_active", FL_FIELD_I64, CKPT_I64, &s->active, 1);
     fl_loop_field(L, "client_heads", FL_FIELD_ROWS, CKPT_F32, s->heads, s->hlen);
-    fl_loop_hook(L, "privacy", &s->pv, pv_save, pv_load);
     return st;
 }
 

@@ -46,8 +46,6 @@ typedef struct {
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
 } fedavg_state;
 
-static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
-static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
 
 static fh_status fedavg_init(fl_loop *L)
 {
@@ -93,7 +91,7 @@ static fh_status fedavg_init(fl_loop *L)
         snprintf(path, sizeof path, "%s/client_state.h5", cfg->output.dir);
         st = comm_agree(w, io_state_create(path, w, L->C, P, &s->cstate));
     }
-    if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
+    if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
     s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
@@ -105,7 +103,6 @@ static fh_status fedavg_init(fl_loop *L)
     fl_loop_field(L, "server_v", FL_FIELD_ARRAY, CKPT_F32, s->srv.v, P);
     fl_loop_field(L, "scaffold_c", FL_FIELD_ARRAY, CKPT_F32, s->c, P);
     fl_loop_field(L, "scaffold_ci", FL_FIELD_ROWS, CKPT_F32, s->cstate, P);
-    fl_loop_hook(L, "privacy", &s->pv, pv_save, pv_load);
     return st;
 }
 

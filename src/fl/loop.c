@@ -12,6 +12,7 @@
 #include "fedhpc/loop.h"
 
 #include "fedhpc/async.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -137,6 +138,25 @@ void fl_loop_hook(fl_loop *L, const char *name, void *ptr, fh_status (*save)(voi
         f->save = save;
         f->load = load;
     }
+}
+
+static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
+static fh_status pv_load(void *p, const comm_t *w, ckpt *h) { return privacy_run_load(p, w, h); }
+
+fh_status fl_loop_privacy(fl_loop *L, privacy_run *pv, int32_t m)
+{
+    const config_t *cfg = L->cfg;
+    const privacy_env env = {
+        .seed = (uint64_t)cfg->train.seed,
+        .batch_size = cfg->train.batch_size,
+        .local_epochs = cfg->train.local_epochs,
+        .min_survivors = secagg_min_survivors(&cfg->secagg, m),
+        .secagg = cfg->secagg.enabled,
+        .scaffold = cfg->fl.algorithm == ALG_SCAFFOLD,
+        .centralized = cfg->fl.algorithm == ALG_CENTRALIZED,
+    };
+    fl_loop_hook(L, "privacy", pv, pv_save, pv_load);
+    return privacy_run_init(pv, &cfg->privacy, &env, L->C, m);
 }
 
 /* This rank's slab of per-client rows: clients [C*rank/size, C*(rank+1)/size). */

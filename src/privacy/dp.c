@@ -53,48 +53,42 @@ fh_status privacy_new_key(const char *path)
     return FH_OK;
 }
 
-fh_status privacy_run_init(privacy_run *p, const config_t *cfg, int32_t clients, int32_t m)
+fh_status privacy_run_init(privacy_run *p, const config_privacy *cp, const privacy_env *env, int32_t clients, int32_t m)
 {
     memset(p, 0, sizeof *p);
-    p->mode = cfg->privacy.mode;
+    p->mode = cp->mode;
     p->clients = clients;
     p->m = m;
-    p->seed = (uint64_t)cfg->train.seed;
-    if (cfg->privacy.mode != PRIVACY_NONE && cfg->privacy.noise_key[0])
-        FH_TRY(privacy_keyed_seed(cfg->privacy.noise_key, (uint64_t)cfg->train.seed, &p->seed));
-    p->delta = cfg->privacy.delta;
-    p->budget = cfg->privacy.budget;
-    p->base_sigma = p->sigma = p->sigma_update = cfg->privacy.noise;
-    p->clip = cfg->privacy.clip;
-    p->adaptive = cfg->privacy.adaptive;
-    p->quantile = cfg->privacy.quantile;
-    p->clip_lr = cfg->privacy.clip_lr;
-    p->count_noise = cfg->privacy.count_noise > 0 ? cfg->privacy.count_noise : m / 20.0;
-    p->schedule = cfg->privacy.schedule;
-    p->sched_min = cfg->privacy.schedule_min;
-    p->placement = cfg->privacy.placement;
-    p->poisson = cfg->privacy.sampling == 0;
-    p->batch = cfg->train.batch_size;
-    p->epochs = cfg->train.local_epochs;
-    p->fedbuff_bound = cfg->privacy.fedbuff_accounting == 0;
+    p->seed = env->seed;
+    if (cp->mode != PRIVACY_NONE && cp->noise_key[0]) FH_TRY(privacy_keyed_seed(cp->noise_key, env->seed, &p->seed));
+    p->delta = cp->delta;
+    p->budget = cp->budget;
+    p->base_sigma = p->sigma = p->sigma_update = cp->noise;
+    p->clip = cp->clip;
+    p->adaptive = cp->adaptive;
+    p->quantile = cp->quantile;
+    p->clip_lr = cp->clip_lr;
+    p->count_noise = cp->count_noise > 0 ? cp->count_noise : m / 20.0;
+    p->schedule = cp->schedule;
+    p->sched_min = cp->schedule_min;
+    p->placement = cp->placement;
+    p->poisson = cp->sampling == 0;
+    p->batch = env->batch_size;
+    p->epochs = env->local_epochs;
+    p->fedbuff_bound = cp->fedbuff_accounting == 0;
     /* distributed noise must reach sigma*C even when only the fewest clients a completed round
      * can have send their shares */
-    p->n_min = m;
-    if (cfg->secagg.dropout > 0 || cfg->secagg.enabled) {
-        int32_t deg = cfg->secagg.neighbors > 0 && cfg->secagg.neighbors < m - 1 ? cfg->secagg.neighbors + (cfg->secagg.neighbors & 1) : m - 1;
-        double t = ceil(cfg->secagg.threshold * (deg > 0 ? deg : 1));
-        p->n_min = t < 1 ? 1 : t;
-    }
+    p->n_min = env->min_survivors > 0 ? env->min_survivors : m;
     privacy_accountant_init(&p->acct);
     if (p->mode == PRIVACY_NONE) return FH_OK;
-    if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !cfg->secagg.enabled)
+    if (p->mode == PRIVACY_CLIENT && p->placement == 1 && !env->secagg)
         return fh_error_set(FH_EINPUT, "[privacy] placement = distributed needs [secagg] enabled = on (without it the aggregator sees each noised update)");
-    if (p->mode == PRIVACY_CLIENT && cfg->fl.algorithm == ALG_SCAFFOLD)
+    if (p->mode == PRIVACY_CLIENT && env->scaffold)
         return fh_error_set(FH_EINPUT, "[privacy] mode = client: not supported with [fl] algorithm = scaffold (control variates are not privatised)");
-    if (cfg->fl.algorithm == ALG_CENTRALIZED)
+    if (env->centralized)
         return fh_error_set(FH_EINPUT, "[privacy] mode: not supported with [fl] algorithm = centralized");
     if (p->mode == PRIVACY_SAMPLE) {
-        if (cfg->train.batch_size < 1)
+        if (env->batch_size < 1)
             return fh_error_set(FH_EINPUT, "[privacy] mode = sample needs [train] batch_size >= 1 (the expected DP-SGD batch)");
         p->per = malloc((size_t)clients * sizeof *p->per);
         FH_CHECK_ALLOC(p->per);

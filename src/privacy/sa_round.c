@@ -33,6 +33,14 @@ void secagg_record_path(const char *path, int rank, char *out, size_t cap)
     else snprintf(out, cap, "%s.rank%d", path, rank);
 }
 
+double secagg_min_survivors(const config_secagg *sa, int32_t m)
+{
+    if (sa->dropout <= 0 && !sa->enabled) return m;
+    const int32_t deg = sa->neighbors > 0 && sa->neighbors < m - 1 ? sa->neighbors + (sa->neighbors & 1) : m - 1;
+    const double t = ceil(sa->threshold * (deg > 0 ? deg : 1));
+    return t < 1 ? 1 : t;
+}
+
 fh_status secagg_engine_init(secagg_engine *e, const config_secagg *sa, uint64_t seed, int multi, const comm_t *w, int64_t nacc,
                              int64_t nparams)
 {

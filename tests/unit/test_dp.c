@@ -7,6 +7,7 @@
 #include "fedhpc/model.h"
 #include "fedhpc/privacy.h"
 #include "fedhpc/rng.h"
+#include "fedhpc/secagg_round.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -80,12 +81,21 @@ static void cfg_client(config_t *c)
     c->privacy.delta = 1e-5;
 }
 
+/* privacy_run_init with its environment from a whole configuration (as fl_loop_privacy does) */
+static fh_status pv_init(privacy_run *p, const config_t *c, int32_t clients, int32_t m)
+{
+    const privacy_env env = {(uint64_t)c->train.seed, c->train.batch_size, c->train.local_epochs,
+                             secagg_min_survivors(&c->secagg, m), c->secagg.enabled,
+                             c->fl.algorithm == ALG_SCAFFOLD, c->fl.algorithm == ALG_CENTRALIZED};
+    return privacy_run_init(p, &c->privacy, &env, clients, m);
+}
+
 static void test_client_clip_weight(void)
 {
     config_t c;
     cfg_client(&c);
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 1000, 100), FH_OK);
     float u[4] = {3, 4, 0, 0}, v[4] = {0.1f, 0.2f, 0, 0};
     int64_t below = 0;
     double w = privacy_client_update(&p, 1, 7, u, 4, &below);
@@ -106,7 +116,7 @@ static void test_accounting_and_budget(void)
     cfg_client(&c);
     c.privacy.budget = 2.0;
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 1000, 100), FH_OK);
     privacy_accountant a;
     privacy_accountant_init(&a);
     int stop = 0, r;
@@ -138,7 +148,7 @@ static void test_adaptive_clip(void)
     c.privacy.clip_lr = 0.2;
     c.privacy.quantile = 0.5;
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 1000, 100), FH_OK);
     int stop;
     privacy_run_begin(&p, 1, NULL, NULL, 0, &stop);
     CU_ASSERT_DOUBLE_EQUAL(p.sigma_update, 1.0 / sqrt(1 / (1.1 * 1.1) - 1 / 100.0), 1e-12);
@@ -160,7 +170,7 @@ static void test_adaptive_clip(void)
     }
     privacy_run_free(&p);
     c.privacy.count_noise = 0.5; /* 2 sigma_b <= z: no noise left for the update */
-    CU_ASSERT_EQUAL(privacy_run_init(&p, &c, 1000, 100), FH_EINPUT);
+    CU_ASSERT_EQUAL(pv_init(&p, &c, 1000, 100), FH_EINPUT);
     privacy_run_free(&p);
 }
 
@@ -174,7 +184,7 @@ static void test_schedule_composition(void)
     c.privacy.schedule_min = 0.5;
     c.privacy.noise = 2.0;
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 1000, 100), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 1000, 100), FH_OK);
     privacy_accountant a;
     privacy_accountant_init(&a);
     float out[1000];
@@ -211,7 +221,7 @@ static void test_distributed_noise_with_rejections(void)
     c.secagg.threshold = 0.5;
     const int32_t m = 40, P = 20000;
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 400, m), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 400, m), FH_OK);
     const int32_t nmin = (int32_t)p.n_min;
     CU_ASSERT_EQUAL(nmin, 20); /* ceil(0.5 * 39) */
     int stop;
@@ -267,7 +277,7 @@ static void test_fedbuff_accounting(void)
     for (int mode = 0; mode < 2; mode++) {
         c.privacy.fedbuff_accounting = mode; /* 0 bound (default), 1 sampled */
         privacy_run p;
-        CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, C, K), FH_OK);
+        CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, C, K), FH_OK);
         CU_ASSERT_EQUAL(p.fedbuff_bound, mode == 0);
         memset(joined, 0, sizeof joined);
         int stop = 0, b;
@@ -297,7 +307,7 @@ static void test_sample_accounting(void)
     c.train.batch_size = 10;
     c.train.local_epochs = 2;
     privacy_run p;
-    CU_ASSERT_EQUAL_FATAL(privacy_run_init(&p, &c, 3, 2), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(pv_init(&p, &c, 3, 2), FH_OK);
     int32_t ids[2] = {0, 2};
     int64_t cnt[2] = {100, 400};
     int stop;
