@@ -460,14 +460,15 @@ static void cluster_free(fl_loop *L)
 }
 
 /* [privacy] mode = client: client cid's update u = model - center k (FedPer: the shared layers
- * only; heads stay personal), clipped to C, into slot k of its [K * P] contribution. */
-static void dp_slot_add(cl_state *s, int32_t r, int64_t i, int32_t cid, int32_t k, const float *model)
+ * only; heads stay personal), clipped to C, into slot k of its [K * P] contribution. Returns 0
+ * if the stage rejected it (then only its distributed noise share is in the buffer). */
+static int dp_slot_add(cl_state *s, int32_t r, int64_t i, int32_t cid, int32_t k, const float *model)
 {
     const int64_t P = s->P, KP = (int64_t)s->K * P;
     int64_t *buf = fl_agg_buffer(&s->agg, (int32_t)(i - s->c0));
     const float *ck = s->centers + (int64_t)k * P;
     for (int64_t j = 0; j < P; j++) s->cur[j] = j < s->base ? model[j] - ck[j] : 0.0f;
-    fl_agg_add(&s->agg, buf + (int64_t)k * P, r, cid, s->cur, P, 1, 0.0, &buf[KP]);
+    return fl_agg_add(&s->agg, buf + (int64_t)k * P, r, cid, s->cur, P, 1, 0.0, &buf[KP]);
 }
 
 /* [privacy] mode = client: the [K * P] sum over every rank (all-reduce, or one secure-aggregation
@@ -556,13 +557,15 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
                        unorm <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
         if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
-        s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
-        if (s->unorm) s->unorm[i] = ok ? ubase : 0;
-        if (!ok) {
+        /* [privacy] client: the stage may still reject it (counted as rejected, not accepted) */
+        const int in = ok && (!s->kacc || secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, r) ||
+                              dp_slot_add(s, r, i, cid, k1, loc));
+        s->lab[i] = k1 + 1 + (in ? 0 : REJ_FLAG);
+        if (s->unorm) s->unorm[i] = in ? ubase : 0;
+        if (!in) {
             tail[U_REJ] += 1;
             continue;
         }
-        if (s->kacc && !secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, r)) dp_slot_add(s, r, i, cid, k1, loc);
         tail[U_LOSS] += (int64_t)llrint(loss * LOSS_SCALE);
         tail[U_ROWS] += seen;
         tail[U_CLIENTS] += 1;
