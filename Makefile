@@ -26,8 +26,9 @@ DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi
            libopenblas-dev libscalapack-openmpi-dev libcunit1-dev libinih-dev zlib1g-dev \
            libsodium-dev libgmp-dev gnuplot-nox hdf5-tools libdnnl-dev
 # what only the tests need: a real Slurm for tests/cli/test_slurm.sh; clang and its libFuzzer
-# runtime for `make fuzz` (tests/fuzz, run by tests/run_all.sh)
-TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev
+# runtime for `make fuzz` (tests/fuzz, run by tests/run_all.sh); strace for test_parties.sh (which
+# process opens which party's data file)
+TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev strace
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/agg/*.c src/fl/*.c src/privacy/*.c)

@@ -48,10 +48,17 @@ typedef struct {
     const int32_t *client_group;  /* write only: [clients] true group of each client, or NULL  */
     int32_t checksums;            /* read: the file has per-dataset CRC-32s (io_data_verify);
                                      files of older fedhpc versions have none                 */
+    /* per-party files (prepare --parties K; docs/file-formats.md): 0 = one shared file       */
+    int32_t parties;              /* K: the data set is the aggregator's file plus K party files */
+    int32_t party;                /* this file: -1 the aggregator's (metadata, test split, no
+                                     training rows), 0..K-1 a party's (its clients' rows only)  */
+    const int32_t *client_party;  /* write only ([parties] > 0): [clients] each client's party  */
+    const int64_t *client_rows;   /* write only ([parties] > 0): [clients] each client's rows   */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]
- * with client ranges offsets[clients + 1]. client_name may be NULL. Written to PATH.tmp.PID,
+ * with client ranges offsets[clients + 1] (offsets[clients] rows: a party's file holds only its
+ * clients' rows, the others have empty ranges). client_name may be NULL. Written to PATH.tmp.PID,
  * then renamed: a failed write leaves nothing at path. */
 fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta *meta,
                         const int64_t *perm, const int64_t *offsets, char *const *client_name);
@@ -73,9 +80,15 @@ void io_data_close(io_data *h);
  * otherwise *bytes_checked (rank 0) is the number of bytes checked. Collective over c. */
 fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked);
 
-/* Row ranges [start[i], start[i] + count[i]) of n clients (point reads of client_offsets). */
+/* Row ranges [start[i], start[i] + count[i]) of n clients (point reads of client_offsets). In a
+ * party file count is every client's row count and start is -1 for the clients of other parties
+ * (their rows are not in this file; reading them is FH_EINPUT). */
 fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,
                                 int64_t *count);
+/* The party holding each of n clients (all 0 for a shared file). */
+fh_status io_data_client_parties(io_data *h, const int32_t *clients, int32_t n, int32_t *party);
+/* The file of party p of a data set prepared with --parties: "<path without .h5>.party<p>.h5". */
+void io_data_party_path(const char *path, int32_t party, char *out, size_t cap);
 
 /* Read the union of n row ranges of split ("train" or "test") into x[sum count, features] and
  * y[sum count], ranges in the given order (independent I/O; n may be 0). Labels are checked to

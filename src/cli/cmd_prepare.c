@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *USAGE =
     "usage: fedhpc prepare DATASET --clients N --partition iid|dirichlet|shards|natural|quantity\n"
@@ -14,6 +15,7 @@ static const char *USAGE =
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
     "                      [--cache DIR] [--data-dir DIR]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
+    "                      [--parties K]\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -31,6 +33,10 @@ static const char *USAGE =
     "clients' rows (rotate: images by g*360/K degrees; permute-labels: a fixed label permutation\n"
     "per group); each client's true group is stored (/train/client_group).\n"
     "--local-test-frac F: the last floor(F*n) rows of each client are its own held-out split.\n"
+    "--parties K: one file per party instead of one shared file (docs/data.md): FILE.h5 is the\n"
+    "aggregator's (metadata, every client's row count and party, the test split, no training\n"
+    "rows); FILE.party<p>.h5 holds only the rows of party p's clients (clients [p*N/K, (p+1)*N/K)).\n"
+    "Run on K + 1 ranks: rank 0 aggregates, rank p + 1 opens party p's file and no other.\n"
     "Everything is deterministic from --seed. The file is written to a temporary name and renamed.\n";
 
 typedef struct {
@@ -41,6 +47,7 @@ typedef struct {
     long long groups;
     const char *group_transform;
     double local_test_frac;
+    long long parties;
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -77,6 +84,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--groups")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->groups));
         else if (!strcmp(o, "--group-transform")) a->group_transform = v;
         else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
+        else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -94,6 +102,50 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
     if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
+}
+
+/* prepare --parties K: the aggregator's file at path (no training rows) and one file per party
+ * with only its clients' rows. Any failure removes what was written. */
+static fh_status write_parties(const char *path, int32_t K, const data_set *ds, io_data_meta *meta, const int64_t *perm,
+                               const int64_t *offsets, char *const *names)
+{
+    const int32_t C = meta->clients;
+    if (K > C) return fh_error_set(FH_EINPUT, "prepare --parties %d: more parties than the %d clients", K, C);
+    int32_t *party = malloc((size_t)C * sizeof *party);
+    int64_t *rows = malloc((size_t)C * sizeof *rows);
+    int64_t *off = malloc(((size_t)C + 1) * sizeof *off);
+    int64_t *sub = malloc((size_t)(ds->train.n ? ds->train.n : 1) * sizeof *sub);
+    fh_status st = party && rows && off && sub ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    for (int32_t c = 0; st == FH_OK && c < C; c++) {
+        party[c] = (int32_t)((int64_t)c * K / C);
+        rows[c] = offsets[c + 1] - offsets[c];
+    }
+    meta->parties = K;
+    meta->client_party = party;
+    meta->client_rows = rows;
+    char pp[2100];
+    int32_t p = -1; /* -1: the aggregator's file, then the parties */
+    for (; st == FH_OK && p < K; p++) {
+        int64_t n = 0;
+        off[0] = 0;
+        for (int32_t c = 0; c < C; c++) {
+            if (party[c] == p)
+                for (int64_t r = offsets[c]; r < offsets[c + 1]; r++) sub[n++] = perm[r];
+            off[c + 1] = n;
+        }
+        meta->party = p;
+        if (p >= 0) io_data_party_path(path, p, pp, sizeof pp);
+        st = io_data_write(p < 0 ? path : pp, ds, meta, sub, off, names);
+    }
+    if (st != FH_OK) /* remove the files written before the failure */
+        for (int32_t q = -1; q < p - 1; q++) {
+            if (q >= 0) io_data_party_path(path, q, pp, sizeof pp);
+            unlink(q < 0 ? path : pp);
+        }
+    meta->client_party = NULL;
+    meta->client_rows = NULL;
+    free(party); free(rows); free(off); free(sub);
+    return st;
 }
 
 static fh_status prepare(const prep_args *a)
@@ -173,7 +225,9 @@ static fh_status prepare(const prep_args *a)
         meta.client_group = cgroup;
         meta.groups = cgroup ? (int32_t)a->groups : 0;
         meta.local_test_frac = a->local_test_frac;
-        st = io_data_write(a->out, &ds, &meta, perm, offsets, po.kind == PART_NATURAL ? ds.key_name : NULL);
+        char *const *names = po.kind == PART_NATURAL ? ds.key_name : NULL;
+        st = a->parties > 0 ? write_parties(a->out, (int32_t)a->parties, &ds, &meta, perm, offsets, names)
+                            : io_data_write(a->out, &ds, &meta, perm, offsets, names);
     }
     if (st == FH_OK && ds.nonfinite_cells)
         fprintf(stderr, "prepare: note: %lld feature cells spell a non-finite number (nan, inf or out of range), "
@@ -184,9 +238,9 @@ static fh_status prepare(const prep_args *a)
         fprintf(stderr, "prepare: warning: no test rows (--test-frac %g): runs on %s will report test metrics as nan\n",
                 a->test_frac, a->out);
     if (st == FH_OK)
-        printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)\n",
+        printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)%s\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,
-               part_name(po.kind));
+               part_name(po.kind), a->parties > 0 ? "; training rows in one file per party (--parties)" : "");
     free(cgroup);
     free(client_of_row);
     free(perm);

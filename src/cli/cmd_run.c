@@ -9,6 +9,7 @@
 #include "fedhpc/config.h"
 #include "fedhpc/fl.h"
 #include "fedhpc/io.h"
+#include "fedhpc/loop.h"
 
 #include <math.h>
 #include <signal.h>
@@ -252,6 +253,46 @@ static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int 
     return FH_OK;
 }
 
+/* [data] file prepared with --parties K (docs/data.md): every rank has read the aggregator's
+ * file (metadata, row counts, test split); rank 0 keeps it, rank p + 1 opens party p's file and
+ * no other. Needs K + 1 ranks and the FedAvg family. Then every rank checks its own file's
+ * checksums (*bytes: summed). Collective. */
+static fh_status open_parties(const config_t *cfg, const comm_t *w, io_data **data, io_data_meta *meta, int64_t *bytes)
+{
+    const int32_t K = meta->parties;
+    if (meta->party != -1)
+        return fh_error_set(FH_EINPUT, "[data] file = %s is party %d's file of a data set prepared with --parties; name the "
+                            "aggregator's file (the --out FILE.h5 of prepare)", cfg->data.file, meta->party);
+    if (w->size != K + 1)
+        return fh_error_set(FH_EINPUT, "[data] file = %s: prepared for %d parties: run on %d ranks (rank 0 aggregates, rank p + 1 "
+                            "holds party p's file), not %d", cfg->data.file, K, K + 1, w->size);
+    if (fl_strategy_pick(cfg) != &fl_strategy_fedavg)
+        return fh_error_set(FH_EINPUT, "[data] file = %s: per-party data files run with the FedAvg family only, not with "
+                            "[fl] algorithm = centralized, [cluster] or [async] (they place clients on ranks by round)", cfg->data.file);
+    /* the collective open is closed collectively; then each rank opens its one file alone */
+    io_data_close(*data);
+    *data = NULL;
+    char path[CONFIG_PATH_MAX + 32];
+    if (w->rank > 0) io_data_party_path(cfg->data.file, w->rank - 1, path, sizeof path);
+    else snprintf(path, sizeof path, "%s", cfg->data.file);
+    io_data_meta pm;
+    fh_status st = io_data_open(path, NULL, data, &pm);
+    if (w->rank > 0) {
+        if (st == FH_OK && (pm.parties != K || pm.party != w->rank - 1 || pm.clients != meta->clients ||
+                            pm.features != meta->features || pm.classes != meta->classes))
+            st = fh_error_set(FH_EINPUT, "%s: not party %d's file of %s (parties %d, party %d, clients %d): mixed data sets "
+                              "(re-run fedhpc prepare --parties)", path, w->rank - 1, cfg->data.file, pm.parties, pm.party, pm.clients);
+    }
+    *bytes = 0;
+    if (st == FH_OK && cfg->data.verify) st = io_data_verify(*data, NULL, bytes); /* each its own file */
+    FH_TRY(comm_agree(w, st));
+    int64_t t[2] = {pm.train_rows, *bytes};
+    FH_TRY(comm_allreduce_sum_i64(w, t, 2));
+    meta->train_rows = t[0]; /* over the parties' files */
+    *bytes = t[1];
+    return FH_OK;
+}
+
 int cmd_run(int argc, char **argv, const comm_t *w)
 {
     for (int i = 1; i < argc; i++) {
@@ -276,7 +317,8 @@ int cmd_run(int argc, char **argv, const comm_t *w)
     st = comm_agree(w, st);
     double verify_s = fh_wtime();
     int64_t verify_bytes = 0;
-    if (st == FH_OK && cfg.data.verify) st = io_data_verify(data, w, &verify_bytes); /* collective */
+    if (st == FH_OK && meta.parties > 0) st = open_parties(&cfg, w, &data, &meta, &verify_bytes);
+    else if (st == FH_OK && cfg.data.verify) st = io_data_verify(data, w, &verify_bytes); /* collective */
     verify_s = fh_wtime() - verify_s;
     if (st != FH_OK) {
         io_data_close(data);

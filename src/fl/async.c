@@ -179,16 +179,15 @@ typedef struct {
     char **rbuf;            /* [nw] receive buffers                                     */
     int64_t (*shdr)[4];     /* [nw] job headers being sent                              */
     int32_t *busy;          /* [nw] slot a host works on, or -1                         */
+    float *starts;          /* [nslots * P] the jobs' start models (jobs[i].start)       */
     int host_failed;        /* a host reported a failure (its message comes via agree)  */
     int posted;             /* hosts whose receive is posted                            */
 } agg_t;
 
 static void agg_free(agg_t *a)
 {
-    for (int32_t i = 0; a->jobs && i < a->nslots; i++) {
-        free(a->jobs[i].start);
-        free(a->jobs[i].delta);
-    }
+    for (int32_t i = 0; a->jobs && i < a->nslots; i++) free(a->jobs[i].delta);
+    free(a->starts);
     for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
     free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
     free(a->busy);
@@ -207,12 +206,13 @@ static fh_status agg_init(agg_t *a, int32_t nslots)
     a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
     a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
     a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
-    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy ? a->busy : NULL);
+    a->starts = fh_calloc((size_t)nslots * (size_t)P, sizeof *a->starts);
+    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts ? a->busy : NULL);
     for (int32_t i = 0; i < nslots; i++) {
         a->jobs[i].id = -1;
-        a->jobs[i].start = malloc((size_t)P * sizeof(float));
+        a->jobs[i].start = a->starts + (int64_t)i * P;
         a->jobs[i].delta = malloc((size_t)P * sizeof(float));
-        FH_CHECK_ALLOC(a->jobs[i].start && a->jobs[i].delta ? a->jobs[i].delta : NULL);
+        FH_CHECK_ALLOC(a->jobs[i].delta);
         a->tfin[i] = NAN;
         a->jid[i] = -1;
     }
@@ -588,29 +588,26 @@ static fh_status slots_load(void *p, const comm_t *w, ckpt *h)
     return FH_OK;
 }
 
-/* The jobs in flight: saved as they are (recomputed after a resume: deterministic). */
+/* The jobs in flight (their start models: the field as_job_start): saved as they are (recomputed
+ * after a resume: deterministic). */
 static fh_status jobs_save(void *p, const comm_t *w, ckpt *h)
 {
     (void)w;
     const agg_t *a = &((const async_ctx *)p)->a;
     const int32_t ns = a->nslots;
-    const int64_t P = a->P;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    float *jm = malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm);
-    fh_status st = ji && jt && jm ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
+    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
     for (int32_t i = 0; st == FH_OK && i < ns; i++) {
         const as_job *j = &a->jobs[i];
         int64_t v[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
         memcpy(ji + 6 * i, v, sizeof v);
         jt[2 * i] = j->t_start;
         jt[2 * i + 1] = j->t_fin;
-        memcpy(jm + (int64_t)i * P, j->start, (size_t)P * sizeof *jm);
     }
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
     if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
-    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_start", CKPT_F32, jm, ns * P);
-    free(ji); free(jt); free(jm);
+    free(ji); free(jt);
     return st;
 }
 
@@ -620,14 +617,11 @@ static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
     async_ctx *x = p;
     agg_t *a = &x->a;
     const int32_t ns = a->nslots;
-    const int64_t P = a->P;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    float *jm = malloc((size_t)(ns ? ns : 1) * (size_t)P * sizeof *jm);
-    fh_status st = ji && jt && jm ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
     if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
-    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_start", CKPT_F32, jm, ns * P);
     for (int32_t i = 0; st == FH_OK && i < ns; i++) {
         as_job *j = &a->jobs[i];
         j->id = ji[6 * i];
@@ -640,41 +634,12 @@ static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
         j->t_start = jt[2 * i];
         j->t_fin = jt[2 * i + 1];
         a->tfin[i] = j->t_fin;
-        memcpy(j->start, jm + (int64_t)i * P, (size_t)P * sizeof *jm);
         j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
         x->s.busyc[j->client] = 1;
     }
-    free(ji); free(jt); free(jm);
+    free(ji); free(jt);
     return st;
 }
-
-/* DP-FedBuff: which clients have an update in the current buffer (stored as int64). */
-static fh_status inbuf_save(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    const async_ctx *x = p;
-    const int32_t C = x->prof.C;
-    int64_t *ib = malloc((size_t)(C ? C : 1) * sizeof *ib);
-    FH_CHECK_ALLOC(ib);
-    for (int32_t c = 0; c < C; c++) ib[c] = x->s.inbuf[c];
-    fh_status st = ckpt_put_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
-    free(ib);
-    return st;
-}
-
-static fh_status inbuf_load(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    async_ctx *x = p;
-    const int32_t C = x->prof.C;
-    int64_t *ib = malloc((size_t)(C ? C : 1) * sizeof *ib);
-    FH_CHECK_ALLOC(ib);
-    fh_status st = ckpt_get_array(h, "as_dp_inbuf", CKPT_I64, ib, C);
-    for (int32_t c = 0; st == FH_OK && c < C; c++) x->s.inbuf[c] = ib[c] != 0;
-    free(ib);
-    return st;
-}
-
 
 /* Everything the aggregator's checkpoint holds, in the order it is checked on resume. */
 static void async_fields(fl_loop *L, async_ctx *x)
@@ -695,11 +660,12 @@ static void async_fields(fl_loop *L, async_ctx *x)
     fl_loop_field(L, "as_discarded", FL_FIELD_ARRAY, CKPT_I64, s->discarded, C);
     fl_loop_field(L, "as_stale_hist", FL_FIELD_ARRAY, CKPT_I64, s->stale_hist, STALE_BINS);
     if (s->inbuf) { /* DP-FedBuff: who is in the buffer, buffers joined (the privacy state: fl_loop_privacy) */
-        fl_loop_hook(L, "as_dp_inbuf", x, inbuf_save, inbuf_load);
+        fl_loop_field(L, "as_dp_inbuf", FL_FIELD_ARRAY, CKPT_U8, s->inbuf, C);
         fl_loop_field(L, "as_dp_joined", FL_FIELD_ARRAY, CKPT_I64, s->joined, C);
         fl_loop_field(L, "as_dp_below", FL_FIELD_I64, CKPT_I64, &s->below, 1);
     }
     fl_loop_hook(L, "as_jobs", x, jobs_save, jobs_load);
+    fl_loop_field(L, "as_job_start", FL_FIELD_ARRAY, CKPT_F32, x->a.starts, (int64_t)x->a.nslots * P);
 }
 
 /* Rank 0's buffers, profiles, quartiles and the fields of its checkpoints. */

@@ -39,7 +39,10 @@ typedef struct {
     int32_t *ids, *first;      /* [m], [P+1]                               */
     int64_t *start, *count;    /* [m]                                      */
     int32_t n, c0, c1;         /* the round's clients; this rank's [c0, c1) */
-    int dedicated;             /* [secagg] dedicated_aggregator: rank 0 hosts no clients */
+    int dedicated;             /* [secagg] dedicated_aggregator, or per-party data files:
+                                  rank 0 hosts no clients */
+    int32_t *party;            /* [m] per-party data files: the party of each of the round's
+                                  clients (rank party + 1 hosts it); NULL: a shared file */
     fl_rows rows;              /* a group of this rank's clients' rows      */
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
@@ -51,8 +54,9 @@ static fh_status fedavg_init(fl_loop *L)
 {
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
-    /* [secagg] dedicated_aggregator: rank 0 aggregates (and evaluates) only, hosting no clients */
-    const int ded = config_sa_dedicated(cfg);
+    /* [secagg] dedicated_aggregator: rank 0 aggregates (and evaluates) only, hosting no clients;
+     * so it does with per-party data files (prepare --parties), where rank p + 1 is party p */
+    const int ded = config_sa_dedicated(cfg) || L->meta->parties > 0;
     if (ded && w->size < 2)
         return fh_error_set(FH_EINPUT, "[secagg] dedicated_aggregator = %s: needs at least 2 ranks: rank 0 aggregates only "
                             "and hosts no clients (run with mpirun -np 2 or more, or set dedicated_aggregator = off, "
@@ -76,12 +80,13 @@ static fh_status fedavg_init(fl_loop *L)
         s->first = malloc((size_t)(w->size + 1) * sizeof *s->first);
         s->start = malloc((size_t)m * sizeof *s->start);
         s->count = malloc((size_t)m * sizeof *s->count);
+        if (L->meta->parties > 0) s->party = malloc((size_t)(2 * m + L->meta->parties + 1) * sizeof *s->party);
         if (scaffold) {
             s->c = fh_calloc((size_t)P, sizeof *s->c);
             s->ci = malloc((size_t)P * sizeof *s->ci);
             s->cdiff = malloc((size_t)P * sizeof *s->cdiff);
         }
-        if (!s->local || !s->acc || !s->ids || !s->first || !s->start || !s->count ||
+        if (!s->local || !s->acc || !s->ids || !s->first || !s->start || !s->count || (L->meta->parties > 0 && !s->party) ||
             (scaffold && (!s->c || !s->ci || !s->cdiff)))
             st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
     }
@@ -113,7 +118,7 @@ static void fedavg_free(fl_loop *L)
     fl_server_free(&s->srv);
     io_state_close(s->cstate);
     free(s->local); free(s->c); free(s->ci); free(s->cdiff);
-    free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
+    free(s->acc); free(s->ids); free(s->first); free(s->party); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
 }
@@ -218,6 +223,36 @@ static void round_server(fl_loop *L, fedavg_state *s, int32_t r, int64_t N_round
     }
 }
 
+/* Per-party data files: the round's clients grouped by party (a stable counting sort of ids,
+ * start, count; the exact sum does not depend on the order) and first[] from the groups: party
+ * p's clients on rank p + 1, none on rank 0. */
+static fh_status place_parties(fl_loop *L, fedavg_state *s, int32_t n)
+{
+    const int32_t K = L->meta->parties;
+    FH_TRY(io_data_client_parties(L->data, s->ids, n, s->party));
+    int32_t *pos = s->party + n, *at = s->party + 2 * n; /* [n] where client i goes; [K + 1] next slot */
+    for (int32_t p = 0; p <= K + 1; p++) s->first[p] = 0;
+    for (int32_t i = 0; i < n; i++) s->first[s->party[i] + 2]++;
+    for (int32_t p = 2; p <= K + 1; p++) s->first[p] += s->first[p - 1];
+    for (int32_t p = 0; p <= K; p++) at[p] = s->first[p + 1];
+    for (int32_t i = 0; i < n; i++) pos[i] = at[s->party[i]]++;
+    int64_t *buf = malloc((size_t)(n ? n : 1) * sizeof *buf);
+    int32_t *ib = malloc((size_t)(n ? n : 1) * sizeof *ib);
+    if (!buf || !ib) {
+        free(buf); free(ib);
+        return fh_error_set(FH_ENOMEM, "out of memory");
+    }
+    for (int32_t i = 0; i < n; i++) buf[pos[i]] = s->start[i];
+    memcpy(s->start, buf, (size_t)n * sizeof *buf);
+    for (int32_t i = 0; i < n; i++) buf[pos[i]] = s->count[i];
+    memcpy(s->count, buf, (size_t)n * sizeof *buf);
+    for (int32_t i = 0; i < n; i++) ib[pos[i]] = s->ids[i];
+    memcpy(s->ids, ib, (size_t)n * sizeof *ib);
+    free(buf);
+    free(ib);
+    return FH_OK;
+}
+
 static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *stop, int *done)
 {
     const config_t *cfg = L->cfg;
@@ -232,9 +267,11 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     int64_t N_round = 0;
     for (int32_t i = 0; i < n; i++) N_round += s->count[i];
     /* contiguous row-balanced blocks over all ranks, or over ranks 1..size-1 with a dedicated
-     * aggregator (first[0] = first[1] = 0: rank 0 trains nothing and reads no training rows) */
+     * aggregator (first[0] = first[1] = 0: rank 0 trains nothing and reads no training rows);
+     * with per-party files, each party's clients on its rank */
     s->first[0] = 0;
-    fl_assign_ranks(s->count, n, w->size - s->dedicated, s->first + s->dedicated);
+    if (s->party) FH_TRY(comm_agree(w, place_parties(L, s, n)));
+    else fl_assign_ranks(s->count, n, w->size - s->dedicated, s->first + s->dedicated);
     s->c0 = s->first[w->rank];
     s->c1 = s->first[w->rank + 1];
     /* [privacy] account the round; stop cleanly before exceeding the budget */

@@ -99,29 +99,30 @@ static fh_status put_crc(hid_t loc, const char *name, uLong crc)
     return st;
 }
 
-static fh_status write_table(hid_t g, const data_table *t, const int64_t *perm)
+/* n rows of t (rows perm[0..n) when perm is set, else the first n) as datasets x and y of g */
+static fh_status write_table(hid_t g, const data_table *t, const int64_t *perm, int64_t n)
 {
     float *x = NULL;
     int32_t *y = NULL;
     if (perm) {
-        x = malloc((size_t)(t->n ? t->n : 1) * (size_t)t->d * sizeof *x);
-        y = malloc((size_t)(t->n ? t->n : 1) * sizeof *y);
+        x = malloc((size_t)(n ? n : 1) * (size_t)t->d * sizeof *x);
+        y = malloc((size_t)(n ? n : 1) * sizeof *y);
         if (!x || !y) {
             free(x);
             free(y);
-            return fh_error_set(FH_ENOMEM, "out of memory reordering %lld rows", (long long)t->n);
+            return fh_error_set(FH_ENOMEM, "out of memory reordering %lld rows", (long long)n);
         }
-        for (int64_t i = 0; i < t->n; i++) {
+        for (int64_t i = 0; i < n; i++) {
             memcpy(x + i * t->d, t->x + perm[i] * t->d, (size_t)t->d * sizeof *x);
             y[i] = t->y[perm[i]];
         }
     }
-    hsize_t dx[2] = {(hsize_t)t->n, (hsize_t)t->d}, dy[1] = {(hsize_t)t->n};
+    hsize_t dx[2] = {(hsize_t)n, (hsize_t)t->d}, dy[1] = {(hsize_t)n};
     fh_status st = h5_dset_write(g, "x", H5T_NATIVE_FLOAT, 2, dx, perm ? x : t->x);
     if (st == FH_OK) st = h5_dset_write(g, "y", H5T_NATIVE_INT32, 1, dy, perm ? y : t->y);
     if (st == FH_OK)
-        st = put_crc(g, "x", crc_le(crc32(0L, Z_NULL, 0), perm ? x : t->x, (size_t)t->n * (size_t)t->d, sizeof(float)));
-    if (st == FH_OK) st = put_crc(g, "y", crc_le(crc32(0L, Z_NULL, 0), perm ? y : t->y, (size_t)t->n, sizeof(int32_t)));
+        st = put_crc(g, "x", crc_le(crc32(0L, Z_NULL, 0), perm ? x : t->x, (size_t)n * (size_t)t->d, sizeof(float)));
+    if (st == FH_OK) st = put_crc(g, "y", crc_le(crc32(0L, Z_NULL, 0), perm ? y : t->y, (size_t)n, sizeof(int32_t)));
     free(x);
     free(y);
     return st;
@@ -135,9 +136,14 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     h5_tmp_name(path, tmp, sizeof tmp);
     fh_status st = FH_OK, st_fail = FH_EIO;
     hid_t f = H5I_INVALID_HID, gtr = H5I_INVALID_HID, gte = H5I_INVALID_HID;
+    /* class counts of the whole training split (on every party's file too: class weights agree) */
     int64_t *counts = fh_calloc((size_t)ds->nclasses, sizeof *counts);
     FH_CHECK_ALLOC(counts);
     for (int64_t i = 0; i < ds->train.n; i++) counts[ds->train.y[i]]++;
+    /* a party's file ([parties] > 0, party >= 0) holds the rows of its clients and no test split;
+     * the aggregator's (party -1) no training rows and the test split */
+    const int party_file = meta->parties > 0 && meta->party >= 0;
+    const int64_t ntrain = offsets[meta->clients], ntest = party_file ? 0 : ds->test.n;
 
     f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
@@ -155,20 +161,33 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     ATTR_I("features", ds->train.d);
     ATTR_I("classes", ds->nclasses);
     ATTR_I("clients", meta->clients);
-    ATTR_I("train_rows", ds->train.n);
-    ATTR_I("test_rows", ds->test.n);
+    ATTR_I("train_rows", ntrain);
+    ATTR_I("test_rows", ntest);
+    if (meta->parties > 0) {
+        ATTR_I("parties", meta->parties);
+        ATTR_I("party", meta->party);
+    }
 #undef ATTR_I
     if ((st = h5_attr_write_i64(f, "train_class_counts", counts, (hsize_t)ds->nclasses)) != FH_OK) goto fail;
     if ((st = h5_dset_write_strs(f, "classes", ds->class_name, (hsize_t)ds->nclasses)) != FH_OK) goto fail;
 
     gtr = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(gtr, "HDF5: cannot create group /train");
-    if ((st = write_table(gtr, &ds->train, perm)) != FH_OK) goto fail;
+    if ((st = write_table(gtr, &ds->train, perm, ntrain)) != FH_OK) goto fail;
     hsize_t no = (hsize_t)meta->clients + 1;
     if ((st = h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, offsets)) != FH_OK) goto fail;
     if ((st = put_crc(gtr, "client_offsets", crc_le(crc32(0L, Z_NULL, 0), offsets, (size_t)no, sizeof(int64_t)))) != FH_OK)
         goto fail;
     if (client_name && (st = h5_dset_write_strs(gtr, "client_name", client_name, (hsize_t)meta->clients)) != FH_OK) goto fail;
+    if (meta->parties > 0) { /* every client's rows (FedAvg weights: public) and its party */
+        hsize_t nc = (hsize_t)meta->clients;
+        if ((st = h5_dset_write(gtr, "client_rows", H5T_NATIVE_INT64, 1, &nc, meta->client_rows)) != FH_OK) goto fail;
+        if ((st = put_crc(gtr, "client_rows", crc_le(crc32(0L, Z_NULL, 0), meta->client_rows, (size_t)nc, sizeof(int64_t)))) != FH_OK)
+            goto fail;
+        if ((st = h5_dset_write(gtr, "client_party", H5T_NATIVE_INT32, 1, &nc, meta->client_party)) != FH_OK) goto fail;
+        if ((st = put_crc(gtr, "client_party", crc_le(crc32(0L, Z_NULL, 0), meta->client_party, (size_t)nc, sizeof(int32_t)))) != FH_OK)
+            goto fail;
+    }
     if (meta->client_group) {
         hsize_t ng = (hsize_t)meta->clients;
         if ((st = h5_dset_write(gtr, "client_group", H5T_NATIVE_INT32, 1, &ng, meta->client_group)) != FH_OK) goto fail;
@@ -180,7 +199,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     if (meta->local_test_frac > 0 && (st = h5_attr_write_f64(f, "local_test_frac", meta->local_test_frac)) != FH_OK) goto fail;
     gte = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(gte, "HDF5: cannot create group /test");
-    if ((st = write_table(gte, &ds->test, NULL)) != FH_OK) goto fail;
+    if ((st = write_table(gte, &ds->test, NULL, ntest)) != FH_OK) goto fail;
     if (ds->enc && (st = write_encoding(f, ds->enc)) != FH_OK) goto fail;
     if ((st = h5_attr_write_str(f, "checksums", "crc32")) != FH_OK) goto fail;
     H5Gclose(gtr);
@@ -276,7 +295,18 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
     m->clients = (int32_t)v;
     FH_TRY(h5_attr_read_i64(h->file, "train_rows", &m->train_rows, 1, path));
     FH_TRY(h5_attr_read_i64(h->file, "test_rows", &m->test_rows, 1, path));
-    if (m->features < 1 || m->classes < 2 || m->clients < 1 || m->train_rows < m->clients || m->test_rows < 0)
+    m->party = -1;
+    if (h5_attr_exists(h->file, "parties")) { /* one of the files of prepare --parties */
+        FH_TRY(h5_attr_read_i64(h->file, "parties", &v, 1, path));
+        m->parties = (int32_t)v;
+        FH_TRY(h5_attr_read_i64(h->file, "party", &v, 1, path));
+        m->party = (int32_t)v;
+        if (m->parties < 1 || m->parties > m->clients || m->party < -1 || m->party >= m->parties)
+            return fh_error_set(FH_EINPUT, "%s: attributes parties = %d, party = %d: expected 1 <= parties <= clients and "
+                                "-1 <= party < parties", path, m->parties, m->party);
+    }
+    if (m->features < 1 || m->classes < 2 || m->clients < 1 || (m->parties == 0 && m->train_rows < m->clients) ||
+        m->train_rows < 0 || m->test_rows < 0)
         return fh_error_set(FH_EINPUT, "%s: inconsistent metadata (features %d, classes %d, clients %d, train_rows %lld)",
                             path, m->features, m->classes, m->clients, (long long)m->train_rows);
     /* readers allocate rows x features floats: a damaged file can declare 2^62 rows it never stores */
@@ -306,6 +336,15 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
     h->off_d = H5Dopen2(h->file, "train/client_offsets", H5P_DEFAULT);
     H5CHK(h->off_d, "%s: cannot open /train/client_offsets", path);
     m->has_client_names = H5Lexists(h->file, "train/client_name", H5P_DEFAULT) > 0;
+    if (m->parties > 0) {
+        const char *pn[2] = {"train/client_rows", "train/client_party"};
+        for (int i = 0; i < 2; i++) {
+            hsize_t dp[1];
+            FH_TRY(h5_dset_shape(h->file, pn[i], 1, dp, path));
+            if (dp[0] != (hsize_t)m->clients)
+                return fh_error_set(FH_EINPUT, "%s: /%s: expected %d values (one per client)", path, pn[i], m->clients);
+        }
+    }
     m->has_client_group = H5Lexists(h->file, "train/client_group", H5P_DEFAULT) > 0;
     if (m->has_client_group) {
         hsize_t dg[1];
@@ -408,22 +447,27 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
     if (!h->meta.checksums) return FH_OK;
     const int r = c ? c->rank : 0, P = c ? c->size : 1;
     const io_data_meta *m = &h->meta;
-    vset v[6] = {
+    vset v[8] = {
         {"train/x", h->x_d[0], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->train_rows, (hsize_t)m->features},
         {"train/y", h->y_d[0], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->train_rows, 1},
         {"train/client_offsets", h->off_d, 0, H5T_STD_I64LE, 8, 1, (hsize_t)m->clients + 1, 1},
         {"test/x", h->x_d[1], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->test_rows, (hsize_t)m->features},
         {"test/y", h->y_d[1], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->test_rows, 1},
-        {"train/client_group", H5I_INVALID_HID, 1, H5T_STD_I32LE, 4, 1, (hsize_t)m->clients, 1},
     };
     int nv = 5;
-    if (m->has_client_group) {
-        v[5].d = H5Dopen2(h->file, "train/client_group", H5P_DEFAULT);
-        nv = 6;
-    }
+    const vset extra[3] = {
+        {"train/client_group", H5I_INVALID_HID, 1, H5T_STD_I32LE, 4, 1, (hsize_t)m->clients, 1},
+        {"train/client_rows", H5I_INVALID_HID, 1, H5T_STD_I64LE, 8, 1, (hsize_t)m->clients, 1},
+        {"train/client_party", H5I_INVALID_HID, 1, H5T_STD_I32LE, 4, 1, (hsize_t)m->clients, 1},
+    };
+    for (int i = 0; i < 3; i++)
+        if (i == 0 ? m->has_client_group : m->parties > 0) {
+            v[nv] = extra[i];
+            v[nv++].d = H5Dopen2(h->file, extra[i].name, H5P_DEFAULT);
+        }
     /* per dataset: this rank's {bytes, crc}, then the stored crc (rank 0 compares) */
-    int64_t mine[12];
-    uint32_t stored[6];
+    int64_t mine[16];
+    uint32_t stored[8];
     fh_status st = FH_OK;
     for (int i = 0; i < nv; i++) {
         uLong crc = 0;
@@ -435,7 +479,8 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
         mine[2 * i] = nb;
         mine[2 * i + 1] = (int64_t)crc;
     }
-    if (nv == 6 && v[5].d >= 0) H5Dclose(v[5].d);
+    for (int i = 5; i < nv; i++)
+        if (v[i].d >= 0) H5Dclose(v[i].d);
     int64_t *all = NULL;
     if (c && P > 1) { /* every rank takes part even after a local failure */
         int64_t *counts = r == 0 ? malloc((size_t)P * sizeof *counts) : NULL;
@@ -468,40 +513,94 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
     return st;
 }
 
+/* Point reads d[coord[i]] for i < np (a 1-D dataset) into buf of memory type mtype. */
+static fh_status point_read(const io_data *h, const char *name, const hsize_t *coord, hsize_t np, hid_t mtype, void *buf)
+{
+    fh_status st = FH_OK, st_fail = FH_EINPUT;
+    hid_t d = H5Dopen2(h->file, name, H5P_DEFAULT), fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    H5CHK(d, "%s: cannot open /%s", h->path, name);
+    fs = H5Dget_space(d);
+    H5CHK(fs, "%s: /%s has no dataspace", h->path, name);
+    H5CHK(H5Sselect_elements(fs, H5S_SELECT_SET, np, coord), "%s: cannot select in /%s", h->path, name);
+    ms = H5Screate_simple(1, &np, NULL);
+    H5CHK(ms, "HDF5: cannot make a dataspace");
+    H5CHK(H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf), "%s: /%s cannot be read (truncated file?)", h->path, name);
+fail:
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (d >= 0) H5Dclose(d);
+    return st;
+}
+
+static fh_status client_coords(const io_data *h, const int32_t *clients, int32_t n, int stride, hsize_t *coord)
+{
+    for (int32_t i = 0; i < n; i++) {
+        if (clients[i] < 0 || clients[i] >= h->meta.clients) return fh_error_set(FH_EINTERNAL, "client %d out of range", clients[i]);
+        for (int k = 0; k < stride; k++) coord[stride * i + k] = (hsize_t)clients[i] + (hsize_t)k;
+    }
+    return FH_OK;
+}
+
 fh_status io_data_client_ranges(io_data *h, const int32_t *clients, int32_t n, int64_t *start,
                                 int64_t *count)
 {
     if (n == 0) return FH_OK;
+    const int parties = h->meta.parties > 0;
     hsize_t np = 2 * (hsize_t)n;
     hsize_t *coord = malloc(np * sizeof *coord);
-    int64_t *buf = malloc(np * sizeof *buf);
-    fh_status st = FH_OK, st_fail = FH_EIO;
-    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
-    if (!coord || !buf) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto fail; }
-    for (int32_t i = 0; i < n; i++) {
-        if (clients[i] < 0 || clients[i] >= h->meta.clients) {
-            st = fh_error_set(FH_EINTERNAL, "client %d out of range", clients[i]);
-            goto fail;
-        }
-        coord[2 * i] = (hsize_t)clients[i];
-        coord[2 * i + 1] = (hsize_t)clients[i] + 1;
-    }
-    fs = H5Dget_space(h->off_d);
-    H5CHK(fs, "%s: client_offsets has no dataspace", h->path);
-    H5CHK(H5Sselect_elements(fs, H5S_SELECT_SET, np, coord), "%s: cannot select client offsets", h->path);
-    ms = H5Screate_simple(1, &np, NULL);
-    H5CHK(ms, "HDF5: cannot make a dataspace");
-    H5CHK(H5Dread(h->off_d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf), "%s: cannot read client offsets", h->path);
-    for (int32_t i = 0; i < n; i++) {
+    int64_t *buf = malloc((np + (parties ? 2 * (hsize_t)n : 0)) * sizeof *buf);
+    fh_status st = coord && buf ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    if (st == FH_OK) st = client_coords(h, clients, n, 2, coord);
+    if (st == FH_OK) st = point_read(h, "train/client_offsets", coord, np, H5T_NATIVE_INT64, buf);
+    for (int32_t i = 0; st == FH_OK && i < n; i++) {
         start[i] = buf[2 * i];
         count[i] = buf[2 * i + 1] - buf[2 * i];
     }
-fail:
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
+    if (st == FH_OK && parties) { /* every client's rows, and whether this file holds them */
+        int64_t *rows = buf + np;
+        int32_t *party = (int32_t *)(rows + n);
+        st = client_coords(h, clients, n, 1, coord);
+        if (st == FH_OK) st = point_read(h, "train/client_rows", coord, (hsize_t)n, H5T_NATIVE_INT64, rows);
+        if (st == FH_OK) st = point_read(h, "train/client_party", coord, (hsize_t)n, H5T_NATIVE_INT32, party);
+        for (int32_t i = 0; st == FH_OK && i < n; i++) {
+            const int own = party[i] == h->meta.party;
+            if (rows[i] < 0 || party[i] < 0 || party[i] >= h->meta.parties || count[i] != (own ? rows[i] : 0))
+                st = fh_error_set(FH_EINPUT, "%s: client %d: %lld rows of party %d, but %lld rows in this file (party %d): "
+                                  "damaged or mixed party files (re-run fedhpc prepare)", h->path, clients[i],
+                                  (long long)rows[i], party[i], (long long)count[i], h->meta.party);
+            count[i] = rows[i];
+            if (!own) start[i] = -1; /* its rows are in another party's file */
+        }
+    }
     free(coord);
     free(buf);
     return st;
+}
+
+fh_status io_data_client_parties(io_data *h, const int32_t *clients, int32_t n, int32_t *party)
+{
+    if (h->meta.parties == 0) {
+        for (int32_t i = 0; i < n; i++) party[i] = 0;
+        return FH_OK;
+    }
+    if (n == 0) return FH_OK;
+    hsize_t *coord = malloc((size_t)n * sizeof *coord);
+    FH_CHECK_ALLOC(coord);
+    fh_status st = client_coords(h, clients, n, 1, coord);
+    if (st == FH_OK) st = point_read(h, "train/client_party", coord, (hsize_t)n, H5T_NATIVE_INT32, party);
+    for (int32_t i = 0; st == FH_OK && i < n; i++)
+        if (party[i] < 0 || party[i] >= h->meta.parties)
+            st = fh_error_set(FH_EINPUT, "%s: /train/client_party: party %d of client %d outside [0, %d)", h->path, party[i],
+                              clients[i], h->meta.parties);
+    free(coord);
+    return st;
+}
+
+void io_data_party_path(const char *path, int32_t party, char *out, size_t cap)
+{
+    size_t n = strlen(path);
+    if (n >= 3 && strcmp(path + n - 3, ".h5") == 0) n -= 3;
+    snprintf(out, cap, "%.*s.party%d.h5", (int)n, path, party);
 }
 
 int64_t io_data_rows_read(const io_data *h, const char *split)
@@ -514,7 +613,12 @@ fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const in
 {
     int s = strcmp(split, "test") == 0;
     int64_t total = 0;
-    for (int32_t i = 0; i < n; i++) total += count[i];
+    for (int32_t i = 0; i < n; i++) {
+        if (count[i] > 0 && start[i] < 0)
+            return fh_error_set(FH_EINPUT, "%s: the rows of a client of another party are not in this file (party %d)",
+                                h->path, h->meta.party);
+        total += count[i];
+    }
     if (total == 0) return FH_OK;
     h->rows_read[s] += total;
     /* Ranges may come in any order; HDF5 hyperslab unions are read in file order, so read each

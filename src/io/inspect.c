@@ -41,7 +41,11 @@ static fh_status inspect_data(const char *path)
     printf("  dataset     %s\n  partition   %s (alpha %g, seed %lld)\n", m.dataset, m.partition, m.alpha, (long long)m.seed);
     printf("  features    %d\n  classes     %d\n  train rows  %lld\n  test rows   %lld\n  clients     %d%s\n",
            m.features, K, (long long)n, (long long)m.test_rows, C, m.has_client_names ? " (named)" : "");
-    printf("  class counts (train):");
+    if (m.parties > 0) {
+        if (m.party < 0) printf("  parties     %d (this is the aggregator's file: no training rows)\n", m.parties);
+        else printf("  parties     %d (this file: party %d, the rows of its clients only)\n", m.parties, m.party);
+    }
+    printf("  class counts (train, all parties):");
     for (int32_t k = 0; k < K; k++) printf(" %s=%lld", names[k], (long long)cls[k]);
     printf("\n");
     memcpy(sorted, count, (size_t)C * sizeof *sorted);
@@ -49,20 +53,28 @@ static fh_status inspect_data(const char *path)
     printf("  rows per client: min %lld, median %lld, max %lld\n", (long long)sorted[0],
            (long long)sorted[C / 2], (long long)sorted[C - 1]);
     /* label skew: per client, the fraction of its most frequent class, and classes present */
+    /* (over the clients whose rows are in this file: all, or a party's) */
     double sum_top = 0, sum_present = 0;
-    int32_t per = 4096;
+    int32_t per = 4096, nown = 0;
     for (int32_t c0 = 0; c0 < C; c0 += per) {
         int32_t c1 = c0 + per < C ? c0 + per : C;
-        int64_t rows = start[c1 - 1] + count[c1 - 1] - start[c0];
-        float *xb = malloc((size_t)(rows ? rows : 1) * (size_t)m.features * sizeof *xb);
+        int64_t first = -1, rows = 0; /* the rows in this file of clients [c0, c1): one range */
+        for (int32_t c = c0; c < c1; c++)
+            if (start[c] >= 0 && count[c] > 0) {
+                if (first < 0) first = start[c];
+                rows += count[c];
+            }
+        if (rows == 0) continue;
+        float *xb = malloc((size_t)rows * (size_t)m.features * sizeof *xb);
         if (!xb) { st = fh_error_set(FH_ENOMEM, "out of memory"); goto out; }
-        int64_t cs = start[c0], cc = rows;
-        st = io_data_read_ranges(h, "train", 1, &cs, &cc, xb, y);
+        st = io_data_read_ranges(h, "train", 1, &first, &rows, xb, y);
         free(xb);
         if (st != FH_OK) goto out;
         for (int32_t c = c0; c < c1; c++) {
+            if (start[c] < 0) continue;
+            nown++;
             memset(hist, 0, (size_t)K * sizeof *hist);
-            for (int64_t r = start[c]; r < start[c] + count[c]; r++) hist[y[r - start[c0]]]++;
+            for (int64_t r = start[c]; r < start[c] + count[c]; r++) hist[y[r - first]]++;
             int64_t top = 0, present = 0;
             for (int32_t k = 0; k < K; k++) {
                 if (hist[k] > top) top = hist[k];
@@ -72,8 +84,10 @@ static fh_status inspect_data(const char *path)
             sum_present += (double)present;
         }
     }
-    printf("  label skew: mean share of a client's top class %.3f (IID would be about %.3f); mean classes per client %.2f of %d\n",
-           sum_top / C, (double)sorted[C - 1] > 0 ? 1.0 / K : 0.0, sum_present / C, K);
+    if (nown == 0) printf("  label skew: no training rows in this file\n");
+    else
+        printf("  label skew: mean share of a client's top class %.3f (IID would be about %.3f); mean classes per client %.2f of %d\n",
+           nown ? sum_top / nown : 0.0, (double)sorted[C - 1] > 0 ? 1.0 / K : 0.0, nown ? sum_present / nown : 0.0, K);
 out:
     free(start); free(count); free(sorted); free(hist); free(cls); free(ids); free(y); free(xrow); free(names);
     io_data_close(h);
