@@ -4,6 +4,8 @@
 # accuracy after ROUNDS rounds and total bytes up for every [compress] setting of the grid.
 #
 #   sh jobs/compress/table.sh [OUT]        (ROUNDS=50 NP=2 EVAL=5 by default; OUT=runs/compress)
+#   ONLY='none|topk1_ef' EXTRA='train.seed=2' sh jobs/compress/table.sh runs/compress_seed2
+#                                          (a part of the grid; more overrides for every run)
 #
 # Writes OUT/table.csv, OUT/table.md and OUT/accuracy_vs_bytes.png (test accuracy against
 # cumulative bytes up, log scale, one line per setting). Needs bin/fedhpc and
@@ -39,7 +41,7 @@ echo "$GRID" | while IFS='|' read -r name label over; do
     echo "run $name: $over"
     # shellcheck disable=SC2086
     mpirun -np "$NP" "$FEDHPC" run "$CFG" train.rounds="$ROUNDS" train.eval_every="$EVAL" output.dir="$d" \
-        output.progress=off $over >"$OUT/$name.log" 2>&1 </dev/null
+        output.progress=off $over ${EXTRA:-} >"$OUT/$name.log" 2>&1 </dev/null
 done
 
 # table: the final accuracy, bytes up summed over rounds, the reduction against none
@@ -60,16 +62,22 @@ cat "$OUT/table.md"
 
 # accuracy against cumulative bytes up (evaluated rounds only)
 plot=""
+COLORS="#000000 #e41a1c #ff7f00 #fdbf6f #377eb8 #1f78b4 #4daf4a #006d2c #984ea3 #a65628 #f781bf #999999"
+i=0
 echo "$GRID" | { while IFS='|' read -r name label over; do
+    i=$((i + 1))
+    col=$(echo $COLORS | cut -d' ' -f$i)
     awk -F, 'NR==1{for(i=1;i<=NF;i++) h[$i]=i; next}
              {s+=$h["bytes_up"]; if ($h["accuracy"] != "nan") printf "%.0f %s\n", s, $h["accuracy"]}' \
         "$OUT/$name/metrics.csv" >"$OUT/$name.dat"
-    plot="$plot${plot:+, }'$OUT/$name.dat' using 1:2 with linespoints title '$label'"
+    plot="$plot${plot:+, }'$OUT/$name.dat' using 1:2 with linespoints lw 2 pt $i lc rgb '$col' title '$label'"
 done
 gnuplot <<GP
 set terminal pngcairo size 1000,650
 set output '$OUT/accuracy_vs_bytes.png'
 set logscale x
+set format x '10^{%L}'
+set yrange [${YMIN:-0.6}:*]
 set xlabel 'cumulative bytes up (all clients)'
 set ylabel 'test accuracy'
 set key bottom right
