@@ -1,7 +1,7 @@
 /* The aggregation stages (include/fedhpc/loop.h, fl_agg): what every strategy's client updates
- * go through between local work and the server step, in this order — reject, privacy, encode,
- * sum, decode. New stages (robust aggregators, compression, homomorphic encryption) belong here,
- * so that they apply to every strategy alike. */
+ * go through between local work and the server step, in this order — reject, privacy, [compress]
+ * (src/fl/compress_stage.c), encode, sum, decode. New stages (robust aggregators, homomorphic
+ * encryption) belong here, so that they apply to every strategy alike. */
 #include "fedhpc/loop.h"
 #include "fedhpc/secagg_round.h"
 
