@@ -78,6 +78,16 @@ run 2 dp compress.method=qsgd compress.bits=4 privacy.mode=client privacy.clip=0
 e=$(csv_col_last "$T/dp/metrics.csv" epsilon)
 if nums "$e"; then ok "qsgd + client DP: epsilon $e"; else bad "qsgd + client DP: epsilon '$e'"; fi
 
+# a server optimizer: FedAdam on QSGD-decoded updates, bit-identical on -np 1 and 4
+run 1 adam_1 compress.method=qsgd compress.bits=4 fl.algorithm=fedadam fl.server_lr=0.01
+run 4 adam_4 compress.method=qsgd compress.bits=4 fl.algorithm=fedadam fl.server_lr=0.01
+if same_model "$T/adam_1/model.h5" "$T/adam_4/model.h5"; then ok "fedadam + qsgd: bit-identical on -np 1, 4"
+else bad "fedadam + qsgd differs across -np"; fi
+# DP-SGD: compressing its output is post-processing
+run 2 dpsgd compress.method=randk compress.fraction=0.2 compress.error_feedback=on privacy.mode=sample privacy.noise=0.8
+e=$(csv_col_last "$T/dpsgd/metrics.csv" epsilon)
+if nums "$e"; then ok "randk + DP-SGD: epsilon $e"; else bad "randk + DP-SGD: epsilon '$e'"; fi
+
 # what does not compose, and bad values: exit 2, one message
 R="$FEDHPC run $T/c.ini output.dir=$T/bad"
 expect_input_error "unknown method" "[compress] method" $R compress.method=zip
