@@ -39,7 +39,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  = $(wildcard include/fedhpc/*.h tests/unit/*.h)
 # libFuzzer harnesses tests/fuzz/fuzz_NAME.c (make fuzz) and their plain replays (make test)
-FUZZ_HARNESSES = csv config data_io ckpt secagg
+FUZZ_HARNESSES = csv config data_io ckpt secagg compress
 REPLAY_BINS = $(FUZZ_HARNESSES:%=$(BUILD)/fuzz_replay_%)
 
 # mpirun as root needs these; more ranks than cores need --oversubscribe.

@@ -115,6 +115,15 @@ typedef struct {                           /* src/fl/async.c                    
     int32_t partial_weights;               /* partial: 0 work, 1 data (FedNova p_i), 2 none      */
 } config_async;
 
+typedef struct {                           /* [compress]: src/agg/compress.c, src/fl/compress_stage.c */
+    int32_t method;                        /* cz_method (compress.h): 0 none, qsgd, topk, randk, signsgd */
+    int32_t bits;                          /* qsgd: bits a coordinate (2^bits - 1 points)     */
+    int32_t bucket;                        /* qsgd: coordinates a norm (0: whole vector)      */
+    double fraction;                       /* topk/randk: kept fraction                        */
+    int32_t error_feedback;                /* 0 off, 1 on (residual per client, Stich 2018)    */
+    int32_t vote;                          /* signsgd: 0 mean (scaled signs), 1 majority       */
+} config_compress;
+
 typedef struct {
     config_data data;
     config_model model;
@@ -127,6 +136,7 @@ typedef struct {
     config_cluster cluster;
     config_system system;
     config_async async;
+    config_compress compress;
 } config_t;
 
 /* Defaults for every key. */

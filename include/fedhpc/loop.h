@@ -125,15 +125,37 @@ typedef struct {
     int64_t *acc;             /* [nacc] this rank's plain sum; after fl_agg_sum, the total       */
     int64_t nacc;
     double max_norm;          /* [fl] max_update_norm                                            */
+    struct fl_compress *cz;   /* NULL or [compress] (src/fl/compress_stage.c)                    */
+    int64_t sent;             /* [compress]: bytes of the last accepted client's message         */
 } fl_agg;
+
+/* [compress] (src/fl/compress_stage.c, include/fedhpc/compress.h): after privacy, a client's
+ * update (plus its error-feedback residual) is encoded into a byte message, decoded, and the
+ * decoded values accumulated into its buffer (sparse methods: only the k entries). Residuals
+ * live in an io_state ([clients, P] on disk, saved in checkpoints): memory grows with the
+ * round's clients, not all clients. */
+typedef struct fl_compress fl_compress;
+/* NULL in *z for [compress] method = none. Collective over w (the residual file). */
+fh_status fl_compress_init(fl_compress **z, const config_t *cfg, const comm_t *w, int32_t C, int64_t P);
+void fl_compress_free(fl_compress *z);
+/* The residual store for fl_loop_field(FL_FIELD_ROWS), or NULL without error feedback. */
+io_state *fl_compress_residuals(fl_compress *z);
+/* Majority vote: clients add +-1 with weight 1 and the decode is the sign of the sum. */
+int fl_compress_majority(const fl_compress *z);
+/* Compress u[P] of client cid (modified: u + residual), accumulate the decoded message into
+ * buf with weight; clip > 0 (client DP): the decoded message is scaled to norm <= clip. *bytes:
+ * the message size. */
+fh_status fl_compress_add(fl_compress *z, int64_t *buf, int64_t round, int32_t cid, float *u, double weight,
+                          double clip, int64_t *bytes);
 
 /* Start a round with nloc clients on this rank: zeroed sum and buffers. */
 fh_status fl_agg_begin(fl_agg *a, int32_t nloc);
 /* Where the i-th local client's contribution goes (its own buffer with secagg). */
 int64_t *fl_agg_buffer(fl_agg *a, int32_t i);
-/* Reject, privacy, encode u[P] (modified) of client cid into buf with `weight` (under client DP:
- * 1/m after clipping; *below counts unclipped updates). usable = 0 rejects (no rows, loss not
- * finite). Returns 1 if accepted. */
+/* Reject, privacy, [compress], encode u[P] (modified) of client cid into buf with `weight` (under
+ * client DP: 1/m after clipping; *below counts unclipped updates). usable = 0 rejects (no rows,
+ * loss not finite). Returns 1 if accepted (a->sent: its message bytes with [compress]), 0 if
+ * rejected, -1 on an error of the compression stage (fh_error set). */
 int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, int64_t P, int usable, double weight,
                int64_t *below);
 /* Sum over the ranks of w: clients [first[p], first[p+1]) of ids[n] on rank p; the last `clear`

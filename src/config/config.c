@@ -212,6 +212,23 @@ static const key_def KEYS[] = {
      "partial: FedNova aggregate tau_eff sum_i p_i delta_i / a_i with p_i = the client's share of the "
      "samples processed this round (work), or of the round's data (data: n_i / n, Wang et al.); none: "
      "no normalisation, sum_i (n_i / n) delta_i"},
+    /* [compress] — communication compression (src/agg/compress.c, docs/compression.md) */
+    {"compress", "method", T_ENUM, F(compress.method), "none", 0, 0, "none|qsgd|topk|randk|signsgd", 1,
+     "compress every client update after [privacy] clipping, before the fixed-point sum: qsgd (stochastic "
+     "quantization, Alistarh et al. 2017), topk / randk (sparsification), signsgd; bytes_up counts the "
+     "encoded messages. FedAvg family only"},
+    {"compress", "bits", T_INT, F(compress.bits), "8", 2, 16, NULL, 1,
+     "qsgd: bits a coordinate: 2^bits - 1 quantization points {-s..s}/s with s = 2^(bits-1) - 1"},
+    {"compress", "bucket", T_INT, F(compress.bucket), "512", 0, 1e9, NULL, 1,
+     "qsgd: coordinates sharing one float32 L2 norm (0: one norm for the whole update)"},
+    {"compress", "fraction", T_DOUBLE, F(compress.fraction), "0.01", 1e-9, 1, NULL, 1,
+     "topk/randk: fraction of the coordinates sent (k = max(1, round(fraction * parameters)))"},
+    {"compress", "error_feedback", T_ENUM, F(compress.error_feedback), "off", 0, 0, "off|on", 1,
+     "on: each client keeps the residual e of what compression dropped and compresses update + e next "
+     "time (Stich et al. 2018); residuals are saved in checkpoints"},
+    {"compress", "vote", T_ENUM, F(compress.vote), "mean", 0, 0, "mean|majority", 1,
+     "signsgd: mean: each client sends its signs and mean |u|, averaged as usual; majority: signs only, the "
+     "server steps by [fl] server_lr * sign(sum of the clients' signs) (Bernstein et al. 2018)"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
@@ -539,8 +556,45 @@ fh_status config_override(config_t *c, const char *a)
     return st;
 }
 
+/* [compress]: what composes with what (docs/compression.md#what-composes) */
+static fh_status compress_validate(const config_t *c, const char *path)
+{
+    const config_compress *z = &c->compress;
+    if (!z->method) {
+        if (z->error_feedback || z->vote)
+            return fh_error_set(FH_EINPUT, "%s: [compress] %s needs [compress] method (it is none)", path,
+                                z->error_feedback ? "error_feedback = on" : "vote = majority");
+        return FH_OK;
+    }
+    if (z->vote && z->method != 4)
+        return fh_error_set(FH_EINPUT, "%s: [compress] vote = majority: only with method = signsgd", path);
+    if (c->async.mode || c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank)
+        return fh_error_set(FH_EINPUT, "%s: [compress] method: not supported with %s: compression is a stage of the "
+                            "synchronous FedAvg family only (not built for the asynchronous job protocol nor the "
+                            "multi-center loop)", path, c->async.mode ? "[async]" : "[cluster], [personalize] or [run] clients_per_rank");
+    if (c->fl.algorithm == ALG_CENTRALIZED || c->fl.algorithm == ALG_SCAFFOLD)
+        return fh_error_set(FH_EINPUT, "%s: [compress] method: not supported with [fl] algorithm = %s: %s", path,
+                            config_algorithm_name(c->fl.algorithm),
+                            c->fl.algorithm == ALG_CENTRALIZED ? "there are no client updates"
+                                                               : "its control-variate deltas would travel uncompressed");
+    if (z->vote && z->error_feedback)
+        return fh_error_set(FH_EINPUT, "%s: [compress] error_feedback = on with vote = majority: not supported (a majority "
+                            "vote sends signs without a scale, so the residual update - sign(update) has no meaning; "
+                            "use vote = mean)", path);
+    if (c->privacy.mode == 1 && z->vote)
+        return fh_error_set(FH_EINPUT, "%s: [compress] vote = majority with [privacy] mode = client: not supported: the "
+                            "server takes the sign of the sum, where DP-FedAvg adds its noise to the sum of clipped "
+                            "updates (use vote = mean)", path);
+    if (c->privacy.mode == 1 && c->privacy.placement == 1)
+        return fh_error_set(FH_EINPUT, "%s: [compress] method with [privacy] placement = distributed: not supported: each "
+                            "client would compress its noise share, so the sum would no longer carry the Gaussian noise "
+                            "the accountant assumes (use placement = central)", path);
+    return FH_OK;
+}
+
 fh_status config_validate(const config_t *c, const char *path)
 {
+    FH_TRY(compress_validate(c, path));
     if (!c->data.file[0])
         return fh_error_set(FH_EINPUT, "%s: [data] file: expected the path of a prepared data set, got nothing", path);
     if (!c->output.dir[0])
@@ -724,6 +778,8 @@ uint64_t config_train_hash(const config_t *c)
     uint64_t h = 1469598103934665603ULL; /* FNV-1a over "section.key=value\n" */
     for (size_t i = 0; i < NKEYS; i++) {
         if (!KEYS[i].train) continue;
+        /* [compress] with method = none changes nothing: the hash of older checkpoints holds */
+        if (c->compress.method == 0 && strcmp(KEYS[i].section, "compress") == 0) continue;
         char v[CONFIG_PATH_MAX + 64], line[CONFIG_PATH_MAX + 128];
         key_format(c, &KEYS[i], v, sizeof v);
         snprintf(line, sizeof line, "%s.%s=%s\n", KEYS[i].section, KEYS[i].key, v);

@@ -25,7 +25,8 @@
 
 /* the round counters appended to the integer reduction */
 enum { T_LOSS, T_ROWS_SEEN, T_ACC_ROWS, T_REJ_CLIENTS, T_REJ_ROWS, T_ACC_CLIENTS, T_STOP,
-       T_DP_BELOW /* [privacy] adaptive clipping: unclipped updates */, T_N };
+       T_DP_BELOW /* [privacy] adaptive clipping: unclipped updates */,
+       T_BYTES_UP /* [compress]: bytes of the encoded client messages */, T_N };
 #define LOSS_SCALE 1048576.0 /* 2^20: fixed point of summed losses */
 
 typedef struct {
@@ -47,6 +48,7 @@ typedef struct {
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
+    fl_compress *cz;           /* [compress] NULL or the compression stage (compress_stage.c) */
 } fedavg_state;
 
 
@@ -98,7 +100,8 @@ static fh_status fedavg_init(fl_loop *L)
     }
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
+    if (st == FH_OK) st = fl_compress_init(&s->cz, cfg, w, L->C, P);
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, s->cz, 0};
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -108,6 +111,7 @@ static fh_status fedavg_init(fl_loop *L)
     fl_loop_field(L, "server_v", FL_FIELD_ARRAY, CKPT_F32, s->srv.v, P);
     fl_loop_field(L, "scaffold_c", FL_FIELD_ARRAY, CKPT_F32, s->c, P);
     fl_loop_field(L, "scaffold_ci", FL_FIELD_ROWS, CKPT_F32, s->cstate, P);
+    fl_loop_field(L, "compress_residual", FL_FIELD_ROWS, CKPT_F32, fl_compress_residuals(s->cz), P);
     return st;
 }
 
@@ -121,6 +125,7 @@ static void fedavg_free(fl_loop *L)
     free(s->acc); free(s->ids); free(s->first); free(s->party); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
+    fl_compress_free(s->cz);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
@@ -183,8 +188,10 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
-        if (!fl_agg_add(&s->agg, acc, round, cid, s->local, P, n > 0 && isfinite(loss), (double)n / (double)N_round,
-                        &tail[T_DP_BELOW])) {
+        const int added = fl_agg_add(&s->agg, acc, round, cid, s->local, P, n > 0 && isfinite(loss),
+                                     (double)n / (double)N_round, &tail[T_DP_BELOW]);
+        if (added < 0) return FH_EIO; /* [compress] stage: residual I/O (message set) */
+        if (!added) {
             tail[T_REJ_CLIENTS] += 1;
             tail[T_REJ_ROWS] += n;
             continue;
@@ -193,6 +200,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         tail[T_ROWS_SEEN] += seen;
         tail[T_ACC_ROWS] += n;
         tail[T_ACC_CLIENTS] += 1;
+        tail[T_BYTES_UP] += s->agg.sent;
         if (scaffold) FH_TRY(scaffold_client(cfg, s, P, cid, steps, m, acc));
     }
     return FH_OK;
@@ -295,6 +303,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
+    if (s->cz && !s->sa.enabled) rs->bytes_up = tail[T_BYTES_UP]; /* [compress]: the encoded messages (masked: dense) */
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;

@@ -1,7 +1,7 @@
 /* The aggregation stages (include/fedhpc/loop.h, fl_agg): what every strategy's client updates
- * go through between local work and the server step, in this order — reject, privacy, encode,
- * sum, decode. New stages (robust aggregators, compression, homomorphic encryption) belong here,
- * so that they apply to every strategy alike. */
+ * go through between local work and the server step, in this order — reject, privacy, [compress]
+ * (src/fl/compress_stage.c), encode, sum, decode. New stages (robust aggregators, homomorphic
+ * encryption) belong here, so that they apply to every strategy alike. */
 #include "fedhpc/loop.h"
 #include "fedhpc/secagg_round.h"
 
@@ -28,8 +28,13 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
         if (w0 > 0) fx_accumulate(buf, u, w0, P);
         return 0;
     }
-    if (a->pv && a->pv->mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */
+    const int cdp = a->pv && a->pv->mode == PRIVACY_CLIENT;
+    if (cdp) /* clip to C (+ distributed noise), weight 1/m */
         weight = privacy_client_update(a->pv, round, cid, u, P, below);
+    if (a->cz) { /* [compress]: encode, decode, accumulate what was decoded (clipped again under DP) */
+        if (fl_compress_majority(a->cz)) weight = 1.0;
+        return fl_compress_add(a->cz, buf, round, cid, u, weight, cdp ? a->pv->clip : 0.0, &a->sent) == FH_OK ? 1 : -1;
+    }
     fx_accumulate(buf, u, weight, P);
     return 1;
 }
@@ -55,5 +60,7 @@ int fl_agg_aborted(const fl_agg *a)
 void fl_agg_decode(const fl_agg *a, int64_t round, const int64_t *acc, int64_t len, double scale, float *out)
 {
     if (a->pv && a->pv->mode == PRIVACY_CLIENT) privacy_run_decode(a->pv, round, acc, len, out);
+    else if (a->cz && fl_compress_majority(a->cz)) /* [compress] signsgd majority vote: sign of the sum */
+        for (int64_t j = 0; j < len; j++) out[j] = acc[j] > 0 ? 1.0f : acc[j] < 0 ? -1.0f : 0.0f;
     else fx_decode(acc, scale, out, len);
 }

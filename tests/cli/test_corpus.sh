@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 echo "fuzz corpus regression tests"
 R=${FEDHPC_REPLAY_DIR:-$FEDHPC_ROOT/build}
-for h in csv config data_io ckpt secagg; do
+for h in csv config data_io ckpt secagg compress; do
     set -- "tests/fuzz/corpus/$h"
     [ -d "tests/corpus/$h" ] && set -- "$@" "tests/corpus/$h"
     if [ ! -x "$R/fuzz_replay_$h" ]; then
