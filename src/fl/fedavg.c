@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
+#include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
 #include "fedhpc/secagg_round.h"
@@ -44,6 +45,7 @@ typedef struct {
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
+    robust_agg rb;             /* [fl] aggregator != mean (src/fl/robust_round.c)        */
 } fedavg_state;
 
 static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
@@ -95,7 +97,11 @@ static fh_status fedavg_init(fl_loop *L)
     }
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, NULL};
+    if (st == FH_OK && cfg->fl.aggregator != AGGR_MEAN) { /* robust aggregation: no state across rounds */
+        st = comm_agree(w, robust_agg_init(&s->rb, cfg, m, P, w));
+        s->agg.rb = &s->rb;
+    }
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -119,6 +125,7 @@ static void fedavg_free(fl_loop *L)
     free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
+    robust_agg_free(&s->rb);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
