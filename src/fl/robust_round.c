@@ -54,8 +54,12 @@ fh_status robust_agg_init(robust_agg *a, const config_t *cfg, int32_t m, int64_t
     a->off = malloc((size_t)(S + 1) * sizeof *a->off);
     a->cnt = malloc((size_t)S * 5 * sizeof *a->cnt); /* cnt, then scount, sdispl, rcount, rdispl */
     FH_CHECK_ALLOC(a->off && a->cnt ? a->off : NULL);
+    /* [secagg] dedicated_aggregator: rank 0 hosts no clients and owns no slice either, so it
+     * never holds a piece of an individual update (it still gets the aggregate, and with Krum the
+     * Gram matrix of pairwise distances) */
+    const int first = config_sa_dedicated(cfg) && S > 1;
     int64_t maxlen = 0;
-    for (int q = 0; q <= S; q++) a->off[q] = P * q / S;
+    for (int q = 0; q <= S; q++) a->off[q] = q <= first ? 0 : P * (q - first) / (S - first);
     for (int q = 0; q < S; q++)
         if (a->off[q + 1] - a->off[q] > maxlen) maxlen = a->off[q + 1] - a->off[q];
     a->recv = malloc((size_t)(m * maxlen + 1) * sizeof *a->recv);

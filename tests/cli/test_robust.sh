@@ -40,6 +40,9 @@ for a in mean krum multikrum median trimmed_mean norm_bound; do
     differs "$T/mean.1/model.h5" "$T/$a.1/model.h5" && ok "$a: the model differs from the plain mean (the rule applies)" ||
         bad "$a: same model as the plain mean"
 done
+run 3 fl.aggregator=median secagg.dedicated_aggregator=on output.dir="$T/median.ded"
+same_model "$T/median.1/model.h5" "$T/median.ded/model.h5" &&
+    ok "median with a dedicated aggregator (rank 0 owns no slice): the same model" || bad "median with a dedicated aggregator differs"
 same_csv 3- "$T/median.1/metrics.csv" "$T/median.4/metrics.csv" && ok "median: metrics identical on -np 1 and 4" ||
     bad "median: metrics differ between -np 1 and 4"
 l1=$(awk -F, 'NR==2{print $3}' "$T/multikrum.1/metrics.csv")
