@@ -59,8 +59,9 @@ void robust_gram_add(const float *R, int32_t n, int64_t len, int shift, int64_t 
  * sorted by index. dist: scratch of n doubles. Returns m (at most n). */
 int32_t robust_krum_select(const int64_t *G, int32_t n, int32_t f, int32_t m, int32_t *sel, double *score,
                            double *dist);
-/* Clip u[P] to L2 norm <= bound (scaled by bound / norm); returns the norm before clipping. */
-double robust_clip(float *u, int64_t P, double bound);
+/* Clip u[P] to L2 norm <= bound (scaled by bound / norm). norm: u's L2 norm if known (the
+ * reject stage computed it), or < 0 to compute it here. Returns the norm before clipping. */
+double robust_clip(float *u, int64_t P, double bound, double norm);
 /* v[P] += std * N(0, 1) from the stream (seed, 0, round, RNG_ROBUST): the same on every rank. */
 void robust_noise(float *v, int64_t P, double std, uint64_t seed, int64_t round);
 
@@ -98,8 +99,8 @@ void robust_agg_free(robust_agg *a);
 int robust_agg_slices(const robust_agg *a);
 /* Start a round with nloc local clients. */
 fh_status robust_agg_begin(robust_agg *a, int32_t nloc);
-/* Keep one accepted local update u[P] (the clients in the round's order). */
-void robust_agg_keep(robust_agg *a, const float *u);
+/* Keep one accepted local update u[P] of L2 norm `norm` (the clients in the round's order). */
+void robust_agg_keep(robust_agg *a, const float *u, double norm);
 /* The rule over every rank's kept updates: a->out on every rank (a->have = 0 when no update was
  * accepted anywhere). Collective over w. */
 fh_status robust_agg_run(robust_agg *a, const comm_t *w);

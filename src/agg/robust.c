@@ -173,11 +173,13 @@ int32_t robust_krum_select(const int64_t *G, int32_t n, int32_t f, int32_t m, in
     return m;
 }
 
-double robust_clip(float *u, int64_t P, double bound)
+double robust_clip(float *u, int64_t P, double bound, double norm)
 {
-    double ss = 0;
-    for (int64_t j = 0; j < P; j++) ss += (double)u[j] * (double)u[j];
-    const double norm = sqrt(ss);
+    if (norm < 0) {
+        double ss = 0;
+        for (int64_t j = 0; j < P; j++) ss += (double)u[j] * (double)u[j];
+        norm = sqrt(ss);
+    }
     if (norm > bound) {
         const double f = bound / norm;
         for (int64_t j = 0; j < P; j++) u[j] = (float)((double)u[j] * f);

@@ -100,12 +100,10 @@ fh_status robust_agg_begin(robust_agg *a, int32_t nloc)
     return FH_OK;
 }
 
-void robust_agg_keep(robust_agg *a, const float *u)
+void robust_agg_keep(robust_agg *a, const float *u, double norm)
 {
     const int32_t k = a->nkeep++;
-    double ss = 0;
-    for (int64_t j = 0; j < a->P; j++) ss += (double)u[j] * (double)u[j];
-    a->norms[k] = sqrt(ss);
+    a->norms[k] = norm;
     for (int q = 0; q < a->size; q++) {
         const int64_t len = a->off[q + 1] - a->off[q];
         memcpy(a->keep + a->off[q] * a->nloc + (int64_t)k * len, u + a->off[q], (size_t)len * sizeof *u);

@@ -30,9 +30,9 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
         if (w0 > 0) fx_accumulate(buf, u, w0, P);
         return 0;
     }
-    if (a->rb && a->rb->rule == AGGR_NORM_BOUND) robust_clip(u, P, a->rb->bound); /* then summed as usual */
+    if (a->rb && a->rb->rule == AGGR_NORM_BOUND) robust_clip(u, P, a->rb->bound, norm); /* then summed as usual */
     if (a->rb && robust_agg_slices(a->rb)) { /* kept whole for the rule (unweighted) */
-        robust_agg_keep(a->rb, u);
+        robust_agg_keep(a->rb, u, norm);
         return 1;
     }
     if (a->pv && a->pv->mode == PRIVACY_CLIENT) /* clip to C (+ distributed noise), weight 1/m */

@@ -279,10 +279,14 @@ static void test_mean_clip_noise(void)
     float u[LEN], v[LEN];
     memcpy(u, R, sizeof u);
     memcpy(v, R, sizeof v);
-    const double n0 = robust_clip(u, LEN, 1e6);
+    const double n0 = robust_clip(u, LEN, 1e6, -1);
     CU_ASSERT_EQUAL(memcmp(u, v, sizeof u), 0); /* under the bound: untouched */
-    const double n1 = robust_clip(u, LEN, 0.5);
+    float w[LEN];
+    memcpy(w, u, sizeof w);
+    const double n1 = robust_clip(u, LEN, 0.5, -1);
     CU_ASSERT_DOUBLE_EQUAL(n0, n1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(robust_clip(w, LEN, 0.5, n0), n0, 0); /* the norm given: the same clip */
+    CU_ASSERT_EQUAL(memcmp(u, w, sizeof w), 0);
     double ss = 0;
     for (int64_t x = 0; x < LEN; x++) ss += (double)u[x] * u[x];
     CU_ASSERT(fabs(sqrt(ss) - 0.5) < 1e-6);
@@ -333,7 +337,11 @@ static void test_driver(void)
         const int32_t c0 = (int32_t)((int64_t)M * w->rank / w->size), c1 = (int32_t)((int64_t)M * (w->rank + 1) / w->size);
         CU_ASSERT_EQUAL(robust_agg_begin(&a, c1 - c0), FH_OK);
         for (int32_t i = c0; i < c1; i++)
-            if (!rejected[i]) robust_agg_keep(&a, U + (int64_t)i * P);
+            if (!rejected[i]) {
+                double ss = 0;
+                for (int64_t x = 0; x < P; x++) ss += (double)U[i * P + x] * U[i * P + x];
+                robust_agg_keep(&a, U + (int64_t)i * P, sqrt(ss));
+            }
         CU_ASSERT_EQUAL_FATAL(robust_agg_run(&a, w), FH_OK);
         CU_ASSERT(a.have && a.nacc == n);
         if (rules[t] == AGGR_MEDIAN) robust_median(A, n, P, want, tmp);
