@@ -42,8 +42,10 @@ static void column(const float *R, int32_t n, int64_t len, int64_t c, float *v)
 static void test_median(void)
 {
     const int64_t len = 53;
-    float R[48 * 53], out[53], tmp[48], v[48];
-    const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 10, 11, 33, 48};
+    static float R[70 * 53];
+    float out[53], tmp[70], v[70];
+    /* up to 64 clients: ranks counted over tiles; 65 and 70: the sort */
+    const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 10, 11, 33, 48, 64, 65, 70};
     for (int ties = 0; ties < 2; ties++)
         for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
             const int32_t n = ns[t];
@@ -63,8 +65,9 @@ static void test_median(void)
 static void test_trimmed_mean(void)
 {
     const int64_t len = 41;
-    float R[40 * 41], out[41], tmp[40], v[40];
-    const int32_t ns[] = {1, 2, 3, 4, 5, 9, 10, 12, 35, 40};
+    static float R[67 * 41];
+    float out[41], tmp[67], v[67];
+    const int32_t ns[] = {1, 2, 3, 4, 5, 9, 10, 12, 35, 40, 67};
     const double ts[] = {0, 0.1, 0.2, 0.34, 0.49};
     for (int ties = 0; ties < 2; ties++)
         for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
