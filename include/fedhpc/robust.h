@@ -15,10 +15,10 @@
  * per rank; each rank keeps its own clients' accepted updates (packed by destination slice),
  * one all-to-all gives every rank its slice of every accepted update, the rank computes the
  * rule on its slice, and one all-gather assembles the aggregate on every rank. Krum's pairwise
- * distances come from a Gram matrix of exact fixed-point dot products (each product of two
- * floats is exact in double, scaled by a power of two and rounded to int64; the integer sums
- * are summed over the slices with an integer all-reduce), so the selection and the model are
- * bit-identical for any number of ranks. No rank holds every update.
+ * distances come from a Gram matrix in fixed point: the dot product of each fixed block of
+ * coordinates (slices start at block boundaries) in double, scaled by a power of two and rounded
+ * to int64, the integers summed over the slices with an integer all-reduce, so the selection
+ * and the model are bit-identical for any number of ranks. No rank holds every update.
  */
 #ifndef FEDHPC_ROBUST_H
 #define FEDHPC_ROBUST_H
@@ -50,8 +50,12 @@ int32_t robust_multikrum_count(int32_t n, int32_t f);
  * every partial sum fits with room (max_norm^2 * 2^shift < 2^59); max_norm: the largest L2
  * norm of the updates. */
 int robust_gram_shift(double max_norm);
-/* G[i * n + j] (j <= i) += sum_k llrint(R[i,k] * R[j,k] * 2^shift) over the len coordinates.
- * Integer sums: the total over slices does not depend on how the coordinates were cut. */
+/* G[i * n + j] (j <= i) += sum over the blocks of ROBUST_GRAM_BLOCK coordinates of
+ * llrint(2^shift * <R_i, R_j> over the block), each block's dot product summed in double in a
+ * fixed order (8 lanes). The slice R must start at a multiple of ROBUST_GRAM_BLOCK of the full
+ * vector: then every block is whole in one slice, computed by the same code whatever the
+ * slicing, and the integer sums over slices do not depend on how the coordinates were cut. */
+#define ROBUST_GRAM_BLOCK 1024
 void robust_gram_add(const float *R, int32_t n, int64_t len, int shift, int64_t *G);
 /* Krum on the full symmetric Gram G[n x n] (lower triangle read): score[i] = sum of the k
  * least squared distances G_ii + G_jj - 2 G_ij (j != i, k = robust_krum_neighbors), summed in

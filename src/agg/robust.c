@@ -178,24 +178,28 @@ int robust_gram_shift(double max_norm)
     return 59 - e;
 }
 
-/* sum_k round(a_k * b_k * s): a float product is exact in double, s a power of two */
-__attribute__((optimize("no-math-errno")))
-static int64_t dot_fx(const float *a, const float *b, int64_t n, double s)
+/* <a, b> over one block in double: 8 lanes (k mod 8) added in a fixed order, products of two
+ * floats exact in double. The lanes are explicit, so vectorizing changes no rounding. */
+__attribute__((optimize("O3")))
+static double dot_block(const float *a, const float *b, int64_t n)
 {
-    int64_t acc = 0;
-    for (int64_t k = 0; k < n; k++) acc += (int64_t)llrint(s * ((double)a[k] * (double)b[k]));
-    return acc;
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int t = 0; t < 8; t++) l[t] += (double)a[k + t] * (double)b[k + t];
+    for (int t = 0; k < n; k++, t++) l[t] += (double)a[k] * (double)b[k];
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
 void robust_gram_add(const float *R, int32_t n, int64_t len, int shift, int64_t *G)
 {
     const double s = ldexp(1.0, shift);
-    enum { BLK = 2048 }; /* n rows of 8 KB: the pairs of a block stay in cache */
-    for (int64_t k0 = 0; k0 < len; k0 += BLK) {
-        const int64_t kl = len - k0 < BLK ? len - k0 : BLK;
+    for (int64_t k0 = 0; k0 < len; k0 += ROBUST_GRAM_BLOCK) {
+        const int64_t kl = len - k0 < ROBUST_GRAM_BLOCK ? len - k0 : ROBUST_GRAM_BLOCK;
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = 0; j <= i; j++)
-                G[(int64_t)i * n + j] += dot_fx(R + (int64_t)i * len + k0, R + (int64_t)j * len + k0, kl, s);
+                G[(int64_t)i * n + j] +=
+                    (int64_t)llrint(s * dot_block(R + (int64_t)i * len + k0, R + (int64_t)j * len + k0, kl));
     }
 }
 

@@ -59,7 +59,9 @@ fh_status robust_agg_init(robust_agg *a, const config_t *cfg, int32_t m, int64_t
      * Gram matrix of pairwise distances) */
     const int first = config_sa_dedicated(cfg) && S > 1;
     int64_t maxlen = 0;
-    for (int q = 0; q <= S; q++) a->off[q] = q <= first ? 0 : P * (q - first) / (S - first);
+    /* slices start at multiples of the Gram block (robust_gram_add): the same blocks for any -np */
+    for (int q = 0; q <= S; q++)
+        a->off[q] = q <= first ? 0 : q == S ? P : P * (q - first) / (S - first) / ROBUST_GRAM_BLOCK * ROBUST_GRAM_BLOCK;
     for (int q = 0; q < S; q++)
         if (a->off[q + 1] - a->off[q] > maxlen) maxlen = a->off[q + 1] - a->off[q];
     a->recv = malloc((size_t)(m * maxlen + 1) * sizeof *a->recv);

@@ -244,13 +244,13 @@ static void test_byzantine(void)
 static void test_gram_slices(void)
 {
     enum { N = 7, LEN = 5000 };
-    float *R = malloc(sizeof(float) * N * LEN), *S = malloc(sizeof(float) * N * LEN);
+    float *R = malloc(sizeof(float) * N * LEN), *S0 = malloc(sizeof(float) * (N * LEN + 1)), *S = S0 + 1; /* misaligned */
     int64_t G[N * N], H[N * N];
     fill(R, N * LEN, 8, 0);
     const int shift = robust_gram_shift(200.0);
     memset(G, 0, sizeof G);
     robust_gram_add(R, N, LEN, shift, G);
-    const int64_t cuts[] = {0, 1, 2047, 2048, 2049, 3333, 4999, 5000};
+    const int64_t B = ROBUST_GRAM_BLOCK, cuts[] = {0, B, 2 * B, 4 * B, 5000}; /* slices start at block multiples */
     memset(H, 0, sizeof H);
     for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++) {
         const int64_t a = cuts[c], len = cuts[c + 1] - cuts[c];
@@ -265,7 +265,7 @@ static void test_gram_slices(void)
             CU_ASSERT(fabs(ldexp((double)G[i * N + j], -shift) - d) < 1e-9 * (1 + fabs(d)));
         }
     free(R);
-    free(S);
+    free(S0);
 }
 
 static void test_mean_clip_noise(void)
@@ -315,9 +315,10 @@ static void test_mean_clip_noise(void)
 static void test_driver(void)
 {
     const comm_t *w = &g_test_world;
-    enum { M = 13, P = 1003 };
+    enum { M = 13, P = 5003 }; /* several Gram blocks: real slices on 2-4 ranks */
     const int rules[] = {AGGR_KRUM, AGGR_MULTIKRUM, AGGR_MEDIAN, AGGR_TRIMMED_MEAN};
     float *U = malloc(sizeof(float) * M * P), *A = malloc(sizeof(float) * M * P), *want = malloc(sizeof(float) * P);
+    /* (every rank computes the same reference; the driver splits the coordinates) */
     float tmp[M];
     int64_t G[M * M];
     int32_t sel[M];
