@@ -44,6 +44,16 @@ fh_status comm_gatherv_f64(const comm_t *c, const double *local, int64_t n_local
 
 fh_status comm_barrier(const comm_t *c);
 
+/* ---- coordinate slices (robust aggregation, src/fl/robust_round.c) ----------------------- */
+/* All-to-all of floats: to rank q, scount[q] values from send + sdispl[q]; from rank p,
+ * rcount[p] values into recv + rdispl[p] (counts and displacements in floats, each below 2^31).
+ * Collective over c. */
+fh_status comm_alltoallv_f32(const comm_t *c, const float *send, const int64_t *scount, const int64_t *sdispl,
+                             float *recv, const int64_t *rcount, const int64_t *rdispl);
+/* Every rank's n_local floats concatenated in rank order into out (the total below 2^31) on
+ * every rank. Collective over c. */
+fh_status comm_allgatherv_f32(const comm_t *c, const float *local, int64_t n_local, float *out);
+
 /* Timer statistics across ranks: min, mean, max of a local value. */
 fh_status comm_stats(const comm_t *c, double local, double *min, double *avg, double *max);
 

@@ -23,6 +23,8 @@ typedef enum {
  * (fl_server_init gets cfg->fl, sys_profile_init cfg->system, ...). */
 /* [secagg] dedicated_aggregator */
 enum { SA_DEDICATED_AUTO = 0, SA_DEDICATED_OFF = 1, SA_DEDICATED_ON = 2 };
+/* [fl] aggregator (the order of the KEYS enum string) */
+enum { AGGR_MEAN = 0, AGGR_KRUM, AGGR_MULTIKRUM, AGGR_MEDIAN, AGGR_TRIMMED_MEAN, AGGR_NORM_BOUND };
 
 typedef struct {
     char file[CONFIG_PATH_MAX];            /* the prepared data set (HDF5)                  */
@@ -47,6 +49,11 @@ typedef struct {
     double mu, server_lr, server_momentum, beta1, beta2, tau, max_update_norm;
     int32_t central_shards;
     int32_t max_rejected_rounds;           /* stop after this many all-rejected rounds (0 off) */
+    /* robust aggregation (include/fedhpc/robust.h, docs/robust.md) */
+    int32_t aggregator;                    /* AGGR_MEAN, AGGR_KRUM, ...                     */
+    int32_t byzantine_f;                   /* Krum / Multi-Krum: tolerated Byzantine clients */
+    double trim_fraction;                  /* trimmed mean: fraction cut at each end, [0, 0.5) */
+    double norm_bound, norm_bound_noise;   /* norm bounding: L2 bound, Gaussian noise std    */
 } config_fl;
 
 typedef struct {

@@ -119,6 +119,7 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
  * own with [secagg]) -> sum (one integer all-reduce, or one secure-aggregation round) -> decode
  * (plus the central DP noise). */
 struct secagg_engine;
+struct robust_agg;
 typedef struct {
     privacy_run *pv;          /* NULL or the DP state (mode none: no privacy stage)              */
     struct secagg_engine *sa; /* NULL or the masks (disabled: a plain all-reduce)                */
@@ -127,6 +128,10 @@ typedef struct {
     double max_norm;          /* [fl] max_update_norm                                            */
     struct fl_compress *cz;   /* NULL or [compress] (src/fl/compress_stage.c)                    */
     int64_t sent;             /* [compress]: bytes of the last accepted client's message         */
+    struct robust_agg *rb;    /* NULL or [fl] aggregator != mean (include/fedhpc/robust.h): accepted
+                               * updates are clipped (norm_bound) or kept and combined by the rule
+                               * in fl_agg_sum (the counters still summed); fl_agg_decode gives the
+                               * rule's aggregate                                                 */
 } fl_agg;
 
 /* [compress] (src/fl/compress_stage.c, include/fedhpc/compress.h): after privacy, a client's

@@ -33,7 +33,8 @@ enum {
     RNG_GROUPS = 17,    /* latent client groups and their transforms  */
     RNG_ASYNC = 18,     /* asynchronous FL: which idle client starts next */
     RNG_LATE_DROPOUT = 19, /* secagg: late dropouts (sent the input, no unmasking answer) */
-    RNG_COMPRESS = 20   /* [compress]: qsgd rounding, randk indices of a client's update */
+    RNG_COMPRESS = 20,  /* [compress]: qsgd rounding, randk indices of a client's update */
+    RNG_ROBUST = 21     /* robust aggregation: norm_bound noise on the aggregate */
 };
 
 typedef struct {

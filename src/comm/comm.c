@@ -140,6 +140,55 @@ fh_status comm_gatherv_f64(const comm_t *c, const double *local, int64_t n_local
 
 fh_status comm_barrier(const comm_t *c) { return mpi_err(MPI_Barrier(c->comm), "MPI_Barrier"); }
 
+/* ---- coordinate slices (robust aggregation) ------------------------------------------------ */
+/* int copies of int64 counts/displacements; FH_EMPI when one does not fit */
+static fh_status int_counts(const comm_t *c, const int64_t *a, const int64_t *b, int **ia, int **ib, const char *what)
+{
+    *ia = malloc((size_t)c->size * sizeof **ia);
+    *ib = malloc((size_t)c->size * sizeof **ib);
+    if (!*ia || !*ib) return fh_error_set(FH_ENOMEM, "out of memory in %s", what);
+    for (int r = 0; r < c->size; r++) {
+        if (a[r] < 0 || a[r] > INT_MAX || b[r] < 0 || b[r] > INT_MAX)
+            return fh_error_set(FH_EMPI, "%s: %lld values at offset %lld: more than MPI's int counts allow", what,
+                                (long long)a[r], (long long)b[r]);
+        (*ia)[r] = (int)a[r];
+        (*ib)[r] = (int)b[r];
+    }
+    return FH_OK;
+}
+
+fh_status comm_alltoallv_f32(const comm_t *c, const float *send, const int64_t *scount, const int64_t *sdispl,
+                             float *recv, const int64_t *rcount, const int64_t *rdispl)
+{
+    int *sc = NULL, *sd = NULL, *rc = NULL, *rd = NULL;
+    fh_status st = int_counts(c, scount, sdispl, &sc, &sd, "comm_alltoallv_f32");
+    if (st == FH_OK) st = int_counts(c, rcount, rdispl, &rc, &rd, "comm_alltoallv_f32");
+    st = comm_agree(c, st); /* no rank left waiting in the collective */
+    if (st == FH_OK)
+        st = mpi_err(MPI_Alltoallv(send, sc, sd, MPI_FLOAT, recv, rc, rd, MPI_FLOAT, c->comm), "MPI_Alltoallv");
+    free(sc); free(sd); free(rc); free(rd);
+    return st;
+}
+
+fh_status comm_allgatherv_f32(const comm_t *c, const float *local, int64_t n_local, float *out)
+{
+    int64_t *n = malloc((size_t)c->size * sizeof *n), *d = malloc((size_t)c->size * sizeof *d);
+    int *ic = NULL, *id = NULL;
+    fh_status st = comm_agree(c, n && d ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in comm_allgatherv_f32"));
+    if (st == FH_OK)
+        st = mpi_err(MPI_Allgather(&n_local, 1, MPI_INT64_T, n, 1, MPI_INT64_T, c->comm), "MPI_Allgather");
+    if (st == FH_OK) {
+        d[0] = 0;
+        for (int r = 1; r < c->size; r++) d[r] = d[r - 1] + n[r - 1];
+        st = int_counts(c, n, d, &ic, &id, "comm_allgatherv_f32");
+    }
+    st = comm_agree(c, st);
+    if (st == FH_OK)
+        st = mpi_err(MPI_Allgatherv(local, (int)n_local, MPI_FLOAT, out, ic, id, MPI_FLOAT, c->comm), "MPI_Allgatherv");
+    free(n); free(d); free(ic); free(id);
+    return st;
+}
+
 fh_status comm_stats(const comm_t *c, double local, double *min, double *avg, double *max)
 {
     double v[3] = {local, local, local};

@@ -73,6 +73,22 @@ static const key_def KEYS[] = {
     {"fl", "max_rejected_rounds", T_INT, F(fl.max_rejected_rounds), "3", 0, 1e9, NULL, 0,
      "stop with an error after this many consecutive rounds in which every update was rejected "
      "(the model is not moving); 0 = never"},
+    /* robust aggregation (src/agg/robust.c, src/fl/robust_round.c, docs/robust.md) */
+    {"fl", "aggregator", T_ENUM, F(fl.aggregator), "mean", 0, 0, "mean|krum|multikrum|median|trimmed_mean|norm_bound", 1,
+     "how the round's client updates are combined: mean (the exact weighted FedAvg mean); krum / multikrum "
+     "(Blanchard et al. 2017: the update, or the mean of the n - f updates, with the least summed squared "
+     "distance to its n - f - 2 nearest); median / trimmed_mean (coordinate-wise, Yin et al. 2018); "
+     "norm_bound (each update clipped to [fl] norm_bound, then the mean, plus norm_bound_noise; Sun et al. 2019)"},
+    {"fl", "byzantine_f", T_INT, F(fl.byzantine_f), "1", 0, 1e6, NULL, 1,
+     "krum / multikrum: Byzantine clients f tolerated; needs clients a round n > 2f + 2"},
+    {"fl", "trim_fraction", T_DOUBLE, F(fl.trim_fraction), "0.1", 0, 0.5, NULL, 1,
+     "trimmed_mean: fraction in [0, 0.5) of the values cut at each end of every coordinate "
+     "(floor(fraction * n) each side)"},
+    {"fl", "norm_bound", T_DOUBLE, F(fl.norm_bound), "1", 1e-12, 1e9, NULL, 1,
+     "norm_bound: L2 bound each client update is clipped to"},
+    {"fl", "norm_bound_noise", T_DOUBLE, F(fl.norm_bound_noise), "0", 0, 1e6, NULL, 1,
+     "norm_bound: std of the Gaussian noise added to every coordinate of the aggregate (weak DP, Sun et "
+     "al. 2019; drawn from the seed: a simulation, not a privacy guarantee)"},
     {"fl", "central_shards", T_INT, F(fl.central_shards), "8", 1, 4096, NULL, 1,
      "centralized: fixed data shards (spread over ranks) whose gradients are summed exactly"},
     {"output", "dir", T_PATH, F(output.dir), "runs/default", 0, 0, NULL, 0,
@@ -589,6 +605,54 @@ static fh_status compress_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [compress] method with [privacy] placement = distributed: not supported: each "
                             "client would compress its noise share, so the sum would no longer carry the Gaussian noise "
                             "the accountant assumes (use placement = central)", path);
+    if (c->fl.aggregator != AGGR_MEAN && c->fl.aggregator != AGGR_NORM_BOUND)
+        return fh_error_set(FH_EINPUT, "%s: [compress] method with [fl] aggregator = %s: not supported: the robust rules "
+                            "combine whole client updates on coordinate slices, where compression sends sparse or "
+                            "quantized messages that are summed as they arrive (use aggregator = norm_bound or mean)",
+                            path, c->fl.aggregator == AGGR_KRUM ? "krum" : c->fl.aggregator == AGGR_MULTIKRUM ? "multikrum"
+                            : c->fl.aggregator == AGGR_MEDIAN ? "median" : "trimmed_mean");
+    return FH_OK;
+}
+
+/* [fl] aggregator: what robust aggregation composes with (docs/robust.md#composition); the
+ * Krum bound n > 2f + 2 needs the number of clients and is checked at start (robust_agg_init). */
+static fh_status config_validate_robust(const config_t *c, const char *path, int sa)
+{
+    static const char *names[] = {"mean", "krum", "multikrum", "median", "trimmed_mean", "norm_bound"};
+    const int a = c->fl.aggregator;
+    const char *an = names[a];
+    if (c->fl.trim_fraction >= 0.5)
+        return fh_error_set(FH_EINPUT, "%s: [fl] trim_fraction: expected a number in [0, 0.5), got %g (the fraction cut "
+                            "at each end of every coordinate)", path, c->fl.trim_fraction);
+    if (c->fl.norm_bound_noise > 0 && a != AGGR_NORM_BOUND)
+        return fh_error_set(FH_EINPUT, "%s: [fl] norm_bound_noise: only with [fl] aggregator = norm_bound (got aggregator "
+                            "= %s)", path, an);
+    if (a == AGGR_MEAN) return FH_OK;
+    if (c->fl.algorithm == ALG_CENTRALIZED)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not for [fl] algorithm = centralized (there are no "
+                            "client updates)", path, an);
+    if (c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank || c->async.mode)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not built yet for %s; only the synchronous FedAvg "
+                            "family takes a robust aggregator (use aggregator = mean there)", path, an,
+                            c->async.mode ? "[async]" : "multi-center FL ([cluster], [personalize], [run] clients_per_rank)");
+    if (c->privacy.mode == 1)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not with [privacy] mode = client: %s", path, an,
+                            a == AGGR_NORM_BOUND ? "DP-FedAvg already clips every update (to [privacy] clip) and adds "
+                            "accounted noise, which is norm bounding with a guarantee (use aggregator = mean)"
+                            : "its noise is calibrated to the sensitivity of the plain mean of clipped updates; the "
+                            "sensitivity of a robust rule and its accounting are not built (use aggregator = mean, or "
+                            "[privacy] mode = sample)");
+    if (a == AGGR_NORM_BOUND) return FH_OK; /* clipping at the client: composes with secure aggregation and SCAFFOLD */
+    if (sa)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not with [secagg]: secure aggregation reveals only the "
+                            "sum of the masked updates, and a %s of masked inputs is meaningless (use aggregator = "
+                            "norm_bound, which clips at the client before masking, or mean)", path, an,
+                            a == AGGR_MEDIAN || a == AGGR_TRIMMED_MEAN ? "coordinate-wise median or trimmed mean"
+                                                                       : "Krum score");
+    if (c->fl.algorithm == ALG_SCAFFOLD)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not with [fl] algorithm = scaffold: its control "
+                            "variates are averaged over the same clients as the updates, which a robust rule does not "
+                            "define (use aggregator = norm_bound or mean)", path, an);
     return FH_OK;
 }
 
@@ -650,6 +714,7 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
                             "moves individual client models between ranks in the clear; use method = ifca or none",
                             path, c->cluster.method == 2 ? "fesem" : "cfl");
+    FH_TRY(config_validate_robust(c, path, c->secagg.enabled || c->secagg.truth[0]));
     return FH_OK;
 }
 

@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/loop.h"
+#include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
 #include "fedhpc/secagg_round.h"
@@ -49,6 +50,7 @@ typedef struct {
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
     fl_compress *cz;           /* [compress] NULL or the compression stage (compress_stage.c) */
+    robust_agg rb;             /* [fl] aggregator != mean (src/fl/robust_round.c)        */
 } fedavg_state;
 
 
@@ -101,7 +103,11 @@ static fh_status fedavg_init(fl_loop *L)
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
     if (st == FH_OK) st = fl_compress_init(&s->cz, cfg, w, L->C, P);
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, s->cz, 0};
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, s->cz, 0, NULL};
+    if (st == FH_OK && cfg->fl.aggregator != AGGR_MEAN) { /* robust aggregation: no state across rounds */
+        st = comm_agree(w, robust_agg_init(&s->rb, cfg, m, P, w));
+        s->agg.rb = &s->rb;
+    }
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -126,6 +132,7 @@ static void fedavg_free(fl_loop *L)
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
     fl_compress_free(s->cz);
+    robust_agg_free(&s->rb);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),

@@ -3,6 +3,7 @@
  * (src/fl/compress_stage.c), encode, sum, decode. New stages (robust aggregators, homomorphic
  * encryption) belong here, so that they apply to every strategy alike. */
 #include "fedhpc/loop.h"
+#include "fedhpc/robust.h"
 #include "fedhpc/secagg_round.h"
 
 #include <string.h>
@@ -10,6 +11,7 @@
 fh_status fl_agg_begin(fl_agg *a, int32_t nloc)
 {
     memset(a->acc, 0, (size_t)a->nacc * sizeof *a->acc);
+    if (a->rb) FH_TRY(robust_agg_begin(a->rb, nloc));
     return a->sa && a->sa->enabled ? secagg_engine_begin(a->sa, nloc) : FH_OK;
 }
 
@@ -28,6 +30,11 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
         if (w0 > 0) fx_accumulate(buf, u, w0, P);
         return 0;
     }
+    if (a->rb && a->rb->rule == AGGR_NORM_BOUND) robust_clip(u, P, a->rb->bound, norm); /* then summed as usual */
+    if (a->rb && robust_agg_slices(a->rb)) { /* kept whole for the rule (unweighted) */
+        robust_agg_keep(a->rb, u, norm);
+        return 1;
+    }
     const int cdp = a->pv && a->pv->mode == PRIVACY_CLIENT;
     if (cdp) /* clip to C (+ distributed noise), weight 1/m */
         weight = privacy_client_update(a->pv, round, cid, u, P, below);
@@ -42,6 +49,10 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
 fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *ids, const int32_t *first, int32_t n,
                      int64_t clear)
 {
+    if (a->rb && robust_agg_slices(a->rb)) { /* the counters summed; the rule over the kept updates */
+        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
+        return robust_agg_run(a->rb, w);
+    }
     if (a->sa && a->sa->enabled) { /* counters in the clear, the client vectors masked */
         if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
         FH_TRY(secagg_engine_round(a->sa, w, round, ids, first, n, a->acc));
@@ -59,8 +70,10 @@ int fl_agg_aborted(const fl_agg *a)
 
 void fl_agg_decode(const fl_agg *a, int64_t round, const int64_t *acc, int64_t len, double scale, float *out)
 {
-    if (a->pv && a->pv->mode == PRIVACY_CLIENT) privacy_run_decode(a->pv, round, acc, len, out);
+    if (a->rb && robust_agg_slices(a->rb)) memcpy(out, a->rb->out, (size_t)len * sizeof *out);
+    else if (a->pv && a->pv->mode == PRIVACY_CLIENT) privacy_run_decode(a->pv, round, acc, len, out);
     else if (a->cz && fl_compress_majority(a->cz)) /* [compress] signsgd majority vote: sign of the sum */
         for (int64_t j = 0; j < len; j++) out[j] = acc[j] > 0 ? 1.0f : acc[j] < 0 ? -1.0f : 0.0f;
     else fx_decode(acc, scale, out, len);
+    if (a->rb && a->rb->rule == AGGR_NORM_BOUND) robust_noise(out, len, a->rb->noise, a->rb->seed, round);
 }

@@ -10,6 +10,10 @@
  *   fedhpc_bench agg P CLIENTS REPS          item 3: fx_accumulate + comm_allreduce_sum_i64
  *                                            vs a triad + memcpy loop of the same bytes
  *   fedhpc_bench ckpt DIR P REPS             item 6: checkpoint write/read vs plain write/read
+ *   fedhpc_bench robust P CLIENTS REPS       item 7: each [fl] aggregator's aggregation (the
+ *                                            robust stage: keep/clip, all-to-all, rule,
+ *                                            all-gather) vs the plain FedAvg aggregation
+ *                                            (fx_accumulate + integer all-reduce + decode)
  *   fedhpc_bench gen-clients SRC.h5 N ROWS SEED OUT.h5 [TEST_ROWS]
  *                                            item 4: N clients of ROWS rows each, drawn with
  *                                            replacement from SRC's training rows (io layer);
@@ -30,6 +34,7 @@
 #include "fedhpc/sample.h"
 #include "fedhpc/io.h"
 #include "fedhpc/rng.h"
+#include "fedhpc/robust.h"
 
 #include <cblas.h>
 #include <fcntl.h>
@@ -404,6 +409,91 @@ static int cmd_agg(int argc, char **argv)
     return 0;
 }
 
+/* ---- robust: each aggregator vs the plain FedAvg aggregation, side by side ---------------------- */
+/* Timed as the engine spends it after local training: mean = fx_accumulate of every local update,
+ * the integer all-reduce and the decode; norm_bound adds the clip (the reject stage has the norm)
+ * and, with noise, one Gaussian a parameter; krum, multikrum, median, trimmed_mean = keep every
+ * accepted update, all-to-all, the rule on the slice, all-gather. The updates' L2 norms (the
+ * reject stage computes them for every aggregator) are not timed. */
+static int cmd_robust(int argc, char **argv)
+{
+    if (argc < 3) return die("usage: robust P CLIENTS REPS");
+    const int64_t P = atoll(argv[0]);
+    const int clients = atoi(argv[1]), reps = atoi(argv[2]) < 1 ? 1 : atoi(argv[2]);
+    /* the clients in contiguous blocks over the ranks, as the FedAvg strategy places them */
+    const int c0 = (int)((int64_t)clients * W.rank / W.size), c1 = (int)((int64_t)clients * (W.rank + 1) / W.size);
+    const int nloc = c1 - c0;
+    float *U = malloc((size_t)(nloc ? nloc : 1) * (size_t)P * sizeof *U), *u = malloc((size_t)P * sizeof *u);
+    float *dec = malloc((size_t)P * sizeof *dec);
+    int64_t *acc = malloc((size_t)P * sizeof *acc);
+    double *norm = calloc((size_t)(nloc ? nloc : 1), sizeof *norm);
+    if (!U || !u || !dec || !acc || !norm) return die("out of memory");
+    for (int c = c0; c < c1; c++) { /* client c's update: N(0, 1e-3^2) from its own stream */
+        rng_t r = rng_stream(1, (uint64_t)c, 0, RNG_INIT);
+        float *x = U + (int64_t)(c - c0) * P;
+        for (int64_t j = 0; j < P; j++) x[j] = (float)(1e-3 * rng_normal(&r));
+        for (int64_t j = 0; j < P; j++) norm[c - c0] += (double)x[j] * x[j];
+        norm[c - c0] = sqrt(norm[c - c0]);
+    }
+    /* variant v: its [fl] aggregator and norm_bound_noise */
+    static const char *names[] = {"mean", "krum", "multikrum", "median", "trimmed_mean", "norm_bound", "norm_bound_noise"};
+    static const int rule[] = {AGGR_MEAN, AGGR_KRUM, AGGR_MULTIKRUM, AGGR_MEDIAN, AGGR_TRIMMED_MEAN, AGGR_NORM_BOUND,
+                               AGGR_NORM_BOUND};
+    enum { NV = 7 };
+    robust_agg ra[NV];
+    config_t cfg;
+    config_defaults(&cfg);
+    cfg.fl.byzantine_f = clients >= 7 ? 2 : 0;
+    cfg.fl.trim_fraction = 0.2;
+    cfg.fl.norm_bound = 0.5e-3 * sqrt((double)P); /* about half the update norms: every update clipped */
+    const double noise = 1e-4;
+    for (int v = 1; v < NV; v++) {
+        cfg.fl.aggregator = rule[v];
+        CK(comm_agree(&W, robust_agg_init(&ra[v], &cfg, clients, P, &W)));
+    }
+    double *t = calloc((size_t)NV * (size_t)reps, sizeof *t);
+    if (!t) return die("out of memory");
+    for (int rep = 0; rep < reps; rep++)
+        for (int v = 0; v < NV; v++) {
+            double tv = 0;
+            CK(comm_barrier(&W));
+            if (rule[v] == AGGR_MEAN || rule[v] == AGGR_NORM_BOUND) { /* the fixed-point path */
+                double t0 = fh_wtime();
+                memset(acc, 0, (size_t)P * sizeof *acc);
+                tv += fh_wtime() - t0;
+                for (int c = 0; c < nloc; c++) {
+                    memcpy(u, U + (int64_t)c * P, (size_t)P * sizeof *u); /* the engine clips its own copy */
+                    t0 = fh_wtime();
+                    if (rule[v] == AGGR_NORM_BOUND) robust_clip(u, P, cfg.fl.norm_bound, norm[c]);
+                    fx_accumulate(acc, u, 1.0 / clients, P);
+                    tv += fh_wtime() - t0;
+                }
+                t0 = fh_wtime();
+                CK(comm_allreduce_sum_i64(&W, acc, P));
+                fx_decode(acc, 1.0, dec, P);
+                if (v == NV - 1) robust_noise(dec, P, noise, 1, rep);
+                tv += fh_wtime() - t0;
+            } else {
+                const double t0 = fh_wtime();
+                CK(robust_agg_begin(&ra[v], nloc));
+                for (int c = 0; c < nloc; c++) robust_agg_keep(&ra[v], U + (int64_t)c * P, norm[c]);
+                CK(robust_agg_run(&ra[v], &W));
+                tv = fh_wtime() - t0;
+            }
+            CK(comm_allreduce_max_f64(&W, &tv, 1)); /* the slowest rank's time */
+            t[v * reps + rep] = tv;
+        }
+    double med[NV];
+    for (int v = 0; v < NV; v++) med[v] = median(t + v * reps, reps);
+    if (W.rank == 0)
+        for (int v = 1; v < NV; v++)
+            printf("robust,params=%lld;ranks=%d;clients=%d;aggregator=%s,%.6f,%.6f,%.3f\n", (long long)P, W.size, clients,
+                   names[v], med[0], med[v], med[v] / med[0]);
+    for (int v = 1; v < NV; v++) robust_agg_free(&ra[v]);
+    free(U); free(u); free(dec); free(acc); free(norm); free(t);
+    return 0;
+}
+
 /* ---- ckpt: checkpoint write/read vs plain sequential write/read ------------------------------ */
 static int cmd_ckpt(int argc, char **argv)
 {
@@ -614,7 +704,7 @@ int main(int argc, char **argv)
     model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (comm_init(&argc, &argv, &W) != FH_OK) return 1;
     if (argc < 2) {
-        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|gen-clients|export|blas ...\n");
+        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|robust|gen-clients|export|blas ...\n");
         comm_finalize();
         return 2;
     }
@@ -624,6 +714,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "local")) rc = cmd_local(argc - 2, argv + 2);
     else if (!strcmp(c, "agg")) rc = cmd_agg(argc - 2, argv + 2);
     else if (!strcmp(c, "ckpt")) rc = cmd_ckpt(argc - 2, argv + 2);
+    else if (!strcmp(c, "robust")) rc = cmd_robust(argc - 2, argv + 2);
     else if (!strcmp(c, "gen-clients")) rc = cmd_gen(argc - 2, argv + 2);
     else if (!strcmp(c, "export")) rc = cmd_export(argc - 2, argv + 2);
     else if (!strcmp(c, "blas")) { /* the OpenBLAS kernel set in use, for the reference's env */

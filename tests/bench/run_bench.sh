@@ -50,10 +50,12 @@ round_median() {
 
 if [ "$SMOKE" = 1 ]; then
     R=2; RC=2; AGG_P="100000"; AGG_NP="2"; SCALE="1000"; CK_P=100000; REPS=1; TORCH_R=2; CNN_R=2
+    ROB_P="100000"; ROB_NP="2"
     CNN_SET="train.clients_per_round=2"
 else
     R=6; RC=6; AGG_P="100000 1000000 10000000"; AGG_NP="2 8"; SCALE="10000 100000 1000000"
     CK_P=10000000; TORCH_R=6; CNN_R=6; CNN_SET=""
+    ROB_P="100000 1000000"; ROB_NP="1 2 4"
 fi
 [ -f "$H5" ] || { log "missing $H5 (make data)"; exit 1; }
 if [ ! -f "$LC" ]; then
@@ -130,6 +132,15 @@ fi
 # 6. checkpoint write/read vs plain sequential write/read
 log "6. checkpoint I/O, $CK_P parameters"
 "$BENCH" ckpt "$WORK/ckpt" $CK_P $REPS | row
+
+# 7. robust aggregation ([fl] aggregator): each rule's aggregation vs the plain FedAvg aggregation,
+# 10 clients a round, side by side in one process (docs/robust.md)
+for np in $ROB_NP; do
+    for p in $ROB_P; do
+        log "7. robust aggregation, $p parameters, $np ranks"
+        $MPIRUN -np $np "$BENCH" robust $p 10 $REPS | row
+    done
+done
 
 # the Markdown table
 {

@@ -69,6 +69,7 @@ has agg "params=100000;ranks=2"
 has scale "clients=1000"
 has ckpt_write "params=100000"
 has ckpt_read "params=100000"
+for a in krum multikrum median trimmed_mean norm_bound; do has robust "params=100000;ranks=2;clients=10;aggregator=$a"; done
 if [ "$torch" = 1 ]; then
     has torch_time "model=mlp"
     has torch_rss_mb "model=mlp"

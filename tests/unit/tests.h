@@ -32,5 +32,6 @@ void tests_register_async(void);
 void tests_register_cluster(void);
 void tests_register_optim(void);
 void tests_register_compress(void);
+void tests_register_robust(void);
 
 #endif
