@@ -12,7 +12,7 @@
 #   make clean    remove build outputs
 
 CC       = mpicc
-PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium scalapack-openmpi
+PKGS     = ompi-c hdf5-openmpi openblas cunit inih zlib libsodium scalapack-openmpi gmp
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fno-strict-aliasing
 CPPFLAGS = -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi
 TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
-                      src/agg/*.c src/fl/*.c src/privacy/*.c)
+                      src/agg/*.c src/fl/*.c src/privacy/*.c src/he/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/unit/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -70,6 +70,9 @@ build:
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Paillier (src/he): encryption and decryption in parallel over ciphertexts with OpenMP
+$(BUILD)/src/he/%.o: CFLAGS += -fopenmp
 
 $(BUILD)/libfedhpc.a: $(LIB_OBJ)
 	@rm -f $@

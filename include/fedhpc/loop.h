@@ -115,12 +115,14 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
  * own with [secagg]) -> sum (one integer all-reduce, or one secure-aggregation round) -> decode
  * (plus the central DP noise). */
 struct secagg_engine;
+struct he_engine;
 typedef struct {
     privacy_run *pv;          /* NULL or the DP state (mode none: no privacy stage)              */
     struct secagg_engine *sa; /* NULL or the masks (disabled: a plain all-reduce)                */
     int64_t *acc;             /* [nacc] this rank's plain sum; after fl_agg_sum, the total       */
     int64_t nacc;
     double max_norm;          /* [fl] max_update_norm                                            */
+    struct he_engine *he;     /* NULL or [he]: per-client buffers summed under Paillier          */
 } fl_agg;
 
 /* Start a round with nloc clients on this rank: zeroed sum and buffers. */

@@ -285,3 +285,45 @@ fh_status comm_cancel(comm_req *req)
     FH_TRY(mpi_err(MPI_Cancel(req), "MPI_Cancel"));
     return mpi_err(MPI_Wait(req, MPI_STATUS_IGNORE), "MPI_Wait");
 }
+
+/* ---- reductions with a user combine -------------------------------------------------------- */
+/* MPI user operations get no context pointer: the active one is kept here for the duration of
+ * the call (reductions are collective and not nested). */
+static struct {
+    comm_combine_fn fn;
+    void *ctx;
+} g_combine;
+
+static void combine_trampoline(void *in, void *inout, int *len, MPI_Datatype *dt)
+{
+    (void)dt;
+    g_combine.fn(g_combine.ctx, in, inout, *len);
+}
+
+fh_status comm_reduce_bytes(const comm_t *c, void *buf, int64_t count, int64_t elem_bytes, comm_combine_fn combine,
+                            void *ctx, int root)
+{
+    if (elem_bytes <= 0 || elem_bytes > INT_MAX) return fh_error_set(FH_EINTERNAL, "comm_reduce_bytes: element size");
+    MPI_Datatype t;
+    MPI_Op op;
+    FH_TRY(mpi_err(MPI_Type_contiguous((int)elem_bytes, MPI_BYTE, &t), "MPI_Type_contiguous"));
+    fh_status st = mpi_err(MPI_Type_commit(&t), "MPI_Type_commit");
+    if (st == FH_OK) st = mpi_err(MPI_Op_create(combine_trampoline, 1, &op), "MPI_Op_create");
+    if (st == FH_OK) {
+        g_combine.fn = combine;
+        g_combine.ctx = ctx;
+        const int64_t chunk = INT_MAX / 2;
+        for (int64_t o = 0; o < count && st == FH_OK; o += chunk) {
+            const int k = (int)(count - o < chunk ? count - o : chunk);
+            char *p = (char *)buf + o * elem_bytes;
+            st = mpi_err(MPI_Reduce(c->rank == root ? MPI_IN_PLACE : p, c->rank == root ? p : NULL, k, t, op, root,
+                                    c->comm),
+                         "MPI_Reduce (user combine)");
+        }
+        g_combine.fn = NULL;
+        g_combine.ctx = NULL;
+        MPI_Op_free(&op);
+    }
+    MPI_Type_free(&t);
+    return st;
+}

@@ -16,6 +16,7 @@
 #include "fedhpc/loop.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
+#include "fedhpc/he.h"
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>
@@ -44,6 +45,7 @@ typedef struct {
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
+    he_engine he;              /* [he] Paillier aggregation (src/he/he_round.c)         */
 } fedavg_state;
 
 static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
@@ -95,7 +97,8 @@ static fh_status fedavg_init(fl_loop *L)
     }
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
+    if (st == FH_OK) st = comm_agree(w, he_engine_init(&s->he, &cfg->he, w, s->nacc, m, ded));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, &s->he};
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -119,6 +122,7 @@ static void fedavg_free(fl_loop *L)
     free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
+    he_engine_free(&s->he);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),

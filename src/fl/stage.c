@@ -3,6 +3,7 @@
  * sum, decode. New stages (robust aggregators, compression, homomorphic encryption) belong here,
  * so that they apply to every strategy alike. */
 #include "fedhpc/loop.h"
+#include "fedhpc/he.h"
 #include "fedhpc/secagg_round.h"
 
 #include <string.h>
@@ -10,11 +11,13 @@
 fh_status fl_agg_begin(fl_agg *a, int32_t nloc)
 {
     memset(a->acc, 0, (size_t)a->nacc * sizeof *a->acc);
+    if (a->he && a->he->enabled) return he_engine_begin(a->he, nloc); /* [he] per-client buffers */
     return a->sa && a->sa->enabled ? secagg_engine_begin(a->sa, nloc) : FH_OK;
 }
 
 int64_t *fl_agg_buffer(fl_agg *a, int32_t i)
 {
+    if (a->he && a->he->enabled) return he_engine_buffer(a->he, i);
     return a->sa && a->sa->enabled ? secagg_engine_buffer(a->sa, i) : a->acc;
 }
 
@@ -37,6 +40,10 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
 fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *ids, const int32_t *first, int32_t n,
                      int64_t clear)
 {
+    if (a->he && a->he->enabled) { /* [he] counters in the clear, the client vectors under Paillier */
+        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
+        return he_engine_round(a->he, w, n, a->acc);
+    }
     if (a->sa && a->sa->enabled) { /* counters in the clear, the client vectors masked */
         if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
         FH_TRY(secagg_engine_round(a->sa, w, round, ids, first, n, a->acc));
