@@ -433,7 +433,8 @@ static fh_status unpack_err(int code, int cnt)
         return fh_error_set(FH_EINPUT, "Paillier: decrypted plaintext has bits beyond its %d slots (wrong key, or "
                             "more summands than [he] pack/key_bits allow)", cnt);
     if (code == 2) return fh_error_set(FH_EINPUT, "Paillier: decrypted slot out of range (wrong key, or an overflow)");
-    if (code == 3) return fh_error_set(FH_EINPUT, "Paillier: a ciphertext is out of range [1, n^2) of this key (wrong key, or corrupted)");
+    if (code == 3)
+        return fh_error_set(FH_EINPUT, "Paillier: a ciphertext is out of range [1, n^2) of this key (wrong key, or corrupted)");
     return FH_OK;
 }
 
