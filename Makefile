@@ -53,7 +53,7 @@ FMNIST_DIR = data/cache/fashion-mnist
 DEFAULT_H5 = data/fmnist_dir05_c100.h5
 
 .PHONY: all deps deps-test build data run check test asan fuzz fuzz-build plot clean help
-all: $(BIN)/fedhpc $(BIN)/fedhpc_tests $(BIN)/fedhpc_bench
+all: $(BIN)/fedhpc $(BIN)/fedhpc_tests $(BIN)/fedhpc_bench $(BIN)/fedhpc_he_bench
 
 help:
 	@sed -n '2,12p' Makefile
@@ -93,6 +93,11 @@ BENCH_PKGS = python3-torch python3-mpi4py python3-numpy time
 $(BIN)/fedhpc_bench: tests/bench/bench.c $(BUILD)/libfedhpc.a $(HEADERS)
 	@mkdir -p $(BIN)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ tests/bench/bench.c $(BUILD)/libfedhpc.a $(LDLIBS)
+
+# Paillier aggregation costs (docs/he.md, jobs/he/cost.sh)
+$(BIN)/fedhpc_he_bench: tests/bench/he_bench.c $(BUILD)/libfedhpc.a $(HEADERS)
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ tests/bench/he_bench.c $(BUILD)/libfedhpc.a $(LDLIBS)
 
 bench: deps
 	@sh tests/cli/deps.sh $(BENCH_PKGS)

@@ -265,6 +265,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
+    if (s->he.enabled) rs->bytes_up = (int64_t)n * s->he.ct_bytes_client; /* [he] the ciphertexts a client sends */
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;
