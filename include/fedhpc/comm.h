@@ -91,16 +91,6 @@ fh_status comm_recv_bytes(const comm_t *c, void *buf, int64_t n, int src, int ta
 fh_status comm_gather_bytes(const comm_t *c, const void *local, int64_t n_local, void **out,
                             int64_t *counts, int root);
 
-/* ---- reductions with a user combine (Paillier ciphertext products, src/he/he_round.c) ------ */
-/* combine(ctx, in, inout, count): inout[i] = in[i] (op) inout[i] for count elements of the
- * reduction's element size; the operation must be associative and commutative. */
-typedef void (*comm_combine_fn)(void *ctx, const void *in, void *inout, int64_t count);
-/* Reduce count elements of elem_bytes each (buf, in place) to root with combine (MPI_Op_create
- * over a contiguous byte type; the combine runs on the calling thread of each rank that MPI
- * picks to combine). Only root's buf holds the result. Collective over c. */
-fh_status comm_reduce_bytes(const comm_t *c, void *buf, int64_t count, int64_t elem_bytes, comm_combine_fn combine,
-                            void *ctx, int root);
-
 /* ---- non-blocking point-to-point (asynchronous FL, src/fl/async.c) ------------------------ */
 typedef MPI_Request comm_req;
 #define COMM_REQ_NULL MPI_REQUEST_NULL

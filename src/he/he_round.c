@@ -1,7 +1,7 @@
 /* Paillier aggregation inside the training loop (include/fedhpc/he.h): key distribution under
  * libsodium sealed boxes through the aggregator (rank 0), per-client packing and encryption in
- * parallel over ciphertexts (OpenMP), the ciphertext product per rank and across ranks (a custom
- * MPI reduction in the comm layer), and decryption at the client hosts. */
+ * parallel over ciphertexts (OpenMP), the ciphertext product per rank and across ranks (at the
+ * aggregator, rank 0), and decryption at the client hosts. */
 #include "fedhpc/he.h"
 
 #include <sodium.h>
@@ -11,6 +11,7 @@
 #define TAG_HE_PKS 7201
 #define TAG_HE_SEALED 7202
 #define TAG_HE_RELAY 7203
+#define TAG_HE_CT 7204
 
 static size_t n_bytes(int bits) { return ((size_t)bits + 7) / 8; }
 
@@ -139,10 +140,9 @@ fh_status he_engine_begin(he_engine *e, int32_t nloc)
 
 int64_t *he_engine_buffer(he_engine *e, int32_t i) { return e->cbuf + (size_t)i * (size_t)e->nacc; }
 
-/* the reduction's combine: inout[i] = in[i] inout[i] mod n^2 over serialized ciphertexts */
-static void ct_combine(void *ctx, const void *in, void *inout, int64_t count)
+/* inout[i] = in[i] inout[i] mod n^2 over serialized ciphertexts (the aggregator's step) */
+static void ct_combine(const he_pub *pub, const uint8_t *in, uint8_t *inout, int64_t count)
 {
-    const he_pub *pub = ctx;
     const size_t cb = pub->ct_bytes;
 #pragma omp parallel
     {
@@ -150,10 +150,10 @@ static void ct_combine(void *ctx, const void *in, void *inout, int64_t count)
         mpz_inits(a, b, NULL);
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < count; i++) {
-            mpz_import(a, cb, 1, 1, 1, 0, (const uint8_t *)in + (size_t)i * cb);
-            mpz_import(b, cb, 1, 1, 1, 0, (uint8_t *)inout + (size_t)i * cb);
+            mpz_import(a, cb, 1, 1, 1, 0, in + (size_t)i * cb);
+            mpz_import(b, cb, 1, 1, 1, 0, inout + (size_t)i * cb);
             he_add(pub, a, a, b);
-            he_ct_export(pub, (uint8_t *)inout + (size_t)i * cb, a);
+            he_ct_export(pub, inout + (size_t)i * cb, a);
         }
         mpz_clears(a, b, NULL);
     }
@@ -202,9 +202,23 @@ fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc
     e->enc_s = t1 - t0;
     FH_TRY(comm_agree(w, st));
 
-    /* 2. aggregate: the product over ranks to rank 0 (the aggregator), then to every rank */
-    st = comm_reduce_bytes(w, cts, ncts, (int64_t)cb, ct_combine, &e->pub, 0);
-    if (st == FH_OK) st = comm_bcast(w, e->ct, (int64_t)(HE_ID_BYTES + (size_t)ncts * cb), 0);
+    /* 2. aggregate: every rank's product to rank 0 (the aggregator), which multiplies them, then
+     * the total to every rank. A star, not a tree or an MPI reduction: the inner nodes of a
+     * reduction tree would be client hosts, which hold the key and could decrypt the partial
+     * sum of another rank's clients; rank 0 combines everything, in rank order. */
+    const int64_t vb = ncts * (int64_t)cb;
+    uint8_t *rx = w->rank == 0 && w->size > 1 ? malloc((size_t)vb) : NULL;
+    st = comm_agree(w, w->rank == 0 && w->size > 1 && !rx ? fh_error_set(FH_ENOMEM, "[he] out of memory") : FH_OK);
+    for (int q = 1; q < w->size && st == FH_OK; q++) {
+        if (w->rank == 0) {
+            st = comm_recv_bytes(w, rx, vb, q, TAG_HE_CT);
+            if (st == FH_OK) ct_combine(&e->pub, rx, cts, ncts);
+        } else if (w->rank == q) {
+            st = comm_send_bytes(w, cts, vb, 0, TAG_HE_CT);
+        }
+    }
+    free(rx);
+    if (st == FH_OK) st = comm_bcast(w, e->ct, (int64_t)(HE_ID_BYTES + (size_t)vb), 0);
     FH_TRY(comm_agree(w, st));
     double t2 = fh_wtime();
     e->agg_s = t2 - t1;
