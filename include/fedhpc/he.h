@@ -133,7 +133,8 @@ typedef struct he_engine {
     int32_t nloc, cap;
     uint8_t *ct;              /* [ncts * ct_bytes] this rank's product, then the total           */
     /* the last round's costs (seconds on this rank; bytes a client)                             */
-    double enc_s, agg_s, dec_s;
+    double enc_s, wait_s, agg_s, dec_s;  /* wall seconds; wait: for the slowest rank's encryption */
+    double enc_cpu, agg_cpu, dec_cpu;    /* CPU seconds of the rank's process (every thread)   */
     int64_t ct_bytes_client, plain_bytes_client;
 } he_engine;
 

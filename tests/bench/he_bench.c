@@ -39,6 +39,14 @@ static int die(const char *what)
 
 enum { TAIL = 8 };
 
+/* CPU seconds of this process (every thread) */
+static double pcpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* client c's update (uniform in [-0.01, 0.01], like a small SGD step), fixed point with weight
  * 1/clients, plus counters, into buf[P + TAIL] */
 static void fill(int64_t *buf, int64_t P, int32_t c, int32_t clients, float *tmp)
@@ -68,7 +76,7 @@ static int cmd_cost(int argc, char **argv)
 
     /* plain: encode every local client into the rank's sum, one integer all-reduce */
     CK(comm_barrier(&W));
-    double t0 = fh_wtime();
+    double t0 = fh_wtime(), u0 = pcpu();
     int64_t *cb = malloc((size_t)L * sizeof *cb);
     for (int32_t i = 0; i < nloc; i++) {
         fill(cb, P, c0 + i, n, tmp);
@@ -76,7 +84,7 @@ static int cmd_cost(int argc, char **argv)
     }
     double t_fill = fh_wtime() - t0;
     CK(comm_allreduce_sum_i64(&W, plain, L));
-    double t_plain = fh_wtime() - t0;
+    double t_plain = fh_wtime() - t0, c_plain = pcpu() - u0;
 
     /* secure aggregation over the same buffers */
     config_secagg sac = {0};
@@ -89,8 +97,9 @@ static int cmd_cost(int argc, char **argv)
     for (int32_t i = 0; i < nloc; i++) fill(secagg_engine_buffer(&sa, i), P, c0 + i, n, tmp);
     CK(comm_barrier(&W));
     t0 = fh_wtime();
+    u0 = pcpu();
     CK(secagg_engine_round(&sa, &W, 1, ids, first, n, sa_acc));
-    double t_sa = fh_wtime() - t0;
+    double t_sa = fh_wtime() - t0, c_sa = pcpu() - u0;
     secagg_engine_free(&sa);
 
     /* [he] */
@@ -106,8 +115,12 @@ static int cmd_cost(int argc, char **argv)
     t0 = fh_wtime();
     CK(he_engine_round(&he, &W, n, he_acc));
     double t_he = fh_wtime() - t0;
-    double s[3] = {he.enc_s, he.agg_s, he.dec_s}, mx[3];
-    for (int k = 0; k < 3; k++) CK(comm_stats(&W, s[k], &(double){0}, &(double){0}, &mx[k]));
+    double s[4] = {he.enc_s, he.agg_s, he.dec_s, he.wait_s}, mx[4];
+    for (int k = 0; k < 4; k++) CK(comm_stats(&W, s[k], &(double){0}, &(double){0}, &mx[k]));
+    /* CPU seconds over all ranks (every thread): the work, whatever else runs on the machine;
+     * the aggregator's share (rank 0's) separately */
+    double cpu[5] = {he.enc_cpu, he.agg_cpu, he.dec_cpu, c_plain, c_sa}, cpu0[3] = {he.enc_cpu, he.agg_cpu, he.dec_cpu};
+    CK(comm_allreduce_sum_f64(&W, cpu, 5));
     double tmax[4] = {t_plain, t_sa, t_he, t_fill};
     CK(comm_allreduce_max_f64(&W, tmax, 4));
     const int exact = memcmp(plain, sa_acc, (size_t)L * sizeof *plain) == 0 &&
@@ -115,10 +128,11 @@ static int cmd_cost(int argc, char **argv)
     if (W.rank == 0) {
         const char *v = getenv("OMP_NUM_THREADS");
         printf("he_cost,P=%lld;clients=%d;key_bits=%d;ranks=%d;omp_threads=%s;slots=%d;slot_bits=%d,"
-               "plain_s=%.4f,encode_s=%.4f,secagg_s=%.4f,he_s=%.3f,he_encrypt_s=%.3f,he_aggregate_s=%.3f,he_decrypt_s=%.3f,"
+               "plain_s=%.4f,encode_s=%.4f,secagg_s=%.4f,he_s=%.3f,he_encrypt_s=%.3f,he_aggregate_s=%.3f,he_decrypt_s=%.3f,he_wait_s=%.3f,"
+               "plain_cpu_s=%.4f,secagg_cpu_s=%.4f,he_encrypt_cpu_s=%.3f,he_aggregate_cpu_s=%.3f,he_aggregate_cpu_rank0_s=%.3f,he_decrypt_cpu_s=%.3f,"
                "keydist_s=%.3f,plain_bytes_client=%lld,he_bytes_client=%lld,expansion=%.3f,exact=%d\n",
                (long long)P, n, bits, W.size, v ? v : "default", he.plan.slots, he.plan.slot_bits, tmax[0], tmax[3],
-               tmax[1], tmax[2], mx[0], mx[1], mx[2], t_key, (long long)he.plain_bytes_client,
+               tmax[1], tmax[2], mx[0], mx[1], mx[2], mx[3], cpu[3], cpu[4], cpu[0], cpu[1], cpu0[1], cpu[2], t_key, (long long)he.plain_bytes_client,
                (long long)he.ct_bytes_client, (double)he.ct_bytes_client / (double)he.plain_bytes_client, exact);
     }
     he_engine_free(&he);

@@ -52,8 +52,6 @@ expect_input_error "he with secagg" "[he] enabled = on: not with [secagg] enable
     $np2 run "$T/p.ini" output.dir="$T/bad2" he.enabled=on secagg.enabled=on
 expect_input_error "key_bits not a multiple of 64" "[he] key_bits: key_bits must be a multiple of 64" \
     $np2 run "$T/p.ini" output.dir="$T/bad3" he.enabled=on he.key_bits=1100
-expect_input_error "key_bits below 1024" "[he] key_bits: expected an integer in" \
-    $np2 run "$T/p.ini" output.dir="$T/bad4" he.enabled=on he.key_bits=512
 expect_input_error "he with clusters" "[he] enabled = on: not supported yet with [cluster]" \
     $np2 run "$T/p.ini" output.dir="$T/bad5" he.enabled=on cluster.method=none
 finish he
