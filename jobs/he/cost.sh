@@ -15,7 +15,7 @@ out=runs/he/cost.csv
 : > "$out"
 for kb in 2048 3072; do OMP_NUM_THREADS=1 $B rates $kb "$S" | tee -a "$out"; done
 # ranks x OpenMP threads = the 2 cores
-for c in ${HE_COST_CASES:-10000:4:2048:1 10000:4:2048:2 10000:4:3072:2 100000:2:2048:2}; do
+for c in ${HE_COST_CASES:-10000:4:2048:1 10000:4:2048:2 10000:4:3072:2 100000:2:2048:2 1000:100:2048:2 1000:100:3072:2}; do
     P=${c%%:*}; r=${c#*:}; n=${r%%:*}; r=${r#*:}; kb=${r%%:*}; np=${r#*:}
     t=$((2 / np)); [ $t -ge 1 ] || t=1
     OMP_NUM_THREADS=$t mpirun --oversubscribe -np "$np" $B cost "$P" "$n" "$kb" | tee -a "$out"
