@@ -14,17 +14,17 @@ _Static_assert(sizeof(mp_limb_t) == 8, "the packing assumes 64-bit GMP limbs");
 /* bytes of x's magnitude (mpz_sizeinbase has no base 256) */
 static size_t nbytes(const mpz_t x) { return (mpz_sizeinbase(x, 2) + 7) / 8; }
 
-/* x = a uniform random integer of `bits` bits from randombytes_buf (top bits not forced). */
+/* x = a uniform random integer of `bits` bits (at most 8192: [he] key_bits' range) from
+ * randombytes_buf (top bits not forced). */
 static void rand_bits(mpz_t x, int bits)
 {
+    uint8_t b[1024];
+    if (bits > 8192) bits = 8192;
     const size_t nb = ((size_t)bits + 7) / 8;
-    uint8_t *b = malloc(nb);
-    if (!b) { mpz_set_ui(x, 0); return; }
     randombytes_buf(b, nb);
     if (bits % 8) b[0] &= (uint8_t)((1u << (bits % 8)) - 1);
     mpz_import(x, nb, 1, 1, 1, 0, b);
     sodium_memzero(b, nb);
-    free(b);
 }
 
 /* r uniform in [1, n) with gcd(r, n) = 1 (rejection sampling). */
@@ -57,8 +57,8 @@ static void pub_init_from_n(he_pub *pub, const mpz_t n)
 
 fh_status he_pub_from_n(const mpz_t n, he_pub *pub)
 {
-    if (mpz_sizeinbase(n, 2) < 64 || mpz_even_p(n))
-        return fh_error_set(FH_EINPUT, "Paillier public key: n must be odd and at least 64 bits");
+    if (mpz_sizeinbase(n, 2) < 64 || mpz_sizeinbase(n, 2) > 8192 || mpz_even_p(n))
+        return fh_error_set(FH_EINPUT, "Paillier public key: n must be odd, of 64 to 8192 bits");
     pub_init_from_n(pub, n);
     return FH_OK;
 }
@@ -91,8 +91,8 @@ fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k)
 {
     memset(k, 0, sizeof *k);
     if (mpz_cmp_ui(p, 3) < 0 || mpz_cmp_ui(q, 3) < 0 || mpz_cmp(p, q) == 0 || !mpz_probab_prime_p(p, 40) ||
-        !mpz_probab_prime_p(q, 40))
-        return fh_error_set(FH_EINPUT, "Paillier key: p and q must be two distinct odd primes");
+        !mpz_probab_prime_p(q, 40) || mpz_sizeinbase(p, 2) + mpz_sizeinbase(q, 2) > 8193)
+        return fh_error_set(FH_EINPUT, "Paillier key: p and q must be two distinct odd primes (n of at most 8192 bits)");
     mpz_t n, phi, g;
     mpz_inits(n, phi, g, NULL);
     mpz_mul(n, p, q);
@@ -142,8 +142,8 @@ static void rand_prime(mpz_t p, int bits)
 
 fh_status he_keygen(int bits, he_key *k)
 {
-    if (bits < 512 || bits % 16)
-        return fh_error_set(FH_EINPUT, "Paillier key_bits %d: expected a multiple of 16, at least 512", bits);
+    if (bits < 512 || bits > 8192 || bits % 16)
+        return fh_error_set(FH_EINPUT, "Paillier key_bits %d: expected a multiple of 16 in [512, 8192]", bits);
     mpz_t p, q;
     mpz_inits(p, q, NULL);
     fh_status st;
@@ -362,8 +362,9 @@ fh_status he_key_import(int bits, const uint8_t *in, he_key *k)
     mpz_import(q, half, 1, 1, 1, 0, in + half);
     fh_status st = he_key_from_primes(p, q, k);
     if (st == FH_OK && k->pub.bits != bits) {
+        const int got = k->pub.bits;
         he_key_free(k);
-        st = fh_error_set(FH_EINPUT, "Paillier key: n has %d bits, expected %d", (int)mpz_sizeinbase(p, 2) * 2, bits);
+        st = fh_error_set(FH_EINPUT, "Paillier key: n has %d bits, expected %d", got, bits);
     }
     mpz_set_ui(p, 0);
     mpz_set_ui(q, 0);
