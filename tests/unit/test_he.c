@@ -324,6 +324,30 @@ static void test_engine_sum(void)
     he_engine_free(&e);
 }
 
+/* A dedicated aggregator (first_host = 1): rank 0 hosts no clients and never holds the key (it
+ * only relays the sealed boxes and multiplies ciphertexts); the sum is still exact. */
+static void test_engine_dedicated(void)
+{
+    const comm_t *w = &g_test_world;
+    if (w->size < 2) return; /* needs an aggregator and a host */
+    config_he cfg = {1, 1024, 0};
+    he_engine e;
+    const int64_t L = 17;
+    const int32_t nloc = w->rank == 0 ? 0 : 2, n = 2 * (w->size - 1);
+    CU_ASSERT_EQUAL_FATAL(he_engine_init(&e, &cfg, w, L, n, 1), FH_OK);
+    CU_ASSERT_EQUAL(e.has_key, w->rank != 0);
+    CU_ASSERT_EQUAL_FATAL(he_engine_begin(&e, nloc), FH_OK);
+    int64_t want[17] = {0}, acc[17] = {0};
+    for (int32_t i = 0; i < nloc; i++)
+        for (int64_t j = 0; j < L; j++) he_engine_buffer(&e, i)[j] = (j % 2 ? -1 : 1) * (int64_t)(w->rank * 10 + i + j);
+    for (int r = 1; r < w->size; r++)
+        for (int32_t i = 0; i < 2; i++)
+            for (int64_t j = 0; j < L; j++) want[j] += (j % 2 ? -1 : 1) * (int64_t)(r * 10 + i + j);
+    CU_ASSERT_EQUAL(he_engine_round(&e, w, n, acc), FH_OK);
+    CU_ASSERT(memcmp(acc, want, sizeof acc) == 0);
+    he_engine_free(&e);
+}
+
 void tests_register_he(void)
 {
     CU_pSuite s = CU_add_suite("he", NULL, NULL);
@@ -333,4 +357,5 @@ void tests_register_he(void)
     tests_add(s, "packing_bound", test_packing_bound);
     tests_add(s, "wrong_key", test_wrong_key);
     tests_add(s, "engine_sum_over_ranks", test_engine_sum);
+    tests_add(s, "engine_dedicated_rank0_no_key", test_engine_dedicated);
 }
