@@ -71,8 +71,12 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-# Paillier (src/he): encryption and decryption in parallel over ciphertexts with OpenMP
-$(BUILD)/src/he/%.o: CFLAGS += -fopenmp
+# Paillier (src/he): encryption and decryption in parallel over ciphertexts with OpenMP (a rule
+# of its own, so that a CFLAGS given on the command line, as make asan/fuzz do, keeps -fopenmp)
+HE_CFLAGS = -fopenmp
+$(BUILD)/src/he/%.o: src/he/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(HE_CFLAGS) -c $< -o $@
 
 $(BUILD)/libfedhpc.a: $(LIB_OBJ)
 	@rm -f $@
