@@ -180,8 +180,8 @@ fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc
     const int64_t ncts = e->ncts, L = e->nacc, S = e->plan.slots;
     uint8_t *cts = e->ct + HE_ID_BYTES;
     memcpy(e->ct, pub->id, HE_ID_BYTES);
-    if (e->nloc > 0 && !e->has_key)
-        return comm_agree(w, fh_error_set(FH_EINTERNAL, "[he] a rank without the key hosts clients"));
+    FH_TRY(comm_agree(w, e->nloc > 0 && !e->has_key ? fh_error_set(FH_EINTERNAL, "[he] a rank without the key hosts clients")
+                                                     : FH_OK));
 
     /* 1. encrypt: every local client's vector, packed; multiplied into this rank's product */
     double t0 = fh_wtime(), u0 = cpu_now();
