@@ -48,11 +48,10 @@ static void pub_init_from_n(he_pub *pub, const mpz_t n)
     mpz_mul(pub->n2, n, n);
     pub->bits = (int)mpz_sizeinbase(n, 2);
     pub->ct_bytes = ((size_t)2 * (size_t)pub->bits + 7) / 8;
+    uint8_t b[1024] = {0}; /* n has at most 8192 bits: every caller checks */
     const size_t nb = ((size_t)pub->bits + 7) / 8;
-    uint8_t *b = calloc(nb, 1);
-    if (b) mpz_export(b + nb - (nbytes(n)), NULL, 1, 1, 1, 0, n);
-    crypto_generichash(pub->id, HE_ID_BYTES, b, b ? nb : 0, NULL, 0);
-    free(b);
+    mpz_export(b + nb - nbytes(n), NULL, 1, 1, 1, 0, n);
+    crypto_generichash(pub->id, HE_ID_BYTES, b, nb, NULL, 0);
 }
 
 fh_status he_pub_from_n(const mpz_t n, he_pub *pub)
@@ -91,7 +90,7 @@ fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k)
 {
     memset(k, 0, sizeof *k);
     if (mpz_cmp_ui(p, 3) < 0 || mpz_cmp_ui(q, 3) < 0 || mpz_cmp(p, q) == 0 || !mpz_probab_prime_p(p, 40) ||
-        !mpz_probab_prime_p(q, 40) || mpz_sizeinbase(p, 2) + mpz_sizeinbase(q, 2) > 8193)
+        !mpz_probab_prime_p(q, 40) || mpz_sizeinbase(p, 2) + mpz_sizeinbase(q, 2) > 8192)
         return fh_error_set(FH_EINPUT, "Paillier key: p and q must be two distinct odd primes (n of at most 8192 bits)");
     mpz_t n, phi, g;
     mpz_inits(n, phi, g, NULL);
