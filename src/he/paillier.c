@@ -11,6 +11,14 @@
 _Static_assert(sizeof(unsigned long) == 8, "the packing assumes 64-bit unsigned long (mpz_set_ui)");
 _Static_assert(sizeof(mp_limb_t) == 8, "the packing assumes 64-bit GMP limbs");
 
+/* Overwrite x's limbs (a secret) with zeros; x = 0. */
+static void mpz_wipe(mpz_t x)
+{
+    const size_t n = mpz_size(x);
+    if (n) sodium_memzero(mpz_limbs_modify(x, (mp_size_t)n), n * sizeof(mp_limb_t));
+    mpz_set_ui(x, 0);
+}
+
 /* bytes of x's magnitude (mpz_sizeinbase has no base 256) */
 static size_t nbytes(const mpz_t x) { return (mpz_sizeinbase(x, 2) + 7) / 8; }
 
@@ -154,9 +162,10 @@ fh_status he_keygen(int bits, he_key *k)
         if (st != FH_OK || (int)mpz_sizeinbase(k->pub.n, 2) == bits) break;
         he_key_free(k);
     }
-    /* overwrite the primes' limbs before their memory goes back */
-    mpz_set_ui(p, 0);
-    mpz_set_ui(q, 0);
+    /* overwrite the primes' limbs before their memory goes back (copies GMP made while computing
+     * are out of reach: a limitation of keeping secrets in mpz_t) */
+    mpz_wipe(p);
+    mpz_wipe(q);
     mpz_clears(p, q, NULL);
     return st;
 }
@@ -167,7 +176,7 @@ void he_key_free(he_key *k)
     he_pub_free(&k->pub);
     mpz_t *s[] = {&k->p, &k->q, &k->p2, &k->q2, &k->hp, &k->hq, &k->qinv, &k->q2inv, &k->ep, &k->eq};
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
-        mpz_set_ui(*s[i], 0);
+        mpz_wipe(*s[i]);
         mpz_clear(*s[i]);
     }
     memset(k, 0, sizeof *k);
@@ -221,7 +230,7 @@ fh_status he_encrypt(const he_pub *pub, mpz_t c, const mpz_t m)
     mpz_init(r);
     rand_unit(pub, r);
     fh_status st = he_encrypt_r(pub, c, m, r);
-    mpz_set_ui(r, 0);
+    mpz_wipe(r);
     mpz_clear(r);
     return st;
 }
@@ -244,9 +253,9 @@ fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t 
     mpz_mul(x, x, k->q2);
     mpz_add(x, x, b);
     finish_enc(pub, c, m, x);
-    mpz_set_ui(a, 0);
-    mpz_set_ui(b, 0);
-    mpz_set_ui(x, 0);
+    mpz_wipe(a);
+    mpz_wipe(b);
+    mpz_wipe(x);
     mpz_clears(a, b, x, NULL);
     return FH_OK;
 }
@@ -258,7 +267,7 @@ fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m)
     mpz_init(r);
     rand_unit(&k->pub, r);
     fh_status st = he_encrypt_crt_r(k, c, m, r);
-    mpz_set_ui(r, 0);
+    mpz_wipe(r);
     mpz_clear(r);
     return st;
 }
@@ -365,8 +374,8 @@ fh_status he_key_import(int bits, const uint8_t *in, he_key *k)
         he_key_free(k);
         st = fh_error_set(FH_EINPUT, "Paillier key: n has %d bits, expected %d", got, bits);
     }
-    mpz_set_ui(p, 0);
-    mpz_set_ui(q, 0);
+    mpz_wipe(p);
+    mpz_wipe(q);
     mpz_clears(p, q, NULL);
     return st;
 }
