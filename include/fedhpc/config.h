@@ -91,6 +91,12 @@ typedef struct {                           /* src/privacy/secagg.c, sa_round.c  
     double late_dropout;                   /* simulated dropouts after sending, before answering */
 } config_secagg;
 
+typedef struct {                           /* [he] src/he/ (docs/he.md)                      */
+    int32_t enabled;                       /* 0 off, 1 on: Paillier aggregation              */
+    int32_t key_bits;                      /* bits of n                                      */
+    int32_t pack;                          /* int64 words a plaintext (0 = as many as fit)   */
+} config_he;
+
 typedef struct {                           /* [cluster] [personalize] [run]: src/fl/cluster.c */
     int32_t method;                        /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
     int32_t k;                             /* number of centers                              */
@@ -140,6 +146,7 @@ typedef struct {
     config_checkpoint checkpoint;
     config_privacy privacy;
     config_secagg secagg;
+    config_he he;
     config_cluster cluster;
     config_system system;
     config_async async;

@@ -120,6 +120,7 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
  * (plus the central DP noise). */
 struct secagg_engine;
 struct robust_agg;
+struct he_engine;
 typedef struct {
     privacy_run *pv;          /* NULL or the DP state (mode none: no privacy stage)              */
     struct secagg_engine *sa; /* NULL or the masks (disabled: a plain all-reduce)                */
@@ -132,6 +133,7 @@ typedef struct {
                                * updates are clipped (norm_bound) or kept and combined by the rule
                                * in fl_agg_sum (the counters still summed); fl_agg_decode gives the
                                * rule's aggregate                                                 */
+    struct he_engine *he;     /* NULL or [he]: per-client buffers summed under Paillier          */
 } fl_agg;
 
 /* [compress] (src/fl/compress_stage.c, include/fedhpc/compress.h): after privacy, a client's

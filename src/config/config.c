@@ -168,6 +168,17 @@ static const key_def KEYS[] = {
      "The model is the same bit for bit. Multi-center FL ([cluster], [personalize], [run] clients_per_rank) "
      "aggregates each cluster on one of its hosts: auto does not apply there and on is refused "
      "(see docs/threat-model.md)"},
+    /* [he] — Paillier aggregation (src/he/, docs/he.md); not training settings: the model is
+     * bit-identical with or without it */
+    {"he", "enabled", T_ENUM, F(he.enabled), "off", 0, 0, "off|on", 0,
+     "sum the clients' fixed-point updates under Paillier encryption (Phong et al. 2018): the clients share "
+     "the secret key, the aggregator multiplies ciphertexts only; the model is bit-identical (docs/he.md)"},
+    {"he", "key_bits", T_INT, F(he.key_bits), "2048", 1024, 8192, NULL, 0,
+     "bits of the Paillier modulus n (a multiple of 64; 2048 or more; 1024 is for tests only, below "
+     "112-bit security)"},
+    {"he", "pack", T_INT, F(he.pack), "0", 0, 1024, NULL, 0,
+     "int64 update words packed into one plaintext, each in a slot of 64 + ceil(log2 clients_per_round) "
+     "bits; 0: as many as fit (key_bits - 1) / slot bits; more is refused"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
     {"cluster", "method", T_ENUM, F(cluster.method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
      "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
@@ -710,6 +721,21 @@ fh_status config_validate(const config_t *c, const char *path)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample with [cluster] method = ifca: not supported: IFCA picks "
                             "each client's cluster by the loss of every center on the client's raw rows, outside DP-SGD's "
                             "guarantee (fesem, cfl and none assign from the DP-SGD model)", path);
+    if (c->he.enabled || c->he.key_bits % 64) { /* [he]: the FedAvg family's aggregation only, for now */
+        const char *why = c->he.key_bits % 64 ? "key_bits must be a multiple of 64"
+                        : c->secagg.enabled ? "not with [secagg] enabled = on (choose one cryptographic aggregation)"
+                        : c->fl.algorithm == ALG_CENTRALIZED ? "not for [fl] algorithm = centralized (no client updates)"
+                        : c->async.mode ? "not supported yet with [async] (updates travel to rank 0 in the job protocol)"
+                        : multi ? "not supported yet with [cluster], [personalize] or [run] clients_per_rank"
+                        : c->privacy.mode == 1 && c->privacy.placement == 1 ? "not with [privacy] placement = distributed (needs [secagg])"
+                        : c->fl.aggregator != AGGR_MEAN && c->fl.aggregator != AGGR_NORM_BOUND
+                            ? "not with [fl] aggregator = krum, multikrum, median or trimmed_mean: the rule needs each "
+                              "client's update in the clear, which encryption is there to hide (norm_bound composes)"
+                        : c->compress.method ? "not supported yet with [compress] method (the compressed messages are "
+                                               "summed as they arrive, not encrypted; one or the other)"
+                        : NULL;
+        if (why) return fh_error_set(FH_EINPUT, "%s: [he] %s: %s", path, c->he.key_bits % 64 ? "key_bits" : "enabled = on", why);
+    }
     if (sa_any && (c->cluster.method == 2 || c->cluster.method == 4))
         return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
                             "moves individual client models between ranks in the clear; use method = ifca or none",

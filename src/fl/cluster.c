@@ -442,7 +442,7 @@ static fh_status cluster_init(fl_loop *L)
         st = comm_agree(w, s->kacc && s->kdec && s->kfirst ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
     }
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 1, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
-    s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->fl.max_update_norm, NULL, 0, NULL};
+    s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->fl.max_update_norm, NULL, 0, NULL, NULL};
     /* a checkpoint: centers, every client's assignment, which clients have a head, and the heads
      * themselves (row-distributed). Sampling and shuffles are pure functions of (seed, round,
      * client), so nothing else is needed. */

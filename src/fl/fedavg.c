@@ -17,6 +17,7 @@
 #include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
+#include "fedhpc/he.h"
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>
@@ -51,6 +52,7 @@ typedef struct {
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
     fl_compress *cz;           /* [compress] NULL or the compression stage (compress_stage.c) */
     robust_agg rb;             /* [fl] aggregator != mean (src/fl/robust_round.c)        */
+    he_engine he;              /* [he] Paillier aggregation (src/he/he_round.c)         */
 } fedavg_state;
 
 
@@ -103,7 +105,8 @@ static fh_status fedavg_init(fl_loop *L)
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
     if (st == FH_OK) st = fl_compress_init(&s->cz, cfg, w, L->C, P);
-    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, s->cz, 0, NULL};
+    if (st == FH_OK) st = comm_agree(w, he_engine_init(&s->he, &cfg->he, w, s->nacc, m, ded));
+    s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm, s->cz, 0, NULL, &s->he};
     if (st == FH_OK && cfg->fl.aggregator != AGGR_MEAN) { /* robust aggregation: no state across rounds */
         st = comm_agree(w, robust_agg_init(&s->rb, cfg, m, P, w));
         s->agg.rb = &s->rb;
@@ -133,6 +136,7 @@ static void fedavg_free(fl_loop *L)
     secagg_engine_free(&s->sa);
     fl_compress_free(s->cz);
     robust_agg_free(&s->rb);
+    he_engine_free(&s->he);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
@@ -311,6 +315,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float) * (1 + scaffold);
     rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t) * (1 + scaffold);
     if (s->cz && !s->sa.enabled) rs->bytes_up = tail[T_BYTES_UP]; /* [compress]: the encoded messages (masked: dense) */
+    if (s->he.enabled) rs->bytes_up = (int64_t)n * s->he.ct_bytes_client; /* [he] the ciphertexts a client sends */
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN; /* [privacy] / [secagg] */
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = s->sa.enabled ? s->sa.aborted : 0;

@@ -4,6 +4,7 @@
  * encryption) belong here, so that they apply to every strategy alike. */
 #include "fedhpc/loop.h"
 #include "fedhpc/robust.h"
+#include "fedhpc/he.h"
 #include "fedhpc/secagg_round.h"
 
 #include <string.h>
@@ -12,11 +13,13 @@ fh_status fl_agg_begin(fl_agg *a, int32_t nloc)
 {
     memset(a->acc, 0, (size_t)a->nacc * sizeof *a->acc);
     if (a->rb) FH_TRY(robust_agg_begin(a->rb, nloc));
+    if (a->he && a->he->enabled) return he_engine_begin(a->he, nloc); /* [he] per-client buffers */
     return a->sa && a->sa->enabled ? secagg_engine_begin(a->sa, nloc) : FH_OK;
 }
 
 int64_t *fl_agg_buffer(fl_agg *a, int32_t i)
 {
+    if (a->he && a->he->enabled) return he_engine_buffer(a->he, i);
     return a->sa && a->sa->enabled ? secagg_engine_buffer(a->sa, i) : a->acc;
 }
 
@@ -52,6 +55,10 @@ fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *i
     if (a->rb && robust_agg_slices(a->rb)) { /* the counters summed; the rule over the kept updates */
         if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
         return robust_agg_run(a->rb, w);
+    }
+    if (a->he && a->he->enabled) { /* [he] counters in the clear, the client vectors under Paillier */
+        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
+        return he_engine_round(a->he, w, n, a->acc);
     }
     if (a->sa && a->sa->enabled) { /* counters in the clear, the client vectors masked */
         if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));

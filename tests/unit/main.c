@@ -49,6 +49,7 @@ WEAK void tests_register_cluster(void);
 WEAK void tests_register_optim(void);
 WEAK void tests_register_compress(void);
 WEAK void tests_register_robust(void);
+WEAK void tests_register_he(void);
 
 static void register_all(void)
 {
@@ -59,7 +60,8 @@ static void register_all(void)
                             tests_register_cnn, tests_register_async,
                             tests_register_cluster, tests_register_optim,
                             tests_register_compress,
-                            tests_register_robust};
+                            tests_register_robust,
+                            tests_register_he};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

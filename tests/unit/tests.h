@@ -33,5 +33,6 @@ void tests_register_cluster(void);
 void tests_register_optim(void);
 void tests_register_compress(void);
 void tests_register_robust(void);
+void tests_register_he(void);
 
 #endif

@@ -1,0 +1,207 @@
+/* fedhpc_he_bench — the cost of Paillier aggregation (docs/he.md, jobs/he/cost.sh).
+ *
+ *   fedhpc_he_bench cost P CLIENTS KEY_BITS    one aggregation round of CLIENTS updates of P
+ *                                              parameters (+ the 8 round counters), placed on
+ *                                              the ranks as the FedAvg loop places them, three
+ *                                              ways in the same run: the plain integer
+ *                                              all-reduce, secure aggregation (sa_round.c) and
+ *                                              [he] (he_round.c: encrypt, aggregate, decrypt);
+ *                                              the three sums are checked equal word for word
+ *   fedhpc_he_bench rates KEY_BITS SECONDS     one thread: raw mpz_powm (r^n mod n^2) a second,
+ *                                              encryptions a second (plain, CRT), decryptions,
+ *                                              ciphertext products, and the coordinates a
+ *                                              second they give at the packing of 100 clients
+ *
+ * Prints CSV rows "name,key=value;...,value" on rank 0. Library calls only (no MPI here).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/agg.h"
+#include "fedhpc/he.h"
+#include "fedhpc/rng.h"
+#include "fedhpc/sample.h"
+#include "fedhpc/secagg_round.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static comm_t W;
+
+static int die(const char *what)
+{
+    if (W.rank == 0) fprintf(stderr, "fedhpc_he_bench: %s: %s\n", what, fh_error_msg());
+    comm_finalize();
+    exit(1);
+}
+#define CK(e) do { if ((e) != FH_OK) die(#e); } while (0)
+
+enum { TAIL = 8 };
+
+/* CPU seconds of this process (every thread) */
+static double pcpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* client c's update (uniform in [-0.01, 0.01], like a small SGD step), fixed point with weight
+ * 1/clients, plus counters, into buf[P + TAIL] */
+static void fill(int64_t *buf, int64_t P, int32_t c, int32_t clients, float *tmp)
+{
+    rng_t r = rng_stream(7, (uint64_t)c, 1, 99);
+    for (int64_t j = 0; j < P; j++) tmp[j] = (float)(0.02 * rng_uniform(&r) - 0.01);
+    memset(buf, 0, (size_t)(P + TAIL) * sizeof *buf);
+    fx_accumulate(buf, tmp, 1.0 / clients, P);
+    for (int t = 0; t < TAIL; t++) buf[P + t] = c + t;
+}
+
+static int cmd_cost(int argc, char **argv)
+{
+    if (argc < 5) die("usage: cost P CLIENTS KEY_BITS");
+    const int64_t P = atoll(argv[2]), L = P + TAIL;
+    const int32_t n = atoi(argv[3]);
+    const int bits = atoi(argv[4]);
+    int64_t *count = malloc((size_t)n * sizeof *count);
+    int32_t *first = malloc((size_t)(W.size + 1) * sizeof *first), *ids = malloc((size_t)n * sizeof *ids);
+    for (int32_t i = 0; i < n; i++) count[i] = 100, ids[i] = i;
+    fl_assign_ranks(count, n, W.size, first);
+    const int32_t c0 = first[W.rank], nloc = first[W.rank + 1] - c0;
+    float *tmp = malloc((size_t)P * sizeof *tmp);
+    int64_t *plain = calloc((size_t)L, sizeof *plain), *sa_acc = calloc((size_t)L, sizeof *sa_acc),
+            *he_acc = calloc((size_t)L, sizeof *he_acc);
+    if (!count || !first || !ids || !tmp || !plain || !sa_acc || !he_acc) die("out of memory");
+
+    /* plain: encode every local client into the rank's sum, one integer all-reduce */
+    CK(comm_barrier(&W));
+    double t0 = fh_wtime(), u0 = pcpu();
+    int64_t *cb = malloc((size_t)L * sizeof *cb);
+    for (int32_t i = 0; i < nloc; i++) {
+        fill(cb, P, c0 + i, n, tmp);
+        for (int64_t j = 0; j < L; j++) plain[j] = (int64_t)((uint64_t)plain[j] + (uint64_t)cb[j]);
+    }
+    double t_fill = fh_wtime() - t0;
+    CK(comm_allreduce_sum_i64(&W, plain, L));
+    double t_plain = fh_wtime() - t0, c_plain = pcpu() - u0;
+
+    /* secure aggregation over the same buffers */
+    config_secagg sac = {0};
+    sac.enabled = 1;
+    sac.threshold = 0.5;
+    sac.masks = 1;
+    secagg_engine sa;
+    CK(comm_agree(&W, secagg_engine_init(&sa, &sac, 7, 0, &W, L, P)));
+    CK(secagg_engine_begin(&sa, nloc));
+    for (int32_t i = 0; i < nloc; i++) fill(secagg_engine_buffer(&sa, i), P, c0 + i, n, tmp);
+    CK(comm_barrier(&W));
+    t0 = fh_wtime();
+    u0 = pcpu();
+    CK(secagg_engine_round(&sa, &W, 1, ids, first, n, sa_acc));
+    double t_sa = fh_wtime() - t0, c_sa = pcpu() - u0;
+    secagg_engine_free(&sa);
+
+    /* [he] */
+    config_he hc = {1, bits, 0};
+    he_engine he;
+    CK(comm_barrier(&W));
+    t0 = fh_wtime();
+    CK(comm_agree(&W, he_engine_init(&he, &hc, &W, L, n, 0)));
+    double t_key = fh_wtime() - t0;
+    CK(he_engine_begin(&he, nloc));
+    for (int32_t i = 0; i < nloc; i++) fill(he_engine_buffer(&he, i), P, c0 + i, n, tmp);
+    CK(comm_barrier(&W));
+    t0 = fh_wtime();
+    CK(he_engine_round(&he, &W, n, he_acc));
+    double t_he = fh_wtime() - t0;
+    double s[4] = {he.enc_s, he.agg_s, he.dec_s, he.wait_s}, mx[4];
+    for (int k = 0; k < 4; k++) CK(comm_stats(&W, s[k], &(double){0}, &(double){0}, &mx[k]));
+    /* CPU seconds over all ranks (every thread): the work, whatever else runs on the machine;
+     * the aggregator's share (rank 0's) separately */
+    double cpu[5] = {he.enc_cpu, he.agg_cpu, he.dec_cpu, c_plain, c_sa}, cpu0[3] = {he.enc_cpu, he.agg_cpu, he.dec_cpu};
+    CK(comm_allreduce_sum_f64(&W, cpu, 5));
+    double tmax[4] = {t_plain, t_sa, t_he, t_fill};
+    CK(comm_allreduce_max_f64(&W, tmax, 4));
+    const int exact = memcmp(plain, sa_acc, (size_t)L * sizeof *plain) == 0 &&
+                      memcmp(plain, he_acc, (size_t)L * sizeof *plain) == 0;
+    if (W.rank == 0) {
+        const char *v = getenv("OMP_NUM_THREADS");
+        printf("he_cost,P=%lld;clients=%d;key_bits=%d;ranks=%d;omp_threads=%s;slots=%d;slot_bits=%d,"
+               "plain_s=%.4f,encode_s=%.4f,secagg_s=%.4f,he_s=%.3f,he_encrypt_s=%.3f,he_aggregate_s=%.3f,he_decrypt_s=%.3f,he_wait_s=%.3f,"
+               "plain_cpu_s=%.4f,secagg_cpu_s=%.4f,he_encrypt_cpu_s=%.3f,he_aggregate_cpu_s=%.3f,he_aggregate_cpu_rank0_s=%.3f,he_decrypt_cpu_s=%.3f,"
+               "keydist_s=%.3f,plain_bytes_client=%lld,he_bytes_client=%lld,expansion=%.3f,exact=%d\n",
+               (long long)P, n, bits, W.size, v ? v : "default", he.plan.slots, he.plan.slot_bits, tmax[0], tmax[3],
+               tmax[1], tmax[2], mx[0], mx[1], mx[2], mx[3], cpu[3], cpu[4], cpu[0], cpu[1], cpu0[1], cpu[2], t_key, (long long)he.plain_bytes_client,
+               (long long)he.ct_bytes_client, (double)he.ct_bytes_client / (double)he.plain_bytes_client, exact);
+    }
+    he_engine_free(&he);
+    free(count); free(first); free(ids); free(tmp); free(plain); free(sa_acc); free(he_acc); free(cb);
+    return exact ? 0 : 1;
+}
+
+/* CPU seconds of the calling thread: a core's rate, whatever else the shared machine runs */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* operations a CPU second of body over SECONDS of CPU time (at least 5 calls) */
+#define RATE(out, secs, body)                                         \
+    do {                                                              \
+        long _k = 0;                                                  \
+        double _t0 = cpu_now(), _t;                                   \
+        do { body; _k++; } while ((_t = cpu_now() - _t0) < (secs) || _k < 5); \
+        (out) = (double)_k / _t;                                      \
+    } while (0)
+
+static int cmd_rates(int argc, char **argv)
+{
+    if (argc < 4) die("usage: rates KEY_BITS SECONDS");
+    const int bits = atoi(argv[2]);
+    const double secs = atof(argv[3]);
+    if (sodium_init() < 0) die("sodium_init");
+    he_key k;
+    double t0 = fh_wtime();
+    CK(he_keygen(bits, &k));
+    const double t_keygen = fh_wtime() - t0;
+    he_pack_plan_t plan;
+    CK(he_pack_plan(bits, 0, 100, &plan));
+    mpz_t r, x, m, c, c2;
+    mpz_inits(r, x, m, c, c2, NULL);
+    mpz_sub_ui(r, k.pub.n, 12345);
+    int64_t words[64];
+    for (int i = 0; i < 64; i++) words[i] = (int64_t)(0x9e3779b97f4a7c15ull * (uint64_t)(i + 1));
+    he_pack(&plan, words, plan.slots, m);
+    double powm, powm_sec_half, enc, enc_crt, dec, mul, pack;
+    RATE(powm, secs, { mpz_powm(x, r, k.pub.n, k.pub.n2); mpz_add_ui(r, r, 2); });
+    RATE(powm_sec_half, secs, { mpz_powm_sec(x, r, k.ep, k.p2); mpz_add_ui(r, r, 2); });
+    RATE(enc, secs, CK(he_encrypt(&k.pub, c, m)));
+    RATE(enc_crt, secs, CK(he_encrypt_crt(&k, c, m)));
+    RATE(dec, secs, CK(he_decrypt(&k, x, c)));
+    CK(he_encrypt(&k.pub, c2, m));
+    RATE(mul, secs, he_add(&k.pub, c, c, c2));
+    RATE(pack, secs, he_pack(&plan, words, plan.slots, m));
+    printf("he_rates,key_bits=%d;slots=%d;keygen_s=%.2f,powm_r^n_mod_n2_per_s=%.1f,powm_sec_mod_p2_per_s=%.1f,"
+           "encrypt_per_s=%.1f,encrypt_crt_per_s=%.1f,decrypt_per_s=%.1f,ct_mul_per_s=%.0f,pack_per_s=%.0f,"
+           "coords_per_s_core_encrypt=%.0f,coords_per_s_core_encrypt_crt=%.0f,coords_per_s_core_powm_limit=%.0f,"
+           "coords_per_s_core_decrypt=%.0f\n",
+           bits, plan.slots, t_keygen, powm, powm_sec_half, enc, enc_crt, dec, mul, pack, enc * plan.slots,
+           enc_crt * plan.slots, powm * plan.slots, dec * plan.slots);
+    mpz_clears(r, x, m, c, c2, NULL);
+    he_key_free(&k);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (comm_init(&argc, &argv, &W) != FH_OK) return 1;
+    int rc = 2;
+    if (argc >= 2 && strcmp(argv[1], "cost") == 0) rc = cmd_cost(argc, argv);
+    else if (argc >= 2 && strcmp(argv[1], "rates") == 0) rc = W.rank == 0 ? cmd_rates(argc, argv) : 0;
+    else if (W.rank == 0) fprintf(stderr, "usage: fedhpc_he_bench cost P CLIENTS KEY_BITS | rates KEY_BITS SECONDS\n");
+    comm_finalize();
+    return rc;
+}
