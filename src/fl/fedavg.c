@@ -13,6 +13,7 @@
  * What each rank sees: docs/threat-model.md.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/attack.h"
 #include "fedhpc/loop.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
@@ -44,6 +45,7 @@ typedef struct {
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
     fl_agg agg;                /* the aggregation stages over pv, sa and acc            */
+    attack_run atk;            /* [attack] malicious clients (src/attack/poison.c)      */
 } fedavg_state;
 
 static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
@@ -96,6 +98,11 @@ static fh_status fedavg_init(fl_loop *L)
     if (st == FH_OK) st = comm_agree(w, privacy_run_init(&s->pv, cfg, L->C, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
     s->agg = (fl_agg){&s->pv, &s->sa, s->acc, s->nacc, cfg->fl.max_update_norm};
+    if (st == FH_OK) { /* [attack]: a pure function of (seed, round, client), nothing to checkpoint */
+        const attack_geom g = attack_geom_of(L->meta->dataset, L->md->in, L->md->type == MODEL_CNN ? L->md->cnn_side : 0,
+                                             L->md->cnn_channels);
+        st = comm_agree(w, attack_run_init(&s->atk, cfg, &g, L->md->classes, L->C, m));
+    }
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -119,6 +126,7 @@ static void fedavg_free(fl_loop *L)
     free(s->acc); free(s->ids); free(s->first); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
+    attack_run_free(&s->atk);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
@@ -159,6 +167,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         const float *xi = s->rows.x + row * d;
         const int32_t *yi = s->rows.y + row;
         row += n;
+        FH_TRY(attack_run_rows(&s->atk, i, cid, &xi, &yi, n)); /* [attack]: a malicious client's poisoned copy */
         /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
         if (secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, round)) continue;
         int64_t *acc = fl_agg_buffer(&s->agg, i - c0);
@@ -181,6 +190,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
+        attack_run_update(&s->atk, i, cid, s->local, P, n, N_round); /* [attack] */
         if (!fl_agg_add(&s->agg, acc, round, cid, s->local, P, n > 0 && isfinite(loss), (double)n / (double)N_round,
                         &tail[T_DP_BELOW])) {
             tail[T_REJ_CLIENTS] += 1;
@@ -230,6 +240,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     int32_t n = 0;
     fh_status st = fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, L->m, s->ids, &n);
     if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
+    if (st == FH_OK) st = attack_run_round(&s->atk, r, s->ids, n); /* [attack] who is malicious */
     FH_TRY(comm_agree(w, st));
     s->n = n;
     int64_t N_round = 0;
@@ -256,6 +267,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
 
     const int scaffold = s->c != NULL;
     rs->clients = n;
+    rs->malicious = s->atk.a.mode ? s->atk.k : -1;
     rs->rejected = (int32_t)tail[T_REJ_CLIENTS];
     rs->applied = (int32_t)tail[T_ACC_CLIENTS];
     rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
@@ -281,6 +293,9 @@ static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     fh_status st = FH_OK;
     if (L->w->rank == 0 && L->test.n > 0)
         st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
+    if (st == FH_OK && L->w->rank == 0 && L->test.n > 0 && s->atk.a.mode == ATTACK_BACKDOOR) /* [attack] */
+        st = fl_testset_backdoor(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &s->atk.a, &s->atk.g,
+                                 &rs->backdoor_success);
     FH_TRY(comm_agree(L->w, st));
     if (s->pv.mode) return FH_OK; /* [privacy]: participants' own accuracies are not released, nor gathered */
     return fl_client_accuracy(L->w, &L->wk, L->params, L->data, s->start + s->c0, s->count + s->c0, s->c1 - s->c0,
