@@ -195,7 +195,7 @@ int64_t attack_poison_rows(const config_attack *a, const attack_geom *g, uint64_
 
 double attack_boost(const config_attack *a, int64_t n_i, int64_t N_round, double server_lr, int32_t k)
 {
-    if (a->boost > 0) return a->boost;
+    if (a->boost > 0 || a->mode != ATTACK_BACKDOOR) return a->boost;
     if (n_i <= 0 || server_lr <= 0 || k <= 0) return 1.0;
     return (double)N_round / ((double)n_i * server_lr * (double)k);
 }
