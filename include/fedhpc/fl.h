@@ -47,8 +47,9 @@ typedef struct {
     double chacha_gbps;       /* raw ChaCha20 throughput in the same run (NAN: off)         */
     /* [attack] */
     int32_t malicious;        /* malicious clients this round (-1: no attack)               */
-    double backdoor_success;  /* triggered test rows of true class != target classified as
-                                 target (NAN: no backdoor, or not evaluated)                */
+    double attack_success;    /* backdoor: triggered test rows of true class != target
+                                 classified as target; label_flip: test rows of the source
+                                 class classified as target (NAN: other modes, not evaluated) */
 } fl_round_stats;
 
 /* Round r of `rounds` with `clients` participants; every metric NAN (not measured), counters 0. */
@@ -105,9 +106,10 @@ void fl_testset_free(fl_testset *t);
  * equal to model_evaluate on the whole split held in memory. */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out);
-/* [attack] backdoor success of params: the fraction of test rows whose true class is not
- * a->target_class that are classified as target_class once the trigger is applied (rank 0). */
-fh_status fl_testset_backdoor(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
+/* [attack] attack success of params (rank 0): backdoor, the fraction of test rows whose true
+ * class is not a->target_class that are classified as target_class once the trigger is applied;
+ * label_flip, the fraction of test rows of source_class classified as target_class. */
+fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
                               const config_attack *a, const attack_geom *g, double *rate);
 /* Row buffers that grow to the largest group of clients read at once. */
 typedef struct {

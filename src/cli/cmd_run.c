@@ -72,7 +72,7 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
 {
     const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
                       "client_acc_mean,client_acc_p10,clients,rejected,"
-                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,backdoor_success\n";
+                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success\n";
     char tmp[CONFIG_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
     FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
@@ -138,7 +138,7 @@ static fh_status on_round(const fl_round_stats *s_in, void *user)
     char rj[16], ml[16], bd[32]; /* [attack] columns */
     fmt_count(rj, sizeof rj, s->rejected);
     fmt_count(ml, sizeof ml, s->malicious);
-    fmt_num(bd, sizeof bd, s->backdoor_success);
+    fmt_num(bd, sizeof bd, s->attack_success);
     fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s\n", s->round, s->wall_s, tl, ls,
             ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
             s->dropped, s->secagg_aborted, mg, cg, ml, bd);

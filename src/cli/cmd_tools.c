@@ -45,8 +45,8 @@ int cmd_inspect(int argc, char **argv)
 static const char *PLOT_USAGE =
     "usage: fedhpc plot DIR [--out FILE.png]\n"
     "       fedhpc plot --x virtual_time DIR1 DIR2 ... [--out FILE.png]\n\n"
-    "Draws DIR/metrics.csv (test accuracy and train/test loss per round; with an [attack] backdoor,\n"
-    "its backdoor success too) with gnuplot into\n"
+    "Draws DIR/metrics.csv (test accuracy and train/test loss per round; with an [attack] backdoor\n"
+    "or label flip, its attack success too) with gnuplot into\n"
     "DIR/learning_curve.png (or --out).\n"
     "--x virtual_time: test accuracy against virtual time of several [async] runs in one plot,\n"
     "from each DIR/async.csv, into DIR1/accuracy_vs_virtual_time.png (or --out).\n";
@@ -192,9 +192,9 @@ int cmd_plot(int argc, char **argv)
     if (st == FH_OK && out) st = fh_path_check("plot --out", out, FH_PATH_WRITE_FILE);
     if (st == FH_OK) st = csv_expect(csv, "round,wall_s,train_loss,test_loss,accuracy", "a fedhpc metrics.csv");
     if (st != FH_OK) return cli_report(NULL, "plot", st);
-    char extra[128] = ""; /* [attack] backdoor success on the triggered test split, when measured */
-    const int bd = csv_column_with_values(csv, "backdoor_success");
-    if (bd) snprintf(extra, sizeof extra, ", '' using 1:%d with linespoints pt 5 ps 0.5 title 'backdoor success'", bd);
+    char extra[128] = ""; /* [attack] attack success (backdoor, label flip), when measured */
+    const int bd = csv_column_with_values(csv, "attack_success");
+    if (bd) snprintf(extra, sizeof extra, ", '' using 1:%d with linespoints pt 5 ps 0.5 title 'attack success'", bd);
     snprintf(script, sizeof script,
              "set key autotitle columnhead\n"
              "set multiplot layout 1,2 title '%s'\n"
@@ -204,6 +204,6 @@ int cmd_plot(int argc, char **argv)
              "set ylabel 'loss'; set key top right\n"
              "plot '%s' using 1:3 with lines title 'train loss', '' using 1:4 with linespoints pt 7 ps 0.5 title 'test loss'\n"
              "unset multiplot\n",
-             dir, bd ? "accuracy / backdoor success" : "accuracy", csv, extra, csv);
+             dir, bd ? "accuracy / attack success" : "accuracy", csv, extra, csv);
     return gnuplot_draw(png, "pngcairo size 1000,420", script);
 }

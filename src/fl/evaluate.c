@@ -111,9 +111,10 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
 }
 
 
-/* [attack] backdoor success: the test split read a chunk at a time, the trigger put into every
- * row whose true class is not the target, and the share of those predicted as the target. */
-fh_status fl_testset_backdoor(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
+/* [attack] attack success: the test split read a chunk at a time; the rows the attack aims at
+ * (backdoor: true class not the target, with the trigger put in; label_flip: true class the
+ * source) and the share of those predicted as the target. */
+fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
                               const config_attack *a, const attack_geom *g, double *rate)
 {
     const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 256 ? 1 : 256 / ws_rows);
@@ -136,9 +137,9 @@ fh_status fl_testset_backdoor(fl_testset *t, const model_t *m, const float *para
         if (st != FH_OK) break;
         int64_t kept = 0; /* rows of another class, triggered, packed at the front */
         for (int64_t i = 0; i < k; i++) {
-            if (t->y[i] == a->target_class) continue;
+            if (a->mode == ATTACK_BACKDOOR ? t->y[i] == a->target_class : t->y[i] != a->source_class) continue;
             if (kept != i) memcpy(t->x + kept * t->d, t->x + i * t->d, (size_t)t->d * sizeof *t->x);
-            attack_apply_trigger(a, g, t->x + kept * t->d);
+            if (a->mode == ATTACK_BACKDOOR) attack_apply_trigger(a, g, t->x + kept * t->d);
             kept++;
         }
         for (int64_t b = 0; b < kept; b += ws_rows) {

@@ -293,9 +293,9 @@ static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     fh_status st = FH_OK;
     if (L->w->rank == 0 && L->test.n > 0)
         st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
-    if (st == FH_OK && L->w->rank == 0 && L->test.n > 0 && s->atk.a.mode == ATTACK_BACKDOOR) /* [attack] */
-        st = fl_testset_backdoor(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &s->atk.a, &s->atk.g,
-                                 &rs->backdoor_success);
+    if (st == FH_OK && L->w->rank == 0 && L->test.n > 0 && attack_poisons_rows(&s->atk.a)) /* [attack] */
+        st = fl_testset_attack(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &s->atk.a, &s->atk.g,
+                               &rs->attack_success);
     FH_TRY(comm_agree(L->w, st));
     if (s->pv.mode) return FH_OK; /* [privacy]: participants' own accuracies are not released, nor gathered */
     return fl_client_accuracy(L->w, &L->wk, L->params, L->data, s->start + s->c0, s->count + s->c0, s->c1 - s->c0,

@@ -266,7 +266,7 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->notice = "";
     s->applied = -1;
     s->malicious = -1;                 /* [attack] */
-    s->backdoor_success = NAN;
+    s->attack_success = NAN;
 }
 
 /* ---- checkpoint files ---------------------------------------------------------------- */

@@ -40,7 +40,7 @@ run() { # run NAME NP OVERRIDES...
 run clean 1 attack.fraction=0
 run bd1 1
 run bd2 2
-c=$(csv_col_last "$T/clean/metrics.csv" backdoor_success) b=$(csv_col_last "$T/bd1/metrics.csv" backdoor_success)
+c=$(csv_col_last "$T/clean/metrics.csv" attack_success) b=$(csv_col_last "$T/bd1/metrics.csv" attack_success)
 ca=$(csv_col_last "$T/clean/metrics.csv" accuracy) ba=$(csv_col_last "$T/bd1/metrics.csv" accuracy)
 if nums "$c" "$b" "$ca" "$ba" && awk -v c="$c" -v b="$b" 'BEGIN{exit !(b >= 0.8 && c <= 0.2 && b >= c + 0.5)}'; then
     ok "backdoor success $b with 10% malicious clients (clean run: $c)"
@@ -53,7 +53,7 @@ m=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="malicious") k=i; next} {s+=$k} END
 [ "$m" = 20 ] && ok "one malicious client of 10 every round (20 in 20 rounds)" || bad "malicious clients: $m (wanted 20)"
 same_model "$T/bd1/model.h5" "$T/bd2/model.h5" && ok "backdoor: bit-identical model for -np 1 and 2" ||
     bad "backdoor: models differ between -np 1 and 2"
-same_csv 1,5,19,20 "$T/bd1/metrics.csv" "$T/bd2/metrics.csv" && ok "backdoor: same accuracy, malicious, backdoor_success for -np 1 and 2" ||
+same_csv 1,5,19,20 "$T/bd1/metrics.csv" "$T/bd2/metrics.csv" && ok "backdoor: same accuracy, malicious, attack_success for -np 1 and 2" ||
     bad "backdoor: metrics differ between -np 1 and 2"
 differs "$T/clean/model.h5" "$T/bd1/model.h5" && ok "the attack changes the model" || bad "attacked model == clean model"
 
@@ -71,8 +71,8 @@ for a in "label_flip selection=fixed" "sign_flip" "gaussian selection=fixed" "sc
         bad "$mode ($sel): differs between -np 1 and 2"
     fi
 done
-bs=$(csv_col_last "$T/sign_flip_1/metrics.csv" backdoor_success)
-[ "$bs" = nan ] && ok "backdoor_success is nan without a backdoor" || bad "backdoor_success '$bs' without a backdoor"
+bs=$(csv_col_last "$T/sign_flip_1/metrics.csv" attack_success)
+[ "$bs" = nan ] && ok "attack_success is nan for sign_flip (an untargeted attack)" || bad "attack_success '$bs' for sign_flip"
 
 # 3. the plot shows the backdoor curve
 if command -v gnuplot >/dev/null 2>&1; then
