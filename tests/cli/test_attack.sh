@@ -31,7 +31,8 @@ INI
 
 run() { # run NAME NP OVERRIDES...
     _n=$1 _np=$2; shift 2
-    $MPIRUN -np "$_np" "$FEDHPC" run "$T/a.ini" output.dir="$T/$_n" "$@" >"$T/$_n.log" 2>&1 ||
+    if [ "$_np" = 1 ]; then _l=; else _l="$MPIRUN -np $_np"; fi
+    $_l "$FEDHPC" run "$T/a.ini" output.dir="$T/$_n" "$@" >"$T/$_n.log" 2>&1 ||
         { bad "run $_n (-np $_np $*)"; tail -5 "$T/$_n.log" | sed 's/^/       | /'; }
 }
 
@@ -74,25 +75,38 @@ done
 bs=$(csv_col_last "$T/sign_flip_1/metrics.csv" attack_success)
 [ "$bs" = nan ] && ok "attack_success is nan for sign_flip (an untargeted attack)" || bad "attack_success '$bs' for sign_flip"
 
-# 3. the plot shows the backdoor curve
+# 3. a checkpoint resume continues the attack exactly (there is no attack state: everything is a
+#    function of seed, round and client), here from -np 1 to -np 2 with a fixed malicious set
+run r8 1 attack.selection=fixed attack.fraction=0.3 train.rounds=8 train.eval_every=4
+run r4 1 attack.selection=fixed attack.fraction=0.3 train.rounds=4 train.eval_every=4 checkpoint.every=4
+$MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/r4" attack.selection=fixed attack.fraction=0.3 train.rounds=8 \
+    train.eval_every=4 checkpoint.resume=auto >"$T/r4b.log" 2>&1 || bad "resumed run"
+if grep -q "resuming after round 4" "$T/r4b.log" && same_model "$T/r8/model.h5" "$T/r4/model.h5" &&
+    same_csv 1,5,19,20 "$T/r8/metrics.csv" "$T/r4/metrics.csv"; then
+    ok "resume after round 4 (-np 1 -> 2): bit-identical model and attack metrics"
+else
+    bad "resume of an attacked run differs"
+fi
+
+# 4. the plot shows the backdoor curve
 if command -v gnuplot >/dev/null 2>&1; then
     check "fedhpc plot of a backdoor run" "$FEDHPC" plot "$T/bd1" --out "$T/bd.png"
     [ -s "$T/bd.png" ] && ok "plot written" || bad "no plot"
 fi
 
-# 4. bad input: one message naming the key, exit 2, on every rank
+# 5. bad input: one message naming the key, exit 2 (under -np 2: once, from every rank's agreement)
 expect_input_error "unknown attack mode" "[attack] mode: expected one of none|label_flip" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.mode=poison
 expect_input_error "fraction outside [0, 1]" "[attack] fraction: expected a number in [0, 1], got '1.5'" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.fraction=1.5
 expect_input_error "negative fraction" "[attack] fraction: expected a number in [0, 1], got '-0.1'" \
-    $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.fraction=-0.1
+    "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.fraction=-0.1
 expect_input_error "label_flip source = target" "[attack] source_class = target_class = 2" \
-    $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.mode=label_flip attack.source_class=2
+    "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.mode=label_flip attack.source_class=2
 expect_input_error "trigger larger than the image" "[attack] trigger = 29: larger than the 28x28 images" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.trigger=29
 expect_input_error "target class out of range" "[attack] target_class = 10:" \
-    $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.target_class=10
+    "$FEDHPC" run "$T/a.ini" output.dir="$T/x" attack.target_class=10
 expect_input_error "attack with async" "[attack] mode = backdoor: only for the synchronous FedAvg family" \
-    $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/x" async.mode=fedbuff
+    "$FEDHPC" run "$T/a.ini" output.dir="$T/x" async.mode=fedbuff
 finish attack
