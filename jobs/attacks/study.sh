@@ -48,7 +48,8 @@ defence() { # the overrides of a defence name
     esac
 }
 col() { awk -F, -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} {v=$k} END{print v}' "$1"; }
-colsum() { awk -F, -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $k!="nan"{s+=$k} END{print s+0}' "$1"; }
+# the column's sum over rounds; nan when no round has a value (rejected under DP is not published)
+colsum() { awk -F, -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} $k!="nan"{s+=$k; n++} END{if(n) print s; else print "nan"}' "$1"; }
 
 run() { # run NAME DEFENCE BOOST FRACTION SEED: one training run, one line of results.csv
     d=$OUT/runs/$1
@@ -80,7 +81,8 @@ NR == 1 { next }
     key = $2 SUBSEP $3 SUBSEP $4
     if ($4 == 0) { ca[$2] += $6; cq[$2] += $6 * $6; cs[$2] += $7; cz[$2] += $7 * $7; cn[$2]++; next }
     if (!(key in n)) { order[++rows] = key }
-    n[key]++; aa[key] += $6; aq[key] += $6 * $6; as[key] += $7; az[key] += $7 * $7; rj[key] += $8; ml[key] += $9
+    n[key]++; aa[key] += $6; aq[key] += $6 * $6; as[key] += $7; az[key] += $7 * $7; ml[key] += $9
+    if ($8 == "nan") rjn[key] = 1; else rj[key] += $8
 }
 END {
     printf "| attack | defence | boost | clean accuracy | attacked accuracy | accuracy change (points) | clean attack success | attacked attack success | malicious updates / rejected updates (all seeds) |\n"
@@ -90,8 +92,9 @@ END {
         sa = ms(as[order[i]], az[order[i]], n[order[i]])
         sc = ms(cs[d], cz[d], cn[d])
         if (attack != "backdoor" && attack != "label_flip") { sa = "—"; sc = "—" }
-        printf "| %s | %s | %s | %s | %s | %+.1f | %s | %s | %d / %d |\n", attack, d, k[2], ms(ca[d], cq[d], cn[d]),
-            ms(aa[order[i]], aq[order[i]], n[order[i]]), 100 * (aa[order[i]] / n[order[i]] - ca[d] / cn[d]), sc, sa, ml[order[i]], rj[order[i]]
+        r = (order[i] in rjn) ? "not published (DP)" : sprintf("%d", rj[order[i]])
+        printf "| %s | %s | %s | %s | %s | %+.1f | %s | %s | %d / %s |\n", attack, d, k[2], ms(ca[d], cq[d], cn[d]),
+            ms(aa[order[i]], aq[order[i]], n[order[i]]), 100 * (aa[order[i]] / n[order[i]] - ca[d] / cn[d]), sc, sa, ml[order[i]], r
     }
 }' "$OUT/results.csv" >"$OUT/table.md"
 cat "$OUT/table.md"
