@@ -106,6 +106,7 @@ awk -F, 'NR == 1 { next }
   n[key]++; aa[key] += $6; as[key] += ($7 == "nan" ? 0 : $7) }
 END { for (i = 1; i <= rows; i++) { k = order[i]; printf "\"%s\" %.4f %.4f %.4f\n", k, ca[def[k]] / cn[def[k]], aa[k] / n[k], as[k] / n[k] } }' \
     "$OUT/results.csv" >"$OUT/plot.dat"
+case $ATTACK in backdoor|label_flip) SUCCESS=", '' using 4 title 'attack success'" ;; *) SUCCESS= ;; esac
 if command -v gnuplot >/dev/null 2>&1; then
     gnuplot <<GP && echo "study: $OUT/$ATTACK.png"
 set terminal pngcairo size 900,480
@@ -118,6 +119,6 @@ set yrange [0:1.05]
 set grid ytics
 set key outside bottom center horizontal
 set xlabel 'defence, attack boost'
-plot '$OUT/plot.dat' using 2:xtic(1) title 'clean accuracy', '' using 3 title 'attacked accuracy', '' using 4 title 'attack success'
+plot '$OUT/plot.dat' using 2:xtic(1) title 'clean accuracy', '' using 3 title 'attacked accuracy'$SUCCESS
 GP
 fi
