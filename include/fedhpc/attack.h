@@ -34,6 +34,9 @@ typedef struct {
     int32_t channels;
 } attack_geom;
 
+/* The name of an [attack] mode ("backdoor", ...). */
+const char *attack_mode_name(int32_t mode);
+
 /* Cross-key checks of [attack] in configuration file `path` (config_validate calls it): the
  * FedAvg family only; label_flip with source_class != target_class. FH_EINPUT naming the key. */
 fh_status attack_config_check(const config_t *c, const char *path);

@@ -110,7 +110,7 @@ fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, 
  * class is not a->target_class that are classified as target_class once the trigger is applied;
  * label_flip, the fraction of test rows of source_class classified as target_class. */
 fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
-                              const config_attack *a, const attack_geom *g, double *rate);
+                           const config_attack *a, const attack_geom *g, double *rate);
 /* Row buffers that grow to the largest group of clients read at once. */
 typedef struct {
     float *x;      /* [cap, features] */

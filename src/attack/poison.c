@@ -11,7 +11,7 @@
 
 static const char *const MODE_NAMES[] = {"none", "label_flip", "sign_flip", "scale", "gaussian", "backdoor"};
 
-static const char *mode_name(int32_t m)
+const char *attack_mode_name(int32_t m)
 {
     return m >= 0 && m <= ATTACK_BACKDOOR ? MODE_NAMES[m] : "?";
 }
@@ -28,7 +28,7 @@ fh_status attack_config_check(const config_t *c, const char *path)
     if (other)
         return fh_error_set(FH_EINPUT, "%s: [attack] mode = %s: only for the synchronous FedAvg family "
                             "(fedavg, fedprox, fedavgm, fedadam, fedyogi, scaffold), not with %s", path,
-                            mode_name(a->mode), other);
+                            attack_mode_name(a->mode), other);
     if (a->mode == ATTACK_LABEL_FLIP && a->source_class == a->target_class)
         return fh_error_set(FH_EINPUT, "%s: [attack] source_class = target_class = %d: label_flip needs two different "
                             "classes (source_class is relabelled target_class)", path, a->source_class);

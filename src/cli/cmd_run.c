@@ -212,6 +212,9 @@ static void fill_yaml(FILE *f, const void *p)
     fprintf(f, "  train_seconds: {min: %.3f, avg: %.3f, max: %.3f}\n", a->tmin, a->tavg, a->tmax);
     fprintf(f, "  final: {round: %d, test_loss: %.6g, accuracy: %.6g, f1: %.6g, auc: %.6g, client_acc_mean: %.6g, client_acc_p10: %.6g}\n",
             s->round, s->test.loss, s->test.accuracy, s->test.f1, s->test.auc, s->client_acc_mean, s->client_acc_p10);
+    if (cfg->attack.mode) /* [attack] */
+        fprintf(f, "  attack: {mode: %s, fraction: %.6g, boost: %.6g, attack_success: %.6g}\n", attack_mode_name(cfg->attack.mode),
+                cfg->attack.fraction, cfg->attack.boost, s->attack_success);
     fprintf(f, "  config_train_hash: \"%016llx\"\n", (unsigned long long)config_train_hash(cfg));
 }
 
@@ -386,6 +389,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("  %-20s %.4f\n", "test macro-F1", s->test.f1);
             if (!isnan(s->test.auc)) printf("  %-20s %.4f\n", "test ROC-AUC", s->test.auc);
             printf("  %-20s %.4f\n", "test loss", s->test.loss);
+            if (!isnan(s->attack_success)) printf("  %-20s %.4f (%s)\n", "attack success", s->attack_success, attack_mode_name(cfg.attack.mode));
             if (!isnan(s->client_acc_mean))
                 printf("  %-20s mean %.4f, 10th percentile %.4f\n", "client accuracy", s->client_acc_mean, s->client_acc_p10);
             printf("  %-20s %.2f s (ranks: min %.2f, max %.2f), %.3f s/round\n", "train time", ya.tavg, ya.tmin, ya.tmax,
