@@ -136,6 +136,17 @@ typedef struct {                           /* [compress]: src/agg/compress.c, sr
     int32_t error_feedback;                /* 0 off, 1 on (residual per client, Stich 2018)    */
     int32_t vote;                          /* signsgd: 0 mean (scaled signs), 1 majority       */
 } config_compress;
+typedef struct {                           /* [attack]: src/attack/poison.c, attack.h        */
+    int32_t mode;                          /* attack_mode: none label_flip sign_flip scale gaussian backdoor */
+    double fraction;                       /* of the sampled clients (per_round) or all (fixed) */
+    int32_t start_round;                   /* first attacked round                            */
+    double boost;                          /* update scale (0: backdoor model replacement n/eta) */
+    int32_t source_class, target_class;    /* label_flip source -> target; backdoor target     */
+    int32_t trigger;                       /* backdoor: k x k corner square (images), k features */
+    double trigger_value;                  /* the trigger's pixel / feature value              */
+    double poison_fraction;                /* backdoor: fraction of a malicious client's rows   */
+    int32_t selection;                     /* 0 per_round, 1 fixed                             */
+} config_attack;
 
 typedef struct {
     config_data data;
@@ -151,6 +162,7 @@ typedef struct {
     config_system system;
     config_async async;
     config_compress compress;
+    config_attack attack;
 } config_t;
 
 /* Defaults for every key. */

@@ -12,6 +12,7 @@
 #define FEDHPC_FL_H
 
 #include "fedhpc/agg.h"
+#include "fedhpc/attack.h"
 #include "fedhpc/ckpt.h"
 #include "fedhpc/comm.h"
 #include "fedhpc/common.h"
@@ -44,6 +45,11 @@ typedef struct {
     int32_t secagg_aborted;   /* 1: fewer than t survivors, the round's update was skipped  */
     double mask_gbps;         /* secagg mask generation, GB/s of keystream (NAN: off)       */
     double chacha_gbps;       /* raw ChaCha20 throughput in the same run (NAN: off)         */
+    /* [attack] */
+    int32_t malicious;        /* malicious clients this round (-1: no attack)               */
+    double attack_success;    /* backdoor: triggered test rows of true class != target
+                                 classified as target; label_flip: test rows of the source
+                                 class classified as target (NAN: other modes, not evaluated) */
 } fl_round_stats;
 
 /* Round r of `rounds` with `clients` participants; every metric NAN (not measured), counters 0. */
@@ -100,6 +106,11 @@ void fl_testset_free(fl_testset *t);
  * equal to model_evaluate on the whole split held in memory. */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out);
+/* [attack] attack success of params (rank 0): backdoor, the fraction of test rows whose true
+ * class is not a->target_class that are classified as target_class once the trigger is applied;
+ * label_flip, the fraction of test rows of source_class classified as target_class. */
+fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
+                           const config_attack *a, const attack_geom *g, double *rate);
 /* Row buffers that grow to the largest group of clients read at once. */
 typedef struct {
     float *x;      /* [cap, features] */

@@ -34,7 +34,9 @@ enum {
     RNG_ASYNC = 18,     /* asynchronous FL: which idle client starts next */
     RNG_LATE_DROPOUT = 19, /* secagg: late dropouts (sent the input, no unmasking answer) */
     RNG_COMPRESS = 20,  /* [compress]: qsgd rounding, randk indices of a client's update */
-    RNG_ROBUST = 21     /* robust aggregation: norm_bound noise on the aggregate */
+    RNG_ROBUST = 21,    /* robust aggregation: norm_bound noise on the aggregate */
+    RNG_ATTACK = 22,    /* [attack]: which clients are malicious      */
+    RNG_ATTACK_DATA = 23 /* [attack]: poisoned rows, Gaussian updates  */
 };
 
 typedef struct {

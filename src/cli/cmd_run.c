@@ -73,7 +73,7 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
 {
     const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
                       "client_acc_mean,client_acc_p10,clients,rejected,"
-                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps\n";
+                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success\n";
     char tmp[CONFIG_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
     FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
@@ -136,11 +136,13 @@ static fh_status on_round(const fl_round_stats *s_in, void *user)
     fmt_num(ep, sizeof ep, s->epsilon);
     fmt_num(mg, sizeof mg, s->mask_gbps);
     fmt_num(cg, sizeof cg, s->chacha_gbps);
-    char rj[16];
+    char rj[16], ml[16], bd[32]; /* [attack] columns */
     fmt_count(rj, sizeof rj, s->rejected);
-    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s\n", s->round, s->wall_s, tl, ls,
+    fmt_count(ml, sizeof ml, s->malicious);
+    fmt_num(bd, sizeof bd, s->attack_success);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s\n", s->round, s->wall_s, tl, ls,
             ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
-            s->dropped, s->secagg_aborted, mg, cg);
+            s->dropped, s->secagg_aborted, mg, cg, ml, bd);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
     if (c->cfg->output.progress == 2) return FH_OK;
@@ -211,6 +213,9 @@ static void fill_yaml(FILE *f, const void *p)
     fprintf(f, "  train_seconds: {min: %.3f, avg: %.3f, max: %.3f}\n", a->tmin, a->tavg, a->tmax);
     fprintf(f, "  final: {round: %d, test_loss: %.6g, accuracy: %.6g, f1: %.6g, auc: %.6g, client_acc_mean: %.6g, client_acc_p10: %.6g}\n",
             s->round, s->test.loss, s->test.accuracy, s->test.f1, s->test.auc, s->client_acc_mean, s->client_acc_p10);
+    if (cfg->attack.mode) /* [attack] */
+        fprintf(f, "  attack: {mode: %s, fraction: %.6g, boost: %.6g, attack_success: %.6g}\n", attack_mode_name(cfg->attack.mode),
+                cfg->attack.fraction, cfg->attack.boost, s->attack_success);
     fprintf(f, "  config_train_hash: \"%016llx\"\n", (unsigned long long)config_train_hash(cfg));
 }
 
@@ -426,6 +431,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("  %-20s %.4f\n", "test macro-F1", s->test.f1);
             if (!isnan(s->test.auc)) printf("  %-20s %.4f\n", "test ROC-AUC", s->test.auc);
             printf("  %-20s %.4f\n", "test loss", s->test.loss);
+            if (!isnan(s->attack_success)) printf("  %-20s %.4f (%s)\n", "attack success", s->attack_success, attack_mode_name(cfg.attack.mode));
             if (!isnan(s->client_acc_mean))
                 printf("  %-20s mean %.4f, 10th percentile %.4f\n", "client accuracy", s->client_acc_mean, s->client_acc_p10);
             printf("  %-20s %.2f s (ranks: min %.2f, max %.2f), %.3f s/round\n", "train time", ya.tavg, ya.tmin, ya.tmax,

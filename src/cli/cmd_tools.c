@@ -45,10 +45,36 @@ int cmd_inspect(int argc, char **argv)
 static const char *PLOT_USAGE =
     "usage: fedhpc plot DIR [--out FILE.png]\n"
     "       fedhpc plot --x virtual_time DIR1 DIR2 ... [--out FILE.png]\n\n"
-    "Draws DIR/metrics.csv (test accuracy and train/test loss per round) with gnuplot into\n"
+    "Draws DIR/metrics.csv (test accuracy and train/test loss per round; with an [attack] backdoor\n"
+    "or label flip, its attack success too) with gnuplot into\n"
     "DIR/learning_curve.png (or --out).\n"
     "--x virtual_time: test accuracy against virtual time of several [async] runs in one plot,\n"
     "from each DIR/async.csv, into DIR1/accuracy_vs_virtual_time.png (or --out).\n";
+
+/* [attack] The 1-based column `name` of csv when some row has a number in it (not nan), else 0. */
+static int csv_column_with_values(const char *csv, const char *name)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    char line[4096];
+    int col = 0, found = 0;
+    if (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        int i = 1;
+        for (char *t = strtok(line, ","); t; t = strtok(NULL, ","), i++)
+            if (!strcmp(t, name)) col = i;
+    }
+    while (col && !found && fgets(line, sizeof line, f)) {
+        char *p = line;
+        for (int i = 1; i < col && p; i++) {
+            p = strchr(p, ',');
+            if (p) p++;
+        }
+        if (p && *p && *p != ',' && *p != '\n' && strncmp(p, "nan", 3) != 0) found = 1;
+    }
+    fclose(f);
+    return found ? col : 0;
+}
 
 /* FH_EINPUT unless csv starts with a header line beginning with `prefix`. */
 static fh_status csv_expect(const char *csv, const char *prefix, const char *what)
@@ -166,15 +192,18 @@ int cmd_plot(int argc, char **argv)
     if (st == FH_OK && out) st = fh_path_check("plot --out", out, FH_PATH_WRITE_FILE);
     if (st == FH_OK) st = csv_expect(csv, "round,wall_s,train_loss,test_loss,accuracy", "a fedhpc metrics.csv");
     if (st != FH_OK) return cli_report(NULL, "plot", st);
+    char extra[128] = ""; /* [attack] attack success (backdoor, label flip), when measured */
+    const int bd = csv_column_with_values(csv, "attack_success");
+    if (bd) snprintf(extra, sizeof extra, ", '' using 1:%d with linespoints pt 5 ps 0.5 title 'attack success'", bd);
     snprintf(script, sizeof script,
              "set key autotitle columnhead\n"
              "set multiplot layout 1,2 title '%s'\n"
-             "set xlabel 'round'; set ylabel 'accuracy'; set grid; set key bottom right\n"
+             "set xlabel 'round'; set ylabel '%s'; set grid; set key bottom right\n"
              "plot '%s' using 1:5 with linespoints pt 7 ps 0.5 title 'test accuracy', "
-             "'' using 1:10 with lines dt 2 title 'client accuracy (mean)'\n"
+             "'' using 1:10 with lines dt 2 title 'client accuracy (mean)'%s\n"
              "set ylabel 'loss'; set key top right\n"
              "plot '%s' using 1:3 with lines title 'train loss', '' using 1:4 with linespoints pt 7 ps 0.5 title 'test loss'\n"
              "unset multiplot\n",
-             dir, csv, csv);
+             dir, bd ? "accuracy / attack success" : "accuracy", csv, extra, csv);
     return gnuplot_draw(png, "pngcairo size 1000,420", script);
 }

@@ -2,6 +2,7 @@
  * the INI file; "section.key=value" arguments override it. See include/fedhpc/config.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/config.h"
+#include "fedhpc/attack.h"
 #include "fedhpc/model.h"
 
 #include <errno.h>
@@ -256,6 +257,32 @@ static const key_def KEYS[] = {
     {"compress", "vote", T_ENUM, F(compress.vote), "mean", 0, 0, "mean|majority", 1,
      "signsgd: mean: each client sends its signs and mean |u|, averaged as usual; majority: signs only, the "
      "server steps by [fl] server_lr * sign(sum of the clients' signs) (Bernstein et al. 2018)"},
+    /* [attack] — poisoning and backdoor attacks by malicious clients (src/attack/poison.c, docs/attacks.md) */
+    {"attack", "mode", T_ENUM, F(attack.mode), "none", 0, 0, "none|label_flip|sign_flip|scale|gaussian|backdoor", 1,
+     "malicious clients: label_flip (source_class -> target_class in their rows); sign_flip (update * -boost); "
+     "scale (update * boost); gaussian (update replaced by N(0, (boost * its RMS)^2) per coordinate); "
+     "backdoor (trigger + target_class on poison_fraction of their rows, update * boost: model replacement, "
+     "Bagdasaryan et al. 2020). FedAvg family only"},
+    {"attack", "fraction", T_DOUBLE, F(attack.fraction), "0.1", 0, 1, NULL, 1,
+     "malicious share: per_round, round(fraction * sampled clients) of each round's clients; fixed, "
+     "round(fraction * clients) clients for the whole run"},
+    {"attack", "start_round", T_INT, F(attack.start_round), "1", 1, 1e9, NULL, 1, "first round with an attack"},
+    {"attack", "boost", T_DOUBLE, F(attack.boost), "1", 0, 1e6, NULL, 1,
+     "scale of a malicious update (sign_flip, scale, backdoor; gaussian: noise RMS over the honest RMS); "
+     "0 with backdoor: model replacement, N_round / (n_i * server_lr * malicious clients of the round)"},
+    {"attack", "source_class", T_INT, F(attack.source_class), "0", 0, 1e6, NULL, 1, "label_flip: the class relabelled"},
+    {"attack", "target_class", T_INT, F(attack.target_class), "2", 0, 1e6, NULL, 1,
+     "label_flip: the new label; backdoor: the class a triggered input should get"},
+    {"attack", "trigger", T_INT, F(attack.trigger), "4", 1, 1e6, NULL, 1,
+     "backdoor trigger size: images (Fashion-MNIST, CNN), a trigger x trigger square in the bottom-right "
+     "corner; tabular data, the last `trigger` features"},
+    {"attack", "trigger_value", T_DOUBLE, F(attack.trigger_value), "1", -1e6, 1e6, NULL, 1,
+     "value the trigger's pixels / features are set to (1: white for images in [0, 1])"},
+    {"attack", "poison_fraction", T_DOUBLE, F(attack.poison_fraction), "0.5", 0, 1, NULL, 1,
+     "backdoor: fraction of a malicious client's rows given the trigger and target_class (the rest stay "
+     "clean, so the main task is kept)"},
+    {"attack", "selection", T_ENUM, F(attack.selection), "per_round", 0, 0, "per_round|fixed", 1,
+     "per_round: a fresh draw among each round's sampled clients; fixed: one set of clients for the whole run"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
@@ -741,6 +768,7 @@ fh_status config_validate(const config_t *c, const char *path)
                             "moves individual client models between ranks in the clear; use method = ifca or none",
                             path, c->cluster.method == 2 ? "fesem" : "cfl");
     FH_TRY(config_validate_robust(c, path, c->secagg.enabled || c->secagg.truth[0]));
+    FH_TRY(attack_config_check(c, path)); /* [attack] (src/attack/poison.c) */
     return FH_OK;
 }
 

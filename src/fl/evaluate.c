@@ -110,3 +110,52 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
     return st;
 }
 
+
+/* [attack] attack success: the test split read a chunk at a time; the rows the attack aims at
+ * (backdoor: true class not the target, with the trigger put in; label_flip: true class the
+ * source) and the share of those predicted as the target. */
+fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
+                              const config_attack *a, const attack_geom *g, double *rate)
+{
+    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 256 ? 1 : 256 / ws_rows);
+    const int64_t rows = t->n < chunk ? t->n : chunk;
+    if (rows > t->cap) {
+        free(t->x);
+        free(t->y);
+        t->x = malloc((size_t)rows * (size_t)t->d * sizeof *t->x);
+        t->y = malloc((size_t)rows * sizeof *t->y);
+        t->cap = t->x && t->y ? rows : 0;
+        if (!t->cap) return fh_error_set(FH_ENOMEM, "out of memory for %lld test rows", (long long)rows);
+    }
+    float *probs = malloc((size_t)ws_rows * (size_t)m->classes * sizeof *probs);
+    if (!probs) return fh_error_set(FH_ENOMEM, "out of memory");
+    int64_t hit = 0, total = 0;
+    fh_status st = FH_OK;
+    for (int64_t r = 0; r < t->n && st == FH_OK; r += rows) {
+        int64_t k = t->n - r < rows ? t->n - r : rows;
+        st = io_data_read_ranges(t->data, "test", 1, &r, &k, t->x, t->y);
+        if (st != FH_OK) break;
+        int64_t kept = 0; /* rows of another class, triggered, packed at the front */
+        for (int64_t i = 0; i < k; i++) {
+            if (a->mode == ATTACK_BACKDOOR ? t->y[i] == a->target_class : t->y[i] != a->source_class) continue;
+            if (kept != i) memcpy(t->x + kept * t->d, t->x + i * t->d, (size_t)t->d * sizeof *t->x);
+            if (a->mode == ATTACK_BACKDOOR) attack_apply_trigger(a, g, t->x + kept * t->d);
+            kept++;
+        }
+        for (int64_t b = 0; b < kept; b += ws_rows) {
+            const int32_t nb = (int32_t)(kept - b < ws_rows ? kept - b : ws_rows);
+            model_predict(m, params, t->x + b * t->d, nb, probs, ws);
+            for (int32_t i = 0; i < nb; i++) {
+                const float *p = probs + (int64_t)i * m->classes;
+                int32_t best = 0;
+                for (int32_t c = 1; c < m->classes; c++)
+                    if (p[c] > p[best]) best = c;
+                hit += best == a->target_class;
+            }
+        }
+        total += kept;
+    }
+    free(probs);
+    if (st == FH_OK) *rate = total ? (double)hit / (double)total : NAN;
+    return st;
+}

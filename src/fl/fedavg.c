@@ -13,6 +13,7 @@
  * What each rank sees: docs/threat-model.md.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/attack.h"
 #include "fedhpc/loop.h"
 #include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
@@ -53,6 +54,7 @@ typedef struct {
     fl_compress *cz;           /* [compress] NULL or the compression stage (compress_stage.c) */
     robust_agg rb;             /* [fl] aggregator != mean (src/fl/robust_round.c)        */
     he_engine he;              /* [he] Paillier aggregation (src/he/he_round.c)         */
+    attack_run atk;            /* [attack] malicious clients (src/attack/poison.c)      */
 } fedavg_state;
 
 
@@ -111,6 +113,11 @@ static fh_status fedavg_init(fl_loop *L)
         st = comm_agree(w, robust_agg_init(&s->rb, cfg, m, P, w));
         s->agg.rb = &s->rb;
     }
+    if (st == FH_OK) { /* [attack]: a pure function of (seed, round, client), nothing to checkpoint */
+        const attack_geom g = attack_geom_of(L->meta->dataset, L->md->in, L->md->type == MODEL_CNN ? L->md->cnn_side : 0,
+                                             L->md->cnn_channels);
+        st = comm_agree(w, attack_run_init(&s->atk, cfg, &g, L->md->classes, L->C, m));
+    }
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -137,6 +144,7 @@ static void fedavg_free(fl_loop *L)
     fl_compress_free(s->cz);
     robust_agg_free(&s->rb);
     he_engine_free(&s->he);
+    attack_run_free(&s->atk);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
@@ -177,6 +185,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         const float *xi = s->rows.x + row * d;
         const int32_t *yi = s->rows.y + row;
         row += n;
+        FH_TRY(attack_run_rows(&s->atk, i, cid, &xi, &yi, n)); /* [attack]: a malicious client's poisoned copy */
         /* [secagg]/[privacy]: simulated dropout; with secagg each client fills its own buffer */
         if (secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, round)) continue;
         int64_t *acc = fl_agg_buffer(&s->agg, i - c0);
@@ -199,6 +208,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
         for (int64_t j = 0; j < P; j++) s->local[j] -= params[j]; /* the update */
+        attack_run_update(&s->atk, i, cid, s->local, P, n, N_round); /* [attack] */
         const int added = fl_agg_add(&s->agg, acc, round, cid, s->local, P, n > 0 && isfinite(loss),
                                      (double)n / (double)N_round, &tail[T_DP_BELOW]);
         if (added < 0) return FH_EIO; /* [compress] stage: residual I/O (message set) */
@@ -281,6 +291,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
     int32_t n = 0;
     fh_status st = fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, L->m, s->ids, &n);
     if (st == FH_OK) st = io_data_client_ranges(L->data, s->ids, n, s->start, s->count);
+    if (st == FH_OK) st = attack_run_round(&s->atk, r, s->ids, n); /* [attack] who is malicious */
     FH_TRY(comm_agree(w, st));
     s->n = n;
     int64_t N_round = 0;
@@ -309,6 +320,7 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
 
     const int scaffold = s->c != NULL;
     rs->clients = n;
+    rs->malicious = s->atk.a.mode ? s->atk.k : -1;
     rs->rejected = (int32_t)tail[T_REJ_CLIENTS];
     rs->applied = (int32_t)tail[T_ACC_CLIENTS];
     rs->train_loss = tail[T_ROWS_SEEN] ? (double)tail[T_LOSS] / LOSS_SCALE / (double)tail[T_ROWS_SEEN] : NAN;
@@ -336,6 +348,9 @@ static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     fh_status st = FH_OK;
     if (L->w->rank == 0 && L->test.n > 0)
         st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);
+    if (st == FH_OK && L->w->rank == 0 && L->test.n > 0 && attack_poisons_rows(&s->atk.a)) /* [attack] */
+        st = fl_testset_attack(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &s->atk.a, &s->atk.g,
+                               &rs->attack_success);
     FH_TRY(comm_agree(L->w, st));
     if (s->pv.mode) return FH_OK; /* [privacy]: participants' own accuracies are not released, nor gathered */
     return fl_client_accuracy(L->w, &L->wk, L->params, L->data, s->start + s->c0, s->count + s->c0, s->c1 - s->c0,

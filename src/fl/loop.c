@@ -285,6 +285,8 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
     s->notice = "";
     s->applied = -1;
+    s->malicious = -1;                 /* [attack] */
+    s->attack_success = NAN;
 }
 
 /* ---- checkpoint files ---------------------------------------------------------------- */

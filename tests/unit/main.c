@@ -50,6 +50,7 @@ WEAK void tests_register_optim(void);
 WEAK void tests_register_compress(void);
 WEAK void tests_register_robust(void);
 WEAK void tests_register_he(void);
+WEAK void tests_register_attack(void);
 
 static void register_all(void)
 {
@@ -61,7 +62,8 @@ static void register_all(void)
                             tests_register_cluster, tests_register_optim,
                             tests_register_compress,
                             tests_register_robust,
-                            tests_register_he};
+                            tests_register_he,
+                            tests_register_attack};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

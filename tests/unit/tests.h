@@ -34,5 +34,6 @@ void tests_register_optim(void);
 void tests_register_compress(void);
 void tests_register_robust(void);
 void tests_register_he(void);
+void tests_register_attack(void);
 
 #endif
