@@ -30,7 +30,8 @@ DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi
 TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
-                      src/agg/*.c src/fl/*.c src/privacy/*.c)
+                      src/agg/*.c src/fl/*.c src/privacy/*.c \
+                      src/attack/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/unit/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)

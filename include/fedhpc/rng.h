@@ -32,7 +32,9 @@ enum {
     RNG_DPSGD_SAMPLE = 16, /* DP-SGD Poisson sampling inside a client  */
     RNG_GROUPS = 17,    /* latent client groups and their transforms  */
     RNG_ASYNC = 18,     /* asynchronous FL: which idle client starts next */
-    RNG_LATE_DROPOUT = 19 /* secagg: late dropouts (sent the input, no unmasking answer) */
+    RNG_LATE_DROPOUT = 19, /* secagg: late dropouts (sent the input, no unmasking answer) */
+    /* gradient leakage (issue 13; a high value apart from other attack streams) */
+    RNG_LEAKAGE = 40    /* leakage attack: target rows, dummies, defence noise */
 };
 
 typedef struct {

@@ -47,6 +47,7 @@ WEAK void tests_register_cnn(void);
 WEAK void tests_register_async(void);
 WEAK void tests_register_cluster(void);
 WEAK void tests_register_optim(void);
+WEAK void tests_register_leakage(void);
 
 static void register_all(void)
 {
@@ -55,7 +56,8 @@ static void register_all(void)
                             tests_register_privacy, tests_register_ckpt,
                             tests_register_secagg, tests_register_dp,
                             tests_register_cnn, tests_register_async,
-                            tests_register_cluster, tests_register_optim};
+                            tests_register_cluster, tests_register_optim,
+                            tests_register_leakage};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

@@ -31,5 +31,6 @@ void tests_register_cnn(void);
 void tests_register_async(void);
 void tests_register_cluster(void);
 void tests_register_optim(void);
+void tests_register_leakage(void);
 
 #endif
