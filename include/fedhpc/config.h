@@ -115,6 +115,21 @@ typedef struct {                           /* src/fl/async.c                    
     int32_t partial_weights;               /* partial: 0 work, 1 data (FedNova p_i), 2 none      */
 } config_async;
 
+/* [leakage] — the gradient-leakage attack of `fedhpc attack leakage` (src/cli/cmd_attack.c,
+ * docs/leakage.md); read by no other command */
+enum { LEAK_DEF_NONE = 0, LEAK_DEF_DP_SAMPLE, LEAK_DEF_DP_CLIENT, LEAK_DEF_TOPK, LEAK_DEF_SECAGG };
+typedef struct {
+    int32_t target_client, batch;          /* the attacked client and its rows in the round  */
+    int32_t method;                        /* 0 all, 1 analytic, 2 optimization              */
+    int32_t iters, loss, labels;           /* loss: 0 cosine, 1 l2; labels: 0 idlg, 1 joint, 2 true */
+    double step, tv;                       /* Adam step; total-variation weight              */
+    int32_t defence;                       /* LEAK_DEF_*                                     */
+    double epsilon;                        /* > 0: DP noise from this per-round epsilon       */
+    double topk;                           /* fraction of update entries kept                 */
+    int32_t secagg_clients;                /* clients summed under secure aggregation         */
+    int32_t images;                        /* images in the PNG grid                          */
+} config_leakage;
+
 typedef struct {
     config_data data;
     config_model model;
@@ -127,6 +142,7 @@ typedef struct {
     config_cluster cluster;
     config_system system;
     config_async async;
+    config_leakage leakage;
 } config_t;
 
 /* Defaults for every key. */
