@@ -260,7 +260,7 @@ static fh_status match_rows(const leak_round *r, const double *orig, const doubl
         row_score *s = sc + bi;
         s->rec = bk;
         s->mse = e[(size_t)bi * c + bk];
-        s->psnr = leakage_psnr(s->mse);
+        s->psnr = side > 0 ? leakage_psnr(s->mse) : NAN; /* PSNR: images in [0, 1] only */
         s->ssim = side > 0 ? leakage_ssim(o, x, side) : NAN;
         int32_t ok = 0;
         for (int32_t j = 0; j < d; j++) ok += fabs(o[j] - x[j]) <= 0.1 * r->fstd[j] + 1e-12;
@@ -437,7 +437,13 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
         }
         if (st == FH_OK && side && img) {
             snprintf(path, sizeof path, "%s/leakage.png", cfg->output.dir);
-            st = leakage_png_write(path, 30 * ni, 90, img);
+            const int32_t W = 30 * ni, S = 3; /* each pixel as an S x S block */
+            double *big = malloc((size_t)W * S * 90 * S * sizeof *big);
+            if (!big) st = fh_error_set(FH_ENOMEM, "out of memory for %s", path);
+            for (int32_t yy = 0; big && yy < 90 * S; yy++)
+                for (int32_t xx = 0; xx < W * S; xx++) big[(size_t)yy * W * S + xx] = img[(size_t)(yy / S) * W + xx / S];
+            if (big) st = leakage_png_write(path, W * S, 90 * S, big);
+            free(big);
         }
         free(img);
         printf("  -> %s/leakage.csv, leakage_summary.csv%s\n", cfg->output.dir, side ? ", leakage.png" : "");
