@@ -66,6 +66,12 @@ double leakage_match(int kind, const double *g, const double *t, const uint8_t *
 int32_t leakage_analytic(const model_t *m, const double *g, double tol, int32_t max_cand,
                          double *cand);
 
+/* The least-squares input of the same layer, x = dW db / |db|^2 (every unit at once: for a batch
+ * of one dW = x db^T, so this is x exactly without noise, and the best linear fit of the
+ * rank-one model with noise on the update; for a batch, a db-weighted mixture of its rows).
+ * mask (NULL: all entries): only the entries sent (top-k) enter each pixel's fit. */
+void leakage_analytic_ls(const model_t *m, const double *g, const uint8_t *mask, double *x);
+
 /* Labels of a batch of n from the last layer's bias gradient (iDLG for n = 1: the class whose
  * entry is negative; for n > 1 the counts c_k ~ n/C - n db_k, rounded so they sum to n; the
  * binary logit: the sign). g: the observed gradient (sign as a gradient, not an update).

@@ -49,6 +49,24 @@ int32_t leakage_analytic(const model_t *m, const double *g, double tol, int32_t 
     return c;
 }
 
+void leakage_analytic_ls(const model_t *m, const double *g, const uint8_t *mask, double *x)
+{
+    const int32_t d = m->in, h = m->fan_out[0];
+    const double *gw = g + m->w_off[0], *gb = g + m->b_off[0];
+    const uint8_t *mw = mask ? mask + m->w_off[0] : NULL, *mb = mask ? mask + m->b_off[0] : NULL;
+    double bb = 0;
+    for (int32_t j = 0; j < h; j++) bb += gb[j] * gb[j];
+    for (int32_t i = 0; i < d; i++) {
+        double s = 0, q = mask ? 0 : bb;
+        for (int32_t j = 0; j < h; j++) {
+            if (mask && (!mw[(size_t)i * h + j] || !mb[j])) continue;
+            s += gw[(size_t)i * h + j] * gb[j];
+            if (mask) q += gb[j] * gb[j];
+        }
+        x[i] = q > 0 ? s / q : 0;
+    }
+}
+
 void leakage_labels(const model_t *m, const double *g, int32_t n, int32_t *labels)
 {
     const int32_t L = m->nlayers, C = m->classes;

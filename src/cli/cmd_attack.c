@@ -75,6 +75,7 @@ typedef struct {
     int32_t *y;            /* [K * n]                                                   */
     double *fstd;          /* [d] std of each feature over the target client's rows     */
     int64_t steps;         /* local steps of the target                                */
+    double unorm;          /* L2 norm of the target's update before the defence         */
     double sigma, eps;     /* DP defences: noise multiplier and this round's epsilon     */
 } leak_round;
 
@@ -187,6 +188,11 @@ static fh_status observed_update(leak_round *r, double *obs)
         if (st != FH_OK) break;
         if (k == 0) r->steps = steps;
         for (int64_t j = 0; j < P; j++) u[j] = (double)loc[j] - (double)r->global[j];
+        if (k == 0) {
+            double s = 0;
+            for (int64_t j = 0; j < P; j++) s += u[j] * u[j];
+            r->unorm = sqrt(s);
+        }
         if (def == LEAK_DEF_DP_CLIENT) { /* clip to C, then N(0, (sigma C)^2) on every entry */
             double s = 0;
             for (int64_t j = 0; j < P; j++) s += u[j] * u[j];
@@ -332,7 +338,7 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
     r.fstd = malloc((size_t)d * sizeof *r.fstd);
     double *obs = malloc((size_t)P * sizeof *obs), *orig = malloc((size_t)n * d * sizeof *orig);
     const int32_t hmax = m->fan_out[0];
-    double *cand = malloc((size_t)hmax * d * sizeof *cand), *xd = malloc((size_t)NA * d * sizeof *xd);
+    double *cand = malloc((size_t)(hmax + 1) * d * sizeof *cand), *xd = malloc((size_t)NA * d * sizeof *xd);
     int32_t *lab = malloc((size_t)NA * sizeof *lab);
     uint8_t *mask = malloc((size_t)P);
     row_score *sa = calloc((size_t)n, sizeof *sa), *so = calloc((size_t)n, sizeof *so);
@@ -364,9 +370,9 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
         fprintf(fs, "dataset,model,batch,local_epochs,batch_size,defence,sigma,epsilon,clip,topk,clients_summed,method,"
                     "psnr_mean,psnr_max,ssim_mean,mse_mean,feat_within_0.1sd,label_acc,match_loss,seconds\n");
         printf("fedhpc attack leakage: %s, %s (%lld parameters), client %d, batch %d, %d local epoch(s), %lld step(s), "
-               "defence %s%s\n",
+               "update norm %.4g, defence %s%s\n",
                meta->dataset, model_type_name(m->type), (long long)P, cfg->leakage.target_client, n,
-               cfg->train.local_epochs, (long long)r.steps, DEF_NAMES[cfg->leakage.defence],
+               cfg->train.local_epochs, (long long)r.steps, r.unorm, DEF_NAMES[cfg->leakage.defence],
                r.K > 1 ? " (sum of the clients' updates)" : "");
         if (cfg->leakage.defence == LEAK_DEF_DP_SAMPLE || cfg->leakage.defence == LEAK_DEF_DP_CLIENT)
             printf("  noise multiplier %.4g, clip %.4g: epsilon %.4g at delta %.3g for this round\n", r.sigma,
@@ -382,11 +388,10 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
         /* analytic */
         if (cfg->leakage.method != 2) {
             double t0 = fh_wtime();
-            int32_t c = leakage_analytic(m, obs, 1e-9, NA < hmax ? NA : hmax, cand);
-            if (c == 0) { /* nothing to divide by: a zero guess */
-                for (int32_t j = 0; j < d; j++) cand[j] = 0;
-                c = 1;
-            }
+            /* the least-squares row, then single units by decreasing |db| (NA candidates) */
+            leakage_analytic_ls(m, obs, cfg->leakage.defence == LEAK_DEF_TOPK ? mask : NULL, cand);
+            int32_t c = 1;
+            if (NA > 1) c += leakage_analytic(m, obs, 1e-9, NA - 1 < hmax ? NA - 1 : hmax, cand + d);
             if (side)
                 for (size_t j = 0; j < (size_t)c * d; j++) cand[j] = cand[j] < 0 ? 0 : cand[j] > 1 ? 1 : cand[j];
             st = match_rows(&r, orig, cand, c, side, sa);

@@ -214,6 +214,9 @@ static void test_analytic_single(void)
             CU_ASSERT(c >= 1);
             for (int32_t k = 0; k < c; k++)
                 CU_ASSERT(leakage_mse(cand + 6 * k, x, 6) < 1e-16);
+            double ls[6];
+            leakage_analytic_ls(&m, g, NULL, ls);
+            CU_ASSERT(leakage_mse(ls, x, 6) < 1e-16);
             leakage_labels(&m, g, 1, &lab);
             CU_ASSERT_EQUAL(lab, y);
         }
