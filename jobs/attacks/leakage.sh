@@ -50,7 +50,8 @@ cp "$OUT/b1_e1/t0/leakage.png" "$OUT/leakage_b1.png"
 cp "$OUT/b4_e1/t0/leakage.png" "$OUT/leakage_b4.png"
 cp "$OUT/secagg2/t0/leakage.png" "$OUT/leakage_secagg2.png"
 
-# the Markdown table: means over targets; PSNR in dB (99 = exact, MSE < 1e-10)
+# the Markdown table: means over targets; PSNR in dB (99 = exact, MSE < 1e-10); prior = every row
+# guessed as the mean of the target client's rows
 awk -F, -v targets="$(echo $TARGETS | wc -w)" '
 NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
 {
@@ -61,14 +62,14 @@ NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     p[k, m] += $c["psnr_mean"]; s[k, m] += $c["ssim_mean"]; l[k, m] += $c["label_acc"]; cnt[k, m]++
 }
 END {
-    print "| setting | batch | E | defence | sigma | epsilon | analytic PSNR | optimisation PSNR | optimisation SSIM | labels (iDLG) |"
-    print "|---|---|---|---|---|---|---|---|---|---|"
+    print "| setting | batch | E | defence | sigma | epsilon | prior PSNR | analytic PSNR | optimisation PSNR | optimisation SSIM | labels (iDLG) |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
         k = order[i]
         d = df[k]; if (d == "topk") d = "top-k " tk[k] * 100 "%"; if (d == "secagg") d = "secagg, sum of " K[k]
         sgs = (sg[k] == 0) ? "-" : sprintf("%.3g", sg[k]); eps = (ep[k] == "inf") ? "-" : ep[k]
-        printf "| %s | %s | %s | %s | %s | %s | %.1f | %.1f | %.2f | %.0f%% |\n", k, b[k], e[k], d, sgs, eps,
-            p[k, "analytic"] / cnt[k, "analytic"], p[k, "optimization"] / cnt[k, "optimization"],
+        printf "| %s | %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.2f | %.0f%% |\n", k, b[k], e[k], d, sgs, eps,
+            p[k, "prior_mean"] / cnt[k, "prior_mean"], p[k, "analytic"] / cnt[k, "analytic"], p[k, "optimization"] / cnt[k, "optimization"],
             s[k, "optimization"] / cnt[k, "optimization"], 100 * l[k, "analytic"] / cnt[k, "analytic"]
     }
 }' "$CSV" >"$OUT/sweep.md"

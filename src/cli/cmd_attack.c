@@ -74,6 +74,7 @@ typedef struct {
     float *x;              /* [K * n, d] the clients' batches (target first)            */
     int32_t *y;            /* [K * n]                                                   */
     double *fstd;          /* [d] std of each feature over the target client's rows     */
+    double *fmean;         /* [d] their mean: the "prior" baseline reconstruction        */
     int64_t steps;         /* local steps of the target                                */
     double unorm;          /* L2 norm of the target's update before the defence         */
     double sigma, eps;     /* DP defences: noise multiplier and this round's epsilon     */
@@ -115,6 +116,7 @@ static fh_status read_batches(io_data *data, leak_round *r)
                     }
                     const double mu = s / count, var = s2 / count - mu * mu;
                     r->fstd[j] = var > 0 ? sqrt(var) : 0;
+                    r->fmean[j] = mu;
                 }
         }
         free(x);
@@ -336,13 +338,14 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
     r.x = malloc((size_t)NA * d * sizeof *r.x);
     r.y = malloc((size_t)NA * sizeof *r.y);
     r.fstd = malloc((size_t)d * sizeof *r.fstd);
+    r.fmean = malloc((size_t)d * sizeof *r.fmean);
     double *obs = malloc((size_t)P * sizeof *obs), *orig = malloc((size_t)n * d * sizeof *orig);
     const int32_t hmax = m->fan_out[0];
     double *cand = malloc((size_t)(hmax + 1) * d * sizeof *cand), *xd = malloc((size_t)NA * d * sizeof *xd);
     int32_t *lab = malloc((size_t)NA * sizeof *lab);
     uint8_t *mask = malloc((size_t)P);
     row_score *sa = calloc((size_t)n, sizeof *sa), *so = calloc((size_t)n, sizeof *so);
-    if (st == FH_OK && (!r.x || !r.y || !r.fstd || !obs || !orig || !cand || !xd || !lab || !mask || !sa || !so))
+    if (st == FH_OK && (!r.x || !r.y || !r.fstd || !r.fmean || !obs || !orig || !cand || !xd || !lab || !mask || !sa || !so))
         st = fh_error_set(FH_ENOMEM, "out of memory for the leakage attack");
     if (st == FH_OK) st = read_batches(data, &r);
     if (st == FH_OK) st = observed_update(&r, obs);
@@ -385,8 +388,15 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
         if (side) img = calloc((size_t)3 * 30 * ni * 30, sizeof *img);
         for (int32_t i = 0; side && img && i < ni; i++)
             for (int32_t p = 0; p < 784; p++) img[(size_t)(1 + p / 28) * (30 * ni) + i * 30 + 1 + p % 28] = orig[(size_t)i * d + p];
+        /* the baseline: every row guessed as the mean of the target's rows (what the data
+         * distribution alone gives; a reconstruction near it has leaked little) */
+        st = match_rows(&r, orig, r.fmean, 1, side, sa);
+        for (int32_t i = 0; st == FH_OK && i < n; i++)
+            fprintf(fr, "prior_mean,%d,%d,-1,%.6g,%.4f,%.4f,%.4f\n", i, r.y[i], sa[i].mse, sa[i].psnr, sa[i].ssim,
+                    sa[i].feat);
+        if (st == FH_OK) summary_row(fs, &r, "prior_mean", sa, NAN, NAN, 0);
         /* analytic */
-        if (cfg->leakage.method != 2) {
+        if (st == FH_OK && cfg->leakage.method != 2) {
             double t0 = fh_wtime();
             /* the least-squares row, then single units by decreasing |db| (NA candidates) */
             leakage_analytic_ls(m, obs, cfg->leakage.defence == LEAK_DEF_TOPK ? mask : NULL, cand);
@@ -459,6 +469,7 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
     free(r.x);
     free(r.y);
     free(r.fstd);
+    free(r.fmean);
     free(obs);
     free(orig);
     free(cand);

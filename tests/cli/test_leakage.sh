@@ -25,6 +25,8 @@ batch = 1
 iters = 1000
 INI
 
+sh -n jobs/attacks/leakage.sh && ok "sh -n jobs/attacks/leakage.sh (the sweep)" || bad "sh -n jobs/attacks/leakage.sh"
+
 # --help and the usage line
 "$FEDHPC" attack --help >"$T/h" 2>&1 && grep -q "attack leakage CONFIG.ini" "$T/h" && ok "attack --help" || bad "attack --help"
 "$FEDHPC" --help | grep -q "attack leakage" && ok "fedhpc --help lists attack" || bad "fedhpc --help lists attack"
@@ -61,6 +63,13 @@ else
 fi
 rows=$(grep -c '^optimization,' "$T/b1_0/leakage.csv")
 [ "$rows" = 1 ] && ok "leakage.csv: one optimisation row per attacked row" || bad "leakage.csv has $rows optimisation rows"
+
+# the same attack from 2 ranks (rank 0 attacks): the same per-row results
+if $MPIRUN -np 2 "$FEDHPC" attack leakage "$T/l.ini" output.dir="$T/np2" >"$T/np2.log" 2>&1; then
+    cmp -s "$T/b1_0/leakage.csv" "$T/np2/leakage.csv" && ok "2 ranks: same leakage.csv as 1 rank" || bad "2 ranks: leakage.csv differs"
+else
+    bad "attack under mpirun -np 2"; tail -5 "$T/np2.log"
+fi
 
 # a defence lowers what is left: client-level DP at epsilon 1 on the update
 if "$FEDHPC" attack leakage "$T/l.ini" leakage.defence=dp_client leakage.epsilon=1 leakage.method=analytic \
