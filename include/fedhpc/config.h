@@ -128,6 +128,7 @@ typedef struct {
     double topk;                           /* fraction of update entries kept                 */
     int32_t secagg_clients;                /* clients summed under secure aggregation         */
     int32_t images;                        /* images in the PNG grid                          */
+    char model[CONFIG_PATH_MAX];           /* "" the initial model, or a model.h5 to attack at */
 } config_leakage;
 
 typedef struct {

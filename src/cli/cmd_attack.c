@@ -35,6 +35,7 @@ static const char *USAGE =
     "dp_client, topk, secagg); the attacks are the analytic one (x = dW/db of the first layer,\n"
     "labels from the last bias gradient) and gradient matching with Adam ([leakage] iters, step,\n"
     "loss, labels, tv). Models: logreg and mlp.\n"
+    "[leakage] model = model.h5 (from fedhpc run) attacks a later round instead of the initial model.\n"
     "Writes [output] dir/leakage.csv (per row: MSE, PSNR, SSIM, label, features within 0.1 std),\n"
     "leakage_summary.csv (per method) and leakage.png (images: originals, analytic, optimisation).\n"
     "Runs on rank 0 (other ranks only open the data file). `fedhpc run --help-config` lists the\n"
@@ -56,6 +57,7 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg)
     }
     FH_TRY(config_validate(cfg, argv[2]));
     FH_TRY(config_check_paths(cfg));
+    if (cfg->leakage.model[0]) FH_TRY(fh_path_check("[leakage] model", cfg->leakage.model, FH_PATH_READ_FILE));
     if (cfg->model.type != MODEL_LOGREG && cfg->model.type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "[model] type = %s: the leakage attack supports logreg and mlp",
                             model_type_name((model_type)cfg->model.type));
@@ -322,6 +324,22 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
     (void)w;
     fl_result res;
     FH_TRY(fl_model_setup(cfg, data, meta, &res)); /* the engine's model at round 1 */
+    if (cfg->leakage.model[0]) { /* or a later round's global model */
+        int64_t np = res.model.nparams;
+        fh_status sm = io_model_read(cfg->leakage.model, res.params, &np);
+        if (sm == FH_OK && np != res.model.nparams)
+            sm = fh_error_set(FH_EINPUT, "[leakage] model = %s: %lld parameters, the configured %s has %lld",
+                              cfg->leakage.model, (long long)np, model_type_name(res.model.type),
+                              (long long)res.model.nparams);
+        if (sm != FH_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", fh_error_msg());
+            fl_result_free(&res);
+            return np != res.model.nparams || !strstr(msg, "[leakage] model")
+                       ? fh_error_set(sm, "[leakage] model: %s (expected a model.h5 of the configured [model])", msg)
+                       : sm;
+        }
+    }
     leak_round r = {.cfg = cfg, .meta = meta, .m = &res.model, .global = res.params, .n = cfg->leakage.batch,
                     .K = cfg->leakage.defence == LEAK_DEF_SECAGG ? cfg->leakage.secagg_clients : 1};
     const model_t *m = &res.model;

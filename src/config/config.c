@@ -245,6 +245,9 @@ static const key_def KEYS[] = {
      "topk: fraction of the update's entries (largest magnitude) the client sends"},
     {"leakage", "secagg_clients", T_INT, F(leakage.secagg_clients), "10", 2, 1e6, NULL, 0,
      "secagg: clients in the sum (the target and the next ones, each with batch rows)"},
+    {"leakage", "model", T_PATH, F(leakage.model), "", 0, 0, NULL, 0,
+     "the round's global model: empty for the initial model of [train] seed, or a model.h5 written by "
+     "`fedhpc run` (same [model] and data set) to attack a later round"},
     {"leakage", "images", T_INT, F(leakage.images), "8", 1, 64, NULL, 0,
      "images (originals and reconstructions) in leakage.png"},
 };

@@ -92,6 +92,21 @@ else
     bad "attack on credit data"; tail -5 "$T/cr.log"
 fi
 
+# a later round: the global model of a short training run ([leakage] model), and a model file
+# of another shape refused
+if $MPIRUN -np 2 "$FEDHPC" run "$T/l.ini" model.hidden=16 train.rounds=1 train.clients_per_round=4 train.batch_size=20 \
+    output.dir="$T/tr" output.progress=off >"$T/tr.log" 2>&1 &&
+    "$FEDHPC" attack leakage "$T/l.ini" model.hidden=16 leakage.model="$T/tr/model.h5" leakage.method=analytic \
+        output.dir="$T/late" >"$T/late.log" 2>&1; then
+    a=$(awk -F, '$12=="analytic"{print $13}' "$T/late/leakage_summary.csv")
+    nums "$a" && awk -v a="$a" 'BEGIN{exit !(a >= 30)}' && ok "trained model (round 2): analytic PSNR $a dB >= 30" ||
+        bad "trained model: analytic PSNR $a"
+    expect_input_error "model file of another shape" "[leakage] model" "$FEDHPC" attack leakage "$T/l.ini" \
+        leakage.model="$T/tr/model.h5" output.dir="$T/bad"
+else
+    bad "train + attack a later round"; tail -5 "$T/tr.log" "$T/late.log"
+fi
+
 # bad input: exit 2, one message (also from 2 ranks)
 expect_input_error "unknown attack" "expected 'leakage'" "$FEDHPC" attack poison "$T/l.ini"
 expect_input_error "no config" "expected CONFIG.ini" "$FEDHPC" attack leakage
