@@ -4,6 +4,7 @@
 # cosine loss, 2000 iterations). Each setting attacks the rows of TARGETS clients (default
 # 0 1 2) and reports the mean over them.
 #   rows 1: batch size 1, 4, 16, 64 x local epochs 1, 5 (no defence)
+#   variants: Euclidean loss (Zhu et al.), joint soft labels (DLG), true labels, a TV prior
 #   rows 2: batch 1, E = 1 under each defence: DP-SGD (sample level) and client-level DP at
 #           epsilon 1, 10, 100, 1000, 10000 for this one round; top-k 10% and 1%; secure
 #           aggregation of 2, 10 clients (the attacker sees only the sum)
@@ -38,6 +39,12 @@ one() {
 for b in 1 4 16 64; do
     for e in 1 5; do one "b${b}_e$e" leakage.batch=$b train.local_epochs=$e; done
 done
+# attack variants (no defence): DLG's Euclidean loss, DLG's joint soft labels, the true labels
+# (an upper bound), a total-variation prior
+one b1_l2 leakage.batch=1 leakage.loss=l2
+one b4_joint leakage.batch=4 leakage.labels=joint
+one b4_truelabels leakage.batch=4 leakage.labels=true
+one b16_tv leakage.batch=16 leakage.tv=0.01
 for eps in 1 10 100 1000 10000; do
     one "dpsgd_eps$eps" leakage.defence=dp_sample leakage.epsilon=$eps privacy.clip=1
     one "cdp_eps$eps" leakage.defence=dp_client leakage.epsilon=$eps privacy.clip=0.5

@@ -335,9 +335,8 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
             char msg[512];
             snprintf(msg, sizeof msg, "%s", fh_error_msg());
             fl_result_free(&res);
-            return np != res.model.nparams || !strstr(msg, "[leakage] model")
-                       ? fh_error_set(sm, "[leakage] model: %s (expected a model.h5 of the configured [model])", msg)
-                       : sm;
+            if (strstr(msg, "[leakage] model")) return fh_error_set(sm, "%s", msg);
+            return fh_error_set(sm, "[leakage] model: %s (expected a model.h5 of the configured [model])", msg);
         }
     }
     leak_round r = {.cfg = cfg, .meta = meta, .m = &res.model, .global = res.params, .n = cfg->leakage.batch,
