@@ -122,6 +122,7 @@ typedef struct {
     int32_t target_client, batch;          /* the attacked client and its rows in the round  */
     int32_t method;                        /* 0 all, 1 analytic, 2 optimization              */
     int32_t iters, loss, labels;           /* loss: 0 cosine, 1 l2; labels: 0 idlg, 1 joint, 2 true */
+    int32_t optimizer;                     /* 0 adam, 1 lbfgs                                 */
     double step, tv;                       /* Adam step; total-variation weight              */
     int32_t defence;                       /* LEAK_DEF_*                                     */
     double epsilon;                        /* > 0: DP noise from this per-round epsilon       */

@@ -14,7 +14,7 @@
  *  - leakage_analytic / leakage_labels: the closed-form attacks (Phong et al. 2018: a fully
  *    connected first layer with bias gives x = dW[:, j] / db[j]; iDLG, Zhao et al. 2020: the
  *    label from the signs of the last layer's bias gradient).
- *  - leakage_dlg: optimisation-based reconstruction (DLG / iDLG / Geiping) with Adam.
+ *  - leakage_dlg: optimisation-based reconstruction (DLG / iDLG / Geiping) with Adam or L-BFGS.
  *  - leakage_mse / psnr / ssim, and leakage_png_write (a grayscale PNG through zlib).
  * No MPI, no HDF5.
  */
@@ -87,6 +87,8 @@ typedef struct {
     int32_t side;        /* > 0: inputs are side x side images                    */
     double lo, hi;       /* box for the inputs (lo >= hi: unconstrained)           */
     int joint_labels;    /* 1: optimise soft labels too (DLG); 0: use labels[]     */
+    int lbfgs;           /* 1: projected L-BFGS (iters = loss evaluations; fixed
+                            labels only) instead of Adam                          */
     uint64_t seed;       /* dummy initialisation: rng_stream(seed, id, 0, RNG_LEAKAGE) */
     uint64_t id;
 } leakage_dlg_opts;

@@ -150,6 +150,134 @@ static double tv_add(const double *x, int32_t n, int32_t side, double weight, do
     return s * tv;
 }
 
+/* Loss and gradient of the matching objective at x (fixed labels): the matching loss plus the
+ * TV prior; gx[nd]. NAN when the dummy batch's loss is not finite. */
+static double dlg_eval(const model_t *m, leakage_net *net, const double *t, const uint8_t *mask, int32_t n,
+                       const leakage_dlg_opts *o, const int32_t *labels, const double *x, double *g, double *v,
+                       double *gx)
+{
+    if (!isfinite(leakage_net_grad(net, x, labels, NULL, n, g))) return NAN;
+    double f = leakage_match(o->loss, g, t, mask, m->nparams, v);
+    leakage_net_dgrad(net, v, gx, NULL);
+    if (o->side > 0 && o->tv > 0) f += tv_add(x, n, o->side, o->tv, gx);
+    return f;
+}
+
+/* Projected L-BFGS (history 10, Armijo backtracking, the box by projection with the gradient
+ * of active bounds zeroed): at most o->iters loss evaluations. x in: the start, out: the best. */
+static fh_status dlg_lbfgs(const model_t *m, leakage_net *net, const double *t, const uint8_t *mask, int32_t n,
+                           const leakage_dlg_opts *o, const int32_t *labels, double *x, double *best_loss)
+{
+    enum { H = 10 };
+    const size_t nd = (size_t)n * m->in;
+    const int box = o->hi > o->lo;
+    double *g = malloc((size_t)m->nparams * sizeof *g), *v = malloc((size_t)m->nparams * sizeof *v);
+    double *gx = malloc(nd * sizeof *gx), *gn = malloc(nd * sizeof *gn), *xn = malloc(nd * sizeof *xn);
+    double *dir = malloc(nd * sizeof *dir), *S = malloc(H * nd * sizeof *S), *Y = malloc(H * nd * sizeof *Y);
+    double rho[H], al[H];
+    fh_status st = FH_OK;
+    if (!g || !v || !gx || !gn || !xn || !dir || !S || !Y) {
+        st = fh_error_set(FH_ENOMEM, "out of memory for the leakage attack");
+        goto out;
+    }
+    double f = dlg_eval(m, net, t, mask, n, o, labels, x, g, v, gx);
+    if (!isfinite(f)) {
+        st = fh_error_set(FH_EINPUT, "gradient leakage: the dummy batch has a non-finite loss");
+        goto out;
+    }
+    int32_t evals = 1, k = 0, head = 0; /* k stored pairs, the newest at head - 1 */
+    while (evals < o->iters) {
+        /* projected gradient: no pull through an active bound */
+        for (size_t j = 0; j < nd; j++) {
+            const int at_lo = box && x[j] <= o->lo && gx[j] > 0, at_hi = box && x[j] >= o->hi && gx[j] < 0;
+            dir[j] = at_lo || at_hi ? 0 : -gx[j];
+        }
+        /* two-loop recursion: dir = -H g */
+        for (int32_t i = 0; i < k; i++) {
+            const int32_t c = (head - 1 - i + H) % H;
+            double a = 0;
+            for (size_t j = 0; j < nd; j++) a += S[c * nd + j] * dir[j];
+            al[c] = rho[c] * a;
+            for (size_t j = 0; j < nd; j++) dir[j] -= al[c] * Y[c * nd + j];
+        }
+        if (k > 0) {
+            const int32_t c = (head - 1 + H) % H;
+            double sy = 0, yy = 0;
+            for (size_t j = 0; j < nd; j++) {
+                sy += S[c * nd + j] * Y[c * nd + j];
+                yy += Y[c * nd + j] * Y[c * nd + j];
+            }
+            for (size_t j = 0; j < nd; j++) dir[j] *= sy / yy;
+        }
+        for (int32_t i = k - 1; i >= 0; i--) {
+            const int32_t c = (head - 1 - i + H) % H;
+            double b = 0;
+            for (size_t j = 0; j < nd; j++) b += Y[c * nd + j] * dir[j];
+            b *= rho[c];
+            for (size_t j = 0; j < nd; j++) dir[j] += S[c * nd + j] * (al[c] - b);
+        }
+        double slope = 0, dmax = 0;
+        for (size_t j = 0; j < nd; j++) {
+            if (box && ((x[j] <= o->lo && dir[j] < 0) || (x[j] >= o->hi && dir[j] > 0))) dir[j] = 0;
+            slope += dir[j] * gx[j];
+            dmax = fmax(dmax, fabs(dir[j]));
+        }
+        if (!(slope < 0)) { /* not a descent direction: restart from the gradient */
+            if (k == 0) break;
+            k = head = 0;
+            continue;
+        }
+        /* first step (no curvature yet): at most o->step per coordinate */
+        double a = k == 0 && dmax > 0 ? fmin(1.0, o->step / dmax) : 1.0, fn = NAN;
+        int accepted = 0;
+        for (int tries = 0; tries < 30 && evals < o->iters; tries++, a *= 0.5) {
+            double dec = 0;
+            for (size_t j = 0; j < nd; j++) {
+                double z = x[j] + a * dir[j];
+                if (box) z = z < o->lo ? o->lo : z > o->hi ? o->hi : z;
+                xn[j] = z;
+                dec += gx[j] * (z - x[j]);
+            }
+            fn = dlg_eval(m, net, t, mask, n, o, labels, xn, g, v, gn);
+            evals++;
+            if (isfinite(fn) && fn <= f + 1e-4 * dec) {
+                accepted = 1;
+                break;
+            }
+        }
+        if (!accepted) { /* the loss jumps where a ReLU flips: forget the curvature, retry */
+            if (k == 0) break;
+            k = head = 0;
+            continue;
+        }
+        double sy = 0;
+        for (size_t j = 0; j < nd; j++) {
+            S[head * nd + j] = xn[j] - x[j];
+            Y[head * nd + j] = gn[j] - gx[j];
+            sy += S[head * nd + j] * Y[head * nd + j];
+        }
+        if (sy > 1e-16) { /* keep the pair only with positive curvature */
+            rho[head] = 1 / sy;
+            head = (head + 1) % H;
+            if (k < H) k++;
+        }
+        memcpy(x, xn, nd * sizeof *x);
+        memcpy(gx, gn, nd * sizeof *gx);
+        f = fn;
+    }
+    *best_loss = f; /* the iterates only go down */
+out:
+    free(g);
+    free(v);
+    free(gx);
+    free(gn);
+    free(xn);
+    free(dir);
+    free(S);
+    free(Y);
+    return st;
+}
+
 fh_status leakage_dlg(const model_t *m, const float *params, const double *t, const uint8_t *mask,
                       int32_t n, const leakage_dlg_opts *o, int32_t *labels, double *x,
                       double *final_loss)
@@ -174,6 +302,15 @@ fh_status leakage_dlg(const model_t *m, const float *params, const double *t, co
     for (size_t j = 0; j < nd; j++) x[j] = box ? o->lo + (o->hi - o->lo) * rng_uniform(&r) : rng_normal(&r);
     if (o->joint_labels)
         for (size_t j = 0; j < nc; j++) lg[j] = rng_normal(&r);
+    if (o->lbfgs) {
+        if (o->joint_labels) {
+            st = fh_error_set(FH_EINPUT, "gradient leakage: L-BFGS optimises the inputs with fixed labels "
+                                         "(expected labels idlg or true, not joint)");
+            goto done;
+        }
+        st = dlg_lbfgs(m, net, t, mask, n, o, labels, x, final_loss ? final_loss : &(double){0});
+        goto done;
+    }
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     double b1t = 1, b2t = 1, best_loss = INFINITY, loss = NAN;
     memcpy(best, x, nd * sizeof *best);

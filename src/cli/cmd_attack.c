@@ -58,6 +58,9 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg)
     FH_TRY(config_validate(cfg, argv[2]));
     FH_TRY(config_check_paths(cfg));
     if (cfg->leakage.model[0]) FH_TRY(fh_path_check("[leakage] model", cfg->leakage.model, FH_PATH_READ_FILE));
+    if (cfg->leakage.optimizer == 1 && cfg->leakage.labels == 1)
+        return fh_error_set(FH_EINPUT, "[leakage] optimizer = lbfgs optimises the inputs with fixed labels: "
+                                       "expected [leakage] labels = idlg or true, not joint");
     if (cfg->model.type != MODEL_LOGREG && cfg->model.type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "[model] type = %s: the leakage attack supports logreg and mlp",
                             model_type_name((model_type)cfg->model.type));
@@ -445,7 +448,7 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
                 leakage_dlg_opts o = {.iters = cfg->leakage.iters, .step = cfg->leakage.step,
                                       .loss = cfg->leakage.loss == 0 ? LEAKAGE_LOSS_COSINE : LEAKAGE_LOSS_L2,
                                       .tv = cfg->leakage.tv, .side = side, .lo = side ? 0 : 1, .hi = side ? 1 : 0,
-                                      .joint_labels = cfg->leakage.labels == 1, .seed = (uint64_t)cfg->train.seed,
+                                      .joint_labels = cfg->leakage.labels == 1, .lbfgs = cfg->leakage.optimizer == 1, .seed = (uint64_t)cfg->train.seed,
                                       .id = (uint64_t)cfg->leakage.target_client + 6};
                 st = leakage_dlg(m, res.params, obs, cfg->leakage.defence == LEAK_DEF_TOPK ? mask : NULL, NA, &o, dl, xd, &fl);
             }
@@ -461,9 +464,10 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
                         img[(size_t)(61 + p / 28) * (30 * ni) + i * 30 + 1 + p % 28] = xd[(size_t)so[i].rec * d + p];
                 double pm = 0;
                 for (int32_t i = 0; i < n; i++) pm += so[i].psnr;
-                printf("  optimization: mean PSNR %.2f dB over %d row(s) (%d dummies, %d Adam steps, matching loss "
+                printf("  optimization: mean PSNR %.2f dB over %d row(s) (%d dummies, %d %s, matching loss "
                        "%.3g); labels %.0f%%\n",
-                       pm / n, n, NA, cfg->leakage.iters, fl, 100 * lacc);
+                       pm / n, n, NA, cfg->leakage.iters,
+                       cfg->leakage.optimizer == 1 ? "L-BFGS evaluations at most" : "Adam steps", fl, 100 * lacc);
             }
             free(dl);
         }

@@ -221,7 +221,10 @@ static const key_def KEYS[] = {
     {"leakage", "method", T_ENUM, F(leakage.method), "all", 0, 0, "all|analytic|optimization", 0,
      "analytic: x = dW/db of the first layer (Phong et al. 2018) and iDLG labels; optimization: "
      "gradient matching (DLG/iDLG, Geiping et al.'s cosine loss) with Adam; all: both"},
-    {"leakage", "iters", T_INT, F(leakage.iters), "2000", 1, 1e7, NULL, 0, "optimization: Adam iterations"},
+    {"leakage", "optimizer", T_ENUM, F(leakage.optimizer), "adam", 0, 0, "adam|lbfgs", 0,
+     "optimization: Adam, or projected L-BFGS (history 10, Armijo backtracking; labels idlg or true)"},
+    {"leakage", "iters", T_INT, F(leakage.iters), "2000", 1, 1e7, NULL, 0,
+     "optimization: Adam iterations (L-BFGS: loss evaluations)"},
     {"leakage", "step", T_DOUBLE, F(leakage.step), "0.1", 1e-9, 1e3, NULL, 0,
      "optimization: Adam step size (x0.1 at 3/8, 5/8 and 7/8 of the iterations)"},
     {"leakage", "loss", T_ENUM, F(leakage.loss), "cosine", 0, 0, "cosine|l2", 0,

@@ -244,7 +244,8 @@ static void test_labels_batch(void)
     free(p);
 }
 
-/* The optimisation attack recovers a single row of a small MLP from its gradient. */
+/* The optimisation attack (Adam, then L-BFGS) recovers a single row of a small MLP from its
+ * gradient. */
 static void test_dlg_small(void)
 {
     model_t m;
@@ -264,6 +265,14 @@ static void test_dlg_small(void)
     CU_ASSERT_FATAL(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl) == FH_OK);
     CU_ASSERT(fl < 1e-3);
     CU_ASSERT(leakage_psnr(leakage_mse(x, xr, 8)) > 25);
+    /* projected L-BFGS on the same problem: it only ever goes down from the start */
+    o.lbfgs = 1;
+    double fl2 = 1;
+    CU_ASSERT_FATAL(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl2) == FH_OK);
+    CU_ASSERT(fl2 < 1e-6);
+    CU_ASSERT(leakage_psnr(leakage_mse(x, xr, 8)) > 25);
+    o.joint_labels = 1; /* not with joint labels */
+    CU_ASSERT(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl2) == FH_EINPUT);
     free(g);
     free(p);
 }
