@@ -112,6 +112,8 @@ expect_input_error "unknown attack" "expected 'leakage'" "$FEDHPC" attack poison
 expect_input_error "no config" "expected CONFIG.ini" "$FEDHPC" attack leakage
 expect_input_error "bad defence" "[leakage] defence" "$FEDHPC" attack leakage "$T/l.ini" leakage.defence=magic
 expect_input_error "batch 0" "[leakage] batch" "$FEDHPC" attack leakage "$T/l.ini" leakage.batch=0
+expect_input_error "lbfgs with joint labels" "[leakage] optimizer = lbfgs" "$FEDHPC" attack leakage "$T/l.ini" \
+    leakage.optimizer=lbfgs leakage.labels=joint
 expect_input_error "cnn refused" "supports logreg and mlp" "$FEDHPC" attack leakage "$T/l.ini" model.type=cnn
 expect_input_error "target out of range (2 ranks)" "[leakage] target_client = 99" $MPIRUN -np 2 "$FEDHPC" attack leakage "$T/l.ini" \
     leakage.target_client=99 output.dir="$T/bad"
