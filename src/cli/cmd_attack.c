@@ -94,6 +94,8 @@ static fh_status read_batches(io_data *data, leak_round *r)
         const int32_t cid = (cfg->leakage.target_client + k) % r->meta->clients;
         int64_t start, count;
         FH_TRY(io_data_client_ranges(data, &cid, 1, &start, &count));
+        if (start < 0) /* a per-party file without this client's rows */
+            return fh_error_set(FH_EINPUT, "[leakage] client %d: its rows are not in %s", cid, cfg->data.file);
         count -= io_data_local_test_rows(r->meta, count);
         if (count < n)
             return fh_error_set(FH_EINPUT, "[leakage] batch = %d: client %d of %s has only %lld training rows", n, cid,
