@@ -147,6 +147,22 @@ typedef struct {                           /* [attack]: src/attack/poison.c, att
     double poison_fraction;                /* backdoor: fraction of a malicious client's rows   */
     int32_t selection;                     /* 0 per_round, 1 fixed                             */
 } config_attack;
+/* [leakage] — the gradient-leakage attack of `fedhpc attack leakage` (src/cli/cmd_attack.c,
+ * docs/leakage.md); read by no other command */
+enum { LEAK_DEF_NONE = 0, LEAK_DEF_DP_SAMPLE, LEAK_DEF_DP_CLIENT, LEAK_DEF_TOPK, LEAK_DEF_SECAGG };
+typedef struct {
+    int32_t target_client, batch;          /* the attacked client and its rows in the round  */
+    int32_t method;                        /* 0 all, 1 analytic, 2 optimization              */
+    int32_t iters, loss, labels;           /* loss: 0 cosine, 1 l2; labels: 0 idlg, 1 joint, 2 true */
+    int32_t optimizer;                     /* 0 adam, 1 lbfgs                                 */
+    double step, tv;                       /* Adam step; total-variation weight              */
+    int32_t defence;                       /* LEAK_DEF_*                                     */
+    double epsilon;                        /* > 0: DP noise from this per-round epsilon       */
+    double topk;                           /* fraction of update entries kept                 */
+    int32_t secagg_clients;                /* clients summed under secure aggregation         */
+    int32_t images;                        /* images in the PNG grid                          */
+    char model[CONFIG_PATH_MAX];           /* "" the initial model, or a model.h5 to attack at */
+} config_leakage;
 
 typedef struct {
     config_data data;
@@ -163,6 +179,7 @@ typedef struct {
     config_async async;
     config_compress compress;
     config_attack attack;
+    config_leakage leakage;
 } config_t;
 
 /* Defaults for every key. */

@@ -36,7 +36,9 @@ enum {
     RNG_COMPRESS = 20,  /* [compress]: qsgd rounding, randk indices of a client's update */
     RNG_ROBUST = 21,    /* robust aggregation: norm_bound noise on the aggregate */
     RNG_ATTACK = 22,    /* [attack]: which clients are malicious      */
-    RNG_ATTACK_DATA = 23 /* [attack]: poisoned rows, Gaussian updates  */
+    RNG_ATTACK_DATA = 23, /* [attack]: poisoned rows, Gaussian updates  */
+    /* gradient leakage (issue 13; a high value apart from other attack streams) */
+    RNG_LEAKAGE = 40    /* leakage attack: target rows, dummies, defence noise */
 };
 
 typedef struct {

@@ -20,6 +20,8 @@ static const char *USAGE =
     "  inspect FILE.h5       summarise a fedhpc data or model file\n"
     "  plot DIR              learning curve PNG from DIR/metrics.csv (gnuplot)\n"
     "  privacy ...           differential-privacy accountant (epsilon for q, sigma, steps)\n"
+    "  attack leakage CONFIG.ini [section.key=value ...]\n"
+    "                        gradient-leakage attack on one client's update (docs/leakage.md)\n"
     "\n"
     "`fedhpc COMMAND --help` describes each command.\n"
     "exit status: 0 success, 1 runtime error, 2 bad input (config, arguments, data file)\n";
@@ -36,7 +38,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "privacy") == 0) return cmd_privacy(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
-    if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0) {
+    if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "attack") != 0) {
         fprintf(stderr, "fedhpc: unknown command '%s'\n\n%s", cmd, USAGE);
         return EXIT_BADINPUT;
     }
@@ -45,8 +47,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "fedhpc: %s\n", fh_error_msg());
         return 1;
     }
-    int rc = strcmp(cmd, "run") == 0 ? cmd_run(argc - 1, argv + 1, &world)
-                                     : cmd_prepare(argc - 1, argv + 1, &world);
+    int rc = strcmp(cmd, "run") == 0      ? cmd_run(argc - 1, argv + 1, &world)
+             : strcmp(cmd, "attack") == 0 ? cmd_attack(argc - 1, argv + 1, &world)
+                                          : cmd_prepare(argc - 1, argv + 1, &world);
     comm_finalize();
     return rc;
 }

@@ -283,6 +283,47 @@ static const key_def KEYS[] = {
      "clean, so the main task is kept)"},
     {"attack", "selection", T_ENUM, F(attack.selection), "per_round", 0, 0, "per_round|fixed", 1,
      "per_round: a fresh draw among each round's sampled clients; fixed: one set of clients for the whole run"},
+    /* [leakage] — `fedhpc attack leakage` only (src/cli/cmd_attack.c, docs/leakage.md) */
+    {"leakage", "target_client", T_INT, F(leakage.target_client), "0", 0, 1e9, NULL, 0,
+     "the attacked client (its update for one round, from the initial model)"},
+    {"leakage", "batch", T_INT, F(leakage.batch), "1", 1, 4096, NULL, 0,
+     "rows of the target client in the attacked round (drawn from its rows by RNG_LEAKAGE); the client "
+     "trains [train] local_epochs epochs on them with [train] batch_size (0: one full-batch step an epoch)"},
+    {"leakage", "method", T_ENUM, F(leakage.method), "all", 0, 0, "all|analytic|optimization", 0,
+     "analytic: x = dW/db of the first layer (Phong et al. 2018) and iDLG labels; optimization: "
+     "gradient matching (DLG/iDLG, Geiping et al.'s cosine loss) with Adam; all: both"},
+    {"leakage", "optimizer", T_ENUM, F(leakage.optimizer), "adam", 0, 0, "adam|lbfgs", 0,
+     "optimization: Adam, or projected L-BFGS (history 10, Armijo backtracking; labels idlg or true)"},
+    {"leakage", "iters", T_INT, F(leakage.iters), "2000", 1, 1e7, NULL, 0,
+     "optimization: Adam iterations (L-BFGS: loss evaluations)"},
+    {"leakage", "step", T_DOUBLE, F(leakage.step), "0.1", 1e-9, 1e3, NULL, 0,
+     "optimization: Adam step size (x0.1 at 3/8, 5/8 and 7/8 of the iterations)"},
+    {"leakage", "loss", T_ENUM, F(leakage.loss), "cosine", 0, 0, "cosine|l2", 0,
+     "optimization: gradient-matching loss, 1 - cosine similarity (Geiping et al. 2020) or squared "
+     "Euclidean distance (Zhu et al. 2019)"},
+    {"leakage", "labels", T_ENUM, F(leakage.labels), "idlg", 0, 0, "idlg|joint|true", 0,
+     "optimization: labels recovered from the last layer's bias gradient (idlg), optimised with the "
+     "inputs as soft labels (joint, DLG), or the true ones (true: an upper bound)"},
+    {"leakage", "tv", T_DOUBLE, F(leakage.tv), "0", 0, 1e6, NULL, 0,
+     "optimization: total-variation prior weight (images only)"},
+    {"leakage", "defence", T_ENUM, F(leakage.defence), "none", 0, 0,
+     "none|dp_sample|dp_client|topk|secagg", 0,
+     "dp_sample: the client trains with DP-SGD ([privacy] clip, noise); dp_client: the update is "
+     "clipped to [privacy] clip and noised (std noise * clip) before it leaves the client; topk: only "
+     "the largest topk fraction of entries is sent; secagg: the attacker sees only the sum of "
+     "secagg_clients clients' updates"},
+    {"leakage", "epsilon", T_DOUBLE, F(leakage.epsilon), "0", 0, 1e6, NULL, 0,
+     "dp_sample/dp_client: > 0 sets the noise multiplier to the smallest one that keeps this round "
+     "within (epsilon, [privacy] delta) (RDP accountant); 0: [privacy] noise"},
+    {"leakage", "topk", T_DOUBLE, F(leakage.topk), "0.1", 1e-9, 1, NULL, 0,
+     "topk: fraction of the update's entries (largest magnitude) the client sends"},
+    {"leakage", "secagg_clients", T_INT, F(leakage.secagg_clients), "10", 2, 1e6, NULL, 0,
+     "secagg: clients in the sum (the target and the next ones, each with batch rows)"},
+    {"leakage", "model", T_PATH, F(leakage.model), "", 0, 0, NULL, 0,
+     "the round's global model: empty for the initial model of [train] seed, or a model.h5 written by "
+     "`fedhpc run` (same [model] and data set) to attack a later round"},
+    {"leakage", "images", T_INT, F(leakage.images), "8", 1, 64, NULL, 0,
+     "images (originals and reconstructions) in leakage.png"},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

@@ -51,6 +51,7 @@ WEAK void tests_register_compress(void);
 WEAK void tests_register_robust(void);
 WEAK void tests_register_he(void);
 WEAK void tests_register_attack(void);
+WEAK void tests_register_leakage(void);
 
 static void register_all(void)
 {
@@ -63,7 +64,8 @@ static void register_all(void)
                             tests_register_compress,
                             tests_register_robust,
                             tests_register_he,
-                            tests_register_attack};
+                            tests_register_attack,
+                            tests_register_leakage};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

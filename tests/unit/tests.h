@@ -35,5 +35,6 @@ void tests_register_compress(void);
 void tests_register_robust(void);
 void tests_register_he(void);
 void tests_register_attack(void);
+void tests_register_leakage(void);
 
 #endif

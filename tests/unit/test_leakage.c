@@ -1,0 +1,314 @@
+/* Unit tests of the gradient-leakage room (include/fedhpc/leakage.h): the double backward
+ * against central finite differences, the double-precision gradient against the engine's
+ * model_loss_grad, the closed-form attacks, the metrics and the PNG writer. */
+#include "fedhpc/leakage.h"
+#include "fedhpc/rng.h"
+#include "tests.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A model with random (not zero) parameters, so every layer matters. */
+static float *rand_params(const model_t *m, uint64_t seed, double scale)
+{
+    float *p = malloc((size_t)m->nparams * sizeof *p);
+    rng_t r = rng_stream(seed, 7, 0, RNG_LEAKAGE);
+    for (int64_t j = 0; j < m->nparams; j++) p[j] = (float)(scale * rng_normal(&r));
+    return p;
+}
+
+static void rand_fill(double *a, size_t n, uint64_t seed, uint64_t id)
+{
+    rng_t r = rng_stream(seed, id, 1, RNG_LEAKAGE);
+    for (size_t i = 0; i < n; i++) a[i] = rng_normal(&r);
+}
+
+/* The three dense shapes: a 2-hidden-layer MLP, multinomial and binary logistic regression. */
+static void make_model(int which, model_t *m)
+{
+    const int32_t hid[2] = {7, 5};
+    fh_status st = which == 0   ? model_create(m, MODEL_MLP, 6, 4, hid, 2)
+                   : which == 1 ? model_create(m, MODEL_LOGREG, 6, 3, NULL, 0)
+                                : model_create(m, MODEL_LOGREG, 6, 2, NULL, 0);
+    CU_ASSERT_FATAL(st == FH_OK);
+}
+
+/* leakage_net_grad agrees with the engine's float gradient (same loss, same layout). */
+static void test_grad_matches_engine(void)
+{
+    for (int which = 0; which < 3; which++) {
+        model_t m;
+        make_model(which, &m);
+        const int32_t n = 3;
+        float *p = rand_params(&m, 11 + which, 0.5);
+        double xd[18];
+        float xf[18];
+        rand_fill(xd, 18, 3, which);
+        for (int i = 0; i < 18; i++) xf[i] = (float)xd[i];
+        for (int i = 0; i < 18; i++) xd[i] = xf[i];
+        int32_t y[3] = {0, 1, m.classes - 1};
+        leakage_net *net = leakage_net_create(&m, p, n);
+        CU_ASSERT_FATAL(net != NULL);
+        double *g = malloc((size_t)m.nparams * sizeof *g);
+        float *gf = malloc((size_t)m.nparams * sizeof *gf);
+        model_ws *ws = model_ws_create(&m, n);
+        const double l1 = leakage_net_grad(net, xd, y, NULL, n, g);
+        const double l2 = model_loss_grad(&m, p, xf, y, n, gf, ws);
+        CU_ASSERT_DOUBLE_EQUAL(l1, l2, 1e-4 * (1 + fabs(l2)));
+        double err = 0, mx = 0;
+        for (int64_t j = 0; j < m.nparams; j++) {
+            err = fmax(err, fabs(g[j] - gf[j]));
+            mx = fmax(mx, fabs(g[j]));
+        }
+        CU_ASSERT(mx > 1e-3);
+        CU_ASSERT(err <= 1e-5 * (1 + mx));
+        model_ws_free(ws);
+        free(g);
+        free(gf);
+        free(p);
+        leakage_net_free(net);
+    }
+}
+
+/* phi(x, Y) = <v, g(x, Y)> */
+static double phi(leakage_net *net, const model_t *m, const double *x, const int32_t *y,
+                  const double *ys, int32_t n, const double *v, double *g)
+{
+    leakage_net_grad(net, x, y, ys, n, g);
+    double s = 0;
+    for (int64_t j = 0; j < m->nparams; j++) s += v[j] * g[j];
+    return s;
+}
+
+/* xbar (and ybar for soft targets) against central differences of phi, for hard and soft
+ * targets and every model shape. */
+static void test_dgrad_fd(void)
+{
+    for (int which = 0; which < 3; which++)
+        for (int soft = 0; soft < 2; soft++) {
+            model_t m;
+            make_model(which, &m);
+            const int32_t n = 3, d = m.in, C = m.classes;
+            float *p = rand_params(&m, 21 + which, 0.6);
+            double x[18], xbar[18], ys[12], ybar[12], *v = malloc((size_t)m.nparams * sizeof *v);
+            double *g = malloc((size_t)m.nparams * sizeof *g);
+            rand_fill(x, (size_t)n * d, 5, which);
+            rand_fill(v, (size_t)m.nparams, 6, which);
+            int32_t y[3] = {1, 0, C - 1};
+            for (int32_t i = 0; i < n; i++) { /* soft targets: a softmax of random logits */
+                double s = 0;
+                for (int32_t k = 0; k < C; k++) s += (ys[i * C + k] = exp(0.7 * sin(3.0 * i + k)));
+                for (int32_t k = 0; k < C; k++) ys[i * C + k] /= s;
+            }
+            const double *yp = soft ? ys : NULL;
+            leakage_net *net = leakage_net_create(&m, p, n);
+            CU_ASSERT_FATAL(net != NULL);
+            leakage_net_grad(net, x, y, yp, n, g);
+            leakage_net_dgrad(net, v, xbar, soft ? ybar : NULL);
+            const double h = 1e-6;
+            double err = 0, mx = 0;
+            for (int32_t j = 0; j < n * d; j++) {
+                const double x0 = x[j];
+                x[j] = x0 + h;
+                const double fp = phi(net, &m, x, y, yp, n, v, g);
+                x[j] = x0 - h;
+                const double fm = phi(net, &m, x, y, yp, n, v, g);
+                x[j] = x0;
+                const double fd = (fp - fm) / (2 * h);
+                err = fmax(err, fabs(fd - xbar[j]));
+                mx = fmax(mx, fabs(fd));
+            }
+            CU_ASSERT(mx > 1e-3);
+            CU_ASSERT(err <= 1e-6 * (1 + mx));
+            if (soft) {
+                double ey = 0;
+                for (int32_t j = 0; j < n * C; j++) {
+                    const double y0 = ys[j];
+                    ys[j] = y0 + h;
+                    const double fp = phi(net, &m, x, y, ys, n, v, g);
+                    ys[j] = y0 - h;
+                    const double fm = phi(net, &m, x, y, ys, n, v, g);
+                    ys[j] = y0;
+                    ey = fmax(ey, fabs((fp - fm) / (2 * h) - ybar[j]));
+                }
+                CU_ASSERT(ey <= 1e-6);
+            }
+            free(v);
+            free(g);
+            free(p);
+            leakage_net_free(net);
+        }
+}
+
+/* The whole chain the attack descends: R(x) = match(g(x), t) for the L2 and cosine losses,
+ * with and without a mask; dR/dx from leakage_match + leakage_net_dgrad against differences. */
+static void test_match_fd(void)
+{
+    model_t m;
+    make_model(0, &m);
+    const int32_t n = 2, d = m.in;
+    const int64_t P = m.nparams;
+    float *p = rand_params(&m, 31, 0.6);
+    double x[12], xbar[12], *t = malloc((size_t)P * sizeof *t), *g = malloc((size_t)P * sizeof *g);
+    double *v = malloc((size_t)P * sizeof *v);
+    uint8_t *mask = malloc((size_t)P);
+    rand_fill(x, (size_t)n * d, 8, 0);
+    rand_fill(t, (size_t)P, 9, 0);
+    for (int64_t j = 0; j < P; j++) {
+        t[j] *= 0.1;
+        mask[j] = (uint8_t)(j % 3 != 0);
+    }
+    int32_t y[2] = {2, 0};
+    leakage_net *net = leakage_net_create(&m, p, n);
+    CU_ASSERT_FATAL(net != NULL);
+    for (int kind = 0; kind < 2; kind++)
+        for (int mk = 0; mk < 2; mk++) {
+            const uint8_t *mm = mk ? mask : NULL;
+            leakage_net_grad(net, x, y, NULL, n, g);
+            leakage_match(kind, g, t, mm, P, v);
+            leakage_net_dgrad(net, v, xbar, NULL);
+            const double h = 1e-6;
+            double err = 0, mx = 0;
+            for (int32_t j = 0; j < n * d; j++) {
+                const double x0 = x[j];
+                x[j] = x0 + h;
+                leakage_net_grad(net, x, y, NULL, n, g);
+                const double fp = leakage_match(kind, g, t, mm, P, v);
+                x[j] = x0 - h;
+                leakage_net_grad(net, x, y, NULL, n, g);
+                const double fm = leakage_match(kind, g, t, mm, P, v);
+                x[j] = x0;
+                const double fd = (fp - fm) / (2 * h);
+                err = fmax(err, fabs(fd - xbar[j]));
+                mx = fmax(mx, fabs(fd));
+            }
+            CU_ASSERT(mx > 1e-4);
+            CU_ASSERT(err <= 1e-5 * (1 + mx));
+        }
+    leakage_net_free(net);
+    free(t);
+    free(g);
+    free(v);
+    free(mask);
+    free(p);
+}
+
+/* Batch of one: the analytic attack returns the input exactly (MLP and logreg), and the label
+ * comes from the sign of the last bias gradient. */
+static void test_analytic_single(void)
+{
+    for (int which = 0; which < 3; which++) {
+        model_t m;
+        make_model(which, &m);
+        float *p = rand_params(&m, 41 + which, 0.5);
+        double x[6], *g = malloc((size_t)m.nparams * sizeof *g), cand[6 * 8];
+        rand_fill(x, 6, 10, which);
+        for (int32_t y0 = 0; y0 < m.classes; y0++) {
+            int32_t y = y0, lab = -1;
+            leakage_net *net = leakage_net_create(&m, p, 1);
+            leakage_net_grad(net, x, &y, NULL, 1, g);
+            leakage_net_free(net);
+            const int32_t c = leakage_analytic(&m, g, 1e-6, 8, cand);
+            CU_ASSERT(c >= 1);
+            for (int32_t k = 0; k < c; k++)
+                CU_ASSERT(leakage_mse(cand + 6 * k, x, 6) < 1e-16);
+            double ls[6];
+            leakage_analytic_ls(&m, g, NULL, ls);
+            CU_ASSERT(leakage_mse(ls, x, 6) < 1e-16);
+            leakage_labels(&m, g, 1, &lab);
+            CU_ASSERT_EQUAL(lab, y);
+        }
+        free(g);
+        free(p);
+    }
+}
+
+/* Label counts of a batch from an untrained (near-uniform) model. */
+static void test_labels_batch(void)
+{
+    model_t m;
+    make_model(1, &m); /* logreg, 3 classes, zero weights: p = 1/3 */
+    float *p = calloc((size_t)m.nparams, sizeof *p);
+    double x[6 * 5], *g = malloc((size_t)m.nparams * sizeof *g);
+    rand_fill(x, 30, 12, 0);
+    int32_t y[5] = {2, 0, 2, 2, 1}, lab[5];
+    leakage_net *net = leakage_net_create(&m, p, 5);
+    leakage_net_grad(net, x, y, NULL, 5, g);
+    leakage_labels(&m, g, 5, lab);
+    const int32_t want[5] = {0, 1, 2, 2, 2};
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(lab[i], want[i]);
+    leakage_net_free(net);
+    free(g);
+    free(p);
+}
+
+/* The optimisation attack (Adam, then L-BFGS) recovers a single row of a small MLP from its
+ * gradient. */
+static void test_dlg_small(void)
+{
+    model_t m;
+    const int32_t hid[1] = {16};
+    CU_ASSERT_FATAL(model_create(&m, MODEL_MLP, 8, 3, hid, 1) == FH_OK);
+    float *p = rand_params(&m, 51, 0.4);
+    double x[8], xr[8], *g = malloc((size_t)m.nparams * sizeof *g);
+    rng_t r = rng_stream(1, 2, 3, RNG_LEAKAGE);
+    for (int i = 0; i < 8; i++) x[i] = rng_uniform(&r);
+    int32_t y = 1, lab = 1;
+    leakage_net *net = leakage_net_create(&m, p, 1);
+    leakage_net_grad(net, x, &y, NULL, 1, g);
+    leakage_net_free(net);
+    leakage_dlg_opts o = {.iters = 600, .step = 0.1, .loss = LEAKAGE_LOSS_COSINE, .lo = 0, .hi = 1,
+                          .seed = 3, .id = 0};
+    double fl = 1;
+    CU_ASSERT_FATAL(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl) == FH_OK);
+    CU_ASSERT(fl < 1e-3);
+    CU_ASSERT(leakage_psnr(leakage_mse(x, xr, 8)) > 25);
+    /* projected L-BFGS on the same problem: it only ever goes down from the start */
+    o.lbfgs = 1;
+    double fl2 = 1;
+    CU_ASSERT_FATAL(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl2) == FH_OK);
+    CU_ASSERT(fl2 < 1e-6);
+    CU_ASSERT(leakage_psnr(leakage_mse(x, xr, 8)) > 25);
+    o.joint_labels = 1; /* not with joint labels */
+    CU_ASSERT(leakage_dlg(&m, p, g, NULL, 1, &o, &lab, xr, &fl2) == FH_EINPUT);
+    free(g);
+    free(p);
+}
+
+static void test_metrics_png(void)
+{
+    double a[28 * 28], b[28 * 28];
+    for (int i = 0; i < 28 * 28; i++) {
+        a[i] = (i % 28) / 27.0;
+        b[i] = a[i] + (i % 2 ? 0.1 : -0.1);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(leakage_ssim(a, a, 28), 1.0, 1e-12);
+    CU_ASSERT(leakage_ssim(a, b, 28) < 0.9);
+    CU_ASSERT_DOUBLE_EQUAL(leakage_mse(a, b, 784), 0.01, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(leakage_psnr(0.01), 20.0, 1e-12);
+    char path[600];
+    snprintf(path, sizeof path, "%s/leak_%d.png", g_test_tmpdir, g_test_world.rank);
+    CU_ASSERT_FATAL(leakage_png_write(path, 28, 28, a) == FH_OK);
+    FILE *f = fopen(path, "rb");
+    unsigned char sig[16];
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(fread(sig, 1, 16, f) == 16);
+    fclose(f);
+    CU_ASSERT(memcmp(sig, "\x89PNG\r\n\x1a\n", 8) == 0);
+    CU_ASSERT(memcmp(sig + 12, "IHDR", 4) == 0);
+    remove(path);
+}
+
+void tests_register_leakage(void)
+{
+    CU_pSuite s = CU_add_suite("leakage", NULL, NULL);
+    tests_add(s, "grad_matches_engine", test_grad_matches_engine);
+    tests_add(s, "dgrad_fd", test_dgrad_fd);
+    tests_add(s, "match_fd", test_match_fd);
+    tests_add(s, "analytic_single", test_analytic_single);
+    tests_add(s, "labels_batch", test_labels_batch);
+    tests_add(s, "dlg_small", test_dlg_small);
+    tests_add(s, "metrics_png", test_metrics_png);
+}
