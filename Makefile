@@ -27,8 +27,8 @@ DEB_PKGS = build-essential pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi
            libsodium-dev libgmp-dev gnuplot-nox hdf5-tools libdnnl-dev
 # what only the tests need: a real Slurm for tests/cli/test_slurm.sh; clang and its libFuzzer
 # runtime for `make fuzz` (tests/fuzz, run by tests/run_all.sh); strace for test_parties.sh (which
-# process opens which party's data file)
-TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev strace
+# process opens which party's data file); libomp-dev: clang's OpenMP for src/he in the fuzz build
+TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev libomp-dev strace
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/agg/*.c src/fl/*.c src/privacy/*.c src/he/*.c \
