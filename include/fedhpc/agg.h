@@ -10,6 +10,8 @@
 #ifndef FEDHPC_AGG_H
 #define FEDHPC_AGG_H
 
+#include "fedhpc/common.h"
+
 #include <stdint.h>
 
 #define FX_SCALE 4294967296.0 /* 2^32 */
@@ -23,5 +25,10 @@ void fx_decode(const int64_t *acc, double scale, float *out, int64_t n);
 /* Check a client update: finite and L2 norm <= max_norm (and every |v| <= FX_MAX_ABS).
  * Returns 1 if acceptable. *norm receives the L2 norm (or NAN). */
 int fl_update_ok(const float *v, int64_t n, double max_norm, double *norm);
+
+/* Per-client buffers of a rank (secure aggregation, Paillier: each client encodes into its own):
+ * *buf grown to at least nloc x nacc int64 (*cap: clients it holds) and its first nloc x nacc
+ * zeroed. */
+fh_status fx_bufs_begin(int64_t **buf, int32_t *cap, int32_t nloc, int64_t nacc);
 
 #endif

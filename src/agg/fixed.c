@@ -2,6 +2,8 @@
 #include "fedhpc/agg.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* no-math-errno lets GCC inline llrint as one cvtsd2si (the same rounding, the current mode:
  * bit-identical sums) instead of a libm call per parameter: the reduction ran at ~15-35% of
@@ -30,4 +32,16 @@ int fl_update_ok(const float *v, int64_t n, double max_norm, double *norm)
     double nrm = sqrt(ss);
     *norm = isfinite(nrm) && isfinite(mx) ? nrm : NAN;
     return isfinite(nrm) && isfinite(mx) && nrm <= max_norm && mx <= FX_MAX_ABS;
+}
+
+fh_status fx_bufs_begin(int64_t **buf, int32_t *cap, int32_t nloc, int64_t nacc)
+{
+    if (nloc > *cap) {
+        free(*buf);
+        *buf = malloc((size_t)nloc * (size_t)nacc * sizeof **buf);
+        *cap = *buf ? nloc : 0;
+        FH_CHECK_ALLOC(*buf);
+    }
+    if (nloc) memset(*buf, 0, (size_t)nloc * (size_t)nacc * sizeof **buf);
+    return FH_OK;
 }

@@ -24,21 +24,30 @@ void fl_testset_free(fl_testset *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Rows read a time: a multiple of the model's batch, so the numbers equal model_evaluate's on
- * the whole split (at least 256 rows: 0.8 MB for Fashion-MNIST instead of 31 MB held). */
+/* Rows read a time (*rows): a multiple of the model's batch, so the numbers equal
+ * model_evaluate's on the whole split (at least 256 rows: 0.8 MB for Fashion-MNIST instead of
+ * 31 MB held); t's buffers grown to hold them. */
+static fh_status testset_chunk(fl_testset *t, int32_t ws_rows, int64_t *rows)
+{
+    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 256 ? 1 : 256 / ws_rows);
+    *rows = t->n < chunk ? t->n : chunk;
+    if (*rows > t->cap) {
+        free(t->x);
+        free(t->y);
+        t->x = malloc((size_t)*rows * (size_t)t->d * sizeof *t->x);
+        t->y = malloc((size_t)*rows * sizeof *t->y);
+        t->cap = t->x && t->y ? *rows : 0;
+        if (!t->cap) return fh_error_set(FH_ENOMEM, "out of memory for %lld test rows", (long long)*rows);
+    }
+    return FH_OK;
+}
+
+/* The test split a chunk at a time (testset_chunk). */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out)
 {
-    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 256 ? 1 : 256 / ws_rows);
-    const int64_t rows = t->n < chunk ? t->n : chunk;
-    if (rows > t->cap) {
-        free(t->x);
-        free(t->y);
-        t->x = malloc((size_t)rows * (size_t)t->d * sizeof *t->x);
-        t->y = malloc((size_t)rows * sizeof *t->y);
-        t->cap = t->x && t->y ? rows : 0;
-        if (!t->cap) return fh_error_set(FH_ENOMEM, "out of memory for %lld test rows", (long long)rows);
-    }
+    int64_t rows;
+    FH_TRY(testset_chunk(t, ws_rows, &rows));
     model_eval *e;
     FH_TRY(model_eval_begin(m, t->n, ws_rows, &e));
     fh_status st = FH_OK;
@@ -117,16 +126,8 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
 fh_status fl_testset_attack(fl_testset *t, const model_t *m, const float *params, model_ws *ws, int32_t ws_rows,
                               const config_attack *a, const attack_geom *g, double *rate)
 {
-    const int64_t chunk = (int64_t)ws_rows * (ws_rows >= 256 ? 1 : 256 / ws_rows);
-    const int64_t rows = t->n < chunk ? t->n : chunk;
-    if (rows > t->cap) {
-        free(t->x);
-        free(t->y);
-        t->x = malloc((size_t)rows * (size_t)t->d * sizeof *t->x);
-        t->y = malloc((size_t)rows * sizeof *t->y);
-        t->cap = t->x && t->y ? rows : 0;
-        if (!t->cap) return fh_error_set(FH_ENOMEM, "out of memory for %lld test rows", (long long)rows);
-    }
+    int64_t rows;
+    FH_TRY(testset_chunk(t, ws_rows, &rows));
     float *probs = malloc((size_t)ws_rows * (size_t)m->classes * sizeof *probs);
     if (!probs) return fh_error_set(FH_ENOMEM, "out of memory");
     int64_t hit = 0, total = 0;

@@ -3,6 +3,7 @@
  * parallel over ciphertexts (OpenMP), the ciphertext product per rank and across ranks (at the
  * aggregator, rank 0), and decryption at the client hosts. */
 #define _POSIX_C_SOURCE 200809L
+#include "fedhpc/agg.h"
 #include "fedhpc/he.h"
 
 #include <sodium.h>
@@ -137,14 +138,8 @@ void he_engine_free(he_engine *e)
 
 fh_status he_engine_begin(he_engine *e, int32_t nloc)
 {
-    if (nloc > e->cap) {
-        free(e->cbuf);
-        e->cbuf = malloc((size_t)nloc * (size_t)e->nacc * sizeof *e->cbuf);
-        FH_CHECK_ALLOC(e->cbuf);
-        e->cap = nloc;
-    }
+    FH_TRY(fx_bufs_begin(&e->cbuf, &e->cap, nloc, e->nacc));
     e->nloc = nloc;
-    if (nloc) memset(e->cbuf, 0, (size_t)nloc * (size_t)e->nacc * sizeof *e->cbuf);
     return FH_OK;
 }
 

@@ -2,6 +2,7 @@
  * over the comm layer (rank 0 is the aggregator). */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/rng.h"
+#include "fedhpc/agg.h"
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>
@@ -121,14 +122,8 @@ fh_status secagg_engine_record_value(secagg_engine *e, const comm_t *w, int64_t 
 
 fh_status secagg_engine_begin(secagg_engine *e, int32_t nloc)
 {
-    if (nloc > e->cap) {
-        free(e->cbuf);
-        e->cbuf = malloc((size_t)nloc * (size_t)e->nacc * sizeof *e->cbuf);
-        FH_CHECK_ALLOC(e->cbuf);
-        e->cap = nloc;
-    }
+    FH_TRY(fx_bufs_begin(&e->cbuf, &e->cap, nloc, e->nacc));
     e->nloc = nloc;
-    if (nloc) memset(e->cbuf, 0, (size_t)nloc * (size_t)e->nacc * sizeof *e->cbuf);
     return FH_OK;
 }
 
