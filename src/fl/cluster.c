@@ -48,7 +48,7 @@ typedef struct {
     int32_t *assign;     /* [C]                                                       */
     uint8_t *known;      /* [C] the client has an assignment (kept while it is not sampled) */
     float *ref;          /* [P] fesem: the warm-up model (start of the first assignment round) */
-    double *fit;         /* [m] the round's clients' training loss (re-seeding: worst fit) */
+    double *fit;         /* [m] the round's clients' mean training loss (re-seeding: worst fit) */
     uint8_t *wasempty;   /* [K] a cluster reported empty (warn once)                   */
     int32_t split_from;  /* CFL: the cluster split this round, or -1                    */
     int32_t *truth;      /* [C] true groups or NULL                                   */
@@ -629,7 +629,7 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         int32_t k1 = k0;
         if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
-        s->fit[i] = ok ? loss : 0;
+        s->fit[i] = ok && seen > 0 ? loss / (double)seen : 0; /* mean training loss per row */
         if (s->unorm) s->unorm[i] = ok ? ubase : 0;
         if (!ok) {
             tail[U_REJ] += 1;
@@ -708,9 +708,9 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
 }
 
 /* A center that no client with an assignment uses any more (emptied, or merged into another)
- * restarts from the trained model of the round's worst-fit client (highest training loss) of a
- * cluster with at least 2 clients, which joins it; one warning line on rank 0. Not with
- * [privacy] or [secagg] (a center would be one client's model): the warning only. */
+ * restarts from the trained model of the round's worst-fit client (highest mean training loss
+ * per row) of a cluster with at least 2 clients, which joins it; one warning line on rank 0.
+ * Not with [privacy] or [secagg] (a center would be one client's model): the warning only. */
 static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
 {
     const config_t *cfg = L->cfg;
@@ -743,8 +743,8 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
             memcpy(s->centers + (int64_t)k * s->P, s->models + (pick - s->c0) * s->P, (size_t)s->P * sizeof *s->centers);
         st = comm_bcast(w, s->centers + (int64_t)k * s->P, s->P * (int64_t)sizeof(float), host);
         if (w->rank == 0)
-            fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from client %d (worst fit, training "
-                    "loss %.4g, from cluster %d)\n", r, k, s->ids[pick], s->fit[pick], s->na[pick]);
+            fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from client %d (worst fit, mean "
+                    "training loss %.4g, from cluster %d)\n", r, k, s->ids[pick], s->fit[pick], s->na[pick]);
         size[s->na[pick]]--;
         size[k]++;
         s->na[pick] = k;
