@@ -795,10 +795,10 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     }
     s->sa_aborted = s->mask_bytes = s->raw_bytes = 0;
     s->mask_s = s->raw_s = 0;
-    if (s->kacc) return cluster_aggregate_dp(L, s, r);
-    for (int32_t k = 0; st == FH_OK && k < K; k++)
+    if (s->kacc) st = cluster_aggregate_dp(L, s, r);
+    for (int32_t k = 0; !s->kacc && st == FH_OK && k < K; k++)
         if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
-    if (st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
+    if (!s->kacc && st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
     if (st == FH_OK && assigned && cfg->cluster.method >= M_FESEM) st = reseed_empty(L, s, r);
     return st;
 }
