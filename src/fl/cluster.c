@@ -372,6 +372,10 @@ static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, 
         return fh_error_set(FH_EINPUT, "[cluster] assign_new = similarity: fesem only (the drift of each center from the "
                             "warm-up model); use loss or auto with method = %s",
                             cfg->cluster.method == M_IFCA ? "ifca" : cfg->cluster.method == M_CFL ? "cfl" : "none");
+    if (cfg->cluster.assign_new == 1 && cfg->cluster.method == M_FESEM && cfg->privacy.mode == 2)
+        return fh_error_set(FH_EINPUT, "[cluster] assign_new = loss with [privacy] mode = sample: not supported: the loss of "
+                            "every center is computed on the client's raw rows, outside DP-SGD; use assign_new = similarity "
+                            "(or auto)");
     if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup < 1)
         return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cluster.warmup);
     return FH_OK;
@@ -586,9 +590,14 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         /* a client without an assignment (first sampled after the first assignment, or a CFL
          * cluster split while it was away) picks one by loss or by the similarity of its update */
         const int32_t kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : K;
-        const int fresh = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method >= M_FESEM;
-        const int by_sim = fresh && cfg->cluster.method == M_FESEM && cfg->cluster.assign_new != 1;
-        if (by_sim && ni > 0) {
+        const int dpsgd = s->pv.mode == PRIVACY_SAMPLE;
+        const int by_sim = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method == M_FESEM && cfg->cluster.assign_new != 1;
+        /* with DP-SGD nothing may read the raw rows outside it: no loss-based choice (CFL keeps
+         * the parent cluster; fesem with assign_new = loss is refused), and FeSEM's similarity
+         * uses the one DP-SGD training of the round, from ref, instead of a training of its own */
+        const int fresh = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method >= M_FESEM && (by_sim || !dpsgd);
+        const int sim_once = by_sim && dpsgd;
+        if (by_sim && !sim_once && ni > 0) {
             memcpy(loc, s->ref, (size_t)P * sizeof *loc);
             o.global = s->ref;
             st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
@@ -608,10 +617,11 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
                 }
             }
         }
-        if (st == FH_OK) st = client_model(cfg, s, cid, k0, loc);
+        if (st == FH_OK && sim_once) memcpy(loc, s->ref, (size_t)P * sizeof *loc);
+        else if (st == FH_OK) st = client_model(cfg, s, cid, k0, loc);
         double loss = 0;
         int64_t steps = 0, seen = 0;
-        o.global = s->centers + (int64_t)k0 * P;
+        o.global = sim_once ? s->ref : s->centers + (int64_t)k0 * P;
         privacy_sgd dpo;
         if (s->pv.mode == PRIVACY_SAMPLE) { /* DP-SGD: the trained model, and all that follows from it, is private */
             privacy_sgd_opts(&s->pv, r, cid, &dpo);
@@ -627,7 +637,8 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm) &&
                        unorm <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
-        if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
+        if (ok && sim_once) k1 = similar_center(s, loc);
+        else if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         s->lab[i] = k1 + 1 + (ok ? 0 : REJ_FLAG);
         s->fit[i] = ok && seen > 0 ? loss / (double)seen : 0; /* mean training loss per row */
         if (s->unorm) s->unorm[i] = ok ? ubase : 0;

@@ -6,7 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 echo "cluster partial-participation tests"
 CACHE=data/cache/fashion-mnist
-[ -f "$CACHE/train-images-idx3-ubyte.gz" ] || { bad "missing $CACHE (run make data)"; finish cluster_partial; exit 1; }
+[ -f "$CACHE/train-images-idx3-ubyte.gz" ] || { bad "missing $CACHE (run make data)"; expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
+    "$FEDHPC" run "$T/p.ini" cluster.assign_new=loss privacy.mode=sample privacy.noise=1 output.dir="$T/x2"
+finish cluster_partial; exit 1; }
 check "prepare fmnist 40 clients, 4 permute-labels groups" "$FEDHPC" prepare fmnist --cache $CACHE --clients 40 --partition iid \
     --seed 1 --groups 4 --group-transform permute-labels --local-test-frac 0.2 --out "$T/perm.h5"
 cat > "$T/p.ini" <<INI
@@ -62,4 +64,6 @@ if grep -q "resuming after round 5" "$T/log" && same_model "$T/fesem2/model.h5" 
 else bad "fesem: resumed run differs"; fi
 expect_input_error "similarity is fesem only" "[cluster] assign_new = similarity" \
     "$FEDHPC" run "$T/p.ini" cluster.method=ifca cluster.assign_new=similarity output.dir="$T/x1"
+expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
+    "$FEDHPC" run "$T/p.ini" cluster.assign_new=loss privacy.mode=sample privacy.noise=1 output.dir="$T/x2"
 finish cluster_partial
