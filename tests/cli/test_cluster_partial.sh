@@ -1,7 +1,8 @@
 # Multi-center FL under partial participation (issue 18): an MLP, 40 clients in 4 permute-labels
 # groups, a quarter of them a round. FeSEM and IFCA recover the groups (ARI >= 0.9 over the
 # clients that have been sampled, no empty cluster); IFCA from K random centers (warmup = 0)
-# re-seeds its emptied centers and recovers them too; FeSEM is bit-identical with -np 1, 2, 4;
+# re-seeds its emptied centers and recovers them too (bit-identical with -np 2 and 3); FeSEM is
+# bit-identical with -np 1, 2, 4;
 # a resume after round 5 (when most clients have no assignment yet) onto another -np is exact.
 . "$(dirname "$0")/lib.sh"
 echo "cluster partial-participation tests"
@@ -55,6 +56,10 @@ run 2 "$T/p.ini" cluster.method=ifca cluster.warmup=0 output.dir="$T/ifca0"
 recovered "$T/ifca0" "ifca from 4 random centers (warmup 0)"
 n=$(grep -c "has no clients; re-seeded from client" "$T/log")
 if [ "$n" -ge 1 ]; then ok "ifca warmup 0: $n emptied centers re-seeded, one line each"; else bad "ifca warmup 0: no re-seeding reported"; fi
+run 3 "$T/p.ini" cluster.method=ifca cluster.warmup=0 output.dir="$T/ifca0n3"
+if same_model "$T/ifca0/model.h5" "$T/ifca0n3/model.h5" && cmp -s "$T/ifca0/clusters.csv" "$T/ifca0n3/clusters.csv"; then
+    ok "ifca warmup 0 with re-seeding: -np 2 and 3 bit-identical"
+else bad "ifca warmup 0: -np 2 and 3 differ"; fi
 # resume after round 5 onto -np 4: the assignments kept for unsampled clients are in the checkpoint
 run 2 "$T/p.ini" train.rounds=5 output.dir="$T/part"
 run 4 "$T/p.ini" output.dir="$T/part" --resume
