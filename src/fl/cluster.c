@@ -334,10 +334,8 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
 static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
                                     int32_t *out)
 {
-    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D),
-           *dist = malloc((size_t)n * (size_t)s->K * sizeof *dist);
-    int32_t *seeds = malloc((size_t)s->K * sizeof *seeds);
-    fh_status st = G && D && dist && seeds ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
+    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D);
+    fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
     st = comm_agree(w, st);
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
     if (st == FH_OK && cfg->cluster.init == 1) {
@@ -347,7 +345,7 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
         cl_gram_derive(G, n, D, NULL);
         st = cl_kmeans_d2(D, n, s->K, (uint64_t)cfg->train.seed, r, cfg->cluster.restarts, 100, out, NULL);
     }
-    free(G); free(D); free(dist); free(seeds);
+    free(G); free(D);
     return st;
 }
 
