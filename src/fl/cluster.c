@@ -6,11 +6,13 @@
  *     sample m clients; rank p hosts the p-th block of ceil(m / ranks) of them (the layout of
  *       dist_gram, so the similarity step needs no data movement; cross-silo: rank p = client p)
  *     each host picks its clients' starting center (IFCA: lowest loss of all centers on the
- *       client's training rows; otherwise its assigned center), puts the client's own head
- *       on it (FedPer), trains locally
+ *       client's training rows; otherwise its assigned center; a client without an assignment
+ *       yet: lowest loss, or FeSEM the center its update from the warm-up model is most
+ *       similar to), puts the client's own head on it (FedPer), trains locally
  *     assignment step: FeSEM nearest center (L2, shared layers) to the trained model; IFCA the
- *       chosen center; after FeSEM's warm-up the first assignment is k-means++ (or spectral)
- *       on the Gram matrix of the client models computed by ScaLAPACK (dist_gram)
+ *       chosen center; after the warm-up the first assignment is k-means with restarts (or
+ *       spectral) on the Gram matrix of the client models computed by ScaLAPACK (dist_gram);
+ *       clients not sampled keep their assignment (per-client state, in checkpoints)
  *     assignments all-reduced (exact integers): every rank knows every member of every cluster
  *     per cluster: comm_split of the ranks hosting its members; they sum n_i/N_k * model_i in
  *       fixed point with their own integer all-reduce (exact, any placement) — or, with
@@ -18,6 +20,7 @@
  *       cluster, the cluster's lowest rank is its aggregator); members that drop out
  *       ([secagg] dropout: after reporting their cluster and sharing keys) are left out and the
  *       sum is rescaled by N_k / N_k(survivors); the cluster's aggregator broadcasts the center
+ *     a center no assigned client uses any more restarts from the round's worst-fit client
  *     evaluation: every client's accuracy on its own held-out rows with its own model (its
  *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
  *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
