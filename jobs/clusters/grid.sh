@@ -90,14 +90,16 @@ if command -v gnuplot >/dev/null; then
         plots1="$plots1${plots1:+, }'$f' using 1:2 with linespoints title '$t'"
         plots2="$plots2${plots2:+, }'$f' using 1:3 with linespoints title '$t'"
     done
-    gnuplot <<GP
+    pmin=$(for p in $PARTS; do echo "$p"; done | sort -n | head -1)
+    gnuplot <<GP || echo "grid: gnuplot failed, no PNG"
+
 set terminal pngcairo size 1100,450 noenhanced
 set output '$OUT/grid.png'
 set multiplot layout 1,2 title 'Multi-center FL, $CLIENTS clients in $NGROUPS groups, k = $NGROUPS, $ROUNDS rounds (mean over seeds)'
 set xlabel 'participation (% of clients a round)'
 set logscale x
-set xrange [8:120]
-set xtics (10, 25, 50, 100)
+set xrange [$pmin * 0.8:120]
+set xtics (5, 10, 25, 50, 100)
 set key bottom right font ',8'
 set ylabel 'ARI'
 set yrange [0.8:1.02]
