@@ -23,6 +23,14 @@ void cl_gram_derive(const double *G, int32_t n, double *D2, double *Cs);
 /* k-means++ seeding on pairwise squared distances D2[n x n], deterministic from
  * rng_stream(seed, 0, round, RNG_CLUSTER): seeds[k] distinct item indices (k <= n). */
 fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds);
+/* k-means on pairwise squared distances D2[n x n] alone (kernel Lloyd: the distance of item i
+ * to a cluster's mean is derived from D2), `restarts` times (>= 1), restart t seeded by
+ * k-means++ from rng_stream(seed, t, round, RNG_CLUSTER) (restart 0 = cl_kmeanspp), at most
+ * `iters` Lloyd iterations each; a cluster that empties takes the item farthest from its own
+ * cluster's mean. assign[n]: the restart with the lowest total within-cluster squared distance
+ * (*objective, may be NULL; ties: the lowest restart). Deterministic for a given D2. */
+fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restarts,
+                       int32_t iters, int32_t *assign, double *objective);
 /* assign[i] = argmin_j dist[i * k + j] (ties: lowest j). */
 void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign);
 /* Lloyd's k-means of rows X[n x dim] (double), seeded by k-means++ on their distances;

@@ -103,6 +103,9 @@ typedef struct {                           /* [cluster] [personalize] [run]: src
     int32_t init;                          /* 0 kmeans++ on client models, 1 spectral        */
     int32_t warmup;                        /* FedAvg warm-up rounds before the first assign   */
     double eps1, eps2;                     /* CFL: mean-update / max-update norm thresholds   */
+    int32_t restarts;                      /* k-means restarts of the first assignment        */
+    int32_t assign_new;                    /* new clients: 0 auto, 1 loss, 2 similarity       */
+    int32_t reseed;                        /* 0 off, 1 on: re-seed an empty center            */
     int32_t personalize;                   /* [personalize] mode: 0 none, 1 fedper           */
     int32_t clients_per_rank;              /* [run]: 0 any (cross-device), 1 cross-silo      */
 } config_cluster;

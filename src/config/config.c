@@ -195,6 +195,15 @@ static const key_def KEYS[] = {
      "cfl: split a cluster when the norm of its mean update is below eps1 ..."},
     {"cluster", "eps2", T_DOUBLE, F(cluster.eps2), "1.6", 0, 1e9, NULL, 1,
      "cfl: ... and its largest client update norm is above eps2"},
+    {"cluster", "restarts", T_INT, F(cluster.restarts), "10", 1, 1000, NULL, 1,
+     "fesem/ifca (init = kmeans++): k-means restarts of the first assignment, the lowest total distance kept"},
+    {"cluster", "assign_new", T_ENUM, F(cluster.assign_new), "auto", 0, 0, "auto|loss|similarity", 1,
+     "a client seen for the first time after the first assignment joins the center with the lowest loss "
+     "on its rows (loss), or whose drift from the warm-up model its own update is most similar to "
+     "(similarity, fesem only); auto: fesem similarity, others loss"},
+    {"cluster", "reseed", T_ENUM, F(cluster.reseed), "on", 0, 0, "off|on", 1,
+     "fesem/ifca/cfl: a center left with no clients restarts from the round's worst-fit client (highest "
+     "training loss); off with [privacy] or [secagg]"},
     {"personalize", "mode", T_ENUM, F(cluster.personalize), "none", 0, 0, "none|fedper", 1,
      "fedper: base layers shared, the output layer (head) kept per client on disk"},
     {"run", "clients_per_rank", T_INT, F(cluster.clients_per_rank), "0", 0, 1, NULL, 0,

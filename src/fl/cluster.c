@@ -6,11 +6,13 @@
  *     sample m clients; rank p hosts the p-th block of ceil(m / ranks) of them (the layout of
  *       dist_gram, so the similarity step needs no data movement; cross-silo: rank p = client p)
  *     each host picks its clients' starting center (IFCA: lowest loss of all centers on the
- *       client's training rows; otherwise its assigned center), puts the client's own head
- *       on it (FedPer), trains locally
+ *       client's training rows; otherwise its assigned center; a client without an assignment
+ *       yet: lowest loss, or FeSEM the center its update from the warm-up model is most
+ *       similar to), puts the client's own head on it (FedPer), trains locally
  *     assignment step: FeSEM nearest center (L2, shared layers) to the trained model; IFCA the
- *       chosen center; after FeSEM's warm-up the first assignment is k-means++ (or spectral)
- *       on the Gram matrix of the client models computed by ScaLAPACK (dist_gram)
+ *       chosen center; after the warm-up the first assignment is k-means with restarts (or
+ *       spectral) on the Gram matrix of the client models computed by ScaLAPACK (dist_gram);
+ *       clients not sampled keep their assignment (per-client state, in checkpoints)
  *     assignments all-reduced (exact integers): every rank knows every member of every cluster
  *     per cluster: comm_split of the ranks hosting its members; they sum n_i/N_k * model_i in
  *       fixed point with their own integer all-reduce (exact, any placement) — or, with
@@ -18,6 +20,7 @@
  *       cluster, the cluster's lowest rank is its aggregator); members that drop out
  *       ([secagg] dropout: after reporting their cluster and sharing keys) are left out and the
  *       sum is rescaled by N_k / N_k(survivors); the cluster's aggregator broadcasts the center
+ *     a center no assigned client uses any more restarts from the round's worst-fit client
  *     evaluation: every client's accuracy on its own held-out rows with its own model (its
  *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
  *       the adjusted Rand index against the data set's true groups -> <out>/clusters.csv
@@ -46,6 +49,11 @@ typedef struct {
     int64_t P, base, hlen; /* shared prefix [0, base), head [base, P)                  */
     float *centers;      /* [K * P]                                                   */
     int32_t *assign;     /* [C]                                                       */
+    uint8_t *known;      /* [C] the client has an assignment (kept while it is not sampled) */
+    float *ref;          /* [P] fesem: the warm-up model (start of the first assignment round) */
+    double *fit;         /* [m] the round's clients' mean training loss (re-seeding: worst fit) */
+    uint8_t *wasempty;   /* [K] a cluster reported empty (warn once)                   */
+    int32_t split_from;  /* CFL: the cluster split this round, or -1                    */
     int32_t *truth;      /* [C] true groups or NULL                                   */
     uint8_t *seen;       /* [C] FedPer: head written                                  */
     int32_t *ids;        /* [C] */
@@ -86,6 +94,7 @@ typedef struct {
 static void state_free(cl_state *s)
 {
     io_state_close(s->heads);
+    free(s->known); free(s->ref); free(s->fit); free(s->wasempty);
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
     free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
     free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
@@ -172,7 +181,20 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
         st = fl_testset_eval(s->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0 && s->csv) {
-        double ari = s->truth ? cl_ari(s->assign, s->truth, C) : NAN;
+        /* ARI over the clients that have an assignment (a client never sampled has none) */
+        int32_t na = 0, nonempty = 0;
+        int32_t *ka = malloc((size_t)C * sizeof *ka), *kt = malloc((size_t)C * sizeof *kt);
+        int64_t *ksz = fh_calloc((size_t)s->K, sizeof *ksz);
+        for (int32_t c = 0; ka && kt && ksz && c < C; c++)
+            if (s->known[c]) {
+                ksz[s->assign[c]]++;
+                ka[na] = s->assign[c];
+                kt[na] = s->truth ? s->truth[c] : 0;
+                na++;
+            }
+        for (int32_t k = 0; ksz && k < s->K; k++) nonempty += ksz[k] > 0;
+        double ari = s->truth && ka && kt && na > 0 ? cl_ari(ka, kt, na) : NAN;
+        free(ka); free(kt); free(ksz);
         fprintf(s->csv, "%d,%.6f,%.6f,%.6f,", r, ari, rs->client_acc_mean, rs->client_acc_p10);
         for (int32_t k = 0; k < s->K; k++) fprintf(s->csv, "%s%lld", k ? ";" : "", (long long)size[k]);
         fputc(',', s->csv);
@@ -181,7 +203,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
             for (int32_t c = 0; c < C; c++) nk += s->assign[c] == k && s->cacc[c] >= 0;
             fprintf(s->csv, "%s%.4f", k ? ";" : "", nk ? kacc[k] / nk : NAN);
         }
-        fputc('\n', s->csv);
+        fprintf(s->csv, ",%d,%d\n", nonempty, na);
         fflush(s->csv);
     }
     free(size);
@@ -279,6 +301,7 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
         }
     }
     *note = buf;
+    s->split_from = split;
     if (split < 0) return FH_OK;
     for (int64_t i = c0; i < c1; i++)
         for (int64_t j = 0; j < P; j++) s->models[(i - c0) * P + j] -= s->old[(int64_t)na[i] * P + j];
@@ -308,15 +331,14 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
     return st;
 }
 
-/* The first FeSEM assignment after the warm-up: k-means++ (or spectral clustering) on the
- * Gram matrix of the n trained client models, computed on ScaLAPACK from each rank's rows. */
+/* The first FeSEM/IFCA assignment after the warm-up: k-means (k-means++ seeding, [cluster]
+ * restarts restarts, the lowest total within-cluster distance kept) or spectral clustering on
+ * the Gram matrix of the n trained client models, computed on ScaLAPACK from each rank's rows. */
 static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
                                     int32_t *out)
 {
-    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D),
-           *dist = malloc((size_t)n * (size_t)s->K * sizeof *dist);
-    int32_t *seeds = malloc((size_t)s->K * sizeof *seeds);
-    fh_status st = G && D && dist && seeds ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
+    double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D);
+    fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
     st = comm_agree(w, st);
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
     if (st == FH_OK && cfg->cluster.init == 1) {
@@ -324,12 +346,9 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
         st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->train.seed, out);
     } else if (st == FH_OK) {
         cl_gram_derive(G, n, D, NULL);
-        st = cl_kmeanspp(D, n, s->K, (uint64_t)cfg->train.seed, r, seeds);
-        for (int32_t i = 0; st == FH_OK && i < n; i++)
-            for (int32_t k = 0; k < s->K; k++) dist[(int64_t)i * s->K + k] = D[(int64_t)i * n + seeds[k]];
-        if (st == FH_OK) cl_argmin(dist, n, s->K, out);
+        st = cl_kmeans_d2(D, n, s->K, (uint64_t)cfg->train.seed, r, cfg->cluster.restarts, 100, out, NULL);
     }
-    free(G); free(D); free(dist); free(seeds);
+    free(G); free(D);
     return st;
 }
 
@@ -348,6 +367,14 @@ static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, 
                             cfg->data.file, m, w->size, m);
     const int32_t K = cfg->cluster.method <= M_NONE ? 1 : cfg->cluster.k;
     if (K > m) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than clients a round (%d)", K, m);
+    if (cfg->cluster.assign_new == 2 && cfg->cluster.method != M_FESEM)
+        return fh_error_set(FH_EINPUT, "[cluster] assign_new = similarity: fesem only (the drift of each center from the "
+                            "warm-up model); use loss or auto with method = %s",
+                            cfg->cluster.method == M_IFCA ? "ifca" : cfg->cluster.method == M_CFL ? "cfl" : "none");
+    if (cfg->cluster.assign_new == 1 && cfg->cluster.method == M_FESEM && cfg->privacy.mode == 2)
+        return fh_error_set(FH_EINPUT, "[cluster] assign_new = loss with [privacy] mode = sample: not supported: the loss of "
+                            "every center is computed on the client's raw rows, outside DP-SGD; use assign_new = similarity "
+                            "(or auto)");
     if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup < 1)
         return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cluster.warmup);
     return FH_OK;
@@ -359,6 +386,10 @@ static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
     const int64_t P = s->P, mb = (m + nranks - 1) / nranks;
     s->centers = malloc((size_t)K * (size_t)P * sizeof *s->centers);
     s->assign = fh_calloc((size_t)C, sizeof *s->assign);
+    s->known = fh_calloc((size_t)C, 1);
+    s->ref = malloc((size_t)P * sizeof *s->ref);
+    s->fit = malloc((size_t)m * sizeof *s->fit);
+    s->wasempty = fh_calloc((size_t)K, 1);
     s->seen = fh_calloc((size_t)C, sizeof *s->seen);
     s->ids = malloc((size_t)C * sizeof *s->ids);
     s->start = malloc((size_t)C * sizeof *s->start);
@@ -381,7 +412,8 @@ static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
         if (!s->old || !s->unorm) s->cacc = (free(s->cacc), NULL);
     }
     if (!s->centers || !s->assign || !s->seen || !s->ids || !s->start || !s->count || !s->ntr || !s->lab || !s->models ||
-        !s->cur || !s->acc || !s->nk || !s->cacc || !s->mids || !s->mfirst || !s->na || !s->okc)
+        !s->cur || !s->acc || !s->nk || !s->cacc || !s->mids || !s->mfirst || !s->na || !s->okc ||
+        !s->known || !s->ref || !s->fit || !s->wasempty)
         return fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
     return FH_OK;
 }
@@ -418,7 +450,7 @@ static fh_status cluster_init(fl_loop *L)
         snprintf(path, sizeof path, "%s/clusters.csv", cfg->output.dir);
         s->csv = fopen(path, cfg->checkpoint.resume[0] ? "a" : "w");
         if (!s->csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
-        else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc\n");
+        else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc,nonempty,assigned\n");
     }
     st = comm_agree(w, st);
     /* initial centers: IFCA from K independent initialisations, the others from the model's */
@@ -433,6 +465,7 @@ static fh_status cluster_init(fl_loop *L)
             memcpy(ck, L->params, (size_t)P * sizeof *s->centers);
         }
     }
+    if (st == FH_OK) memcpy(s->ref, L->params, (size_t)P * sizeof *s->ref);
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, L->m));
     const int64_t nsa = s->pv.mode == PRIVACY_CLIENT ? (int64_t)s->K * P + 1 : P;
     if (st == FH_OK && s->pv.mode == PRIVACY_CLIENT) {
@@ -448,6 +481,8 @@ static fh_status cluster_init(fl_loop *L)
      * client), so nothing else is needed. */
     fl_loop_field(L, "centers", FL_FIELD_ARRAY, CKPT_F32, s->centers, (int64_t)s->K * P);
     fl_loop_hook(L, "cluster_assign", s, assign_save, assign_load);
+    fl_loop_field(L, "cluster_known", FL_FIELD_ARRAY, CKPT_U8, s->known, s->C);
+    fl_loop_field(L, "cluster_ref", FL_FIELD_ARRAY, CKPT_F32, s->ref, P);
     fl_loop_field(L, "head_seen", FL_FIELD_ARRAY, CKPT_U8, s->seen, s->C);
     fl_loop_field(L, "cfl_active", FL_FIELD_I64, CKPT_I64, &s->active, 1);
     fl_loop_field(L, "client_heads", FL_FIELD_ROWS, CKPT_F32, s->heads, s->hlen);
@@ -505,6 +540,32 @@ static double update_norm(const float *model, const float *start, int64_t P, int
     return sqrt(u);
 }
 
+/* FeSEM, a client seen for the first time: it has trained from the warm-up model (s->ref);
+ * the center whose drift from the centers' mean, c_k - mean_j c_j, has the highest cosine
+ * similarity with the client's update model - ref (shared layers). Ties: the lowest index. */
+static int32_t similar_center(const cl_state *s, const float *model)
+{
+    const int64_t P = s->P;
+    int32_t best = 0;
+    double bs = -INFINITY;
+    for (int32_t k = 0; k < s->K; k++) {
+        double dot = 0, nn = 0;
+        for (int64_t j = 0; j < s->base; j++) {
+            double mean = 0;
+            for (int32_t q = 0; q < s->K; q++) mean += (double)s->centers[(int64_t)q * P + j];
+            const double d = (double)s->centers[(int64_t)k * P + j] - mean / s->K;
+            dot += d * ((double)model[j] - (double)s->ref[j]);
+            nn += d * d;
+        }
+        const double sc = nn > 0 ? dot / sqrt(nn) : -INFINITY;
+        if (sc > bs) {
+            bs = sc;
+            best = k;
+        }
+    }
+    return best;
+}
+
 /* Local work of round r on this rank's block [c0, c1): each client starts from its center (IFCA:
  * the one with the lowest loss on its rows), trains, and reports its new cluster in s->lab. */
 static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
@@ -525,9 +586,27 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         row += ni;
         float *loc = s->models + (i - s->c0) * P;
         int32_t k0 = s->assign[cid];
-        if (cfg->cluster.method == M_IFCA && !warm) { /* the center with the lowest loss on the client's rows */
+        /* a client without an assignment (first sampled after the first assignment, or a CFL
+         * cluster split while it was away) picks one by loss or by the similarity of its update */
+        const int32_t kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : K;
+        const int dpsgd = s->pv.mode == PRIVACY_SAMPLE;
+        const int by_sim = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method == M_FESEM && cfg->cluster.assign_new != 1;
+        /* with DP-SGD nothing may read the raw rows outside it: no loss-based choice (CFL keeps
+         * the parent cluster; fesem with assign_new = loss is refused), and FeSEM's similarity
+         * uses the one DP-SGD training of the round, from ref, instead of a training of its own */
+        const int fresh = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method >= M_FESEM && (by_sim || !dpsgd);
+        const int sim_once = by_sim && dpsgd;
+        if (by_sim && !sim_once && ni > 0) {
+            memcpy(loc, s->ref, (size_t)P * sizeof *loc);
+            o.global = s->ref;
+            st = fl_local_train(s->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE), xi, yi,
+                                ni, loc, &(double){0}, &(int64_t){0}, &(int64_t){0});
+            if (st == FH_OK) k0 = similar_center(s, loc);
+        }
+        if (((cfg->cluster.method == M_IFCA && !warm) || (fresh && !by_sim)) && st == FH_OK) {
+            /* the center with the lowest loss on the client's rows */
             double best = INFINITY;
-            for (int32_t k = 0; st == FH_OK && k < K; k++) {
+            for (int32_t k = 0; st == FH_OK && k < kmax; k++) {
                 metrics_t mt;
                 st = client_model(cfg, s, cid, k, s->cur);
                 if (st == FH_OK && ni > 0) st = model_evaluate(md, s->cur, xi, yi, ni, s->wk->ws, s->wk->ws_rows, &mt);
@@ -537,10 +616,11 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
                 }
             }
         }
-        if (st == FH_OK) st = client_model(cfg, s, cid, k0, loc);
+        if (st == FH_OK && sim_once) memcpy(loc, s->ref, (size_t)P * sizeof *loc);
+        else if (st == FH_OK) st = client_model(cfg, s, cid, k0, loc);
         double loss = 0;
         int64_t steps = 0, seen = 0;
-        o.global = s->centers + (int64_t)k0 * P;
+        o.global = sim_once ? s->ref : s->centers + (int64_t)k0 * P;
         privacy_sgd dpo;
         if (s->pv.mode == PRIVACY_SAMPLE) { /* DP-SGD: the trained model, and all that follows from it, is private */
             privacy_sgd_opts(&s->pv, r, cid, &dpo);
@@ -556,11 +636,13 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
         const int ok = ni > 0 && isfinite(loss) && fl_update_ok(loc, P, FX_MAX_ABS, &norm) &&
                        unorm <= cfg->fl.max_update_norm; /* [fl] max_update_norm */
         int32_t k1 = k0;
-        if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
+        if (ok && sim_once) k1 = similar_center(s, loc);
+        else if (ok && cfg->cluster.method == M_FESEM && !warm) k1 = cl_nearest_center(loc, s->centers, K, P, s->base, NULL);
         /* [privacy] client: the stage may still reject it (counted as rejected, not accepted) */
         const int in = ok && (!s->kacc || secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, cid, r) ||
                               dp_slot_add(s, r, i, cid, k1, loc));
         s->lab[i] = k1 + 1 + (in ? 0 : REJ_FLAG);
+        s->fit[i] = in && seen > 0 ? loss / (double)seen : 0; /* mean training loss per row */
         if (s->unorm) s->unorm[i] = in ? ubase : 0;
         if (!in) {
             tail[U_REJ] += 1;
@@ -637,6 +719,54 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
     return st;
 }
 
+/* A center that no client with an assignment uses any more (emptied, or merged into another)
+ * restarts from the trained model of the round's worst-fit client (highest mean training loss
+ * per row) of a cluster with at least 2 clients, which joins it; one warning line on rank 0.
+ * Not with [privacy] or [secagg] (a center would be one client's model): the warning only. */
+static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
+{
+    const config_t *cfg = L->cfg;
+    const comm_t *w = L->w;
+    const int32_t n = s->n, kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : s->K;
+    const int can = cfg->cluster.reseed == 1 && !s->sa.enabled && s->pv.mode == 0;
+    int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
+    FH_CHECK_ALLOC(size);
+    for (int32_t c = 0; c < s->C; c++)
+        if (s->known[c]) size[s->assign[c]]++;
+    fh_status st = FH_OK;
+    for (int32_t k = 0; st == FH_OK && k < kmax; k++) {
+        if (size[k] > 0) {
+            s->wasempty[k] = 0;
+            continue;
+        }
+        int32_t pick = -1;
+        for (int32_t i = 0; can && i < n; i++)
+            if (s->okc[i] && size[s->na[i]] >= 2 && (pick < 0 || s->fit[i] > s->fit[pick])) pick = i;
+        if (pick < 0) {
+            if (w->rank == 0 && !s->wasempty[k])
+                fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients%s\n", r, k,
+                        can ? " (no client to re-seed it from this round)" : " ([cluster] reseed is off or not possible)");
+            s->wasempty[k] = 1;
+            continue;
+        }
+        int host = 0;
+        while (dist_rows_first(n, w->size, host + 1) <= pick) host++;
+        if (w->rank == host)
+            memcpy(s->centers + (int64_t)k * s->P, s->models + (pick - s->c0) * s->P, (size_t)s->P * sizeof *s->centers);
+        st = comm_bcast(w, s->centers + (int64_t)k * s->P, s->P * (int64_t)sizeof(float), host);
+        if (w->rank == 0)
+            fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from client %d (worst fit, mean "
+                    "training loss %.4g, from cluster %d)\n", r, k, s->ids[pick], s->fit[pick], s->na[pick]);
+        size[s->na[pick]]--;
+        size[k]++;
+        s->na[pick] = k;
+        s->assign[s->ids[pick]] = k;
+        s->wasempty[k] = 0;
+    }
+    free(size);
+    return st;
+}
+
 /* After the local work: every rank learns every sampled client's new cluster (exact integers),
  * FeSEM/IFCA's first assignment after the warm-up, then each cluster aggregates its members. */
 static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clustered)
@@ -645,6 +775,9 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     const comm_t *w = L->w;
     const int32_t n = s->n, K = s->K;
     FH_TRY(comm_allreduce_sum_i64(w, s->lab, n + U_N));
+    for (int32_t i = 0; i < n; i++) /* one non-zero term per entry: exact */
+        if (i < s->c0 || i >= s->c1) s->fit[i] = 0;
+    FH_TRY(comm_allreduce_sum_f64(w, s->fit, n));
     if (s->unorm) { /* one non-zero term per entry: exact */
         for (int32_t i = 0; i < n; i++)
             if (i < s->c0 || i >= s->c1) s->unorm[i] = 0;
@@ -656,10 +789,15 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
         s->na[i] = (int32_t)((s->lab[i] % REJ_FLAG) - 1);
     }
     fh_status st = FH_OK;
-    if (clustered && r == cfg->cluster.warmup) st = initial_assignment(cfg, w, s, n, r, s->na);
+    if (clustered && r == cfg->cluster.warmup) {
+        st = initial_assignment(cfg, w, s, n, r, s->na);
+        memcpy(s->ref, s->centers, (size_t)s->P * sizeof *s->ref); /* every client started from it */
+    }
     FH_TRY(comm_agree(w, st));
+    const int assigned = !clustered || r >= cfg->cluster.warmup;
     for (int32_t i = 0; i < n; i++) {
         s->assign[s->ids[i]] = s->na[i];
+        if (s->okc[i] && assigned) s->known[s->ids[i]] = 1;
         if (s->okc[i] && cfg->cluster.personalize == 1) s->seen[s->ids[i]] = 1;
     }
     for (int32_t k = 0; k < K; k++) {
@@ -669,10 +807,11 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     }
     s->sa_aborted = s->mask_bytes = s->raw_bytes = 0;
     s->mask_s = s->raw_s = 0;
-    if (s->kacc) return cluster_aggregate_dp(L, s, r);
-    for (int32_t k = 0; st == FH_OK && k < K; k++)
+    if (s->kacc) st = cluster_aggregate_dp(L, s, r);
+    for (int32_t k = 0; !s->kacc && st == FH_OK && k < K; k++)
         if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
-    if (st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
+    if (!s->kacc && st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
+    if (st == FH_OK && assigned && cfg->cluster.method >= M_FESEM) st = reseed_empty(L, s, r);
     return st;
 }
 
@@ -705,7 +844,13 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     const char *note = "";
     if (s->unorm) {
         FH_TRY(cfl_split(cfg, w, s, n, r, s->c0, s->c1, s->okc, s->na, &note));
-        for (int32_t i = 0; i < n; i++) s->assign[s->ids[i]] = s->na[i];
+        if (s->split_from >= 0) /* members of the split cluster not in the round: to be re-assigned */
+            for (int32_t c = 0; c < s->C; c++)
+                if (s->assign[c] == s->split_from) s->known[c] = 0;
+        for (int32_t i = 0; i < n; i++) {
+            s->assign[s->ids[i]] = s->na[i];
+            if (s->okc[i]) s->known[s->ids[i]] = 1;
+        }
     }
     rs->clients = n;
     rs->notice = note;

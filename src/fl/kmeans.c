@@ -51,12 +51,14 @@ void cl_gram_derive(const double *G, int32_t n, double *D2, double *Cs)
         }
 }
 
-fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds)
+/* k-means++ seeding from stream (seed, restart, round, RNG_CLUSTER). */
+static fh_status kmeanspp_stream(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restart,
+                                 int32_t *seeds)
 {
     if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
     double *mind = malloc((size_t)n * sizeof *mind);
     FH_CHECK_ALLOC(mind);
-    rng_t r = rng_stream(seed, 0, (uint64_t)round, RNG_CLUSTER);
+    rng_t r = rng_stream(seed, (uint64_t)restart, (uint64_t)round, RNG_CLUSTER);
     seeds[0] = (int32_t)rng_below(&r, (uint64_t)n);
     for (int32_t i = 0; i < n; i++) mind[i] = D2[(int64_t)i * n + seeds[0]];
     for (int32_t s = 1; s < k; s++) {
@@ -89,6 +91,88 @@ fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int
     }
     free(mind);
     return FH_OK;
+}
+
+fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t *seeds)
+{
+    return kmeanspp_stream(D2, n, k, seed, round, 0, seeds);
+}
+
+/* Squared distance of every item to the mean of every cluster, from D2 alone:
+ * ||x_i - mu_S||^2 = (1/|S|) sum_{j in S} D2_ij - (1/(2|S|^2)) sum_{j,l in S} D2_jl.
+ * An empty cluster is at distance +inf. */
+static void kernel_dist(const double *D2, int32_t n, int32_t k, const int32_t *assign, int32_t *cnt, double *within,
+                        double *dist)
+{
+    memset(cnt, 0, (size_t)k * sizeof *cnt);
+    for (int32_t j = 0; j < k; j++) within[j] = 0;
+    for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < n; j++)
+            if (assign[i] == assign[j]) within[assign[i]] += D2[(int64_t)i * n + j];
+    for (int32_t i = 0; i < n; i++) {
+        for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = 0;
+        for (int32_t j = 0; j < n; j++) dist[(int64_t)i * k + assign[j]] += D2[(int64_t)i * n + j];
+        for (int32_t c = 0; c < k; c++)
+            dist[(int64_t)i * k + c] = cnt[c] ? dist[(int64_t)i * k + c] / cnt[c] - within[c] / (2.0 * cnt[c] * cnt[c]) : INFINITY;
+    }
+}
+
+fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restarts,
+                       int32_t iters, int32_t *assign, double *objective)
+{
+    if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
+    double *dist = malloc((size_t)n * (size_t)k * sizeof *dist), *within = malloc((size_t)k * sizeof *within);
+    int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt),
+            *cur = malloc((size_t)n * sizeof *cur);
+    fh_status st = dist && within && seeds && cnt && cur ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
+    double best = INFINITY;
+    for (int32_t t = 0; st == FH_OK && t < (restarts < 1 ? 1 : restarts); t++) {
+        st = kmeanspp_stream(D2, n, k, seed, round, t, seeds);
+        if (st != FH_OK) break;
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
+        cl_argmin(dist, n, k, cur);
+        for (int32_t c = 0; c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
+        double obj = 0;
+        for (int32_t it = 0; it <= iters; it++) {
+            kernel_dist(D2, n, k, cur, cnt, within, dist);
+            obj = 0;
+            for (int32_t i = 0; i < n; i++) obj += dist[(int64_t)i * k + cur[i]];
+            if (it == iters) break;
+            int changed = 0;
+            for (int32_t i = 0; i < n; i++) {
+                int32_t b = cur[i];
+                for (int32_t c = 0; c < k; c++)
+                    if (dist[(int64_t)i * k + c] < dist[(int64_t)i * k + b]) b = c;
+                changed |= b != cur[i];
+                cur[i] = b;
+            }
+            /* an emptied cluster takes the item farthest from its own cluster's mean */
+            for (int32_t c = 0; c < k; c++) {
+                int32_t m = 0, far = -1;
+                for (int32_t i = 0; i < n; i++) m += cur[i] == c;
+                if (m) continue;
+                for (int32_t i = 0; i < n; i++) {
+                    int32_t sz = 0;
+                    for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
+                    if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
+                }
+                if (far >= 0) {
+                    cur[far] = c;
+                    changed = 1;
+                }
+            }
+            if (!changed) break;
+        }
+        if (obj < best) { /* ties: the lowest restart */
+            best = obj;
+            memcpy(assign, cur, (size_t)n * sizeof *assign);
+        }
+    }
+    if (objective) *objective = best;
+    free(dist); free(within); free(seeds); free(cnt); free(cur);
+    return st;
 }
 
 void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign)

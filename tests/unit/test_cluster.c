@@ -136,6 +136,52 @@ static void test_kmeans_and_spectral_toy(void)
     CU_ASSERT_DOUBLE_EQUAL(cl_ari(got, truth, n), 1.0, 1e-12);
 }
 
+/* k-means from D2 alone with restarts: 4 blobs of unequal size found exactly; more restarts never
+ * raise the objective; deterministic; coinciding items still fill every cluster. */
+static void test_kmeans_d2_restarts(void)
+{
+    enum { N = 40, K = 4 };
+    double X[2 * N], D2[N * N], o1, o10, o10b;
+    int32_t truth[N], a1[N], a10[N], b10[N];
+    const double cx[K] = {0, 8, 0, 8}, cy[K] = {0, 0, 8, 8};
+    rng_t r = rng_stream(4, 0, 0, RNG_INIT);
+    for (int i = 0; i < N; i++) {
+        truth[i] = i < 16 ? 0 : i < 28 ? 1 : i < 36 ? 2 : 3;
+        X[2 * i] = cx[truth[i]] + rng_normal(&r);
+        X[2 * i + 1] = cy[truth[i]] + rng_normal(&r);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            D2[i * N + j] = (X[2 * i] - X[2 * j]) * (X[2 * i] - X[2 * j]) + (X[2 * i + 1] - X[2 * j + 1]) * (X[2 * i + 1] - X[2 * j + 1]);
+    CU_ASSERT_EQUAL_FATAL(cl_kmeans_d2(D2, N, K, 7, 1, 1, 100, a1, &o1), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(cl_kmeans_d2(D2, N, K, 7, 1, 10, 100, a10, &o10), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(cl_kmeans_d2(D2, N, K, 7, 1, 10, 100, b10, &o10b), FH_OK);
+    CU_ASSERT(o10 <= o1);
+    CU_ASSERT_EQUAL(o10, o10b);
+    CU_ASSERT_EQUAL(memcmp(a10, b10, sizeof a10), 0);
+    CU_ASSERT_DOUBLE_EQUAL(cl_ari(a10, truth, N), 1.0, 1e-12);
+    /* the objective is the within-cluster sum of squared distances to the means */
+    double mx[K] = {0}, my[K] = {0}, obj = 0;
+    int cnt[K] = {0};
+    for (int i = 0; i < N; i++) {
+        mx[a10[i]] += X[2 * i];
+        my[a10[i]] += X[2 * i + 1];
+        cnt[a10[i]]++;
+    }
+    for (int i = 0; i < N; i++) {
+        const double dx = X[2 * i] - mx[a10[i]] / cnt[a10[i]], dy = X[2 * i + 1] - my[a10[i]] / cnt[a10[i]];
+        obj += dx * dx + dy * dy;
+    }
+    CU_ASSERT_DOUBLE_EQUAL(o10, obj, 1e-9 * obj);
+    /* all items coincide: every cluster still gets one */
+    double Z[6 * 6] = {0};
+    int32_t az[6], seen[3] = {0, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(cl_kmeans_d2(Z, 6, 3, 7, 1, 3, 20, az, NULL), FH_OK);
+    for (int i = 0; i < 6; i++) seen[az[i]]++;
+    CU_ASSERT(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+    CU_ASSERT_EQUAL(cl_kmeans_d2(Z, 2, 3, 7, 1, 3, 20, az, NULL), FH_EINPUT);
+}
+
 static void test_groups(void)
 {
     int32_t g[10], cnt[3] = {0, 0, 0}, perm[10];
@@ -171,5 +217,6 @@ void tests_register_cluster(void)
     tests_add(s, "ari_hand_cases", test_ari_hand_cases);
     tests_add(s, "fesem_ifca_assignment_steps", test_fesem_ifca_steps);
     tests_add(s, "kmeans_spectral_toy", test_kmeans_and_spectral_toy);
+    tests_add(s, "kmeans_d2_restarts", test_kmeans_d2_restarts);
     tests_add(s, "client_groups", test_groups);
 }

@@ -1,0 +1,74 @@
+# Multi-center FL under partial participation (issue 18): an MLP, 40 clients in 4 permute-labels
+# groups, a quarter of them a round. FeSEM and IFCA recover the groups (ARI >= 0.9 over the
+# clients that have been sampled, no empty cluster); IFCA from K random centers (warmup = 0)
+# re-seeds its emptied centers and recovers them too (bit-identical with -np 2 and 3); FeSEM is
+# bit-identical with -np 1, 2, 4;
+# a resume after round 5 (when most clients have no assignment yet) onto another -np is exact.
+. "$(dirname "$0")/lib.sh"
+echo "cluster partial-participation tests"
+CACHE=data/cache/fashion-mnist
+[ -f "$CACHE/train-images-idx3-ubyte.gz" ] || { bad "missing $CACHE (run make data)"; expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
+    "$FEDHPC" run "$T/p.ini" cluster.assign_new=loss privacy.mode=sample privacy.noise=1 output.dir="$T/x2"
+finish cluster_partial; exit 1; }
+check "prepare fmnist 40 clients, 4 permute-labels groups" "$FEDHPC" prepare fmnist --cache $CACHE --clients 40 --partition iid \
+    --seed 1 --groups 4 --group-transform permute-labels --local-test-frac 0.2 --out "$T/perm.h5"
+cat > "$T/p.ini" <<INI
+[data]
+file = $T/perm.h5
+[model]
+type = mlp
+hidden = 32
+[train]
+rounds = 15
+clients_per_round = 10
+batch_size = 50
+lr = 0.05
+eval_every = 5
+[cluster]
+method = fesem
+k = 4
+[checkpoint]
+every = 5
+[output]
+progress = off
+INI
+run() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
+# recovered: DIR NAME: ARI >= 0.9 and every cluster has clients at the last evaluation
+recovered() {
+    ari=$(csv_col_last "$1/clusters.csv" ari)
+    ne=$(csv_col_last "$1/clusters.csv" nonempty)
+    na=$(csv_col_last "$1/clusters.csv" assigned)
+    if nums "$ari" && awk -v a="$ari" 'BEGIN{exit !(a >= 0.9)}' && [ "$ne" = 4 ]; then
+        ok "$2: ARI $ari over $na sampled clients, 4 non-empty clusters"
+    else bad "$2: ARI $ari, $ne non-empty clusters"; fi
+}
+run 1 "$T/p.ini" output.dir="$T/fesem1"
+run 2 "$T/p.ini" output.dir="$T/fesem2"
+run 4 "$T/p.ini" output.dir="$T/fesem4"
+recovered "$T/fesem2" "fesem, 25% of the clients a round"
+if same_model "$T/fesem1/model.h5" "$T/fesem2/model.h5" && same_model "$T/fesem2/model.h5" "$T/fesem4/model.h5" &&
+    cmp -s "$T/fesem1/clusters.csv" "$T/fesem2/clusters.csv" && cmp -s "$T/fesem2/clusters.csv" "$T/fesem4/clusters.csv"; then
+    ok "fesem: -np 1, 2 and 4 bit-identical (model, assignments, accuracies)"
+else bad "fesem: -np 1, 2, 4 differ"; fi
+run 2 "$T/p.ini" cluster.method=ifca output.dir="$T/ifca"
+recovered "$T/ifca" "ifca, 25% of the clients a round"
+run 2 "$T/p.ini" cluster.method=ifca cluster.warmup=0 output.dir="$T/ifca0"
+recovered "$T/ifca0" "ifca from 4 random centers (warmup 0)"
+n=$(grep -c "has no clients; re-seeded from client" "$T/log")
+if [ "$n" -ge 1 ]; then ok "ifca warmup 0: $n emptied centers re-seeded, one line each"; else bad "ifca warmup 0: no re-seeding reported"; fi
+run 3 "$T/p.ini" cluster.method=ifca cluster.warmup=0 output.dir="$T/ifca0n3"
+if same_model "$T/ifca0/model.h5" "$T/ifca0n3/model.h5" && cmp -s "$T/ifca0/clusters.csv" "$T/ifca0n3/clusters.csv"; then
+    ok "ifca warmup 0 with re-seeding: -np 2 and 3 bit-identical"
+else bad "ifca warmup 0: -np 2 and 3 differ"; fi
+# resume after round 5 onto -np 4: the assignments kept for unsampled clients are in the checkpoint
+run 2 "$T/p.ini" train.rounds=5 output.dir="$T/part"
+run 4 "$T/p.ini" output.dir="$T/part" --resume
+if grep -q "resuming after round 5" "$T/log" && same_model "$T/fesem2/model.h5" "$T/part/model.h5" &&
+    cmp -s "$T/fesem2/clusters.csv" "$T/part/clusters.csv"; then
+    ok "fesem: resume after round 5 (-np 2 -> 4) ends bit-identical to the uninterrupted run"
+else bad "fesem: resumed run differs"; fi
+expect_input_error "similarity is fesem only" "[cluster] assign_new = similarity" \
+    "$FEDHPC" run "$T/p.ini" cluster.method=ifca cluster.assign_new=similarity output.dir="$T/x1"
+expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
+    "$FEDHPC" run "$T/p.ini" cluster.assign_new=loss privacy.mode=sample privacy.noise=1 output.dir="$T/x2"
+finish cluster_partial
