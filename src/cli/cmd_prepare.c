@@ -15,7 +15,7 @@ static const char *USAGE =
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
     "                      [--cache DIR] [--data-dir DIR]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
-    "                      [--parties K]\n"
+    "                      [--group-by COLUMN] [--parties K]\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -33,6 +33,10 @@ static const char *USAGE =
     "clients' rows (rotate: images by g*360/K degrees; permute-labels: a fixed label permutation\n"
     "per group); each client's true group is stored (/train/client_group).\n"
     "--local-test-frac F: the last floor(F*n) rows of each client are its own held-out split.\n"
+    "--group-by COLUMN (CSV, --partition natural): each client's true group is the most frequent\n"
+    "category of COLUMN among its rows (e.g. ticdata --by STYPE --group-by MOSHOOFD: customer\n"
+    "subtypes within main types; prepare prints the share of rows that agree); stored as\n"
+    "/train/client_group, so that multi-center runs report the ARI of a natural grouping.\n"
     "--parties K: one file per party instead of one shared file (docs/data.md): FILE.h5 is the\n"
     "aggregator's (metadata, every client's row count and party, the test split, no training\n"
     "rows); FILE.party<p>.h5 holds only the rows of party p's clients (clients [p*N/K, (p+1)*N/K)).\n"
@@ -48,6 +52,7 @@ typedef struct {
     const char *group_transform;
     double local_test_frac;
     long long parties;
+    const char *group_by;
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -85,6 +90,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--group-transform")) a->group_transform = v;
         else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
         else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
+        else if (!strcmp(o, "--group-by")) a->group_by = v;
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -95,12 +101,53 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --groups needs --group-transform rotate|permute-labels");
     if (a->group_transform && a->groups < 1)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
+    if (a->group_by && (a->groups > 0 || !a->partition || strcmp(a->partition, "natural") != 0))
+        return fh_error_set(FH_EINPUT, "prepare: --group-by COLUMN needs --partition natural (clients from --by) and no --groups");
     /* every path argument, before any work */
     FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
     if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data"))
         FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
     if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
+    return FH_OK;
+}
+
+/* --group-by COLUMN: each client's group = the most frequent category of the one-hot encoded
+ * COLUMN among its rows (ties: the first category); *purity = the share of rows whose category
+ * is their client's group (1: COLUMN nested in the --by column). */
+static fh_status groups_from_column(const data_set *ds, const char *col, const int32_t *client_of_row, int32_t C,
+                                    int32_t *cgroup, int32_t *ngroups, double *purity)
+{
+    const data_encoding *e = ds->enc;
+    int32_t j = -1;
+    for (int32_t c = 0; e && c < e->ncols; c++)
+        if (!strcmp(e->col_name[c], col)) j = c;
+    if (j < 0) return fh_error_set(FH_EINPUT, "prepare --group-by %s: no such column in %s", col, ds->name);
+    if (e->kind[j] != COL_CATEGORICAL)
+        return fh_error_set(FH_EINPUT, "prepare --group-by %s: expected a categorical column (it is %s)", col,
+                            e->kind[j] == COL_NUMERIC ? "numeric" : "the label or the --by column");
+    const int32_t f0 = e->first_feature[j], K = e->ncat[j];
+    int64_t *cnt = fh_calloc((size_t)C * (size_t)K, sizeof *cnt);
+    FH_CHECK_ALLOC(cnt);
+    for (int64_t r = 0; r < ds->train.n; r++) {
+        const float *x = ds->train.x + r * ds->train.d + f0;
+        int32_t g = 0;
+        for (int32_t k = 1; k < K; k++)
+            if (x[k] > x[g]) g = k;
+        cnt[(int64_t)client_of_row[r] * K + g]++;
+    }
+    int64_t in = 0;
+    for (int32_t c = 0; c < C; c++) {
+        const int64_t *h = cnt + (int64_t)c * K;
+        int32_t g = 0;
+        for (int32_t k = 1; k < K; k++)
+            if (h[k] > h[g]) g = k;
+        cgroup[c] = g;
+        in += h[g];
+    }
+    free(cnt);
+    *ngroups = K;
+    *purity = ds->train.n ? (double)in / (double)ds->train.n : 1.0;
     return FH_OK;
 }
 
@@ -214,6 +261,16 @@ static fh_status prepare(const prep_args *a)
                              n, row_group);
         free(row_group);
     }
+    int32_t ngroups = cgroup ? (int32_t)a->groups : 0;
+    if (st == FH_OK && a->group_by) {
+        cgroup = malloc((size_t)po.clients * sizeof *cgroup);
+        double purity = 1;
+        st = cgroup ? groups_from_column(&ds, a->group_by, client_of_row, po.clients, cgroup, &ngroups, &purity)
+                    : fh_error_set(FH_ENOMEM, "out of memory");
+        if (st == FH_OK)
+            printf("prepare: --group-by %s: %d groups; %.1f %% of the training rows have their client's group (the "
+                   "most frequent %s of its rows)\n", a->group_by, ngroups, 100 * purity, a->group_by);
+    }
     if (st == FH_OK) {
         io_data_meta meta;
         memset(&meta, 0, sizeof meta);
@@ -223,7 +280,7 @@ static fh_status prepare(const prep_args *a)
         meta.seed = a->seed;
         meta.clients = po.clients;
         meta.client_group = cgroup;
-        meta.groups = cgroup ? (int32_t)a->groups : 0;
+        meta.groups = cgroup ? ngroups : 0;
         meta.local_test_frac = a->local_test_frac;
         char *const *names = po.kind == PART_NATURAL ? ds.key_name : NULL;
         st = a->parties > 0 ? write_parties(a->out, (int32_t)a->parties, &ds, &meta, perm, offsets, names)

@@ -45,7 +45,7 @@ static fh_status inspect_data(const char *path)
         if (m.party < 0) printf("  parties     %d (this is the aggregator's file: no training rows)\n", m.parties);
         else printf("  parties     %d (this file: party %d, the rows of its clients only)\n", m.parties, m.party);
     }
-    printf("  class counts (train, all parties):");
+    printf("  class counts (train%s):", m.parties > 0 ? ", all parties" : "");
     for (int32_t k = 0; k < K; k++) printf(" %s=%lld", names[k], (long long)cls[k]);
     printf("\n");
     memcpy(sorted, count, (size_t)C * sizeof *sorted);

@@ -71,4 +71,19 @@ expect_input_error "similarity is fesem only" "[cluster] assign_new = similarity
     "$FEDHPC" run "$T/p.ini" cluster.method=ifca cluster.assign_new=similarity output.dir="$T/x1"
 expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
     "$FEDHPC" run "$T/p.ini" cluster.assign_new=loss privacy.mode=sample privacy.noise=1 output.dir="$T/x2"
+# a natural grouping of real data as the true groups (prepare --group-by): ticdata's 39 customer
+# subtypes (clients) within 10 main types
+"$FEDHPC" prepare csv:data/ticdata.csv --label CARAVAN --positive insurance --partition natural --by STYPE \
+    --group-by MOSHOOFD --min-size 1 --local-test-frac 0.2 --seed 1 --out "$T/tic.h5" >"$T/tic.log" 2>&1 &&
+    grep -q -- "--group-by MOSHOOFD: 10 groups; 99.3 %" "$T/tic.log" &&
+    [ "$(h5dump -a /groups "$T/tic.h5" 2>/dev/null | sed -n 's/^ *(0): //p')" = 10 ] &&
+    ok "prepare --group-by MOSHOOFD: 10 true groups of the 39 subtypes, 99.3 % of rows agree" ||
+    { bad "prepare --group-by"; cat "$T/tic.log"; }
+$MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" data.file="$T/tic.h5" model.type=logreg cluster.k=10 train.clients_per_round=39 \
+    train.rounds=3 output.dir="$T/tic" >"$T/tic_run.log" 2>&1 && a=$(csv_col_last "$T/tic/clusters.csv" ari) && nums "$a" &&
+    ok "fesem on the natural grouping reports an ARI ($a after 3 rounds)" || { bad "fesem on ticdata"; tail -3 "$T/tic_run.log"; }
+expect_input_error "--group-by a numeric column" "expected a categorical column" \
+    "$FEDHPC" prepare csv:data/ticdata.csv --label CARAVAN --partition natural --by STYPE --group-by MAANTHUI --seed 1 --out "$T/x.h5"
+expect_input_error "--group-by without --partition natural" "--group-by COLUMN needs --partition natural" \
+    "$FEDHPC" prepare csv:data/ticdata.csv --label CARAVAN --partition iid --clients 4 --group-by MOSHOOFD --seed 1 --out "$T/x.h5"
 finish cluster_partial
