@@ -50,6 +50,7 @@ struct leakage_cnn {
     /* tangent and reverse */
     double *T1, *Pt1, *T2, *Pt2, *T3, *T4, *At3, *zb4, *ab3, *p2b, *z2b, *p1b, *z1b;
     double *w;
+    double *wt; /* conv_bwd_data scratch */
     const double *x;
     const int32_t *y;
     const double *ysoft;
@@ -95,7 +96,9 @@ leakage_cnn *leakage_cnn_create(const model_t *m, const float *params, int32_t m
         {&c->T1, c->nz1}, {&c->Pt1, c->np1}, {&c->T2, c->nz2}, {&c->Pt2, c->np2}, {&c->T3, (size_t)c->F},
         {&c->T4, (size_t)c->K}, {&c->At3, (size_t)c->F}, {&c->zb4, (size_t)c->K}, {&c->ab3, (size_t)c->F},
         {&c->p2b, c->np2}, {&c->z2b, c->nz2}, {&c->p1b, c->np1}, {&c->z1b, c->nz1}, {&c->w, 1}};
+    const size_t nwt = (size_t)K5 * K5 * (c->C0 > c->C2 ? c->C0 : c->C2) * c->C1;
     for (size_t j = 0; ok && j < sizeof arr / sizeof *arr; j++) ok = (*arr[j].a = cnn_alloc(c, B * arr[j].n * D)) != NULL;
+    ok = ok && (c->wt = cnn_alloc(c, nwt * D));
     ok = ok && (c->i1 = cnn_alloc(c, B * c->np1 * sizeof(int32_t))) && (c->i2 = cnn_alloc(c, B * c->np2 * sizeof(int32_t))) &&
          (c->g1 = cnn_alloc(c, B * c->np1)) && (c->g2 = cnn_alloc(c, B * c->np2));
     if (!ok) {
@@ -143,10 +146,16 @@ static void conv_fwd(const double *in, int32_t S, int32_t Ci, int32_t Co, const 
         }
 }
 
-/* din [S, S, Ci] (+)= convT(dout [S, S, Co], W): the gradient of conv_fwd w.r.t. its input */
+/* din [S, S, Ci] (+)= convT(dout [S, S, Co], W): the gradient of conv_fwd w.r.t. its input.
+ * wt [25 Co Ci] scratch (W transposed per kernel position, so the inner loop runs over Ci);
+ * the zeros of dout (3/4 of them after a max-pool's gradient) are skipped. */
 static void conv_bwd_data(const double *dout, int32_t S, int32_t Ci, int32_t Co, const double *W, double *din,
-                          int acc)
+                          int acc, double *wt)
 {
+    for (int32_t k = 0; k < K5 * K5; k++)
+        for (int32_t ci = 0; ci < Ci; ci++)
+            for (int32_t f = 0; f < Co; f++)
+                wt[((size_t)k * Co + f) * Ci + ci] = W[((size_t)k * Ci + ci) * Co + f];
     if (!acc) memset(din, 0, (size_t)S * S * Ci * sizeof *din);
     for (int32_t y = 0; y < S; y++)
         for (int32_t x = 0; x < S; x++) {
@@ -158,12 +167,12 @@ static void conv_bwd_data(const double *dout, int32_t S, int32_t Ci, int32_t Co,
                     const int32_t xx = x + kx - 2;
                     if (xx < 0 || xx >= S) continue;
                     double *ip = din + ((size_t)yy * S + xx) * Ci;
-                    const double *wr = W + (size_t)(ky * K5 + kx) * Ci * Co;
-                    for (int32_t ci = 0; ci < Ci; ci++) {
-                        const double *wc = wr + (size_t)ci * Co;
-                        double s = 0;
-                        for (int32_t f = 0; f < Co; f++) s += d[f] * wc[f];
-                        ip[ci] += s;
+                    const double *wk = wt + (size_t)(ky * K5 + kx) * Co * Ci;
+                    for (int32_t f = 0; f < Co; f++) {
+                        const double a = d[f];
+                        if (a == 0) continue;
+                        const double *wf = wk + (size_t)f * Ci;
+                        for (int32_t ci = 0; ci < Ci; ci++) ip[ci] += a * wf[ci];
                     }
                 }
             }
@@ -318,7 +327,7 @@ double leakage_cnn_grad(leakage_cnn *c, const double *x, const int32_t *y, const
         pool_adj(c->dP2 + i * c->np2, c->np2, c->i2 + i * c->np2, c->g2 + i * c->np2, dz2, c->nz2);
         if (grad)
             conv_bwd_w(c->P1 + i * c->np1, dz2, c->S2, c->C1, c->C2, grad + m->w_off[1], grad + m->b_off[1], i > 0);
-        conv_bwd_data(dz2, c->S2, c->C1, c->C2, p + m->w_off[1], dp1, 0);
+        conv_bwd_data(dz2, c->S2, c->C1, c->C2, p + m->w_off[1], dp1, 0, c->wt);
         pool_adj(dp1, c->np1, c->i1 + i * c->np1, c->g1 + i * c->np1, dz1, c->nz1);
         if (grad)
             conv_bwd_w(x + (size_t)i * m->in, dz1, c->S, c->C0, c->C1, grad + m->w_off[0], grad + m->b_off[0], i > 0);
@@ -369,10 +378,10 @@ void leakage_cnn_dgrad(leakage_cnn *c, const double *v, double *xbar, double *yb
         double *z2b = c->z2b + i * c->nz2, *p1b = c->p1b + i * c->np1, *z1b = c->z1b + i * c->nz1;
         double *xb = xbar + (size_t)i * m->in;
         pool_adj(c->p2b + i * c->np2, c->np2, c->i2 + i * c->np2, c->g2 + i * c->np2, z2b, c->nz2);
-        conv_bwd_data(z2b, c->S2, c->C1, c->C2, p + m->w_off[1], p1b, 0);
-        conv_bwd_data(c->dZ2 + i * c->nz2, c->S2, c->C1, c->C2, v + m->w_off[1], p1b, 1);
+        conv_bwd_data(z2b, c->S2, c->C1, c->C2, p + m->w_off[1], p1b, 0, c->wt);
+        conv_bwd_data(c->dZ2 + i * c->nz2, c->S2, c->C1, c->C2, v + m->w_off[1], p1b, 1, c->wt);
         pool_adj(p1b, c->np1, c->i1 + i * c->np1, c->g1 + i * c->np1, z1b, c->nz1);
-        conv_bwd_data(z1b, c->S, c->C0, c->C1, p + m->w_off[0], xb, 0);
-        conv_bwd_data(c->dZ1 + i * c->nz1, c->S, c->C0, c->C1, v + m->w_off[0], xb, 1);
+        conv_bwd_data(z1b, c->S, c->C0, c->C1, p + m->w_off[0], xb, 0, c->wt);
+        conv_bwd_data(c->dZ1 + i * c->nz1, c->S, c->C0, c->C1, v + m->w_off[0], xb, 1, c->wt);
     }
 }
