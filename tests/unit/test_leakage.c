@@ -1,6 +1,7 @@
 /* Unit tests of the gradient-leakage room (include/fedhpc/leakage.h): the double backward
  * against central finite differences, the double-precision gradient against the engine's
- * model_loss_grad, the closed-form attacks, the metrics and the PNG writer. */
+ * model_loss_grad, the closed-form attacks, the metrics and the PNG writer; the same two checks
+ * for the CNN (src/model/dgrad_cnn.c). */
 #include "fedhpc/leakage.h"
 #include "fedhpc/rng.h"
 #include "tests.h"
