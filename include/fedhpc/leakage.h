@@ -2,7 +2,7 @@
  * second-order derivatives they need (docs/leakage.md).
  *
  * The attacker is the aggregator (or an eavesdropper) holding one client's update for one round.
- *  - leakage_net_*: the engine's logreg / MLP (same model_t, same parameters) evaluated in double
+ *  - leakage_net_*: the engine's logreg / MLP / CNN (same model_t, same parameters) evaluated in double
  *    precision, with the gradient g(x) = d loss / d params of a batch AND the gradient of
  *    <v, g(x)> with respect to the inputs x (and soft labels): a mixed second derivative, the
  *    "double backward" (a tangent pass in parameter direction v, then a reverse pass over the
@@ -29,8 +29,8 @@
 /* ---- double backward (src/model/dgrad.c) ------------------------------------------------ */
 typedef struct leakage_net leakage_net;
 
-/* A net for batches of up to max_batch rows of model m (MODEL_LOGREG or MODEL_MLP; others give
- * NULL with FH_EINPUT set). params[m->nparams] are copied (to double). NULL on failure. */
+/* A net for batches of up to max_batch rows of model m (MODEL_LOGREG, MODEL_MLP, or MODEL_CNN:
+ * its double backward is src/model/dgrad_cnn.c; others give NULL with FH_EINPUT set). params[m->nparams] are copied (to double). NULL on failure. */
 leakage_net *leakage_net_create(const model_t *m, const float *params, int32_t max_batch);
 void leakage_net_free(leakage_net *net);
 

@@ -34,7 +34,7 @@ static const char *USAGE =
     "does ([train] lr, local_epochs, batch_size), under the [leakage] defence (none, dp_sample,\n"
     "dp_client, topk, secagg); the attacks are the analytic one (x = dW/db of the first layer,\n"
     "labels from the last bias gradient) and gradient matching with Adam ([leakage] iters, step,\n"
-    "loss, labels, tv). Models: logreg and mlp.\n"
+    "loss, labels, tv). Models: logreg, mlp and cnn (cnn: the optimisation attack only).\n"
     "[leakage] model = model.h5 (from fedhpc run) attacks a later round instead of the initial model.\n"
     "Writes [output] dir/leakage.csv (per row: MSE, PSNR, SSIM, label, features within 0.1 std),\n"
     "leakage_summary.csv (per method) and leakage.png (images: originals, analytic, optimisation).\n"
@@ -61,9 +61,17 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg)
     if (cfg->leakage.optimizer == 1 && cfg->leakage.labels == 1)
         return fh_error_set(FH_EINPUT, "[leakage] optimizer = lbfgs optimises the inputs with fixed labels: "
                                        "expected [leakage] labels = idlg or true, not joint");
-    if (cfg->model.type != MODEL_LOGREG && cfg->model.type != MODEL_MLP)
-        return fh_error_set(FH_EINPUT, "[model] type = %s: the leakage attack supports logreg and mlp",
+    if (cfg->model.type != MODEL_LOGREG && cfg->model.type != MODEL_MLP && cfg->model.type != MODEL_CNN)
+        return fh_error_set(FH_EINPUT, "[model] type = %s: the leakage attack supports logreg, mlp and cnn",
                             model_type_name((model_type)cfg->model.type));
+    /* the CNN (src/model/dgrad_cnn.c): the optimisation attack only, the closed form needs a
+     * fully connected first layer */
+    if (cfg->model.type == MODEL_CNN && cfg->leakage.method == 1)
+        return fh_error_set(FH_EINPUT, "[leakage] method = analytic needs a fully connected first layer: "
+                                       "expected method = optimization or all with [model] type = cnn");
+    if (cfg->model.type == MODEL_CNN && cfg->leakage.defence == LEAK_DEF_DP_SAMPLE)
+        return fh_error_set(FH_EINPUT, "[leakage] defence = dp_sample (DP-SGD) is not supported with [model] type = cnn: "
+                                       "expected none, dp_client, topk or secagg");
     return FH_OK;
 }
 
@@ -418,7 +426,10 @@ static fh_status attack(const config_t *cfg, io_data *data, const io_data_meta *
                     sa[i].feat);
         if (st == FH_OK) summary_row(fs, &r, "prior_mean", sa, NAN, NAN, 0);
         /* analytic */
-        if (st == FH_OK && cfg->leakage.method != 2) {
+        if (st == FH_OK && cfg->leakage.method != 2 && m->type == MODEL_CNN)
+            printf("  analytic:     skipped (the CNN's first layer is a convolution; x = dW/db needs a fully "
+                   "connected one)\n");
+        if (st == FH_OK && cfg->leakage.method != 2 && m->type != MODEL_CNN) {
             double t0 = fh_wtime();
             /* the least-squares row, then single units by decreasing |db| (NA candidates) */
             leakage_analytic_ls(m, obs, cfg->leakage.defence == LEAK_DEF_TOPK ? mask : NULL, cand);

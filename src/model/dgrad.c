@@ -18,6 +18,8 @@
  */
 #include "fedhpc/leakage.h"
 
+#include "dgrad_cnn.h" /* MODEL_CNN: src/model/dgrad_cnn.c */
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -36,19 +38,28 @@ struct leakage_net {
     const double *x;                  /* the batch of the last leakage_net_grad            */
     const int32_t *y;
     const double *ysoft;
+    leakage_cnn *cnn;                 /* MODEL_CNN: everything is done there             */
 };
 
 static int net_binary(const model_t *m) { return m->type == MODEL_LOGREG && m->classes == 2; }
 
 leakage_net *leakage_net_create(const model_t *m, const float *params, int32_t max_batch)
 {
-    if (!m || (m->type != MODEL_LOGREG && m->type != MODEL_MLP) || max_batch < 1) {
-        fh_error_set(FH_EINPUT, "gradient leakage: model %s not supported (expected logreg or mlp)",
+    if (!m || (m->type != MODEL_LOGREG && m->type != MODEL_MLP && m->type != MODEL_CNN) || max_batch < 1) {
+        fh_error_set(FH_EINPUT, "gradient leakage: model %s not supported (expected logreg, mlp or cnn)",
                      m ? model_type_name(m->type) : "(null)");
         return NULL;
     }
     leakage_net *net = calloc(1, sizeof *net);
     if (!net) return NULL;
+    if (m->type == MODEL_CNN) {
+        net->m = m;
+        if (!(net->cnn = leakage_cnn_create(m, params, max_batch))) {
+            free(net);
+            return NULL;
+        }
+        return net;
+    }
     net->m = m;
     net->max_batch = max_batch;
     const size_t B = (size_t)max_batch;
@@ -74,6 +85,7 @@ leakage_net *leakage_net_create(const model_t *m, const float *params, int32_t m
 void leakage_net_free(leakage_net *net)
 {
     if (!net) return;
+    leakage_cnn_free(net->cnn);
     for (int32_t l = 0; l < MODEL_MAX_LAYERS; l++) {
         free(net->Z[l]);
         free(net->A[l]);
@@ -109,6 +121,7 @@ static double net_target(const leakage_net *net, int32_t i, int32_t k)
 double leakage_net_grad(leakage_net *net, const double *x, const int32_t *y, const double *ysoft,
                         int32_t n, double *grad)
 {
+    if (net->cnn) return leakage_cnn_grad(net->cnn, x, y, ysoft, n, grad);
     const model_t *m = net->m;
     if (n < 1 || n > net->max_batch || (!y && !ysoft)) return NAN;
     if (!ysoft)
@@ -180,6 +193,10 @@ double leakage_net_grad(leakage_net *net, const double *x, const int32_t *y, con
 
 void leakage_net_dgrad(leakage_net *net, const double *v, double *xbar, double *ybar)
 {
+    if (net->cnn) {
+        leakage_cnn_dgrad(net->cnn, v, xbar, ybar);
+        return;
+    }
     const model_t *m = net->m;
     const int32_t L = m->nlayers, n = net->n;
     /* tangent pass */

@@ -1,6 +1,7 @@
 /* Unit tests of the gradient-leakage room (include/fedhpc/leakage.h): the double backward
  * against central finite differences, the double-precision gradient against the engine's
- * model_loss_grad, the closed-form attacks, the metrics and the PNG writer. */
+ * model_loss_grad, the closed-form attacks, the metrics and the PNG writer; the same two checks
+ * for the CNN (src/model/dgrad_cnn.c). */
 #include "fedhpc/leakage.h"
 #include "fedhpc/rng.h"
 #include "tests.h"
@@ -301,6 +302,133 @@ static void test_metrics_png(void)
     remove(path);
 }
 
+/* ---- the CNN (src/model/dgrad_cnn.c) ----------------------------------------------------- */
+
+/* the double-precision CNN gradient against the engine's (oneDNN convolutions, float): a small
+ * CNN with 2 input channels, batch 3, and the default 28 x 28 CNN (1.66M parameters), batch 2 */
+static void test_cnn_grad_matches_engine(void)
+{
+    for (int big = 0; big < 2; big++) {
+        model_t m;
+        fh_status st = big ? model_create(&m, MODEL_CNN, 784, 10, NULL, 0) : model_create_cnn(&m, 8, 2, 3, 4, 6, 5);
+        CU_ASSERT_FATAL(st == FH_OK);
+        const int32_t n = big ? 2 : 3, d = m.in;
+        float *p = rand_params(&m, 31 + big, big ? 0.05 : 0.4);
+        double *xd = malloc((size_t)n * d * sizeof *xd), *g = malloc((size_t)m.nparams * sizeof *g);
+        float *xf = malloc((size_t)n * d * sizeof *xf), *gf = malloc((size_t)m.nparams * sizeof *gf);
+        rng_t r = rng_stream(9, big, 2, RNG_LEAKAGE);
+        for (int32_t j = 0; j < n * d; j++) xd[j] = xf[j] = (float)rng_uniform(&r);
+        int32_t y[3] = {1, m.classes - 1, 0};
+        leakage_net *net = leakage_net_create(&m, p, n);
+        CU_ASSERT_FATAL(net != NULL);
+        model_ws *ws = model_ws_create(&m, n);
+        CU_ASSERT_FATAL(ws != NULL);
+        const double l1 = leakage_net_grad(net, xd, y, NULL, n, g);
+        const double l2 = model_loss_grad(&m, p, xf, y, n, gf, ws);
+        CU_ASSERT_DOUBLE_EQUAL(l1, l2, 1e-5 * (1 + fabs(l2)));
+        /* per block (conv 0, conv 1, fc 1, fc 2): max error relative to the block's max */
+        for (int32_t l = 0; l < 4; l++) {
+            const int64_t j0 = m.w_off[l], j1 = m.b_off[l] + m.fan_out[l];
+            double err = 0, mx = 0;
+            for (int64_t j = j0; j < j1; j++) {
+                err = fmax(err, fabs(g[j] - gf[j]));
+                mx = fmax(mx, fabs(g[j]));
+            }
+            CU_ASSERT(mx > 1e-4);
+            CU_ASSERT(err <= 1e-5 * mx);
+            if (!(err <= 1e-5 * mx)) printf("\n  cnn %d layer %d: error %.3g, max %.3g\n", big, l, err, mx);
+        }
+        model_ws_free(ws);
+        leakage_net_free(net);
+        free(xd);
+        free(xf);
+        free(g);
+        free(gf);
+        free(p);
+    }
+}
+
+/* xbar = d <v, g(x)> / dx of the CNN (and ybar for soft targets) against central differences;
+ * and the check is sensitive: xbar is linear in v, and the part of xbar carried by each of the
+ * eight parameter blocks of v (W0, b0, ..., b3) is far above the tolerance, so dropping any
+ * block's terms from the double backward would fail the check. */
+static void test_cnn_dgrad_fd(void)
+{
+    model_t m;
+    CU_ASSERT_FATAL(model_create_cnn(&m, 8, 2, 3, 4, 6, 5) == FH_OK);
+    const int32_t n = 2, d = m.in, C = m.classes;
+    const int64_t P = m.nparams;
+    float *p = rand_params(&m, 41, 0.5);
+    double *x = malloc((size_t)n * d * sizeof *x), *xbar = malloc((size_t)n * d * sizeof *xbar);
+    double *xb2 = malloc((size_t)n * d * sizeof *xb2), *v = malloc((size_t)P * sizeof *v);
+    double *vb = malloc((size_t)P * sizeof *vb), *g = malloc((size_t)P * sizeof *g);
+    double ys[10], ybar[10];
+    rand_fill(x, (size_t)n * d, 15, 0);
+    rand_fill(v, (size_t)P, 16, 0);
+    int32_t y[2] = {3, 0};
+    for (int32_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int32_t k = 0; k < C; k++) s += (ys[i * C + k] = exp(0.7 * sin(3.0 * i + k)));
+        for (int32_t k = 0; k < C; k++) ys[i * C + k] /= s;
+    }
+    leakage_net *net = leakage_net_create(&m, p, n);
+    CU_ASSERT_FATAL(net != NULL);
+    const double h = 1e-6, tol = 1e-7; /* measured: 6e-8 and 9e-8 for max |xbar| 11 and 9 */
+    for (int soft = 0; soft < 2; soft++) {
+        const double *yp = soft ? ys : NULL;
+        leakage_net_grad(net, x, y, yp, n, g);
+        leakage_net_dgrad(net, v, xbar, soft ? ybar : NULL);
+        double err = 0, mx = 0;
+        for (int32_t j = 0; j < n * d; j++) {
+            const double x0 = x[j];
+            x[j] = x0 + h;
+            const double fp = phi(net, &m, x, y, yp, n, v, g);
+            x[j] = x0 - h;
+            const double fm = phi(net, &m, x, y, yp, n, v, g);
+            x[j] = x0;
+            err = fmax(err, fabs((fp - fm) / (2 * h) - xbar[j]));
+            mx = fmax(mx, fabs(xbar[j]));
+        }
+        CU_ASSERT(mx > 1e-2);
+        CU_ASSERT(err <= tol * (1 + mx));
+        if (!(err <= tol * (1 + mx))) printf("\n  cnn dgrad (soft %d): error %.3g, max %.3g\n", soft, err, mx);
+        if (soft) {
+            double ey = 0;
+            for (int32_t j = 0; j < n * C; j++) {
+                const double y0 = ys[j];
+                ys[j] = y0 + h;
+                const double fp = phi(net, &m, x, y, ys, n, v, g);
+                ys[j] = y0 - h;
+                const double fm = phi(net, &m, x, y, ys, n, v, g);
+                ys[j] = y0;
+                ey = fmax(ey, fabs((fp - fm) / (2 * h) - ybar[j]));
+            }
+            CU_ASSERT(ey <= 1e-6);
+        }
+        /* sensitivity: each block's share of xbar */
+        leakage_net_grad(net, x, y, yp, n, g);
+        for (int32_t l = 0; l < 4; l++)
+            for (int bias = 0; bias < 2; bias++) {
+                const int64_t j0 = bias ? m.b_off[l] : m.w_off[l], j1 = bias ? m.b_off[l] + m.fan_out[l] : m.b_off[l];
+                for (int64_t j = 0; j < P; j++) vb[j] = j >= j0 && j < j1 ? v[j] : 0;
+                leakage_net_dgrad(net, vb, xb2, NULL);
+                double part = 0;
+                for (int32_t j = 0; j < n * d; j++) part = fmax(part, fabs(xb2[j]));
+                CU_ASSERT(part > 100 * tol * (1 + mx));
+                if (!(part > 100 * tol * (1 + mx)))
+                    printf("\n  cnn dgrad: block %d%s carries only %.3g\n", l, bias ? "b" : "W", part);
+            }
+    }
+    leakage_net_free(net);
+    free(x);
+    free(xbar);
+    free(xb2);
+    free(v);
+    free(vb);
+    free(g);
+    free(p);
+}
+
 void tests_register_leakage(void)
 {
     CU_pSuite s = CU_add_suite("leakage", NULL, NULL);
@@ -311,4 +439,6 @@ void tests_register_leakage(void)
     tests_add(s, "labels_batch", test_labels_batch);
     tests_add(s, "dlg_small", test_dlg_small);
     tests_add(s, "metrics_png", test_metrics_png);
+    tests_add(s, "cnn_grad_matches_engine", test_cnn_grad_matches_engine);
+    tests_add(s, "cnn_dgrad_fd", test_cnn_dgrad_fd);
 }
