@@ -38,7 +38,7 @@ run() {
     "$@" >"$T/log" 2>&1 || { bad "run -np $np $d"; tail -5 "$T/log"; }
 }
 # same_run A B: the same model (the largest cluster's center) and the same clusters.csv (sizes,
-# ARI, every client's and every cluster's accuracy at every evaluation)
+# ARI, mean and 10th percentile client accuracy, every cluster's accuracy, at every evaluation)
 same_run() { same_model "$T/$1/model.h5" "$T/$2/model.h5" && cmp -s "$T/$1/clusters.csv" "$T/$2/clusters.csv"; }
 
 run 1 fesem_mean
@@ -78,7 +78,9 @@ same_run nbsa nbnosa && differs "$T/nbsa/model.h5" "$T/ifca_mean/model.h5" &&
     bad "ifca + norm_bound + secure aggregation"
 run 1 none1 cluster.method=none fl.aggregator=median model.type=mlp model.hidden=8 personalize.mode=fedper
 run 4 none4 cluster.method=none fl.aggregator=median model.type=mlp model.hidden=8 personalize.mode=fedper
-same_run none1 none4 && ok "method none + FedPer + median: -np 1 and 4 bit-identical" || bad "method none + FedPer + median"
+run 1 nonemean cluster.method=none model.type=mlp model.hidden=8 personalize.mode=fedper
+same_run none1 none4 && differs "$T/none1/model.h5" "$T/nonemean/model.h5" &&
+    ok "method none + FedPer + median: -np 1 and 4 bit-identical, not the mean" || bad "method none + FedPer + median"
 
 # checkpoint after round 2 on -np 2, resumed on -np 4: the uninterrupted run's result
 O="cluster.method=ifca fl.aggregator=trimmed_mean checkpoint.every=2"
