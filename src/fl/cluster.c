@@ -726,6 +726,7 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
             if (P > a0) fx_accumulate(acc + a0, mi + a0, (double)s->ntr[i] * inv, P - a0);
         }
         for (int32_t j = 0; j < nm; j++) s->mids[j] = s->ids[s->mids[j]];
+        if (rob) st = comm_agree(&ck, st); /* every host enters the rule's collectives, or none */
         s->sa.group = k;
         if (st == FH_OK && s->sa.enabled) {
             st = secagg_engine_round(&s->sa, &ck, r, s->mids, s->mfirst, nm, s->acc);
