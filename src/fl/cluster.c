@@ -19,7 +19,9 @@
  *       [secagg], run their own secure-aggregation round on that communicator (masks per
  *       cluster, the cluster's lowest rank is its aggregator); members that drop out
  *       ([secagg] dropout: after reporting their cluster and sharing keys) are left out and the
- *       sum is rescaled by N_k / N_k(survivors); the cluster's aggregator broadcasts the center
+ *       sum is rescaled by N_k / N_k(survivors); with [fl] aggregator a robust rule instead,
+ *       over the members' updates on the same hosts (robust_round.c, robust_agg_comm); the
+ *       cluster's aggregator broadcasts the center
  *     a center no assigned client uses any more restarts from the round's worst-fit client
  *     evaluation: every client's accuracy on its own held-out rows with its own model (its
  *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
