@@ -68,6 +68,9 @@ int32_t robust_krum_select(const int64_t *G, int32_t n, int32_t f, int32_t m, in
 double robust_clip(float *u, int64_t P, double bound, double norm);
 /* v[P] += std * N(0, 1) from the stream (seed, 0, round, RNG_ROBUST): the same on every rank. */
 void robust_noise(float *v, int64_t P, double std, uint64_t seed, int64_t round);
+/* The same from the stream (seed, id, round, RNG_ROBUST): id = 0 is robust_noise; multi-center
+ * FL uses id = 1 + cluster, so that every center gets its own noise. */
+void robust_noise_at(float *v, int64_t P, double std, uint64_t seed, uint64_t id, int64_t round);
 
 /* ---- the distributed driver (src/fl/robust_round.c) ------------------------------------------ */
 typedef struct robust_agg {
@@ -91,6 +94,8 @@ typedef struct robust_agg {
     double *score, *dist;  /* [m], [m]                                                           */
     float *tmp;            /* [m]                                                                */
     int32_t nacc, nsel;    /* accepted over all ranks, selected (Krum)                           */
+    int scap;              /* ranks off/cnt are allocated for                                    */
+    int64_t lcap;          /* slice length recv/slice are allocated for                          */
     int have;              /* an aggregate exists this round (nacc > 0)                          */
 } robust_agg;
 
@@ -98,6 +103,11 @@ typedef struct robust_agg {
  * m <= 2 byzantine_f + 2): FH_EINPUT naming the keys. The same result on every rank. */
 fh_status robust_agg_init(robust_agg *a, const config_t *cfg, int32_t m, int64_t P, const comm_t *w);
 void robust_agg_free(robust_agg *a);
+/* Run the following rounds on the ranks of c instead (multi-center FL: a cluster's rank group,
+ * src/fl/cluster.c): the slices are re-cut for c->size ranks, still at Gram block boundaries,
+ * so the result does not depend on the communicator. first = 1: c's rank 0 owns no slice
+ * ([secagg] dedicated_aggregator). Call before robust_agg_begin; local, not collective. */
+fh_status robust_agg_comm(robust_agg *a, const comm_t *c, int first);
 /* 1 when the rule needs the individual updates (krum, multikrum, median, trimmed_mean): they
  * are kept (robust_agg_keep) instead of summed in fixed point. 0 for norm_bound. */
 int robust_agg_slices(const robust_agg *a);

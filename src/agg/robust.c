@@ -258,7 +258,12 @@ double robust_clip(float *u, int64_t P, double bound, double norm)
 
 void robust_noise(float *v, int64_t P, double std, uint64_t seed, int64_t round)
 {
+    robust_noise_at(v, P, std, seed, 0, round);
+}
+
+void robust_noise_at(float *v, int64_t P, double std, uint64_t seed, uint64_t id, int64_t round)
+{
     if (!(std > 0)) return;
-    rng_t r = rng_stream(seed, 0, (uint64_t)round, RNG_ROBUST);
+    rng_t r = rng_stream(seed, id, (uint64_t)round, RNG_ROBUST);
     for (int64_t j = 0; j < P; j++) v[j] = (float)((double)v[j] + std * rng_normal(&r));
 }

@@ -719,10 +719,11 @@ static fh_status config_validate_robust(const config_t *c, const char *path, int
     if (c->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not for [fl] algorithm = centralized (there are no "
                             "client updates)", path, an);
-    if (c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank || c->async.mode)
-        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not built yet for %s; only the synchronous FedAvg "
-                            "family takes a robust aggregator (use aggregator = mean there)", path, an,
-                            c->async.mode ? "[async]" : "multi-center FL ([cluster], [personalize], [run] clients_per_rank)");
+    /* multi-center FL: the rule per cluster on its rank group (src/fl/cluster.c, docs/robust.md) */
+    if (c->async.mode)
+        return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not built yet for [async]; only the synchronous "
+                            "FedAvg family and multi-center FL take a robust aggregator (use aggregator = mean there)",
+                            path, an);
     if (c->privacy.mode == 1)
         return fh_error_set(FH_EINPUT, "%s: [fl] aggregator = %s: not with [privacy] mode = client: %s", path, an,
                             a == AGGR_NORM_BOUND ? "DP-FedAvg already clips every update (to [privacy] clip) and adds "

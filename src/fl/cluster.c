@@ -19,7 +19,9 @@
  *       [secagg], run their own secure-aggregation round on that communicator (masks per
  *       cluster, the cluster's lowest rank is its aggregator); members that drop out
  *       ([secagg] dropout: after reporting their cluster and sharing keys) are left out and the
- *       sum is rescaled by N_k / N_k(survivors); the cluster's aggregator broadcasts the center
+ *       sum is rescaled by N_k / N_k(survivors); with [fl] aggregator a robust rule instead,
+ *       over the members' updates on the same hosts (robust_round.c, robust_agg_comm); the
+ *       cluster's aggregator broadcasts the center
  *     a center no assigned client uses any more restarts from the round's worst-fit client
  *     evaluation: every client's accuracy on its own held-out rows with its own model (its
  *       center plus its head), mean, 10th percentile, per-cluster accuracy, cluster sizes and
@@ -28,6 +30,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/cluster.h"
 #include "fedhpc/loop.h"
+#include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/secagg_round.h"
 
@@ -89,6 +92,7 @@ typedef struct {
     uint8_t *okc;        /* [m] the round's accepted updates                           */
     int64_t sa_aborted, mask_bytes, raw_bytes; /* [secagg] this round, this rank's clusters */
     double mask_s, raw_s;
+    robust_agg rb;       /* [fl] aggregator != mean: the rule per cluster over the shared layers */
 } cl_state;
 
 static void state_free(cl_state *s)
@@ -101,6 +105,7 @@ static void state_free(cl_state *s)
     free(s->mids); free(s->mfirst); free(s->na); free(s->okc); free(s->kacc); free(s->kdec); free(s->kfirst);
     secagg_engine_free(&s->sa);
     privacy_run_free(&s->pv);
+    robust_agg_free(&s->rb);
     if (s->csv) fclose(s->csv);
 }
 
@@ -466,6 +471,9 @@ static fh_status cluster_init(fl_loop *L)
         }
     }
     if (st == FH_OK) memcpy(s->ref, L->params, (size_t)P * sizeof *s->ref);
+    /* [fl] aggregator: each cluster's rule runs on its own rank group (robust_agg_comm) over the
+     * shared layers [0, base); no state across rounds */
+    if (st == FH_OK && cfg->fl.aggregator != AGGR_MEAN) st = comm_agree(w, robust_agg_init(&s->rb, cfg, L->m, s->base, w));
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, L->m));
     const int64_t nsa = s->pv.mode == PRIVACY_CLIENT ? (int64_t)s->K * P + 1 : P;
     if (st == FH_OK && s->pv.mode == PRIVACY_CLIENT) {
@@ -682,19 +690,45 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
     comm_t ck;
     fh_status st = comm_split(w, host ? 0 : -1, w->rank, &ck);
     int aborted = 0;
+    /* [fl] aggregator (docs/robust.md#multi-center-fl): rob = the rule on the members' updates
+     * u_i = model_i - c_k over the shared layers [0, base), on this cluster's hosts (the head
+     * layers, FedPer, keep the weighted mean); nb = norm_bound: u_i clipped, then the mean */
+    const int rob = s->rb.rule != AGGR_MEAN && robust_agg_slices(&s->rb);
+    const int nb = s->rb.rule == AGGR_NORM_BOUND;
+    const int64_t base = s->base, a0 = rob ? base : 0; /* the mean over [a0, P) */
+    float *ckc = s->centers + (int64_t)k * P;
     if (st == FH_OK && host) {
         /* my members: those in block ck.rank of the host list */
         const int32_t m0 = s->mfirst[ck.rank], m1 = s->mfirst[ck.rank + 1];
         const double inv = 1.0 / (double)s->nk[k];
         memset(s->acc, 0, (size_t)P * sizeof *s->acc);
         if (s->sa.enabled) st = secagg_engine_begin(&s->sa, m1 - m0);
+        if (st == FH_OK && rob) st = robust_agg_comm(&s->rb, &ck, 0);
+        if (st == FH_OK && rob) st = robust_agg_begin(&s->rb, m1 - m0);
         for (int32_t j = m0; st == FH_OK && j < m1; j++) {
             const int32_t i = s->mids[j];
             if (secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r)) continue;
             int64_t *acc = s->sa.enabled ? secagg_engine_buffer(&s->sa, j - m0) : s->acc;
-            fx_accumulate(acc, s->models + (i - s->c0) * P, (double)s->ntr[i] * inv, P);
+            const float *mi = s->models + (i - s->c0) * P;
+            if (rob || nb) {
+                double nn = 0;
+                for (int64_t c = 0; c < base; c++) {
+                    s->cur[c] = mi[c] - ckc[c];
+                    nn += (double)s->cur[c] * (double)s->cur[c];
+                }
+                const double norm = sqrt(nn);
+                if (rob) robust_agg_keep(&s->rb, s->cur, norm);
+                if (nb && norm > s->rb.bound) { /* the member's model becomes c_k + clip(u_i) */
+                    robust_clip(s->cur, base, s->rb.bound, norm);
+                    for (int64_t c = 0; c < base; c++) s->cur[c] += ckc[c];
+                    memcpy(s->cur + base, mi + base, (size_t)(P - base) * sizeof *s->cur);
+                    mi = s->cur;
+                }
+            }
+            if (P > a0) fx_accumulate(acc + a0, mi + a0, (double)s->ntr[i] * inv, P - a0);
         }
         for (int32_t j = 0; j < nm; j++) s->mids[j] = s->ids[s->mids[j]];
+        if (rob) st = comm_agree(&ck, st); /* every host enters the rule's collectives, or none */
         s->sa.group = k;
         if (st == FH_OK && s->sa.enabled) {
             st = secagg_engine_round(&s->sa, &ck, r, s->mids, s->mfirst, nm, s->acc);
@@ -703,14 +737,22 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
             s->mask_bytes += s->sa.mask_bytes;
             s->raw_s += s->sa.raw_s;
             s->raw_bytes += s->sa.raw_bytes;
+        } else if (st == FH_OK && rob) { /* the rule over the shared layers, the mean over the head */
+            st = robust_agg_run(&s->rb, &ck);
+            if (st == FH_OK && P > a0) st = comm_allreduce_sum_i64(&ck, s->acc + a0, P - a0);
         } else if (st == FH_OK) {
             st = comm_allreduce_sum_i64(&ck, s->acc, P);
         }
         if (st == FH_OK) st = secagg_engine_record_aggregate(&s->sa, &ck, r, s->mids, nm, s->acc); /* test only */
         st = comm_agree(&ck, st);
         /* rescaled to the survivors' rows; kept when none survived or the round aborted */
-        if (st == FH_OK && ck.rank == 0 && nk_alive > 0 && !aborted)
-            fx_decode(s->acc, (double)s->nk[k] / (double)nk_alive, s->centers + (int64_t)k * P, P);
+        if (st == FH_OK && ck.rank == 0 && rob && s->rb.have) {
+            for (int64_t c = 0; c < base; c++) ckc[c] += s->rb.out[c];
+            if (P > a0) fx_decode(s->acc + a0, (double)s->nk[k] / (double)nk_alive, ckc + a0, P - a0);
+        } else if (st == FH_OK && ck.rank == 0 && !rob && nk_alive > 0 && !aborted) {
+            fx_decode(s->acc, (double)s->nk[k] / (double)nk_alive, ckc, P);
+            if (nb) robust_noise_at(ckc, base, s->rb.noise, s->rb.seed, 1 + (uint64_t)k, r); /* weak DP, per center */
+        }
         if (ck.rank == 0) s->sa_aborted += aborted;
     }
     comm_free(&ck);

@@ -50,31 +50,51 @@ fh_status robust_agg_init(robust_agg *a, const config_t *cfg, int32_t m, int64_t
                             "clients a round", a->f, rule_name(a->rule), 2 * (long long)a->f + 2, m, why, (m - 3) / 2);
     }
     if (!robust_agg_slices(a)) return FH_OK;
-    const int S = w->size;
-    a->off = malloc((size_t)(S + 1) * sizeof *a->off);
-    a->cnt = malloc((size_t)S * 5 * sizeof *a->cnt); /* cnt, then scount, sdispl, rcount, rdispl */
-    FH_CHECK_ALLOC(a->off && a->cnt ? a->off : NULL);
-    /* [secagg] dedicated_aggregator: rank 0 hosts no clients and owns no slice either, so it
-     * never holds a piece of an individual update (it still gets the aggregate, and with Krum the
-     * Gram matrix of pairwise distances) */
-    const int first = config_sa_dedicated(cfg) && S > 1;
-    int64_t maxlen = 0;
-    /* slices start at multiples of the Gram block (robust_gram_add): the same blocks for any -np */
-    for (int q = 0; q <= S; q++)
-        a->off[q] = q <= first ? 0 : q == S ? P : P * (q - first) / (S - first) / ROBUST_GRAM_BLOCK * ROBUST_GRAM_BLOCK;
-    for (int q = 0; q < S; q++)
-        if (a->off[q + 1] - a->off[q] > maxlen) maxlen = a->off[q + 1] - a->off[q];
-    a->recv = malloc((size_t)(m * maxlen + 1) * sizeof *a->recv);
-    a->slice = malloc((size_t)(maxlen + 1) * sizeof *a->slice);
     a->out = malloc((size_t)P * sizeof *a->out);
     a->G = malloc((size_t)m * (size_t)m * sizeof *a->G);
     a->sel = malloc((size_t)m * sizeof *a->sel);
     a->score = malloc((size_t)m * sizeof *a->score);
     a->dist = malloc((size_t)m * sizeof *a->dist);
     a->tmp = malloc((size_t)m * sizeof *a->tmp);
-    if (!a->recv || !a->slice || !a->out || !a->G || !a->sel || !a->score || !a->dist || !a->tmp)
+    if (!a->out || !a->G || !a->sel || !a->score || !a->dist || !a->tmp)
         return fh_error_set(FH_ENOMEM, "out of memory for robust aggregation (%d clients a round, %lld parameters)", m,
                             (long long)P);
+    /* [secagg] dedicated_aggregator: rank 0 hosts no clients and owns no slice either, so it
+     * never holds a piece of an individual update (it still gets the aggregate, and with Krum the
+     * Gram matrix of pairwise distances) */
+    return robust_agg_comm(a, w, config_sa_dedicated(cfg) && w->size > 1);
+}
+
+fh_status robust_agg_comm(robust_agg *a, const comm_t *c, int first)
+{
+    const int S = c->size;
+    const int64_t P = a->P;
+    if (S > a->scap) {
+        free(a->off);
+        free(a->cnt);
+        a->off = malloc((size_t)(S + 1) * sizeof *a->off);
+        a->cnt = malloc((size_t)S * 5 * sizeof *a->cnt); /* cnt, then scount, sdispl, rcount, rdispl */
+        a->scap = a->off && a->cnt ? S : 0;
+        FH_CHECK_ALLOC(a->scap ? a->off : NULL);
+    }
+    a->size = S;
+    a->rank = c->rank;
+    int64_t maxlen = 0;
+    /* slices start at multiples of the Gram block (robust_gram_add): the same blocks for any -np */
+    for (int q = 0; q <= S; q++)
+        a->off[q] = q <= first ? 0 : q == S ? P : P * (q - first) / (S - first) / ROBUST_GRAM_BLOCK * ROBUST_GRAM_BLOCK;
+    for (int q = 0; q < S; q++)
+        if (a->off[q + 1] - a->off[q] > maxlen) maxlen = a->off[q + 1] - a->off[q];
+    if (maxlen > a->lcap) {
+        free(a->recv);
+        free(a->slice);
+        a->recv = malloc((size_t)(a->m * maxlen + 1) * sizeof *a->recv);
+        a->slice = malloc((size_t)(maxlen + 1) * sizeof *a->slice);
+        a->lcap = a->recv && a->slice ? maxlen : 0;
+        if (!a->lcap)
+            return fh_error_set(FH_ENOMEM, "out of memory for robust aggregation (%d clients a round, %lld parameters)",
+                                a->m, (long long)P);
+    }
     return FH_OK;
 }
 

@@ -375,6 +375,73 @@ static void test_driver(void)
     free(want);
 }
 
+/* Multi-center FL (src/fl/cluster.c): one driver reused for several clusters, each on the
+ * communicator of the ranks hosting its members (robust_agg_comm), against the rules on that
+ * cluster's updates at once. Clusters: i % 3 == 0 (on few ranks: clients 0..5 only), the
+ * rest, then all clients on the world again (the slices re-cut up and down). */
+static void test_driver_groups(void)
+{
+    const comm_t *w = &g_test_world;
+    enum { M = 13, P = 5003 };
+    const int rules[] = {AGGR_KRUM, AGGR_MULTIKRUM, AGGR_MEDIAN, AGGR_TRIMMED_MEAN};
+    float *U = malloc(sizeof(float) * M * P), *A = malloc(sizeof(float) * M * P), *want = malloc(sizeof(float) * P);
+    float tmp[M];
+    int64_t G[M * M];
+    int32_t sel[M];
+    double score[M], dist[M];
+    fill(U, (int64_t)M * P, 7, 0);
+    const int32_t c0 = (int32_t)((int64_t)M * w->rank / w->size), c1 = (int32_t)((int64_t)M * (w->rank + 1) / w->size);
+    for (size_t t = 0; t < sizeof rules / sizeof rules[0]; t++) {
+        config_t cfg;
+        config_defaults(&cfg);
+        cfg.fl.aggregator = rules[t];
+        cfg.fl.byzantine_f = 1;
+        cfg.fl.trim_fraction = 0.2;
+        robust_agg a;
+        CU_ASSERT_EQUAL_FATAL(robust_agg_init(&a, &cfg, M, P, w), FH_OK);
+        for (int g = 0; g < 3; g++) {
+            /* members of group g, in client order */
+            int32_t n = 0, host = 0;
+            for (int32_t i = 0; i < M; i++) {
+                const int in = g == 0 ? i % 3 == 0 && i < 6 : g == 1 ? i % 3 != 0 : 1;
+                if (!in) continue;
+                memcpy(A + (int64_t)n++ * P, U + (int64_t)i * P, sizeof(float) * P);
+                if (i >= c0 && i < c1) host = 1;
+            }
+            comm_t ck;
+            CU_ASSERT_EQUAL_FATAL(comm_split(w, host ? 0 : -1, w->rank, &ck), FH_OK);
+            if (host) {
+                CU_ASSERT_EQUAL(robust_agg_comm(&a, &ck, 0), FH_OK);
+                CU_ASSERT_EQUAL(robust_agg_begin(&a, c1 - c0), FH_OK);
+                for (int32_t i = c0; i < c1; i++) {
+                    const int in = g == 0 ? i % 3 == 0 && i < 6 : g == 1 ? i % 3 != 0 : 1;
+                    if (!in) continue;
+                    double ss = 0;
+                    for (int64_t x = 0; x < P; x++) ss += (double)U[i * P + x] * U[i * P + x];
+                    robust_agg_keep(&a, U + (int64_t)i * P, sqrt(ss));
+                }
+                CU_ASSERT_EQUAL_FATAL(robust_agg_run(&a, &ck), FH_OK);
+                CU_ASSERT(a.have && a.nacc == n);
+                if (rules[t] == AGGR_MEDIAN) robust_median(A, n, P, want, tmp);
+                else if (rules[t] == AGGR_TRIMMED_MEAN) robust_trimmed_mean(A, n, P, robust_trim_count(n, 0.2), want, tmp);
+                else {
+                    gram_of(A, n, P, G);
+                    const int32_t m = robust_krum_select(G, n, 1, rules[t] == AGGR_KRUM ? 1 : robust_multikrum_count(n, 1),
+                                                         sel, score, dist);
+                    robust_mean_rows(A, P, sel, m, want);
+                    CU_ASSERT_EQUAL(a.nsel, m);
+                }
+                CU_ASSERT_EQUAL(memcmp(a.out, want, sizeof(float) * P), 0);
+            }
+            comm_free(&ck);
+        }
+        robust_agg_free(&a);
+    }
+    free(U);
+    free(A);
+    free(want);
+}
+
 void tests_register_robust(void)
 {
     CU_pSuite s = CU_add_suite("robust", NULL, NULL);
@@ -387,4 +454,5 @@ void tests_register_robust(void)
     tests_add(s, "gram_slices", test_gram_slices);
     tests_add(s, "mean_clip_noise", test_mean_clip_noise);
     tests_add(s, "driver", test_driver);
+    tests_add(s, "driver_groups", test_driver_groups);
 }
