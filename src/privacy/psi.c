@@ -3,6 +3,7 @@
 #include "fedhpc/psi.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -333,7 +334,16 @@ fh_status psi_run_local(const char *const *a, size_t na, const char *const *b, s
     uint8_t *a1 = NULL, *b1 = NULL, *a2 = NULL, *b2 = NULL;
     size_t la1, lb1, la2, lb2;
     fh_status st = psi_party_new(&A, PSI_ROLE_A, session, ska, pkb, a, na);
-    if (st == FH_OK) st = psi_party_new(&B, PSI_ROLE_B, session, skb, pka, b, nb);
+    const char *who = "party A";
+    if (st == FH_OK) {
+        st = psi_party_new(&B, PSI_ROLE_B, session, skb, pka, b, nb);
+        who = "party B";
+    }
+    if (st != FH_OK) { /* name the party whose list was refused */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: %s", who, fh_error_msg());
+        fh_error_put(msg);
+    }
     if (st == FH_OK) st = psi_msg_blinded(A, &a1, &la1);
     if (st == FH_OK) st = psi_msg_blinded(B, &b1, &lb1);
     if (st == FH_OK) st = psi_recv_blinded(B, a1, la1, &b2, &lb2);
