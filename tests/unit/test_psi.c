@@ -9,6 +9,8 @@
 #include "fedhpc/psi.h"
 #include "fedhpc/rng.h"
 
+#include <sodium.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +258,72 @@ static void test_wrong_session_and_key(void)
     sess_close(&t);
 }
 
+/* Validly signed (the test holds A's key) but malformed messages: the checks after the signature */
+static void resign(uint8_t *m, size_t l, const uint8_t *sk)
+{
+    crypto_sign_detached(m + l - PSI_SIG_BYTES, NULL, m, l - PSI_SIG_BYTES, sk);
+}
+
+static void test_signed_malformed(void)
+{
+    sess s;
+    sess_open(&s);
+    uint8_t *reply, *m = malloc(s.la1);
+    size_t rl;
+    uint8_t *pt = m + PSI_HEADER_BYTES;
+    /* two points swapped: not sorted */
+    memcpy(m, s.a1, s.la1);
+    memcpy(pt, s.a1 + PSI_HEADER_BYTES + PSI_POINT_BYTES, PSI_POINT_BYTES);
+    memcpy(pt + PSI_POINT_BYTES, s.a1 + PSI_HEADER_BYTES, PSI_POINT_BYTES);
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("not strictly sorted at 1"));
+    /* a repeated point */
+    memcpy(m, s.a1, s.la1);
+    memcpy(pt + PSI_POINT_BYTES, pt, PSI_POINT_BYTES);
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("not strictly sorted at 1"));
+    /* an invalid encoding (all 0xff is not canonical) */
+    memcpy(m, s.a1, s.la1);
+    memset(pt + 2 * PSI_POINT_BYTES, 0xff, PSI_POINT_BYTES);
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("point 2 is not a valid ristretto255 point"));
+    /* the identity (all zero, sorts first) */
+    memcpy(m, s.a1, s.la1);
+    memset(pt, 0, PSI_POINT_BYTES);
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("point 0 is the identity"));
+    /* wrong version, reserved byte, reflected role */
+    memcpy(m, s.a1, s.la1);
+    m[4] = 2;
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("version 2, expected 1"));
+    memcpy(m, s.a1, s.la1);
+    m[6] = PSI_ROLE_B;
+    resign(m, s.la1, s.ska);
+    CU_ASSERT_EQUAL(psi_recv_blinded(s.B, m, s.la1, &reply, &rl), FH_EINPUT);
+    CU_ASSERT(err_has("sender role 1"));
+    free(m);
+    /* message 2 with a count that is not one per own id: B answers A's 5 points; give A a
+     * re-signed copy without its last point */
+    CU_ASSERT_EQUAL_FATAL(psi_recv_blinded(s.B, s.a1, s.la1, &s.b2, &s.lb2), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(psi_recv_blinded(s.A, s.b1, s.lb1, &s.a2, &s.la2), FH_OK);
+    const size_t l4 = s.lb2 - PSI_POINT_BYTES;
+    uint8_t *m4 = malloc(l4);
+    memcpy(m4, s.b2, l4 - PSI_SIG_BYTES);
+    m4[40] = 4;
+    resign(m4, l4, s.skb);
+    CU_ASSERT_EQUAL(psi_recv_reblinded(s.A, m4, l4), FH_EINPUT);
+    CU_ASSERT(err_has("4 points, expected 5 (one per own id)"));
+    free(m4);
+    CU_ASSERT_EQUAL(psi_recv_reblinded(s.A, s.b2, s.lb2), FH_OK);
+    sess_close(&s);
+}
+
 static void test_fresh_blinding(void)
 {
     /* the same ids in two sessions give disjoint blinded values (fresh scalars), and in one
@@ -287,5 +355,6 @@ void tests_register_psi(void)
     tests_add(s, "duplicates_refused", test_duplicates_refused);
     tests_add(s, "tampered_detected", test_tampered_detected);
     tests_add(s, "wrong_session_and_key", test_wrong_session_and_key);
+    tests_add(s, "signed_malformed", test_signed_malformed);
     tests_add(s, "fresh_blinding", test_fresh_blinding);
 }
