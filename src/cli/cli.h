@@ -13,6 +13,7 @@ int cmd_run(int argc, char **argv, const comm_t *world);
 int cmd_inspect(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_privacy(int argc, char **argv);
+int cmd_psi(int argc, char **argv);
 int cmd_attack(int argc, char **argv, const comm_t *world);
 
 /* Exit status for a status code. */

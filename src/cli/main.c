@@ -20,6 +20,8 @@ static const char *USAGE =
     "  inspect FILE.h5       summarise a fedhpc data or model file\n"
     "  plot DIR              learning curve PNG from DIR/metrics.csv (gnuplot)\n"
     "  privacy ...           differential-privacy accountant (epsilon for q, sigma, steps)\n"
+    "  psi A.csv B.csv --id COLUMN\n"
+    "                        private set intersection of two files' ids (docs/psi.md)\n"
     "  attack leakage CONFIG.ini [section.key=value ...]\n"
     "                        gradient-leakage attack on one client's update (docs/leakage.md)\n"
     "\n"
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "privacy") == 0) return cmd_privacy(argc - 1, argv + 1);
+    if (strcmp(cmd, "psi") == 0) return cmd_psi(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "attack") != 0) {

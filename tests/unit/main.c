@@ -65,7 +65,8 @@ static void register_all(void)
                             tests_register_robust,
                             tests_register_he,
                             tests_register_attack,
-                            tests_register_leakage};
+                            tests_register_leakage,
+                            tests_register_psi};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

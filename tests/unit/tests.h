@@ -36,5 +36,6 @@ void tests_register_robust(void);
 void tests_register_he(void);
 void tests_register_attack(void);
 void tests_register_leakage(void);
+void tests_register_psi(void);
 
 #endif
