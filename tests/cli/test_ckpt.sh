@@ -160,11 +160,13 @@ done
 #    write has begun (its temporary file exists). Every resume must continue, and the final
 #    model must be the uninterrupted one.
 seed=${FEDHPC_CKPT_SEED:-$$}
-RC=80
+# enough rounds that 12 kills cannot use them all up on a quiet machine (about 0.03 s a round
+# there: a kill after a checkpoint costs 1-2 rounds, one after launch up to 0.35 s)
+RC=120
 "$FEDHPC" run "$T/c.ini" train.rounds=$RC checkpoint.every=0 output.dir="$T/refc" >"$T/refc.log" 2>&1 || bad "crash reference run"
 tr=$(awk -F, 'NR>1{s+=$2; n++} END{printf "%.3f", s / n + 0.02}' "$T/refc/metrics.csv")
 echo "       crash test: $RC rounds, random seed $seed (FEDHPC_CKPT_SEED reproduces), a round ~ ${tr}s"
-delays=$(awk -v s="$seed" -v t="$tr" 'BEGIN{srand(s); for(i=1;i<=24;i++) printf "%.2f ", (i%4==0) ? 0.1 + 0.8*rand() : t*rand()}')
+delays=$(awk -v s="$seed" -v t="$tr" 'BEGIN{srand(s); for(i=1;i<=24;i++) printf "%.2f ", (i%4==0) ? 0.05 + 0.3*rand() : t*rand()}')
 i=0
 prev=0
 kills=0
