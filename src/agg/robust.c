@@ -38,23 +38,6 @@ static void sort_f32(float *v, int32_t n)
     }
 }
 
-static void sort_f64(double *v, int32_t n)
-{
-    if (n > 32) {
-        qsort(v, (size_t)n, sizeof *v, cmp_f64);
-        return;
-    }
-    for (int32_t i = 1; i < n; i++) {
-        const double x = v[i];
-        int32_t j = i - 1;
-        while (j >= 0 && v[j] > x) {
-            v[j + 1] = v[j];
-            j--;
-        }
-        v[j + 1] = x;
-    }
-}
-
 /* Up to RANK_MAX clients, the order statistics come from ranks counted over a tile of TILE
  * coordinates at once: rank_i = #{j < i: v_j <= v_i} + #{j > i: v_j < v_i}, the position of v_i
  * in a stable ascending sort (ties in client order, as the insertion sort), in branch-free loops
@@ -215,7 +198,7 @@ int32_t robust_krum_select(const int64_t *G, int32_t n, int32_t f, int32_t m, in
             const int64_t gij = j < i ? G[(int64_t)i * n + j] : G[(int64_t)j * n + i];
             dist[c++] = (double)(G[(int64_t)i * n + i] + G[(int64_t)j * n + j] - 2 * gij);
         }
-        sort_f64(dist, c);
+        qsort(dist, (size_t)c, sizeof *dist, cmp_f64); /* equal keys are equal values: any order sums the same */
         double s = 0;
         for (int32_t t = 0; t < k; t++) s += dist[t];
         score[i] = s;

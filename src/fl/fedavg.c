@@ -45,8 +45,10 @@ typedef struct {
     int32_t n, c0, c1;         /* the round's clients; this rank's [c0, c1) */
     int dedicated;             /* [secagg] dedicated_aggregator, or per-party data files:
                                   rank 0 hosts no clients */
-    int32_t *party;            /* [m] per-party data files: the party of each of the round's
-                                  clients (rank party + 1 hosts it); NULL: a shared file */
+    int32_t *party;            /* [3m + K + 1] per-party data files: the party of each of the
+                                  round's clients (rank party + 1 hosts it), then place_parties'
+                                  scratch; NULL: a shared file */
+    int64_t *party_tmp;        /* [m] place_parties' scratch                                   */
     fl_rows rows;              /* a group of this rank's clients' rows      */
     privacy_run pv;            /* [privacy] DP state and accountant (src/privacy/dp.c)  */
     secagg_engine sa;          /* [secagg] per-client masked contributions (sa_round.c) */
@@ -88,13 +90,16 @@ static fh_status fedavg_init(fl_loop *L)
         s->first = malloc((size_t)(w->size + 1) * sizeof *s->first);
         s->start = malloc((size_t)m * sizeof *s->start);
         s->count = malloc((size_t)m * sizeof *s->count);
-        if (L->meta->parties > 0) s->party = malloc((size_t)(2 * m + L->meta->parties + 1) * sizeof *s->party);
+        if (L->meta->parties > 0) {
+            s->party = malloc((size_t)(3 * m + L->meta->parties + 1) * sizeof *s->party);
+            s->party_tmp = malloc((size_t)m * sizeof *s->party_tmp);
+        }
         if (scaffold) {
             s->c = fh_calloc((size_t)P, sizeof *s->c);
             s->ci = malloc((size_t)P * sizeof *s->ci);
             s->cdiff = malloc((size_t)P * sizeof *s->cdiff);
         }
-        if (!s->local || !s->acc || !s->ids || !s->first || !s->start || !s->count || (L->meta->parties > 0 && !s->party) ||
+        if (!s->local || !s->acc || !s->ids || !s->first || !s->start || !s->count || (L->meta->parties > 0 && (!s->party || !s->party_tmp)) ||
             (scaffold && (!s->c || !s->ci || !s->cdiff)))
             st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
     }
@@ -138,7 +143,7 @@ static void fedavg_free(fl_loop *L)
     fl_server_free(&s->srv);
     io_state_close(s->cstate);
     free(s->local); free(s->c); free(s->ci); free(s->cdiff);
-    free(s->acc); free(s->ids); free(s->first); free(s->party); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
+    free(s->acc); free(s->ids); free(s->first); free(s->party); free(s->party_tmp); free(s->start); free(s->count); free(s->rows.x); free(s->rows.y);
     privacy_run_free(&s->pv);
     secagg_engine_free(&s->sa);
     fl_compress_free(s->cz);
@@ -260,25 +265,19 @@ static fh_status place_parties(fl_loop *L, fedavg_state *s, int32_t n)
     const int32_t K = L->meta->parties;
     FH_TRY(io_data_client_parties(L->data, s->ids, n, s->party));
     int32_t *pos = s->party + n, *at = s->party + 2 * n; /* [n] where client i goes; [K + 1] next slot */
+    int32_t *ib = s->party + 2 * n + K + 1;              /* [n] */
+    int64_t *buf = s->party_tmp;                         /* [n] */
     for (int32_t p = 0; p <= K + 1; p++) s->first[p] = 0;
     for (int32_t i = 0; i < n; i++) s->first[s->party[i] + 2]++;
     for (int32_t p = 2; p <= K + 1; p++) s->first[p] += s->first[p - 1];
     for (int32_t p = 0; p <= K; p++) at[p] = s->first[p + 1];
     for (int32_t i = 0; i < n; i++) pos[i] = at[s->party[i]]++;
-    int64_t *buf = malloc((size_t)(n ? n : 1) * sizeof *buf);
-    int32_t *ib = malloc((size_t)(n ? n : 1) * sizeof *ib);
-    if (!buf || !ib) {
-        free(buf); free(ib);
-        return fh_error_set(FH_ENOMEM, "out of memory");
-    }
     for (int32_t i = 0; i < n; i++) buf[pos[i]] = s->start[i];
     memcpy(s->start, buf, (size_t)n * sizeof *buf);
     for (int32_t i = 0; i < n; i++) buf[pos[i]] = s->count[i];
     memcpy(s->count, buf, (size_t)n * sizeof *buf);
     for (int32_t i = 0; i < n; i++) ib[pos[i]] = s->ids[i];
     memcpy(s->ids, ib, (size_t)n * sizeof *ib);
-    free(buf);
-    free(ib);
     return FH_OK;
 }
 

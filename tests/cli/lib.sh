@@ -74,6 +74,13 @@ csv_col_last() {
     awk -F, -v c="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==c) k=i; next} {v=$k} END{print v}' "$1"
 }
 
+# runini INI NP OUT [k=v ...]: `fedhpc run INI` on NP ranks into $T/OUT (log $T/OUT.log); a failed
+# run is a failed check with the log's tail
+runini() { ini=$1; np=$2; out=$3; shift 3; $MPIRUN -np "$np" "$FEDHPC" run "$ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
+    { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+# run_np NP ARGS...: `fedhpc run ARGS` on NP ranks (log $T/log)
+run_np() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
+
 finish() {
     echo "$1: $PASS passed, $FAIL failed"
     [ "$FAIL" = 0 ]

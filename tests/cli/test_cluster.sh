@@ -31,7 +31,7 @@ k = 4
 [output]
 progress = off
 INI
-run() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
+run() { run_np "$@"; }
 run 2 "$T/perm.ini" output.dir="$T/fesem2"
 run 4 "$T/perm.ini" output.dir="$T/fesem4"
 run 2 "$T/perm.ini" cluster.method=ifca output.dir="$T/ifca2"

@@ -32,7 +32,7 @@ every = 5
 [output]
 progress = off
 INI
-run() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
+run() { run_np "$@"; }
 # recovered: DIR NAME: ARI >= 0.9 and every cluster has clients at the last evaluation
 recovered() {
     ari=$(csv_col_last "$1/clusters.csv" ari)

@@ -24,7 +24,7 @@ k = 4
 [output]
 progress = off
 INI
-run() { np=$1; shift; $MPIRUN -np "$np" "$FEDHPC" run "$@" >"$T/log" 2>&1 || { bad "run -np $np $*"; tail -5 "$T/log"; }; }
+run() { run_np "$@"; }
 eps_last() { csv_col_last "$1/metrics.csv" epsilon; }
 
 # exact NAME DIR OVERRIDES...: the run is bit-identical on -np 2 and 4, accounts a finite epsilon,

@@ -21,8 +21,7 @@ progress = off
 [he]
 key_bits = 1024
 INI
-run() { np=$1; out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/p.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
-    { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+run() { runini "$T/p.ini" "$@"; }
 
 run 1 plain
 for np in 1 2 4; do

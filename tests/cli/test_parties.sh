@@ -39,8 +39,7 @@ lr = 0.1
 [output]
 progress = off
 INI
-run() { np=$1 out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/c.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
-    { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+run() { runini "$T/c.ini" "$@"; }
 run 1 s1
 run 4 p4 data.file="$T/p.h5"
 run 4 p4sa data.file="$T/p.h5" secagg.enabled=on

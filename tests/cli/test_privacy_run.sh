@@ -23,9 +23,7 @@ eval_every = 3
 [output]
 progress = off
 INI
-# runini INI NP OUT [k=v ...]: one run into $T/OUT; run and crun name the two experiments
-runini() { ini=$1; np=$2; out=$3; shift 3; $MPIRUN -np "$np" "$FEDHPC" run "$ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
-    { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+# run and crun name the two experiments (runini: lib.sh)
 run() { runini "$T/p.ini" "$@"; }
 
 # 1. secagg == plain, bit for bit, with dropouts

@@ -25,8 +25,7 @@ eval_every = 1
 [output]
 progress = off
 INI
-run() { np=$1; out=$2; shift 2; $MPIRUN -np "$np" "$FEDHPC" run "$T/p.ini" output.dir="$T/$out" "$@" >"$T/$out.log" 2>&1 ||
-    { bad "run $out (exit $?)"; tail -5 "$T/$out.log"; }; }
+run() { runini "$T/p.ini" "$@"; }
 # rows0 TRUTH: rank 0's training rows read, after rounds 1, 2, 3 (cumulative; the evaluation of
 # round r, client accuracies included, is counted by round r + 1's record)
 rows0() { for r in 1 2 3; do h5dump -d "/round_0000000$r/aggregator_train_rows" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; done | tr '\n' ' '; }
