@@ -83,6 +83,48 @@ static double phi(leakage_net *net, const model_t *m, const double *x, const int
     return s;
 }
 
+/* The objective a finite-difference check perturbs: phi, or the matching loss of the attack. */
+typedef struct {
+    leakage_net *net;
+    const model_t *m;
+    const double *x, *ys, *v, *t; /* t: the attack's target (match); NULL: phi              */
+    const int32_t *y;
+    const uint8_t *mask;
+    int32_t n, kind;
+    double *g, *vout;
+} fd_ctx;
+
+static double fd_objective(const fd_ctx *c)
+{
+    if (!c->t) return phi(c->net, c->m, c->x, c->y, c->ys, c->n, c->v, c->g);
+    leakage_net_grad(c->net, c->x, c->y, NULL, c->n, c->g);
+    return leakage_match(c->kind, c->g, c->t, c->mask, c->m->nparams, c->vout);
+}
+
+/* Central differences (step h) of the objective along each of z[k] (a buffer the context
+ * reads) against the analytic derivative an[k]: the largest error; *fd_max and *an_max (may be
+ * NULL) receive the largest |difference| and |an|. */
+static double fd_check(const fd_ctx *c, double *z, int32_t k, const double *an, double h, double *fd_max,
+                       double *an_max)
+{
+    double err = 0, mf = 0, ma = 0;
+    for (int32_t j = 0; j < k; j++) {
+        const double z0 = z[j];
+        z[j] = z0 + h;
+        const double fp = fd_objective(c);
+        z[j] = z0 - h;
+        const double fm = fd_objective(c);
+        z[j] = z0;
+        const double fd = (fp - fm) / (2 * h);
+        err = fmax(err, fabs(fd - an[j]));
+        mf = fmax(mf, fabs(fd));
+        ma = fmax(ma, fabs(an[j]));
+    }
+    if (fd_max) *fd_max = mf;
+    if (an_max) *an_max = ma;
+    return err;
+}
+
 /* xbar (and ybar for soft targets) against central differences of phi, for hard and soft
  * targets and every model shape. */
 static void test_dgrad_fd(void)
@@ -108,34 +150,12 @@ static void test_dgrad_fd(void)
             CU_ASSERT_FATAL(net != NULL);
             leakage_net_grad(net, x, y, yp, n, g);
             leakage_net_dgrad(net, v, xbar, soft ? ybar : NULL);
-            const double h = 1e-6;
-            double err = 0, mx = 0;
-            for (int32_t j = 0; j < n * d; j++) {
-                const double x0 = x[j];
-                x[j] = x0 + h;
-                const double fp = phi(net, &m, x, y, yp, n, v, g);
-                x[j] = x0 - h;
-                const double fm = phi(net, &m, x, y, yp, n, v, g);
-                x[j] = x0;
-                const double fd = (fp - fm) / (2 * h);
-                err = fmax(err, fabs(fd - xbar[j]));
-                mx = fmax(mx, fabs(fd));
-            }
+            const fd_ctx c = {.net = net, .m = &m, .x = x, .ys = yp, .v = v, .y = y, .n = n, .g = g};
+            double mx;
+            const double err = fd_check(&c, x, n * d, xbar, 1e-6, &mx, NULL);
             CU_ASSERT(mx > 1e-3);
             CU_ASSERT(err <= 1e-6 * (1 + mx));
-            if (soft) {
-                double ey = 0;
-                for (int32_t j = 0; j < n * C; j++) {
-                    const double y0 = ys[j];
-                    ys[j] = y0 + h;
-                    const double fp = phi(net, &m, x, y, ys, n, v, g);
-                    ys[j] = y0 - h;
-                    const double fm = phi(net, &m, x, y, ys, n, v, g);
-                    ys[j] = y0;
-                    ey = fmax(ey, fabs((fp - fm) / (2 * h) - ybar[j]));
-                }
-                CU_ASSERT(ey <= 1e-6);
-            }
+            if (soft) CU_ASSERT(fd_check(&c, ys, n * C, ybar, 1e-6, NULL, NULL) <= 1e-6);
             free(v);
             free(g);
             free(p);
@@ -170,21 +190,10 @@ static void test_match_fd(void)
             leakage_net_grad(net, x, y, NULL, n, g);
             leakage_match(kind, g, t, mm, P, v);
             leakage_net_dgrad(net, v, xbar, NULL);
-            const double h = 1e-6;
-            double err = 0, mx = 0;
-            for (int32_t j = 0; j < n * d; j++) {
-                const double x0 = x[j];
-                x[j] = x0 + h;
-                leakage_net_grad(net, x, y, NULL, n, g);
-                const double fp = leakage_match(kind, g, t, mm, P, v);
-                x[j] = x0 - h;
-                leakage_net_grad(net, x, y, NULL, n, g);
-                const double fm = leakage_match(kind, g, t, mm, P, v);
-                x[j] = x0;
-                const double fd = (fp - fm) / (2 * h);
-                err = fmax(err, fabs(fd - xbar[j]));
-                mx = fmax(mx, fabs(fd));
-            }
+            const fd_ctx c = {.net = net, .m = &m, .x = x, .t = t, .y = y, .mask = mm, .n = n, .kind = kind,
+                              .g = g, .vout = v};
+            double mx;
+            const double err = fd_check(&c, x, n * d, xbar, 1e-6, &mx, NULL);
             CU_ASSERT(mx > 1e-4);
             CU_ASSERT(err <= 1e-5 * (1 + mx));
         }
@@ -378,33 +387,13 @@ static void test_cnn_dgrad_fd(void)
         const double *yp = soft ? ys : NULL;
         leakage_net_grad(net, x, y, yp, n, g);
         leakage_net_dgrad(net, v, xbar, soft ? ybar : NULL);
-        double err = 0, mx = 0;
-        for (int32_t j = 0; j < n * d; j++) {
-            const double x0 = x[j];
-            x[j] = x0 + h;
-            const double fp = phi(net, &m, x, y, yp, n, v, g);
-            x[j] = x0 - h;
-            const double fm = phi(net, &m, x, y, yp, n, v, g);
-            x[j] = x0;
-            err = fmax(err, fabs((fp - fm) / (2 * h) - xbar[j]));
-            mx = fmax(mx, fabs(xbar[j]));
-        }
+        const fd_ctx c = {.net = net, .m = &m, .x = x, .ys = yp, .v = v, .y = y, .n = n, .g = g};
+        double mx;
+        const double err = fd_check(&c, x, n * d, xbar, h, NULL, &mx);
         CU_ASSERT(mx > 1e-2);
         CU_ASSERT(err <= tol * (1 + mx));
         if (!(err <= tol * (1 + mx))) printf("\n  cnn dgrad (soft %d): error %.3g, max %.3g\n", soft, err, mx);
-        if (soft) {
-            double ey = 0;
-            for (int32_t j = 0; j < n * C; j++) {
-                const double y0 = ys[j];
-                ys[j] = y0 + h;
-                const double fp = phi(net, &m, x, y, ys, n, v, g);
-                ys[j] = y0 - h;
-                const double fm = phi(net, &m, x, y, ys, n, v, g);
-                ys[j] = y0;
-                ey = fmax(ey, fabs((fp - fm) / (2 * h) - ybar[j]));
-            }
-            CU_ASSERT(ey <= 1e-6);
-        }
+        if (soft) CU_ASSERT(fd_check(&c, ys, n * C, ybar, h, NULL, NULL) <= 1e-6);
         /* sensitivity: each block's share of xbar */
         leakage_net_grad(net, x, y, yp, n, g);
         for (int32_t l = 0; l < 4; l++)
