@@ -708,3 +708,15 @@ int64_t io_data_local_test_rows(const io_data_meta *m, int64_t n)
     int64_t k = (int64_t)((double)n * m->local_test_frac);
     return k >= n ? n - 1 : k;
 }
+
+/* ---- issue 15 (`fedhpc embed`): the features' names of a CSV data set ---------------------- */
+fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found)
+{
+    *found = 0;
+    if (H5Lexists(h->file, "encoding", H5P_DEFAULT) <= 0 ||
+        H5Lexists(h->file, "encoding/feature_name", H5P_DEFAULT) <= 0)
+        return FH_OK;
+    FH_TRY(h5_dset_read_strs(h->file, "encoding/feature_name", (char *)out, (hsize_t)h->meta.features, 64, h->path));
+    *found = 1;
+    return FH_OK;
+}

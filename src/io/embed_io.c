@@ -1,0 +1,72 @@
+/* The embeddings file of `fedhpc embed` (issue 15; include/fedhpc/io.h, docs/embed.md): parallel
+ * HDF5, each rank writes its own rows; temp file + rename. */
+#define _POSIX_C_SOURCE 200809L
+#include "fedhpc/io.h"
+#include "h5util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static fh_status rows_dset(hid_t f, const char *name, hid_t type, int rank, hsize_t rows, hsize_t cols,
+                           int64_t first, int64_t n, const void *buf, const char *path)
+{
+    fh_status st = FH_OK, st_fail = FH_EIO;
+    hsize_t dims[2] = {rows, cols};
+    hid_t sp = H5Screate_simple(rank, dims, NULL), d = H5I_INVALID_HID;
+    H5CHK(sp, "HDF5: dataspace");
+    d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5CHK(d, "%s: cannot create /%s", path, name);
+    if (n > 0) {
+        char what[1200];
+        snprintf(what, sizeof what, "%s: /%s", path, name);
+        st = h5_rows_rw(d, sp, type, rank, (hsize_t)first, (hsize_t)n, rank == 2 ? cols : 1, H5P_DEFAULT, (void *)buf, 1,
+                        FH_EIO, what);
+    }
+fail:
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    return st;
+}
+
+fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int64_t first_row, int64_t n,
+                         const float *emb, const int32_t *cluster, const float *pca)
+{
+    h5_quiet();
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path); /* one name on every rank */
+    fh_status st = FH_OK, st_fail = FH_EIO;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = H5I_INVALID_HID;
+    H5CHK(fapl, "HDF5: property list");
+    if (c->size > 1) H5CHK(H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL), "HDF5: cannot set MPI-IO");
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5CHK(f, "%s: cannot create the embeddings file", tmp);
+#define TRY(e) do { if ((st = (e)) != FH_OK) goto fail; } while (0)
+    TRY(h5_attr_write_str(f, "format", "fedhpc-embed"));
+    int64_t v = 1;
+    TRY(h5_attr_write_i64(f, "version", &v, 1));
+    v = m->k;
+    TRY(h5_attr_write_i64(f, "k", &v, 1));
+    v = m->dim;
+    TRY(h5_attr_write_i64(f, "dim", &v, 1));
+    TRY(h5_attr_write_i64(f, "rows", &m->rows, 1));
+    v = m->clients;
+    TRY(h5_attr_write_i64(f, "clients", &v, 1));
+    TRY(h5_attr_write_str(f, "model_file", m->model_file));
+    TRY(h5_attr_write_str(f, "data_file", m->data_file));
+    TRY(h5_attr_write_f64(f, "silhouette", m->silhouette));
+    hsize_t d1[2] = {(hsize_t)m->clients + 1, 0}, d2[2] = {(hsize_t)m->k, (hsize_t)m->dim};
+    TRY(h5_dset_write(f, "client_offsets", H5T_NATIVE_INT64, 1, d1, m->client_offsets));
+    TRY(h5_dset_write(f, "centers", H5T_NATIVE_DOUBLE, 2, d2, m->centers));
+    TRY(rows_dset(f, "embedding", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, (hsize_t)m->dim, first_row, n, emb, tmp));
+    TRY(rows_dset(f, "cluster", H5T_NATIVE_INT32, 1, (hsize_t)m->rows, 1, first_row, n, cluster, tmp));
+    TRY(rows_dset(f, "pca", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, 2, first_row, n, pca, tmp));
+#undef TRY
+fail:
+    if (f >= 0 && H5Fclose(f) < 0 && st == FH_OK) st = fh_error_set(FH_EIO, "%s: cannot close the embeddings file", tmp);
+    if (fapl >= 0) H5Pclose(fapl);
+    fh_status all = comm_agree(c, st);
+    if (all == FH_OK && c->rank == 0) all = h5_commit_rename(tmp, path);
+    else if (c->rank == 0) unlink(tmp);
+    return comm_agree(c, all);
+}
