@@ -441,9 +441,10 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
                    "the variance\n",
                    k, R.sil, R.S.iters, R.S.converged ? " (converged)" : "", 100 * R.var[0] / (R.totvar > 0 ? R.totvar : 1),
                    100 * R.var[1] / (R.totvar > 0 ? R.totvar : 1));
-            for (int32_t q = 0; q < k; q++)
+            for (int32_t q = 0; q < k && q < 16; q++)
                 printf("  cluster %2d: %7lld customers (%5.1f%%), silhouette %.3f\n", q, (long long)sizes[q],
                        100.0 * sizes[q] / N, csil[q]);
+            if (k > 16) printf("  ... (%d clusters in all: clusters.md)\n", k);
             printf("  -> %s/embeddings.h5, clusters.csv, clusters.md, cluster_features.csv, k_selection.csv, "
                    "embed_pca.csv, embed_pca.png\n",
                    o->out);
