@@ -243,7 +243,8 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
             for (int32_t t = 0; t < top; t++) {
                 fprintf(f, "%s", t ? "; " : "");
                 md_str(f, R->fname[idx[t]]);
-                fprintf(f, " %.3f (%.3f)", R->cmean[(size_t)q * F + idx[t]], R->omean[idx[t]]);
+                const double cm = R->cmean[(size_t)q * F + idx[t]], om = R->omean[idx[t]];
+                fprintf(f, " %.3f (%.3f)", fabs(cm) < 5e-4 ? 0.0 : cm, fabs(om) < 5e-4 ? 0.0 : om); /* no "-0.000" */
             }
             fprintf(f, " |\n");
         }
