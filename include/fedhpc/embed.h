@@ -41,14 +41,17 @@ typedef struct {
     int32_t converged;     /* 1: the last iteration changed no assignment       */
     int64_t rows;          /* rows in all                                       */
     double inertia;        /* sum of squared distances to the assigned center   */
-    int32_t empty;         /* clusters left empty (they keep their last center) */
+    int32_t empty;         /* clusters left empty at the end                    */
+    int32_t reseeded;      /* empty clusters given a new seed on the way        */
 } embed_km_stats;
 
 /* Federated k-means (Lloyd) of the rows into k clusters: k-means++ seeding (D^2 sampling: each
  * client's D^2 mass is summed exactly, the client is drawn from them, then the row within the
  * client on the rank holding it; the seed is the pool mean above), then at most `iters`
  * iterations of assign + exact per-cluster sums and counts, stopping early when no assignment
- * changes. Ties go to the lower cluster index; an empty cluster keeps its center.
+ * changes. Ties go to the lower cluster index; a cluster left empty by an iteration gets a new
+ * seed by the same D^2 sampling against the other centers (stream (seed, k, 1 + iteration,
+ * RNG_EMBED)); only when every row sits on a center does it stay empty (and keep its center).
  * Writes centers[k, dim] (the same on every rank) and assign[n] (this rank's rows), consistent
  * with each other (the assignment is to the nearest returned center). k < 1, k > EMBED_K_MAX or
  * more clusters than rows: FH_EINPUT. Collective over E->c. */
@@ -70,10 +73,12 @@ double embed_silhouette_full(const float *x, int64_t n, int32_t dim, const int32
 
 /* The choice of k: embed_kmeans for every k in [kmin, kmax] (seed stream k), scored by
  * embed_silhouette; *best = the k with the highest mean silhouette (ties: the smaller k).
- * sil[], inertia[] (kmax - kmin + 1 each, may be NULL) receive every k's score and inertia.
+ * sil[], inertia[], ch[] (kmax - kmin + 1 each, may be NULL) receive every k's score, inertia
+ * and Calinski-Harabasz index ((T - W) / (k - 1)) / (W / (N - k)) (T: the total sum of
+ * squares, exact from a k = 1 run; W: the inertia), reported next to the silhouette.
  * Collective. */
 fh_status embed_select_k(const embed_rows *E, int32_t kmin, int32_t kmax, uint64_t seed, int32_t iters,
-                         int32_t *best, double *sil, double *inertia);
+                         int32_t *best, double *sil, double *inertia, double *ch);
 
 /* PCA of the rows from the exact federated mean and covariance (LAPACK dsyev on every rank, the
  * same input so the same result): mean[dim], axes[2, dim] (the two leading eigenvectors, each

@@ -136,7 +136,7 @@ static void md_str(FILE *f, const char *s)
 typedef struct {
     int32_t k, F, C, D, G, nk;
     int64_t N;
-    const double *cmean, *omean, *csil, *ksil, *kin;
+    const double *cmean, *omean, *csil, *ksil, *kin, *kch;
     const int64_t *sizes, *lcount, *grid;
     double sil, lo[2], hi[2], var[2], totvar;
     char (*fname)[64], (*cname)[64];
@@ -213,10 +213,10 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
     snprintf(path, sizeof path, "%s/k_selection.csv", o->out);
     if (st == FH_OK && !(f = fopen(path, "w"))) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     if (st == FH_OK) {
-        fprintf(f, "k,silhouette,inertia,chosen\n");
+        fprintf(f, "k,silhouette,inertia,calinski_harabasz,chosen\n");
         for (int32_t i = 0; i < R->nk; i++) {
             const int32_t kk = o->k ? o->k : o->kmin + i;
-            fprintf(f, "%d,%.6f,%.6g,%d\n", kk, R->ksil[i], R->kin[i], kk == k);
+            fprintf(f, "%d,%.6f,%.6g,%.6g,%d\n", kk, R->ksil[i], R->kin[i], R->kch[i], kk == k);
         }
         if (fclose(f) != 0) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     }
@@ -226,9 +226,9 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
     if (st == FH_OK) {
         fprintf(f, "# Customer clusters\n\n");
         fprintf(f, "%lld customers (rows), embeddings of width %d, k = %d (%s), mean silhouette %.4f "
-                   "(simplified, federated), inertia %.6g, %d Lloyd iteration(s)%s.\n\n",
+                   "(simplified, federated), inertia %.6g, %d Lloyd iteration(s)%s, %d empty cluster(s) re-seeded.\n\n",
                 (long long)R->N, R->D, k, o->k ? "fixed by --k" : "highest silhouette", R->sil, R->S.inertia, R->S.iters,
-                R->S.converged ? ", converged" : "");
+                R->S.converged ? ", converged" : "", R->S.reseeded);
         fprintf(f, "| cluster | customers | share | silhouette | %s | top features: cluster mean (all) |\n",
                 C == 2 ? "share of label" : "top label (share)");
         fprintf(f, "|---:|---:|---:|---:|---|---|\n");
@@ -373,13 +373,13 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     st = comm_agree(w, st);
     const int32_t nk = o->k ? 1 : o->kmax - o->kmin + 1, G = 64;
     embed_report R = {.F = F, .C = CL, .D = D, .G = G, .nk = nk};
-    double *ksil = calloc((size_t)nk, sizeof *ksil), *kin = calloc((size_t)nk, sizeof *kin);
+    double *ksil = calloc((size_t)nk, sizeof *ksil), *kin = calloc((size_t)nk, sizeof *kin), *kch = calloc((size_t)nk, sizeof *kch);
     double *centers = malloc((size_t)EMBED_K_MAX * D * sizeof *centers), *csil = malloc(EMBED_K_MAX * sizeof *csil);
     double *mean = malloc((size_t)D * sizeof *mean), *axes = malloc((size_t)2 * D * sizeof *axes);
     double *cmean = malloc((size_t)EMBED_K_MAX * F * sizeof *cmean), *omean = malloc((size_t)F * sizeof *omean);
     int64_t *sizes = malloc(EMBED_K_MAX * sizeof *sizes), *lcount = malloc((size_t)EMBED_K_MAX * CL * sizeof *lcount);
     char(*fname)[64] = calloc((size_t)F, 64), (*cname)[64] = calloc((size_t)CL, 64);
-    if (st == FH_OK && (!ksil || !kin || !centers || !csil || !mean || !axes || !cmean || !omean || !sizes || !lcount ||
+    if (st == FH_OK && (!ksil || !kin || !kch || !centers || !csil || !mean || !axes || !cmean || !omean || !sizes || !lcount ||
                         !fname || !cname))
         st = fh_error_set(FH_ENOMEM, "out of memory");
     embed_rows E = {.c = w, .dim = D, .n = n, .x = emb, .clients = C, .nloc = nloc, .client = ids + c0, .first = lfirst};
@@ -390,13 +390,9 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     if (st == FH_OK && (o->k ? o->k : o->kmax) > N)
         st = fh_error_set(FH_EINPUT, "%s = %d: more clusters than the %lld training rows of %s", o->k ? "--k" : "--k-max",
                           o->k ? o->k : o->kmax, (long long)N, cfg->data.file);
-    if (st == FH_OK && !o->k) st = embed_select_k(&E, o->kmin, o->kmax, seed, o->iters, &k, ksil, kin);
+    if (st == FH_OK) st = embed_select_k(&E, o->k ? o->k : o->kmin, o->k ? o->k : o->kmax, seed, o->iters, &k, ksil, kin, kch);
     if (st == FH_OK) st = embed_kmeans(&E, k, seed, o->iters, centers, assign, &R.S);
     if (st == FH_OK) st = embed_silhouette(&E, k, centers, assign, &R.sil, csil, sizes);
-    if (st == FH_OK && o->k) {
-        ksil[0] = R.sil;
-        kin[0] = R.S.inertia;
-    }
     if (st == FH_OK) st = embed_pca2(&E, mean, axes, R.var, &R.totvar);
     if (st == FH_OK) embed_project(emb, n, D, mean, axes, proj);
     int64_t *grid = st == FH_OK ? malloc((size_t)G * G * k * sizeof *grid) : NULL;
@@ -425,6 +421,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
         R.csil = csil;
         R.ksil = ksil;
         R.kin = kin;
+        R.kch = kch;
         R.sizes = sizes;
         R.lcount = lcount;
         R.grid = grid;
@@ -436,11 +433,12 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
                    (long long)N, C, w->size, D, model_type_name(m->type));
             if (!o->k)
                 for (int32_t i = 0; i < nk; i++)
-                    printf("  k = %2d: silhouette %.4f, inertia %.6g%s\n", o->kmin + i, ksil[i], kin[i],
+                    printf("  k = %2d: silhouette %.4f, inertia %.6g, Calinski-Harabasz %.5g%s\n", o->kmin + i, ksil[i],
+                           kin[i], kch[i],
                            o->kmin + i == k ? "  <- chosen" : "");
-            printf("  k = %d: silhouette %.4f (simplified, federated), %d Lloyd iteration(s)%s, PCA: %.1f%% + %.1f%% of "
-                   "the variance\n",
-                   k, R.sil, R.S.iters, R.S.converged ? " (converged)" : "", 100 * R.var[0] / (R.totvar > 0 ? R.totvar : 1),
+            printf("  k = %d: silhouette %.4f (simplified, federated), %d Lloyd iteration(s)%s, %d empty cluster(s) "
+                   "re-seeded, PCA: %.1f%% + %.1f%% of the variance\n",
+                   k, R.sil, R.S.iters, R.S.converged ? " (converged)" : "", R.S.reseeded, 100 * R.var[0] / (R.totvar > 0 ? R.totvar : 1),
                    100 * R.var[1] / (R.totvar > 0 ? R.totvar : 1));
             for (int32_t q = 0; q < k && q < 16; q++)
                 printf("  cluster %2d: %7lld customers (%5.1f%%), silhouette %.3f\n", q, (long long)sizes[q],
@@ -454,7 +452,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     fflush(stdout);
     free(ids); free(first); free(start); free(count); free(coff); free(lfirst);
     free(x); free(y); free(emb); free(proj); free(assign);
-    free(ksil); free(kin); free(centers); free(csil); free(mean); free(axes); free(cmean); free(omean);
+    free(ksil); free(kin); free(kch); free(centers); free(csil); free(mean); free(axes); free(cmean); free(omean);
     free(sizes); free(lcount); free(fname); free(cname); free(grid);
     model_ws_free(ws);
     fl_result_free(&res);

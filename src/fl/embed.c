@@ -233,6 +233,64 @@ static fh_status kmeanspp(const embed_rows *E, const km_layout *L, int64_t N, in
     return st;
 }
 
+/* Empty clusters after a Lloyd step get a new seed by the same D^2 sampling against the other
+ * centers (stream (seed, k, 1 + it, RNG_EMBED)); *done: clusters reseeded (0 when every row
+ * sits on a center). */
+static fh_status reseed_empty(const embed_rows *E, const km_layout *L, int64_t N, int32_t k, const int64_t *cnt,
+                              uint64_t seed, int32_t it, double *centers, int32_t *done)
+{
+    const int32_t C = E->clients, dim = E->dim;
+    uint8_t *live = malloc((size_t)k);
+    double *mind = malloc((size_t)(E->n > 0 ? E->n : 1) * sizeof *mind);
+    int64_t *mass = malloc((size_t)C * sizeof *mass);
+    fh_status st = live && mind && mass ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
+    *done = 0;
+    double mx = 0;
+    for (int32_t c = 0; st == FH_OK && c < k; c++) live[c] = cnt[c] > 0;
+    for (int64_t i = 0; st == FH_OK && i < E->n; i++) {
+        mind[i] = INFINITY;
+        for (int32_t c = 0; c < k; c++)
+            if (live[c]) mind[i] = fmin(mind[i], sqdist(E->x + (size_t)i * dim, centers + (size_t)c * dim, dim));
+        if (mind[i] > mx) mx = mind[i];
+    }
+    if (st == FH_OK) st = comm_allreduce_max_f64(E->c, &mx, 1);
+    const int s2 = fx_exp(mx * (double)N);
+    rng_t r = rng_stream(seed, (uint64_t)k, (uint64_t)it + 1, RNG_EMBED);
+    for (int32_t e = 0; st == FH_OK && e < k; e++) {
+        if (live[e]) continue;
+        memset(mass, 0, (size_t)C * sizeof *mass);
+        for (int32_t i = 0; i < E->nloc; i++) {
+            int64_t m = 0;
+            for (int64_t row = E->first[i]; row < E->first[i + 1]; row++) m += fxd(mind[row], s2);
+            mass[E->client[i]] = m;
+        }
+        if ((st = comm_allreduce_sum_i64(E->c, mass, C)) != FH_OK) break;
+        int64_t T = 0;
+        for (int32_t c = 0; c < C; c++) T += mass[c];
+        if (T == 0) break; /* every row sits on a center */
+        int64_t u = (int64_t)rng_below(&r, (uint64_t)T), j = 0;
+        int32_t cl;
+        for (cl = 0; cl < C && u >= mass[cl]; cl++) u -= mass[cl];
+        const int32_t li = L->lidx[cl];
+        if (li >= 0) {
+            int64_t cum = 0;
+            for (j = 0; j < E->first[li + 1] - E->first[li]; j++) {
+                cum += fxd(mind[E->first[li] + j], s2);
+                if (u < cum) break;
+            }
+        }
+        double *cen = centers + (size_t)e * dim;
+        if ((st = seed_center(E, L, cl, j, cen)) != FH_OK) break;
+        live[e] = 1;
+        (*done)++;
+        for (int64_t i = 0; i < E->n; i++) mind[i] = fmin(mind[i], sqdist(E->x + (size_t)i * dim, cen, dim));
+    }
+    free(live);
+    free(mind);
+    free(mass);
+    return st;
+}
+
 fh_status embed_kmeans(const embed_rows *E, int32_t k, uint64_t seed, int32_t iters, double *centers,
                        int32_t *assign, embed_km_stats *stats)
 {
@@ -269,7 +327,8 @@ fh_status embed_kmeans(const embed_rows *E, int32_t k, uint64_t seed, int32_t it
         S.iters = it;
         S.empty = 0;
         for (int32_t c = 0; c < k; c++) S.empty += cnt[c] == 0;
-        if (it > 0 && acc[nacc - 1] == 0) {
+        const int still = acc[nacc - 1] == 0 && it > 0;
+        if (still && S.empty == 0) {
             S.converged = 1;
             break;
         }
@@ -278,6 +337,15 @@ fh_status embed_kmeans(const embed_rows *E, int32_t k, uint64_t seed, int32_t it
             if (cnt[c] > 0)
                 for (int32_t t = 0; t < dim; t++)
                     centers[(size_t)c * dim + t] = (double)acc[(size_t)c * dim + t] * inv / (double)cnt[c];
+        if (S.empty) { /* an empty cluster gets a new seed; without one it keeps its center */
+            int32_t done = 0;
+            if ((st = reseed_empty(E, &L, N, k, cnt, seed, it, centers, &done)) != FH_OK) break;
+            S.reseeded += done;
+            if (!done && still) {
+                S.converged = 1;
+                break;
+            }
+        }
     }
     if (st == FH_OK) { /* inertia: exact sum of the squared distances */
         double mx = 0;
@@ -376,15 +444,18 @@ double embed_silhouette_full(const float *x, int64_t n, int32_t dim, const int32
 }
 
 fh_status embed_select_k(const embed_rows *E, int32_t kmin, int32_t kmax, uint64_t seed, int32_t iters,
-                         int32_t *best, double *sil, double *inertia)
+                         int32_t *best, double *sil, double *inertia, double *ch)
 {
     if (kmin < 2 || kmax < kmin || kmax > EMBED_K_MAX)
         return fh_error_set(FH_EINPUT, "k range %d..%d: expected 2 <= k_min <= k_max <= %d", kmin, kmax, EMBED_K_MAX);
     double *cen = malloc((size_t)kmax * E->dim * sizeof *cen);
     int32_t *as = malloc((size_t)(E->n > 0 ? E->n : 1) * sizeof *as);
     fh_status st = cen && as ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory choosing k");
-    double bs = -INFINITY;
+    double bs = -INFINITY, T = NAN;
     *best = kmin;
+    embed_km_stats S1;
+    if (st == FH_OK && ch) st = embed_kmeans(E, 1, seed, 1, cen, as, &S1); /* the total sum of squares */
+    if (st == FH_OK && ch) T = S1.inertia;
     for (int32_t k = kmin; st == FH_OK && k <= kmax; k++) {
         embed_km_stats S;
         double m = NAN;
@@ -393,6 +464,8 @@ fh_status embed_select_k(const embed_rows *E, int32_t kmin, int32_t kmax, uint64
         if (st != FH_OK) break;
         if (sil) sil[k - kmin] = m;
         if (inertia) inertia[k - kmin] = S.inertia;
+        if (ch) /* Calinski-Harabasz: between / within sums of squares, per degree of freedom */
+            ch[k - kmin] = S.rows > k && S.inertia > 0 ? ((T - S.inertia) / (k - 1)) / (S.inertia / (double)(S.rows - k)) : NAN;
         if (m > bs) {
             bs = m;
             *best = k;

@@ -181,8 +181,9 @@ static void test_kmeans_exact_any_placement(void)
     comm_t *w = &g_test_world, self;
     CU_ASSERT_EQUAL_FATAL(comm_split(w, w->rank, 0, &self), FH_OK);
     fixture();
-    double cen[3][4 * DIM], sil[3], inertia[3];
-    int32_t *glob[3];
+    for (int32_t k = 4; k <= 16; k += 12) { /* k = 16: re-seeding on the way */
+    double cen[3][16 * DIM], sil[3], inertia[3];
+    int32_t *glob[3], res[3];
     for (int kind = 0; kind < 3; kind++) {
         int owner[NC];
         owners(kind, w->size, owner);
@@ -190,9 +191,10 @@ static void test_kmeans_exact_any_placement(void)
         place(&p, kind == 2 ? &self : w, owner);
         int32_t *as = malloc((size_t)(g_n + 1) * sizeof *as);
         embed_km_stats S;
-        CU_ASSERT_EQUAL_FATAL(embed_kmeans(&p.E, 4, 9, 100, cen[kind], as, &S), FH_OK);
-        CU_ASSERT_EQUAL_FATAL(embed_silhouette(&p.E, 4, cen[kind], as, &sil[kind], NULL, NULL), FH_OK);
+        CU_ASSERT_EQUAL_FATAL(embed_kmeans(&p.E, k, 9, 100, cen[kind], as, &S), FH_OK);
+        CU_ASSERT_EQUAL_FATAL(embed_silhouette(&p.E, k, cen[kind], as, &sil[kind], NULL, NULL), FH_OK);
         inertia[kind] = S.inertia;
+        res[kind] = S.reseeded;
         /* every rank's assignments into the global order (a sum: each row from one rank) */
         int64_t *g = calloc((size_t)g_n, sizeof *g);
         for (int64_t i = 0; i < p.E.n; i++) g[p.grow[i]] = as[i] + 1;
@@ -204,12 +206,15 @@ static void test_kmeans_exact_any_placement(void)
         unplace(&p);
     }
     for (int kind = 1; kind < 3; kind++) {
-        CU_ASSERT(memcmp(cen[0], cen[kind], sizeof cen[0]) == 0);
+        CU_ASSERT(memcmp(cen[0], cen[kind], (size_t)k * DIM * sizeof cen[0][0]) == 0);
         CU_ASSERT(memcmp(glob[0], glob[kind], (size_t)g_n * sizeof *glob[0]) == 0);
         CU_ASSERT(memcmp(&sil[0], &sil[kind], sizeof sil[0]) == 0);
         CU_ASSERT(memcmp(&inertia[0], &inertia[kind], sizeof inertia[0]) == 0);
+        CU_ASSERT_EQUAL(res[0], res[kind]);
     }
+    if (k == 16) CU_ASSERT(res[0] > 0); /* the re-seeding path was taken */
     for (int kind = 0; kind < 3; kind++) free(glob[kind]);
+    }
     comm_free(&self);
 }
 
@@ -273,13 +278,28 @@ static void test_select_k(void)
     placed p;
     place(&p, w, owner);
     int32_t best = 0;
-    double sil[5], in[5];
-    CU_ASSERT_EQUAL_FATAL(embed_select_k(&p.E, 2, 6, 3, 100, &best, sil, in), FH_OK);
+    double sil[5], in[5], ch[5];
+    CU_ASSERT_EQUAL_FATAL(embed_select_k(&p.E, 2, 6, 3, 100, &best, sil, in, ch), FH_OK);
     CU_ASSERT_EQUAL(best, 3); /* three blobs */
     for (int i = 0; i < 5; i++) CU_ASSERT(sil[i] <= sil[1]);
     CU_ASSERT(in[1] < in[0]);
-    CU_ASSERT_EQUAL(embed_select_k(&p.E, 1, 6, 3, 100, &best, NULL, NULL), FH_EINPUT);
-    CU_ASSERT_EQUAL(embed_select_k(&p.E, 5, 4, 3, 100, &best, NULL, NULL), FH_EINPUT);
+    CU_ASSERT(ch[1] > ch[0] && ch[1] > 10); /* Calinski-Harabasz also peaks at 3 over 2 */
+    /* CH from its definition with T from the data */
+    double mu[DIM] = {0}, T = 0;
+    for (int64_t i = 0; i < g_n; i++)
+        for (int d = 0; d < DIM; d++) mu[d] += g_x[i * DIM + d] / (double)g_n;
+    for (int64_t i = 0; i < g_n; i++)
+        for (int d = 0; d < DIM; d++) T += pow(g_x[i * DIM + d] - mu[d], 2);
+    CU_ASSERT_DOUBLE_EQUAL(ch[1], ((T - in[1]) / 2) / (in[1] / (double)(g_n - 3)), 1e-6 * ch[1]);
+    CU_ASSERT_EQUAL(embed_select_k(&p.E, 1, 6, 3, 100, &best, NULL, NULL, NULL), FH_EINPUT);
+    CU_ASSERT_EQUAL(embed_select_k(&p.E, 5, 4, 3, 100, &best, NULL, NULL, NULL), FH_EINPUT);
+    /* many clusters for 52 rows: emptied clusters are re-seeded, none is left empty */
+    double cen[12 * DIM];
+    int32_t *as = malloc((size_t)(p.E.n + 1) * sizeof *as);
+    embed_km_stats S;
+    CU_ASSERT_EQUAL_FATAL(embed_kmeans(&p.E, 12, 8, 100, cen, as, &S), FH_OK);
+    CU_ASSERT_EQUAL(S.empty, 0);
+    free(as);
     unplace(&p);
 }
 
