@@ -57,7 +57,7 @@ done
 
 # the embeddings file: one row per training row, width 16, clusters in [0, k)
 rows=$(h5dump -H -d /embedding "$T/o1/embeddings.h5" | grep -o "( [0-9]*, [0-9]* )" | head -1)
-k=$(awk -F, 'NR>1 && $4==1 {print $1}' "$T/o1/k_selection.csv")
+k=$(awk -F, 'NR>1 && $5==1 {print $1}' "$T/o1/k_selection.csv")
 train=$("$FEDHPC" inspect "$T/cr.h5" | grep -o -E "[0-9]+ train rows|train rows *:? *[0-9]+" | grep -o -E "[0-9]+" | head -1)
 [ "$rows" = "( $train, 16 )" ] && ok "embeddings: $rows (train rows x hidden width)" || bad "embeddings shape '$rows', train rows '$train'"
 nk=$(($(wc -l <"$T/o1/clusters.csv") - 1))
@@ -66,7 +66,7 @@ sum=$(awk -F, 'NR>1{s+=$2} END{print s}' "$T/o1/clusters.csv")
 [ "$sum" = "$train" ] && ok "cluster sizes add up to the $train rows" || bad "cluster sizes add up to $sum, not $train"
 maxc=$(h5dump -d /cluster -y -w 0 "$T/o1/embeddings.h5" | tr ',' '\n' | grep -E '^ *[0-9]+ *$' | sort -n | tail -1 | tr -d ' ')
 [ -n "$maxc" ] && [ "$maxc" -lt "$k" ] && ok "clusters in [0, k)" || bad "largest cluster id '$maxc' with k '$k'"
-s=$(awk -F, 'NR>1 && $4==1 {print $2}' "$T/o1/k_selection.csv")
+s=$(awk -F, 'NR>1 && $5==1 {print $2}' "$T/o1/k_selection.csv")
 nums "$s" && awk -v s="$s" 'BEGIN{exit !(s > 0 && s <= 1)}' && ok "silhouette $s in (0, 1]" || bad "silhouette '$s'"
 grep -q "Seniority\|Income\|Age" "$T/o1/clusters.md" && ok "profiles name the data's features" ||
     bad "profiles name the data's features"
