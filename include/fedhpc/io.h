@@ -115,6 +115,10 @@ fh_status io_data_class_names(io_data *h, char (*out)[64]);
 /* The features' names out[features] (at most 63 chars + NUL; a CSV data set's
  * /encoding/feature_name): *found = 1; *found = 0 when the file has none (image data). */
 fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found);
+/* How to undo the standardisation of a CSV data set's numeric columns: the value in the CSV's
+ * units is x * mul[j] + add[j] (numeric columns: the training std and mean; one-hot features and
+ * data without /encoding: 1 and 0). *found = 1 when the file has an /encoding group. */
+fh_status io_data_feature_scale(io_data *h, double *mul, double *add, int *found);
 /* The embeddings file (format "fedhpc-embed", version 1; docs/embed.md), written collectively
  * over c to PATH.tmp and renamed: /embedding [rows, dim] float32, /cluster [rows] int32,
  * /pca [rows, 2] float32 (row i = training row i of the data file), /client_offsets

@@ -137,14 +137,16 @@ typedef struct {
     int32_t k, F, C, D, G, nk;
     int64_t N;
     const double *cmean, *omean, *csil, *ksil, *kin, *kch;
+    const double *mul, *add; /* [F] feature value in the data's units: x * mul + add */
     const int64_t *sizes, *lcount, *grid;
     double sil, lo[2], hi[2], var[2], totvar;
     char (*fname)[64], (*cname)[64];
     embed_km_stats S;
 } embed_report;
 
-/* top features of cluster q by (cluster mean - overall mean), descending; ties: lower index */
-static void top_features(const embed_report *R, int32_t q, int32_t top, int32_t *idx)
+/* top features of cluster q by sign * (cluster mean - overall mean), descending (sign -1: the
+ * most under-represented); ties: lower index */
+static void top_features(const embed_report *R, int32_t q, int32_t top, double sign, int32_t *idx)
 {
     for (int32_t t = 0; t < top; t++) {
         int32_t b = -1;
@@ -152,10 +154,22 @@ static void top_features(const embed_report *R, int32_t q, int32_t top, int32_t 
             int used = 0;
             for (int32_t u = 0; u < t; u++) used |= idx[u] == j;
             if (used) continue;
-            const double d = R->cmean[(size_t)q * R->F + j] - R->omean[j];
-            if (b < 0 || d > R->cmean[(size_t)q * R->F + b] - R->omean[b]) b = j;
+            const double d = sign * (R->cmean[(size_t)q * R->F + j] - R->omean[j]);
+            if (b < 0 || d > sign * (R->cmean[(size_t)q * R->F + b] - R->omean[b])) b = j;
         }
         idx[t] = b;
+    }
+}
+
+/* the features of idx as "name cluster (all); ..." in the data's units */
+static void md_features(FILE *f, const embed_report *R, int32_t q, const int32_t *idx, int32_t top)
+{
+    for (int32_t t = 0; t < top; t++) {
+        const int32_t j = idx[t];
+        const double cm = R->cmean[(size_t)q * R->F + j] * R->mul[j] + R->add[j], om = R->omean[j] * R->mul[j] + R->add[j];
+        fprintf(f, "%s", t ? "; " : "");
+        md_str(f, R->fname[j]);
+        fprintf(f, " %.3f (%.3f)", fabs(cm) < 5e-4 ? 0.0 : cm, fabs(om) < 5e-4 ? 0.0 : om); /* no "-0.000" */
     }
 }
 
@@ -178,19 +192,21 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
             snprintf(h, sizeof h, "share_%s", R->cname[c]);
             csv_str(f, h);
         }
-        fprintf(f, ",top_features\n");
+        fprintf(f, ",top_features,bottom_features\n");
         for (int32_t q = 0; q < k; q++) {
             fprintf(f, "%d,%lld,%.6f,%.6f", q, (long long)R->sizes[q], (double)R->sizes[q] / (double)R->N, R->csil[q]);
             for (int32_t c = 0; c < C; c++)
                 fprintf(f, ",%.6f", R->sizes[q] ? (double)R->lcount[(size_t)q * C + c] / (double)R->sizes[q] : NAN);
-            top_features(R, q, top, idx);
-            char buf[64 * 100 + 100] = "";
-            for (int32_t t = 0; t < top; t++) {
-                strcat(buf, t ? ";" : "");
-                strncat(buf, R->fname[idx[t]], 63);
+            for (int sg = 1; sg >= -1; sg -= 2) {
+                top_features(R, q, top, sg, idx);
+                char buf[64 * 100 + 100] = "";
+                for (int32_t t = 0; t < top; t++) {
+                    strcat(buf, t ? ";" : "");
+                    strncat(buf, R->fname[idx[t]], 63);
+                }
+                fputc(',', f);
+                csv_str(f, buf);
             }
-            fputc(',', f);
-            csv_str(f, buf);
             fputc('\n', f);
         }
         if (fclose(f) != 0 && st == FH_OK) st = fh_error_set(FH_EIO, "%s: cannot write", path);
@@ -199,13 +215,14 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
     snprintf(path, sizeof path, "%s/cluster_features.csv", o->out);
     if (st == FH_OK && !(f = fopen(path, "w"))) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     if (st == FH_OK) {
-        fprintf(f, "cluster,feature,cluster_mean,overall_mean,difference\n");
+        fprintf(f, "cluster,feature,cluster_mean,overall_mean,difference,cluster_mean_data,overall_mean_data\n");
         for (int32_t q = 0; q < k; q++)
             for (int32_t j = 0; j < F; j++) {
                 const double cm = R->cmean[(size_t)q * F + j];
                 fprintf(f, "%d,", q);
                 csv_str(f, R->fname[j]);
-                fprintf(f, ",%.6g,%.6g,%.6g\n", cm, R->omean[j], cm - R->omean[j]);
+                fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g\n", cm, R->omean[j], cm - R->omean[j], cm * R->mul[j] + R->add[j],
+                        R->omean[j] * R->mul[j] + R->add[j]);
             }
         if (fclose(f) != 0) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     }
@@ -229,9 +246,10 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
                    "(simplified, federated), inertia %.6g, %d Lloyd iteration(s)%s, %d empty cluster(s) re-seeded.\n\n",
                 (long long)R->N, R->D, k, o->k ? "fixed by --k" : "highest silhouette", R->sil, R->S.inertia, R->S.iters,
                 R->S.converged ? ", converged" : "", R->S.reseeded);
-        fprintf(f, "| cluster | customers | share | silhouette | %s | top features: cluster mean (all) |\n",
+        fprintf(f, "| cluster | customers | share | silhouette | %s | more than average: cluster mean (all) | "
+                   "less than average: cluster mean (all) |\n",
                 C == 2 ? "share of label" : "top label (share)");
-        fprintf(f, "|---:|---:|---:|---:|---|---|\n");
+        fprintf(f, "|---:|---:|---:|---:|---|---|---|\n");
         for (int32_t q = 0; q < k; q++) {
             fprintf(f, "| %d | %lld | %.1f%% | %.3f | ", q, (long long)R->sizes[q], 100.0 * R->sizes[q] / R->N, R->csil[q]);
             int32_t bc = C == 2 ? 1 : 0;
@@ -239,17 +257,16 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
                 if (R->lcount[(size_t)q * C + c] > R->lcount[(size_t)q * C + bc]) bc = c;
             md_str(f, R->cname[bc]);
             fprintf(f, " %.1f%% | ", R->sizes[q] ? 100.0 * R->lcount[(size_t)q * C + bc] / R->sizes[q] : 0.0);
-            top_features(R, q, top, idx);
-            for (int32_t t = 0; t < top; t++) {
-                fprintf(f, "%s", t ? "; " : "");
-                md_str(f, R->fname[idx[t]]);
-                const double cm = R->cmean[(size_t)q * F + idx[t]], om = R->omean[idx[t]];
-                fprintf(f, " %.3f (%.3f)", fabs(cm) < 5e-4 ? 0.0 : cm, fabs(om) < 5e-4 ? 0.0 : om); /* no "-0.000" */
-            }
+            top_features(R, q, top, 1, idx);
+            md_features(f, R, q, idx, top);
+            fprintf(f, " | ");
+            top_features(R, q, top, -1, idx);
+            md_features(f, R, q, idx, top);
             fprintf(f, " |\n");
         }
-        fprintf(f, "\nTop features: the largest cluster mean minus overall mean (standardised units for numeric "
-                   "columns, shares for one-hot and 0/1 columns).\n");
+        fprintf(f, "\nFeatures ranked by cluster mean - overall mean of the model's inputs (standardised numeric "
+                   "columns, one-hot shares), largest and smallest; the values shown are in the data's units "
+                   "(for a 0/1 or one-hot column: the share of customers with it).\n");
         if (fclose(f) != 0) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     }
     /* embed_pca.csv: per cell of the histogram, its centre, majority cluster and count */
@@ -379,8 +396,9 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     double *cmean = malloc((size_t)EMBED_K_MAX * F * sizeof *cmean), *omean = malloc((size_t)F * sizeof *omean);
     int64_t *sizes = malloc(EMBED_K_MAX * sizeof *sizes), *lcount = malloc((size_t)EMBED_K_MAX * CL * sizeof *lcount);
     char(*fname)[64] = calloc((size_t)F, 64), (*cname)[64] = calloc((size_t)CL, 64);
+    double *mul = malloc((size_t)F * sizeof *mul), *add = malloc((size_t)F * sizeof *add);
     if (st == FH_OK && (!ksil || !kin || !kch || !centers || !csil || !mean || !axes || !cmean || !omean || !sizes || !lcount ||
-                        !fname || !cname))
+                        !fname || !cname || !mul || !add))
         st = fh_error_set(FH_ENOMEM, "out of memory");
     embed_rows E = {.c = w, .dim = D, .n = n, .x = emb, .clients = C, .nloc = nloc, .client = ids + c0, .first = lfirst};
     int32_t k = o->k;
@@ -402,6 +420,8 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     int found = 0;
     if (st == FH_OK) st = io_data_feature_names(data, fname, &found);
     if (st == FH_OK) st = io_data_class_names(data, cname);
+    int scaled = 0;
+    if (st == FH_OK) st = io_data_feature_scale(data, mul, add, &scaled);
     for (int32_t j = 0; st == FH_OK && !found && j < F; j++) snprintf(fname[j], 64, "feature_%d", j);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0) st = cli_mkdirs(o->out);
@@ -422,6 +442,8 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
         R.ksil = ksil;
         R.kin = kin;
         R.kch = kch;
+        R.mul = mul;
+        R.add = add;
         R.sizes = sizes;
         R.lcount = lcount;
         R.grid = grid;
@@ -453,7 +475,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     free(ids); free(first); free(start); free(count); free(coff); free(lfirst);
     free(x); free(y); free(emb); free(proj); free(assign);
     free(ksil); free(kin); free(kch); free(centers); free(csil); free(mean); free(axes); free(cmean); free(omean);
-    free(sizes); free(lcount); free(fname); free(cname); free(grid);
+    free(sizes); free(lcount); free(fname); free(cname); free(mul); free(add); free(grid);
     model_ws_free(ws);
     fl_result_free(&res);
     return st;
