@@ -27,7 +27,7 @@
 
 static const char *USAGE =
     "usage: fedhpc embed CONFIG.ini [--model FILE.h5] [--k K | --k-min A --k-max B] [--iters N]\n"
-    "                    [--top N] [--out DIR] [section.key=value ...]\n"
+    "                    [--top N] [--min-cell N] [--out DIR] [section.key=value ...]\n"
     "\n"
     "Customer embeddings and their federated clustering (docs/embed.md). CONFIG.ini is the\n"
     "configuration `fedhpc run` trained with; the model is [output] dir/model.h5 unless --model\n"
@@ -43,6 +43,7 @@ static const char *USAGE =
     "  --k-min A, --k-max B   the range of k tried (2 <= A <= B <= 64; default 2 and 8)\n"
     "  --iters N         at most N Lloyd iterations (default 100)\n"
     "  --top N           features listed per cluster in the table (default 5)\n"
+    "  --min-cell N      the plot leaves out histogram cells of fewer than N customers (default 1)\n"
     "  --out DIR         output directory (default: [output] dir)\n"
     "\n"
     "writes DIR/embeddings.h5 (per training row: embedding, cluster, PCA), clusters.csv,\n"
@@ -53,7 +54,7 @@ typedef struct {
     config_t cfg;
     char model[CONFIG_PATH_MAX + 16];
     char out[CONFIG_PATH_MAX];
-    int32_t k, kmin, kmax, iters, top;
+    int32_t k, kmin, kmax, iters, top, min_cell;
 } embed_opts;
 
 static fh_status opt_int(const char *opt, const char *v, long long lo, long long hi, int32_t *out)
@@ -72,6 +73,7 @@ static fh_status check_inputs(int argc, char **argv, embed_opts *o)
     o->kmax = 8;
     o->iters = 100;
     o->top = 5;
+    o->min_cell = 1;
     if (argc < 2 || argv[1][0] == '-')
         return fh_error_set(FH_EINPUT, "embed: expected CONFIG.ini as the first argument (see fedhpc embed --help)");
     FH_TRY(config_load(&o->cfg, argv[1]));
@@ -97,6 +99,7 @@ static fh_status check_inputs(int argc, char **argv, embed_opts *o)
             rangeset = 1;
         } else if (!strcmp(a, "--iters")) FH_TRY(opt_int("--iters", v, 1, 100000, &o->iters));
         else if (!strcmp(a, "--top")) FH_TRY(opt_int("--top", v, 1, 100, &o->top));
+        else if (!strcmp(a, "--min-cell")) FH_TRY(opt_int("--min-cell", v, 1, 1000000000, &o->min_cell));
         else return fh_error_set(FH_EINPUT, "embed: unknown option '%s' (see fedhpc embed --help)", a);
     }
     if (kset && rangeset) return fh_error_set(FH_EINPUT, "embed: --k fixes k; expected either --k or --k-min/--k-max");
@@ -284,7 +287,7 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
                     tot += cell[q];
                     if (cell[q] > cell[b]) b = q;
                 }
-                if (!tot) continue;
+                if (!tot || tot < o->min_cell) continue; /* --min-cell: cells of fewer customers not drawn */
                 fprintf(f, "%.6g,%.6g,%d,%lld\n", R->lo[0] + (ix + 0.5) * (R->hi[0] - R->lo[0]) / G,
                         R->lo[1] + (iy + 0.5) * (R->hi[1] - R->lo[1]) / G, b, (long long)tot);
             }
@@ -303,9 +306,10 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
                        "set datafile separator ','\nset key outside right\n"
                        "set title 'Customer embeddings: PCA, coloured by cluster (k = %d; point size ~ log customers per cell)'\n"
                        "set xlabel 'PC1 (%.1f%% of variance)'\nset ylabel 'PC2 (%.1f%% of variance)'\n"
+                       "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\n"
                        "plot for [c=0:%d] '%s' skip 1 using ($3==c?$1:1/0):2:(0.4+0.35*log(1+$4)) "
                        "with points pt 7 ps variable lc c+1 title sprintf('cluster %%d', c)\n",
-                    tmp, k, 100 * R->var[0] / tv, 100 * R->var[1] / tv, k - 1, path);
+                    tmp, k, 100 * R->var[0] / tv, 100 * R->var[1] / tv, R->lo[0], R->hi[0], R->lo[1], R->hi[1], k - 1, path);
             const int rc = pclose(g);
             if (rc != 0 || access(tmp, R_OK) != 0 || rename(tmp, png) != 0) {
                 unlink(tmp);

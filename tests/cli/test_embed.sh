@@ -74,6 +74,13 @@ grep -q "^| 0 |" "$T/o1/clusters.md" && ok "clusters.md has the table" || bad "c
 check "fixed --k 3" "$FEDHPC" embed "$T/e.ini" --k 3 --out "$T/k3"
 [ "$(($(wc -l <"$T/k3/clusters.csv") - 1))" = 3 ] && ok "--k 3: three clusters" || bad "--k 3: three clusters"
 
+check "--min-cell 5" "$FEDHPC" embed "$T/e.ini" --k-min 2 --k-max 5 --min-cell 5 --out "$T/mc"
+a=$(awk -F, 'NR>1' "$T/o1/embed_pca.csv" | wc -l)
+b=$(awk -F, 'NR>1' "$T/mc/embed_pca.csv" | wc -l)
+small=$(awk -F, 'NR>1 && $4 < 5' "$T/mc/embed_pca.csv" | wc -l)
+[ "$b" -lt "$a" ] && [ "$small" = 0 ] && ok "--min-cell 5: $b of $a plotted cells, none under 5 customers" ||
+    bad "--min-cell 5: $b of $a cells, $small under 5"
+
 # bad input: exit 2, one message (also from 2 ranks)
 expect_input_error "no model file" "model.h5" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" output.dir="$T/none" --out "$T/x"
 expect_input_error "model of another shape" "does not match the configuration" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" \
