@@ -5,6 +5,7 @@
 #include "h5util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,4 +70,50 @@ fail:
     if (all == FH_OK && c->rank == 0) all = h5_commit_rename(tmp, path);
     else if (c->rank == 0) unlink(tmp);
     return comm_agree(c, all);
+}
+
+/* `fedhpc inspect` of an embeddings file (called from src/io/inspect.c). */
+fh_status embed_inspect_h5(const char *path, hid_t f);
+fh_status embed_inspect_h5(const char *path, hid_t f)
+{
+    int64_t version, k, dim, rows, clients;
+    double sil;
+    char model[1024], data[1024];
+    FH_TRY(h5_attr_read_i64(f, "version", &version, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "k", &k, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "dim", &dim, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "rows", &rows, 1, path));
+    FH_TRY(h5_attr_read_i64(f, "clients", &clients, 1, path));
+    FH_TRY(h5_attr_read_f64(f, "silhouette", &sil, path));
+    FH_TRY(h5_attr_read_str(f, "model_file", model, sizeof model, path));
+    FH_TRY(h5_attr_read_str(f, "data_file", data, sizeof data, path));
+    if (k < 1 || k > 1000000 || rows < 0) return fh_error_set(FH_EINPUT, "%s: k = %lld, rows = %lld: not an embeddings file", path, (long long)k, (long long)rows);
+    hsize_t dims[2];
+    FH_TRY(h5_dset_shape(f, "cluster", 1, dims, path));
+    if ((int64_t)dims[0] != rows) return fh_error_set(FH_EINPUT, "%s: /cluster has %llu rows, expected %lld", path, (unsigned long long)dims[0], (long long)rows);
+    int32_t *cl = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *cl);
+    int64_t *cnt = calloc((size_t)k, sizeof *cnt);
+    fh_status st = cl && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"), st_fail = FH_EINPUT;
+    hid_t d = H5I_INVALID_HID;
+    if (st != FH_OK) goto fail;
+    d = H5Dopen2(f, "cluster", H5P_DEFAULT);
+    H5CHK(d, "%s: cannot open /cluster", path);
+    if (rows > 0) H5CHK(H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, cl), "%s: cannot read /cluster", path);
+    for (int64_t i = 0; i < rows; i++) {
+        if (cl[i] < 0 || cl[i] >= k) {
+            st = fh_error_set(FH_EINPUT, "%s: /cluster: row %lld in cluster %d, outside [0, %lld)", path, (long long)i, cl[i], (long long)k);
+            goto fail;
+        }
+        cnt[cl[i]]++;
+    }
+    printf("%s: fedhpc customer embeddings (format version %lld)\n  rows        %lld of %lld clients, width %lld\n"
+           "  clusters    k = %lld, silhouette %.4f (simplified)\n  model       %s\n  data        %s\n  sizes      ",
+           path, (long long)version, (long long)rows, (long long)clients, (long long)dim, (long long)k, sil, model, data);
+    for (int64_t c = 0; c < k; c++) printf(" %lld", (long long)cnt[c]);
+    printf("\n");
+fail:
+    if (d >= 0) H5Dclose(d);
+    free(cl);
+    free(cnt);
+    return st;
 }

@@ -8,7 +8,13 @@
 
 echo "test_embed"
 if ! "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --out "$T/cr.h5" >"$T/prep.log" 2>&1; then
-    bad "prepare credit_data"; tail -3 "$T/prep.log"; finish embed; exit 1
+    bad "prepare credit_data"; tail -3 "$T/prep.log"; if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 2 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
+    expect_input_error "per-party data files" "per-party data files are not supported" "$FEDHPC" embed "$T/e.ini" \
+        data.file="$T/p.h5" --out "$T/x"
+else
+    bad "prepare --parties 2"; tail -3 "$T/prep2.log"
+fi
+finish embed; exit 1
 fi
 cat >"$T/e.ini" <<EOF
 [data]
@@ -71,6 +77,9 @@ nums "$s" && awk -v s="$s" 'BEGIN{exit !(s > 0 && s <= 1)}' && ok "silhouette $s
 grep -q "Seniority\|Income\|Age" "$T/o1/clusters.md" && ok "profiles name the data's features" ||
     bad "profiles name the data's features"
 grep -q "^| 0 |" "$T/o1/clusters.md" && ok "clusters.md has the table" || bad "clusters.md has the table"
+"$FEDHPC" inspect "$T/o1/embeddings.h5" >"$T/insp" 2>&1 && grep -q "k = $k," "$T/insp" &&
+    [ "$(awk '/sizes/{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' "$T/insp")" = "$train" ] &&
+    ok "inspect embeddings.h5: k and cluster sizes" || { bad "inspect embeddings.h5"; head -8 "$T/insp"; }
 check "fixed --k 3" "$FEDHPC" embed "$T/e.ini" --k 3 --out "$T/k3"
 [ "$(($(wc -l <"$T/k3/clusters.csv") - 1))" = 3 ] && ok "--k 3: three clusters" || bad "--k 3: three clusters"
 
@@ -92,4 +101,10 @@ expect_input_error "unknown option" "unknown option '--kk'" "$FEDHPC" embed "$T/
 expect_input_error "no config" "expected CONFIG.ini" "$FEDHPC" embed
 expect_input_error "logreg has no embedding" "has no customer embedding" "$FEDHPC" embed "$T/e.ini" model.type=logreg \
     --out "$T/x"
+if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 2 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
+    expect_input_error "per-party data files" "per-party data files are not supported" "$FEDHPC" embed "$T/e.ini" \
+        data.file="$T/p.h5" --out "$T/x"
+else
+    bad "prepare --parties 2"; tail -3 "$T/prep2.log"
+fi
 finish embed
