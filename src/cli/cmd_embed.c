@@ -341,7 +341,10 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
         const int more = st != FH_OK && strstr(fh_error_msg(), "room for") != NULL; /* the file has more */
         if (more || (st == FH_OK && np != m->nparams)) {
             char got[64];
-            if (more) snprintf(got, sizeof got, "has more");
+            const char *msg = fh_error_msg(), *e = more ? strstr(msg, " parameters, room for") : NULL, *b = e;
+            while (b && b > msg && b[-1] >= '0' && b[-1] <= '9') b--; /* the file's count in the message */
+            if (b && b < e) snprintf(got, sizeof got, "has %.*s", (int)(e - b), b);
+            else if (more) snprintf(got, sizeof got, "has more");
             else snprintf(got, sizeof got, "has %lld", (long long)np);
             st = fh_error_set(FH_EINPUT,
                               "model file %s does not match the configuration: [model] type = %s with its hidden widths "
