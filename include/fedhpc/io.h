@@ -123,8 +123,9 @@ fh_status io_data_feature_scale(io_data *h, double *mul, double *add, int *found
  * over c to PATH.tmp and renamed: /embedding [rows, dim] float32, /cluster [rows] int32,
  * /pca [rows, 2] float32 (row i = training row i of the data file), /client_offsets
  * [clients + 1] int64, /centers [k, dim] float64; attributes format, version, k, dim, rows,
- * clients, model_file, data_file, silhouette. Each rank writes its rows
- * [first_row, first_row + n) (independent I/O); every rank passes the same other arguments. */
+ * clients, model_file, data_file, silhouette. Each rank writes its nseg blocks of rows: block i
+ * is its local rows [lfirst[i], lfirst[i + 1]) of emb/cluster/pca, written at file row gfirst[i]
+ * (independent I/O); every rank passes the same meta. */
 typedef struct {
     int64_t rows;
     int32_t dim, clients, k;
@@ -133,8 +134,8 @@ typedef struct {
     double silhouette;
     const char *model_file, *data_file;
 } io_embed_meta;
-fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int64_t first_row, int64_t n,
-                         const float *emb, const int32_t *cluster, const float *pca);
+fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int32_t nseg, const int64_t *gfirst,
+                         const int64_t *lfirst, const float *emb, const int32_t *cluster, const float *pca);
 
 /* A summary of any fedhpc file (data, model or checkpoint) to stdout, for `fedhpc inspect`. */
 fh_status io_inspect(const char *path);

@@ -324,9 +324,6 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
 static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_meta *meta, const comm_t *w)
 {
     const config_t *cfg = &o->cfg;
-    if (meta->parties > 0)
-        return fh_error_set(FH_EINPUT, "[data] file = %s: per-party data files are not supported by fedhpc embed yet",
-                            cfg->data.file);
     fl_result res;
     FH_TRY(fl_model_setup(cfg, data, meta, &res));
     model_t *m = &res.model;
@@ -358,20 +355,32 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
         fl_result_free(&res);
         return st;
     }
-    /* placement: contiguous row-balanced blocks of clients */
-    int32_t *ids = malloc((size_t)C * sizeof *ids), *first = malloc(((size_t)w->size + 1) * sizeof *first);
+    /* placement: contiguous row-balanced blocks of clients; with per-party files, party p's
+     * clients on rank p % size, which reads them from the party's own file */
+    int32_t *ids = malloc((size_t)C * sizeof *ids), *first = malloc(((size_t)w->size + 1) * sizeof *first),
+            *party = malloc((size_t)C * sizeof *party), *loc = malloc((size_t)C * sizeof *loc);
     int64_t *start = malloc((size_t)C * sizeof *start), *count = malloc((size_t)C * sizeof *count),
-            *coff = malloc(((size_t)C + 1) * sizeof *coff);
-    if (!ids || !first || !start || !count || !coff) st = fh_error_set(FH_ENOMEM, "out of memory");
+            *coff = malloc(((size_t)C + 1) * sizeof *coff), *gfirst = malloc((size_t)C * sizeof *gfirst);
+    int32_t nloc = 0;
+    if (!ids || !first || !party || !loc || !start || !count || !coff || !gfirst)
+        st = fh_error_set(FH_ENOMEM, "out of memory");
     for (int32_t c = 0; st == FH_OK && c < C; c++) ids[c] = c;
     if (st == FH_OK) st = io_data_client_ranges(data, ids, C, start, count);
+    if (st == FH_OK) st = io_data_client_parties(data, ids, C, party);
     if (st == FH_OK) {
-        fl_assign_ranks(count, C, w->size, first);
         coff[0] = 0;
         for (int32_t c = 0; c < C; c++) coff[c + 1] = coff[c] + count[c];
+        if (meta->parties > 0)
+            for (int32_t c = 0; c < C; c++) {
+                if (party[c] % w->size == w->rank) loc[nloc++] = c;
+            }
+        else {
+            fl_assign_ranks(count, C, w->size, first);
+            for (int32_t c = first[w->rank]; c < first[w->rank + 1]; c++) loc[nloc++] = c;
+        }
+        for (int32_t i = 0; i < nloc; i++) gfirst[i] = coff[loc[i]];
     }
     st = comm_agree(w, st);
-    const int32_t c0 = st == FH_OK ? first[w->rank] : 0, c1 = st == FH_OK ? first[w->rank + 1] : 0, nloc = c1 - c0;
     int64_t *lfirst = malloc(((size_t)nloc + 1) * sizeof *lfirst);
     float *x = NULL, *emb = NULL, *proj = NULL;
     int32_t *y = NULL, *assign = NULL;
@@ -379,9 +388,53 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     if (st == FH_OK && !lfirst) st = fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK) {
         lfirst[0] = 0;
-        for (int32_t i = 0; i < nloc; i++) lfirst[i + 1] = lfirst[i] + count[c0 + i];
+        for (int32_t i = 0; i < nloc; i++) lfirst[i + 1] = lfirst[i] + count[loc[i]];
         n = lfirst[nloc];
-        if (n > 0) st = fl_read_rows(data, nloc, start + c0, count + c0, F, &x, &y, &cap);
+        if (meta->parties == 0) {
+            int64_t *ls = malloc(((size_t)nloc + 1) * sizeof *ls), *lc = malloc(((size_t)nloc + 1) * sizeof *lc);
+            if (!ls || !lc) st = fh_error_set(FH_ENOMEM, "out of memory");
+            for (int32_t i = 0; st == FH_OK && i < nloc; i++) {
+                ls[i] = start[loc[i]];
+                lc[i] = count[loc[i]];
+            }
+            if (st == FH_OK && n > 0) st = fl_read_rows(data, nloc, ls, lc, F, &x, &y, &cap);
+            free(ls);
+            free(lc);
+        } else if (n > 0) {
+            x = malloc((size_t)n * F * sizeof *x);
+            y = malloc((size_t)n * sizeof *y);
+            if (!x || !y) st = fh_error_set(FH_ENOMEM, "out of memory for the rows");
+        }
+    }
+    if (meta->parties > 0) { /* every rank opens the files of its parties on its own */
+        comm_t self;
+        int have_self = 0;
+        st = comm_agree(w, st);
+        if (st == FH_OK) st = comm_agree(w, comm_split(w, w->rank, 0, &self));
+        have_self = st == FH_OK;
+        for (int32_t p = w->rank; st == FH_OK && p < meta->parties; p += w->size) {
+            char pp[CONFIG_PATH_MAX + 32];
+            io_data_party_path(cfg->data.file, p, pp, sizeof pp);
+            io_data *ph = NULL;
+            io_data_meta pm;
+            st = io_data_open(pp, &self, &ph, &pm);
+            if (st == FH_OK && (pm.features != F || pm.classes != CL || pm.clients != C || pm.party != p))
+                st = fh_error_set(FH_EINPUT, "%s: party %d of %d features, %d classes, %d clients; expected party %d of %s "
+                                  "(%d features, %d classes, %d clients)", pp, pm.party, pm.features, pm.classes,
+                                  pm.clients, p, cfg->data.file, F, CL, C);
+            for (int32_t i = 0; st == FH_OK && i < nloc; i++) {
+                if (party[loc[i]] != p || count[loc[i]] == 0) continue;
+                int64_t s0, c0;
+                st = io_data_client_ranges(ph, loc + i, 1, &s0, &c0);
+                if (st == FH_OK && (s0 < 0 || c0 != count[loc[i]]))
+                    st = fh_error_set(FH_EINPUT, "%s: client %d: its %lld rows are not in this file", pp, loc[i],
+                                      (long long)count[loc[i]]);
+                if (st == FH_OK)
+                    st = io_data_read_ranges(ph, "train", 1, &s0, &c0, x + (size_t)lfirst[i] * F, y + lfirst[i]);
+            }
+            if (ph) io_data_close(ph);
+        }
+        if (have_self) comm_free(&self);
     }
     model_ws *ws = st == FH_OK ? model_ws_create(m, 256) : NULL;
     if (st == FH_OK) {
@@ -407,7 +460,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     if (st == FH_OK && (!ksil || !kin || !kch || !centers || !csil || !mean || !axes || !cmean || !omean || !sizes || !lcount ||
                         !fname || !cname || !mul || !add))
         st = fh_error_set(FH_ENOMEM, "out of memory");
-    embed_rows E = {.c = w, .dim = D, .n = n, .x = emb, .clients = C, .nloc = nloc, .client = ids + c0, .first = lfirst};
+    embed_rows E = {.c = w, .dim = D, .n = n, .x = emb, .clients = C, .nloc = nloc, .client = loc, .first = lfirst};
     int32_t k = o->k;
     const uint64_t seed = (uint64_t)cfg->train.seed;
     int64_t N = 0;
@@ -438,7 +491,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     if (st == FH_OK) {
         io_embed_meta em = {.rows = N, .dim = D, .clients = C, .k = k, .client_offsets = coff, .centers = centers,
                             .silhouette = R.sil, .model_file = o->model, .data_file = cfg->data.file};
-        st = io_embed_write(path, w, &em, coff[c0], n, emb, assign, proj);
+        st = io_embed_write(path, w, &em, nloc, gfirst, lfirst, emb, assign, proj);
     }
     if (st == FH_OK && w->rank == 0) {
         R.k = k;
@@ -479,7 +532,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
         }
     }
     fflush(stdout);
-    free(ids); free(first); free(start); free(count); free(coff); free(lfirst);
+    free(ids); free(first); free(party); free(loc); free(start); free(count); free(coff); free(gfirst); free(lfirst);
     free(x); free(y); free(emb); free(proj); free(assign);
     free(ksil); free(kin); free(kch); free(centers); free(csil); free(mean); free(axes); free(cmean); free(omean);
     free(sizes); free(lcount); free(fname); free(cname); free(mul); free(add); free(grid);

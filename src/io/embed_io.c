@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 static fh_status rows_dset(hid_t f, const char *name, hid_t type, int rank, hsize_t rows, hsize_t cols,
-                           int64_t first, int64_t n, const void *buf, const char *path)
+                           int32_t nseg, const int64_t *gfirst, const int64_t *lfirst, const void *buf, size_t esize,
+                           const char *path)
 {
     fh_status st = FH_OK, st_fail = FH_EIO;
     hsize_t dims[2] = {rows, cols};
@@ -18,11 +19,14 @@ static fh_status rows_dset(hid_t f, const char *name, hid_t type, int rank, hsiz
     H5CHK(sp, "HDF5: dataspace");
     d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(d, "%s: cannot create /%s", path, name);
-    if (n > 0) {
+    for (int32_t i = 0; st == FH_OK && i < nseg; i++) {
+        const int64_t n = lfirst[i + 1] - lfirst[i];
+        if (n <= 0) continue;
         char what[1200];
         snprintf(what, sizeof what, "%s: /%s", path, name);
-        st = h5_rows_rw(d, sp, type, rank, (hsize_t)first, (hsize_t)n, rank == 2 ? cols : 1, H5P_DEFAULT, (void *)buf, 1,
-                        FH_EIO, what);
+        const size_t row = esize * (rank == 2 ? (size_t)cols : 1);
+        st = h5_rows_rw(d, sp, type, rank, (hsize_t)gfirst[i], (hsize_t)n, rank == 2 ? cols : 1, H5P_DEFAULT,
+                        (char *)buf + (size_t)lfirst[i] * row, 1, FH_EIO, what);
     }
 fail:
     if (d >= 0) H5Dclose(d);
@@ -30,8 +34,8 @@ fail:
     return st;
 }
 
-fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int64_t first_row, int64_t n,
-                         const float *emb, const int32_t *cluster, const float *pca)
+fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int32_t nseg, const int64_t *gfirst,
+                         const int64_t *lfirst, const float *emb, const int32_t *cluster, const float *pca)
 {
     h5_quiet();
     char tmp[1100];
@@ -59,9 +63,11 @@ fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta 
     hsize_t d1[2] = {(hsize_t)m->clients + 1, 0}, d2[2] = {(hsize_t)m->k, (hsize_t)m->dim};
     TRY(h5_dset_write(f, "client_offsets", H5T_NATIVE_INT64, 1, d1, m->client_offsets));
     TRY(h5_dset_write(f, "centers", H5T_NATIVE_DOUBLE, 2, d2, m->centers));
-    TRY(rows_dset(f, "embedding", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, (hsize_t)m->dim, first_row, n, emb, tmp));
-    TRY(rows_dset(f, "cluster", H5T_NATIVE_INT32, 1, (hsize_t)m->rows, 1, first_row, n, cluster, tmp));
-    TRY(rows_dset(f, "pca", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, 2, first_row, n, pca, tmp));
+    TRY(rows_dset(f, "embedding", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, (hsize_t)m->dim, nseg, gfirst, lfirst, emb,
+                  sizeof(float), tmp));
+    TRY(rows_dset(f, "cluster", H5T_NATIVE_INT32, 1, (hsize_t)m->rows, 1, nseg, gfirst, lfirst, cluster, sizeof(int32_t),
+                  tmp));
+    TRY(rows_dset(f, "pca", H5T_NATIVE_FLOAT, 2, (hsize_t)m->rows, 2, nseg, gfirst, lfirst, pca, sizeof(float), tmp));
 #undef TRY
 fail:
     if (f >= 0 && H5Fclose(f) < 0 && st == FH_OK) st = fh_error_set(FH_EIO, "%s: cannot close the embeddings file", tmp);

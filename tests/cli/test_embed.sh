@@ -3,16 +3,28 @@
 # customer embeddings and their federated clustering: every output exists, the outputs are
 # bit-identical for -np 1, 2 and 4, the PNG is a PNG, the cluster table is complete, and bad
 # input (no model file, a model of another shape, k out of range, a model without an
-# embedding) exits 2 with one message.
+# embedding, a missing party file) exits 2 with one message; per-party files (prepare --parties)
+# give the same outputs as the shared file.
 . "$(dirname "$0")/lib.sh"
 
 echo "test_embed"
 if ! "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --out "$T/cr.h5" >"$T/prep.log" 2>&1; then
-    bad "prepare credit_data"; tail -3 "$T/prep.log"; if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 2 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
-    expect_input_error "per-party data files" "per-party data files are not supported" "$FEDHPC" embed "$T/e.ini" \
-        data.file="$T/p.h5" --out "$T/x"
+    bad "prepare credit_data"; tail -3 "$T/prep.log"; # per-party files (prepare --parties 3: the same clients and rows, one file per party): each rank
+# reads its parties' files; the outputs equal those of the shared file
+if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 3 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
+    check "embed per-party files -np 2" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" --k-min 2 --k-max 5 \
+        --out "$T/pp"
+    same=1
+    for f in clusters.csv clusters.md cluster_features.csv k_selection.csv embed_pca.csv; do
+        cmp -s "$T/o1/$f" "$T/pp/$f" || { same=0; echo "       | $f differs"; }
+    done
+    h5diff -q "$T/o1/embeddings.h5" "$T/pp/embeddings.h5" /embedding /embedding || same=0
+    [ $same = 1 ] && ok "per-party files: the same outputs as the shared file" || bad "per-party files: the same outputs"
+    mv "$T/p.party1.h5" "$T/p.party1.moved"
+    expect_input_error "a party file missing" "p.party1.h5" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" \
+        --out "$T/x"
 else
-    bad "prepare --parties 2"; tail -3 "$T/prep2.log"
+    bad "prepare --parties 3"; tail -3 "$T/prep2.log"
 fi
 finish embed; exit 1
 fi
@@ -101,10 +113,21 @@ expect_input_error "unknown option" "unknown option '--kk'" "$FEDHPC" embed "$T/
 expect_input_error "no config" "expected CONFIG.ini" "$FEDHPC" embed
 expect_input_error "logreg has no embedding" "has no customer embedding" "$FEDHPC" embed "$T/e.ini" model.type=logreg \
     --out "$T/x"
-if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 2 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
-    expect_input_error "per-party data files" "per-party data files are not supported" "$FEDHPC" embed "$T/e.ini" \
-        data.file="$T/p.h5" --out "$T/x"
+# per-party files (prepare --parties 3: the same clients and rows, one file per party): each rank
+# reads its parties' files; the outputs equal those of the shared file
+if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 3 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
+    check "embed per-party files -np 2" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" --k-min 2 --k-max 5 \
+        --out "$T/pp"
+    same=1
+    for f in clusters.csv clusters.md cluster_features.csv k_selection.csv embed_pca.csv; do
+        cmp -s "$T/o1/$f" "$T/pp/$f" || { same=0; echo "       | $f differs"; }
+    done
+    h5diff -q "$T/o1/embeddings.h5" "$T/pp/embeddings.h5" /embedding /embedding || same=0
+    [ $same = 1 ] && ok "per-party files: the same outputs as the shared file" || bad "per-party files: the same outputs"
+    mv "$T/p.party1.h5" "$T/p.party1.moved"
+    expect_input_error "a party file missing" "p.party1.h5" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" \
+        --out "$T/x"
 else
-    bad "prepare --parties 2"; tail -3 "$T/prep2.log"
+    bad "prepare --parties 3"; tail -3 "$T/prep2.log"
 fi
 finish embed
