@@ -111,6 +111,32 @@ fh_status io_data_class_counts(io_data *h, int64_t *out);
 /* Class names: out[classes] strings of at most 63 chars + NUL each (caller buffer [classes][64]). */
 fh_status io_data_class_names(io_data *h, char (*out)[64]);
 
+/* ---- issue 15 (`fedhpc embed`, src/io/embed_io.c) ---------------------------------------- */
+/* The features' names out[features] (at most 63 chars + NUL; a CSV data set's
+ * /encoding/feature_name): *found = 1; *found = 0 when the file has none (image data). */
+fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found);
+/* How to undo the standardisation of a CSV data set's numeric columns: the value in the CSV's
+ * units is x * mul[j] + add[j] (numeric columns: the training std and mean; one-hot features and
+ * data without /encoding: 1 and 0). *found = 1 when the file has an /encoding group. */
+fh_status io_data_feature_scale(io_data *h, double *mul, double *add, int *found);
+/* The embeddings file (format "fedhpc-embed", version 1; docs/embed.md), written collectively
+ * over c to PATH.tmp and renamed: /embedding [rows, dim] float32, /cluster [rows] int32,
+ * /pca [rows, 2] float32 (row i = training row i of the data file), /client_offsets
+ * [clients + 1] int64, /centers [k, dim] float64; attributes format, version, k, dim, rows,
+ * clients, model_file, data_file, silhouette. Each rank writes its nseg blocks of rows: block i
+ * is its local rows [lfirst[i], lfirst[i + 1]) of emb/cluster/pca, written at file row gfirst[i]
+ * (independent I/O); every rank passes the same meta. */
+typedef struct {
+    int64_t rows;
+    int32_t dim, clients, k;
+    const int64_t *client_offsets; /* [clients + 1] */
+    const double *centers;         /* [k, dim]      */
+    double silhouette;
+    const char *model_file, *data_file;
+} io_embed_meta;
+fh_status io_embed_write(const char *path, const comm_t *c, const io_embed_meta *m, int32_t nseg, const int64_t *gfirst,
+                         const int64_t *lfirst, const float *emb, const int32_t *cluster, const float *pca);
+
 /* A summary of any fedhpc file (data, model or checkpoint) to stdout, for `fedhpc inspect`. */
 fh_status io_inspect(const char *path);
 

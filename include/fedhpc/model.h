@@ -77,6 +77,16 @@ double model_sgd_step(const model_t *m, float *params, const float *x, const int
 void model_predict(const model_t *m, const float *params, const float *x, int32_t n,
                    float *probs, model_ws *ws);
 
+/* ---- customer embeddings (issue 15, `fedhpc embed`; docs/embed.md) ---------------------- */
+/* Width of the embedding model_embed writes: mlp, the last hidden layer's width; 0 for a type
+ * without one (logreg, cnn). */
+int32_t model_embed_dim(const model_t *m);
+/* Embeddings emb[n, model_embed_dim(m)] of n rows x[n, in] (any n: done in chunks of the ws's
+ * max_batch rows). mlp: the last hidden layer's activations (after ReLU). Other types:
+ * FH_EINPUT naming the type. */
+fh_status model_embed(const model_t *m, const float *params, const float *x, int32_t n, float *emb,
+                      model_ws *ws);
+
 /* ---- BLAS kernels (src/model/blas.c) ---------------------------------------------------- */
 /* Call first in main(), before MPI_Init. If OpenBLAS did not recognise the CPU and fell back to
  * its generic SSE3 ("Prescott") kernels, re-execute the program (argv as given to main) with

@@ -38,7 +38,9 @@ enum {
     RNG_ATTACK = 22,    /* [attack]: which clients are malicious      */
     RNG_ATTACK_DATA = 23, /* [attack]: poisoned rows, Gaussian updates  */
     /* gradient leakage (issue 13; a high value apart from other attack streams) */
-    RNG_LEAKAGE = 40    /* leakage attack: target rows, dummies, defence noise */
+    RNG_LEAKAGE = 40,   /* leakage attack: target rows, dummies, defence noise */
+    /* customer embeddings (issue 15, `fedhpc embed`) */
+    RNG_EMBED = 41      /* federated k-means++ seeding of the embeddings' clusters */
 };
 
 typedef struct {

@@ -15,6 +15,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_privacy(int argc, char **argv);
 int cmd_psi(int argc, char **argv);
 int cmd_attack(int argc, char **argv, const comm_t *world);
+int cmd_embed(int argc, char **argv, const comm_t *world); /* issue 15: src/cli/cmd_embed.c */
 
 /* Exit status for a status code. */
 int cli_exit_code(fh_status st);

@@ -24,6 +24,8 @@ static const char *USAGE =
     "                        private set intersection of two files' ids (docs/psi.md)\n"
     "  attack leakage CONFIG.ini [section.key=value ...]\n"
     "                        gradient-leakage attack on one client's update (docs/leakage.md)\n"
+    "  embed CONFIG.ini      customer embeddings of a trained model + federated clustering\n"
+    "                        (docs/embed.md)\n"
     "\n"
     "`fedhpc COMMAND --help` describes each command.\n"
     "exit status: 0 success, 1 runtime error, 2 bad input (config, arguments, data file)\n";
@@ -41,7 +43,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "psi") == 0) return cmd_psi(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
-    if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "attack") != 0) {
+    if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "attack") != 0 &&
+        strcmp(cmd, "embed") != 0) {
         fprintf(stderr, "fedhpc: unknown command '%s'\n\n%s", cmd, USAGE);
         return EXIT_BADINPUT;
     }
@@ -52,6 +55,7 @@ int main(int argc, char **argv)
     }
     int rc = strcmp(cmd, "run") == 0      ? cmd_run(argc - 1, argv + 1, &world)
              : strcmp(cmd, "attack") == 0 ? cmd_attack(argc - 1, argv + 1, &world)
+             : strcmp(cmd, "embed") == 0  ? cmd_embed(argc - 1, argv + 1, &world)
                                           : cmd_prepare(argc - 1, argv + 1, &world);
     comm_finalize();
     return rc;

@@ -708,3 +708,61 @@ int64_t io_data_local_test_rows(const io_data_meta *m, int64_t n)
     int64_t k = (int64_t)((double)n * m->local_test_frac);
     return k >= n ? n - 1 : k;
 }
+
+/* ---- issue 15 (`fedhpc embed`): the features' names of a CSV data set ---------------------- */
+fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found)
+{
+    *found = 0;
+    if (H5Lexists(h->file, "encoding", H5P_DEFAULT) <= 0 ||
+        H5Lexists(h->file, "encoding/feature_name", H5P_DEFAULT) <= 0)
+        return FH_OK;
+    FH_TRY(h5_dset_read_strs(h->file, "encoding/feature_name", (char *)out, (hsize_t)h->meta.features, 64, h->path));
+    *found = 1;
+    return FH_OK;
+}
+
+/* read a whole 1-D numeric dataset of n values of /encoding (issue 15) */
+static fh_status enc_read(io_data *h, const char *name, hid_t type, int64_t n, void *out)
+{
+    hsize_t dims[1];
+    FH_TRY(h5_dset_shape(h->file, name, 1, dims, h->path));
+    if ((int64_t)dims[0] != n) return fh_error_set(FH_EINPUT, "%s: /%s: expected %lld values", h->path, name, (long long)n);
+    hid_t d = H5Dopen2(h->file, name, H5P_DEFAULT);
+    if (d < 0) return fh_error_set(FH_EINPUT, "%s: cannot open /%s", h->path, name);
+    herr_t e = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    H5Dclose(d);
+    return e < 0 ? fh_error_set(FH_EINPUT, "%s: /%s cannot be read", h->path, name) : FH_OK;
+}
+
+fh_status io_data_feature_scale(io_data *h, double *mul, double *add, int *found)
+{
+    const int32_t F = h->meta.features;
+    for (int32_t j = 0; j < F; j++) {
+        mul[j] = 1;
+        add[j] = 0;
+    }
+    *found = 0;
+    if (H5Lexists(h->file, "encoding", H5P_DEFAULT) <= 0 || H5Lexists(h->file, "encoding/kind", H5P_DEFAULT) <= 0)
+        return FH_OK;
+    hsize_t dims[1];
+    FH_TRY(h5_dset_shape(h->file, "encoding/kind", 1, dims, h->path));
+    const int64_t nc = (int64_t)dims[0];
+    int32_t *kind = malloc((size_t)(nc + 1) * sizeof *kind), *ff = malloc((size_t)(nc + 1) * sizeof *ff);
+    double *mean = malloc((size_t)(nc + 1) * sizeof *mean), *sd = malloc((size_t)(nc + 1) * sizeof *sd);
+    fh_status st = kind && ff && mean && sd ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    if (st == FH_OK) st = enc_read(h, "encoding/kind", H5T_NATIVE_INT32, nc, kind);
+    if (st == FH_OK) st = enc_read(h, "encoding/first_feature", H5T_NATIVE_INT32, nc, ff);
+    if (st == FH_OK) st = enc_read(h, "encoding/mean", H5T_NATIVE_DOUBLE, nc, mean);
+    if (st == FH_OK) st = enc_read(h, "encoding/std", H5T_NATIVE_DOUBLE, nc, sd);
+    for (int64_t c = 0; st == FH_OK && c < nc; c++)
+        if (kind[c] == COL_NUMERIC && ff[c] >= 0 && ff[c] < F && mean[c] == mean[c] && sd[c] == sd[c]) { /* not NaN */
+            mul[ff[c]] = sd[c];
+            add[ff[c]] = mean[c];
+        }
+    if (st == FH_OK) *found = 1;
+    free(kind);
+    free(ff);
+    free(mean);
+    free(sd);
+    return st;
+}

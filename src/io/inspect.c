@@ -156,6 +156,8 @@ static fh_status inspect_ckpt(const char *path, hid_t f)
     return FH_OK;
 }
 
+fh_status embed_inspect_h5(const char *path, hid_t f); /* issue 15: src/io/embed_io.c */
+
 fh_status io_inspect(const char *path)
 {
     h5_quiet();
@@ -172,6 +174,7 @@ fh_status io_inspect(const char *path)
         }
         if (strcmp(fmt, "fedhpc-model") == 0) st = inspect_model(path, f);
         else if (strcmp(fmt, "fedhpc-ckpt") == 0) st = inspect_ckpt(path, f);
+        else if (strcmp(fmt, "fedhpc-embed") == 0) st = embed_inspect_h5(path, f);
         else st = fh_error_set(FH_EINPUT, "%s: unknown fedhpc format '%s'", path, fmt);
     }
     H5Fclose(f);

@@ -487,3 +487,36 @@ double model_loss_grad_clipped(const model_t *m, const float *params, const floa
     free(nrm);
     return NAN; /* not reached */
 }
+
+/* ---- customer embeddings (issue 15: `fedhpc embed`, docs/embed.md) ----------------------- */
+int32_t model_embed_dim(const model_t *m)
+{
+    switch (m->type) {
+    case MODEL_MLP: return m->nlayers >= 2 ? m->fan_out[m->nlayers - 2] : 0;
+    /* MODEL_ATTENTION: the lead wires attn_embed's width here (the customer embedding d) */
+    default: return 0;
+    }
+}
+
+fh_status model_embed(const model_t *m, const float *params, const float *x, int32_t n, float *emb,
+                      model_ws *ws)
+{
+    switch (m->type) {
+    case MODEL_MLP: {
+        if (m->nlayers < 2) return fh_error_set(FH_EINPUT, "[model] type = mlp without a hidden layer has no embedding");
+        const int32_t L = m->nlayers, D = m->fan_out[L - 2];
+        for (int64_t r = 0; r < n; r += ws->max_batch) {
+            const int32_t k = (int32_t)(n - r < ws->max_batch ? n - r : ws->max_batch);
+            model_forward(m, params, x + (size_t)r * (size_t)m->in, k, ws);
+            memcpy(emb + (size_t)r * (size_t)D, ws->act[L - 2], (size_t)k * (size_t)D * sizeof *emb);
+        }
+        return FH_OK;
+    }
+    /* ---- MODEL_ATTENTION: the lead wires the attention model in here:
+     * case MODEL_ATTENTION: return attn_embed(m, params, x, n, emb, ws);               ---- */
+    default:
+        return fh_error_set(FH_EINPUT,
+                            "[model] type = %s has no customer embedding: expected mlp (the last hidden layer) "
+                            "or attention", model_type_name(m->type));
+    }
+}
