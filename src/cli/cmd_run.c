@@ -73,7 +73,8 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
 {
     const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
                       "client_acc_mean,client_acc_p10,clients,rejected,"
-                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success\n";
+                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success,"
+                      "f1_minority,pr_auc,threshold,f1_minority_thr,f1_thr\n"; /* last 5: docs/credit.md */
     char tmp[CONFIG_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
     FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
@@ -140,9 +141,12 @@ static fh_status on_round(const fl_round_stats *s_in, void *user)
     fmt_count(rj, sizeof rj, s->rejected);
     fmt_count(ml, sizeof ml, s->malicious);
     fmt_num(bd, sizeof bd, s->attack_success);
-    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s\n", s->round, s->wall_s, tl, ls,
-            ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
-            s->dropped, s->secagg_aborted, mg, cg, ml, bd);
+    char cr[5][32]; /* credit study (binary tasks): minority F1, PR-AUC, validation threshold */
+    const double crv[5] = {s->test.f1_minority, s->test.pr_auc, s->test.threshold, s->test.f1_minority_thr, s->test.f1_thr};
+    for (int i = 0; i < 5; i++) fmt_num(cr[i], sizeof cr[i], crv[i]);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", s->round,
+            s->wall_s, tl, ls, ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
+            s->dropped, s->secagg_aborted, mg, cg, ml, bd, cr[0], cr[1], cr[2], cr[3], cr[4]);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
     if (c->cfg->output.progress == 2) return FH_OK;

@@ -282,6 +282,8 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->clients = clients;
     s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
     s->test.loss = s->test.accuracy = s->test.f1 = s->test.auc = NAN;
+    s->test.f1_minority = s->test.pr_auc = s->test.thr_best = s->test.threshold = NAN; /* credit study */
+    s->test.f1_minority_thr = s->test.f1_thr = NAN;
     s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
     s->notice = "";
     s->applied = -1;
