@@ -108,6 +108,8 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
     if (a->group_by && (a->groups > 0 || !a->partition || strcmp(a->partition, "natural") != 0))
         return fh_error_set(FH_EINPUT, "prepare: --group-by COLUMN needs --partition natural (clients from --by) and no --groups");
+    if (a->val_frac > 0 && !strcmp(a->dataset, "fmnist"))
+        return fh_error_set(FH_EINPUT, "prepare: --val-frac applies to CSV data sets, not fmnist");
     /* every path argument, before any work */
     FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
@@ -219,7 +221,6 @@ static fh_status prepare(const prep_args *a)
     fh_status st;
     if (!strcmp(a->dataset, "fmnist")) {
         if (a->by) return fh_error_set(FH_EINPUT, "prepare: --by applies to CSV data sets, not fmnist");
-        if (a->val_frac > 0) return fh_error_set(FH_EINPUT, "prepare: --val-frac applies to CSV data sets, not fmnist");
         st = data_load_fmnist(a->cache, &ds);
     } else if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data")) {
         int lc = !strcmp(a->dataset, "lending_club");
