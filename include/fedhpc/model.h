@@ -26,6 +26,9 @@ typedef struct {
     int64_t b_off[MODEL_MAX_LAYERS];   /* b_l is [fan_out] at params+b_off                  */
     int64_t nparams;
     const float *class_weight;     /* optional [classes] loss weights (NULL: all 1); not owned */
+    float focal_gamma;             /* > 0: focal loss (1 - p_y)^gamma * CE (Lin et al. 2017),
+                                      logreg/mlp training (model_loss_grad, model_sgd_step);
+                                      0 (model_create's default): cross-entropy               */
     /* MODEL_CNN (src/model/cnn.c): layers 0-1 are the 5x5 convs (fan_in 25 * in channels),
      * 2-3 the dense layers; input images [cnn_side, cnn_side, cnn_channels] channels last */
     int32_t cnn_side, cnn_channels;

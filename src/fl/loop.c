@@ -261,6 +261,7 @@ fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta 
         free(cnt);
         res->model.class_weight = res->class_w;
     }
+    res->model.focal_gamma = (float)cfg->model.focal_gamma; /* credit study: focal loss */
     res->params = malloc((size_t)res->model.nparams * sizeof *res->params);
     FH_CHECK_ALLOC(res->params);
     model_init_params(&res->model, res->params, (uint64_t)cfg->train.seed);

@@ -14,7 +14,7 @@ else bad "run.sh SHORT=1 failed"; tail -20 "$T/study.log" | sed 's/^/       | /'
 CSV=$S/credit.csv
 want=""
 for ds in lc cd; do for sk in natural dirichlet quantity; do
-    ms="fedavg fedprox clustered async centralized"; [ $sk = natural ] && ms="$ms weak_drop weak_partial"
+    ms="fedavg fedprox clustered async centralized focal"; [ $sk = natural ] && ms="$ms weak_drop weak_partial"
     for m in $ms; do want="$want$ds,$sk,$m,1
 "; done
 done; done
@@ -27,7 +27,7 @@ if [ -s "$CSV" ] && awk -F, 'NR == 1 { next } { for (i = 5; i <= 11; i++) if ($i
     ok "credit.csv: every metric finite and in [0, 1], every run has a validation threshold in (0, 1)"
 else bad "credit.csv values out of range"; head -3 "$CSV" | sed 's/^/       | /'; fi
 rows=$(grep -c '^| [a-z_]* | [a-z]* | [a-z_]* | [0-9]' "$S/credit_table.md" 2>/dev/null)
-[ "$rows" = 34 ] && ok "credit_table.md: 34 rows (data set x skew x method)" || bad "credit_table.md has $rows rows"
+[ "$rows" = 40 ] && ok "credit_table.md: 40 rows (data set x skew x method)" || bad "credit_table.md has $rows rows"
 for p in credit_f1 credit_weak; do
     [ "$(head -c 4 "$S/$p.png" 2>/dev/null | tail -c 3)" = PNG ] && ok "$p.png is a PNG" || bad "$p.png missing"
 done
@@ -62,4 +62,6 @@ expect_input_error "--val-frac on fmnist" "--val-frac applies to CSV data sets" 
 expect_input_error "--val-frac out of range" "--val-frac" "$FEDHPC" prepare lending_club --partition natural --seed 1 --val-frac 1.5 --out "$T/b.h5"
 expect_input_error "--test-frac + --val-frac leave no training rows" "leave no training rows" "$FEDHPC" prepare credit_data --clients 2 \
     --partition iid --seed 1 --test-frac 0.5 --val-frac 0.5 --out "$T/c.h5"
+expect_input_error "focal_gamma with DP-SGD" "[model] focal_gamma = 2: supported with" "$FEDHPC" run jobs/studies/credit/credit.ini \
+    data.file="$T/nov.h5" model.focal_gamma=2 privacy.mode=sample privacy.noise=1 output.dir="$T/fg"
 finish credit

@@ -139,8 +139,87 @@ static void test_threshold_from_validation(void)
     CU_ASSERT_DOUBLE_EQUAL(n.f1_minority, a.f1_minority, 0);
 }
 
+/* Focal loss ([model] focal_gamma): the loss against the formula, the gradient against central
+ * differences of the loss, gamma 0 = cross-entropy. */
+static void focal_fd(model_t *m, int32_t n, uint64_t seed)
+{
+    const int64_t P = m->nparams;
+    float *pr = malloc((size_t)P * sizeof *pr), *g = malloc((size_t)P * sizeof *g), *g2 = malloc((size_t)P * sizeof *g2);
+    float x[8 * 4];
+    int32_t y[8];
+    CU_ASSERT_FATAL(pr && g && g2 && n <= 8 && m->in <= 4);
+    model_init_params(m, pr, seed);
+    for (int64_t j = 0; j < P; j++) pr[j] += (float)((j * 7 + 3) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < n * m->in; i++) x[i] = (float)((i * 13 + 5) % 17) / 8.0f - 1.0f;
+    for (int i = 0; i < n; i++) y[i] = (i * 5 + 1) % m->classes;
+    model_ws *ws = model_ws_create(m, n);
+    model_loss_grad(m, pr, x, y, n, g, ws);
+    double worst = 0;
+    for (int64_t j = 0; j < P; j++) {
+        const float keep = pr[j], h = 1e-2f;
+        pr[j] = keep + h;
+        const float up = pr[j];
+        const double lp = model_loss_grad(m, pr, x, y, n, g2, ws);
+        pr[j] = keep - h;
+        const float dn = pr[j];
+        const double lm = model_loss_grad(m, pr, x, y, n, g2, ws);
+        pr[j] = keep;
+        const double fd = (lp - lm) / ((double)up - (double)dn) / n;
+        const double err = fabs(g[j] - fd) / fmax(fmax(fabs(g[j]), fabs(fd)), 1e-3);
+        if (err > worst) worst = err;
+    }
+    CU_ASSERT(worst < 1e-2);
+    /* the fused SGD step (small batches) returns the same loss */
+    float *pa = malloc((size_t)P * sizeof *pa);
+    memcpy(pa, pr, (size_t)P * sizeof *pa);
+    const double l0 = model_loss_grad(m, pr, x, y, n, g, ws), l1 = model_sgd_step(m, pa, x, y, n, 0.1f, g2, ws);
+    CU_ASSERT_DOUBLE_EQUAL(l0, l1, 1e-6 * fabs(l0) + 1e-9);
+    model_ws_free(ws);
+    free(pr); free(g); free(g2); free(pa);
+}
+
+static void test_focal_loss(void)
+{
+    model_t m;
+    /* one row, z = 0.5, y = 1: p = sigmoid(.5); FL = (1 - p)^2 (-log p); with class weight 3 */
+    CU_ASSERT_EQUAL_FATAL(model_create(&m, MODEL_LOGREG, 1, 2, NULL, 0), FH_OK);
+    float pr[2] = {0.5f, 0.0f}, g[2], x[1] = {1.0f};
+    int32_t y[1] = {1};
+    model_ws *ws = model_ws_create(&m, 1);
+    const double p = 1.0 / (1.0 + exp(-0.5));
+    m.focal_gamma = 2.0f;
+    CU_ASSERT_DOUBLE_EQUAL(model_loss_grad(&m, pr, x, y, 1, g, ws), (1 - p) * (1 - p) * -log(p), 1e-6);
+    /* dFL/dz = g q^g p log p - q^(g+1), q = 1 - p */
+    CU_ASSERT_DOUBLE_EQUAL(g[0], 2 * (1 - p) * (1 - p) * p * log(p) - pow(1 - p, 3), 1e-6);
+    const float cw[2] = {0.5f, 3.0f};
+    m.class_weight = cw;
+    CU_ASSERT_DOUBLE_EQUAL(model_loss_grad(&m, pr, x, y, 1, g, ws), 3 * (1 - p) * (1 - p) * -log(p), 1e-6);
+    /* gamma 0 through the focal path is the cross-entropy */
+    m.class_weight = NULL;
+    m.focal_gamma = 1e-30f;
+    const double lf = model_loss_grad(&m, pr, x, y, 1, g, ws);
+    const float gf = g[0];
+    m.focal_gamma = 0.0f;
+    CU_ASSERT_DOUBLE_EQUAL(lf, model_loss_grad(&m, pr, x, y, 1, g, ws), 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(gf, g[0], 1e-6);
+    model_ws_free(ws);
+    /* gradients: binary logreg with class weights, softmax logreg, mlp */
+    CU_ASSERT_EQUAL_FATAL(model_create(&m, MODEL_LOGREG, 4, 2, NULL, 0), FH_OK);
+    m.focal_gamma = 2.0f;
+    m.class_weight = cw;
+    focal_fd(&m, 6, 11);
+    CU_ASSERT_EQUAL_FATAL(model_create(&m, MODEL_LOGREG, 4, 3, NULL, 0), FH_OK);
+    m.focal_gamma = 1.5f;
+    focal_fd(&m, 7, 12);
+    const int32_t hid[1] = {5};
+    CU_ASSERT_EQUAL_FATAL(model_create(&m, MODEL_MLP, 4, 3, hid, 1), FH_OK);
+    m.focal_gamma = 2.0f;
+    focal_fd(&m, 8, 13);
+}
+
 void tests_register_credit(void)
 {
     CU_pSuite s = CU_add_suite("credit", NULL, NULL);
     tests_add(s, "threshold_from_validation", test_threshold_from_validation);
+    tests_add(s, "focal_loss", test_focal_loss);
 }

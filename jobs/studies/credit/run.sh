@@ -1,7 +1,8 @@
 #!/bin/sh
 # The credit-scoring study (issue 16, after Imteaj & Amini 2022; docs/credit.md).
 # Cells: data set {lending_club, credit_data} x skew {natural, dirichlet, quantity} x method
-# {fedavg, fedprox, clustered, async, centralized}, plus weak (resource-constrained) agents under
+# {fedavg, fedprox, clustered, async, centralized, focal (FedAvg with the focal loss, gamma 2, on
+# top of the balanced class weights)}, plus weak (resource-constrained) agents under
 # natural skew: speeds log-normal sigma 1 and a round deadline, the weak agents' late updates
 # dropped ("without weak agents", weak_drop) or their partial work kept ("with weak agents",
 # weak_partial). Every cell over SEEDS (train.seed: initial model, sampling, shuffles, speeds;
@@ -18,11 +19,11 @@ cd "$(dirname "$0")/../../.." || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 FEDHPC=${FEDHPC:-bin/fedhpc}
 OUT=${OUT:-runs/credit}
-if [ -n "$SHORT" ]; then SEEDS=${SEEDS:-1}; ROUNDS=${ROUNDS:-4}; else SEEDS=${SEEDS:-"1 2 3"}; ROUNDS=${ROUNDS:-20}; fi
+if [ -n "$SHORT" ]; then SEEDS=${SEEDS:-1}; ROUNDS=${ROUNDS:-4}; else SEEDS=${SEEDS:-"1 2 3 4 5"}; ROUNDS=${ROUNDS:-30}; fi
 CFG=jobs/studies/credit/credit.ini
 DATASETS="lc cd"
 SKEWS="natural dirichlet quantity"
-METHODS="fedavg fedprox clustered async centralized"
+METHODS="fedavg fedprox clustered async centralized focal"
 WEAK="weak_drop weak_partial"
 DEADLINE=${DEADLINE:-20}
 mkdir -p "$OUT/data" || exit 1
@@ -59,6 +60,7 @@ for ds in $DATASETS; do for sk in $SKEWS; do
         clustered) o="cluster.method=ifca cluster.k=2" ;;
         async) o="async.mode=fedbuff async.concurrency=10 async.buffer=10 system.speed_sigma=1 train.rounds=$((ROUNDS * C / 10))" ;;
         centralized) o="fl.algorithm=centralized" ;;
+        focal) o="model.focal_gamma=2" ;;
         weak_drop) o="system.speed_sigma=1 async.mode=drop async.deadline=$DEADLINE" ;;
         weak_partial) o="system.speed_sigma=1 async.mode=partial async.deadline=$DEADLINE" ;;
         esac
@@ -106,8 +108,8 @@ END {
 
 # PNGs: minority F1 (validation threshold) per method, one cluster per data set x skew
 awk -F, 'NR > 1 && $3 !~ /^weak/ { k = $1 "_" $2; s[k, $3] += $5; n[k, $3]++; if (!(k in seen)) { seen[k] = 1; ks[++nk] = k } }
-END { split("fedavg fedprox clustered async centralized", M, " ")
-      for (j = 1; j <= nk; j++) { printf "%s", ks[j]; for (i = 1; i <= 5; i++) printf " %.4f", s[ks[j], M[i]] / n[ks[j], M[i]]; printf "\n" } }' \
+END { split("fedavg fedprox clustered async centralized focal", M, " ")
+      for (j = 1; j <= nk; j++) { printf "%s", ks[j]; for (i = 1; i <= 6; i++) printf " %.4f", s[ks[j], M[i]] / n[ks[j], M[i]]; printf "\n" } }' \
     "$CSV" >"$OUT/credit_f1.dat"
 awk -F, 'NR > 1 && $2 == "natural" && ($3 == "fedavg" || $3 ~ /^weak/ || $3 == "centralized") { s[$1, $3] += $5; n[$1, $3]++ }
 END { split("lc cd", D, " "); split("fedavg weak_drop weak_partial centralized", M, " ")
@@ -126,7 +128,7 @@ set xtics rotate by -20
 set output "$OUT/credit_f1.png"
 set title "Credit study: minority F1 over seeds ($SEEDS), $ROUNDS rounds"
 plot "$OUT/credit_f1.dat" using 2:xtic(1) title "FedAvg", '' using 3 title "FedProx", '' using 4 title "clustered (IFCA k=2)", \
-     '' using 5 title "async (FedBuff)", '' using 6 title "centralized"
+     '' using 5 title "async (FedBuff)", '' using 6 title "centralized", '' using 7 title "FedAvg + focal loss"
 set output "$OUT/credit_weak.png"
 set title "Weak agents (speeds log-normal sigma 1, deadline $DEADLINE), natural skew"
 plot "$OUT/credit_weak.dat" using 2:xtic(1) title "FedAvg (all wait)", '' using 3 title "without weak agents (drop)", \
