@@ -135,7 +135,7 @@ function sd(a, b, m,   t) { t = m > 1 ? (b - m * (a / m) ^ 2) / (m - 1) : 0; ret
 } >"$MD"
 
 # PNGs: minority F1 (validation threshold) per method, one cluster per data set x skew
-awk -F, 'NR > 1 && $3 !~ /^weak/ { k = $1 "_" $2; s[k, $3] += $5; n[k, $3]++; if (!(k in seen)) { seen[k] = 1; ks[++nk] = k } }
+awk -F, 'NR > 1 && $3 !~ /^weak/ { k = ($1 == "lc" ? "lending_club" : "credit_data") "/" $2; s[k, $3] += $5; n[k, $3]++; if (!(k in seen)) { seen[k] = 1; ks[++nk] = k } }
 END { split("fedavg fedprox clustered async centralized focal", M, " ")
       for (j = 1; j <= nk; j++) { printf "%s", ks[j]; for (i = 1; i <= 6; i++) printf " %.4f", s[ks[j], M[i]] / n[ks[j], M[i]]; printf "\n" } }' \
     "$CSV" >"$OUT/credit_f1.dat"
@@ -145,7 +145,7 @@ END { split("lc cd", D, " "); split("fedavg weak_drop weak_partial centralized",
     "$CSV" >"$OUT/credit_weak.dat"
 if command -v gnuplot >/dev/null 2>&1; then
     gnuplot <<GP || echo "gnuplot failed (the CSV and the table are written)" >&2
-set terminal png size 1000,480
+set terminal png size 1000,480 noenhanced
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.8 border -1
