@@ -364,6 +364,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
      * progress bar is drawn only outside mpirun; under mpirun, plain lines. */
     ctx.tty = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
     ctx.last.test.loss = ctx.last.test.accuracy = ctx.last.test.f1 = ctx.last.test.auc = NAN;
+    ctx.last.test.f1_minority = ctx.last.test.pr_auc = ctx.last.test.threshold = ctx.last.test.f1_minority_thr = NAN;
     ctx.last.client_acc_mean = ctx.last.client_acc_p10 = NAN;
     char path[CONFIG_PATH_MAX + 32];
     if (w->rank == 0) {
@@ -434,6 +435,11 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("  %-20s %.4f\n", "test accuracy", s->test.accuracy);
             printf("  %-20s %.4f\n", "test macro-F1", s->test.f1);
             if (!isnan(s->test.auc)) printf("  %-20s %.4f\n", "test ROC-AUC", s->test.auc);
+            if (!isnan(s->test.f1_minority)) /* credit study (docs/credit.md) */
+                printf("  %-20s %.4f (argmax), PR-AUC %.4f\n", "test minority F1", s->test.f1_minority, s->test.pr_auc);
+            if (!isnan(s->test.threshold))
+                printf("  %-20s %.4f at threshold %.4g (chosen on the validation split)\n", "test minority F1",
+                       s->test.f1_minority_thr, s->test.threshold);
             printf("  %-20s %.4f\n", "test loss", s->test.loss);
             if (!isnan(s->attack_success)) printf("  %-20s %.4f (%s)\n", "attack success", s->attack_success, attack_mode_name(cfg.attack.mode));
             if (!isnan(s->client_acc_mean))
