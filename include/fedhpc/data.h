@@ -40,6 +40,8 @@ typedef struct {
     int32_t nclasses;
     char **class_name;     /* [nclasses]                                                      */
     data_table train, test;
+    data_table val;        /* validation split (CSV with val_frac > 0), else n = 0: rows taken
+                              out of the training rows, never part of the test split          */
     data_encoding *enc;    /* NULL for image data                                             */
     /* Natural grouping of training rows (for --partition natural), else NULL/0: */
     int32_t *row_key;      /* [train.n] index into key_name                                   */
@@ -63,6 +65,8 @@ typedef struct {
     const char *by;        /* if set: natural-partition column; not used as a feature         */
     double test_frac;      /* held-out fraction, e.g. 0.2 (random rows, seed-deterministic)   */
     uint64_t seed;
+    double val_frac;       /* validation fraction taken from the non-test rows (0: none); the
+                              test rows are the same as without it; encoding fit on train only */
 } data_csv_opts;
 
 /* Any CSV with a header row. Numeric columns (every non-missing cell parses as a number) are

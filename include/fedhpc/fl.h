@@ -95,6 +95,7 @@ void fl_result_free(fl_result *r);
 typedef struct {
     io_data *data;   /* the open data set (not owned)            */
     int64_t n;       /* test rows on rank 0 (0 elsewhere)        */
+    int64_t val_n;   /* validation rows on rank 0 (prepare --val-frac; 0: none) */
     int32_t d;       /* features                                 */
     float *x;        /* [cap, d] one chunk                       */
     int32_t *y;      /* [cap]                                    */
@@ -103,7 +104,10 @@ typedef struct {
 fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, const io_data_meta *meta);
 void fl_testset_free(fl_testset *t);
 /* Metrics of params on the test split (rank 0, t->n > 0), ws_rows rows a model_predict call:
- * equal to model_evaluate on the whole split held in memory. */
+ * equal to model_evaluate on the whole split held in memory. Binary task with a validation
+ * split (t->val_n > 0): first the validation split is read and its thr_best (the threshold
+ * maximising minority F1 there) becomes out->threshold, at which the test split's
+ * f1_minority_thr and f1_thr are reported; the test split plays no part in choosing it. */
 fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
                           int32_t ws_rows, metrics_t *out);
 /* [attack] attack success of params (rank 0): backdoor, the fraction of test rows whose true

@@ -9,6 +9,7 @@
  *   /train/client_offsets [clients + 1] int64: client c owns rows [off[c], off[c+1])
  *   /train/client_name    [clients] strings (natural partition only)
  *   /test/x, /test/y      the held-out test split
+ *   /val/x, /val/y        optional validation split (attribute val_rows; prepare --val-frac)
  *   /encoding/...         CSV column encoding (col_name, kind, mean, std, first_feature, ncat,
  *                         category + category_offsets, mode, feature_name)
  *   checksums             root attribute "crc32" (files from older versions: absent); then each
@@ -54,6 +55,8 @@ typedef struct {
                                      training rows), 0..K-1 a party's (its clients' rows only)  */
     const int32_t *client_party;  /* write only ([parties] > 0): [clients] each client's party  */
     const int64_t *client_rows;   /* write only ([parties] > 0): [clients] each client's rows   */
+    int64_t val_rows;             /* read: rows of /val (prepare --val-frac; attribute val_rows),
+                                     0: none. Written from ds->val (not on party files)         */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]
@@ -90,12 +93,12 @@ fh_status io_data_client_parties(io_data *h, const int32_t *clients, int32_t n, 
 /* The file of party p of a data set prepared with --parties: "<path without .h5>.party<p>.h5". */
 void io_data_party_path(const char *path, int32_t party, char *out, size_t cap);
 
-/* Read the union of n row ranges of split ("train" or "test") into x[sum count, features] and
+/* Read the union of n row ranges of split ("train", "test" or "val") into x[sum count, features] and
  * y[sum count], ranges in the given order (independent I/O; n may be 0). Labels are checked to
  * lie in [0, classes). */
 fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
                               const int64_t *count, float *x, int32_t *y);
-/* Rows of split ("train" or "test") this process has read through io_data_read_ranges on h so
+/* Rows of split ("train", "test" or "val") this process has read through io_data_read_ranges on h so
  * far (the [secagg] truth record checks that a dedicated aggregator reads no training rows). */
 int64_t io_data_rows_read(const io_data *h, const char *split);
 

@@ -26,6 +26,9 @@ typedef struct {
     int64_t b_off[MODEL_MAX_LAYERS];   /* b_l is [fan_out] at params+b_off                  */
     int64_t nparams;
     const float *class_weight;     /* optional [classes] loss weights (NULL: all 1); not owned */
+    float focal_gamma;             /* > 0: focal loss (1 - p_y)^gamma * CE (Lin et al. 2017),
+                                      logreg/mlp training (model_loss_grad, model_sgd_step);
+                                      0 (model_create's default): cross-entropy               */
     /* MODEL_CNN (src/model/cnn.c): layers 0-1 are the 5x5 convs (fan_in 25 * in channels),
      * 2-3 the dense layers; input images [cnn_side, cnn_side, cnn_channels] channels last */
     int32_t cnn_side, cnn_channels;
@@ -105,11 +108,29 @@ typedef struct {
                         predictions is left out of the mean)                     */
     double auc;      /* binary: ROC-AUC of p(class 1), ties by average rank;
                         multi-class or one class present: NAN                    */
+    /* Binary tasks only (NAN otherwise, or when a class is absent / a score is NaN). The
+     * minority class is the class with fewer rows among those evaluated (class 1 on a tie). */
+    double f1_minority;     /* F1 of the minority class, argmax decision             */
+    double pr_auc;          /* average precision of the minority class:
+                               sum over distinct thresholds (descending) of
+                               (R_k - R_{k-1}) P_k, ties as one threshold             */
+    double thr_best;        /* the threshold t on p(class 1) (decision: class 1 iff
+                               p1 >= t; t one of the scores seen) maximising the
+                               minority F1 on THESE rows (ties: the smallest t). For a
+                               validation split; never applied to the rows it came from */
+    double threshold;       /* the threshold applied (metrics_eval_at, model_eval_
+                               set_threshold), NAN when none was given                 */
+    double f1_minority_thr; /* minority F1 with decision p1 >= threshold              */
+    double f1_thr;          /* macro-F1 with decision p1 >= threshold                 */
 } metrics_t;
 
 /* Metrics of probabilities probs[n, classes] against labels y[n]. */
 fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t classes,
                        metrics_t *out);
+/* The same, and (binary tasks) the F1 scores at decision threshold thr on p(class 1)
+ * (thr NAN: none, as metrics_eval). */
+fh_status metrics_eval_at(const float *probs, const int32_t *y, int64_t n, int32_t classes,
+                          double thr, metrics_t *out);
 
 /* Evaluate a model on a table in batches of ws's max_batch rows (probs kept only per batch,
  * except for binary tasks where p(class 1) is kept for the AUC). */
@@ -125,6 +146,9 @@ fh_status model_eval_begin(const model_t *m, int64_t n, int32_t max_batch, model
 fh_status model_eval_add(model_eval *e, const float *params, const float *x, const int32_t *y,
                          int64_t k, model_ws *ws);
 fh_status model_eval_end(model_eval *e, metrics_t *out);
+/* Binary tasks: also report the F1 scores at decision threshold thr (p1 >= thr: class 1), e.g.
+ * a threshold chosen on a validation split (src/fl/evaluate.c). Call before model_eval_end. */
+void model_eval_set_threshold(model_eval *e, double thr);
 void model_eval_free(model_eval *e);
 
 /* DP-SGD: per-example clipped gradients without a loop over rows (logreg and mlp).

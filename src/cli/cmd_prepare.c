@@ -15,7 +15,7 @@ static const char *USAGE =
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
     "                      [--cache DIR] [--data-dir DIR]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
-    "                      [--group-by COLUMN] [--parties K]\n"
+    "                      [--group-by COLUMN] [--parties K] [--val-frac F]\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -41,6 +41,9 @@ static const char *USAGE =
     "aggregator's (metadata, every client's row count and party, the test split, no training\n"
     "rows); FILE.party<p>.h5 holds only the rows of party p's clients (clients [p*N/K, (p+1)*N/K)).\n"
     "Run on K + 1 ranks: rank 0 aggregates, rank p + 1 opens party p's file and no other.\n"
+    "--val-frac F (CSV): F of all rows leave the training rows for a validation split (/val), held\n"
+    "by the aggregator like the test split; the test split is the same as without it. Runs choose\n"
+    "the binary decision threshold on it (docs/credit.md), never on the test split.\n"
     "Everything is deterministic from --seed. The file is written to a temporary name and renamed.\n";
 
 typedef struct {
@@ -53,6 +56,7 @@ typedef struct {
     double local_test_frac;
     long long parties;
     const char *group_by;
+    double val_frac;
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -91,6 +95,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
         else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
         else if (!strcmp(o, "--group-by")) a->group_by = v;
+        else if (!strcmp(o, "--val-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->val_frac));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -103,6 +108,8 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
     if (a->group_by && (a->groups > 0 || !a->partition || strcmp(a->partition, "natural") != 0))
         return fh_error_set(FH_EINPUT, "prepare: --group-by COLUMN needs --partition natural (clients from --by) and no --groups");
+    if (a->val_frac > 0 && !strcmp(a->dataset, "fmnist"))
+        return fh_error_set(FH_EINPUT, "prepare: --val-frac applies to CSV data sets, not fmnist");
     /* every path argument, before any work */
     FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
@@ -210,7 +217,7 @@ static fh_status prepare(const prep_args *a)
     data_set ds;
     memset(&ds, 0, sizeof ds);
     char path[2048];
-    data_csv_opts co = {a->label, a->positive, a->by, a->test_frac, (uint64_t)a->seed};
+    data_csv_opts co = {a->label, a->positive, a->by, a->test_frac, (uint64_t)a->seed, a->val_frac};
     fh_status st;
     if (!strcmp(a->dataset, "fmnist")) {
         if (a->by) return fh_error_set(FH_EINPUT, "prepare: --by applies to CSV data sets, not fmnist");
@@ -298,6 +305,7 @@ static fh_status prepare(const prep_args *a)
         printf("prepare: %s -> %s: %lld train rows, %lld test rows, %d features, %d classes, %d clients (%s)%s\n",
                ds.name, a->out, (long long)ds.train.n, (long long)ds.test.n, ds.train.d, ds.nclasses, po.clients,
                part_name(po.kind), a->parties > 0 ? "; training rows in one file per party (--parties)" : "");
+    if (st == FH_OK && ds.val.n > 0) printf("prepare: %lld validation rows (/val, --val-frac %g)\n", (long long)ds.val.n, a->val_frac);
     free(cgroup);
     free(client_of_row);
     free(perm);

@@ -73,7 +73,8 @@ static fh_status metrics_open(run_ctx *c, int32_t first_round)
 {
     const char *hdr = "round,wall_s,train_loss,test_loss,accuracy,f1,auc,bytes_up,bytes_down,"
                       "client_acc_mean,client_acc_p10,clients,rejected,"
-                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success\n";
+                      "epsilon,dropped,secagg_aborted,mask_gbps,chacha_gbps,malicious,attack_success,"
+                      "f1_minority,pr_auc,threshold,f1_minority_thr,f1_thr\n"; /* last 5: docs/credit.md */
     char tmp[CONFIG_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->metrics_path, (long)getpid());
     FILE *in = first_round > 1 ? fopen(c->metrics_path, "r") : NULL, *out = fopen(tmp, "w");
@@ -140,9 +141,12 @@ static fh_status on_round(const fl_round_stats *s_in, void *user)
     fmt_count(rj, sizeof rj, s->rejected);
     fmt_count(ml, sizeof ml, s->malicious);
     fmt_num(bd, sizeof bd, s->attack_success);
-    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s\n", s->round, s->wall_s, tl, ls,
-            ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
-            s->dropped, s->secagg_aborted, mg, cg, ml, bd);
+    char cr[5][32]; /* credit study (binary tasks): minority F1, PR-AUC, validation threshold */
+    const double crv[5] = {s->test.f1_minority, s->test.pr_auc, s->test.threshold, s->test.f1_minority_thr, s->test.f1_thr};
+    for (int i = 0; i < 5; i++) fmt_num(cr[i], sizeof cr[i], crv[i]);
+    fprintf(c->metrics, "%d,%.6f,%s,%s,%s,%s,%s,%lld,%lld,%s,%s,%d,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", s->round,
+            s->wall_s, tl, ls, ac, f1, au, (long long)s->bytes_up, (long long)s->bytes_down, cm, cp, s->clients, rj, ep,
+            s->dropped, s->secagg_aborted, mg, cg, ml, bd, cr[0], cr[1], cr[2], cr[3], cr[4]);
     if (fflush(c->metrics) != 0)
         return fh_error_set(FH_EIO, "%s: cannot write metrics", c->metrics_path);
     if (c->cfg->output.progress == 2) return FH_OK;
@@ -360,6 +364,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
      * progress bar is drawn only outside mpirun; under mpirun, plain lines. */
     ctx.tty = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
     ctx.last.test.loss = ctx.last.test.accuracy = ctx.last.test.f1 = ctx.last.test.auc = NAN;
+    ctx.last.test.f1_minority = ctx.last.test.pr_auc = ctx.last.test.threshold = ctx.last.test.f1_minority_thr = NAN;
     ctx.last.client_acc_mean = ctx.last.client_acc_p10 = NAN;
     char path[CONFIG_PATH_MAX + 32];
     if (w->rank == 0) {
@@ -430,6 +435,11 @@ int cmd_run(int argc, char **argv, const comm_t *w)
             printf("  %-20s %.4f\n", "test accuracy", s->test.accuracy);
             printf("  %-20s %.4f\n", "test macro-F1", s->test.f1);
             if (!isnan(s->test.auc)) printf("  %-20s %.4f\n", "test ROC-AUC", s->test.auc);
+            if (!isnan(s->test.f1_minority)) /* credit study (docs/credit.md) */
+                printf("  %-20s %.4f (argmax), PR-AUC %.4f\n", "test minority F1", s->test.f1_minority, s->test.pr_auc);
+            if (!isnan(s->test.threshold))
+                printf("  %-20s %.4f at threshold %.4g (chosen on the validation split)\n", "test minority F1",
+                       s->test.f1_minority_thr, s->test.threshold);
             printf("  %-20s %.4f\n", "test loss", s->test.loss);
             if (!isnan(s->attack_success)) printf("  %-20s %.4f (%s)\n", "attack success", s->attack_success, attack_mode_name(cfg.attack.mode));
             if (!isnan(s->client_acc_mean))

@@ -40,6 +40,10 @@ static const key_def KEYS[] = {
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,
      "balanced: weight the loss of class k by n/(classes*n_k) (imbalanced credit data)"},
+    {"model", "focal_gamma", T_DOUBLE, F(model.focal_gamma), "0", 0, 10, NULL, 1,
+     "focal loss (Lin et al. 2017): each row's (class-weighted) cross-entropy times (1 - p_y)^gamma, so that "
+     "easy rows count less (imbalanced credit data, docs/credit.md); 0: plain cross-entropy. logreg and mlp, "
+     "not with [privacy] mode = sample"},
     {"train", "rounds", T_INT, F(train.rounds), "50", 1, 1e9, NULL, 0,
      "communication rounds (not a training setting for checkpoints: a run can be extended)"},
     {"train", "clients_per_round", T_INT, F(train.clients_per_round), "10", 1, 1e9, NULL, 1,
@@ -781,6 +785,11 @@ fh_status config_validate(const config_t *c, const char *path)
                                             : "an asynchronous buffer is formed by arrival order, so the clients whose "
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
+    /* focal loss: in the logreg/mlp output layer; the per-example gradients of DP-SGD and the
+     * CNN's fused output layer use cross-entropy */
+    if (c->model.focal_gamma > 0 && (c->model.type == MODEL_CNN || c->privacy.mode == 2))
+        return fh_error_set(FH_EINPUT, "%s: [model] focal_gamma = %g: supported with [model] type = logreg or mlp and "
+                            "without [privacy] mode = sample (DP-SGD); set focal_gamma = 0", path, c->model.focal_gamma);
     /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
     if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "

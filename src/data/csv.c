@@ -53,8 +53,8 @@ typedef struct {
     int32_t rec_cap;
     int32_t label_col, by_col;
     int32_t *label;     /* [nrows] class of each row */
-    int64_t *train_rows, *test_rows;
-    int64_t ntrain, ntest;
+    int64_t *train_rows, *test_rows, *val_rows;
+    int64_t ntrain, ntest, nval;
     const char **vals;  /* [nrows] scratch for distinct_build */
     distinct labels, keys, cats;
 } csv_ctx;
@@ -401,6 +401,36 @@ static fh_status csv_split(csv_ctx *c, const data_csv_opts *o)
         else c->train_rows[c->ntrain++] = i;
     }
     free(is_test);
+    /* --val-frac (credit study): the next round(val_frac * n) rows of the same shuffle leave the
+     * training rows for a validation split; the test split is the same with or without it */
+    int64_t nval = llround(o->val_frac * (double)n);
+    if (nval > 0) {
+        if (ntest + nval >= n)
+            return fh_error_set(FH_EINPUT, "%s: test fraction %g and validation fraction %g of %lld rows leave no training rows",
+                                c->path, o->test_frac, o->val_frac, (long long)n);
+        c->val_rows = fh_calloc((size_t)nval, sizeof *c->val_rows);
+        unsigned char *is_val = fh_calloc((size_t)n, 1);
+        int64_t *p2 = fh_calloc((size_t)n, sizeof *p2);
+        if (!c->val_rows || !is_val || !p2) {
+            free(is_val);
+            free(p2);
+            return CSV_OOM();
+        }
+        rng_t r2 = rng_stream(o->seed, 0, 0, RNG_SPLIT);
+        for (int64_t i = 0; i < n; i++) p2[i] = i;
+        rng_shuffle_i64(&r2, p2, (size_t)n); /* the same shuffle as above */
+        for (int64_t i = ntest; i < ntest + nval; i++) is_val[p2[i]] = 1;
+        free(p2);
+        int64_t k = 0;
+        c->nval = 0;
+        for (int64_t t = 0; t < c->ntrain; t++) {
+            const int64_t i = c->train_rows[t];
+            if (is_val[i]) c->val_rows[c->nval++] = i;
+            else c->train_rows[k++] = i;
+        }
+        c->ntrain = k;
+        free(is_val);
+    }
     return FH_OK;
 }
 
@@ -611,6 +641,7 @@ static void csv_ctx_free(csv_ctx *c)
     free(c->label);
     free(c->train_rows);
     free(c->test_rows);
+    free(c->val_rows);
     free(c->vals);
     distinct_free(&c->labels);
     distinct_free(&c->keys);
@@ -621,6 +652,9 @@ static fh_status csv_load(csv_ctx *c, const data_csv_opts *o, data_set *out)
 {
     if (!o->label || !o->label[0])
         return fh_error_set(FH_EINPUT, "%s: no label column given", c->path);
+    if (!(o->val_frac >= 0.0 && o->val_frac < 1.0))
+        return fh_error_set(FH_EINPUT, "%s: validation fraction %g: expected a number in [0, 1)",
+                            c->path, o->val_frac);
     if (!(o->test_frac >= 0.0 && o->test_frac < 1.0))
         return fh_error_set(FH_EINPUT, "%s: test fraction %g: expected a number in [0, 1)",
                             c->path, o->test_frac);
@@ -663,6 +697,7 @@ static fh_status csv_load(csv_ctx *c, const data_csv_opts *o, data_set *out)
     }
     FH_TRY(enc_apply(c, out->enc, c->train_rows, c->ntrain, &out->train));
     FH_TRY(enc_apply(c, out->enc, c->test_rows, c->ntest, &out->test));
+    if (c->nval > 0) FH_TRY(enc_apply(c, out->enc, c->val_rows, c->nval, &out->val));
     return FH_OK;
 }
 

@@ -42,6 +42,8 @@ void data_free(data_set *ds)
     free(ds->train.y);
     free(ds->test.x);
     free(ds->test.y);
+    free(ds->val.x);
+    free(ds->val.y);
     if (ds->enc) {
         data_encoding_free(ds->enc);
         free(ds->enc);

@@ -13,6 +13,7 @@ fh_status fl_testset_load(fl_testset *t, const comm_t *world, io_data *data, con
         t->data = data;
         t->n = meta->test_rows;
         t->d = meta->features;
+        t->val_n = meta->classes == 2 ? meta->val_rows : 0; /* decision threshold (binary only) */
     }
     return FH_OK;
 }
@@ -42,18 +43,20 @@ static fh_status testset_chunk(fl_testset *t, int32_t ws_rows, int64_t *rows)
     return FH_OK;
 }
 
-/* The test split a chunk at a time (testset_chunk). */
-fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
-                          int32_t ws_rows, metrics_t *out)
+/* Metrics of split ("test" or "val", n rows) a chunk at a time (testset_chunk), with the F1
+ * scores at decision threshold thr (NAN: none). */
+static fh_status split_eval(fl_testset *t, const char *split, int64_t n, const model_t *m, const float *params,
+                            model_ws *ws, int32_t ws_rows, double thr, metrics_t *out)
 {
     int64_t rows;
     FH_TRY(testset_chunk(t, ws_rows, &rows));
     model_eval *e;
-    FH_TRY(model_eval_begin(m, t->n, ws_rows, &e));
+    FH_TRY(model_eval_begin(m, n, ws_rows, &e));
+    model_eval_set_threshold(e, thr);
     fh_status st = FH_OK;
-    for (int64_t r = 0; r < t->n && st == FH_OK; r += rows) {
-        int64_t k = t->n - r < rows ? t->n - r : rows;
-        st = io_data_read_ranges(t->data, "test", 1, &r, &k, t->x, t->y);
+    for (int64_t r = 0; r < n && st == FH_OK; r += rows) {
+        int64_t k = n - r < rows ? n - r : rows;
+        st = io_data_read_ranges(t->data, split, 1, &r, &k, t->x, t->y);
         if (st == FH_OK) st = model_eval_add(e, params, t->x, t->y, k, ws);
     }
     if (st != FH_OK) {
@@ -61,6 +64,20 @@ fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, 
         return st;
     }
     return model_eval_end(e, out);
+}
+
+/* The test split a chunk at a time; with a validation split (binary), the decision threshold
+ * chosen on it first (credit study, docs/credit.md). */
+fh_status fl_testset_eval(fl_testset *t, const model_t *m, const float *params, model_ws *ws,
+                          int32_t ws_rows, metrics_t *out)
+{
+    double thr = NAN;
+    if (t->val_n > 0 && m->classes == 2) {
+        metrics_t v;
+        FH_TRY(split_eval(t, "val", t->val_n, m, params, ws, ws_rows, NAN, &v));
+        thr = v.thr_best; /* NAN when the validation split has one class only */
+    }
+    return split_eval(t, "test", t->n, m, params, ws, ws_rows, thr, out);
 }
 
 static int cmp_f64(const void *a, const void *b)

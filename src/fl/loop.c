@@ -261,6 +261,7 @@ fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta 
         free(cnt);
         res->model.class_weight = res->class_w;
     }
+    res->model.focal_gamma = (float)cfg->model.focal_gamma; /* credit study: focal loss */
     res->params = malloc((size_t)res->model.nparams * sizeof *res->params);
     FH_CHECK_ALLOC(res->params);
     model_init_params(&res->model, res->params, (uint64_t)cfg->train.seed);
@@ -282,6 +283,8 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->clients = clients;
     s->train_loss = s->client_acc_mean = s->client_acc_p10 = NAN;
     s->test.loss = s->test.accuracy = s->test.f1 = s->test.auc = NAN;
+    s->test.f1_minority = s->test.pr_auc = s->test.thr_best = s->test.threshold = NAN; /* credit study */
+    s->test.f1_minority_thr = s->test.f1_thr = NAN;
     s->epsilon = s->mask_gbps = s->chacha_gbps = NAN;
     s->notice = "";
     s->applied = -1;

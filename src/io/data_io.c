@@ -22,8 +22,8 @@ struct io_data {
     hid_t file;
     io_data_meta meta;
     hid_t off_d;                /* /train/client_offsets                    */
-    hid_t x_d[2], y_d[2];       /* [0] train, [1] test                      */
-    int64_t rows_read[2];       /* rows read by io_data_read_ranges          */
+    hid_t x_d[3], y_d[3];       /* [0] train, [1] test, [2] val (if any)    */
+    int64_t rows_read[3];       /* rows read by io_data_read_ranges          */
 };
 
 /* ---- write ---------------------------------------------------------------------------------- */
@@ -135,7 +135,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     char tmp[1100];
     h5_tmp_name(path, tmp, sizeof tmp);
     fh_status st = FH_OK, st_fail = FH_EIO;
-    hid_t f = H5I_INVALID_HID, gtr = H5I_INVALID_HID, gte = H5I_INVALID_HID;
+    hid_t f = H5I_INVALID_HID, gtr = H5I_INVALID_HID, gte = H5I_INVALID_HID, gva = H5I_INVALID_HID;
     /* class counts of the whole training split (on every party's file too: class weights agree) */
     int64_t *counts = fh_calloc((size_t)ds->nclasses, sizeof *counts);
     FH_CHECK_ALLOC(counts);
@@ -144,6 +144,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
      * the aggregator's (party -1) no training rows and the test split */
     const int party_file = meta->parties > 0 && meta->party >= 0;
     const int64_t ntrain = offsets[meta->clients], ntest = party_file ? 0 : ds->test.n;
+    const int64_t nval = party_file ? 0 : ds->val.n; /* validation split (prepare --val-frac) */
 
     f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
@@ -163,6 +164,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     ATTR_I("clients", meta->clients);
     ATTR_I("train_rows", ntrain);
     ATTR_I("test_rows", ntest);
+    if (nval > 0) ATTR_I("val_rows", nval); /* absent: no /val (files without one are unchanged) */
     if (meta->parties > 0) {
         ATTR_I("parties", meta->parties);
         ATTR_I("party", meta->party);
@@ -200,6 +202,13 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     gte = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(gte, "HDF5: cannot create group /test");
     if ((st = write_table(gte, &ds->test, NULL, ntest)) != FH_OK) goto fail;
+    if (nval > 0) {
+        gva = H5Gcreate2(f, "val", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5CHK(gva, "HDF5: cannot create group /val");
+        if ((st = write_table(gva, &ds->val, NULL, nval)) != FH_OK) goto fail;
+        H5Gclose(gva);
+        gva = H5I_INVALID_HID;
+    }
     if (ds->enc && (st = write_encoding(f, ds->enc)) != FH_OK) goto fail;
     if ((st = h5_attr_write_str(f, "checksums", "crc32")) != FH_OK) goto fail;
     H5Gclose(gtr);
@@ -212,6 +221,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
 fail:
     if (gtr >= 0) H5Gclose(gtr);
     if (gte >= 0) H5Gclose(gte);
+    if (gva >= 0) H5Gclose(gva);
     if (f >= 0) H5Fclose(f);
     unlink(tmp);
     free(counts);
@@ -329,6 +339,22 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
         H5CHK(h->x_d[s], "%s: cannot open /%s", path, xs[s]);
         H5CHK(h->y_d[s], "%s: cannot open /%s", path, ys[s]);
     }
+    if (h5_attr_exists(h->file, "val_rows")) { /* prepare --val-frac: the validation split */
+        FH_TRY(h5_attr_read_i64(h->file, "val_rows", &m->val_rows, 1, path));
+        hsize_t dx[2], dy[1];
+        if (m->val_rows < 1 || (uint64_t)m->val_rows > (uint64_t)INT64_MAX / sizeof(float) / (uint64_t)m->features)
+            return fh_error_set(FH_EINPUT, "%s: attribute val_rows = %lld: expected a positive row count", path,
+                                (long long)m->val_rows);
+        FH_TRY(h5_dset_shape(h->file, "val/x", 2, dx, path));
+        FH_TRY(h5_dset_shape(h->file, "val/y", 1, dy, path));
+        if (dx[0] != (hsize_t)m->val_rows || dx[1] != (hsize_t)m->features || dy[0] != (hsize_t)m->val_rows)
+            return fh_error_set(FH_EINPUT, "%s: /val/x: expected [%lld, %d] rows x features, found [%llu, %llu]", path,
+                                (long long)m->val_rows, m->features, (unsigned long long)dx[0], (unsigned long long)dx[1]);
+        h->x_d[2] = H5Dopen2(h->file, "val/x", H5P_DEFAULT);
+        h->y_d[2] = H5Dopen2(h->file, "val/y", H5P_DEFAULT);
+        H5CHK(h->x_d[2], "%s: cannot open /val/x", path);
+        H5CHK(h->y_d[2], "%s: cannot open /val/y", path);
+    }
     hsize_t doff[1];
     FH_TRY(h5_dset_shape(h->file, "train/client_offsets", 1, doff, path));
     if (doff[0] != (hsize_t)m->clients + 1)
@@ -379,7 +405,7 @@ fh_status io_data_open(const char *path, const comm_t *c, io_data **out, io_data
     io_data *h = calloc(1, sizeof *h);
     FH_CHECK_ALLOC(h);
     h->file = h->off_d = H5I_INVALID_HID;
-    for (int s = 0; s < 2; s++) h->x_d[s] = h->y_d[s] = H5I_INVALID_HID;
+    for (int s = 0; s < 3; s++) h->x_d[s] = h->y_d[s] = H5I_INVALID_HID;
     fh_status st = open_checked(path, c, h);
     if (st != FH_OK) {
         io_data_close(h);
@@ -393,7 +419,7 @@ fh_status io_data_open(const char *path, const comm_t *c, io_data **out, io_data
 void io_data_close(io_data *h)
 {
     if (!h) return;
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 3; s++) {
         if (h->x_d[s] >= 0) H5Dclose(h->x_d[s]);
         if (h->y_d[s] >= 0) H5Dclose(h->y_d[s]);
     }
@@ -447,7 +473,7 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
     if (!h->meta.checksums) return FH_OK;
     const int r = c ? c->rank : 0, P = c ? c->size : 1;
     const io_data_meta *m = &h->meta;
-    vset v[8] = {
+    vset v[10] = {
         {"train/x", h->x_d[0], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->train_rows, (hsize_t)m->features},
         {"train/y", h->y_d[0], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->train_rows, 1},
         {"train/client_offsets", h->off_d, 0, H5T_STD_I64LE, 8, 1, (hsize_t)m->clients + 1, 1},
@@ -455,6 +481,10 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
         {"test/y", h->y_d[1], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->test_rows, 1},
     };
     int nv = 5;
+    if (m->val_rows > 0) { /* prepare --val-frac */
+        v[nv++] = (vset){"val/x", h->x_d[2], 0, H5T_IEEE_F32LE, 4, 2, (hsize_t)m->val_rows, (hsize_t)m->features};
+        v[nv++] = (vset){"val/y", h->y_d[2], 0, H5T_STD_I32LE, 4, 1, (hsize_t)m->val_rows, 1};
+    }
     const vset extra[3] = {
         {"train/client_group", H5I_INVALID_HID, 1, H5T_STD_I32LE, 4, 1, (hsize_t)m->clients, 1},
         {"train/client_rows", H5I_INVALID_HID, 1, H5T_STD_I64LE, 8, 1, (hsize_t)m->clients, 1},
@@ -466,8 +496,8 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
             v[nv++].d = H5Dopen2(h->file, extra[i].name, H5P_DEFAULT);
         }
     /* per dataset: this rank's {bytes, crc}, then the stored crc (rank 0 compares) */
-    int64_t mine[16];
-    uint32_t stored[8];
+    int64_t mine[20];
+    uint32_t stored[10];
     fh_status st = FH_OK;
     for (int i = 0; i < nv; i++) {
         uLong crc = 0;
@@ -480,7 +510,7 @@ fh_status io_data_verify(io_data *h, const comm_t *c, int64_t *bytes_checked)
         mine[2 * i + 1] = (int64_t)crc;
     }
     for (int i = 5; i < nv; i++)
-        if (v[i].d >= 0) H5Dclose(v[i].d);
+        if (v[i].own && v[i].d >= 0) H5Dclose(v[i].d);
     int64_t *all = NULL;
     if (c && P > 1) { /* every rank takes part even after a local failure */
         int64_t *counts = r == 0 ? malloc((size_t)P * sizeof *counts) : NULL;
@@ -605,13 +635,14 @@ void io_data_party_path(const char *path, int32_t party, char *out, size_t cap)
 
 int64_t io_data_rows_read(const io_data *h, const char *split)
 {
-    return h ? h->rows_read[strcmp(split, "test") == 0] : 0;
+    return h ? h->rows_read[!strcmp(split, "val") ? 2 : strcmp(split, "test") == 0] : 0;
 }
 
 fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const int64_t *start,
                               const int64_t *count, float *x, int32_t *y)
 {
-    int s = strcmp(split, "test") == 0;
+    int s = !strcmp(split, "val") ? 2 : strcmp(split, "test") == 0;
+    if (s == 2 && h->x_d[2] < 0) return fh_error_set(FH_EINPUT, "%s: no validation split (prepare --val-frac)", h->path);
     int64_t total = 0;
     for (int32_t i = 0; i < n; i++) {
         if (count[i] > 0 && start[i] < 0)

@@ -22,6 +22,7 @@ typedef struct {
                          negatives at [cap - nneg, cap)                                   */
     int64_t npos, nneg;
     int score_nan;    /* a NaN score was seen (AUC undefined)                            */
+    double thr;       /* decision threshold to report F1 at (NAN: none)                 */
 } metrics_acc;
 
 static void metrics_acc_free(metrics_acc *a)
@@ -39,6 +40,7 @@ static fh_status metrics_acc_init(metrics_acc *a, int32_t classes, int64_t n)
     if (classes < 2) return fh_error_set(FH_EINPUT, "metrics: %d classes (need at least 2)", classes);
     a->classes = classes;
     a->cap = n;
+    a->thr = NAN;
     a->conf = fh_calloc((size_t)classes * (size_t)classes, sizeof *a->conf);
     FH_CHECK_ALLOC(a->conf);
     if (classes == 2) {
@@ -109,6 +111,96 @@ static double metrics_auc(metrics_acc *a)
     return u / ((double)a->npos * (double)a->nneg);
 }
 
+/* ---- binary: minority F1, average precision, thresholds (credit study, docs/credit.md) ----- */
+
+/* Rows of the sorted (ascending) array v[n] with value >= t. */
+static int64_t count_ge(const double *v, int64_t n, double t)
+{
+    int64_t lo = 0, hi = n; /* first index with v >= t */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < t) lo = mid + 1;
+        else hi = mid;
+    }
+    return n - lo;
+}
+
+/* F1 of class 1, class 0 and their macro mean for the decision p1 >= t (sorted pos/neg). */
+static void f1_at(const double *pos, int64_t np, const double *neg, int64_t nn, double t, double *f1c1,
+                  double *f1c0, double *macro)
+{
+    const int64_t tp = count_ge(pos, np, t), fp = count_ge(neg, nn, t), fn = np - tp, tn = nn - fp;
+    double s = 0;
+    int k = 0;
+    *f1c1 = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : NAN;
+    *f1c0 = tn + fn + fp ? 2.0 * (double)tn / (double)(2 * tn + fn + fp) : NAN;
+    if (!isnan(*f1c1)) s += *f1c1, k++;
+    if (!isnan(*f1c0)) s += *f1c0, k++;
+    *macro = k ? s / k : NAN;
+}
+
+/* Average precision of the minority class (min 1: score p1 over pos; min 0: score -p1 over neg)
+ * from the sorted arrays: walk the scores from the most to the least minority-like, one step
+ * per distinct score. */
+static double average_precision(const double *pos, int64_t np, const double *neg, int64_t nn, int min)
+{
+    const double *P = min ? pos : neg, *N = min ? neg : pos; /* P: minority rows */
+    const int64_t nP = min ? np : nn, nN = min ? nn : np;
+    int64_t i = 0, j = 0, tp = 0, fp = 0; /* rows of P and N taken so far */
+    double ap = 0, rprev = 0;
+    /* the k-th most minority-like: min 1 from the top of ascending arrays, min 0 from the bottom */
+#define AT(A, n, k) (min ? (A)[(n) - 1 - (k)] : (A)[k])
+#define BEFORE(x, y) (min ? (x) > (y) : (x) < (y))
+    while (i < nP || j < nN) {
+        double s; /* the next distinct score */
+        if (i < nP && (j >= nN || !BEFORE(AT(N, nN, j), AT(P, nP, i)))) s = AT(P, nP, i);
+        else s = AT(N, nN, j);
+        while (i < nP && AT(P, nP, i) == s) i++, tp++;
+        while (j < nN && AT(N, nN, j) == s) j++, fp++;
+        const double r = (double)tp / (double)nP;
+        if (tp + fp > 0) ap += (r - rprev) * (double)tp / (double)(tp + fp);
+        rprev = r;
+    }
+#undef AT
+#undef BEFORE
+    return ap;
+}
+
+/* Fills the binary-only fields of out (NAN when they do not apply). Needs the score buffer sorted
+ * (metrics_auc sorted it). */
+static void metrics_binary(const metrics_acc *a, metrics_t *out)
+{
+    out->f1_minority = out->pr_auc = out->thr_best = out->f1_minority_thr = out->f1_thr = NAN;
+    out->threshold = a->thr;
+    if (!a->score || a->npos == 0 || a->nneg == 0 || a->score_nan) return;
+    const double *pos = a->score, *neg = a->score + (a->cap - a->nneg);
+    const int min = a->npos <= a->nneg; /* the minority class */
+    const int64_t *cf = a->conf; /* argmax decision: conf[true * 2 + predicted] */
+    const int64_t tp = cf[min * 3], fp = cf[(1 - min) * 2 + min], fn = cf[min * 2 + (1 - min)];
+    out->f1_minority = 2.0 * (double)tp / (double)(2 * tp + fp + fn);
+    out->pr_auc = average_precision(pos, a->npos, neg, a->nneg, min);
+    double best = -1;
+    for (int side = 0; side < 2; side++) { /* every score seen is a candidate */
+        const double *v = side ? neg : pos;
+        const int64_t nv = side ? a->nneg : a->npos;
+        for (int64_t k = 0; k < nv; k++) {
+            if (k > 0 && v[k] == v[k - 1]) continue;
+            double f1, f0, mac;
+            f1_at(pos, a->npos, neg, a->nneg, v[k], &f1, &f0, &mac);
+            const double f = min ? f1 : f0;
+            if (f > best || (f == best && v[k] < out->thr_best)) {
+                best = f;
+                out->thr_best = v[k];
+            }
+        }
+    }
+    if (!isnan(a->thr)) {
+        double f1, f0;
+        f1_at(pos, a->npos, neg, a->nneg, a->thr, &f1, &f0, &out->f1_thr);
+        out->f1_minority_thr = min ? f1 : f0;
+    }
+}
+
 static void metrics_acc_finish(metrics_acc *a, metrics_t *out)
 {
     const int32_t c = a->classes;
@@ -129,13 +221,21 @@ static void metrics_acc_finish(metrics_acc *a, metrics_t *out)
     }
     out->f1 = counted ? f1 / counted : NAN;
     out->auc = metrics_auc(a);
+    metrics_binary(a, out);
 }
 
 fh_status metrics_eval(const float *probs, const int32_t *y, int64_t n, int32_t classes,
                        metrics_t *out)
 {
+    return metrics_eval_at(probs, y, n, classes, NAN, out);
+}
+
+fh_status metrics_eval_at(const float *probs, const int32_t *y, int64_t n, int32_t classes,
+                          double thr, metrics_t *out)
+{
     metrics_acc a;
     FH_TRY(metrics_acc_init(&a, classes, n));
+    a.thr = thr;
     fh_status st = metrics_acc_add(&a, probs, y, n);
     if (st == FH_OK) metrics_acc_finish(&a, out);
     metrics_acc_free(&a);
@@ -190,6 +290,8 @@ fh_status model_eval_add(model_eval *e, const float *params, const float *x, con
     }
     return st;
 }
+
+void model_eval_set_threshold(model_eval *e, double thr) { e->a.thr = thr; }
 
 fh_status model_eval_end(model_eval *e, metrics_t *out)
 {

@@ -230,6 +230,49 @@ static inline float model_sigmoid(float z)
     return e / (1.0f + e);
 }
 
+/* Focal loss (Lin et al. 2017; credit study, docs/credit.md): FL = -w_y (1 - p_t)^g log p_t with
+ * p_t the probability of the true class and w_y the class weight. With q = 1 - p_t,
+ * dFL/dp_t = w (g q^(g-1) log p_t - q^g / p_t); binary logit: dp_t/dz = s p_t q (s = +1 for
+ * y = 1, -1 for y = 0), so dFL/dz = s w (g q^g p_t log p_t - q^(g+1)); softmax:
+ * dp_t/dz_k = p_t (1[k = y] - p_k), so dFL/dz_k = w (g q^(g-1) p_t log p_t - q^g) (1[k = y] - p_k).
+ * g = 0 gives the cross-entropy gradients. Computed in double; log p_t from the logits. */
+static double model_focal_loss(const model_t *m, const float *z, const int32_t *y, int32_t n, float *d)
+{
+    const float *cw = m->class_weight;
+    const double g = m->focal_gamma, inv_n = 1.0 / (double)n;
+    double loss = 0.0;
+    if (model_is_binary_logit(m)) {
+        for (int32_t i = 0; i < n; i++) {
+            const double zi = z[i], s = y[i] ? 1.0 : -1.0, w = cw ? cw[y[i]] : 1.0;
+            const double u = s * zi; /* p_t = sigmoid(u), log p_t = -softplus(-u) */
+            const double logpt = -((u < 0 ? -u : 0.0) + log1p(exp(-fabs(u))));
+            const double pt = exp(logpt), q = u > 0 ? exp(-u) * pt : 1.0 / (1.0 + exp(u)); /* q = sigmoid(-u) */
+            const double qg = pow(q, g);
+            loss += -w * qg * logpt;
+            d[i] = (float)(s * w * inv_n * (g * qg * pt * logpt - qg * q));
+        }
+        return loss;
+    }
+    const int32_t c = m->classes;
+    for (int32_t i = 0; i < n; i++) {
+        const float *zi = z + (size_t)i * c; /* [c] */
+        float *di = d + (size_t)i * c;       /* [c] */
+        double mx = zi[0], s = 0.0;
+        for (int32_t k = 1; k < c; k++) mx = zi[k] > mx ? zi[k] : mx;
+        for (int32_t k = 0; k < c; k++) s += exp(zi[k] - mx);
+        const int32_t yi = y[i];
+        const double w = cw ? cw[yi] : 1.0, logpt = (zi[yi] - mx) - log(s), pt = exp(logpt), q = 1.0 - pt;
+        const double qg = pow(q, g), qg1 = q > 0 ? qg / q : 0.0; /* q^(g-1) * q^... guarded at q = 0 */
+        loss += -w * qg * logpt;
+        const double a = w * inv_n * (g * qg1 * pt * logpt - qg); /* times (1[k = y] - p_k) */
+        for (int32_t k = 0; k < c; k++) {
+            const double pk = exp(zi[k] - mx) / s;
+            di[k] = (float)(a * ((k == yi ? 1.0 : 0.0) - pk));
+        }
+    }
+    return loss;
+}
+
 /* Loss of the output logits Z [n, out] and dLoss/dZ of the mean loss into d [n, out].
  * Returns the sum over rows of the class-weighted cross-entropy. */
 static double model_output_loss(const model_t *m, const float *z, const int32_t *y, int32_t n,
@@ -238,6 +281,7 @@ static double model_output_loss(const model_t *m, const float *z, const int32_t 
     const float *cw = m->class_weight;
     const float inv_n = 1.0f / (float)n;
     double loss = 0.0;
+    if (m->focal_gamma > 0.0f) return model_focal_loss(m, z, y, n, d);
     if (model_is_binary_logit(m)) {
         /* CE = softplus(z) - y z = max(z, 0) + log1p(exp(-|z|)) - y z; dCE/dz = sigmoid(z) - y */
         for (int32_t i = 0; i < n; i++) {

@@ -53,6 +53,7 @@ WEAK void tests_register_he(void);
 WEAK void tests_register_attack(void);
 WEAK void tests_register_leakage(void);
 WEAK void tests_register_embed(void);
+WEAK void tests_register_credit(void); /* credit study */
 
 static void register_all(void)
 {
@@ -68,7 +69,7 @@ static void register_all(void)
                             tests_register_attack,
                             tests_register_leakage,
                             tests_register_psi,
-                            tests_register_embed};
+                            tests_register_embed, tests_register_credit};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

@@ -646,6 +646,85 @@ static void test_sgd_step_matches_grad(void)
     }
 }
 
+/* Credit study (docs/credit.md): minority-class F1, average precision and the decision
+ * threshold, against values computed by hand. */
+static void bin_probs(const double *p1, int n, float *probs)
+{
+    for (int i = 0; i < n; i++) {
+        probs[2 * i] = (float)(1.0 - p1[i]);
+        probs[2 * i + 1] = (float)p1[i];
+    }
+}
+
+static void test_metrics_minority(void)
+{
+    float probs[16];
+    metrics_t mt;
+    /* minority = class 1 (2 of 6). argmax: rows 0-2 predicted 1: tp 2, fp 1, fn 0 -> F1 4/5.
+     * AP: 0.9 (pos) R .5 P 1; 0.8 (neg); 0.6 (pos) R 1 P 2/3 -> .5 + .5 * 2/3 = 5/6.
+     * thresholds: .1 -> 1/2, .3 -> 4/7, .4 -> 2/3, .6 -> 4/5, .8 -> 1/2, .9 -> 2/3: best .6.
+     * at t = .85: only row 0 is class 1: F1(1) = 2/3, F1(0) = 8/9 (tn 4, fn 1), macro 7/9. */
+    const double p1[6] = {0.9, 0.8, 0.6, 0.4, 0.3, 0.1};
+    const int32_t y[6] = {1, 0, 1, 0, 0, 0};
+    bin_probs(p1, 6, probs);
+    CU_ASSERT_EQUAL_FATAL(metrics_eval_at(probs, y, 6, 2, 0.85, &mt), FH_OK);
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_minority, 0.8, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.pr_auc, 5.0 / 6.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.thr_best, (double)(float)0.6, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.threshold, 0.85, 0);
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_minority_thr, 2.0 / 3.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_thr, 7.0 / 9.0, 1e-12);
+    /* without a threshold: the threshold fields are NAN, the rest the same */
+    CU_ASSERT_EQUAL_FATAL(metrics_eval(probs, y, 6, 2, &mt), FH_OK);
+    CU_ASSERT(isnan(mt.threshold) && isnan(mt.f1_minority_thr) && isnan(mt.f1_thr));
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_minority, 0.8, 1e-12);
+    /* minority = class 0 (1 of 4), scored by p(class 0): argmax predicts 0 for rows 0, 2:
+     * tp 1, fp 1 -> F1 2/3; AP: row 0 comes first, R 1 P 1 -> 1; best threshold on p1: .4
+     * (class 0 iff p1 < t: .2 -> 0, .4 -> 1, .6 -> 2/3, .9 -> 1/2) */
+    const double q1[4] = {0.2, 0.6, 0.4, 0.9};
+    const int32_t y2[4] = {0, 1, 1, 1};
+    bin_probs(q1, 4, probs);
+    CU_ASSERT_EQUAL_FATAL(metrics_eval_at(probs, y2, 4, 2, 0.5, &mt), FH_OK);
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_minority, 2.0 / 3.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.pr_auc, 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.thr_best, (double)(float)0.4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mt.f1_minority_thr, 2.0 / 3.0, 1e-12); /* t .5: rows 0, 2 -> class 0 */
+    /* tied scores are one step: AP = 1/2 */
+    const double t1[2] = {0.5, 0.5};
+    const int32_t y3[2] = {1, 0};
+    bin_probs(t1, 2, probs);
+    CU_ASSERT_EQUAL_FATAL(metrics_eval(probs, y3, 2, 2, &mt), FH_OK);
+    CU_ASSERT_DOUBLE_EQUAL(mt.pr_auc, 0.5, 1e-12);
+    /* one class present, or more than two classes: NAN */
+    const int32_t y4[2] = {1, 1};
+    CU_ASSERT_EQUAL_FATAL(metrics_eval_at(probs, y4, 2, 2, 0.5, &mt), FH_OK);
+    CU_ASSERT(isnan(mt.f1_minority) && isnan(mt.pr_auc) && isnan(mt.thr_best) && isnan(mt.f1_minority_thr));
+    const float p3[6] = {0.2f, 0.3f, 0.5f, 0.6f, 0.3f, 0.1f};
+    const int32_t y5[2] = {2, 0};
+    CU_ASSERT_EQUAL_FATAL(metrics_eval(p3, y5, 2, 3, &mt), FH_OK);
+    CU_ASSERT(isnan(mt.f1_minority) && isnan(mt.pr_auc));
+    /* model_eval with a threshold gives metrics_eval_at's numbers */
+    model_t m;
+    CU_ASSERT_EQUAL_FATAL(model_create(&m, MODEL_LOGREG, 3, 2, NULL, 0), FH_OK);
+    float params[4] = {0.7f, -1.1f, 0.4f, 0.05f}, x[24];
+    int32_t yy[8];
+    for (int i = 0; i < 24; i++) x[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+    for (int i = 0; i < 8; i++) yy[i] = (i * 5) % 3 == 0;
+    model_ws *ws = model_ws_create(&m, 4);
+    float pr[16];
+    model_predict(&m, params, x, 4, pr, ws);
+    model_predict(&m, params, x + 12, 4, pr + 8, ws);
+    metrics_t want, got;
+    CU_ASSERT_EQUAL_FATAL(metrics_eval_at(pr, yy, 8, 2, 0.45, &want), FH_OK);
+    model_eval *e;
+    CU_ASSERT_EQUAL_FATAL(model_eval_begin(&m, 8, 4, &e), FH_OK);
+    model_eval_set_threshold(e, 0.45);
+    CU_ASSERT_EQUAL_FATAL(model_eval_add(e, params, x, yy, 8, ws), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(model_eval_end(e, &got), FH_OK);
+    CU_ASSERT(memcmp(&want, &got, sizeof want) == 0);
+    model_ws_free(ws);
+}
+
 void tests_register_model(void)
 {
     CU_pSuite s = CU_add_suite("model", NULL, NULL);
@@ -662,4 +741,5 @@ void tests_register_model(void)
     tests_add(s, "metrics_multiclass", test_metrics_multiclass);
     tests_add(s, "metrics_auc", test_metrics_auc);
     tests_add(s, "evaluate_matches_metrics_eval", test_evaluate_matches_metrics_eval);
+    tests_add(s, "metrics_minority", test_metrics_minority);
 }
