@@ -54,6 +54,10 @@ typedef struct {
                                      training rows), 0..K-1 a party's (its clients' rows only)  */
     const int32_t *client_party;  /* write only ([parties] > 0): [clients] each client's party  */
     const int64_t *client_rows;   /* write only ([parties] > 0): [clients] each client's rows   */
+    int32_t items;                /* item-set data (prepare supermarket|ticdata): attribute
+                                     "items", the item vocabulary; rows are item indices (-1
+                                     padding) and /train|test/items + item_offsets hold the CSR;
+                                     0: not item-set data                                      */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]

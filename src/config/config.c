@@ -33,9 +33,16 @@ static const key_def KEYS[] = {
     {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
      "on: check the data file's checksums before training (every rank reads 1/P of the file; "
      "docs/data-integrity.md); off: skip the check"},
-    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|attention", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
-     "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
+     "cnn: the CNN of McMahan et al. 2017 (28x28 images); attention: self-attention over a "
+     "customer's item set + attention pooling (item-set data of `fedhpc prepare supermarket|ticdata`; "
+     "docs/retail.md)"},
+    /* attention model (docs/retail.md) */
+    {"model", "attn_dim", T_INT, F(model.attn_dim), "16", 1, 4096, NULL, 1,
+     "attention: item and customer embedding size d"},
+    {"model", "attn_heads", T_INT, F(model.attn_heads), "2", 1, 4096, NULL, 1,
+     "attention: self-attention heads (must divide attn_dim)"},
     {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,

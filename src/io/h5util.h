@@ -42,6 +42,10 @@ fh_status h5_dset_read_strs(hid_t loc, const char *name, char *out, hsize_t n, s
 fh_status h5_rows_rw(hid_t d, hid_t fs, hid_t type, int rank, hsize_t first, hsize_t n, hsize_t cols,
                      hid_t xfer, void *buf, int write, fh_status fail, const char *what);
 /* Write to PATH.tmp.PID, then rename over path; returns the temp name in tmp[cap]. */
+/* Item-set data: CSR datasets item_offsets + items of n rows of t (perm or the first n) in
+ * group g (src/io/items_io.c). */
+#include "fedhpc/data.h"
+fh_status h5_items_write(hid_t g, const data_table *t, const int64_t *perm, int64_t n);
 void h5_tmp_name(const char *path, char *tmp, size_t cap);
 fh_status h5_commit_rename(const char *tmp, const char *path);
 
