@@ -56,6 +56,12 @@ $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/dps" privacy.mode=sample p
     >"$T/dps.log" 2>&1 && eps=$(csv_col_last "$T/dps/metrics.csv" epsilon) && nums "$eps" &&
     differs "$T/np1/model.h5" "$T/dps/model.h5" && ok "DP-SGD (per-example clipping, one row at a time) runs: epsilon $eps" ||
     { bad "DP-SGD"; tail -5 "$T/dps.log" | sed 's/^/       | /'; }
+# the other algorithms and client-level DP run on the flat buffer unchanged
+for o in fl.algorithm=fedprox fl.algorithm=fedadam fl.algorithm=scaffold fl.algorithm=centralized privacy.mode=client; do
+    "$FEDHPC" run "$T/a.ini" $o train.rounds=2 output.dir="$T/alg" >"$T/alg.log" 2>&1 && a=$(csv_col_last "$T/alg/metrics.csv" auc) &&
+        nums "$a" && ok "$o: runs, test AUC $a" || { bad "$o"; tail -3 "$T/alg.log" | sed 's/^/       | /'; }
+    rm -rf "$T/alg"
+done
 sed -e "s|sm.h5|smm.h5|" -e "s|attention|logreg|" "$T/a.ini" >"$T/l.ini"
 check "logistic regression on the multi-hot encoding" "$FEDHPC" run "$T/l.ini" output.dir="$T/lr"
 # bad input
