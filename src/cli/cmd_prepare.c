@@ -116,6 +116,9 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
     if (a->encoding && strcmp(a->encoding, "items") != 0 && strcmp(a->encoding, "multihot") != 0)
         return fh_error_set(FH_EINPUT, "prepare --encoding '%s': expected items or multihot", a->encoding);
+    if ((!strcmp(a->dataset, "supermarket") || !strcmp(a->dataset, "ticdata")) && a->group_transform &&
+        !strcmp(a->group_transform, "rotate"))
+        return fh_error_set(FH_EINPUT, "prepare %s: --group-transform rotate turns images; use permute-labels", a->dataset);
     if (a->encoding && strcmp(a->dataset, "supermarket") != 0 && strcmp(a->dataset, "ticdata") != 0)
         return fh_error_set(FH_EINPUT, "prepare --encoding: applies to item-set data sets (supermarket, ticdata) only");
     if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data") || !strcmp(a->dataset, "supermarket") ||
