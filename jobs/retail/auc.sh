@@ -4,7 +4,8 @@
 # regression on bag-of-items (multi-hot). Prints one markdown row per setting (mean and each seed).
 #   usage: jobs/retail/auc.sh [OUTDIR]   (from the repository root)
 #   env:   FEDHPC_BIN (default bin/fedhpc), SEEDS (default "1 2 3"), ROUNDS (default 30),
-#          NP (MPI ranks, default 2), DATASETS (default "supermarket ticdata")
+#          NP (MPI ranks, default 2), DATASETS (default "supermarket ticdata"),
+#          EXTRA (overrides for every run, e.g. "fl.algorithm=fedavgm fl.server_momentum=0.9")
 set -eu
 OUT=${1:-runs/retail}
 BIN=${FEDHPC_BIN:-bin/fedhpc}
@@ -12,6 +13,7 @@ SEEDS=${SEEDS:-1 2 3}
 ROUNDS=${ROUNDS:-30}
 NP=${NP:-2}
 DATASETS=${DATASETS:-supermarket ticdata}
+EXTRA=${EXTRA:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT"
 auc() { awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="auc") k=i; next} {v=$k} END{print v}' "$1"; }
@@ -67,7 +69,7 @@ algorithm = fedavg
 [output]
 dir = $d
 INI
-        [ -s "$d/metrics.csv" ] || mpirun --oversubscribe -np "$NP" "$BIN" run "$OUT/cfg_${ds}_${part}_${model}_s$s.ini" >/dev/null
+        [ -s "$d/metrics.csv" ] || mpirun --oversubscribe -np "$NP" "$BIN" run "$OUT/cfg_${ds}_${part}_${model}_s$s.ini" $EXTRA >/dev/null
         vals="$vals $(auc "$d/metrics.csv")"
       done
       mean=$(echo $vals | awk '{s=0; for(i=1;i<=NF;i++) s+=$i; printf "%.4f", s/NF}')

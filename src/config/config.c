@@ -957,6 +957,8 @@ uint64_t config_train_hash(const config_t *c)
         if (!KEYS[i].train) continue;
         /* [compress] with method = none changes nothing: the hash of older checkpoints holds */
         if (c->compress.method == 0 && strcmp(KEYS[i].section, "compress") == 0) continue;
+        /* [model] attn_* only matter for the attention model (checkpoints of other models hold) */
+        if (c->model.type != MODEL_ATTENTION && strncmp(KEYS[i].key, "attn_", 5) == 0) continue;
         char v[CONFIG_PATH_MAX + 64], line[CONFIG_PATH_MAX + 128];
         key_format(c, &KEYS[i], v, sizeof v);
         snprintf(line, sizeof line, "%s.%s=%s\n", KEYS[i].section, KEYS[i].key, v);
