@@ -788,7 +788,12 @@ fh_status config_validate(const config_t *c, const char *path)
                                             : "an asynchronous buffer is formed by arrival order, so the clients whose "
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
-    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
+    /* attention rows are item indices: a feature trigger would write a non-index into them */
+    if (c->attack.mode == ATTACK_BACKDOOR && c->model.type == MODEL_ATTENTION)
+        return fh_error_set(FH_EINPUT, "%s: [attack] mode = backdoor is not supported with [model] type = attention: its "
+                            "trigger overwrites features, and attention rows are item indices", path);
+    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp; attention
+     * one example at a time */
     if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
                             "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "

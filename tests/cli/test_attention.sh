@@ -68,6 +68,8 @@ check "logistic regression on the multi-hot encoding" "$FEDHPC" run "$T/l.ini" o
 expect_input_error "attention needs item-set data" "needs an item-set data file" "$FEDHPC" run "$T/l.ini" model.type=attention output.dir="$T/x0"
 expect_input_error "heads must divide attn_dim" "[model] attn_heads = 3: expected a divisor of [model] attn_dim = 8" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" model.attn_heads=3 output.dir="$T/x1"
+expect_input_error "backdoor refused (rows are item indices)" "[attack] mode = backdoor is not supported with [model] type = attention" \
+    "$FEDHPC" run "$T/a.ini" attack.mode=backdoor output.dir="$T/x2"
 mkdir -p "$T/bad1" "$T/bad2"
 cp "$D/supermarket_items.txt" "$T/bad1/"
 cp "$D/supermarket_items.txt" "$T/bad2/"
