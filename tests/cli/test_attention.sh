@@ -17,6 +17,7 @@ h5dump -d /train/item_offsets -y -w 0 "$T/sm.h5" >/dev/null 2>&1 &&
     nnz=$(tr ',' '\n' <"$T/items.txt" | grep -c -E '^ *[0-9]+ *$') &&
     pos=$(tr ',' '\n' <"$T/x.txt" | grep -E '^ *-?[0-9.]+ *$' | grep -c -v -E '^ *-1 *$') &&
     [ "$nnz" = "$pos" ] && [ "$nnz" -gt 5000 ] && ok "CSR items ($nnz) = the padded rows' items" || bad "CSR items (nnz ${nnz:-?}, padded ${pos:-?})"
+"$FEDHPC" inspect "$T/sm.h5" 2>&1 | grep -q "items       216 (item sets" && ok "inspect shows the 216 items" || bad "inspect items"
 check "prepare supermarket --encoding multihot" "$FEDHPC" prepare supermarket --data-dir "$D" --clients 4 --partition dirichlet \
     --alpha 0.5 --seed 3 --encoding multihot --out "$T/smm.h5"
 cat >"$T/a.ini" <<INI
