@@ -679,6 +679,12 @@ fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const in
             st = fh_error_set(FH_EINPUT, "%s: /%s/y: label %d outside [0, %d)", h->path, split, y[r], h->meta.classes);
             goto fail;
         }
+    for (int64_t q = 0; h->meta.items > 0 && q < total * h->meta.features; q++) /* item sets: indices or -1 */
+        if (x[q] != -1.0f && !(x[q] >= 0.0f && x[q] < (float)h->meta.items && x[q] == (float)(int32_t)x[q])) {
+            st = fh_error_set(FH_EINPUT, "%s: /%s/x: %g is neither an item index in [0, %d) nor -1 (padding)", h->path,
+                              split, (double)x[q], h->meta.items);
+            goto fail;
+        }
 fail:
     if (mx >= 0) H5Sclose(mx);
     if (my >= 0) H5Sclose(my);

@@ -1,7 +1,9 @@
 /* Unit tests of the attention model over item sets (src/model/attn.c): gradient against central
  * differences of an independent double-precision reference, masking of padding, embeddings. */
+#define _POSIX_C_SOURCE 200809L
 #include "tests.h"
 
+#include "fedhpc/io.h"
 #include "fedhpc/model.h"
 #include "fedhpc/rng.h"
 
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Mean loss of n rows in double precision, written from the model's definition (model.h) with
  * plain loops: no code shared with src/model/attn.c. */
@@ -249,6 +252,49 @@ static void test_attn_clipped(void)
     free(p); free(gs); free(g1); free(acc);
 }
 
+/* Item-set data through the I/O layer (one process, a file per rank): rows come back as written,
+ * meta.items is the vocabulary, and a row holding a non-index is refused on reading. */
+static void test_attn_io_items(void)
+{
+    enum { N = 4, L = 3 };
+    float x[N * L] = {0, 2, -1, 4, -1, -1, 1, 3, 4, 2, -1, -1}, tx[L] = {3, -1, -1}, back[N * L];
+    int32_t y[N] = {0, 1, 1, 0}, ty[1] = {1}, yb[N];
+    char *cls[2] = {"low", "high"};
+    data_set ds;
+    memset(&ds, 0, sizeof ds);
+    snprintf(ds.name, sizeof ds.name, "items");
+    ds.nclasses = 2;
+    ds.class_name = cls;
+    ds.train = (data_table){N, L, x, y};
+    ds.test = (data_table){1, L, tx, ty};
+    ds.items = 5;
+    int64_t perm[N] = {0, 1, 2, 3}, off[3] = {0, 2, 4};
+    io_data_meta m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.dataset, sizeof m.dataset, "items");
+    snprintf(m.partition, sizeof m.partition, "iid");
+    m.clients = 2;
+    char path[700];
+    snprintf(path, sizeof path, "%s/items%d.h5", g_test_tmpdir, g_test_world.rank);
+    CU_ASSERT_EQUAL_FATAL(io_data_write(path, &ds, &m, perm, off, NULL), FH_OK);
+    io_data *h = NULL;
+    io_data_meta rm;
+    CU_ASSERT_EQUAL_FATAL(io_data_open(path, NULL, &h, &rm), FH_OK);
+    CU_ASSERT_EQUAL(rm.items, 5);
+    CU_ASSERT_EQUAL(rm.features, L);
+    int64_t st0 = 0, cn = N;
+    CU_ASSERT_EQUAL(io_data_read_ranges(h, "train", 1, &st0, &cn, back, yb), FH_OK);
+    CU_ASSERT(memcmp(back, x, sizeof x) == 0);
+    io_data_close(h);
+    x[4] = 5.0f; /* item 5 of a 5-item vocabulary */
+    CU_ASSERT_EQUAL_FATAL(io_data_write(path, &ds, &m, perm, off, NULL), FH_OK);
+    CU_ASSERT_EQUAL_FATAL(io_data_open(path, NULL, &h, &rm), FH_OK);
+    CU_ASSERT_EQUAL(io_data_read_ranges(h, "train", 1, &st0, &cn, back, yb), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "neither an item index in [0, 5) nor -1"));
+    io_data_close(h);
+    unlink(path);
+}
+
 void tests_register_attn(void)
 {
     CU_pSuite s = CU_add_suite("attn", NULL, NULL);
@@ -257,4 +303,5 @@ void tests_register_attn(void)
     tests_add(s, "gradient_heads", test_attn_gradient_heads);
     tests_add(s, "masking", test_attn_masking);
     tests_add(s, "clipped", test_attn_clipped);
+    tests_add(s, "io_items", test_attn_io_items);
 }
