@@ -27,7 +27,7 @@ static const char *USAGE =
     "  supermarket     4627 supermarket baskets over 216 departments (data/supermarket_baskets.csv,\n"
     "                  data/supermarket_items.txt); label total high|low; item sets (docs/retail.md)\n"
     "  ticdata         CoIL 2000 customers (data/ticdata.csv) as sets of held products (A* columns\n"
-    "                  > 0); label CARAVAN; natural partition e.g. --by MOSHOOFD\n"
+    "                  > 0); label CARAVAN; natural partition by MOSHOOFD (default) or --by\n"
     "  --encoding items (item-set data sets): rows of item indices, -1 padding, for [model] type =\n"
     "                  attention (the sets also stored as CSR); multihot: bag-of-items 0/1 features\n"
     "\n"
@@ -240,10 +240,12 @@ static fh_status prepare(const prep_args *a)
         st = data_load_csv(path, &co, &ds);
         if (st == FH_OK) snprintf(ds.name, sizeof ds.name, "%s", a->dataset);
     } else if (!strcmp(a->dataset, "supermarket") || !strcmp(a->dataset, "ticdata")) { /* item sets */
+        const int tic = !strcmp(a->dataset, "ticdata");
         data_items_opts io = {a->encoding && !strcmp(a->encoding, "multihot") ? DATA_ITEMS_MULTIHOT : DATA_ITEMS_INDEX,
-                              a->by, a->test_frac, (uint64_t)a->seed};
+                              a->by ? a->by : tic && po.kind == PART_NATURAL ? "MOSHOOFD" : NULL, a->test_frac,
+                              (uint64_t)a->seed};
         snprintf(path, sizeof path, "%s/ticdata.csv", a->data_dir);
-        st = !strcmp(a->dataset, "ticdata") ? data_load_ticdata(path, &io, &ds) : data_load_supermarket(a->data_dir, &io, &ds);
+        st = tic ? data_load_ticdata(path, &io, &ds) : data_load_supermarket(a->data_dir, &io, &ds);
     } else if (!strncmp(a->dataset, "csv:", 4)) {
         if (!co.label) return fh_error_set(FH_EINPUT, "prepare %s: --label COLUMN is required for CSV data", a->dataset);
         st = data_load_csv(a->dataset + 4, &co, &ds);
