@@ -37,6 +37,7 @@ typedef struct {
     int32_t nhidden;
     int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
     double focal_gamma;                    /* focal loss gamma, 0: cross-entropy (credit.md) */
+    int32_t attn_dim, attn_heads;          /* attention: embedding size d, heads            */
 } config_model;
 
 typedef struct {

@@ -51,6 +51,9 @@ typedef struct {
      * treated as missing; the first one's line and column (index into enc->col_name).      */
     int64_t nonfinite_cells, nonfinite_line;
     int32_t nonfinite_col;
+    /* item-set data (src/data/baskets.c): rows are item indices as floats, -1 padding */
+    int32_t items;         /* item vocabulary (0: not item-set data)                          */
+    char **item_name;      /* [items]                                                         */
 } data_set;
 
 /* Fashion-MNIST from the four idx .gz files in `dir` (train-images-idx3-ubyte.gz,
@@ -78,6 +81,27 @@ typedef struct {
  * sorted distinct label values. Ragged rows, a missing label column, an empty file: FH_EINPUT
  * with "FILE:LINE: ..." messages. */
 fh_status data_load_csv(const char *path, const data_csv_opts *o, data_set *out);
+
+/* ---- item sets (src/data/baskets.c) ------------------------------------------------------ */
+enum { DATA_ITEMS_INDEX = 0, DATA_ITEMS_MULTIHOT = 1 };
+typedef struct {
+    int encoding;      /* DATA_ITEMS_INDEX: x[L] item indices as floats, -1 padding (L = the
+                          longest set), data_set.items = vocabulary; DATA_ITEMS_MULTIHOT:
+                          x[items] bag of items (0/1), data_set.items = 0                    */
+    const char *by;    /* ticdata: natural-partition column (e.g. MOSHOOFD), or NULL         */
+    double test_frac;  /* held-out fraction (RNG_SPLIT stream of seed, as CSV data)          */
+    uint64_t seed;
+} data_items_opts;
+
+/* Supermarket baskets: DIR/supermarket_baskets.csv (basket_id,high|low,space-separated 1-based
+ * department indices) and DIR/supermarket_items.txt (department names, one a line). Label:
+ * high = class 1. Repeated items in a basket count once. An index outside 1..items, an empty
+ * basket, a label other than high/low: FH_EINPUT "FILE:LINE: ...". No --by column. */
+fh_status data_load_supermarket(const char *dir, const data_items_opts *o, data_set *out);
+/* CoIL 2000 (ticdata.csv): a customer's items are the products it holds (the A* count columns
+ * after the P* columns, held when > 0); customers holding none get the item "(none)" (the last
+ * index). Label CARAVAN, insurance = class 1. o->by names any column (e.g. MOSHOOFD). */
+fh_status data_load_ticdata(const char *path, const data_items_opts *o, data_set *out);
 
 void data_free(data_set *ds);
 void data_encoding_free(data_encoding *e);

@@ -57,6 +57,10 @@ typedef struct {
     const int64_t *client_rows;   /* write only ([parties] > 0): [clients] each client's rows   */
     int64_t val_rows;             /* read: rows of /val (prepare --val-frac; attribute val_rows),
                                      0: none. Written from ds->val (not on party files)         */
+    int32_t items;                /* item-set data (prepare supermarket|ticdata): attribute
+                                     "items", the item vocabulary; rows are item indices (-1
+                                     padding) and /train|test/items + item_offsets hold the CSR;
+                                     0: not item-set data                                      */
 } io_data_meta;
 
 /* Write a prepared data set (one process). Rows of ds->train are written in the order perm[]

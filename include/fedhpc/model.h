@@ -13,7 +13,9 @@
 
 #define MODEL_MAX_LAYERS 9
 
-typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2 } model_type;
+typedef struct model_ws model_ws; /* scratch space: model_ws_create below */
+
+typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2, MODEL_ATTENTION = 3 } model_type;
 
 typedef struct {
     model_type type;
@@ -32,6 +34,9 @@ typedef struct {
     /* MODEL_CNN (src/model/cnn.c): layers 0-1 are the 5x5 convs (fan_in 25 * in channels),
      * 2-3 the dense layers; input images [cnn_side, cnn_side, cnn_channels] channels last */
     int32_t cnn_side, cnn_channels;
+    /* MODEL_ATTENTION (src/model/attn.c): in = L, the padded item-set length (rows hold item
+     * indices as floats, -1 = padding); attn_items item vocabulary, attn_dim d, attn_heads */
+    int32_t attn_items, attn_dim, attn_heads;
 } model_t;
 
 /* Parse "logreg" | "mlp". */
@@ -51,12 +56,35 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
 fh_status model_create_cnn(model_t *m, int32_t side, int32_t channels, int32_t c1, int32_t c2,
                            int32_t fc, int32_t classes);
 
+/* ---- attention over item sets (src/model/attn.c) ------------------------------------------
+ * A row x[L] is a customer's item set: item indices in [0, items) stored as floats, -1 padding
+ * (positions may be in any order; padding is masked everywhere). The model:
+ *   X = E[items]              [L, d]   item embeddings E [items, d] (padding rows: 0)
+ *   Q, K, V = X Wq, X Wk, X Wv         per head h (d/heads columns): A = softmax_masked(Q_h K_h^T
+ *                                      / sqrt(d/heads)) over the valid keys, O_h = A V_h
+ *   H = X + O                          (residual; padded positions 0)
+ *   g_j = sigmoid(H_j . u)             attention-pooling gate of each valid item (padding 0)
+ *   z = sum_j g_j H_j         [d]      the customer embedding (not normalised: keeps set size)
+ *   logits = z Wc + bc        [classes], softmax cross-entropy.
+ * Buffer: E, Wq, Wk, Wv ([d, d] row-major), u [d], Wc [d, classes], bc [classes] at
+ * w_off[0..5] (b_off[5] = bc). Forward and backward with cblas (GEMMs over all L*n positions for
+ * the projections, one small GEMM per row and head for the scores). Parameters: d >= 1,
+ * heads >= 1 dividing d, items >= 1, L >= 1; otherwise FH_EINPUT naming [model] attn_dim /
+ * attn_heads. A row holding a value that is not -1 or an integer in [0, items) makes
+ * model_loss_grad return NAN (loaders check this, so it is a caller's bug). */
+fh_status model_create_attn(model_t *m, int32_t L, int32_t items, int32_t dim, int32_t heads,
+                            int32_t classes);
+
+/* The customer embeddings z of n rows into emb[n, d] (any n: done in chunks of the ws's
+ * max_batch). FH_EINPUT for a model that is not MODEL_ATTENTION or a row out of range. */
+fh_status attn_embed(const model_t *m, const float *params, const float *x, int32_t n, float *emb,
+                     model_ws *ws);
+
 /* Deterministic initialisation from rng_stream(seed, 0, 0, RNG_INIT): He-uniform weights for
  * ReLU layers, Glorot-uniform for the output layer, zero biases (logreg: all zeros). */
 void model_init_params(const model_t *m, float *params, uint64_t seed);
 
 /* Scratch space for up to max_batch rows (activations and their gradients). */
-typedef struct model_ws model_ws;
 model_ws *model_ws_create(const model_t *m, int32_t max_batch);
 void model_ws_free(model_ws *ws);
 

@@ -15,7 +15,7 @@ static const char *USAGE =
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
     "                      [--cache DIR] [--data-dir DIR]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
-    "                      [--group-by COLUMN] [--parties K] [--val-frac F]\n"
+    "                      [--group-by COLUMN] [--parties K] [--val-frac F] [--encoding items|multihot]\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -24,6 +24,12 @@ static const char *USAGE =
     "                  natural partition by addr_state\n"
     "  credit_data     credit scoring data (data/credit_data.csv); label Status, positive 'bad'\n"
     "  csv:PATH        any CSV with a header; --label COL required, --positive VALUE for binary\n"
+    "  supermarket     4627 supermarket baskets over 216 departments (data/supermarket_baskets.csv,\n"
+    "                  data/supermarket_items.txt); label total high|low; item sets (docs/retail.md)\n"
+    "  ticdata         CoIL 2000 customers (data/ticdata.csv) as sets of held products (A* columns\n"
+    "                  > 0); label CARAVAN; natural partition by MOSHOOFD (default) or --by\n"
+    "  --encoding items (item-set data sets): rows of item indices, -1 padding, for [model] type =\n"
+    "                  attention (the sets also stored as CSR); multihot: bag-of-items 0/1 features\n"
     "\n"
     "partitions: iid; dirichlet (label skew, --alpha, default 0.5); shards (2 label-sorted shards\n"
     "per client, McMahan et al. 2017); natural (one client per value of --by COLUMN); quantity\n"
@@ -57,6 +63,7 @@ typedef struct {
     long long parties;
     const char *group_by;
     double val_frac;
+    const char *encoding; /* item-set data: "items" (default) | "multihot" */
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -96,6 +103,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
         else if (!strcmp(o, "--group-by")) a->group_by = v;
         else if (!strcmp(o, "--val-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->val_frac));
+        else if (!strcmp(o, "--encoding")) a->encoding = v;
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -113,7 +121,15 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     /* every path argument, before any work */
     FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
-    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data"))
+    if (a->encoding && strcmp(a->encoding, "items") != 0 && strcmp(a->encoding, "multihot") != 0)
+        return fh_error_set(FH_EINPUT, "prepare --encoding '%s': expected items or multihot", a->encoding);
+    if ((!strcmp(a->dataset, "supermarket") || !strcmp(a->dataset, "ticdata")) && a->group_transform &&
+        !strcmp(a->group_transform, "rotate"))
+        return fh_error_set(FH_EINPUT, "prepare %s: --group-transform rotate turns images; use permute-labels", a->dataset);
+    if (a->encoding && strcmp(a->dataset, "supermarket") != 0 && strcmp(a->dataset, "ticdata") != 0)
+        return fh_error_set(FH_EINPUT, "prepare --encoding: applies to item-set data sets (supermarket, ticdata) only");
+    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data") || !strcmp(a->dataset, "supermarket") ||
+        !strcmp(a->dataset, "ticdata"))
         FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
     if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
@@ -230,11 +246,18 @@ static fh_status prepare(const prep_args *a)
         if (!co.by && po.kind == PART_NATURAL && lc) co.by = "addr_state";
         st = data_load_csv(path, &co, &ds);
         if (st == FH_OK) snprintf(ds.name, sizeof ds.name, "%s", a->dataset);
+    } else if (!strcmp(a->dataset, "supermarket") || !strcmp(a->dataset, "ticdata")) { /* item sets */
+        const int tic = !strcmp(a->dataset, "ticdata");
+        data_items_opts io = {a->encoding && !strcmp(a->encoding, "multihot") ? DATA_ITEMS_MULTIHOT : DATA_ITEMS_INDEX,
+                              a->by ? a->by : tic && po.kind == PART_NATURAL ? "MOSHOOFD" : NULL, a->test_frac,
+                              (uint64_t)a->seed};
+        snprintf(path, sizeof path, "%s/ticdata.csv", a->data_dir);
+        st = tic ? data_load_ticdata(path, &io, &ds) : data_load_supermarket(a->data_dir, &io, &ds);
     } else if (!strncmp(a->dataset, "csv:", 4)) {
         if (!co.label) return fh_error_set(FH_EINPUT, "prepare %s: --label COLUMN is required for CSV data", a->dataset);
         st = data_load_csv(a->dataset + 4, &co, &ds);
     } else {
-        return fh_error_set(FH_EINPUT, "prepare: unknown DATASET '%s' (expected fmnist, lending_club, credit_data or csv:PATH)", a->dataset);
+        return fh_error_set(FH_EINPUT, "prepare: unknown DATASET '%s' (expected fmnist, lending_club, credit_data, supermarket, ticdata or csv:PATH)", a->dataset);
     }
     if (st != FH_OK) {
         data_free(&ds);

@@ -250,7 +250,10 @@ static fh_status check_inputs(int argc, char **argv, config_t *cfg, const char *
 static fh_status check_shape(const config_t *cfg, const io_data_meta *meta, int ranks)
 {
     model_t m; /* the model must fit the data before any output exists */
-    FH_TRY(model_create(&m, (model_type)cfg->model.type, meta->features, meta->classes, cfg->model.hidden, cfg->model.nhidden));
+    if (cfg->model.type == MODEL_ATTENTION) /* attention: item sets (src/model/attn.c) */
+        FH_TRY(model_create_attn(&m, meta->features, meta->items, cfg->model.attn_dim, cfg->model.attn_heads, meta->classes));
+    else
+        FH_TRY(model_create(&m, (model_type)cfg->model.type, meta->features, meta->classes, cfg->model.hidden, cfg->model.nhidden));
     if (cfg->fl.algorithm == ALG_CENTRALIZED) {
         int32_t S = cfg->fl.central_shards;
         if (ranks > S)

@@ -33,9 +33,16 @@ static const key_def KEYS[] = {
     {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
      "on: check the data file's checksums before training (every rank reads 1/P of the file; "
      "docs/data-integrity.md); off: skip the check"},
-    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|attention", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
-     "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
+     "cnn: the CNN of McMahan et al. 2017 (28x28 images); attention: self-attention over a "
+     "customer's item set + attention pooling (item-set data of `fedhpc prepare supermarket|ticdata`; "
+     "docs/retail.md)"},
+    /* attention model (docs/retail.md) */
+    {"model", "attn_dim", T_INT, F(model.attn_dim), "16", 1, 4096, NULL, 1,
+     "attention: item and customer embedding size d"},
+    {"model", "attn_heads", T_INT, F(model.attn_heads), "2", 1, 4096, NULL, 1,
+     "attention: self-attention heads (must divide attn_dim)"},
     {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,
@@ -790,7 +797,12 @@ fh_status config_validate(const config_t *c, const char *path)
     if (c->model.focal_gamma > 0 && (c->model.type == MODEL_CNN || c->privacy.mode == 2))
         return fh_error_set(FH_EINPUT, "%s: [model] focal_gamma = %g: supported with [model] type = logreg or mlp and "
                             "without [privacy] mode = sample (DP-SGD); set focal_gamma = 0", path, c->model.focal_gamma);
-    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
+    /* attention rows are item indices: a feature trigger would write a non-index into them */
+    if (c->attack.mode == ATTACK_BACKDOOR && c->model.type == MODEL_ATTENTION)
+        return fh_error_set(FH_EINPUT, "%s: [attack] mode = backdoor is not supported with [model] type = attention: its "
+                            "trigger overwrites features, and attention rows are item indices", path);
+    /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp; attention
+     * one example at a time */
     if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "
                             "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "
@@ -959,6 +971,8 @@ uint64_t config_train_hash(const config_t *c)
         if (!KEYS[i].train) continue;
         /* [compress] with method = none changes nothing: the hash of older checkpoints holds */
         if (c->compress.method == 0 && strcmp(KEYS[i].section, "compress") == 0) continue;
+        /* [model] attn_* only matter for the attention model (checkpoints of other models hold) */
+        if (c->model.type != MODEL_ATTENTION && strncmp(KEYS[i].key, "attn_", 5) == 0) continue;
         char v[CONFIG_PATH_MAX + 64], line[CONFIG_PATH_MAX + 128];
         key_format(c, &KEYS[i], v, sizeof v);
         snprintf(line, sizeof line, "%s.%s=%s\n", KEYS[i].section, KEYS[i].key, v);

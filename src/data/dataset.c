@@ -50,5 +50,6 @@ void data_free(data_set *ds)
     }
     free(ds->row_key);
     strings_free(ds->key_name, ds->nkeys);
+    strings_free(ds->item_name, ds->items);
     memset(ds, 0, sizeof *ds);
 }

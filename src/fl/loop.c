@@ -243,8 +243,12 @@ fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done)
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res)
 {
     memset(res, 0, sizeof *res);
-    FH_TRY(model_create(&res->model, (model_type)cfg->model.type, meta->features, meta->classes,
-                        cfg->model.hidden, cfg->model.nhidden));
+    if (cfg->model.type == MODEL_ATTENTION) /* attention: item sets (src/model/attn.c) */
+        FH_TRY(model_create_attn(&res->model, meta->features, meta->items, cfg->model.attn_dim, cfg->model.attn_heads,
+                                 meta->classes));
+    else
+        FH_TRY(model_create(&res->model, (model_type)cfg->model.type, meta->features, meta->classes,
+                            cfg->model.hidden, cfg->model.nhidden));
     if (cfg->model.class_weights == 1) {
         int64_t *cnt = fh_calloc((size_t)meta->classes, sizeof *cnt);
         res->class_w = fh_calloc((size_t)meta->classes, sizeof *res->class_w);

@@ -176,6 +176,12 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     gtr = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(gtr, "HDF5: cannot create group /train");
     if ((st = write_table(gtr, &ds->train, perm, ntrain)) != FH_OK) goto fail;
+    if (ds->items > 0) { /* item-set data: CSR next to the padded rows (src/io/items_io.c) */
+        v = ds->items;
+        if ((st = h5_attr_write_i64(f, "items", &v, 1)) != FH_OK) goto fail;
+        if ((st = h5_items_write(gtr, &ds->train, perm, ntrain)) != FH_OK) goto fail;
+        if (ds->item_name && (st = h5_dset_write_strs(f, "item_name", ds->item_name, (hsize_t)ds->items)) != FH_OK) goto fail;
+    }
     hsize_t no = (hsize_t)meta->clients + 1;
     if ((st = h5_dset_write(gtr, "client_offsets", H5T_NATIVE_INT64, 1, &no, offsets)) != FH_OK) goto fail;
     if ((st = put_crc(gtr, "client_offsets", crc_le(crc32(0L, Z_NULL, 0), offsets, (size_t)no, sizeof(int64_t)))) != FH_OK)
@@ -209,6 +215,7 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
         H5Gclose(gva);
         gva = H5I_INVALID_HID;
     }
+    if (ds->items > 0 && (st = h5_items_write(gte, &ds->test, NULL, ntest)) != FH_OK) goto fail;
     if (ds->enc && (st = write_encoding(f, ds->enc)) != FH_OK) goto fail;
     if ((st = h5_attr_write_str(f, "checksums", "crc32")) != FH_OK) goto fail;
     H5Gclose(gtr);
@@ -379,6 +386,10 @@ static fh_status open_checked(const char *path, const comm_t *c, io_data *h)
             return fh_error_set(FH_EINPUT, "%s: /train/client_group: expected %d values (one per client)", path, m->clients);
         FH_TRY(h5_attr_read_i64(h->file, "groups", &v, 1, path));
         m->groups = (int32_t)v;
+    }
+    if (h5_attr_exists(h->file, "items")) { /* item-set data */
+        FH_TRY(h5_attr_read_i64(h->file, "items", &v, 1, path));
+        m->items = v > 0 && v < INT32_MAX ? (int32_t)v : 0;
     }
     if (h5_attr_exists(h->file, "local_test_frac")) {
         FH_TRY(h5_attr_read_f64(h->file, "local_test_frac", &m->local_test_frac, path));
@@ -697,6 +708,12 @@ fh_status io_data_read_ranges(io_data *h, const char *split, int32_t n, const in
     for (int64_t r = 0; r < total; r++)
         if (y[r] < 0 || y[r] >= h->meta.classes) {
             st = fh_error_set(FH_EINPUT, "%s: /%s/y: label %d outside [0, %d)", h->path, split, y[r], h->meta.classes);
+            goto fail;
+        }
+    for (int64_t q = 0; h->meta.items > 0 && q < total * h->meta.features; q++) /* item sets: indices or -1 */
+        if (x[q] != -1.0f && !(x[q] >= 0.0f && x[q] < (float)h->meta.items && x[q] == (float)(int32_t)x[q])) {
+            st = fh_error_set(FH_EINPUT, "%s: /%s/x: %g is neither an item index in [0, %d) nor -1 (padding)", h->path,
+                              split, (double)x[q], h->meta.items);
             goto fail;
         }
 fail:

@@ -3,6 +3,7 @@
 #define FEDHPC_IO_H5UTIL_H
 
 #include "fedhpc/common.h"
+#include "fedhpc/data.h"
 
 #include <hdf5.h>
 #include <stdint.h>
@@ -44,5 +45,9 @@ fh_status h5_rows_rw(hid_t d, hid_t fs, hid_t type, int rank, hsize_t first, hsi
 /* Write to PATH.tmp.PID, then rename over path; returns the temp name in tmp[cap]. */
 void h5_tmp_name(const char *path, char *tmp, size_t cap);
 fh_status h5_commit_rename(const char *tmp, const char *path);
+
+/* Item-set data: CSR datasets item_offsets + items of n rows of t (rows perm[0..n) or the first
+ * n; items are the row's values >= 0) in group g (src/io/items_io.c). */
+fh_status h5_items_write(hid_t g, const data_table *t, const int64_t *perm, int64_t n);
 
 #endif

@@ -41,6 +41,8 @@ static fh_status inspect_data(const char *path)
     printf("  dataset     %s\n  partition   %s (alpha %g, seed %lld)\n", m.dataset, m.partition, m.alpha, (long long)m.seed);
     printf("  features    %d\n  classes     %d\n  train rows  %lld\n  test rows   %lld\n  clients     %d%s\n",
            m.features, K, (long long)n, (long long)m.test_rows, C, m.has_client_names ? " (named)" : "");
+    if (m.items > 0) /* item-set data (docs/retail.md) */
+        printf("  items       %d (item sets: CSR in /train|test/items, rows padded to %d with -1)\n", m.items, m.features);
     if (m.parties > 0) {
         if (m.party < 0) printf("  parties     %d (this is the aggregator's file: no training rows)\n", m.parties);
         else printf("  parties     %d (this file: party %d, the rows of its clients only)\n", m.parties, m.party);

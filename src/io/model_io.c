@@ -31,7 +31,11 @@ fh_status io_model_write(const char *path, const model_t *m, const float *params
     TRY(h5_attr_write_i64(f, "classes", &v, 1));
     v = m->nparams;
     TRY(h5_attr_write_i64(f, "nparams", &v, 1));
-    if (nh > 0) TRY(h5_attr_write_i64(f, "hidden", hidden, (hsize_t)nh));
+    if (nh > 0 && m->type != MODEL_ATTENTION) TRY(h5_attr_write_i64(f, "hidden", hidden, (hsize_t)nh));
+    if (m->type == MODEL_ATTENTION) { /* attention: items, d, heads (include/fedhpc/model.h) */
+        const int64_t a[3] = {m->attn_items, m->attn_dim, m->attn_heads};
+        TRY(h5_attr_write_i64(f, "attention", a, 3));
+    }
     TRY(h5_attr_write_str(f, "algorithm", info->algorithm));
     v = info->rounds;
     TRY(h5_attr_write_i64(f, "rounds", &v, 1));

@@ -15,6 +15,7 @@
 #include "fedhpc/rng.h"
 #include "kern.h"
 #include "model_cnn.h"
+#include "model_attn.h" /* MODEL_ATTENTION: src/model/attn.c */
 
 #include <cblas.h>
 #include <math.h>
@@ -37,7 +38,11 @@ fh_status model_parse_type(const char *s, model_type *out)
         *out = MODEL_CNN;
         return FH_OK;
     }
-    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn", s ? s : "(null)");
+    if (s && strcmp(s, "attention") == 0) { /* attention */
+        *out = MODEL_ATTENTION;
+        return FH_OK;
+    }
+    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn, attention", s ? s : "(null)");
 }
 
 const char *model_type_name(model_type t)
@@ -46,6 +51,7 @@ const char *model_type_name(model_type t)
     case MODEL_LOGREG: return "logreg";
     case MODEL_MLP: return "mlp";
     case MODEL_CNN: return "cnn";
+    case MODEL_ATTENTION: return "attention";
     }
     return "unknown";
 }
@@ -109,6 +115,10 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
 
 void model_init_params(const model_t *m, float *params, uint64_t seed)
 {
+    if (m->type == MODEL_ATTENTION) { /* attention */
+        attn_init_params(m, params, seed);
+        return;
+    }
     memset(params, 0, (size_t)m->nparams * sizeof *params);
     if (m->type == MODEL_LOGREG) return;
     rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
@@ -135,6 +145,7 @@ struct model_ws {
     float *delta[2];                  /* [max_batch, max width] each: D_l, ping-pong        */
     float *buf;                       /* the one allocation the views above point into      */
     cnn_ws *cnn;                      /* MODEL_CNN: the CNN's own scratch (src/model/cnn.c) */
+    attn_ws *attn;                    /* MODEL_ATTENTION: its own scratch (src/model/attn.c) */
 };
 
 /* *total += a * b floats, unless that would not fit a size_t byte count. */
@@ -152,6 +163,15 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
     if (!m || max_batch < 1 || m->nlayers < 1 || m->nlayers > MODEL_MAX_LAYERS) return NULL;
     model_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
+    if (m->type == MODEL_ATTENTION) { /* attention */
+        ws->max_batch = max_batch;
+        ws->attn = attn_ws_create(m, max_batch);
+        if (!ws->attn) {
+            free(ws);
+            return NULL;
+        }
+        return ws;
+    }
     if (m->type == MODEL_CNN) {
         ws->max_batch = max_batch;
         ws->cnn = cnn_ws_create(m, max_batch);
@@ -191,6 +211,7 @@ void model_ws_free(model_ws *ws)
 {
     if (!ws) return;
     cnn_ws_free(ws->cnn);
+    attn_ws_free(ws->attn);
     free(ws->buf);
     free(ws);
 }
@@ -355,6 +376,7 @@ double model_loss_grad(const model_t *m, const float *params, const float *x, co
         return NAN; /* a label outside [0, classes): loaders check this, so a bug */
     }
     if (m->type == MODEL_CNN) return cnn_loss_grad(m, params, x, y, n, grad, ws->cnn);
+    if (m->type == MODEL_ATTENTION) return attn_loss_grad(m, params, x, y, n, grad, ws->attn);
 
     const int32_t L = m->nlayers;
     int cur = 0;
@@ -391,7 +413,7 @@ double model_sgd_step(const model_t *m, float *params, const float *x, const int
         if (!model_labels_ok(m, y, n)) return NAN; /* as model_loss_grad: params untouched */
         return cnn_sgd_step(m, params, x, y, n, lr, grad, ws->cnn);
     }
-    if (m->type == MODEL_CNN || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
+    if (m->type == MODEL_CNN || m->type == MODEL_ATTENTION || n < 1 || n > KERN_MAX_ROWS || n > ws->max_batch || !kern_available()) {
         const double loss = model_loss_grad(m, params, x, y, n, grad, ws);
         optim_sgd(params, grad, lr, m->nparams);
         return loss;
@@ -446,6 +468,10 @@ void model_predict(const model_t *m, const float *params, const float *x, int32_
         cnn_predict(m, params, x, n, probs, ws->cnn);
         return;
     }
+    if (m->type == MODEL_ATTENTION) {
+        attn_predict(m, params, x, n, probs, ws->attn);
+        return;
+    }
     for (int64_t r = 0; r < n; r += ws->max_batch) {
         const int32_t k = (int32_t)(n - r < ws->max_batch ? n - r : ws->max_batch);
         model_forward(m, params, x + (size_t)r * (size_t)m->in, k, ws);
@@ -463,6 +489,8 @@ double model_loss_grad_clipped(const model_t *m, const float *params, const floa
                                const int32_t *y, int32_t n, double clip, float *grad_sum,
                                double *norms, model_ws *ws)
 {
+    if (m->type == MODEL_ATTENTION && n >= 1 && model_labels_ok(m, y, n)) /* one row at a time */
+        return attn_loss_grad_clipped(m, params, x, y, n, clip, grad_sum, norms, ws->attn);
     if (n <= 0 || n > ws->max_batch || (m->type != MODEL_LOGREG && m->type != MODEL_MLP)) {
         memset(grad_sum, 0, (size_t)m->nparams * sizeof *grad_sum);
         return n == 0 ? 0.0 : NAN;
@@ -537,7 +565,7 @@ int32_t model_embed_dim(const model_t *m)
 {
     switch (m->type) {
     case MODEL_MLP: return m->nlayers >= 2 ? m->fan_out[m->nlayers - 2] : 0;
-    /* MODEL_ATTENTION: the lead wires attn_embed's width here (the customer embedding d) */
+    case MODEL_ATTENTION: return m->attn_dim; /* the pooled customer embedding */
     default: return 0;
     }
 }
@@ -556,11 +584,18 @@ fh_status model_embed(const model_t *m, const float *params, const float *x, int
         }
         return FH_OK;
     }
-    /* ---- MODEL_ATTENTION: the lead wires the attention model in here:
-     * case MODEL_ATTENTION: return attn_embed(m, params, x, n, emb, ws);               ---- */
+    case MODEL_ATTENTION: return attn_embed(m, params, x, n, emb, ws);
     default:
         return fh_error_set(FH_EINPUT,
                             "[model] type = %s has no customer embedding: expected mlp (the last hidden layer) "
                             "or attention", model_type_name(m->type));
     }
+}
+
+fh_status attn_embed(const model_t *m, const float *params, const float *x, int32_t n, float *emb,
+                     model_ws *ws)
+{
+    if (!m || m->type != MODEL_ATTENTION || !ws || !ws->attn)
+        return fh_error_set(FH_EINPUT, "embedding: the model is %s, not attention", m ? model_type_name(m->type) : "(none)");
+    return attn_embed_ws(m, params, x, n, emb, ws->attn);
 }

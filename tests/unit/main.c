@@ -54,6 +54,7 @@ WEAK void tests_register_attack(void);
 WEAK void tests_register_leakage(void);
 WEAK void tests_register_embed(void);
 WEAK void tests_register_credit(void); /* credit study */
+WEAK void tests_register_attn(void);
 
 static void register_all(void)
 {
@@ -69,7 +70,7 @@ static void register_all(void)
                             tests_register_attack,
                             tests_register_leakage,
                             tests_register_psi,
-                            tests_register_embed, tests_register_credit};
+                            tests_register_embed, tests_register_credit, tests_register_attn};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

@@ -38,5 +38,6 @@ void tests_register_attack(void);
 void tests_register_leakage(void);
 void tests_register_psi(void);
 void tests_register_embed(void); /* issue 15 */
+void tests_register_attn(void);
 
 #endif
