@@ -122,6 +122,9 @@ fh_status io_data_class_names(io_data *h, char (*out)[64]);
 /* The features' names out[features] (at most 63 chars + NUL; a CSV data set's
  * /encoding/feature_name): *found = 1; *found = 0 when the file has none (image data). */
 fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found);
+/* Item-set data (meta.items > 0): the item names of /item_name into out[items][64]; *found 0
+ * when the file has none. */
+fh_status io_data_item_names(io_data *h, char (*out)[64], int *found);
 /* How to undo the standardisation of a CSV data set's numeric columns: the value in the CSV's
  * units is x * mul[j] + add[j] (numeric columns: the training std and mean; one-hot features and
  * data without /encoding: 1 and 0). *found = 1 when the file has an /encoding group. */

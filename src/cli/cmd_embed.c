@@ -138,6 +138,7 @@ static void md_str(FILE *f, const char *s)
 
 typedef struct {
     int32_t k, F, C, D, G, nk;
+    int items; /* item-set data: the features are the items (1: the customer holds it) */
     int64_t N;
     const double *cmean, *omean, *csil, *ksil, *kin, *kch;
     const double *mul, *add; /* [F] feature value in the data's units: x * mul + add */
@@ -267,9 +268,13 @@ static fh_status write_reports(const embed_opts *o, const embed_report *R)
             md_features(f, R, q, idx, top);
             fprintf(f, " |\n");
         }
-        fprintf(f, "\nFeatures ranked by cluster mean - overall mean of the model's inputs (standardised numeric "
-                   "columns, one-hot shares), largest and smallest; the values shown are in the data's units "
-                   "(for a 0/1 or one-hot column: the share of customers with it).\n");
+        if (R->items)
+            fprintf(f, "\nItems ranked by the share of the cluster's customers holding them - the share among all "
+                       "customers, largest and smallest (the cluster's purchase profile).\n");
+        else
+            fprintf(f, "\nFeatures ranked by cluster mean - overall mean of the model's inputs (standardised numeric "
+                       "columns, one-hot shares), largest and smallest; the values shown are in the data's units "
+                       "(for a 0/1 or one-hot column: the share of customers with it).\n");
         if (fclose(f) != 0) st = fh_error_set(FH_EIO, "%s: cannot write", path);
     }
     /* embed_pca.csv: per cell of the histogram, its centre, majority cluster and count */
@@ -449,14 +454,28 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
                          emb + (size_t)lfirst[i] * D, ws);
     st = comm_agree(w, st);
     const int32_t nk = o->k ? 1 : o->kmax - o->kmin + 1, G = 64;
-    embed_report R = {.F = F, .C = CL, .D = D, .G = G, .nk = nk};
+    /* the profiles' features: the model's inputs, or for item-set data (prepare supermarket|
+     * ticdata: rows of item indices) each item, 1 when the customer holds it */
+    const int32_t FP = meta->items > 0 ? meta->items : F;
+    float *xp = x;
+    if (st == FH_OK && meta->items > 0 && n > 0) {
+        xp = fh_calloc((size_t)n * FP, sizeof *xp);
+        if (!xp) st = fh_error_set(FH_ENOMEM, "out of memory for the item profiles");
+        for (int64_t i = 0; xp && i < n; i++)
+            for (int32_t t = 0; t < F; t++) {
+                const float v = x[(size_t)i * F + t];
+                if (v >= 0 && v < (float)FP) xp[(size_t)i * FP + (int32_t)v] = 1;
+            }
+    }
+    st = comm_agree(w, st);
+    embed_report R = {.F = FP, .items = meta->items > 0, .C = CL, .D = D, .G = G, .nk = nk};
     double *ksil = calloc((size_t)nk, sizeof *ksil), *kin = calloc((size_t)nk, sizeof *kin), *kch = calloc((size_t)nk, sizeof *kch);
     double *centers = malloc((size_t)EMBED_K_MAX * D * sizeof *centers), *csil = malloc(EMBED_K_MAX * sizeof *csil);
     double *mean = malloc((size_t)D * sizeof *mean), *axes = malloc((size_t)2 * D * sizeof *axes);
-    double *cmean = malloc((size_t)EMBED_K_MAX * F * sizeof *cmean), *omean = malloc((size_t)F * sizeof *omean);
+    double *cmean = malloc((size_t)EMBED_K_MAX * FP * sizeof *cmean), *omean = malloc((size_t)FP * sizeof *omean);
     int64_t *sizes = malloc(EMBED_K_MAX * sizeof *sizes), *lcount = malloc((size_t)EMBED_K_MAX * CL * sizeof *lcount);
-    char(*fname)[64] = calloc((size_t)F, 64), (*cname)[64] = calloc((size_t)CL, 64);
-    double *mul = malloc((size_t)F * sizeof *mul), *add = malloc((size_t)F * sizeof *add);
+    char(*fname)[64] = calloc((size_t)FP, 64), (*cname)[64] = calloc((size_t)CL, 64);
+    double *mul = malloc((size_t)FP * sizeof *mul), *add = malloc((size_t)FP * sizeof *add);
     if (st == FH_OK && (!ksil || !kin || !kch || !centers || !csil || !mean || !axes || !cmean || !omean || !sizes || !lcount ||
                         !fname || !cname || !mul || !add))
         st = fh_error_set(FH_ENOMEM, "out of memory");
@@ -476,13 +495,14 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     int64_t *grid = st == FH_OK ? malloc((size_t)G * G * k * sizeof *grid) : NULL;
     if (st == FH_OK && !grid) st = fh_error_set(FH_ENOMEM, "out of memory");
     if (st == FH_OK) st = embed_grid(w, proj, n, assign, k, G, grid, R.lo, R.hi);
-    if (st == FH_OK) st = embed_profile(w, x, y, n, F, CL, assign, k, cmean, omean, lcount);
+    if (st == FH_OK) st = embed_profile(w, xp, y, n, FP, CL, assign, k, cmean, omean, lcount);
     int found = 0;
-    if (st == FH_OK) st = io_data_feature_names(data, fname, &found);
+    if (st == FH_OK) st = meta->items > 0 ? io_data_item_names(data, fname, &found) : io_data_feature_names(data, fname, &found);
     if (st == FH_OK) st = io_data_class_names(data, cname);
     int scaled = 0;
-    if (st == FH_OK) st = io_data_feature_scale(data, mul, add, &scaled);
-    for (int32_t j = 0; st == FH_OK && !found && j < F; j++) snprintf(fname[j], 64, "feature_%d", j);
+    for (int32_t j = 0; st == FH_OK && meta->items > 0 && j < FP; j++) mul[j] = 1, add[j] = 0; /* shares */
+    if (st == FH_OK && meta->items == 0) st = io_data_feature_scale(data, mul, add, &scaled);
+    for (int32_t j = 0; st == FH_OK && !found && j < FP; j++) snprintf(fname[j], 64, meta->items > 0 ? "item_%d" : "feature_%d", j);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0) st = cli_mkdirs(o->out);
     st = comm_agree(w, st);
@@ -533,6 +553,7 @@ static fh_status embed_run(const embed_opts *o, io_data *data, const io_data_met
     }
     fflush(stdout);
     free(ids); free(first); free(party); free(loc); free(start); free(count); free(coff); free(gfirst); free(lfirst);
+    if (xp != x) free(xp);
     free(x); free(y); free(emb); free(proj); free(assign);
     free(ksil); free(kin); free(kch); free(centers); free(csil); free(mean); free(axes); free(cmean); free(omean);
     free(sizes); free(lcount); free(fname); free(cname); free(mul); free(add); free(grid);

@@ -769,6 +769,15 @@ fh_status io_data_feature_names(io_data *h, char (*out)[64], int *found)
     return FH_OK;
 }
 
+fh_status io_data_item_names(io_data *h, char (*out)[64], int *found)
+{
+    *found = 0;
+    if (h->meta.items <= 0 || H5Lexists(h->file, "item_name", H5P_DEFAULT) <= 0) return FH_OK;
+    FH_TRY(h5_dset_read_strs(h->file, "item_name", (char *)out, (hsize_t)h->meta.items, 64, h->path));
+    *found = 1;
+    return FH_OK;
+}
+
 /* read a whole 1-D numeric dataset of n values of /encoding (issue 15) */
 static fh_status enc_read(io_data *h, const char *name, hid_t type, int64_t n, void *out)
 {

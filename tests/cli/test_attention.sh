@@ -47,6 +47,14 @@ for np in 2 4; do
 done
 auc=$(csv_col_last "$T/np1/metrics.csv" auc)
 nums "$auc" && awk -v a="$auc" 'BEGIN{exit !(a > 0.6)}' && ok "test AUC after 4 rounds $auc > 0.6" || bad "test AUC '$auc'"
+# fedhpc embed on the attention model: the customer embeddings (width attn_dim), clustered; the
+# cluster table profiles purchases by department name (the items), the same on -np 1 and 2
+"$FEDHPC" embed "$T/a.ini" --k 3 --out "$T/emb1" >"$T/emb1.log" 2>&1 &&
+    $MPIRUN -np 2 "$FEDHPC" embed "$T/a.ini" --k 3 --out "$T/emb2" >"$T/emb2.log" 2>&1 &&
+    grep -q "embeddings of width 8 (attention)" "$T/emb1.log" && cmp -s "$T/emb1/clusters.csv" "$T/emb2/clusters.csv" &&
+    grep -q "Items ranked by the share" "$T/emb1/clusters.md" && grep -q "vegetables\|frozen foods\|biscuits" "$T/emb1/clusters.md" &&
+    ok "embed: attention embeddings clustered, purchase profiles by department, -np 1 == -np 2" ||
+    { bad "embed on the attention model"; tail -5 "$T/emb1.log" "$T/emb2.log" | sed 's/^/       | /'; }
 $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/res" checkpoint.resume="$T/np1/checkpoints/ckpt_00000002.h5" >"$T/res.log" 2>&1 &&
     same_model "$T/np1/model.h5" "$T/res/model.h5" && ok "resumed from the round-2 checkpoint on -np 2: bit-identical" ||
     { bad "resume"; tail -5 "$T/res.log" | sed 's/^/       | /'; }
