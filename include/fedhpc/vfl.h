@@ -71,6 +71,9 @@ void vfl_party_free(vfl_party_data *pd);
  * party that holds the same set gets the same order. idx[n] receives row indices into pd. */
 fh_status vfl_sort_rows(const vfl_party_data *pd, const size_t *rows, size_t n, int64_t *idx);
 
+/* The ids of rows[n] (rows NULL: the first n rows), one a line, to a text file. */
+fh_status vfl_write_ids(const char *path, const vfl_party_data *pd, const int64_t *rows, int64_t n);
+
 /* ---- logistic regression pieces (shared by the vertical and the centralized path) --------- */
 /* Mean log-loss and the residuals r_i = sigmoid(z_i) - y_i of n rows. */
 double vfl_logloss(const double *z, const int32_t *y, int64_t n, double *r);

@@ -52,6 +52,8 @@ fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, i
         t = fh_calloc((size_t)pd[0].rows, 1);
         if (!x || !y || !t) st = fh_error_set(FH_ENOMEM, "out of memory");
     }
+    snprintf(path, sizeof path, "%s/common.txt", o->out_dir);
+    FILE *ids = st == FH_OK ? fopen(path, "w") : NULL;
     for (int64_t k = 0; st == FH_OK && k < pd[0].rows; k++) {
         const int64_t i0 = srt[0][k];
         int64_t at[VFL_MAX_PARTIES];
@@ -69,10 +71,12 @@ fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, i
             memcpy(x + n * D + off, pd[p].x + at[p] * pd[p].d, (size_t)pd[p].d * sizeof *x);
             off += pd[p].d;
         }
+        if (ids) fprintf(ids, "%s\n", pd[0].ids[i0]);
         y[n] = pd[0].y[i0];
         t[n] = pd[0].test[i0];
         n++;
     }
+    if (ids) fclose(ids);
     for (int p = 0; p < K; p++) {
         vfl_party_free(&pd[p]);
         free(srt[p]);

@@ -265,3 +265,12 @@ double vfl_auc(const double *s, const int32_t *y, int64_t n)
     if (!npos || !nneg) return NAN;
     return (rank_pos - 0.5 * (double)npos * (double)(npos + 1)) / ((double)npos * (double)nneg);
 }
+
+fh_status vfl_write_ids(const char *path, const vfl_party_data *pd, const int64_t *rows, int64_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return fh_error_set(FH_EIO, "%s: cannot write", path);
+    for (int64_t i = 0; i < n; i++) fprintf(f, "%s\n", pd->ids[rows ? rows[i] : i]);
+    if (fclose(f) != 0) return fh_error_set(FH_EIO, "%s: cannot write", path);
+    return FH_OK;
+}

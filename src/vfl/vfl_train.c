@@ -209,6 +209,15 @@ static void random_below(mpz_t r, const mpz_t n)
     free(b);
 }
 
+typedef struct {
+    int64_t v, i;
+} xv_t;
+static int cmp_xv(const void *a, const void *b)
+{
+    const xv_t *x = a, *y = b;
+    return x->v < y->v ? -1 : x->v > y->v ? 1 : (x->i > y->i) - (x->i < y->i);
+}
+
 /* ---- checkpoints and models ------------------------------------------------------------------ */
 static fh_status ckpt_write(const char *path, int32_t party, int64_t tag, int64_t step, int64_t ncommon, const double *w,
                             int64_t nw)
@@ -348,6 +357,12 @@ fh_status vfl_train(const comm_t *c, const vfl_opts *o, vfl_result *res)
     v.me = c->rank < o->parties ? c->rank : -1;
     fh_status st = open_party(c, o, &v);
     if (st == FH_OK) st = align(c, o, &v);
+    if (st == FH_OK && v.me >= 0) { /* what PSI told this party: the common ids, in common order */
+        char path[2100];
+        snprintf(path, sizeof path, "%s/party%d.common.txt", o->out_dir, v.me);
+        st = vfl_write_ids(path, &v.pd, v.rows, v.n);
+    }
+    if (st == FH_OK) st = comm_agree(c, st);
     if (st == FH_OK && o->model == 1) {
         st = vfl_splitnn_run(c, o, &v.pd, v.rows, v.n, v.test, res);
     } else if (st == FH_OK) {
@@ -461,8 +476,8 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
     uint8_t *ctbuf = NULL;
     double t0 = fh_wtime();
     int64_t done = 0;
-    mpz_t m, ct, acc, tmp, rmask;
-    mpz_inits(m, ct, acc, tmp, rmask, NULL);
+    mpz_t m, ct, acc, tmp, grp;
+    mpz_inits(m, ct, acc, tmp, grp, NULL);
     for (int64_t t = start; st == FH_OK && t <= o->steps; t++) {
         /* forward: partial logits */
         for (int64_t i = 0; me >= 0 && i < n; i++) {
@@ -551,20 +566,31 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
                 if (st == FH_OK && !mpz_invert(c2[i], c1[i], P->n2)) st = fh_error_set(FH_EINPUT, "vertical: a ciphertext without inverse");
             }
             uint8_t *gout = fh_calloc((size_t)d, ctb);
+            xv_t *xs = fh_calloc((size_t)(ntr ? ntr : 1), sizeof *xs);
+            if (!xs) st = fh_error_set(FH_ENOMEM, "out of memory");
             mpz_t *rm = fh_calloc((size_t)d, sizeof *rm);
             if (st == FH_OK && (!gout || !rm)) st = fh_error_set(FH_ENOMEM, "out of memory");
             for (int32_t j = 0; st == FH_OK && j < d; j++) {
-                mpz_set_ui(acc, 1);
+                /* sum_i x_i r_i = sum_v v (sum_{x_i = v} r_i): rows grouped by their fixed-point
+                 * value, so that a column with few distinct values (binary, one-hot, counts) costs
+                 * one exponentiation per value; the plaintext is the same integer */
                 int64_t a = 0;
                 for (int64_t i = 0; i < n; i++) {
                     if (test[i]) continue;
-                    int64_t xi = llround(pd->x[rows[i] * d + j] * X_SCALE);
-                    if (xi) {
-                        mpz_set_ui(tmp, (unsigned long)(xi > 0 ? xi : -xi));
-                        he_mul_scalar(P, m, xi > 0 ? c1[a] : c2[a], tmp);
-                        he_add(P, acc, acc, m);
-                    }
+                    xs[a].v = llround(pd->x[rows[i] * d + j] * X_SCALE);
+                    xs[a].i = a;
                     a++;
+                }
+                qsort(xs, (size_t)ntr, sizeof *xs, cmp_xv);
+                mpz_set_ui(acc, 1);
+                for (int64_t k = 0; k < ntr;) {
+                    const int64_t v = xs[k].v;
+                    mpz_set_ui(grp, 1);
+                    for (; k < ntr && xs[k].v == v; k++) he_add(P, grp, grp, v > 0 ? c1[xs[k].i] : c2[xs[k].i]);
+                    if (v == 0) continue;
+                    mpz_set_ui(tmp, (unsigned long)(v > 0 ? v : -v));
+                    he_mul_scalar(P, m, grp, tmp);
+                    he_add(P, acc, acc, m);
                 }
                 mpz_init(rm[j]);
                 random_below(rm[j], P->n); /* one-time additive mask: A decrypts g + R only */
@@ -595,7 +621,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
                 mpz_clear(c1[i]);
                 mpz_clear(c2[i]);
             }
-            free(rm); free(gout); free(plain); free(c1); free(c2);
+            free(rm); free(gout); free(xs); free(plain); free(c1); free(c2);
         }
         st = comm_agree(c, st);
         done++;
@@ -606,7 +632,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
         st = comm_agree(c, st);
         if (o->stop_after && t + 1 == o->stop_after) break;
     }
-    mpz_clears(m, ct, acc, tmp, rmask, NULL);
+    mpz_clears(m, ct, acc, tmp, grp, NULL);
     res->sec_per_step = done ? (fh_wtime() - t0) / (double)done : 0;
     if (mf) fclose(mf);
     if (st == FH_OK && me >= 0) {
