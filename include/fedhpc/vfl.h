@@ -94,6 +94,8 @@ typedef struct {
     int model;             /* 0 logistic regression, 1 split neural network                  */
     int32_t hidden;        /* split NN: bottom-model width per party and top hidden width    */
     uint64_t seed;         /* split NN initialisation                                        */
+    int joined;            /* central split NN: one bottom model over all joined columns (a
+                              plain MLP) instead of one per party's block                    */
 } vfl_opts;
 
 typedef struct {

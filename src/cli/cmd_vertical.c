@@ -207,6 +207,8 @@ static const char *VUSAGE =
     "  --lr L                 learning rate (default 0.5 for lr, 0.1 for splitnn)\n"
     "  --hidden H             split NN: width of every bottom model and of the top hidden layer (16)\n"
     "  --seed S               split NN initialisation (default 1)\n"
+    "  --joined-mlp           central split NN: one bottom model over all joined columns (a plain\n"
+    "                         MLP) instead of one bottom model per party's columns\n"
     "  --key-bits B           Paillier modulus bits (default 2048; 512/1024 for tests only)\n"
     "  --checkpoint-every K   write DIR/party<p>.ckpt.h5 every K steps\n"
     "  --stop-after S         stop after step S (with a checkpoint there)\n"
@@ -230,6 +232,10 @@ static fh_status vparse(int argc, char **argv, vfl_opts *o)
         }
         if (!strcmp(s, "--resume")) {
             o->resume = 1;
+            continue;
+        }
+        if (!strcmp(s, "--joined-mlp")) {
+            o->joined = 1;
             continue;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

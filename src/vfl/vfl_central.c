@@ -17,7 +17,7 @@ static int cmp_id(const void *key, const void *b)
 }
 
 /* joined table of the common customers: x[n, D] (party 0's columns first), y, test */
-fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, int64_t *no, int32_t *Do)
+fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, int64_t *no, int32_t *Do, int32_t *dp)
 {
     const int K = o->parties;
     vfl_party_data pd[VFL_MAX_PARTIES];
@@ -34,6 +34,7 @@ fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, i
             st = fh_error_set(FH_EINPUT, "%s: not party %d of the same prepare run as party 0 (party files whose ids do not match)", path, p);
         if (st == FH_OK) {
             D += pd[p].d;
+            dp[p] = pd[p].d;
             size_t *all = fh_calloc((size_t)pd[p].rows, sizeof *all);
             srt[p] = fh_calloc((size_t)pd[p].rows, sizeof *srt[p]);
             if (!all || !srt[p]) st = fh_error_set(FH_ENOMEM, "out of memory");
@@ -98,9 +99,10 @@ fh_status vfl_central(const vfl_opts *o, vfl_result *res)
     uint8_t *t = NULL;
     int64_t n = 0;
     int32_t D = 0;
-    FH_TRY(vfl_join(o, &x, &y, &t, &n, &D));
+    int32_t dp[VFL_MAX_PARTIES];
+    FH_TRY(vfl_join(o, &x, &y, &t, &n, &D, dp));
     if (o->model == 1) {
-        fh_status st = vfl_splitnn_central(o, x, y, t, n, D, res);
+        fh_status st = vfl_splitnn_central(o, x, y, t, n, D, dp, res);
         free(x); free(y); free(t);
         return st;
     }

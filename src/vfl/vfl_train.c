@@ -219,7 +219,7 @@ static int cmp_xv(const void *a, const void *b)
 }
 
 /* ---- checkpoints and models ------------------------------------------------------------------ */
-static fh_status ckpt_write(const char *path, int32_t party, int64_t tag, int64_t step, int64_t ncommon, const double *w,
+fh_status vfl_ckpt_write(const char *path, int32_t party, int64_t tag, int64_t step, int64_t ncommon, const double *w,
                             int64_t nw)
 {
     char tmp[2200];
@@ -236,7 +236,7 @@ static fh_status ckpt_write(const char *path, int32_t party, int64_t tag, int64_
     return st;
 }
 
-static fh_status ckpt_read(const char *path, int32_t party, int64_t tag, int64_t ncommon, int64_t *step, double *w,
+fh_status vfl_ckpt_read(const char *path, int32_t party, int64_t tag, int64_t ncommon, int64_t *step, double *w,
                            int64_t nw)
 {
     io_rec *h = NULL;
@@ -261,6 +261,47 @@ fh_status vfl_write_vec(const char *path, const char *format, const double *w, i
     fh_status st = io_rec_put(h, "w", IO_F64, n, 0, w);
     io_rec_close(h);
     return st;
+}
+
+/* ---- pairwise masks among the non-label parties ---------------------------------------------- */
+fh_status vfl_mask_keys(const comm_t *c, int K, uint8_t (*mkey)[crypto_kx_SESSIONKEYBYTES])
+{
+    const int me = c->rank < K ? c->rank : -1;
+    fh_status st = FH_OK;
+    if (me > 0 && K > 2) {
+        uint8_t kpk[crypto_kx_PUBLICKEYBYTES], ksk[crypto_kx_SECRETKEYBYTES], ppk[crypto_kx_PUBLICKEYBYTES];
+        crypto_kx_keypair(kpk, ksk);
+        for (int p = 1; st == FH_OK && p < K; p++) {
+            if (p == me) continue;
+            if (me < p) {
+                st = comm_send_bytes(c, kpk, sizeof kpk, p, TAG_VFL + 4);
+                if (st == FH_OK) st = comm_recv_bytes(c, ppk, sizeof ppk, p, TAG_VFL + 4);
+                uint8_t rx[crypto_kx_SESSIONKEYBYTES];
+                if (st == FH_OK && crypto_kx_client_session_keys(rx, mkey[p], kpk, ksk, ppk) != 0)
+                    st = fh_error_set(FH_EINPUT, "vertical: bad key-exchange key from party %d", p);
+            } else {
+                st = comm_recv_bytes(c, ppk, sizeof ppk, p, TAG_VFL + 4);
+                if (st == FH_OK) st = comm_send_bytes(c, kpk, sizeof kpk, p, TAG_VFL + 4);
+                uint8_t tx[crypto_kx_SESSIONKEYBYTES];
+                if (st == FH_OK && crypto_kx_server_session_keys(mkey[p], tx, kpk, ksk, ppk) != 0)
+                    st = fh_error_set(FH_EINPUT, "vertical: bad key-exchange key from party %d", p);
+            }
+        }
+        sodium_memzero(ksk, sizeof ksk);
+    }
+    return st;
+}
+
+void vfl_mask_apply(int K, int me, uint8_t (*mkey)[crypto_kx_SESSIONKEYBYTES], int64_t t, uint64_t *q, uint64_t *scratch,
+                    int64_t n)
+{
+    for (int p = 1; p < K; p++) { /* pairwise masks cancel in the sum at A */
+        if (p == me) continue;
+        uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+        for (int b = 0; b < 8; b++) nonce[b] = (uint8_t)((uint64_t)t >> (8 * b));
+        crypto_stream_chacha20((uint8_t *)scratch, (unsigned long long)n * 8, nonce, mkey[p]);
+        for (int64_t i = 0; i < n; i++) q[i] = me < p ? q[i] + scratch[i] : q[i] - scratch[i];
+    }
 }
 
 /* ---- the run --------------------------------------------------------------------------------- */
@@ -424,27 +465,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
     /* pairwise mask keys among the non-label parties (crypto_kx) */
     uint8_t (*mkey)[crypto_kx_SESSIONKEYBYTES] = fh_calloc((size_t)K, sizeof *mkey);
     FH_CHECK_ALLOC(mkey);
-    if (st == FH_OK && me > 0 && K > 2) {
-        uint8_t kpk[crypto_kx_PUBLICKEYBYTES], ksk[crypto_kx_SECRETKEYBYTES], ppk[crypto_kx_PUBLICKEYBYTES];
-        crypto_kx_keypair(kpk, ksk);
-        for (int p = 1; st == FH_OK && p < K; p++) {
-            if (p == me) continue;
-            if (me < p) {
-                st = comm_send_bytes(c, kpk, sizeof kpk, p, TAG_VFL + 4);
-                if (st == FH_OK) st = comm_recv_bytes(c, ppk, sizeof ppk, p, TAG_VFL + 4);
-                uint8_t rx[crypto_kx_SESSIONKEYBYTES];
-                if (st == FH_OK && crypto_kx_client_session_keys(rx, mkey[p], kpk, ksk, ppk) != 0)
-                    st = fh_error_set(FH_EINPUT, "vertical: bad key-exchange key from party %d", p);
-            } else {
-                st = comm_recv_bytes(c, ppk, sizeof ppk, p, TAG_VFL + 4);
-                if (st == FH_OK) st = comm_send_bytes(c, kpk, sizeof kpk, p, TAG_VFL + 4);
-                uint8_t tx[crypto_kx_SESSIONKEYBYTES];
-                if (st == FH_OK && crypto_kx_server_session_keys(mkey[p], tx, kpk, ksk, ppk) != 0)
-                    st = fh_error_set(FH_EINPUT, "vertical: bad key-exchange key from party %d", p);
-            }
-        }
-        sodium_memzero(ksk, sizeof ksk);
-    }
+    if (st == FH_OK) st = vfl_mask_keys(c, K, mkey);
     st = comm_agree(c, st);
 
     /* resume */
@@ -452,7 +473,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
     int64_t start = 0;
     if (st == FH_OK && o->resume && me >= 0) {
         snprintf(path, sizeof path, "%s/party%d.ckpt.h5", o->out_dir, me);
-        st = ckpt_read(path, me, pd->tag, n, &start, w, nw);
+        st = vfl_ckpt_read(path, me, pd->tag, n, &start, w, nw);
     }
     st = comm_agree(c, st);
     if (st == FH_OK) {
@@ -488,13 +509,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
         }
         if (me > 0) {
             for (int64_t i = 0; i < n; i++) q[i] = (uint64_t)llround(u[i] * U_SCALE);
-            for (int p = 1; p < K; p++) { /* pairwise masks cancel in the sum at A */
-                if (p == me) continue;
-                uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
-                for (int b = 0; b < 8; b++) nonce[b] = (uint8_t)((uint64_t)t >> (8 * b));
-                crypto_stream_chacha20((uint8_t *)mk, (unsigned long long)n * 8, nonce, mkey[p]);
-                for (int64_t i = 0; i < n; i++) q[i] = me < p ? q[i] + mk[i] : q[i] - mk[i];
-            }
+            vfl_mask_apply(K, me, mkey, t, q, mk, n);
             st = comm_send_bytes(c, q, n * 8, 0, TAG_VFL + 5);
         } else if (me == 0) {
             uint64_t *sum = mk;
@@ -627,7 +642,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
         done++;
         if (st == FH_OK && o->ckpt_every && (t + 1) % o->ckpt_every == 0 && me >= 0) {
             snprintf(path, sizeof path, "%s/party%d.ckpt.h5", o->out_dir, me);
-            st = ckpt_write(path, me, pd->tag, t + 1, n, w, nw);
+            st = vfl_ckpt_write(path, me, pd->tag, t + 1, n, w, nw);
         }
         st = comm_agree(c, st);
         if (o->stop_after && t + 1 == o->stop_after) break;
