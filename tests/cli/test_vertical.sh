@@ -57,7 +57,26 @@ cmp -s "$T/a/metrics.csv" "$T/r/metrics.csv" || same=0
 for p in 0 1; do h5diff -q "$T/a/party$p.model.h5" "$T/r/party$p.model.h5" || same=0; done
 [ $same = 1 ] && ok "resume: bit-identical losses and party models" || bad "resume differs from the uninterrupted run"
 
-# 5. bad input: clear message, exit 2, once
+# 5. split NN: within 1 AUC point of the same network trained centrally; -np; resume
+SN="--model splitnn --steps 40 --lr 0.3 --hidden 8 --seed 3"
+check "split NN, 2 parties on 2 ranks" $MPIRUN -np 2 $FEDHPC vertical train "$T/v2.h5" --parties 2 --out "$T/s" $SN
+check "split NN, 2 parties on 3 ranks" $MPIRUN -np 3 $FEDHPC vertical train "$T/v2.h5" --parties 2 --out "$T/sx" $SN
+check "split NN, centralized on the joined columns" $FEDHPC vertical central "$T/v2.h5" --parties 2 --out "$T/sc" $SN
+a=$(tail -n 1 "$T/s/metrics.csv" | cut -d, -f3); b=$(tail -n 1 "$T/sc/metrics.csv" | cut -d, -f3); a0=$(sed -n 2p "$T/s/metrics.csv" | cut -d, -f2); a1=$(tail -n 1 "$T/s/metrics.csv" | cut -d, -f2)
+awk -v a="$a" -v b="$b" -v l0="$a0" -v l1="$a1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.01 && a > 0.7 && l1 < l0 - 0.05) }' &&
+    ok "split NN test AUC $a vs centralized $b (within 1 point; loss $a0 -> $a1)" || bad "split NN AUC $a vs centralized $b (loss $a0 -> $a1)"
+same=1
+cmp -s "$T/s/metrics.csv" "$T/sx/metrics.csv" || same=0
+for p in 0 1; do h5diff -q "$T/s/party$p.model.h5" "$T/sx/party$p.model.h5" || same=0; done
+[ $same = 1 ] && ok "split NN -np 2 and -np 3: bit-identical" || bad "split NN -np 2 vs 3 differ"
+check "split NN: stop after step 20" $MPIRUN -np 2 $FEDHPC vertical train "$T/v2.h5" --parties 2 --out "$T/sr" $SN --stop-after 20
+check "split NN: resume to step 40" $MPIRUN -np 2 $FEDHPC vertical train "$T/v2.h5" --parties 2 --out "$T/sr" $SN --resume
+same=1
+cmp -s "$T/s/metrics.csv" "$T/sr/metrics.csv" || same=0
+for p in 0 1; do h5diff -q "$T/s/party$p.model.h5" "$T/sr/party$p.model.h5" || same=0; done
+[ $same = 1 ] && ok "split NN resume: bit-identical" || bad "split NN resume differs"
+
+# 6. bad input: clear message, exit 2, once
 printf '0: churn tenure contract\n1: tenure female\n' >"$T/overlap.txt"
 expect_input_error "overlapping column assignments" "overlapping column assignments" \
     $MPIRUN -np 2 $FEDHPC prepare $P --vertical 2 --party-columns "$T/overlap.txt" --seed 1 --out "$T/bad.h5"
