@@ -94,6 +94,7 @@ typedef struct {
     int model;             /* 0 logistic regression, 1 split neural network                  */
     int32_t hidden;        /* split NN: bottom-model width per party and top hidden width    */
     uint64_t seed;         /* split NN initialisation                                        */
+    double ftl_gamma;      /* FTL: weight of the alignment loss (0.1)                         */
     int joined;            /* central split NN: one bottom model over all joined columns (a
                               plain MLP) instead of one per party's block                    */
 } vfl_opts;

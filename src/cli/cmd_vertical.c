@@ -168,6 +168,40 @@ static fh_status vprep(const vprep_args *a)
         free(names);
         vfl_party_free(&pd);
     }
+    if (st == FH_OK) { /* evaluation only: the labels of the customers A lacks (FTL table) */
+        vfl_party_data ev;
+        memset(&ev, 0, sizeof ev);
+        ev.parties = K;
+        ev.has_label = 1;
+        ev.d = 1;
+        ev.seed = a->seed;
+        ev.tag = tag;
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++) m += !holds[i];
+        ev.rows = m;
+        ev.ids = fh_calloc((size_t)m, sizeof *ev.ids);
+        ev.x = fh_calloc((size_t)m, sizeof *ev.x);
+        ev.y = fh_calloc((size_t)m, sizeof *ev.y);
+        ev.test = fh_calloc((size_t)m, 1);
+        char names[1][VFL_NAME_BYTES] = {"none"};
+        if (!ev.ids || !ev.x || !ev.y || !ev.test) st = fh_error_set(FH_ENOMEM, "out of memory");
+        rng_t rh = rng_stream((uint64_t)a->seed, 0, 4, RNG_SPLIT);
+        for (int64_t i = 0, k = 0; st == FH_OK && i < n; i++) {
+            if (holds[i]) continue;
+            snprintf(ev.ids[k], VFL_ID_BYTES, "C%06lld", (long long)(i + 1));
+            ev.y[k] = ds.train.y[i];
+            ev.test[k] = rng_uniform(&rh) < 0.5; /* 1: evaluation half, 0: training half (oracle) */
+            k++;
+        }
+        char base[2100];
+        snprintf(base, sizeof base, "%s", a->out);
+        char *dot = strrchr(base, '.');
+        if (dot && !strcmp(dot, ".h5")) *dot = 0;
+        snprintf(pp, sizeof pp, "%.2000s.eval.h5", base);
+        if (st == FH_OK) st = vfl_party_write(pp, &ev, names);
+        if (st == FH_OK) printf("prepare: evaluation labels of the %lld customers party 0 lacks -> %s\n", (long long)m, pp);
+        vfl_party_free(&ev);
+    }
     if (st != FH_OK)
         for (int32_t q = 0; q < p; q++) {
             io_data_party_path(a->out, q, pp, sizeof pp);
@@ -202,11 +236,13 @@ static const char *VUSAGE =
     "(docs/vertical.md): party p runs on rank p and reads only OUT.party<p>.h5; PSI of the customer\n"
     "ids, then full-batch training on the common customers. `central` trains the same model on the\n"
     "joined columns in one process (the reference).\n"
-    "  --model lr|splitnn     logistic regression (default) or split neural network\n"
+    "  --model lr|splitnn|ftl logistic regression (default), split neural network, or federated\n"
+    "                         transfer learning (2 parties; scores B's customers A lacks)\n"
     "  --steps N              full-batch steps (default 20)\n"
     "  --lr L                 learning rate (default 0.5 for lr, 0.1 for splitnn)\n"
     "  --hidden H             split NN: width of every bottom model and of the top hidden layer (16)\n"
     "  --seed S               split NN initialisation (default 1)\n"
+    "  --ftl-gamma G          FTL: weight of the representation alignment loss (0.1)\n"
     "  --joined-mlp           central split NN: one bottom model over all joined columns (a plain\n"
     "                         MLP) instead of one bottom model per party's columns\n"
     "  --key-bits B           Paillier modulus bits (default 2048; 512/1024 for tests only)\n"
@@ -223,6 +259,7 @@ static fh_status vparse(int argc, char **argv, vfl_opts *o)
     o->key_bits = 2048;
     o->hidden = 16;
     o->seed = 1;
+    o->ftl_gamma = 0.1;
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
         if (s[0] != '-') {
@@ -249,14 +286,18 @@ static fh_status vparse(int argc, char **argv, vfl_opts *o)
         else if (!strcmp(s, "--key-bits")) { FH_TRY(cli_parse_long("vertical", s, v, 512, 8192, &t)); o->key_bits = (int)t; }
         else if (!strcmp(s, "--checkpoint-every")) { FH_TRY(cli_parse_long("vertical", s, v, 0, 1000000, &t)); o->ckpt_every = (int32_t)t; }
         else if (!strcmp(s, "--stop-after")) { FH_TRY(cli_parse_long("vertical", s, v, 0, 1000000, &t)); o->stop_after = (int32_t)t; }
+        else if (!strcmp(s, "--ftl-gamma")) FH_TRY(cli_parse_double("vertical", s, v, 0.0, 1e6, &o->ftl_gamma));
         else if (!strcmp(s, "--lr")) FH_TRY(cli_parse_double("vertical", s, v, 1e-9, 1e3, &o->lr));
         else if (!strcmp(s, "--out")) o->out_dir = v;
         else if (!strcmp(s, "--model")) {
             if (!strcmp(v, "lr")) o->model = 0;
             else if (!strcmp(v, "splitnn")) o->model = 1;
-            else return fh_error_set(FH_EINPUT, "vertical --model '%s': expected lr or splitnn", v);
+            else if (!strcmp(v, "ftl")) o->model = 2;
+            else return fh_error_set(FH_EINPUT, "vertical --model '%s': expected lr, splitnn or ftl", v);
         } else return fh_error_set(FH_EINPUT, "vertical: unknown option '%s' (see fedhpc vertical --help)", s);
     }
+    if (o->model == 2 && (o->resume || o->ckpt_every || o->stop_after))
+        return fh_error_set(FH_EINPUT, "vertical --model ftl: no checkpoints (--resume, --checkpoint-every, --stop-after)");
     if (o->key_bits % 16) return fh_error_set(FH_EINPUT, "vertical --key-bits %d: expected a multiple of 16", o->key_bits);
     if (o->lr < 0) o->lr = o->model ? 0.1 : 0.5;
     if (!o->data) return fh_error_set(FH_EINPUT, "vertical: expected the data file OUT.h5 (as given to prepare --out)");

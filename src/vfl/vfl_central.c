@@ -94,6 +94,7 @@ fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, i
 fh_status vfl_central(const vfl_opts *o, vfl_result *res)
 {
     memset(res, 0, sizeof *res);
+    if (o->model == 2) return vfl_ftl_central(o, res);
     double *x = NULL;
     int32_t *y = NULL;
     uint8_t *t = NULL;

@@ -35,5 +35,9 @@ fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, i
 /* Split NN on the joined table (the centralized reference). */
 fh_status vfl_splitnn_central(const vfl_opts *o, const double *x, const int32_t *y, const uint8_t *t, int64_t n, int32_t D,
                               const int32_t *dp, vfl_result *res);
+/* Federated transfer learning (2 parties; src/vfl/vfl_splitnn.c) and its baselines. */
+fh_status vfl_ftl_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *pd, const int64_t *rows, int64_t n,
+                      const uint8_t *test, vfl_result *res);
+fh_status vfl_ftl_central(const vfl_opts *o, vfl_result *res);
 
 #endif

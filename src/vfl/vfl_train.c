@@ -404,7 +404,9 @@ fh_status vfl_train(const comm_t *c, const vfl_opts *o, vfl_result *res)
         st = vfl_write_ids(path, &v.pd, v.rows, v.n);
     }
     if (st == FH_OK) st = comm_agree(c, st);
-    if (st == FH_OK && o->model == 1) {
+    if (st == FH_OK && o->model == 2) {
+        st = vfl_ftl_run(c, o, &v.pd, v.rows, v.n, v.test, res);
+    } else if (st == FH_OK && o->model == 1) {
         st = vfl_splitnn_run(c, o, &v.pd, v.rows, v.n, v.test, res);
     } else if (st == FH_OK) {
         st = vfl_lr_run(c, o, &v.pd, v.rows, v.n, v.test, res);

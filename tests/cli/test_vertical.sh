@@ -76,7 +76,17 @@ cmp -s "$T/s/metrics.csv" "$T/sr/metrics.csv" || same=0
 for p in 0 1; do h5diff -q "$T/s/party$p.model.h5" "$T/sr/party$p.model.h5" || same=0; done
 [ $same = 1 ] && ok "split NN resume: bit-identical" || bad "split NN resume differs"
 
-# 6. bad input: clear message, exit 2, once
+# 6. federated transfer learning: B scores its customers that A lacks
+check "prepare with more own customers at B" $FEDHPC prepare $P --vertical 2 --party-columns "$T/cols.txt" --seed 5 --overlap 0.6 --own-frac 0.3 --out "$T/f.h5"
+FT="--model ftl --steps 40 --lr 0.3 --hidden 8"
+check "FTL on 2 ranks" $MPIRUN -np 2 $FEDHPC vertical train "$T/f.h5" --parties 2 --out "$T/ftl" $FT
+check "FTL baselines (B alone, centralized)" $FEDHPC vertical central "$T/f.h5" --parties 2 --out "$T/ftl" $FT
+f=$(tail -n 1 "$T/ftl/ftl.csv"); nb=$(grep -c . "$T/ftl/ftl_baselines.csv")
+echo "$f" | awk -F, '{ exit !($1 == "ftl" && $2 > 20 && $3 > 0.55 && $3 <= 1) }' && [ "$nb" = 3 ] &&
+    ok "FTL scores B's own customers: $f; baselines: $(tail -n 2 "$T/ftl/ftl_baselines.csv" | tr '\n' ' ')" || bad "FTL table: '$f', baselines $nb lines"
+expect_input_error "FTL with 3 parties" "exactly 2 parties" $MPIRUN -np 3 $FEDHPC vertical train "$T/v3.h5" --parties 3 --out "$T/m" $FT
+
+# 7. bad input: clear message, exit 2, once
 printf '0: churn tenure contract\n1: tenure female\n' >"$T/overlap.txt"
 expect_input_error "overlapping column assignments" "overlapping column assignments" \
     $MPIRUN -np 2 $FEDHPC prepare $P --vertical 2 --party-columns "$T/overlap.txt" --seed 1 --out "$T/bad.h5"
