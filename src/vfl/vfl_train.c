@@ -327,6 +327,19 @@ static fh_status open_party(const comm_t *c, const vfl_opts *o, vrun *v)
         if (st == FH_OK && (v->pd.party != v->me || v->pd.parties != o->parties))
             st = fh_error_set(FH_EINPUT, "%s: the file of party %d of %d (expected party %d of --parties %d)", path,
                               v->pd.party, v->pd.parties, v->me, o->parties);
+        if (st == FH_OK) { /* PSI is defined on sets: refuse duplicate ids before any message */
+            size_t *all = fh_calloc((size_t)v->pd.rows, sizeof *all);
+            int64_t *srt = fh_calloc((size_t)v->pd.rows, sizeof *srt);
+            if (!all || !srt) st = fh_error_set(FH_ENOMEM, "out of memory");
+            for (int64_t i = 0; st == FH_OK && i < v->pd.rows; i++) all[i] = (size_t)i;
+            if (st == FH_OK) st = vfl_sort_rows(&v->pd, all, (size_t)v->pd.rows, srt);
+            for (int64_t i = 1; st == FH_OK && i < v->pd.rows; i++)
+                if (!strcmp(v->pd.ids[srt[i]], v->pd.ids[srt[i - 1]]))
+                    st = fh_error_set(FH_EINPUT, "%s: customer id '%s' at rows %lld and %lld (ids must be unique)", path,
+                                      v->pd.ids[srt[i]], (long long)srt[i - 1], (long long)srt[i]);
+            free(all);
+            free(srt);
+        }
         if (st == FH_OK && (v->me == 0) != (v->pd.has_label != 0))
             st = fh_error_set(FH_EINPUT, "%s: party %d %s the label (only party 0 holds it)", path, v->me,
                               v->pd.has_label ? "holds" : "lacks");

@@ -2,6 +2,7 @@
  * PSI chain over two ranks (under mpirun -np >= 2). */
 #define _POSIX_C_SOURCE 200809L
 #include "../../src/vfl/vfl_internal.h"
+#include "fedhpc/io.h"
 #include "fedhpc/vfl.h"
 #include "tests.h"
 
@@ -181,6 +182,42 @@ static void test_psi_chain(void)
     free(pd.ids);
 }
 
+/* A party file with a duplicate id is refused on every rank before any PSI message (no hang). */
+static void test_duplicate_ids(void)
+{
+    const comm_t *w = &g_test_world;
+    if (w->size < 2) return;
+    char base[600], path[700];
+    snprintf(base, sizeof base, "%s/dup.h5", g_test_tmpdir);
+    if (w->rank == 0)
+        for (int p = 0; p < 2; p++) {
+            vfl_party_data pd;
+            memset(&pd, 0, sizeof pd);
+            char ids[3][VFL_ID_BYTES] = {"C1", "C2", "C1"};
+            double x[3] = {1, 2, 3};
+            int32_t y[3] = {0, 1, 0};
+            uint8_t t[3] = {0, 0, 0};
+            char names[1][VFL_NAME_BYTES] = {"f"};
+            pd.parties = 2; pd.party = p; pd.has_label = p == 0; pd.rows = 3; pd.d = 1; pd.tag = 5;
+            pd.ids = ids; pd.x = x; pd.y = p == 0 ? y : NULL; pd.test = p == 0 ? t : NULL;
+            if (p == 1) snprintf(ids[2], VFL_ID_BYTES, "C3");
+            io_data_party_path(base, p, path, sizeof path);
+            CU_ASSERT_EQUAL(vfl_party_write(path, &pd, names), FH_OK);
+        }
+    comm_barrier(w);
+    vfl_opts o;
+    memset(&o, 0, sizeof o);
+    o.data = base;
+    o.out_dir = g_test_tmpdir;
+    o.parties = 2;
+    o.steps = 1;
+    o.lr = 0.1;
+    o.key_bits = 512;
+    vfl_result r;
+    CU_ASSERT_EQUAL(vfl_train(w, &o, &r), FH_EINPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "ids must be unique"));
+}
+
 void tests_register_vfl(void)
 {
     CU_pSuite s = CU_add_suite("vfl", NULL, NULL);
@@ -190,4 +227,5 @@ void tests_register_vfl(void)
     tests_add(s, "loss_auc", test_loss_auc);
     tests_add(s, "party_file", test_party_file);
     tests_add(s, "psi_chain", test_psi_chain);
+    tests_add(s, "duplicate_ids", test_duplicate_ids);
 }
