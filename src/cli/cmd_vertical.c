@@ -239,7 +239,7 @@ static const char *VUSAGE =
     "  --model lr|splitnn|ftl logistic regression (default), split neural network, or federated\n"
     "                         transfer learning (2 parties; scores B's customers A lacks)\n"
     "  --steps N              full-batch steps (default 20)\n"
-    "  --lr L                 learning rate (default 0.5 for lr, 0.1 for splitnn)\n"
+    "  --lr L                 learning rate (default 0.5 for lr, 0.1 for splitnn and ftl)\n"
     "  --hidden H             split NN: width of every bottom model and of the top hidden layer (16)\n"
     "  --seed S               split NN initialisation (default 1)\n"
     "  --ftl-gamma G          FTL: weight of the representation alignment loss (0.1)\n"

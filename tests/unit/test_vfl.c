@@ -218,6 +218,32 @@ static void test_duplicate_ids(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(fh_error_msg(), "ids must be unique"));
 }
 
+/* Pairwise masks of parties 1..3 (K = 4) cancel in the sum mod 2^64; each masked vector alone
+ * is far from the plain one. Keys: pair {p, q} shares key[p][q] == key[q][p]. */
+static void test_masks_cancel(void)
+{
+    const int K = 4;
+    const int64_t n = 64;
+    uint8_t key[4][4][crypto_kx_SESSIONKEYBYTES];
+    for (int p = 1; p < K; p++)
+        for (int q = p + 1; q < K; q++) {
+            randombytes_buf(key[p][q], sizeof key[p][q]);
+            memcpy(key[q][p], key[p][q], sizeof key[p][q]);
+        }
+    uint64_t sum[64] = {0}, plain[64], q[64], scratch[64];
+    int differs = 1;
+    for (int p = 1; p < K; p++) {
+        for (int64_t i = 0; i < n; i++) q[i] = plain[i] = (uint64_t)(1000 * p + i);
+        vfl_mask_apply(K, p, key[p], 7, q, scratch, n);
+        int same = 0;
+        for (int64_t i = 0; i < n; i++) same += q[i] == plain[i];
+        if (same > 2) differs = 0;
+        for (int64_t i = 0; i < n; i++) sum[i] += q[i];
+    }
+    CU_ASSERT(differs);
+    for (int64_t i = 0; i < n; i++) CU_ASSERT_EQUAL(sum[i], (uint64_t)(6000 + 3 * i));
+}
+
 void tests_register_vfl(void)
 {
     CU_pSuite s = CU_add_suite("vfl", NULL, NULL);
@@ -228,4 +254,5 @@ void tests_register_vfl(void)
     tests_add(s, "party_file", test_party_file);
     tests_add(s, "psi_chain", test_psi_chain);
     tests_add(s, "duplicate_ids", test_duplicate_ids);
+    tests_add(s, "masks_cancel", test_masks_cancel);
 }
