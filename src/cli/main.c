@@ -23,7 +23,7 @@ static const char *USAGE =
     "  psi A.csv B.csv --id COLUMN\n"
     "                        private set intersection of two files' ids (docs/psi.md)\n"
     "  vertical train|central OUT.h5 --parties K --out DIR\n"
-    "                        vertical FL: PSI, then logistic regression or split NN (docs/vertical.md)\n"
+    "                        vertical FL: PSI, then LR, split NN or transfer learning (docs/vertical.md)\n"
     "  attack leakage CONFIG.ini [section.key=value ...]\n"
     "                        gradient-leakage attack on one client's update (docs/leakage.md)\n"
     "\n"
