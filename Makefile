@@ -32,7 +32,7 @@ TEST_PKGS = munge slurm-wlm clang libclang-rt-14-dev libomp-dev strace
 
 LIB_SRC  = $(wildcard src/common/*.c src/config/*.c src/comm/*.c src/io/*.c src/data/*.c src/model/*.c \
                       src/agg/*.c src/fl/*.c src/privacy/*.c src/he/*.c \
-                      src/attack/*.c)
+                      src/attack/*.c src/vfl/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/unit/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -16,6 +16,9 @@ int cmd_privacy(int argc, char **argv);
 int cmd_psi(int argc, char **argv);
 int cmd_attack(int argc, char **argv, const comm_t *world);
 int cmd_embed(int argc, char **argv, const comm_t *world); /* issue 15: src/cli/cmd_embed.c */
+/* vertical FL (issue 16, src/cli/cmd_vertical.c) */
+int cmd_prepare_vertical(int argc, char **argv, const comm_t *world);
+int cmd_vertical(int argc, char **argv, const comm_t *world);
 
 /* Exit status for a status code. */
 int cli_exit_code(fh_status st);

@@ -16,6 +16,7 @@ static const char *USAGE =
     "                      [--cache DIR] [--data-dir DIR]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
     "                      [--group-by COLUMN] [--parties K] [--val-frac F] [--encoding items|multihot]\n"
+    "       fedhpc prepare DATASET --vertical K ...   (vertical FL: fedhpc prepare --vertical 2 --help)\n"
     "\n"
     "DATASET:\n"
     "  fmnist          Fashion-MNIST (Debian's dataset-fashion-mnist), idx .gz files in --cache DIR\n"
@@ -339,6 +340,8 @@ static fh_status prepare(const prep_args *a)
 
 int cmd_prepare(int argc, char **argv, const comm_t *world)
 {
+    for (int i = 1; i < argc; i++) /* vertical FL: its own options (src/cli/cmd_vertical.c) */
+        if (!strcmp(argv[i], "--vertical")) return cmd_prepare_vertical(argc, argv, world);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (world->rank == 0) fputs(USAGE, stdout);

@@ -22,6 +22,8 @@ static const char *USAGE =
     "  privacy ...           differential-privacy accountant (epsilon for q, sigma, steps)\n"
     "  psi A.csv B.csv --id COLUMN\n"
     "                        private set intersection of two files' ids (docs/psi.md)\n"
+    "  vertical train|central OUT.h5 --parties K --out DIR\n"
+    "                        vertical FL: PSI, then LR, split NN or transfer learning (docs/vertical.md)\n"
     "  attack leakage CONFIG.ini [section.key=value ...]\n"
     "                        gradient-leakage attack on one client's update (docs/leakage.md)\n"
     "  embed CONFIG.ini      customer embeddings of a trained model + federated clustering\n"
@@ -44,7 +46,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "prepare") != 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "attack") != 0 &&
-        strcmp(cmd, "embed") != 0) {
+        strcmp(cmd, "embed") != 0 && strcmp(cmd, "vertical") != 0) {
         fprintf(stderr, "fedhpc: unknown command '%s'\n\n%s", cmd, USAGE);
         return EXIT_BADINPUT;
     }
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
     int rc = strcmp(cmd, "run") == 0      ? cmd_run(argc - 1, argv + 1, &world)
              : strcmp(cmd, "attack") == 0 ? cmd_attack(argc - 1, argv + 1, &world)
              : strcmp(cmd, "embed") == 0  ? cmd_embed(argc - 1, argv + 1, &world)
+             : strcmp(cmd, "vertical") == 0 ? cmd_vertical(argc - 1, argv + 1, &world)
                                           : cmd_prepare(argc - 1, argv + 1, &world);
     comm_finalize();
     return rc;

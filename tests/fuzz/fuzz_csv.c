@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         field(r1, r1e ? r1e : end, lab % ncols, positive, sizeof positive);
     }
     static const double fracs[4] = {0.2, 0.0, 0.5, 0.9};
-    data_csv_opts o = {label, (opt & 1) ? positive : NULL, (opt & 2) ? bycol : NULL, fracs[(opt >> 2) & 3], 1};
+    data_csv_opts o = {.label = label, .positive = (opt & 1) ? positive : NULL, .by = (opt & 2) ? bycol : NULL,
+                       .test_frac = fracs[(opt >> 2) & 3], .seed = 1};
 
     data_set ds;
     memset(&ds, 0, sizeof ds);

@@ -39,5 +39,6 @@ void tests_register_leakage(void);
 void tests_register_psi(void);
 void tests_register_embed(void); /* issue 15 */
 void tests_register_attn(void);
+void tests_register_vfl(void);
 
 #endif
