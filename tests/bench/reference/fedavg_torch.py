@@ -7,7 +7,7 @@ broadcasts the new state dict.
     mpirun -np P /usr/bin/python3 fedavg_torch.py EXPORT_DIR [ROUNDS]
 
 EXPORT_DIR is written by `fedhpc_bench export CONFIG DIR`: the same data set (Fashion-MNIST as
-fedhpc prepared it), the same client partition (client_offsets), the same clients each round
+fedhpc prepared it, or the supermarket item sets as padded rows for the attention model), the same client partition (client_offsets), the same clients each round
 (round_clients, fedhpc's sampler), the same initial weights (init_params, fedhpc's layout),
 the same minibatches in the same order (batch_order: fedhpc's per-client shuffles) and the
 hyperparameters (meta.txt). The models differ only by float rounding (summation order in the
