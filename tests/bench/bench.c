@@ -22,7 +22,8 @@
  *                                            model_blas_setup), exported for the reference
  *   fedhpc_bench export CONFIG OUTDIR [k=v]  item 5: the data set, partition and each
  *                                            round's sampled clients as raw little-endian
- *                                            arrays for the PyTorch reference
+ *                                            arrays for the PyTorch reference (mlp, cnn,
+ *                                            attention: padded item rows, L/items/d/heads)
  * Every command prints CSV rows "name,key=value;...,value1,value2,ratio" on rank 0.
  * Library calls only (no MPI or HDF5 here): linked against libfedhpc.a.
  */
@@ -682,7 +683,6 @@ static int cmd_export(int argc, char **argv)
     fl_result res; /* the initial model, so that both stacks start from the same weights */
     CK(fl_model_setup(&cfg, data, &meta, &res));
     write_raw(dir, "init_params.f32", res.params, (size_t)res.model.nparams * 4);
-    fl_result_free(&res);
     FILE *f;
     char path[4200];
     snprintf(path, sizeof path, "%s/meta.txt", dir);
@@ -694,7 +694,17 @@ static int cmd_export(int argc, char **argv)
             model_type_name((model_type)cfg.model.type));
     for (int i = 0; i < cfg.model.nhidden; i++) fprintf(f, " %d", cfg.model.hidden[i]);
     fprintf(f, "\n");
+    /* the loss's class weights ([model] class_weights; 1 each for none), and for the attention
+     * model its shape: rows of L = features item indices as floats, -1 padding (train_x/test_x) */
+    fprintf(f, "class_weights");
+    for (int32_t k = 0; k < meta.classes; k++) fprintf(f, " %.9g", res.model.class_weight ? res.model.class_weight[k] : 1.0);
+    fprintf(f, "\n");
+    fprintf(f, "focal_gamma %.9g\n", (double)res.model.focal_gamma);
+    if (res.model.type == MODEL_ATTENTION)
+        fprintf(f, "L %d\nitems %d\nattn_dim %d\nattn_heads %d\n", res.model.in, res.model.attn_items,
+                res.model.attn_dim, res.model.attn_heads);
     fclose(f);
+    fl_result_free(&res);
     io_data_close(data);
     return 0;
 }

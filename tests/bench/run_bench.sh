@@ -5,8 +5,10 @@
 #   sh tests/bench/run_bench.sh [--smoke]
 #
 # env: FEDHPC_ROOT (repo), FEDHPC_BIN (fedhpc), FEDHPC_BENCH (fedhpc_bench), OUT (output dir,
-# default runs/bench), REPS (default 5), MODELS (default "mlp cnn": the models of items 1 and 5). --smoke: 1-2 rounds, tiny sizes (CI: checks that
-# every benchmark still runs and writes its CSV row; no timing is asserted).
+# default runs/bench), REPS (default 5), MODELS (default "mlp cnn attention": the models of items 1
+# and 5; attention = the item-set model on the supermarket baskets, item 5 only). --smoke: 1-2
+# rounds, tiny sizes (CI: checks that every benchmark still runs and writes its CSV row; no
+# timing is asserted).
 # Output: $OUT/results-DATE.csv (name,params,value1,value2,ratio) and $OUT/results-DATE.md.
 set -u
 ROOT=${FEDHPC_ROOT:-$(pwd)}
@@ -14,7 +16,7 @@ FEDHPC=${FEDHPC_BIN:-$ROOT/bin/fedhpc}
 BENCH=${FEDHPC_BENCH:-$(dirname "$FEDHPC")/fedhpc_bench}
 OUT=${OUT:-$ROOT/runs/bench}
 REPS=${REPS:-5}
-MODELS=${MODELS:-mlp cnn}
+MODELS=${MODELS:-mlp cnn attention}
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
@@ -49,12 +51,12 @@ round_median() {
 }
 
 if [ "$SMOKE" = 1 ]; then
-    R=2; RC=2; AGG_P="100000"; AGG_NP="2"; SCALE="1000"; CK_P=100000; REPS=1; TORCH_R=2; CNN_R=2
+    R=2; RC=2; AGG_P="100000"; AGG_NP="2"; SCALE="1000"; CK_P=100000; REPS=1; TORCH_R=2; CNN_R=2; ATTN_R=2
     ROB_P="100000"; ROB_NP="2"
     CNN_SET="train.clients_per_round=2"
 else
     R=6; RC=6; AGG_P="100000 1000000 10000000"; AGG_NP="2 8"; SCALE="10000 100000 1000000"
-    CK_P=10000000; TORCH_R=6; CNN_R=6; CNN_SET=""
+    CK_P=10000000; TORCH_R=6; CNN_R=6; CNN_SET=""; ATTN_R=6
     ROB_P="100000 1000000"; ROB_NP="1 2 4"
 fi
 [ -f "$H5" ] || { log "missing $H5 (make data)"; exit 1; }
@@ -104,19 +106,39 @@ for n in $SCALE; do
     rm -f "$f"
 done
 # 5. the PyTorch + mpi4py reference, same data, partition, clients, initial weights
+# the attention model's data: the supermarket baskets of data/ as item sets, 10 clients (iid);
+# --smoke: the first 600 baskets, 4 clients
+attn_data() {
+    [ -n "${SM:-}" ] && return 0
+    SM=$WORK/supermarket_iid.h5
+    if [ "$SMOKE" = 1 ]; then
+        mkdir -p "$WORK/smdata" && head -n 600 "$ROOT/data/supermarket_baskets.csv" > "$WORK/smdata/supermarket_baskets.csv" &&
+            cp "$ROOT/data/supermarket_items.txt" "$WORK/smdata/" || return 1
+        "$FEDHPC" prepare supermarket --data-dir "$WORK/smdata" --clients 4 --partition iid --seed 1 --out "$SM" >/dev/null
+    else
+        "$FEDHPC" prepare supermarket --data-dir "$ROOT/data" --clients 10 --partition iid --seed 1 --out "$SM" >/dev/null
+    fi
+}
+# the last value of column NAME of a metrics.csv
+csv_last() { awk -F, -v c="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == c) k = i; next} {v = $k} END {print v}' "$1"; }
 if /usr/bin/python3 -c "import torch, mpi4py" 2>/dev/null; then
     for model in $MODELS; do
-        r=$TORCH_R; set_extra=""
+        r=$TORCH_R; set_extra=""; mcfg=$CFG; mh5=$H5
         if [ $model = cnn ]; then r=$CNN_R; set_extra="model.type=cnn $CNN_SET"; fi
+        if [ $model = attention ]; then # the item-set model on the supermarket baskets (docs/retail.md)
+            attn_data || exit 1
+            r=$ATTN_R; mcfg=$ROOT/jobs/configs/supermarket_attention.ini; mh5=$SM
+        fi
         log "5. fedhpc vs PyTorch reference, $model, 2 ranks, $r rounds"
-        "$BENCH" export "$CFG" "$WORK/exp_$model" data.file="$H5" train.rounds=$r $set_extra || exit 1
+        "$BENCH" export "$mcfg" "$WORK/exp_$model" data.file="$mh5" train.rounds=$r $set_extra || exit 1
         # fedhpc as users run it (`fedhpc run`, evaluation after the last round only): seconds a
         # round = median of rounds 1..r-1 from metrics.csv, peak RSS of the real program
-        $MPIRUN -np 2 $PEAK "$WORK/frss_$model" "$FEDHPC" run "$CFG" data.file="$H5" train.rounds=$r \
+        $MPIRUN -np 2 $PEAK "$WORK/frss_$model" "$FEDHPC" run "$mcfg" data.file="$mh5" train.rounds=$r \
             train.eval_every=$r output.progress=off output.dir="$WORK/frun_$model" $set_extra >/dev/null || exit 1
-        $MPIRUN -np 2 $PEAK "$WORK/trss_$model" /usr/bin/python3 "$ROOT/tests/bench/reference/fedavg_torch.py" "$WORK/exp_$model" > "$WORK/t_$model.csv" || exit 1
+        FEDAVG_TORCH_DUMP="$WORK/tparams_$model.f32" $MPIRUN -np 2 $PEAK "$WORK/trss_$model" /usr/bin/python3 \
+            "$ROOT/tests/bench/reference/fedavg_torch.py" "$WORK/exp_$model" > "$WORK/t_$model.csv" || exit 1
         fs=$(round_median "$WORK/frun_$model" $r)
-        fa=$(tail -n 1 "$WORK/frun_$model/metrics.csv" | awk -F, '{print $5}')
+        fa=$(csv_last "$WORK/frun_$model/metrics.csv" accuracy)
         ts=$(awk -F, '/^torch,/ {print $3}' "$WORK/t_$model.csv")
         ta=$(awk -F, '/^torch,/ {print $4}' "$WORK/t_$model.csv")
         frss=$(rss_sum "$WORK/frss_$model")
@@ -124,6 +146,18 @@ if /usr/bin/python3 -c "import torch, mpi4py" 2>/dev/null; then
         echo "torch_time,model=$model;ranks=2;rounds=$r,$fs,$ts,$(awk "BEGIN {printf \"%.3f\", $ts / $fs}")" | row
         echo "torch_rss_mb,model=$model;ranks=2,$frss,$trss,$(awk "BEGIN {printf \"%.3f\", $trss / $frss}")" | row
         echo "torch_accuracy,model=$model;rounds=$r,$fa,$ta,$(awk "BEGIN {printf \"%.4f\", $fa - $ta}")" | row
+        if [ $model = attention ]; then # ROC-AUC, and the largest parameter difference of the two models
+            fauc=$(csv_last "$WORK/frun_$model/metrics.csv" auc)
+            tauc=$(awk -F, '/^torch,/ {print $6}' "$WORK/t_$model.csv")
+            echo "torch_auc,model=$model;rounds=$r,$fauc,$tauc,$(awk "BEGIN {printf \"%.4f\", $fauc - $tauc}")" | row
+            if h5dump -d /params -b LE -o "$WORK/fparams_$model.bin" "$WORK/frun_$model/model.h5" >/dev/null 2>&1; then
+                /usr/bin/python3 -c 'import sys, numpy as np
+f, t, i = (np.fromfile(p, "<f4") for p in sys.argv[1:4])
+print("torch_params,model=attention;rounds=%s,%.3g,%.3g,%.3g" % (sys.argv[4], np.abs(f - t).max(), np.abs(f - i).max(),
+      np.abs(f - t).max() / np.abs(f - i).max()))' "$WORK/fparams_$model.bin" "$WORK/tparams_$model.f32" \
+                    "$WORK/exp_$model/init_params.f32" $r | row
+            fi
+        fi
     done
 else
     log "5. SKIPPED: /usr/bin/python3 cannot import torch and mpi4py (apt-get install python3-torch python3-mpi4py)"

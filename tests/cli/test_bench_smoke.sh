@@ -75,6 +75,13 @@ if [ "$torch" = 1 ]; then
     has torch_rss_mb "model=mlp"
     has torch_accuracy "model=mlp"
     has torch_time "model=cnn"
+    has torch_time "model=attention"
+    has torch_rss_mb "model=attention"
+    has torch_auc "model=attention"
+    # the attention model in PyTorch is fedhpc's: the same parameters to float rounding after 2 rounds
+    d=$(awk -F, '/^torch_params,model=attention/ {print $3}' "$CSV" 2>/dev/null)
+    nums "$d" && awk -v d="$d" 'BEGIN {exit !(d < 1e-4)}' && ok "attention: PyTorch parameters within $d of fedhpc's" ||
+        bad "attention: PyTorch vs fedhpc parameters (max abs difference '${d:-}')"
 fi
 # the Markdown table has a line per CSV row
 if [ -f "$OUT/results-latest.md" ] &&

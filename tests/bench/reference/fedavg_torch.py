@@ -7,14 +7,17 @@ broadcasts the new state dict.
     mpirun -np P /usr/bin/python3 fedavg_torch.py EXPORT_DIR [ROUNDS]
 
 EXPORT_DIR is written by `fedhpc_bench export CONFIG DIR`: the same data set (Fashion-MNIST as
-fedhpc prepared it), the same client partition (client_offsets), the same clients each round
+fedhpc prepared it, or the supermarket item sets as padded rows for the attention model), the same client partition (client_offsets), the same clients each round
 (round_clients, fedhpc's sampler), the same initial weights (init_params, fedhpc's layout),
 the same minibatches in the same order (batch_order: fedhpc's per-client shuffles) and the
 hyperparameters (meta.txt). The models differ only by float rounding (summation order in the
 two stacks' kernels), so their accuracies should agree closely.
 
 Prints one line: torch,model=...;ranks=P;rounds=R,<median s/round>,<test accuracy>,<VmHWM MB of
-this rank summed over ranks>. Round time excludes the final evaluation.
+this rank summed over ranks>,<test ROC-AUC of p(class 1), two classes only, else nan>. Round
+time excludes the final evaluation. Models: mlp, cnn and attention (fedhpc's item-set model,
+class weights as fedhpc's loss). Env FEDAVG_TORCH_DUMP=PATH (attention): rank 0 writes the
+final parameters in fedhpc's flat float32 layout there, to compare with fedhpc's model.
 """
 import os
 import sys
@@ -105,6 +108,79 @@ class CNN(nn.Module):
         assert off == p.size
 
 
+class Attention(nn.Module):
+    """fedhpc's [model] type = attention (src/model/attn.c), same math and parameter layout:
+    rows are L item indices as floats, -1 padding; X = E[items] (padding 0); Q, K, V = X Wq,
+    X Wk, X Wv; per head softmax over the valid keys of Q_h K_h^T / sqrt(d/heads), padded
+    queries give 0; H = X + A V; gates g = sigmoid(H u) (0 at padding); z = sum_j g_j H_j;
+    logits = z Wc + bc. Parameters in fedhpc's flat order: E [items, d], Wq, Wk, Wv [d, d]
+    (X Wq: [in, out]), u [d], Wc [d, classes], bc [classes]."""
+
+    def __init__(self, items, d, heads, k):
+        super().__init__()
+        self.d, self.h = d, heads
+        self.E = nn.Parameter(torch.zeros(items, d))
+        self.Wq = nn.Parameter(torch.zeros(d, d))
+        self.Wk = nn.Parameter(torch.zeros(d, d))
+        self.Wv = nn.Parameter(torch.zeros(d, d))
+        self.u = nn.Parameter(torch.zeros(d))
+        self.Wc = nn.Parameter(torch.zeros(d, k))
+        self.bc = nn.Parameter(torch.zeros(k))
+
+    def forward(self, x):
+        n, L = x.shape
+        h, dh = self.h, self.d // self.h
+        item = x.long()
+        valid = item >= 0
+        vf = valid.to(x.dtype)
+        X = self.E[item.clamp(min=0)] * vf.unsqueeze(2)          # [n, L, d]
+        Q = (X @ self.Wq).view(n, L, h, dh).transpose(1, 2)       # [n, h, L, dh]
+        K = (X @ self.Wk).view(n, L, h, dh).transpose(1, 2)
+        V = (X @ self.Wv).view(n, L, h, dh).transpose(1, 2)
+        S = (Q @ K.transpose(2, 3)) * float(np.float32(1.0) / np.sqrt(np.float32(dh)))  # 1/sqrtf(dh)
+        S = S.masked_fill(~valid[:, None, None, :], float("-inf"))
+        A = torch.softmax(S, dim=3) * vf[:, None, :, None]       # padded queries: 0
+        O = (A @ V).transpose(1, 2).reshape(n, L, self.d)
+        H = X + O
+        g = torch.sigmoid(H @ self.u) * vf                        # [n, L]
+        z = (g.unsqueeze(2) * H).sum(1)                           # [n, d]
+        return z @ self.Wc + self.bc
+
+    def _params(self):
+        return (self.E, self.Wq, self.Wk, self.Wv, self.u, self.Wc, self.bc)
+
+    def load_fedhpc(self, p):
+        off = 0
+        with torch.no_grad():
+            for t in self._params():
+                t.copy_(torch.from_numpy(p[off:off + t.numel()].reshape(t.shape).copy()))
+                off += t.numel()
+        assert off == p.size
+
+    def to_fedhpc(self):
+        return torch.cat([t.detach().reshape(-1) for t in self._params()]).numpy()
+
+
+def roc_auc(score, y):
+    """P(score_pos > score_neg) + 0.5 P(equal), as fedhpc's metrics (average ranks for ties)."""
+    s = np.asarray(score, dtype=np.float64)
+    order = np.argsort(s, kind="mergesort")
+    ss = s[order]
+    ranks = np.empty(len(s))
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    pos = np.asarray(y) == 1
+    npos, nneg = int(pos.sum()), int((~pos).sum())
+    if npos == 0 or nneg == 0:
+        return float("nan")
+    return (ranks[pos].sum() - npos * (npos + 1) / 2.0) / (npos * nneg)
+
+
 def vm_hwm_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -136,8 +212,15 @@ def main():
     order = torch.from_numpy(np.fromfile(os.path.join(d, "batch_order.i32"), dtype="<i4").astype(np.int64))
     order_off = np.fromfile(os.path.join(d, "batch_order_offsets.i64"), dtype="<i8")
 
+    # the loss: sum_i w[y_i] CE_i / n as fedhpc (not torch's weighted mean, which divides by sum w)
+    cw = torch.tensor([float(v) for v in meta.get("class_weights", ["1"] * k)], dtype=torch.float32)
+    weighted = bool((cw != 1).any())
+    if float(meta.get("focal_gamma", ["0"])[0]) != 0:
+        sys.exit("fedavg_torch.py: [model] focal_gamma is not implemented in the reference")
     if kind == "cnn":
         model = CNN(k)
+    elif kind == "attention":
+        model = Attention(int(meta["items"][0]), int(meta["attn_dim"][0]), int(meta["attn_heads"][0]), k)
     else:
         model = MLP(feat, [int(h) for h in meta["hidden"]], k)
     model.load_fedhpc(init)
@@ -167,7 +250,10 @@ def main():
                 for b0 in range(0, len(x), B if B > 0 else len(x)):
                     idx = perm[b0:b0 + B] if B > 0 else perm
                     opt.zero_grad()
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                    if weighted:
+                        loss = F.cross_entropy(model(x[idx]), y[idx], weight=cw, reduction="sum") / len(idx)
+                    else:
+                        loss = F.cross_entropy(model(x[idx]), y[idx])
                     loss.backward()
                     opt.step()
             updates.append((len(x), {n: t.clone() for n, t in model.state_dict().items()}))
@@ -182,18 +268,27 @@ def main():
         global_state = comm.bcast(new, root=0)
         walls.append(time.perf_counter() - t0)
 
-    acc = float("nan")
+    acc = auc = float("nan")
     if rank == 0:
         model.load_state_dict(global_state)
         with torch.no_grad():
             correct = 0
+            p1 = []
             for b0 in range(0, len(xte), 1000):
-                correct += (model(xte[b0:b0 + 1000]).argmax(1) == yte[b0:b0 + 1000]).sum().item()
+                out = model(xte[b0:b0 + 1000])
+                correct += (out.argmax(1) == yte[b0:b0 + 1000]).sum().item()
+                if k == 2:
+                    p1.append(torch.softmax(out, 1)[:, 1].numpy())
         acc = correct / len(xte)
+        if k == 2:
+            auc = roc_auc(np.concatenate(p1), yte.numpy())
+        dump = os.environ.get("FEDAVG_TORCH_DUMP")
+        if dump and hasattr(model, "to_fedhpc"):  # the final model in fedhpc's flat layout
+            model.to_fedhpc().astype("<f4").tofile(dump)
     hwm = comm.reduce(vm_hwm_mb(), op=MPI.SUM, root=0)
     if rank == 0:
-        print("torch,model=%s;ranks=%d;rounds=%d,%.6f,%.4f,%.1f" %
-              (kind, size, rounds, float(np.median(walls)), acc, hwm), flush=True)
+        print("torch,model=%s;ranks=%d;rounds=%d,%.6f,%.4f,%.1f,%.4f" %
+              (kind, size, rounds, float(np.median(walls)), acc, hwm, auc), flush=True)
 
 
 if __name__ == "__main__":
