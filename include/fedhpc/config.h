@@ -36,6 +36,7 @@ typedef struct {
     int32_t hidden[CONFIG_MAX_HIDDEN];     /* MLP hidden widths                             */
     int32_t nhidden;
     int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
+    int32_t gnn_layers;                    /* lightgcn: propagation layers K (docs/recommend.md) */
 } config_model;
 
 typedef struct {

@@ -38,7 +38,10 @@ enum {
     RNG_ATTACK = 22,    /* [attack]: which clients are malicious      */
     RNG_ATTACK_DATA = 23, /* [attack]: poisoned rows, Gaussian updates  */
     /* gradient leakage (issue 13; a high value apart from other attack streams) */
-    RNG_LEAKAGE = 40    /* leakage attack: target rows, dummies, defence noise */
+    RNG_LEAKAGE = 40,   /* leakage attack: target rows, dummies, defence noise */
+    /* GNN recommendation (issue 15; src/model/gnn.c, src/fl/gnn_run.c) */
+    RNG_GNN_NEG = 42,   /* lightgcn: BPR negative items of a client's round */
+    RNG_GNN_USER = 43   /* lightgcn: initial embedding of a user (id = user) */
 };
 
 typedef struct {

@@ -16,6 +16,10 @@ int cmd_privacy(int argc, char **argv);
 int cmd_psi(int argc, char **argv);
 int cmd_attack(int argc, char **argv, const comm_t *world);
 
+/* `fedhpc prepare movielens` (src/cli/cmd_prepare_ml.c, docs/recommend.md). */
+fh_status prepare_movielens(const char *path, const char *out, const char *partition, int32_t clients, uint64_t seed,
+                            double test_frac, double min_rating);
+
 /* Exit status for a status code. */
 int cli_exit_code(fh_status st);
 /* Report an agreed error once (rank 0 prints "fedhpc CMD: error: MSG") and return its exit code. */

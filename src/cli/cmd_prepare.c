@@ -24,6 +24,9 @@ static const char *USAGE =
     "                  natural partition by addr_state\n"
     "  credit_data     credit scoring data (data/credit_data.csv); label Status, positive 'bad'\n"
     "  csv:PATH        any CSV with a header; --label COL required, --positive VALUE for binary\n"
+    "  movielens       MovieLens ratings (data/movielens.csv.gz) as interactions for [model] lightgcn:\n"
+    "                  --partition users|genre, --min-rating R (default 4), --test-frac F (default 0.2:\n"
+    "                  each user's latest ratings held out); docs/recommend.md\n"
     "\n"
     "partitions: iid; dirichlet (label skew, --alpha, default 0.5); shards (2 label-sorted shards\n"
     "per client, McMahan et al. 2017); natural (one client per value of --by COLUMN); quantity\n"
@@ -53,6 +56,7 @@ typedef struct {
     double local_test_frac;
     long long parties;
     const char *group_by;
+    double min_rating; /* movielens */
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -62,6 +66,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     a->seed = -1;
     a->min_size = 2;
     a->test_frac = 0.2;
+    a->min_rating = 4.0;
     a->cache = "data/cache/fashion-mnist";
     a->data_dir = "data";
     for (int i = 1; i < argc; i++) {
@@ -91,6 +96,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
         else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
         else if (!strcmp(o, "--group-by")) a->group_by = v;
+        else if (!strcmp(o, "--min-rating")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 5.0, &a->min_rating));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -106,7 +112,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     /* every path argument, before any work */
     FH_TRY(fh_path_check("prepare --out", a->out, FH_PATH_WRITE_FILE));
     if (!strcmp(a->dataset, "fmnist")) FH_TRY(fh_path_check("prepare --cache", a->cache, FH_PATH_READ_DIR));
-    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data"))
+    if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data") || !strcmp(a->dataset, "movielens"))
         FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
     if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
@@ -197,6 +203,11 @@ static fh_status write_parties(const char *path, int32_t K, const data_set *ds, 
 
 static fh_status prepare(const prep_args *a)
 {
+    if (!strcmp(a->dataset, "movielens")) { /* [model] lightgcn (src/cli/cmd_prepare_ml.c) */
+        char p[2048];
+        snprintf(p, sizeof p, "%s/movielens.csv.gz", a->data_dir);
+        return prepare_movielens(p, a->out, a->partition, (int32_t)a->clients, (uint64_t)a->seed, a->test_frac, a->min_rating);
+    }
     part_opts po;
     memset(&po, 0, sizeof po);
     FH_TRY(part_parse(a->partition, &po.kind));

@@ -33,9 +33,13 @@ static const key_def KEYS[] = {
     {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
      "on: check the data file's checksums before training (every rank reads 1/P of the file; "
      "docs/data-integrity.md); off: skip the check"},
-    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|lightgcn", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
-     "cnn: the CNN of McMahan et al. 2017 (28x28 images)"},
+     "cnn: the CNN of McMahan et al. 2017 (28x28 images); lightgcn: LightGCN recommendation on a "
+     "`prepare movielens` file (hidden = the embedding dimension; docs/recommend.md)"},
+    /* [model] lightgcn (issue 15, docs/recommend.md) */
+    {"model", "gnn_layers", T_INT, F(model.gnn_layers), "2", 0, 8, NULL, 1,
+     "lightgcn: propagation layers K over each client's user-item graph (0: matrix factorisation)"},
     {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,
@@ -781,6 +785,16 @@ fh_status config_validate(const config_t *c, const char *path)
                                             : "an asynchronous buffer is formed by arrival order, so the clients whose "
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
+    /* [model] lightgcn: the FedAvg family only (src/fl/gnn_run.c hooks into fedavg.c) */
+    if (c->model.type == MODEL_LIGHTGCN && (c->fl.algorithm == ALG_CENTRALIZED || c->fl.algorithm == ALG_SCAFFOLD ||
+                                            c->async.mode || c->cluster.method || c->cluster.personalize ||
+                                            c->cluster.clients_per_rank || c->privacy.mode == 2 || c->attack.mode))
+        return fh_error_set(FH_EINPUT, "%s: [model] type = lightgcn: runs with the FedAvg family only (fedavg, fedprox, "
+                            "fedavgm, fedadam, fedyogi; no scaffold, centralized, [async], [cluster], [personalize], "
+                            "DP-SGD or [attack]); for the centralized baseline prepare the data with --clients 1", path);
+    if (c->model.type == MODEL_LIGHTGCN && c->model.nhidden != 1)
+        return fh_error_set(FH_EINPUT, "%s: [model] hidden: lightgcn takes one value, the embedding dimension "
+                            "(e.g. hidden = 32), got %d values", path, c->model.nhidden);
     /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp only */
     if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode = sample (DP-SGD) is not supported with [model] type = cnn: "

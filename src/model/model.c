@@ -11,6 +11,7 @@
  * happens in model_loss_grad or model_predict: everything lives in the model_ws.
  */
 #include "fedhpc/model.h"
+#include "fedhpc/gnn.h"
 #include "fedhpc/optim.h"
 #include "fedhpc/rng.h"
 #include "kern.h"
@@ -37,6 +38,10 @@ fh_status model_parse_type(const char *s, model_type *out)
         *out = MODEL_CNN;
         return FH_OK;
     }
+    if (s && strcmp(s, "lightgcn") == 0) { /* [model] lightgcn (src/model/gnn.c) */
+        *out = MODEL_LIGHTGCN;
+        return FH_OK;
+    }
     return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn", s ? s : "(null)");
 }
 
@@ -46,6 +51,7 @@ const char *model_type_name(model_type t)
     case MODEL_LOGREG: return "logreg";
     case MODEL_MLP: return "mlp";
     case MODEL_CNN: return "cnn";
+    case MODEL_LIGHTGCN: return "lightgcn";
     }
     return "unknown";
 }
@@ -60,6 +66,7 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
                        const int32_t *hidden, int32_t nhidden)
 {
     if (type == MODEL_CNN) return model_create_cnn_default(m, in, classes);
+    if (type == MODEL_LIGHTGCN) return gnn_model_create(m, in, classes, hidden, nhidden); /* src/model/gnn.c */
     memset(m, 0, sizeof *m);
     if (type != MODEL_LOGREG && type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "model type %d: expected logreg or mlp", (int)type);
@@ -109,6 +116,10 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
 
 void model_init_params(const model_t *m, float *params, uint64_t seed)
 {
+    if (m->type == MODEL_LIGHTGCN) { /* src/model/gnn.c */
+        gnn_init_items(m, params, seed);
+        return;
+    }
     memset(params, 0, (size_t)m->nparams * sizeof *params);
     if (m->type == MODEL_LOGREG) return;
     rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
@@ -152,6 +163,10 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
     if (!m || max_batch < 1 || m->nlayers < 1 || m->nlayers > MODEL_MAX_LAYERS) return NULL;
     model_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
+    if (m->type == MODEL_LIGHTGCN) { /* no dense scratch: src/model/gnn.c has its own */
+        ws->max_batch = max_batch;
+        return ws;
+    }
     if (m->type == MODEL_CNN) {
         ws->max_batch = max_batch;
         ws->cnn = cnn_ws_create(m, max_batch);
