@@ -52,6 +52,7 @@ WEAK void tests_register_robust(void);
 WEAK void tests_register_he(void);
 WEAK void tests_register_attack(void);
 WEAK void tests_register_leakage(void);
+WEAK void tests_register_gnn(void);
 
 static void register_all(void)
 {
@@ -66,7 +67,8 @@ static void register_all(void)
                             tests_register_he,
                             tests_register_attack,
                             tests_register_leakage,
-                            tests_register_psi};
+                            tests_register_psi,
+                            tests_register_gnn};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

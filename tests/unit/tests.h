@@ -37,5 +37,6 @@ void tests_register_he(void);
 void tests_register_attack(void);
 void tests_register_leakage(void);
 void tests_register_psi(void);
+void tests_register_gnn(void);
 
 #endif
