@@ -111,11 +111,12 @@ fh_status gnn_run_init(gnn_run **out, struct fl_loop *L);
  * embeddings updated in the store. */
 fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, const int32_t *y, int64_t n, float *params,
                         double *loss, int64_t *steps, int64_t *seen);
-/* Precision/recall/F1/NDCG@10 of the model and of the popularity baseline over every client's
- * held-out interactions (each rank its slab of clients; exact fixed-point sums), one row of
- * recommend.csv (rank 0). out[8] (every rank): P, R, F1, NDCG of the model, then of popularity.
+/* Precision/recall/F1/NDCG@10 over every client's held-out interactions (each rank its slab of
+ * clients; exact fixed-point sums) of the model, of global popularity (training interactions
+ * of an item summed over all clients) and of the client's own popularity: one row of
+ * recommend.csv (rank 0). out[12] (every rank): P, R, F1, NDCG of each in that order.
  * Collective over L->w. */
-fh_status gnn_run_evaluate(gnn_run *R, struct fl_loop *L, int32_t r, double out[8]);
+fh_status gnn_run_evaluate(gnn_run *R, struct fl_loop *L, int32_t r, double out[12]);
 void gnn_run_free(gnn_run *R);
 
 #endif

@@ -351,7 +351,7 @@ static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
 {
     fedavg_state *s = L->s;
     if (s->gnn) { /* [model] lightgcn: ranking metrics over every client's held-out interactions */
-        double m[8];
+        double m[12];
         (void)rs; /* metrics.csv's test columns stay nan: the metrics go to recommend.csv */
         return gnn_run_evaluate(s->gnn, L, r, m);
     }

@@ -29,6 +29,7 @@ struct gnn_run {
     float *u0;            /* [local users, dim]                                       */
     int64_t u0cap;
     float *pop;           /* [ni] global training interactions of each item           */
+    float *lpop;          /* [ni] the evaluated client's own training interactions    */
     float *scores;        /* [ni]                                                     */
     uint8_t *skip;        /* [ni]                                                     */
     gnn_graph g;
@@ -129,9 +130,10 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L)
     R->C = L->C;
     R->pop = fh_calloc((size_t)R->ni, sizeof *R->pop);
     R->scores = malloc((size_t)R->ni * sizeof *R->scores);
+    R->lpop = malloc((size_t)R->ni * sizeof *R->lpop);
     R->skip = fh_calloc((size_t)R->ni, sizeof *R->skip);
     int64_t *cnt = fh_calloc((size_t)R->ni + 1, sizeof *cnt);
-    fh_status st = R->pop && R->scores && R->skip && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    fh_status st = R->pop && R->lpop && R->scores && R->skip && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     /* every client of this rank's slab: the largest user id, item popularity */
     int32_t c0, c1;
     slab(L, &c0, &c1);
@@ -189,7 +191,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L)
         if (!R->csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
         else if (!resume || ftell(R->csv) == 0)
             fprintf(R->csv, "round,users,precision10,recall10,f1_10,ndcg10,pop_precision10,pop_recall10,pop_f1_10,"
-                    "pop_ndcg10\n");
+                    "pop_ndcg10,lpop_precision10,lpop_recall10,lpop_f1_10,lpop_ndcg10\n");
     }
     return comm_agree(w, st);
 }
@@ -212,9 +214,10 @@ fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, cons
     return io_state_write(R->store, cid, R->urow);
 }
 
-fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[8])
+fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[12])
 {
-    int64_t acc[7] = {0}; /* model P, R, NDCG; popularity P, R, NDCG (fixed point); users */
+    int64_t acc[10] = {0}; /* model P, R, NDCG; global popularity; the client's own popularity (fixed
+                            * point); users */
     int32_t c0, c1, top[TOPK], got;
     slab(L, &c0, &c1);
     fh_status st = FH_OK;
@@ -224,6 +227,7 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[8])
         if (st == FH_OK) st = client_setup(R, c, n);
         if (st == FH_OK) st = gnn_forward(&R->g, R->dim, R->K, R->u0, L->params, &R->ws);
         const gnn_graph *g = &R->g;
+        for (int32_t i = 0; st == FH_OK && i < R->ni; i++) R->lpop[i] = (float)(g->iptr[i + 1] - g->iptr[i]);
         for (int32_t a = 0; st == FH_OK && a < g->nu; a++) {
             const int32_t nh = (int32_t)(g->hptr[a + 1] - g->hptr[a]);
             if (nh == 0) continue;
@@ -245,14 +249,18 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[8])
             gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
             if (got < TOPK) m[0] = m[0] * got / TOPK;
             for (int k = 0; k < 3; k++) acc[3 + k] += (int64_t)llrint(m[k] * MSCALE);
-            acc[6] += 1;
+            gnn_topk(R->lpop, R->ni, R->skip, TOPK, top, &got);
+            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
+            if (got < TOPK) m[0] = m[0] * got / TOPK;
+            for (int k = 0; k < 3; k++) acc[6 + k] += (int64_t)llrint(m[k] * MSCALE);
+            acc[9] += 1;
             for (int64_t e = g->uptr[a]; e < g->uptr[a + 1]; e++) R->skip[g->uidx[e]] = 0;
         }
     }
     FH_TRY(comm_agree(L->w, st));
-    FH_TRY(comm_agree(L->w, comm_allreduce_sum_i64(L->w, acc, 7)));
-    const double users = (double)acc[6];
-    for (int b = 0; b < 2; b++) {
+    FH_TRY(comm_agree(L->w, comm_allreduce_sum_i64(L->w, acc, 10)));
+    const double users = (double)acc[9];
+    for (int b = 0; b < 3; b++) {
         const double P = users > 0 ? (double)acc[3 * b] / MSCALE / users : NAN;
         const double Rc = users > 0 ? (double)acc[3 * b + 1] / MSCALE / users : NAN;
         out[4 * b] = P;
@@ -261,8 +269,8 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[8])
         out[4 * b + 3] = users > 0 ? (double)acc[3 * b + 2] / MSCALE / users : NAN;
     }
     if (R->csv) {
-        fprintf(R->csv, "%d,%lld", r, (long long)acc[6]);
-        for (int k = 0; k < 8; k++) fprintf(R->csv, ",%.6f", out[k]);
+        fprintf(R->csv, "%d,%lld", r, (long long)acc[9]);
+        for (int k = 0; k < 12; k++) fprintf(R->csv, ",%.6f", out[k]);
         fputc('\n', R->csv);
         fflush(R->csv);
     }
@@ -276,7 +284,7 @@ void gnn_run_free(gnn_run *R)
     if (R->csv) fclose(R->csv);
     gnn_graph_free(&R->g);
     gnn_ws_free(&R->ws);
-    free(R->urow); free(R->u0); free(R->pop); free(R->scores); free(R->skip);
+    free(R->urow); free(R->u0); free(R->pop); free(R->lpop); free(R->scores); free(R->skip);
     free(R->x); free(R->y); free(R->us); free(R->it); free(R->held);
     free(R);
 }
