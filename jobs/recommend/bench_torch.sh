@@ -43,8 +43,8 @@ fr=$(awk '/rss_kb/ {printf "%.1f", $2 / 1024}' "$OUT/rss_fedhpc.0")
 fn=$(tail -1 "$OUT/fedhpc/recommend.csv" | cut -d, -f6)
 sh "$ROOT/tests/bench/peak_rss.sh" "$OUT/rss_torch" /usr/bin/python3 "$ROOT/tests/bench/reference/lightgcn_torch.py" \
     "$ROOT/data/movielens.csv.gz" "$ROUNDS" "$DIM" "$LAYERS" 0.02 1024 0.0001 1 >"$OUT/torch.csv" 2>"$OUT/torch.log"
-ts=$(cut -d, -f2 "$OUT/torch.csv")
-tn=$(cut -d, -f3 "$OUT/torch.csv")
+ts=$(cut -d, -f3 "$OUT/torch.csv")
+tn=$(cut -d, -f4 "$OUT/torch.csv")
 tr=$(awk '/rss_kb/ {printf "%.1f", $2 / 1024}' "$OUT/rss_torch.0")
 echo "what,fedhpc,pytorch"
 echo "s_per_round,$fs,$ts"
