@@ -80,6 +80,8 @@ expect_input_error "--partition other: exit 2" "expected users or genre" \
     "$FEDHPC" prepare movielens --clients 2 --partition iid --seed 1 --out "$T/x.h5"
 expect_input_error "lightgcn with [fl] algorithm = centralized: exit 2" "runs with the FedAvg family only" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/g.ini" fl.algorithm=centralized output.dir="$T/c"
+expect_input_error "lightgcn with two [model] hidden values: exit 2" "lightgcn takes one value, the embedding dimension" \
+    "$FEDHPC" run "$T/g.ini" model.hidden=32,32 output.dir="$T/h"
 expect_input_error "lightgcn on a non-movielens file: exit 2" "expected 2 (user, held-out flag)" \
     "$FEDHPC" run "$T/g.ini" data.file=tests/cli/fixtures/old_format_v1.h5 output.dir="$T/o"
 
