@@ -104,8 +104,10 @@ struct fl_loop;
 typedef struct gnn_run gnn_run;
 /* Set up (collective over L->w): the user-embedding store and its checkpoint field
  * "gnn_users", the global training popularity of every item, recommend.csv (rank 0). A user
- * in two clients of a --partition users file: FH_EINPUT naming the user and the clients. */
-fh_status gnn_run_init(gnn_run **out, struct fl_loop *L);
+ * in two clients of a --partition users file: FH_EINPUT naming the user and the clients.
+ * dedicated: rank 0 is a dedicated aggregator ([secagg]) and reads no client's rows (set-up
+ * and evaluation run on ranks 1..size-1). */
+fh_status gnn_run_init(gnn_run **out, struct fl_loop *L, int dedicated);
 /* The local work of client cid in round r on its n rows (x [n, 2], y [n]): LightGCN + BPR on its
  * graph; params[P] (the item embeddings) in: the global model, out: the client's; its user
  * embeddings updated in the store. */

@@ -23,6 +23,7 @@
 struct gnn_run {
     const config_t *cfg;
     int32_t dim, K, ni, nusers, C;
+    int dedicated;        /* rank 0 a dedicated aggregator: it reads no client's rows   */
     int64_t row;          /* floats of a client's store row: nusers * dim            */
     io_state *store;      /* [C, row] user embeddings                                */
     float *urow;          /* [row]                                                    */
@@ -41,11 +42,12 @@ struct gnn_run {
     FILE *csv;            /* rank 0: recommend.csv                                    */
 };
 
-/* The clients of this rank's evaluation slab. */
-static void slab(const fl_loop *L, int32_t *c0, int32_t *c1)
+/* The clients of this rank's evaluation slab (none on a dedicated aggregator). */
+static void slab(const gnn_run *R, const fl_loop *L, int32_t *c0, int32_t *c1)
 {
-    *c0 = (int32_t)((int64_t)L->C * L->w->rank / L->w->size);
-    *c1 = (int32_t)((int64_t)L->C * (L->w->rank + 1) / L->w->size);
+    const int32_t p = L->w->rank - R->dedicated, np = L->w->size - R->dedicated;
+    *c0 = p < 0 ? 0 : (int32_t)((int64_t)L->C * p / np);
+    *c1 = p < 0 ? 0 : (int32_t)((int64_t)L->C * (p + 1) / np);
 }
 
 /* Rows x [n, 2] (user, held-out flag), y [n] (item) into R->us, it, held; checks them. */
@@ -117,13 +119,14 @@ static fh_status client_setup(gnn_run *R, int32_t cid, int64_t n)
     return FH_OK;
 }
 
-fh_status gnn_run_init(gnn_run **out, fl_loop *L)
+fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
 {
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
     gnn_run *R = *out = fh_calloc(1, sizeof *R);
     FH_CHECK_ALLOC(R);
     R->cfg = cfg;
+    R->dedicated = dedicated && L->w->size > 1;
     R->dim = L->md->fan_out[0];
     R->K = cfg->model.gnn_layers;
     R->ni = L->md->classes;
@@ -136,7 +139,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L)
     fh_status st = R->pop && R->lpop && R->scores && R->skip && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
     /* every client of this rank's slab: the largest user id, item popularity */
     int32_t c0, c1;
-    slab(L, &c0, &c1);
+    slab(R, L, &c0, &c1);
     double umax = -1;
     for (int32_t c = c0; st == FH_OK && c < c1; c++) {
         int64_t n = 0;
@@ -219,7 +222,7 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[12])
     int64_t acc[10] = {0}; /* model P, R, NDCG; global popularity; the client's own popularity (fixed
                             * point); users */
     int32_t c0, c1, top[TOPK], got;
-    slab(L, &c0, &c1);
+    slab(R, L, &c0, &c1);
     fh_status st = FH_OK;
     for (int32_t c = c0; st == FH_OK && c < c1; c++) {
         int64_t n = 0;
