@@ -75,6 +75,8 @@ if [ "$torch" = 1 ]; then
     has torch_rss_mb "model=mlp"
     has torch_accuracy "model=mlp"
     has torch_time "model=cnn"
+    has torch_time "model=lightgcn"
+    has torch_rss_mb "model=lightgcn"
 fi
 # the Markdown table has a line per CSV row
 if [ -f "$OUT/results-latest.md" ] &&
