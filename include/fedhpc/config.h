@@ -37,6 +37,7 @@ typedef struct {
     int32_t nhidden;
     int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
     int32_t gnn_layers;                    /* lightgcn: propagation layers K (docs/recommend.md) */
+    int32_t gnn_weighting;                 /* lightgcn: 0 rows (FedAvg), 1 items               */
 } config_model;
 
 typedef struct {

@@ -110,9 +110,12 @@ typedef struct gnn_run gnn_run;
 fh_status gnn_run_init(gnn_run **out, struct fl_loop *L, int dedicated);
 /* The local work of client cid in round r on its n rows (x [n, 2], y [n]): LightGCN + BPR on its
  * graph; params[P] (the item embeddings) in: the global model, out: the client's; its user
- * embeddings updated in the store. */
-fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, const int32_t *y, int64_t n, float *params,
-                        double *loss, int64_t *steps, int64_t *seen);
+ * embeddings updated in the store. N_round: the rows of the round's clients (FedAvg weighs this
+ * client n / N_round); with [model] gnn_weighting = items, item i's change is scaled by
+ * (N_round / n) * c_i / C_i (c_i: this client's training interactions with i, C_i: everyone's),
+ * so the aggregate is the interaction-weighted mean of the clients' item embeddings. */
+fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, const int32_t *y, int64_t n, int64_t N_round,
+                        float *params, double *loss, int64_t *steps, int64_t *seen);
 /* Precision/recall/F1/NDCG@10 over every client's held-out interactions (each rank its slab of
  * clients; exact fixed-point sums) of the model, of global popularity (training interactions
  * of an item summed over all clients) and of the client's own popularity: one row of

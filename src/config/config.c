@@ -40,6 +40,10 @@ static const key_def KEYS[] = {
     /* [model] lightgcn (issue 15, docs/recommend.md) */
     {"model", "gnn_layers", T_INT, F(model.gnn_layers), "2", 0, 8, NULL, 1,
      "lightgcn: propagation layers K over each client's user-item graph (0: matrix factorisation)"},
+    {"model", "gnn_weighting", T_ENUM, F(model.gnn_weighting), "rows", 0, 0, "rows|items", 1,
+     "lightgcn: rows: FedAvg (every item embedding weighted by the clients' rows); items: each item's "
+     "embedding averaged over the clients weighted by their training interactions with it (needs every "
+     "client every round)"},
     {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,

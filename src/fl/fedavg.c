@@ -208,7 +208,7 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         double loss = 0;
         int64_t steps = 0, seen = 0;
         if (s->gnn) /* [model] lightgcn: the graph model's local work (src/fl/gnn_run.c) */
-            FH_TRY(gnn_run_local(s->gnn, cid, round, xi, yi, n, s->local, &loss, &steps, &seen));
+            FH_TRY(gnn_run_local(s->gnn, cid, round, xi, yi, n, N_round, s->local, &loss, &steps, &seen));
         else if (n > 0)
             FH_TRY(fl_local_train(&L->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
                                   xi, yi, n, s->local, &loss, &steps, &seen));

@@ -24,6 +24,8 @@ struct gnn_run {
     const config_t *cfg;
     int32_t dim, K, ni, nusers, C;
     int dedicated;        /* rank 0 a dedicated aggregator: it reads no client's rows   */
+    int64_t *popc;        /* [ni] global training interactions ([model] gnn_weighting)  */
+    float *global;        /* [P] the round's global items (gnn_weighting = items)       */
     int64_t row;          /* floats of a client's store row: nusers * dim            */
     io_state *store;      /* [C, row] user embeddings                                */
     float *urow;          /* [row]                                                    */
@@ -153,7 +155,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     if (st == FH_OK) st = comm_agree(w, comm_allreduce_max_f64(w, &umax, 1));
     if (st == FH_OK) st = comm_agree(w, comm_allreduce_sum_i64(w, cnt, R->ni));
     for (int32_t i = 0; st == FH_OK && i < R->ni; i++) R->pop[i] = (float)cnt[i];
-    free(cnt);
+    R->popc = cnt;
     R->nusers = (int32_t)umax + 1;
     R->row = (int64_t)R->nusers * R->dim;
     /* --partition users: enterprises hold disjoint users; a shared user is bad input */
@@ -185,6 +187,13 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
         snprintf(path, sizeof path, "%s/gnn_users.h5", cfg->output.dir);
         st = comm_agree(w, io_state_create(path, w, L->C, R->row, &R->store));
     }
+    if (st == FH_OK && cfg->model.gnn_weighting == 1 && L->m < L->C)
+        st = fh_error_set(FH_EINPUT, "[model] gnn_weighting = items needs every client every round: [train] "
+                          "clients_per_round = %d but the data set has %d clients", cfg->train.clients_per_round, L->C);
+    if (st == FH_OK && cfg->model.gnn_weighting == 1) {
+        R->global = malloc((size_t)L->P * sizeof *R->global);
+        if (!R->global) st = fh_error_set(FH_ENOMEM, "out of memory");
+    }
     if (st == FH_OK) fl_loop_field(L, "gnn_users", FL_FIELD_ROWS, CKPT_F32, R->store, R->row);
     if (st == FH_OK && w->rank == 0) {
         char path[CONFIG_PATH_MAX + 32];
@@ -199,8 +208,8 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     return comm_agree(w, st);
 }
 
-fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, const int32_t *y, int64_t n, float *params,
-                        double *loss, int64_t *steps, int64_t *seen)
+fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, const int32_t *y, int64_t n, int64_t N_round,
+                        float *params, double *loss, int64_t *steps, int64_t *seen)
 {
     const config_t *cfg = R->cfg;
     *loss = 0;
@@ -210,8 +219,20 @@ fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, cons
     const gnn_opts o = {R->dim, R->K, cfg->train.local_epochs, cfg->train.batch_size, cfg->train.lr,
                         cfg->train.weight_decay};
     const uint64_t seed = (uint64_t)cfg->train.seed;
+    if (R->global) memcpy(R->global, params, (size_t)R->ni * (size_t)R->dim * sizeof *params);
     FH_TRY(gnn_train(&R->g, &o, rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE),
                      rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_GNN_NEG), R->u0, params, &R->ws, loss, steps, seen));
+    if (R->global && n > 0) { /* gnn_weighting = items: item i's update scaled so that FedAvg's weight n/N_round
+                               * becomes c_i / C_i (this client's / every client's training interactions) */
+        const double base = (double)N_round / (double)n;
+        for (int32_t i = 0; i < R->ni; i++) {
+            if (R->popc[i] == 0) continue; /* nobody's training item: plain FedAvg */
+            const float f = (float)(base * (double)(R->g.iptr[i + 1] - R->g.iptr[i]) / (double)R->popc[i]);
+            float *p = params + (int64_t)i * R->dim;
+            const float *g0 = R->global + (int64_t)i * R->dim;
+            for (int32_t q = 0; q < R->dim; q++) p[q] = g0[q] + f * (p[q] - g0[q]);
+        }
+    }
     for (int32_t a = 0; a < R->g.nu; a++)
         memcpy(R->urow + (int64_t)R->g.user[a] * R->dim, R->u0 + (int64_t)a * R->dim, (size_t)R->dim * sizeof *R->u0);
     return io_state_write(R->store, cid, R->urow);
@@ -287,7 +308,7 @@ void gnn_run_free(gnn_run *R)
     if (R->csv) fclose(R->csv);
     gnn_graph_free(&R->g);
     gnn_ws_free(&R->ws);
-    free(R->urow); free(R->u0); free(R->pop); free(R->lpop); free(R->scores); free(R->skip);
+    free(R->urow); free(R->u0); free(R->pop); free(R->popc); free(R->global); free(R->lpop); free(R->scores); free(R->skip);
     free(R->x); free(R->y); free(R->us); free(R->it); free(R->held);
     free(R);
 }

@@ -39,6 +39,14 @@ for np in 2 4; do
     cmp -s "$T/np1/recommend.csv" "$T/np$np/recommend.csv" && ok "-np $np: recommend.csv identical to -np 1" ||
         bad "-np $np: recommend.csv differs"
 done
+# [model] gnn_weighting = items: also bit-identical across rank counts, and not the FedAvg model
+$MPIRUN -np 1 "$FEDHPC" run "$T/g.ini" model.gnn_weighting=items output.dir="$T/iw1" >"$T/iw1.log" 2>&1 &&
+    $MPIRUN -np 4 "$FEDHPC" run "$T/g.ini" model.gnn_weighting=items output.dir="$T/iw4" >"$T/iw4.log" 2>&1 ||
+    { bad "gnn_weighting = items runs"; tail -5 "$T/iw1.log" "$T/iw4.log" | sed 's/^/       | /'; }
+same_model "$T/iw1/model.h5" "$T/iw4/model.h5" && ok "gnn_weighting = items: -np 4 bit-identical to -np 1" ||
+    bad "gnn_weighting = items: -np 4 differs"
+differs "$T/np1/model.h5" "$T/iw1/model.h5" && ok "gnn_weighting = items changes the model" || bad "items = rows?"
+
 # the metrics are real numbers in [0, 1] for both the model and the popularity baseline
 awk -F, 'NR > 1 { for (i = 3; i <= 10; i++) if (!($i >= 0 && $i <= 1)) bad = 1; if ($2 < 100) bad = 1; n++ }
          END { exit !(n == 3 && !bad) }' "$T/np1/recommend.csv" &&
@@ -93,6 +101,8 @@ expect_input_error "lightgcn with [fl] algorithm = centralized: exit 2" "runs wi
     $MPIRUN -np 2 "$FEDHPC" run "$T/g.ini" fl.algorithm=centralized output.dir="$T/c"
 expect_input_error "lightgcn with two [model] hidden values: exit 2" "lightgcn takes one value, the embedding dimension" \
     "$FEDHPC" run "$T/g.ini" model.hidden=32,32 output.dir="$T/h"
+expect_input_error "gnn_weighting = items with clients sampled: exit 2" "gnn_weighting = items needs every client" \
+    $MPIRUN -np 2 "$FEDHPC" run "$T/g.ini" model.gnn_weighting=items train.clients_per_round=2 output.dir="$T/iw"
 expect_input_error "lightgcn on a non-movielens file: exit 2" "expected 2 (user, held-out flag)" \
     "$FEDHPC" run "$T/g.ini" data.file=tests/cli/fixtures/old_format_v1.h5 output.dir="$T/o"
 
