@@ -86,7 +86,9 @@ check "genre partition: 1 round on 3 ranks" $MPIRUN -np 3 "$FEDHPC" run "$T/g.in
     output.dir="$T/genre"
 
 # bad input
-mkdir -p "$T/bad1" "$T/bad2"
+mkdir -p "$T/bad1" "$T/bad2" "$T/bad3"
+{ echo "movieId,title,year,genres,userId,rating,timestamp,enterprise"; echo "3,C,1995,Drama,1,4.0,10,1";
+  echo "3,C,1995,Drama,2,5,11,0"; } | gzip >"$T/bad3/movielens.csv.gz"
 { echo "movieId,title,year,genres,userId,rating,timestamp"; echo "1,A,1995,Drama,1,4.0,10"; echo "2,B,1995,Comedy,1,7,11"; } |
     gzip >"$T/bad1/movielens.csv.gz"
 expect_input_error "a rating outside 0.5-5: exit 2" "rating 7 outside the 0.5-5 scale" \
@@ -95,6 +97,8 @@ expect_input_error "a rating outside 0.5-5: exit 2" "rating 7 outside the 0.5-5 
   echo "2,B,1995,Comedy,2,5,11,1"; echo "3,C,1995,Comedy,1,5,12,1"; } | gzip >"$T/bad2/movielens.csv.gz"
 expect_input_error "a user in two enterprises (--partition users): exit 2" "user 1 is in enterprise 0 and enterprise 1" \
     "$FEDHPC" prepare movielens --clients 2 --partition users --seed 1 --data-dir "$T/bad2" --out "$T/x.h5"
+expect_input_error "a movie in two enterprises (--partition genre): exit 2" "movie 3 is in enterprise 1 and enterprise 0" \
+    "$FEDHPC" prepare movielens --clients 2 --partition genre --seed 1 --data-dir "$T/bad3" --out "$T/x.h5"
 expect_input_error "--partition other: exit 2" "expected users or genre" \
     "$FEDHPC" prepare movielens --clients 2 --partition iid --seed 1 --out "$T/x.h5"
 expect_input_error "lightgcn with [fl] algorithm = centralized: exit 2" "runs with the FedAvg family only" \
