@@ -7,7 +7,8 @@
 # and prints the last round of each run's recommend.csv (the model and the popularity baseline).
 # Environment: FEDHPC (binary; copy it, e.g. /tmp/gnn_bin/fedhpc, so rebuilds do not disturb a
 # study), NP (ranks, default 1), ROUNDS (default 20), DIM (32), LAYERS (2), LR (0.01), SEED (1),
-# PARTS ("users genre").
+# PARTS ("users genre"), EXTRA (more key=value overrides for every run, e.g.
+# "model.gnn_weighting=items" or "model.gnn_layers=0" for the ablations of docs/recommend.md).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:-/tmp/fedhpc-recommend}
@@ -19,6 +20,7 @@ LAYERS=${LAYERS:-2}
 LR=${LR:-0.01}
 SEED=${SEED:-1}
 PARTS=${PARTS-"users genre"}
+EXTRA=${EXTRA:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT"
 cat >"$OUT/base.ini" <<INI
@@ -42,7 +44,7 @@ run() { # NAME PARTITION CLIENTS
         --out "$f" >/dev/null
     np=$NP
     [ "$np" -gt "$3" ] && np=$3
-    mpirun --oversubscribe -np "$np" "$FEDHPC" run "$OUT/base.ini" data.file="$f" output.dir="$OUT/$1" >"$OUT/$1.log" 2>&1
+    mpirun --oversubscribe -np "$np" "$FEDHPC" run "$OUT/base.ini" data.file="$f" output.dir="$OUT/$1" $EXTRA >"$OUT/$1.log" 2>&1
     s=$(grep -E "s/round" "$OUT/$1.log" | sed 's/.*), //')
     printf '%-12s %s  (%s)\n' "$1" "$(tail -1 "$OUT/$1/recommend.csv")" "$s"
 }
