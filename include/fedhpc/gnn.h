@@ -81,6 +81,8 @@ double gnn_bpr_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0,
 typedef struct {
     int32_t dim, layers, epochs, batch; /* batch 0: every training edge in one step          */
     double lr, lambda;                  /* Adam step size; L2 on the batch's layer-0 rows     */
+    double mu;                          /* FedProx: + mu/2 |i0 - anchor|^2 on the item table  */
+    const float *anchor;                /* [ni, dim] the round's global items (mu > 0)        */
 } gnn_opts;
 
 /* Local training of one client: Adam (moments reset) on u0[nu, dim] and i0[ni, dim] in place;

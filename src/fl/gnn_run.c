@@ -190,7 +190,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     if (st == FH_OK && cfg->model.gnn_weighting == 1 && L->m < L->C)
         st = fh_error_set(FH_EINPUT, "[model] gnn_weighting = items needs every client every round: [train] "
                           "clients_per_round = %d but the data set has %d clients", cfg->train.clients_per_round, L->C);
-    if (st == FH_OK && cfg->model.gnn_weighting == 1) {
+    if (st == FH_OK && (cfg->model.gnn_weighting == 1 || cfg->fl.algorithm == ALG_FEDPROX)) {
         R->global = malloc((size_t)L->P * sizeof *R->global);
         if (!R->global) st = fh_error_set(FH_ENOMEM, "out of memory");
     }
@@ -217,12 +217,12 @@ fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, cons
     FH_TRY(decode(R, cid, x, y, n));
     FH_TRY(client_setup(R, cid, n));
     const gnn_opts o = {R->dim, R->K, cfg->train.local_epochs, cfg->train.batch_size, cfg->train.lr,
-                        cfg->train.weight_decay};
+                        cfg->train.weight_decay, cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, R->global};
     const uint64_t seed = (uint64_t)cfg->train.seed;
     if (R->global) memcpy(R->global, params, (size_t)R->ni * (size_t)R->dim * sizeof *params);
     FH_TRY(gnn_train(&R->g, &o, rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE),
                      rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_GNN_NEG), R->u0, params, &R->ws, loss, steps, seen));
-    if (R->global && n > 0) { /* gnn_weighting = items: item i's update scaled so that FedAvg's weight n/N_round
+    if (R->global && cfg->model.gnn_weighting == 1 && n > 0) { /* gnn_weighting = items: item i's update scaled so that FedAvg's weight n/N_round
                                * becomes c_i / C_i (this client's / every client's training interactions) */
         const double base = (double)N_round / (double)n;
         for (int32_t i = 0; i < R->ni; i++) {

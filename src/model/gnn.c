@@ -349,6 +349,8 @@ fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t 
             propagate(g, o->dim, o->layers, u0, i0, w->uf, w->if_, w);
             double bpr = 0;
             gnn_bpr_grad(g, o->dim, o->layers, u0, i0, w->tri, nb, o->lambda, w, &bpr);
+            if (o->mu > 0 && o->anchor) /* FedProx's proximal term on the shared part */
+                for (int64_t j = 0; j < si; j++) w->gi0[j] += (float)o->mu * (i0[j] - o->anchor[j]);
             b1t *= 0.9;
             b2t *= 0.999;
             const float lr_t = (float)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));

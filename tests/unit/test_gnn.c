@@ -146,7 +146,7 @@ static void test_train(void)
         for (int k = 0; k < 8; k++) u0[c][k] = (float)(0.1 * rng_normal(&r));
         for (int k = 0; k < 12; k++) i0[c][k] = (float)(0.1 * rng_normal(&r));
     }
-    gnn_opts o = {2, 2, 1, 4, 0.05, 0.0};
+    gnn_opts o = {2, 2, 1, 4, 0.05, 0.0, 0.0, NULL};
     gnn_ws w;
     memset(&w, 0, sizeof w);
     double first, last;
