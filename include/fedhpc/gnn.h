@@ -24,9 +24,12 @@
 
 #include <stdint.h>
 
-/* model_create for MODEL_LIGHTGCN: in must be 2, items = classes, dim = hidden[0] (nhidden 1). */
-fh_status gnn_model_create(model_t *m, int32_t in, int32_t items, const int32_t *hidden, int32_t nhidden);
-/* Item embeddings ~ N(0, 0.1^2) from rng_stream(seed, 0, 0, RNG_INIT). */
+/* model_create for MODEL_LIGHTGCN (in must be 2, items = classes, dim = hidden[0], nhidden 1)
+ * and MODEL_GRAPHSAGE (hidden = dim repeated once per layer: nlayers = nhidden). */
+fh_status gnn_model_create(model_t *m, model_type type, int32_t in, int32_t items, const int32_t *hidden,
+                           int32_t nhidden);
+/* Item embeddings ~ N(0, 0.1^2) from rng_stream(seed, 0, 0, RNG_INIT) (graphsage: then its
+ * weights, gnn_sage_init). */
 void gnn_init_items(const model_t *m, float *params, uint64_t seed);
 /* A user's initial embedding row[dim] ~ N(0, 0.1^2) from rng_stream(seed, user, 0, RNG_GNN_USER):
  * the same in every client that holds the user. */
@@ -64,6 +67,9 @@ typedef struct {
     int32_t *eu;              /* [nnz] the local user of each edge                            */
     int32_t *tri;             /* [3 * batch] (user, positive, negative)                       */
     int64_t cap_u, cap_i, cap_e, cap_b;
+    int64_t cap_p;            /* gi0, mi, vi: the shared part (graphsage: items + weights)    */
+    float *sg;                /* graphsage: layer inputs, pre-activations, gradients          */
+    int64_t cap_s;
 } gnn_ws;
 void gnn_ws_free(gnn_ws *w);
 
@@ -82,6 +88,7 @@ typedef struct {
     int32_t dim, layers, epochs, batch; /* batch 0: every training edge in one step          */
     double lr, lambda;                  /* Adam step size; L2 on the batch's layer-0 rows     */
     double mu;                          /* FedProx: + mu/2 |i0 - anchor|^2 on the item table  */
+    int32_t sage;                       /* graphsage: i0 is [items * dim + layers * 2 dim * dim]  */
     const float *anchor;                /* [ni, dim] the round's global items (mu > 0)        */
 } gnn_opts;
 
@@ -91,6 +98,17 @@ typedef struct {
  * *steps, *seen: steps and triples. */
 fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t neg, float *u0, float *i0, gnn_ws *w,
                     double *loss_sum, int64_t *steps, int64_t *seen);
+
+/* ---- GraphSAGE (mean aggregator; Hamilton et al. 2017) on the same graph -------------------
+ * The shared part p = [items, dim] embeddings, then per layer k a weight W_k [2 dim, dim] shared
+ * by users and items: h^{k+1}_v = act([h^k_v, mean of h^k over v's neighbours] W_k), act = ReLU
+ * except after the last layer; the final embeddings h^K (into w->uf, w->if_). */
+int64_t gnn_sage_nparams(int32_t items, int32_t dim, int32_t layers);
+void gnn_sage_init(float *p, int32_t items, int32_t dim, int32_t layers, uint64_t seed);
+fh_status gnn_sage_forward(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *p, gnn_ws *w);
+/* As gnn_bpr_grad, the gradient w.r.t. u0 into w->gu0 and w.r.t. all of p into w->gi0. */
+double gnn_sage_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *p, const int32_t *tri,
+                     int32_t nb, double lambda, gnn_ws *w, double *bpr_sum);
 
 /* Top-k of scores[n] (higher first, ties: lower index), skipping items with skip[j] != 0
  * (NULL: none); top[k] (fewer if too few items: *got). */

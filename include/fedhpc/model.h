@@ -14,8 +14,10 @@
 #define MODEL_MAX_LAYERS 9
 
 /* MODEL_LIGHTGCN (issue 15, src/model/gnn.c, include/fedhpc/gnn.h): the parameter buffer is the
- * item embedding table [classes = items, hidden[0] = dim]; user embeddings are per client. */
-typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2, MODEL_LIGHTGCN = 3 } model_type;
+ * item embedding table [classes = items, hidden[0] = dim]; user embeddings are per client.
+ * MODEL_GRAPHSAGE: the same, then one [2 dim, dim] weight matrix per layer (hidden = dim,dim,...;
+ * nlayers = the number of layers). */
+typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2, MODEL_LIGHTGCN = 3, MODEL_GRAPHSAGE = 4 } model_type;
 
 typedef struct {
     model_type type;

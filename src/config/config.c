@@ -33,10 +33,11 @@ static const key_def KEYS[] = {
     {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
      "on: check the data file's checksums before training (every rank reads 1/P of the file; "
      "docs/data-integrity.md); off: skip the check"},
-    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|lightgcn", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|lightgcn|graphsage", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
      "cnn: the CNN of McMahan et al. 2017 (28x28 images); lightgcn: LightGCN recommendation on a "
-     "`prepare movielens` file (hidden = the embedding dimension; docs/recommend.md)"},
+     "`prepare movielens` file (hidden = the embedding dimension; docs/recommend.md); graphsage: GraphSAGE-mean "
+     "on the same data (hidden = the embedding dimension once per layer)"},
     /* [model] lightgcn (issue 15, docs/recommend.md) */
     {"model", "gnn_layers", T_INT, F(model.gnn_layers), "2", 0, 8, NULL, 1,
      "lightgcn: propagation layers K over each client's user-item graph (0: matrix factorisation)"},
@@ -790,10 +791,10 @@ fh_status config_validate(const config_t *c, const char *path)
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
     /* [model] lightgcn: the FedAvg family only (src/fl/gnn_run.c hooks into fedavg.c) */
-    if (c->model.type == MODEL_LIGHTGCN && (c->fl.algorithm == ALG_CENTRALIZED || c->fl.algorithm == ALG_SCAFFOLD ||
+    if ((c->model.type == MODEL_LIGHTGCN || c->model.type == MODEL_GRAPHSAGE) && (c->fl.algorithm == ALG_CENTRALIZED || c->fl.algorithm == ALG_SCAFFOLD ||
                                             c->async.mode || c->cluster.method || c->cluster.personalize ||
                                             c->cluster.clients_per_rank || c->privacy.mode == 2 || c->attack.mode))
-        return fh_error_set(FH_EINPUT, "%s: [model] type = lightgcn: runs with the FedAvg family only (fedavg, fedprox, "
+        return fh_error_set(FH_EINPUT, "%s: [model] type = lightgcn|graphsage: runs with the FedAvg family only (fedavg, fedprox, "
                             "fedavgm, fedadam, fedyogi; no scaffold, centralized, [async], [cluster], [personalize], "
                             "DP-SGD or [attack]); for the centralized baseline prepare the data with --clients 1", path);
     if (c->model.type == MODEL_LIGHTGCN && c->model.nhidden != 1)

@@ -120,7 +120,8 @@ static fh_status fedavg_init(fl_loop *L)
                                              L->md->cnn_channels);
         st = comm_agree(w, attack_run_init(&s->atk, cfg, &g, L->md->classes, L->C, m));
     }
-    if (st == FH_OK && L->md->type == MODEL_LIGHTGCN) st = gnn_run_init(&s->gnn, L, ded); /* [model] lightgcn */
+    if (st == FH_OK && (L->md->type == MODEL_LIGHTGCN || L->md->type == MODEL_GRAPHSAGE))
+        st = gnn_run_init(&s->gnn, L, ded); /* [model] lightgcn | graphsage */
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure

@@ -23,6 +23,8 @@
 struct gnn_run {
     const config_t *cfg;
     int32_t dim, K, ni, nusers, C;
+    int32_t sage;         /* [model] graphsage (else lightgcn)                          */
+    int64_t P;            /* the shared part: items * dim (graphsage: + weights)        */
     int dedicated;        /* rank 0 a dedicated aggregator: it reads no client's rows   */
     int64_t *popc;        /* [ni] global training interactions ([model] gnn_weighting)  */
     float *global;        /* [P] the round's global items (gnn_weighting = items)       */
@@ -130,7 +132,9 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     R->cfg = cfg;
     R->dedicated = dedicated && L->w->size > 1;
     R->dim = L->md->fan_out[0];
-    R->K = cfg->model.gnn_layers;
+    R->sage = L->md->type == MODEL_GRAPHSAGE;
+    R->K = R->sage ? L->md->nlayers : cfg->model.gnn_layers; /* graphsage: one layer per [model] hidden value */
+    R->P = L->P;
     R->ni = L->md->classes;
     R->C = L->C;
     R->pop = fh_calloc((size_t)R->ni, sizeof *R->pop);
@@ -217,9 +221,9 @@ fh_status gnn_run_local(gnn_run *R, int32_t cid, int64_t r, const float *x, cons
     FH_TRY(decode(R, cid, x, y, n));
     FH_TRY(client_setup(R, cid, n));
     const gnn_opts o = {R->dim, R->K, cfg->train.local_epochs, cfg->train.batch_size, cfg->train.lr,
-                        cfg->train.weight_decay, cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, R->global};
+                        cfg->train.weight_decay, cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, R->sage, R->global};
     const uint64_t seed = (uint64_t)cfg->train.seed;
-    if (R->global) memcpy(R->global, params, (size_t)R->ni * (size_t)R->dim * sizeof *params);
+    if (R->global) memcpy(R->global, params, (size_t)R->P * sizeof *params);
     FH_TRY(gnn_train(&R->g, &o, rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_SHUFFLE),
                      rng_stream(seed, (uint64_t)cid, (uint64_t)r, RNG_GNN_NEG), R->u0, params, &R->ws, loss, steps, seen));
     if (R->global && cfg->model.gnn_weighting == 1 && n > 0) { /* gnn_weighting = items: item i's update scaled so that FedAvg's weight n/N_round
@@ -249,7 +253,9 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[12])
         int64_t n = 0;
         st = read_client(R, L, c, &n);
         if (st == FH_OK) st = client_setup(R, c, n);
-        if (st == FH_OK) st = gnn_forward(&R->g, R->dim, R->K, R->u0, L->params, &R->ws);
+        if (st == FH_OK)
+            st = R->sage ? gnn_sage_forward(&R->g, R->dim, R->K, R->u0, L->params, &R->ws)
+                         : gnn_forward(&R->g, R->dim, R->K, R->u0, L->params, &R->ws);
         const gnn_graph *g = &R->g;
         for (int32_t i = 0; st == FH_OK && i < R->ni; i++) R->lpop[i] = (float)(g->iptr[i + 1] - g->iptr[i]);
         for (int32_t a = 0; st == FH_OK && a < g->nu; a++) {

@@ -9,9 +9,31 @@
 #include <string.h>
 
 /* ---- the model's parameter buffer ------------------------------------------------------- */
-fh_status gnn_model_create(model_t *m, int32_t in, int32_t items, const int32_t *hidden, int32_t nhidden)
+fh_status gnn_model_create(model_t *m, model_type type, int32_t in, int32_t items, const int32_t *hidden,
+                           int32_t nhidden)
 {
     memset(m, 0, sizeof *m);
+    if (type == MODEL_GRAPHSAGE) {
+        if (in != 2)
+            return fh_error_set(FH_EINPUT, "graphsage: the data file has %d features per row; expected 2 (user, held-out "
+                                "flag) as `fedhpc prepare movielens` writes them", in);
+        if (items < 2) return fh_error_set(FH_EINPUT, "graphsage: %d items (need at least 2)", items);
+        if (nhidden < 1 || nhidden > MODEL_MAX_LAYERS - 1 || !hidden || hidden[0] < 1 || hidden[0] > 4096)
+            return fh_error_set(FH_EINPUT, "graphsage: [model] hidden must be the embedding dimension once per layer "
+                                "(e.g. 32,32: two layers), 1 to %d layers", MODEL_MAX_LAYERS - 1);
+        for (int32_t k = 1; k < nhidden; k++)
+            if (hidden[k] != hidden[0])
+                return fh_error_set(FH_EINPUT, "graphsage: [model] hidden: every layer has the embedding dimension "
+                                    "(%d), got %d", hidden[0], hidden[k]);
+        m->type = MODEL_GRAPHSAGE;
+        m->in = in;
+        m->classes = items;
+        m->nlayers = nhidden;
+        m->fan_in[0] = items;
+        m->fan_out[0] = hidden[0];
+        m->nparams = gnn_sage_nparams(items, hidden[0], nhidden);
+        return FH_OK;
+    }
     if (in != 2)
         return fh_error_set(FH_EINPUT, "lightgcn: the data file has %d features per row; expected 2 (user, held-out flag) "
                             "as `fedhpc prepare movielens` writes them", in);
@@ -32,6 +54,10 @@ fh_status gnn_model_create(model_t *m, int32_t in, int32_t items, const int32_t 
 
 void gnn_init_items(const model_t *m, float *params, uint64_t seed)
 {
+    if (m->type == MODEL_GRAPHSAGE) {
+        gnn_sage_init(params, m->classes, m->fan_out[0], m->nlayers, seed);
+        return;
+    }
     rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
     for (int64_t j = 0; j < m->nparams; j++) params[j] = (float)(0.1 * rng_normal(&r));
 }
@@ -168,6 +194,7 @@ void gnn_ws_free(gnn_ws *w)
     float *f[] = {w->uf, w->if_, w->cu, w->ci, w->nu_, w->ni_, w->gu, w->gi, w->gu0, w->gi0, w->mu, w->vu, w->mi, w->vi};
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) free(f[k]);
     free(w->order);
+    free(w->sg);
     free(w->eu);
     free(w->tri);
     memset(w, 0, sizeof *w);
@@ -181,7 +208,9 @@ static int grow_f(float **p, int64_t n)
     return 1;
 }
 
-static fh_status ws_fit(gnn_ws *w, const gnn_graph *g, int32_t dim, int64_t batch)
+/* Scratch for a graph; shared: floats of the shared part (items * dim, graphsage: + weights);
+ * sage_layers > 0: graphsage's per-layer buffers. */
+static fh_status ws_fit(gnn_ws *w, const gnn_graph *g, int32_t dim, int64_t batch, int64_t shared, int32_t sage_layers)
 {
     const int64_t su = (int64_t)g->nu * dim, si = (int64_t)g->ni * dim;
     int ok = 1;
@@ -191,9 +220,23 @@ static fh_status ws_fit(gnn_ws *w, const gnn_graph *g, int32_t dim, int64_t batc
         if (ok) w->cap_u = su;
     }
     if (ok && si > w->cap_i) {
-        float **f[] = {&w->if_, &w->ci, &w->ni_, &w->gi, &w->gi0, &w->mi, &w->vi};
+        float **f[] = {&w->if_, &w->ci, &w->ni_, &w->gi};
         for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) ok = ok && grow_f(f[k], si);
         if (ok) w->cap_i = si;
+    }
+    if (shared < si) shared = si;
+    if (ok && shared > w->cap_p) {
+        float **f[] = {&w->gi0, &w->mi, &w->vi};
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) ok = ok && grow_f(f[k], shared);
+        if (ok) w->cap_p = shared;
+    }
+    /* graphsage: H_0..H_K [n, dim], Z_0..Z_{K-1} [n, 2 dim], pre-activations [K][n, dim], and
+     * gradients g [n, dim], gz [n, 2 dim], g2 [n, dim] (n = users + items) */
+    const int64_t n = (int64_t)g->nu + g->ni, need = sage_layers > 0 ?
+        n * dim * ((int64_t)sage_layers + 1) + n * 2 * dim * sage_layers + n * dim * sage_layers + n * dim * 4 : 0;
+    if (ok && need > w->cap_s) {
+        ok = grow_f(&w->sg, need);
+        if (ok) w->cap_s = need;
     }
     if (ok && g->nnz > w->cap_e) {
         int32_t *o = realloc(w->order, (size_t)g->nnz * sizeof *o);
@@ -259,17 +302,18 @@ static void propagate(const gnn_graph *g, int32_t dim, int32_t K, const float *x
 
 fh_status gnn_forward(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *i0, gnn_ws *w)
 {
-    FH_TRY(ws_fit(w, g, dim, 1));
+    FH_TRY(ws_fit(w, g, dim, 1, 0, 0));
     propagate(g, dim, K, u0, i0, w->uf, w->if_, w);
     return FH_OK;
 }
 
-double gnn_bpr_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *i0, const int32_t *tri,
-                    int32_t nb, double lambda, gnn_ws *w, double *bpr_sum)
+/* The BPR part: w->gu, w->gi = its gradient w.r.t. the final embeddings w->uf, w->if_ (mean
+ * over the nb triples); returns the summed BPR loss. */
+static double bpr_head(const gnn_graph *g, int32_t dim, const int32_t *tri, int32_t nb, gnn_ws *w)
 {
     memset(w->gu, 0, (size_t)g->nu * (size_t)dim * sizeof *w->gu);
     memset(w->gi, 0, (size_t)g->ni * (size_t)dim * sizeof *w->gi);
-    double bpr = 0, reg = 0;
+    double bpr = 0;
     const double inv = nb > 0 ? 1.0 / nb : 0.0;
     for (int32_t t = 0; t < nb; t++) {
         const int32_t a = tri[3 * t], i = tri[3 * t + 1], j = tri[3 * t + 2];
@@ -285,8 +329,15 @@ double gnn_bpr_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0,
             gj[q] -= c * fu[q];
         }
     }
-    propagate(g, dim, K, w->gu, w->gi, w->gu0, w->gi0, w);
-    const float l = (float)(lambda * inv);
+    return bpr;
+}
+
+/* lambda/2 |.|^2 of the batch's layer-0 rows (over nb) into w->gu0, w->gi0; returns sum |.|^2. */
+static double reg_tail(int32_t dim, const float *u0, const float *i0, const int32_t *tri, int32_t nb, double lambda,
+                       gnn_ws *w)
+{
+    double reg = 0;
+    const float l = (float)(lambda / (nb > 0 ? nb : 1));
     for (int32_t t = 0; t < nb && lambda > 0; t++) {
         const int32_t rows[3] = {tri[3 * t], tri[3 * t + 1], tri[3 * t + 2]};
         for (int32_t s = 0; s < 3; s++) {
@@ -298,6 +349,137 @@ double gnn_bpr_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0,
             }
         }
     }
+    return reg;
+}
+
+double gnn_bpr_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *i0, const int32_t *tri,
+                    int32_t nb, double lambda, gnn_ws *w, double *bpr_sum)
+{
+    const double bpr = bpr_head(g, dim, tri, nb, w);
+    propagate(g, dim, K, w->gu, w->gi, w->gu0, w->gi0, w);
+    const double reg = reg_tail(dim, u0, i0, tri, nb, lambda, w);
+    const double inv = nb > 0 ? 1.0 / nb : 0.0;
+    *bpr_sum = bpr;
+    return bpr * inv + 0.5 * lambda * inv * reg;
+}
+
+/* ---- GraphSAGE ---------------------------------------------------------------------------- */
+int64_t gnn_sage_nparams(int32_t items, int32_t dim, int32_t layers)
+{
+    return (int64_t)items * dim + (int64_t)layers * 2 * dim * dim;
+}
+
+void gnn_sage_init(float *p, int32_t items, int32_t dim, int32_t layers, uint64_t seed)
+{
+    rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
+    const int64_t ni = (int64_t)items * dim;
+    for (int64_t j = 0; j < ni; j++) p[j] = (float)(0.1 * rng_normal(&r));
+    const double lim = sqrt(6.0 / (3.0 * dim)); /* Glorot-uniform of a [2 dim, dim] matrix */
+    for (int64_t j = ni; j < gnn_sage_nparams(items, dim, layers); j++) p[j] = (float)((2 * rng_uniform(&r) - 1) * lim);
+}
+
+/* the layout of w->sg for n nodes */
+typedef struct {
+    float *h, *z, *pre, *g, *gz, *g2;
+} sage_bufs;
+static sage_bufs sage_layout(gnn_ws *w, int64_t n, int32_t dim, int32_t K)
+{
+    sage_bufs b;
+    b.h = w->sg;                                      /* [K + 1][n, dim] */
+    b.z = b.h + n * dim * (K + 1);                    /* [K][n, 2 dim]   */
+    b.pre = b.z + n * 2 * dim * K;                    /* [K][n, dim]     */
+    b.g = b.pre + n * dim * K;                        /* [n, dim]        */
+    b.gz = b.g + n * dim;                             /* [n, 2 dim]      */
+    b.g2 = b.gz + n * 2 * dim;                        /* [n, dim]        */
+    return b;
+}
+
+/* node v's neighbours: users are 0..nu-1, items nu..nu+ni-1 */
+fh_status gnn_sage_forward(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *p, gnn_ws *w)
+{
+    FH_TRY(ws_fit(w, g, dim, 1, gnn_sage_nparams(g->ni, dim, K), K > 0 ? K : 1));
+    const int64_t nu = g->nu, n = nu + g->ni, d = dim;
+    sage_bufs b = sage_layout(w, n, dim, K);
+    memcpy(b.h, u0, (size_t)(nu * d) * sizeof *b.h);
+    memcpy(b.h + nu * d, p, (size_t)(g->ni * d) * sizeof *b.h);
+    for (int32_t k = 0; k < K; k++) {
+        const float *h = b.h + n * d * k, *W = p + (int64_t)g->ni * d + (int64_t)k * 2 * d * d;
+        float *z = b.z + n * 2 * d * k, *pre = b.pre + n * d * k, *out = b.h + n * d * (k + 1);
+        for (int64_t v = 0; v < n; v++) {
+            float *zv = z + v * 2 * d;
+            memcpy(zv, h + v * d, (size_t)d * sizeof *zv);
+            float *m = zv + d;
+            memset(m, 0, (size_t)d * sizeof *m);
+            const int64_t e0 = v < nu ? g->uptr[v] : g->iptr[v - nu], e1 = v < nu ? g->uptr[v + 1] : g->iptr[v - nu + 1];
+            for (int64_t e = e0; e < e1; e++) {
+                const float *src = h + (v < nu ? nu + g->uidx[e] : g->iidx[e]) * d;
+                for (int32_t q = 0; q < d; q++) m[q] += src[q];
+            }
+            if (e1 > e0)
+                for (int32_t q = 0; q < d; q++) m[q] /= (float)(e1 - e0);
+            float *pv = pre + v * d, *ov = out + v * d;
+            memset(pv, 0, (size_t)d * sizeof *pv);
+            for (int32_t r = 0; r < 2 * d; r++) {
+                const float zr = zv[r];
+                const float *wr = W + (int64_t)r * d;
+                for (int32_t q = 0; q < d; q++) pv[q] += zr * wr[q];
+            }
+            for (int32_t q = 0; q < d; q++) ov[q] = k < K - 1 && pv[q] < 0 ? 0.0f : pv[q];
+        }
+    }
+    memcpy(w->uf, b.h + n * d * K, (size_t)(nu * d) * sizeof *w->uf);
+    memcpy(w->if_, b.h + n * d * K + nu * d, (size_t)(g->ni * d) * sizeof *w->if_);
+    return FH_OK;
+}
+
+double gnn_sage_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0, const float *p, const int32_t *tri,
+                     int32_t nb, double lambda, gnn_ws *w, double *bpr_sum)
+{
+    const int64_t nu = g->nu, n = nu + g->ni, d = dim, ni = g->ni;
+    sage_bufs b = sage_layout(w, n, dim, K);
+    const double bpr = bpr_head(g, dim, tri, nb, w);
+    memcpy(b.g, w->gu, (size_t)(nu * d) * sizeof *b.g);
+    memcpy(b.g + nu * d, w->gi, (size_t)(ni * d) * sizeof *b.g);
+    float *gW = w->gi0 + ni * d;
+    memset(gW, 0, (size_t)(2 * d * d * K) * sizeof *gW);
+    for (int32_t k = K - 1; k >= 0; k--) {
+        const float *W = p + ni * d + (int64_t)k * 2 * d * d, *z = b.z + n * 2 * d * k, *pre = b.pre + n * d * k;
+        float *gWk = gW + (int64_t)k * 2 * d * d;
+        if (k < K - 1)
+            for (int64_t j = 0; j < n * d; j++)
+                if (pre[j] < 0) b.g[j] = 0.0f; /* ReLU' (the output was clamped to 0) */
+        for (int64_t v = 0; v < n; v++) {
+            const float *gv = b.g + v * d, *zv = z + v * 2 * d;
+            float *gzv = b.gz + v * 2 * d;
+            for (int32_t r = 0; r < 2 * d; r++) {
+                const float *wr = W + (int64_t)r * d;
+                float *gwr = gWk + (int64_t)r * d;
+                float acc = 0;
+                for (int32_t q = 0; q < d; q++) {
+                    gwr[q] += zv[r] * gv[q];
+                    acc += gv[q] * wr[q];
+                }
+                gzv[r] = acc;
+            }
+        }
+        /* into the layer's input: the self half, plus the mean half scattered to the neighbours */
+        for (int64_t v = 0; v < n; v++) memcpy(b.g2 + v * d, b.gz + v * 2 * d, (size_t)d * sizeof *b.g2);
+        for (int64_t v = 0; v < n; v++) {
+            const int64_t e0 = v < nu ? g->uptr[v] : g->iptr[v - nu], e1 = v < nu ? g->uptr[v + 1] : g->iptr[v - nu + 1];
+            if (e1 == e0) continue;
+            const float inv = 1.0f / (float)(e1 - e0);
+            const float *gm = b.gz + v * 2 * d + d;
+            for (int64_t e = e0; e < e1; e++) {
+                float *dst = b.g2 + (v < nu ? nu + g->uidx[e] : g->iidx[e]) * d;
+                for (int32_t q = 0; q < d; q++) dst[q] += gm[q] * inv;
+            }
+        }
+        memcpy(b.g, b.g2, (size_t)(n * d) * sizeof *b.g);
+    }
+    memcpy(w->gu0, b.g, (size_t)(nu * d) * sizeof *w->gu0);
+    memcpy(w->gi0, b.g + nu * d, (size_t)(ni * d) * sizeof *w->gi0);
+    const double reg = reg_tail(dim, u0, p, tri, nb, lambda, w);
+    const double inv = nb > 0 ? 1.0 / nb : 0.0;
     *bpr_sum = bpr;
     return bpr * inv + 0.5 * lambda * inv * reg;
 }
@@ -319,8 +501,9 @@ fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t 
     *steps = *seen = 0;
     if (g->nnz == 0) return FH_OK;
     const int64_t B = o->batch > 0 && o->batch < g->nnz ? o->batch : g->nnz;
-    FH_TRY(ws_fit(w, g, o->dim, B));
-    const int64_t su = (int64_t)g->nu * o->dim, si = (int64_t)g->ni * o->dim;
+    const int64_t su = (int64_t)g->nu * o->dim,
+                  si = o->sage ? gnn_sage_nparams(g->ni, o->dim, o->layers) : (int64_t)g->ni * o->dim;
+    FH_TRY(ws_fit(w, g, o->dim, B, si, o->sage ? (o->layers > 0 ? o->layers : 1) : 0));
     memset(w->mu, 0, (size_t)su * sizeof *w->mu);
     memset(w->vu, 0, (size_t)su * sizeof *w->vu);
     memset(w->mi, 0, (size_t)si * sizeof *w->mi);
@@ -346,9 +529,14 @@ fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t 
                 w->tri[3 * t + 1] = g->uidx[e];
                 w->tri[3 * t + 2] = j;
             }
-            propagate(g, o->dim, o->layers, u0, i0, w->uf, w->if_, w);
             double bpr = 0;
-            gnn_bpr_grad(g, o->dim, o->layers, u0, i0, w->tri, nb, o->lambda, w, &bpr);
+            if (o->sage) {
+                FH_TRY(gnn_sage_forward(g, o->dim, o->layers, u0, i0, w));
+                gnn_sage_grad(g, o->dim, o->layers, u0, i0, w->tri, nb, o->lambda, w, &bpr);
+            } else {
+                propagate(g, o->dim, o->layers, u0, i0, w->uf, w->if_, w);
+                gnn_bpr_grad(g, o->dim, o->layers, u0, i0, w->tri, nb, o->lambda, w, &bpr);
+            }
             if (o->mu > 0 && o->anchor) /* FedProx's proximal term on the shared part */
                 for (int64_t j = 0; j < si; j++) w->gi0[j] += (float)o->mu * (i0[j] - o->anchor[j]);
             b1t *= 0.9;

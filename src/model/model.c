@@ -42,6 +42,10 @@ fh_status model_parse_type(const char *s, model_type *out)
         *out = MODEL_LIGHTGCN;
         return FH_OK;
     }
+    if (s && strcmp(s, "graphsage") == 0) {
+        *out = MODEL_GRAPHSAGE;
+        return FH_OK;
+    }
     return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn", s ? s : "(null)");
 }
 
@@ -52,6 +56,7 @@ const char *model_type_name(model_type t)
     case MODEL_MLP: return "mlp";
     case MODEL_CNN: return "cnn";
     case MODEL_LIGHTGCN: return "lightgcn";
+    case MODEL_GRAPHSAGE: return "graphsage";
     }
     return "unknown";
 }
@@ -66,7 +71,8 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
                        const int32_t *hidden, int32_t nhidden)
 {
     if (type == MODEL_CNN) return model_create_cnn_default(m, in, classes);
-    if (type == MODEL_LIGHTGCN) return gnn_model_create(m, in, classes, hidden, nhidden); /* src/model/gnn.c */
+    if (type == MODEL_LIGHTGCN || type == MODEL_GRAPHSAGE) /* src/model/gnn.c */
+        return gnn_model_create(m, type, in, classes, hidden, nhidden);
     memset(m, 0, sizeof *m);
     if (type != MODEL_LOGREG && type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "model type %d: expected logreg or mlp", (int)type);
@@ -116,7 +122,7 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
 
 void model_init_params(const model_t *m, float *params, uint64_t seed)
 {
-    if (m->type == MODEL_LIGHTGCN) { /* src/model/gnn.c */
+    if (m->type == MODEL_LIGHTGCN || m->type == MODEL_GRAPHSAGE) { /* src/model/gnn.c */
         gnn_init_items(m, params, seed);
         return;
     }
@@ -163,7 +169,7 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
     if (!m || max_batch < 1 || m->nlayers < 1 || m->nlayers > MODEL_MAX_LAYERS) return NULL;
     model_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
-    if (m->type == MODEL_LIGHTGCN) { /* no dense scratch: src/model/gnn.c has its own */
+    if (m->type == MODEL_LIGHTGCN || m->type == MODEL_GRAPHSAGE) { /* no dense scratch: src/model/gnn.c has its own */
         ws->max_batch = max_batch;
         return ws;
     }

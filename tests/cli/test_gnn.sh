@@ -47,6 +47,15 @@ same_model "$T/iw1/model.h5" "$T/iw4/model.h5" && ok "gnn_weighting = items: -np
     bad "gnn_weighting = items: -np 4 differs"
 differs "$T/np1/model.h5" "$T/iw1/model.h5" && ok "gnn_weighting = items changes the model" || bad "items = rows?"
 
+# [model] graphsage (hidden = 8,8: two layers): bit-identical on -np 1 and 3, and it learns
+$MPIRUN -np 1 "$FEDHPC" run "$T/g.ini" model.type=graphsage model.hidden=8,8 output.dir="$T/sg1" >"$T/sg1.log" 2>&1 &&
+    $MPIRUN -np 3 "$FEDHPC" run "$T/g.ini" model.type=graphsage model.hidden=8,8 output.dir="$T/sg3" >"$T/sg3.log" 2>&1 ||
+    { bad "graphsage runs"; tail -5 "$T/sg1.log" "$T/sg3.log" | sed 's/^/       | /'; }
+same_model "$T/sg1/model.h5" "$T/sg3/model.h5" && cmp -s "$T/sg1/recommend.csv" "$T/sg3/recommend.csv" &&
+    ok "graphsage: -np 3 model and recommend.csv identical to -np 1" || bad "graphsage: -np 3 differs"
+awk -F, 'NR == 4 { exit !($6 > 0.01) }' "$T/sg1/recommend.csv" &&
+    ok "graphsage: NDCG@10 after 3 rounds > 0.01 (5x a random ranking)" || bad "graphsage NDCG: $(tail -1 "$T/sg1/recommend.csv")"
+
 # the metrics are real numbers in [0, 1] for both the model and the popularity baseline
 awk -F, 'NR > 1 { for (i = 3; i <= 10; i++) if (!($i >= 0 && $i <= 1)) bad = 1; if ($2 < 100) bad = 1; n++ }
          END { exit !(n == 3 && !bad) }' "$T/np1/recommend.csv" &&
@@ -107,6 +116,8 @@ expect_input_error "lightgcn with two [model] hidden values: exit 2" "lightgcn t
     "$FEDHPC" run "$T/g.ini" model.hidden=32,32 output.dir="$T/h"
 expect_input_error "gnn_weighting = items with clients sampled: exit 2" "gnn_weighting = items needs every client" \
     $MPIRUN -np 2 "$FEDHPC" run "$T/g.ini" model.gnn_weighting=items train.clients_per_round=2 output.dir="$T/iw"
+expect_input_error "graphsage with layers of different widths: exit 2" "every layer has the embedding dimension" \
+    "$FEDHPC" run "$T/g.ini" model.type=graphsage model.hidden=8,4 output.dir="$T/h2"
 expect_input_error "lightgcn on a non-movielens file: exit 2" "expected 2 (user, held-out flag)" \
     "$FEDHPC" run "$T/g.ini" data.file=tests/cli/fixtures/old_format_v1.h5 output.dir="$T/o"
 

@@ -5,6 +5,7 @@
 #include "tests.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,56 @@ static void check_grad(int32_t K)
     gnn_graph_free(&g);
 }
 
+/* GraphSAGE-mean: the gradient w.r.t. the user rows, the item rows and every layer weight */
+static void check_sage(int32_t K)
+{
+    gnn_graph g;
+    CU_ASSERT_EQUAL_FATAL(gnn_graph_build(&g, 6, G_U, G_I, G_H, 12), FH_OK);
+    const int32_t dim = 3;
+    const int64_t P = gnn_sage_nparams(6, dim, K);
+    float u0[12], p[6 * 3 + 3 * 2 * 3 * 3], gu[12], gp[6 * 3 + 3 * 2 * 3 * 3];
+    rng_t r = rng_stream(11, 0, 0, 99);
+    for (int k = 0; k < 12; k++) u0[k] = (float)(0.8 * rng_normal(&r));
+    gnn_sage_init(p, 6, dim, K, 5);
+    for (int64_t k = 0; k < 18; k++) p[k] = (float)(0.8 * rng_normal(&r));
+    const int32_t tri[] = {0, 1, 3, 1, 3, 5, 2, 4, 2, 3, 5, 0, 0, 0, 4};
+    gnn_ws w;
+    memset(&w, 0, sizeof w);
+    double bpr;
+    CU_ASSERT_EQUAL_FATAL(gnn_sage_forward(&g, dim, K, u0, p, &w), FH_OK);
+    gnn_sage_grad(&g, dim, K, u0, p, tri, 5, 0.05, &w, &bpr);
+    memcpy(gu, w.gu0, sizeof gu);
+    memcpy(gp, w.gi0, (size_t)P * sizeof *gp);
+    int bad = 0, checked = 0;
+    for (int which = 0; which < 2; which++) {
+        float *x = which ? p : u0;
+        const float *an = which ? gp : gu;
+        for (int64_t k = 0; k < (which ? P : 12); k++) {
+            const float keep = x[k], h = 2e-3f; /* small: a ReLU kink within h breaks the difference */
+            double f[2];
+            for (int s = 0; s < 2; s++) {
+                x[k] = keep + (s ? -h : h);
+                gnn_sage_forward(&g, dim, K, u0, p, &w);
+                f[s] = gnn_sage_grad(&g, dim, K, u0, p, tri, 5, 0.05, &w, &bpr);
+            }
+            x[k] = keep;
+            const double fd = (f[0] - f[1]) / (2.0 * h);
+            if (fabs(fd - an[k]) > 2e-3 + 2e-2 * fabs(fd)) { bad++; if (getenv("GNN_DEBUG")) fprintf(stderr, "K=%d which=%d k=%lld fd=%g an=%g\n", K, which, (long long)k, fd, an[k]); }
+            checked++;
+        }
+    }
+    CU_ASSERT_EQUAL(checked, 12 + P);
+    CU_ASSERT_EQUAL(bad, 0);
+    double norm = 0;
+    for (int64_t k = 18; k < P; k++) norm += (double)gp[k] * gp[k];
+    CU_ASSERT(K == 0 || norm > 1e-6); /* the weights get a gradient */
+    gnn_ws_free(&w);
+    gnn_graph_free(&g);
+}
+
+static void test_sage_k1(void) { check_sage(1); }
+static void test_sage_k2(void) { check_sage(2); }
+static void test_sage_k3(void) { check_sage(3); }
 static void test_grad_k0(void) { check_grad(0); }
 static void test_grad_k2(void) { check_grad(2); }
 static void test_grad_k3(void) { check_grad(3); }
@@ -146,7 +197,7 @@ static void test_train(void)
         for (int k = 0; k < 8; k++) u0[c][k] = (float)(0.1 * rng_normal(&r));
         for (int k = 0; k < 12; k++) i0[c][k] = (float)(0.1 * rng_normal(&r));
     }
-    gnn_opts o = {2, 2, 1, 4, 0.05, 0.0, 0.0, NULL};
+    gnn_opts o = {2, 2, 1, 4, 0.05, 0.0, 0.0, 0, NULL};
     gnn_ws w;
     memset(&w, 0, sizeof w);
     double first, last;
@@ -177,6 +228,9 @@ void tests_register_gnn(void)
     tests_add(s, "grad_k0", test_grad_k0);
     tests_add(s, "grad_k2", test_grad_k2);
     tests_add(s, "grad_k3", test_grad_k3);
+    tests_add(s, "sage_k1", test_sage_k1);
+    tests_add(s, "sage_k2", test_sage_k2);
+    tests_add(s, "sage_k3", test_sage_k3);
     tests_add(s, "graph", test_graph);
     tests_add(s, "propagate", test_propagate);
     tests_add(s, "topk", test_topk);
