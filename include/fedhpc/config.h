@@ -38,6 +38,8 @@ typedef struct {
     int32_t class_weights;                 /* 0 none, 1 balanced (inverse class frequency)  */
     double focal_gamma;                    /* focal loss gamma, 0: cross-entropy (credit.md) */
     int32_t attn_dim, attn_heads;          /* attention: embedding size d, heads            */
+    int32_t gnn_layers;                    /* lightgcn: propagation layers K (docs/recommend.md) */
+    int32_t gnn_weighting;                 /* lightgcn: 0 rows (FedAvg), 1 items               */
 } config_model;
 
 typedef struct {

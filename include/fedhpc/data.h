@@ -103,6 +103,20 @@ fh_status data_load_supermarket(const char *dir, const data_items_opts *o, data_
  * index). Label CARAVAN, insurance = class 1. o->by names any column (e.g. MOSHOOFD). */
 fh_status data_load_ticdata(const char *path, const data_items_opts *o, data_set *out);
 
+/* ---- MovieLens for [model] lightgcn (src/data/movielens.c, docs/recommend.md) ------------ */
+typedef struct {
+    const char *partition; /* "users": disjoint users per client; "genre": disjoint catalogues   */
+    int32_t clients;
+    double test_frac;      /* held out: the latest floor(f * n_u) positives of each user          */
+    double min_rating;     /* implicit feedback: a rating >= min_rating is an interaction         */
+    uint64_t seed;         /* users: rng_stream(seed, 0, 0, RNG_PARTITION) deals them to clients  */
+} data_ml_opts;
+/* The ratings CSV at path (plain or gzip): training rows x = [user, heldout], y = item, items as
+ * classes, no test split; *client_of_row [train.n] (caller frees). A rating outside 0.5-5, a
+ * malformed line, or (optional enterprise column) a user (users) / movie (genre) in two
+ * enterprises: FH_EINPUT with FILE:LINE. */
+fh_status data_load_movielens(const char *path, const data_ml_opts *o, data_set *out, int32_t **client_of_row);
+
 void data_free(data_set *ds);
 void data_encoding_free(data_encoding *e);
 

@@ -15,7 +15,12 @@
 
 typedef struct model_ws model_ws; /* scratch space: model_ws_create below */
 
-typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2, MODEL_ATTENTION = 3 } model_type;
+/* MODEL_LIGHTGCN (issue 15, src/model/gnn.c, include/fedhpc/gnn.h): the parameter buffer is the
+ * item embedding table [classes = items, hidden[0] = dim]; user embeddings are per client.
+ * MODEL_GRAPHSAGE: the same, then one [2 dim, dim] weight matrix per layer (hidden = dim,dim,...;
+ * nlayers = the number of layers). */
+typedef enum { MODEL_LOGREG = 0, MODEL_MLP = 1, MODEL_CNN = 2, MODEL_ATTENTION = 3, MODEL_LIGHTGCN = 4,
+               MODEL_GRAPHSAGE = 5 } model_type; /* the order of [model] type's choices */
 
 typedef struct {
     model_type type;

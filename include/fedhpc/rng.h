@@ -40,7 +40,10 @@ enum {
     /* gradient leakage (issue 13; a high value apart from other attack streams) */
     RNG_LEAKAGE = 40,   /* leakage attack: target rows, dummies, defence noise */
     /* customer embeddings (issue 15, `fedhpc embed`) */
-    RNG_EMBED = 41      /* federated k-means++ seeding of the embeddings' clusters */
+    RNG_EMBED = 41,     /* federated k-means++ seeding of the embeddings' clusters */
+    /* GNN recommendation (issue 15; src/model/gnn.c, src/fl/gnn_run.c) */
+    RNG_GNN_NEG = 42,   /* lightgcn: BPR negative items of a client's round */
+    RNG_GNN_USER = 43   /* lightgcn: initial embedding of a user (id = user) */
 };
 
 typedef struct {

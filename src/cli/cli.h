@@ -20,6 +20,10 @@ int cmd_embed(int argc, char **argv, const comm_t *world); /* issue 15: src/cli/
 int cmd_prepare_vertical(int argc, char **argv, const comm_t *world);
 int cmd_vertical(int argc, char **argv, const comm_t *world);
 
+/* `fedhpc prepare movielens` (src/cli/cmd_prepare_ml.c, docs/recommend.md). */
+fh_status prepare_movielens(const char *path, const char *out, const char *partition, int32_t clients, uint64_t seed,
+                            double test_frac, double min_rating);
+
 /* Exit status for a status code. */
 int cli_exit_code(fh_status st);
 /* Report an agreed error once (rank 0 prints "fedhpc CMD: error: MSG") and return its exit code. */

@@ -31,6 +31,9 @@ static const char *USAGE =
     "                  > 0); label CARAVAN; natural partition by MOSHOOFD (default) or --by\n"
     "  --encoding items (item-set data sets): rows of item indices, -1 padding, for [model] type =\n"
     "                  attention (the sets also stored as CSR); multihot: bag-of-items 0/1 features\n"
+    "  movielens       MovieLens ratings (data/movielens.csv.gz) as interactions for [model] lightgcn:\n"
+    "                  --partition users|genre, --min-rating R (default 4), --test-frac F (default 0.2:\n"
+    "                  each user's latest ratings held out); docs/recommend.md\n"
     "\n"
     "partitions: iid; dirichlet (label skew, --alpha, default 0.5); shards (2 label-sorted shards\n"
     "per client, McMahan et al. 2017); natural (one client per value of --by COLUMN); quantity\n"
@@ -65,6 +68,7 @@ typedef struct {
     const char *group_by;
     double val_frac;
     const char *encoding; /* item-set data: "items" (default) | "multihot" */
+    double min_rating; /* movielens */
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -74,6 +78,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     a->seed = -1;
     a->min_size = 2;
     a->test_frac = 0.2;
+    a->min_rating = 4.0;
     a->cache = "data/cache/fashion-mnist";
     a->data_dir = "data";
     for (int i = 1; i < argc; i++) {
@@ -105,6 +110,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--group-by")) a->group_by = v;
         else if (!strcmp(o, "--val-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->val_frac));
         else if (!strcmp(o, "--encoding")) a->encoding = v;
+        else if (!strcmp(o, "--min-rating")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 5.0, &a->min_rating));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
     if (!a->dataset) return fh_error_set(FH_EINPUT, "prepare: expected a DATASET (fmnist, lending_club, credit_data, csv:PATH)");
@@ -130,7 +136,7 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     if (a->encoding && strcmp(a->dataset, "supermarket") != 0 && strcmp(a->dataset, "ticdata") != 0)
         return fh_error_set(FH_EINPUT, "prepare --encoding: applies to item-set data sets (supermarket, ticdata) only");
     if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data") || !strcmp(a->dataset, "supermarket") ||
-        !strcmp(a->dataset, "ticdata"))
+        !strcmp(a->dataset, "ticdata") || !strcmp(a->dataset, "movielens"))
         FH_TRY(fh_path_check("prepare --data-dir", a->data_dir, FH_PATH_READ_DIR));
     if (!strncmp(a->dataset, "csv:", 4)) FH_TRY(fh_path_check("prepare csv:PATH", a->dataset + 4, FH_PATH_READ_FILE));
     return FH_OK;
@@ -221,6 +227,11 @@ static fh_status write_parties(const char *path, int32_t K, const data_set *ds, 
 
 static fh_status prepare(const prep_args *a)
 {
+    if (!strcmp(a->dataset, "movielens")) { /* [model] lightgcn (src/cli/cmd_prepare_ml.c) */
+        char p[2048];
+        snprintf(p, sizeof p, "%s/movielens.csv.gz", a->data_dir);
+        return prepare_movielens(p, a->out, a->partition, (int32_t)a->clients, (uint64_t)a->seed, a->test_frac, a->min_rating);
+    }
     part_opts po;
     memset(&po, 0, sizeof po);
     FH_TRY(part_parse(a->partition, &po.kind));

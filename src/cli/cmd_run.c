@@ -351,7 +351,7 @@ int cmd_run(int argc, char **argv, const comm_t *w)
                     "(recorded in config.ini)\n", cfg.async.concurrency, cfg.data.file, meta.clients, meta.clients);
         cfg.async.concurrency = meta.clients;
     }
-    if (meta.test_rows == 0 && w->rank == 0)
+    if (meta.test_rows == 0 && w->rank == 0 && cfg.model.type < MODEL_LIGHTGCN) /* lightgcn, graphsage: recommend.csv */
         fprintf(stderr, "fedhpc run: warning: %s has no test rows (prepared with --test-frac 0): test loss, accuracy, "
                 "F1 and AUC will be nan\n", cfg.data.file);
     if (!meta.checksums && cfg.data.verify && w->rank == 0)

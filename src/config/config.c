@@ -33,16 +33,25 @@ static const key_def KEYS[] = {
     {"data", "verify", T_ENUM, F(data.verify), "on", 0, 0, "off|on", 0,
      "on: check the data file's checksums before training (every rank reads 1/P of the file; "
      "docs/data-integrity.md); off: skip the check"},
-    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|attention", 1,
+    {"model", "type", T_ENUM, F(model.type), "mlp", 0, 0, "logreg|mlp|cnn|attention|lightgcn|graphsage", 1,
      "logreg: (multinomial) logistic regression; mlp: ReLU hidden layers + softmax; "
      "cnn: the CNN of McMahan et al. 2017 (28x28 images); attention: self-attention over a "
      "customer's item set + attention pooling (item-set data of `fedhpc prepare supermarket|ticdata`; "
-     "docs/retail.md)"},
+     "docs/retail.md); lightgcn: LightGCN recommendation on a `prepare movielens` file (hidden = the "
+     "embedding dimension; docs/recommend.md); graphsage: GraphSAGE-mean on the same data (hidden = the "
+     "embedding dimension once per layer)"},
     /* attention model (docs/retail.md) */
     {"model", "attn_dim", T_INT, F(model.attn_dim), "16", 1, 4096, NULL, 1,
      "attention: item and customer embedding size d"},
     {"model", "attn_heads", T_INT, F(model.attn_heads), "2", 1, 4096, NULL, 1,
      "attention: self-attention heads (must divide attn_dim)"},
+    /* [model] lightgcn (issue 15, docs/recommend.md) */
+    {"model", "gnn_layers", T_INT, F(model.gnn_layers), "2", 0, 8, NULL, 1,
+     "lightgcn: propagation layers K over each client's user-item graph (0: matrix factorisation)"},
+    {"model", "gnn_weighting", T_ENUM, F(model.gnn_weighting), "rows", 0, 0, "rows|items", 1,
+     "lightgcn: rows: FedAvg (every item embedding weighted by the clients' rows); items: each item's "
+     "embedding averaged over the clients weighted by their training interactions with it (needs every "
+     "client every round)"},
     {"model", "hidden", T_INTLIST, F(model.hidden), "200,200", 1, 1 << 20, NULL, 1,
      "MLP hidden layer widths, comma-separated"},
     {"model", "class_weights", T_ENUM, F(model.class_weights), "none", 0, 0, "none|balanced", 1,
@@ -801,6 +810,16 @@ fh_status config_validate(const config_t *c, const char *path)
     if (c->attack.mode == ATTACK_BACKDOOR && c->model.type == MODEL_ATTENTION)
         return fh_error_set(FH_EINPUT, "%s: [attack] mode = backdoor is not supported with [model] type = attention: its "
                             "trigger overwrites features, and attention rows are item indices", path);
+    /* [model] lightgcn: the FedAvg family only (src/fl/gnn_run.c hooks into fedavg.c) */
+    if ((c->model.type == MODEL_LIGHTGCN || c->model.type == MODEL_GRAPHSAGE) && (c->fl.algorithm == ALG_CENTRALIZED || c->fl.algorithm == ALG_SCAFFOLD ||
+                                            c->async.mode || c->cluster.method || c->cluster.personalize ||
+                                            c->cluster.clients_per_rank || c->privacy.mode == 2 || c->attack.mode))
+        return fh_error_set(FH_EINPUT, "%s: [model] type = lightgcn|graphsage: runs with the FedAvg family only (fedavg, fedprox, "
+                            "fedavgm, fedadam, fedyogi; no scaffold, centralized, [async], [cluster], [personalize], "
+                            "DP-SGD or [attack]); for the centralized baseline prepare the data with --clients 1", path);
+    if (c->model.type == MODEL_LIGHTGCN && c->model.nhidden != 1)
+        return fh_error_set(FH_EINPUT, "%s: [model] hidden: lightgcn takes one value, the embedding dimension "
+                            "(e.g. hidden = 32), got %d values", path, c->model.nhidden);
     /* DP-SGD clips every example's gradient (model_loss_grad_clipped): logreg and mlp; attention
      * one example at a time */
     if (c->privacy.mode == 2 && c->model.type == MODEL_CNN)

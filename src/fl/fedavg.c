@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/attack.h"
+#include "fedhpc/gnn.h"
 #include "fedhpc/loop.h"
 #include "fedhpc/robust.h"
 #include "fedhpc/sample.h"
@@ -57,6 +58,7 @@ typedef struct {
     robust_agg rb;             /* [fl] aggregator != mean (src/fl/robust_round.c)        */
     he_engine he;              /* [he] Paillier aggregation (src/he/he_round.c)         */
     attack_run atk;            /* [attack] malicious clients (src/attack/poison.c)      */
+    gnn_run *gnn;              /* [model] lightgcn: user embeddings, evaluation (src/fl/gnn_run.c) */
 } fedavg_state;
 
 
@@ -123,6 +125,8 @@ static fh_status fedavg_init(fl_loop *L)
                                              L->md->cnn_channels);
         st = comm_agree(w, attack_run_init(&s->atk, cfg, &g, L->md->classes, L->C, m));
     }
+    if (st == FH_OK && (L->md->type == MODEL_LIGHTGCN || L->md->type == MODEL_GRAPHSAGE))
+        st = gnn_run_init(&s->gnn, L, ded); /* [model] lightgcn | graphsage */
     /* Everything needed to continue exactly after a round: the model, the server optimizer's
      * moments, SCAFFOLD's server and client control variates, and the [privacy] state. Sampling,
      * shuffles, DP noise and dropouts are pure functions of (seed, round, client), and secure
@@ -150,6 +154,7 @@ static void fedavg_free(fl_loop *L)
     robust_agg_free(&s->rb);
     he_engine_free(&s->he);
     attack_run_free(&s->atk);
+    gnn_run_free(s->gnn);
 }
 
 /* SCAFFOLD option II after a client's accepted update s->local: c_i+ = c_i - c + (x - y_i)/(K lr),
@@ -208,7 +213,9 @@ static fh_status round_local(fl_loop *L, fedavg_state *s, int64_t round, int64_t
         memcpy(s->local, params, (size_t)P * sizeof *s->local);
         double loss = 0;
         int64_t steps = 0, seen = 0;
-        if (n > 0)
+        if (s->gnn) /* [model] lightgcn: the graph model's local work (src/fl/gnn_run.c) */
+            FH_TRY(gnn_run_local(s->gnn, cid, round, xi, yi, n, N_round, s->local, &loss, &steps, &seen));
+        else if (n > 0)
             FH_TRY(fl_local_train(&L->wk, &o, rng_stream((uint64_t)cfg->train.seed, (uint64_t)cid, (uint64_t)round, RNG_SHUFFLE),
                                   xi, yi, n, s->local, &loss, &steps, &seen));
         L->wk.dp = NULL;
@@ -342,8 +349,12 @@ static fh_status fedavg_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *st
 
 static fh_status fedavg_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
 {
-    (void)r;
     fedavg_state *s = L->s;
+    if (s->gnn) { /* [model] lightgcn: ranking metrics over every client's held-out interactions */
+        double m[12];
+        (void)rs; /* metrics.csv's test columns stay nan: the metrics go to recommend.csv */
+        return gnn_run_evaluate(s->gnn, L, r, m);
+    }
     fh_status st = FH_OK;
     if (L->w->rank == 0 && L->test.n > 0)
         st = fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test);

@@ -146,7 +146,13 @@ fh_status io_data_write(const char *path, const data_set *ds, const io_data_meta
     const int64_t ntrain = offsets[meta->clients], ntest = party_file ? 0 : ds->test.n;
     const int64_t nval = party_file ? 0 : ds->val.n; /* validation split (prepare --val-frac) */
 
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* thousands of classes (the items of a `prepare movielens` file): train_class_counts is over
+     * the 64 KB of a compact attribute and needs the 1.8 file format's dense attribute storage */
+    hid_t cfapl = H5P_DEFAULT;
+    if (ds->nclasses > 4096 && (cfapl = H5Pcreate(H5P_FILE_ACCESS)) >= 0)
+        H5Pset_libver_bounds(cfapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, cfapl);
+    if (cfapl != H5P_DEFAULT && cfapl >= 0) H5Pclose(cfapl);
     if (f < 0) {
         free(counts);
         return fh_error_set(FH_EINPUT, "%s: cannot create the output file (does the directory exist?)", path);

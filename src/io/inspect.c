@@ -48,7 +48,9 @@ static fh_status inspect_data(const char *path)
         else printf("  parties     %d (this file: party %d, the rows of its clients only)\n", m.parties, m.party);
     }
     printf("  class counts (train%s):", m.parties > 0 ? ", all parties" : "");
-    for (int32_t k = 0; k < K; k++) printf(" %s=%lld", names[k], (long long)cls[k]);
+    const int32_t shown = K > 40 ? 20 : K; /* thousands of classes (the items of a movielens file): the first 20 */
+    for (int32_t k = 0; k < shown; k++) printf(" %s=%lld", names[k], (long long)cls[k]);
+    if (shown < K) printf(" ... (%d more)", K - shown);
     printf("\n");
     memcpy(sorted, count, (size_t)C * sizeof *sorted);
     qsort(sorted, (size_t)C, sizeof *sorted, cmp_i64);

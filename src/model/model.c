@@ -11,6 +11,7 @@
  * happens in model_loss_grad or model_predict: everything lives in the model_ws.
  */
 #include "fedhpc/model.h"
+#include "fedhpc/gnn.h"
 #include "fedhpc/optim.h"
 #include "fedhpc/rng.h"
 #include "kern.h"
@@ -42,7 +43,15 @@ fh_status model_parse_type(const char *s, model_type *out)
         *out = MODEL_ATTENTION;
         return FH_OK;
     }
-    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn, attention", s ? s : "(null)");
+    if (s && strcmp(s, "lightgcn") == 0) { /* [model] lightgcn (src/model/gnn.c) */
+        *out = MODEL_LIGHTGCN;
+        return FH_OK;
+    }
+    if (s && strcmp(s, "graphsage") == 0) {
+        *out = MODEL_GRAPHSAGE;
+        return FH_OK;
+    }
+    return fh_error_set(FH_EINPUT, "model type '%s': expected one of logreg, mlp, cnn, attention, lightgcn, graphsage", s ? s : "(null)");
 }
 
 const char *model_type_name(model_type t)
@@ -52,6 +61,8 @@ const char *model_type_name(model_type t)
     case MODEL_MLP: return "mlp";
     case MODEL_CNN: return "cnn";
     case MODEL_ATTENTION: return "attention";
+    case MODEL_LIGHTGCN: return "lightgcn";
+    case MODEL_GRAPHSAGE: return "graphsage";
     }
     return "unknown";
 }
@@ -66,6 +77,8 @@ fh_status model_create(model_t *m, model_type type, int32_t in, int32_t classes,
                        const int32_t *hidden, int32_t nhidden)
 {
     if (type == MODEL_CNN) return model_create_cnn_default(m, in, classes);
+    if (type == MODEL_LIGHTGCN || type == MODEL_GRAPHSAGE) /* src/model/gnn.c */
+        return gnn_model_create(m, type, in, classes, hidden, nhidden);
     memset(m, 0, sizeof *m);
     if (type != MODEL_LOGREG && type != MODEL_MLP)
         return fh_error_set(FH_EINPUT, "model type %d: expected logreg or mlp", (int)type);
@@ -119,6 +132,10 @@ void model_init_params(const model_t *m, float *params, uint64_t seed)
         attn_init_params(m, params, seed);
         return;
     }
+    if (m->type == MODEL_LIGHTGCN || m->type == MODEL_GRAPHSAGE) { /* src/model/gnn.c */
+        gnn_init_items(m, params, seed);
+        return;
+    }
     memset(params, 0, (size_t)m->nparams * sizeof *params);
     if (m->type == MODEL_LOGREG) return;
     rng_t r = rng_stream(seed, 0, 0, RNG_INIT);
@@ -170,6 +187,10 @@ model_ws *model_ws_create(const model_t *m, int32_t max_batch)
             free(ws);
             return NULL;
         }
+        return ws;
+    }
+    if (m->type == MODEL_LIGHTGCN || m->type == MODEL_GRAPHSAGE) { /* no dense scratch: src/model/gnn.c has its own */
+        ws->max_batch = max_batch;
         return ws;
     }
     if (m->type == MODEL_CNN) {

@@ -82,6 +82,8 @@ if [ "$torch" = 1 ]; then
     d=$(awk -F, '/^torch_params,model=attention/ {print $3}' "$CSV" 2>/dev/null)
     nums "$d" && awk -v d="$d" 'BEGIN {exit !(d < 1e-4)}' && ok "attention: PyTorch parameters within $d of fedhpc's" ||
         bad "attention: PyTorch vs fedhpc parameters (max abs difference '${d:-}')"
+    has torch_time "model=lightgcn"
+    has torch_rss_mb "model=lightgcn"
 fi
 # the Markdown table has a line per CSV row
 if [ -f "$OUT/results-latest.md" ] &&

@@ -56,6 +56,7 @@ WEAK void tests_register_embed(void);
 WEAK void tests_register_credit(void); /* credit study */
 WEAK void tests_register_attn(void);
 WEAK void tests_register_vfl(void);
+WEAK void tests_register_gnn(void);
 
 static void register_all(void)
 {
@@ -71,7 +72,8 @@ static void register_all(void)
                             tests_register_attack,
                             tests_register_leakage,
                             tests_register_psi,
-                            tests_register_embed, tests_register_credit, tests_register_attn, tests_register_vfl};
+                            tests_register_embed, tests_register_credit, tests_register_attn, tests_register_vfl,
+                            tests_register_gnn};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]) regs[i]();
 }

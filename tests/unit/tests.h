@@ -40,5 +40,6 @@ void tests_register_psi(void);
 void tests_register_embed(void); /* issue 15 */
 void tests_register_attn(void);
 void tests_register_vfl(void);
+void tests_register_gnn(void);
 
 #endif
