@@ -29,6 +29,11 @@ int cli_exit_code(fh_status st);
 /* Report an agreed error once (rank 0 prints "fedhpc CMD: error: MSG") and return its exit code. */
 int cli_report(const comm_t *world, const char *cmd, fh_status st);
 /* Parse a number argument of an option; FH_EINPUT naming the option on failure. */
+/* argv[*i] of `fedhpc CMD`: the one positional argument (into *pos; *opt = NULL) or an option
+ * with its value (*opt, *val; *i moves past the value). A second positional argument or an option
+ * without a value: FH_EINPUT naming it. */
+fh_status cli_arg(const char *cmd, int argc, char **argv, int *i, const char **pos, const char **opt,
+                  const char **val);
 fh_status cli_parse_long(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
 fh_status cli_parse_double(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
 /* mkdir -p */

@@ -23,6 +23,22 @@ int cli_report(const comm_t *world, const char *cmd, fh_status st)
     return cli_exit_code(st);
 }
 
+fh_status cli_arg(const char *cmd, int argc, char **argv, int *i, const char **pos, const char **opt,
+                  const char **val)
+{
+    const char *o = argv[*i];
+    *opt = *val = NULL;
+    if (o[0] != '-') {
+        if (*pos) return fh_error_set(FH_EINPUT, "%s: unexpected argument '%s' (one DATASET only)", cmd, o);
+        *pos = o;
+        return FH_OK;
+    }
+    if (*i + 1 >= argc) return fh_error_set(FH_EINPUT, "%s %s: expected a value", cmd, o);
+    *opt = o;
+    *val = argv[++*i];
+    return FH_OK;
+}
+
 fh_status cli_parse_long(const char *cmd, const char *opt, const char *v, long long lo, long long hi,
                          long long *out)
 {

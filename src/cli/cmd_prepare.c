@@ -82,15 +82,9 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
     a->cache = "data/cache/fashion-mnist";
     a->data_dir = "data";
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (o[0] != '-') {
-            if (a->dataset) return fh_error_set(FH_EINPUT, "prepare: unexpected argument '%s' (one DATASET only)", o);
-            a->dataset = o;
-            continue;
-        }
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return fh_error_set(FH_EINPUT, "prepare %s: expected a value", o);
-        i++;
+        const char *o, *v;
+        FH_TRY(cli_arg("prepare", argc, argv, &i, &a->dataset, &o, &v));
+        if (!o) continue;
         if (!strcmp(o, "--clients")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000000, &a->clients));
         else if (!strcmp(o, "--seed")) FH_TRY(cli_parse_long("prepare", o, v, 0, (long long)9e18, &a->seed));
         else if (!strcmp(o, "--min-size")) FH_TRY(cli_parse_long("prepare", o, v, 1, 1000000, &a->min_size));

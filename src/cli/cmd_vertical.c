@@ -41,15 +41,9 @@ static fh_status vprep_parse(int argc, char **argv, vprep_args *a)
     a->test_frac = 0.2;
     a->data_dir = "data";
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (o[0] != '-') {
-            if (a->dataset) return fh_error_set(FH_EINPUT, "prepare: unexpected argument '%s' (one DATASET only)", o);
-            a->dataset = o;
-            continue;
-        }
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return fh_error_set(FH_EINPUT, "prepare %s: expected a value", o);
-        i++;
+        const char *o, *v;
+        FH_TRY(cli_arg("prepare", argc, argv, &i, &a->dataset, &o, &v));
+        if (!o) continue;
         if (!strcmp(o, "--vertical")) FH_TRY(cli_parse_long("prepare", o, v, 2, VFL_MAX_PARTIES, &a->parties));
         else if (!strcmp(o, "--seed")) FH_TRY(cli_parse_long("prepare", o, v, 0, (long long)9e18, &a->seed));
         else if (!strcmp(o, "--overlap")) FH_TRY(cli_parse_double("prepare", o, v, 1e-9, 1.0, &a->overlap));

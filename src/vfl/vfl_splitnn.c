@@ -122,44 +122,19 @@ static void bottom_backward(bottom_t *m, const double *x, const int64_t *rows, i
     for (int64_t i = 0; i < nb; i++) m->W[i] -= lr * m->gW[i];
 }
 
-/* The top model at A: s[n, H2] in place -> logits z[n]; loss and metrics; delta[ntr, H2]; update. */
+static double top_grad(const double *top, int32_t H2, const double *s, int64_t n, const int32_t *y, const uint8_t *test,
+                       double *z, double *delta, double *g, double *r, int32_t *ybuf, double *zbuf, double *auc);
+
+/* The top model at A: s[n, H2] in place -> logits z[n]; loss and metrics; delta[ntr, H2]; update
+ * (one gradient step of lr, top_grad's gradient). */
 static double top_step(double *top, int32_t H2, const double *s, int64_t n, const int32_t *y, const uint8_t *test,
                        double lr, int update, double *z, double *delta, double *auc, int32_t *ybuf, double *zbuf,
                        double *r)
 {
-    const double *c = top, *u = top + H2;
-    for (int64_t i = 0; i < n; i++) {
-        double v = top[2 * H2];
-        for (int32_t q = 0; q < H2; q++) {
-            const double sv = s[i * H2 + q] + c[q];
-            if (sv > 0) v += sv * u[q];
-        }
-        z[i] = v;
-    }
-    int64_t ntr = 0, nte = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (test[i]) { zbuf[nte] = z[i]; ybuf[nte++] = y[i]; }
-    *auc = nte ? vfl_auc(zbuf, ybuf, nte) : NAN;
-    for (int64_t i = 0; i < n; i++)
-        if (!test[i]) { zbuf[ntr] = z[i]; ybuf[ntr++] = y[i]; }
-    const double loss = vfl_logloss(zbuf, ybuf, ntr, r);
-    if (!update) return loss;
+    if (!update) return top_grad(top, H2, s, n, y, test, z, delta, NULL, r, ybuf, zbuf, auc);
     double *g = calloc((size_t)top_size(H2), sizeof *g);
     if (!g) return NAN;
-    int64_t a = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (test[i]) continue;
-        const double dl = r[a] / (double)ntr;
-        for (int32_t q = 0; q < H2; q++) {
-            const double sv = s[i * H2 + q] + c[q];
-            const double ds = sv > 0 ? dl * u[q] : 0;
-            delta[a * H2 + q] = ds;
-            g[q] += ds;
-            if (sv > 0) g[H2 + q] += sv * dl;
-        }
-        g[2 * H2] += dl;
-        a++;
-    }
+    const double loss = top_grad(top, H2, s, n, y, test, z, delta, g, r, ybuf, zbuf, auc);
     for (int64_t k = 0; k < top_size(H2); k++) top[k] -= lr * g[k];
     free(g);
     return loss;
@@ -218,19 +193,7 @@ fh_status vfl_splitnn_run(const comm_t *c, const vfl_opts *o, const vfl_party_da
     st = comm_agree(c, st);
     char path[2100];
     int64_t start = 0;
-    if (st == FH_OK && o->resume && me >= 0) {
-        snprintf(path, sizeof path, "%s/party%d.ckpt.h5", o->out_dir, me);
-        st = vfl_ckpt_read(path, me, pd->tag, n, &start, w, nw);
-    }
-    st = comm_agree(c, st);
-    if (st == FH_OK) {
-        double bb[2] = {me >= 0 ? (double)start : -1e300, me >= 0 ? -(double)start : -1e300};
-        st = comm_allreduce_max_f64(c, bb, 2);
-        if (st == FH_OK && bb[0] != -bb[1]) st = fh_error_set(FH_EINPUT, "vertical --resume: the parties' checkpoints are at different steps");
-        if (st == FH_OK) start = (int64_t)bb[0];
-        if (st == FH_OK && start > o->steps) st = fh_error_set(FH_EINPUT, "vertical --resume: checkpoint at step %lld, beyond --steps %d", (long long)start, o->steps);
-        st = comm_agree(c, st);
-    }
+    if (st == FH_OK) st = vfl_resume_step(c, o, me, pd->tag, n, w, nw, &start);
     FILE *mf = NULL;
     if (st == FH_OK && me == 0) {
         snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);

@@ -19,6 +19,27 @@
 #define R_SCALE 4294967296.0   /* residuals: 2^-32                           */
 #define X_SCALE 16777216.0     /* features in the encrypted product: 2^-24   */
 
+/* ---- resume ---------------------------------------------------------------------------------- */
+fh_status vfl_resume_step(const comm_t *c, const vfl_opts *o, int32_t me, int64_t tag, int64_t n, double *w,
+                          int64_t nw, int64_t *start)
+{
+    fh_status st = FH_OK;
+    *start = 0;
+    if (o->resume && me >= 0) {
+        char path[2100];
+        snprintf(path, sizeof path, "%s/party%d.ckpt.h5", o->out_dir, me);
+        st = vfl_ckpt_read(path, me, tag, n, start, w, nw);
+    }
+    FH_TRY(comm_agree(c, st));
+    double b[2] = {me >= 0 ? (double)*start : -1e300, me >= 0 ? -(double)*start : -1e300};
+    st = comm_allreduce_max_f64(c, b, 2);
+    if (st == FH_OK && b[0] != -b[1]) st = fh_error_set(FH_EINPUT, "vertical --resume: the parties' checkpoints are at different steps");
+    if (st == FH_OK) *start = (int64_t)b[0];
+    if (st == FH_OK && *start > o->steps)
+        st = fh_error_set(FH_EINPUT, "vertical --resume: checkpoint at step %lld, beyond --steps %d", (long long)*start, o->steps);
+    return comm_agree(c, st);
+}
+
 /* ---- messages ------------------------------------------------------------------------------ */
 fh_status vfl_send_blob(const comm_t *c, const void *buf, int64_t n, int dest)
 {
@@ -486,19 +507,7 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
     /* resume */
     char path[2100];
     int64_t start = 0;
-    if (st == FH_OK && o->resume && me >= 0) {
-        snprintf(path, sizeof path, "%s/party%d.ckpt.h5", o->out_dir, me);
-        st = vfl_ckpt_read(path, me, pd->tag, n, &start, w, nw);
-    }
-    st = comm_agree(c, st);
-    if (st == FH_OK) {
-        double b[2] = {me >= 0 ? (double)start : -1e300, me >= 0 ? -(double)start : -1e300};
-        st = comm_allreduce_max_f64(c, b, 2);
-        if (st == FH_OK && b[0] != -b[1]) st = fh_error_set(FH_EINPUT, "vertical --resume: the parties' checkpoints are at different steps");
-        if (st == FH_OK && me < 0) start = (int64_t)b[0];
-        if (st == FH_OK && start > o->steps) st = fh_error_set(FH_EINPUT, "vertical --resume: checkpoint at step %lld, beyond --steps %d", (long long)start, o->steps);
-        st = comm_agree(c, st);
-    }
+    if (st == FH_OK) st = vfl_resume_step(c, o, me, pd->tag, n, w, nw, &start);
     FILE *mf = NULL;
     if (st == FH_OK && me == 0) {
         snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
