@@ -9,24 +9,7 @@
 
 echo "test_embed"
 if ! "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --out "$T/cr.h5" >"$T/prep.log" 2>&1; then
-    bad "prepare credit_data"; tail -3 "$T/prep.log"; # per-party files (prepare --parties 3: the same clients and rows, one file per party): each rank
-# reads its parties' files; the outputs equal those of the shared file
-if "$FEDHPC" prepare credit_data --clients 6 --partition dirichlet --seed 1 --parties 3 --out "$T/p.h5" >"$T/prep2.log" 2>&1; then
-    check "embed per-party files -np 2" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" --k-min 2 --k-max 5 \
-        --out "$T/pp"
-    same=1
-    for f in clusters.csv clusters.md cluster_features.csv k_selection.csv embed_pca.csv; do
-        cmp -s "$T/o1/$f" "$T/pp/$f" || { same=0; echo "       | $f differs"; }
-    done
-    h5diff -q "$T/o1/embeddings.h5" "$T/pp/embeddings.h5" /embedding /embedding || same=0
-    [ $same = 1 ] && ok "per-party files: the same outputs as the shared file" || bad "per-party files: the same outputs"
-    mv "$T/p.party1.h5" "$T/p.party1.moved"
-    expect_input_error "a party file missing" "p.party1.h5" $MPIRUN -np 2 "$FEDHPC" embed "$T/e.ini" data.file="$T/p.h5" \
-        --out "$T/x"
-else
-    bad "prepare --parties 3"; tail -3 "$T/prep2.log"
-fi
-finish embed; exit 1
+    bad "prepare credit_data"; tail -3 "$T/prep.log"; finish embed; exit 1
 fi
 cat >"$T/e.ini" <<EOF
 [data]
