@@ -60,11 +60,11 @@ def main():
     du, di = torch.from_numpy(raw("du.f32", "<f4")), torch.from_numpy(raw("di.f32", "<f4"))
     tri = torch.from_numpy(raw("triples.i32", "<i4").astype(np.int64)).view(-1, 3)
     nnz = len(eu)
-    # the normalised adjacency of the (users + items) graph, coefficient du[u] * di[i] in float
-    # as fedhpc forms it
+    # the normalised adjacency of the (users + items) graph (COO, as LightGCN code usually keeps it),
+    # coefficient du[u] * di[i] formed in float as fedhpc forms it
     w = (du[torch.from_numpy(eu)] * di[torch.from_numpy(ei)])
     idx = torch.from_numpy(np.concatenate([np.stack([eu, nu + ei]), np.stack([nu + ei, eu])], axis=1))
-    A = torch.sparse_coo_tensor(idx, torch.cat([w, w]), (nu + ni, nu + ni)).coalesce().to_sparse_csr()
+    A = torch.sparse_coo_tensor(idx, torch.cat([w, w]), (nu + ni, nu + ni)).coalesce()
     U0 = torch.from_numpy(raw("init_users.f32", "<f4")).view(nu, dim)
     I0 = torch.from_numpy(raw("init_items.f32", "<f4")).view(ni, dim)
     E0 = torch.cat([U0, I0]).clone().requires_grad_(True)
