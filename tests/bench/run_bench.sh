@@ -171,7 +171,7 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     FEDHPC="$FEDHPC" FEDHPC_BENCH="$BENCH" ROUNDS=$gr sh "$ROOT/jobs/recommend/bench_torch.sh" "$WORK/gnn" >"$WORK/gnn.csv" || exit 1
     awk -F, -v r=$gr '$1 == "s_per_round" { printf "torch_time,model=lightgcn;ranks=1;rounds=%d,%s,%s,%.3f\n", r, $2, $3, $3 / $2 }
         $1 == "peak_rss_mb" { printf "torch_rss_mb,model=lightgcn;ranks=1,%s,%s,%.3f\n", $2, $3, $3 / $2 }
-        $1 ~ /^ndcg10/ { printf "torch_ndcg10,model=lightgcn;rounds=%d,%s,%s,%.4f\n", r, $2, $3, $2 - $3 }
+        $1 ~ /^ndcg10/ { printf "torch_ndcg,model=lightgcn;rounds=%d,%s,%s,%.4f\n", r, $2, $3, $2 - $3 }
         $1 == "params_max_abs_diff" { printf "torch_params,model=lightgcn;rounds=%d,%s,%s,%.3g\n", r, $2, $3, $2 / $3 }' \
         "$WORK/gnn.csv" | row
 fi
