@@ -109,15 +109,14 @@ def main():
         U, I = F[:nu], F[nu:]
         users = np.unique(hu)
         S = U[torch.from_numpy(users)] @ I.T
-        row = {int(u): k for k, u in enumerate(users)}
-        for u, i in zip(eu, ei):  # training items are not recommended
-            k = row.get(int(u))
-            if k is not None:
-                S[k, int(i)] = -float("inf")
+        row = np.full(nu, -1, dtype=np.int64)
+        row[users] = np.arange(len(users))
+        keep = row[eu] >= 0  # training items are not recommended
+        S[torch.from_numpy(row[eu][keep]), torch.from_numpy(ei[keep])] = -float("inf")
         top = torch.topk(S, 10, dim=1).indices.numpy()
         rel = [set() for _ in users]
-        for u, i in zip(hu, hi):
-            rel[row[int(u)]].add(int(i))
+        for u, i in zip(row[hu], hi):
+            rel[u].add(int(i))
         sp = sr = sn = 0.0
         for k in range(len(users)):
             hits = [1 if t in rel[k] else 0 for t in top[k]]
