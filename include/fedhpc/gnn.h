@@ -99,6 +99,15 @@ typedef struct {
 fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t neg, float *u0, float *i0, gnn_ws *w,
                     double *loss_sum, int64_t *steps, int64_t *seen);
 
+/* The two draws of gnn_train, exported so that a reference implementation can be fed fedhpc's
+ * exact minibatches (tests/bench/bench.c export-gnn). gnn_epoch_order: an epoch's edge order
+ * order[nnz] (0..nnz-1 shuffled with `shuffle`). gnn_draw_triples: for the nb edges edges[nb]
+ * (eu[e]: the local user of edge e, CSR order) the triples tri[3 * nb] (local user, positive
+ * item, negative item), each negative drawn from `neg` (uniform, redrawn up to 64 times while it
+ * is a training item of the user). */
+void gnn_epoch_order(const gnn_graph *g, rng_t *shuffle, int32_t *order);
+void gnn_draw_triples(const gnn_graph *g, const int32_t *edges, const int32_t *eu, int32_t nb, rng_t *neg, int32_t *tri);
+
 /* ---- GraphSAGE (mean aggregator; Hamilton et al. 2017) on the same graph -------------------
  * The shared part p = [items, dim] embeddings, then per layer k a weight W_k [2 dim, dim] shared
  * by users and items: h^{k+1}_v = act([h^k_v, mean of h^k over v's neighbours] W_k), act = ReLU

@@ -485,6 +485,29 @@ double gnn_sage_grad(const gnn_graph *g, int32_t dim, int32_t K, const float *u0
 }
 
 /* ---- local training ---------------------------------------------------------------------- */
+void gnn_epoch_order(const gnn_graph *g, rng_t *shuffle, int32_t *order)
+{
+    for (int64_t e = 0; e < g->nnz; e++) order[e] = (int32_t)e;
+    rng_shuffle_u32(shuffle, (uint32_t *)order, (size_t)g->nnz);
+}
+
+void gnn_draw_triples(const gnn_graph *g, const int32_t *edges, const int32_t *eu, int32_t nb, rng_t *neg, int32_t *tri)
+{
+    for (int32_t t = 0; t < nb; t++) {
+        const int32_t e = edges[t], a = eu[e];
+        const int32_t *row = g->uidx + g->uptr[a];
+        const int32_t nr = (int32_t)(g->uptr[a + 1] - g->uptr[a]);
+        int32_t j = 0;
+        for (int tries = 0; tries < 64; tries++) { /* a negative: not a training item of the user */
+            j = (int32_t)rng_below(neg, (uint64_t)g->ni);
+            if (find_i32(row, nr, j) < 0) break;
+        }
+        tri[3 * t] = a;
+        tri[3 * t + 1] = g->uidx[e];
+        tri[3 * t + 2] = j;
+    }
+}
+
 static void adam(float *p, const float *gr, float *m, float *v, int64_t n, float lr_t)
 {
     for (int64_t j = 0; j < n; j++) {
@@ -512,23 +535,10 @@ fh_status gnn_train(const gnn_graph *g, const gnn_opts *o, rng_t shuffle, rng_t 
         for (int64_t e = g->uptr[a]; e < g->uptr[a + 1]; e++) w->eu[e] = a;
     double b1t = 1, b2t = 1;
     for (int32_t ep = 0; ep < o->epochs; ep++) {
-        for (int64_t e = 0; e < g->nnz; e++) w->order[e] = (int32_t)e;
-        rng_shuffle_u32(&shuffle, (uint32_t *)w->order, (size_t)g->nnz);
+        gnn_epoch_order(g, &shuffle, w->order);
         for (int64_t b0 = 0; b0 < g->nnz; b0 += B) {
             const int32_t nb = (int32_t)(g->nnz - b0 < B ? g->nnz - b0 : B);
-            for (int32_t t = 0; t < nb; t++) {
-                const int32_t e = w->order[b0 + t], a = w->eu[e];
-                const int32_t *row = g->uidx + g->uptr[a];
-                const int32_t nr = (int32_t)(g->uptr[a + 1] - g->uptr[a]);
-                int32_t j = 0;
-                for (int tries = 0; tries < 64; tries++) { /* a negative: not a training item of the user */
-                    j = (int32_t)rng_below(&neg, (uint64_t)g->ni);
-                    if (find_i32(row, nr, j) < 0) break;
-                }
-                w->tri[3 * t] = a;
-                w->tri[3 * t + 1] = g->uidx[e];
-                w->tri[3 * t + 2] = j;
-            }
+            gnn_draw_triples(g, w->order + b0, w->eu, nb, &neg, w->tri);
             double bpr = 0;
             if (o->sage) {
                 FH_TRY(gnn_sage_forward(g, o->dim, o->layers, u0, i0, w));

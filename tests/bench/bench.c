@@ -32,6 +32,7 @@
 #include "fedhpc/ckpt.h"
 #include "fedhpc/config.h"
 #include "fedhpc/fl.h"
+#include "fedhpc/gnn.h"
 #include "fedhpc/sample.h"
 #include "fedhpc/io.h"
 #include "fedhpc/rng.h"
@@ -709,12 +710,105 @@ static int cmd_export(int argc, char **argv)
     return 0;
 }
 
+/* export-gnn CONFIG OUTDIR [k=v ...]: what [model] lightgcn's local training uses on a data set of
+ * ONE client (the pooled graph, `fedhpc prepare movielens --clients 1`), so that
+ * tests/bench/reference/lightgcn_torch.py trains the same model on the same minibatches: the
+ * graph (training edges in CSR order as local user, item; the 1/sqrt(degree) factors), the
+ * held-out edges, the initial item and user embeddings, and every round's triples (local user,
+ * positive, negative) in training order, drawn by gnn_epoch_order/gnn_draw_triples from the
+ * streams gnn_run_local gives gnn_train. One round = a fresh gnn_train call (Adam moments reset;
+ * the user embeddings carry over). */
+static int cmd_export_gnn(int argc, char **argv)
+{
+    if (argc < 2) return die("usage: export-gnn CONFIG OUTDIR [k=v ...]");
+    config_t cfg;
+    load_cfg(&cfg, argv[0], argc - 2, argv + 2);
+    if (cfg.model.type != MODEL_LIGHTGCN) return die("export-gnn: [model] type must be lightgcn");
+    io_data *data;
+    io_data_meta meta;
+    CK(io_data_open(cfg.data.file, &W, &data, &meta));
+    if (meta.clients != 1) return die("export-gnn: the data set must have one client (the pooled graph: --clients 1)");
+    const char *dir = argv[1];
+    mkdir(dir, 0777);
+    int32_t c0 = 0;
+    int64_t start, n;
+    CK(io_data_client_ranges(data, &c0, 1, &start, &n));
+    float *x = malloc((size_t)(n ? n : 1) * 2 * sizeof *x);
+    int32_t *y = malloc((size_t)(n ? n : 1) * sizeof *y), *us = malloc((size_t)(n ? n : 1) * sizeof *us);
+    uint8_t *held = malloc((size_t)(n ? n : 1));
+    if (!x || !y || !us || !held) return die("out of memory");
+    CK(io_data_read_ranges(data, "train", 1, &start, &n, x, y));
+    for (int64_t k = 0; k < n; k++) { /* as gnn_run.c decodes a row */
+        us[k] = (int32_t)x[2 * k];
+        held[k] = x[2 * k + 1] != 0;
+    }
+    const int32_t ni = meta.classes, dim = cfg.model.hidden[0], K = cfg.model.gnn_layers;
+    gnn_graph g;
+    CK(gnn_graph_build(&g, ni, us, y, held, n));
+    const int64_t nnz = g.nnz;
+    int32_t *eu = malloc((size_t)(nnz ? nnz : 1) * sizeof *eu), *hu = malloc((size_t)(g.nheld ? g.nheld : 1) * sizeof *hu);
+    if (!eu || !hu) return die("out of memory");
+    for (int32_t a = 0; a < g.nu; a++) {
+        for (int64_t e = g.uptr[a]; e < g.uptr[a + 1]; e++) eu[e] = a;
+        for (int64_t e = g.hptr[a]; e < g.hptr[a + 1]; e++) hu[e] = a;
+    }
+    write_raw(dir, "edge_user.i32", eu, (size_t)nnz * 4);
+    write_raw(dir, "edge_item.i32", g.uidx, (size_t)nnz * 4);
+    write_raw(dir, "held_user.i32", hu, (size_t)g.nheld * 4);
+    write_raw(dir, "held_item.i32", g.hidx, (size_t)g.nheld * 4);
+    write_raw(dir, "du.f32", g.du, (size_t)g.nu * 4);
+    write_raw(dir, "di.f32", g.di, (size_t)ni * 4);
+    fl_result res; /* the initial item embeddings, as the loop draws them */
+    CK(fl_model_setup(&cfg, data, &meta, &res));
+    write_raw(dir, "init_items.f32", res.params, (size_t)res.model.nparams * 4);
+    float *u0 = malloc((size_t)(g.nu ? g.nu : 1) * dim * sizeof *u0);
+    if (!u0) return die("out of memory");
+    for (int32_t a = 0; a < g.nu; a++) gnn_init_user((uint64_t)cfg.train.seed, g.user[a], dim, u0 + (int64_t)a * dim);
+    write_raw(dir, "init_users.f32", u0, (size_t)g.nu * dim * 4);
+    /* the triples: rounds x epochs x nnz, in training order */
+    const int64_t per = nnz * cfg.train.local_epochs;
+    int32_t *tri = malloc((size_t)(per ? per : 1) * cfg.train.rounds * 3 * sizeof *tri),
+            *order = malloc((size_t)(nnz ? nnz : 1) * sizeof *order);
+    if (!tri || !order) return die("out of memory");
+    const int64_t B = cfg.train.batch_size > 0 && cfg.train.batch_size < nnz ? cfg.train.batch_size : nnz;
+    int64_t pos = 0;
+    for (int32_t r = 1; r <= cfg.train.rounds; r++) {
+        rng_t sh = rng_stream((uint64_t)cfg.train.seed, 0, (uint64_t)r, RNG_SHUFFLE),
+              ng = rng_stream((uint64_t)cfg.train.seed, 0, (uint64_t)r, RNG_GNN_NEG);
+        for (int32_t ep = 0; ep < cfg.train.local_epochs; ep++) {
+            gnn_epoch_order(&g, &sh, order);
+            for (int64_t b0 = 0; b0 < nnz; b0 += B, pos += B) {
+                const int32_t nb = (int32_t)(nnz - b0 < B ? nnz - b0 : B);
+                gnn_draw_triples(&g, order + b0, eu, nb, &ng, tri + 3 * pos);
+                if (nb < B) pos -= B - nb;
+            }
+        }
+    }
+    write_raw(dir, "triples.i32", tri, (size_t)pos * 3 * 4);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/meta.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return die("export-gnn: cannot write meta.txt");
+    /* Adam as gnn_train: beta 0.9/0.999, eps 1e-8 added to sqrt(v), the bias correction folded
+     * into the step lr * sqrt(1 - beta2^t) / (1 - beta1^t) (computed in double, applied in float) */
+    fprintf(f, "users %d\nitems %d\nedges %lld\nheld %lld\ndim %d\nlayers %d\nrounds %d\nepochs %d\nbatch %lld\n"
+               "lr %.17g\nweight_decay %.17g\nbeta1 0.9\nbeta2 0.999\neps 1e-8\nseed %lld\n",
+            g.nu, ni, (long long)nnz, (long long)g.nheld, dim, K, cfg.train.rounds, cfg.train.local_epochs, (long long)B,
+            cfg.train.lr, cfg.train.weight_decay, (long long)cfg.train.seed);
+    fclose(f);
+    free(tri); free(order); free(u0); free(eu); free(hu); free(x); free(y); free(us); free(held);
+    gnn_graph_free(&g);
+    fl_result_free(&res);
+    io_data_close(data);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     model_blas_setup(argv); /* OpenBLAS kernels for this CPU (may re-execute) */
     if (comm_init(&argc, &argv, &W) != FH_OK) return 1;
     if (argc < 2) {
-        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|robust|gen-clients|export|blas ...\n");
+        if (W.rank == 0) fprintf(stderr, "usage: fedhpc_bench round|local|agg|ckpt|robust|gen-clients|export|export-gnn|blas ...\n");
         comm_finalize();
         return 2;
     }
@@ -727,6 +821,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "robust")) rc = cmd_robust(argc - 2, argv + 2);
     else if (!strcmp(c, "gen-clients")) rc = cmd_gen(argc - 2, argv + 2);
     else if (!strcmp(c, "export")) rc = cmd_export(argc - 2, argv + 2);
+    else if (!strcmp(c, "export-gnn")) rc = cmd_export_gnn(argc - 2, argv + 2);
     else if (!strcmp(c, "blas")) { /* the OpenBLAS kernel set in use, for the reference's env */
         if (W.rank == 0) printf("%s\n", model_blas_core());
         rc = 0;

@@ -163,13 +163,17 @@ else
     log "5. SKIPPED: /usr/bin/python3 cannot import torch and mpi4py (apt-get install python3-torch python3-mpi4py)"
     echo "torch_time,skipped=python3-torch missing,,," >> "$CSV"
 fi
-# 5b. [model] lightgcn (docs/recommend.md) vs the same model in PyTorch, pooled MovieLens, 1 process
+# 5b. [model] lightgcn (docs/recommend.md) vs the same model in PyTorch, pooled MovieLens, 1 process,
+# the same initial embeddings and BPR minibatches (fedhpc_bench export-gnn)
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     gr=5; [ "$SMOKE" = 1 ] && gr=2
     log "5b. lightgcn vs PyTorch (tests/bench/reference/lightgcn_torch.py), pooled MovieLens, 1 process, $gr epochs"
-    FEDHPC="$FEDHPC" ROUNDS=$gr sh "$ROOT/jobs/recommend/bench_torch.sh" "$WORK/gnn" >"$WORK/gnn.csv" || exit 1
+    FEDHPC="$FEDHPC" FEDHPC_BENCH="$BENCH" ROUNDS=$gr sh "$ROOT/jobs/recommend/bench_torch.sh" "$WORK/gnn" >"$WORK/gnn.csv" || exit 1
     awk -F, -v r=$gr '$1 == "s_per_round" { printf "torch_time,model=lightgcn;ranks=1;rounds=%d,%s,%s,%.3f\n", r, $2, $3, $3 / $2 }
-        $1 == "peak_rss_mb" { printf "torch_rss_mb,model=lightgcn;ranks=1,%s,%s,%.3f\n", $2, $3, $3 / $2 }' "$WORK/gnn.csv" | row
+        $1 == "peak_rss_mb" { printf "torch_rss_mb,model=lightgcn;ranks=1,%s,%s,%.3f\n", $2, $3, $3 / $2 }
+        $1 ~ /^ndcg10/ { printf "torch_ndcg,model=lightgcn;rounds=%d,%s,%s,%.4f\n", r, $2, $3, $2 - $3 }
+        $1 == "params_max_abs_diff" { printf "torch_params,model=lightgcn;rounds=%d,%s,%s,%.3g\n", r, $2, $3, $2 / $3 }' \
+        "$WORK/gnn.csv" | row
 fi
 # 6. checkpoint write/read vs plain sequential write/read
 log "6. checkpoint I/O, $CK_P parameters"

@@ -84,6 +84,12 @@ if [ "$torch" = 1 ]; then
         bad "attention: PyTorch vs fedhpc parameters (max abs difference '${d:-}')"
     has torch_time "model=lightgcn"
     has torch_rss_mb "model=lightgcn"
+    has torch_ndcg "model=lightgcn"
+    # lightgcn in PyTorch on fedhpc's exported embeddings and triples: the same item embeddings
+    # to float rounding after 2 epochs (their change from the initial ones is about 1)
+    d=$(awk -F, '/^torch_params,model=lightgcn/ {print $3}' "$CSV" 2>/dev/null)
+    nums "$d" && awk -v d="$d" 'BEGIN {exit !(d < 1e-4)}' && ok "lightgcn: PyTorch item embeddings within $d of fedhpc's" ||
+        bad "lightgcn: PyTorch vs fedhpc item embeddings (max abs difference '${d:-}')"
 fi
 # the Markdown table has a line per CSV row
 if [ -f "$OUT/results-latest.md" ] &&

@@ -1,22 +1,29 @@
 #!/usr/bin/python3
-"""LightGCN + BPR in plain PyTorch on the pooled MovieLens graph: the centralized run of
-fedhpc's [model] lightgcn (docs/recommend.md), written the usual PyTorch way (a sparse
-normalised adjacency, torch.sparse.mm propagation every step, torch.optim.Adam).
+"""LightGCN + BPR in plain PyTorch: the centralized run of fedhpc's [model] lightgcn
+(docs/recommend.md) on the pooled MovieLens graph, written the usual PyTorch way (a sparse
+normalised adjacency, torch.sparse.mm propagation every step, autograd), trained on exactly what
+fedhpc trains on:
 
-    /usr/bin/python3 lightgcn_torch.py data/movielens.csv.gz ROUNDS DIM LAYERS LR BATCH WD SEED
+    fedhpc_bench export-gnn CONFIG EXPORT_DIR        (tests/bench/bench.c)
+    /usr/bin/python3 lightgcn_torch.py EXPORT_DIR [ITEMS_OUT.f32]
 
-The data are prepared as `fedhpc prepare movielens` does (rating >= 4; users and items indexed
-in id order; each user's latest floor(0.2 n) interactions by (timestamp, movieId) held out), and
-the printed counts can be checked against prepare's. One round = one epoch over the training
-interactions in minibatches of BATCH, each positive with one uniform negative that is not a
-training item of the user (numpy's generator, not fedhpc's streams: the minibatches differ).
+The export holds the graph (training edges as local user, item; fedhpc's 1/sqrt(degree) factors),
+the held-out edges, fedhpc's initial item and user embeddings, and every round's (user, positive,
+negative) triples in training order as fedhpc's counter-based streams drew them. One fedhpc round
+on one client = one call of its local training: `epochs` epochs of Adam steps on minibatches of
+`batch` triples, Adam's moments reset at the start of the round, the user embeddings carried
+over. Adam is written out as fedhpc's gnn_train does it (torch.optim.Adam adds eps to the
+bias-corrected sqrt(v); fedhpc adds it to sqrt(v) and folds the correction into the step size):
+  m = 0.9 m + 0.1 g;  v = 0.999 v + 0.001 g^2;  p -= lr sqrt(1 - 0.999^t) / (1 - 0.9^t) * m / (sqrt(v) + 1e-8)
+The loss is fedhpc's: mean BPR -log sigmoid(u.(i - j)) over the batch + weight_decay / 2 * the
+squared norms of the batch's layer-0 rows (user, positive, negative), averaged over the batch.
 
 Prints: torch,lightgcn;rounds=R,<median s/round>,<NDCG@10>,<P@10>,<R@10>,<VmHWM MB>.
-Round times exclude the final evaluation.
+Round times exclude loading the export and the final evaluation. ITEMS_OUT: the final item
+embeddings [items, dim] as little-endian float32 (fedhpc's model parameters).
 """
-import csv
-import gzip
 import math
+import os
 import sys
 import time
 
@@ -32,109 +39,97 @@ def vmhwm_mb():
     return float("nan")
 
 
-def load(path):
-    rows, movies = [], set()
-    with gzip.open(path, "rt", newline="") as f:
-        for r in csv.DictReader(f):
-            m, u, ts, rt = int(r["movieId"]), int(r["userId"]), int(r["timestamp"]), float(r["rating"])
-            movies.add(m)
-            if rt >= 4.0:
-                rows.append((u, ts, m))
-    mid = {m: i for i, m in enumerate(sorted(movies))}
-    uid = {u: i for i, u in enumerate(sorted({r[0] for r in rows}))}
-    rows.sort()
-    train, held = [], []
-    i = 0
-    while i < len(rows):
-        j = i
-        while j < len(rows) and rows[j][0] == rows[i][0]:
-            j += 1
-        nh = int(math.floor(0.2 * (j - i)))
-        for k in range(i, j):
-            (held if k >= j - nh else train).append((uid[rows[k][0]], mid[rows[k][2]]))
-        i = j
-    return train, held, len(uid), len(mid)
-
-
 def main():
-    path = sys.argv[1]
-    rounds, dim, K = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    lr, B, wd, seed = float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8])
+    d = sys.argv[1]
+    meta = {}
+    with open(os.path.join(d, "meta.txt")) as f:
+        for line in f:
+            k, v = line.split()
+            meta[k] = v
+    nu, ni, dim, K = int(meta["users"]), int(meta["items"]), int(meta["dim"]), int(meta["layers"])
+    rounds, epochs, B = int(meta["rounds"]), int(meta["epochs"]), int(meta["batch"])
+    lr, wd = float(meta["lr"]), float(meta["weight_decay"])
+    b1, b2, eps = float(meta["beta1"]), float(meta["beta2"]), float(meta["eps"])
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    train, held, nu, ni = load(path)
-    print(f"data: {len(train) + len(held)} interactions ({len(held)} held out), {nu} users, {ni} items", file=sys.stderr)
-    tu = np.array([t[0] for t in train], dtype=np.int64)
-    ti = np.array([t[1] for t in train], dtype=np.int64)
-    du = np.bincount(tu, minlength=nu).astype(np.float64)
-    di = np.bincount(ti, minlength=ni).astype(np.float64)
-    w = 1.0 / np.sqrt(du[tu] * di[ti])
-    idx = np.concatenate([np.stack([tu, nu + ti]), np.stack([nu + ti, tu])], axis=1)
-    A = torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(np.concatenate([w, w]).astype(np.float32)),
-                                (nu + ni, nu + ni)).coalesce().to_sparse_csr()
-    E0 = torch.nn.Parameter(0.1 * torch.randn(nu + ni, dim))
-    opt = torch.optim.Adam([E0], lr=lr)
-    seen = [set() for _ in range(nu)]
-    for u, i in train:
-        seen[u].add(i)
 
-    def final():
-        e, acc = E0, E0
+    def raw(name, dt):
+        return np.fromfile(os.path.join(d, name), dtype=dt)
+
+    eu, ei = raw("edge_user.i32", "<i4").astype(np.int64), raw("edge_item.i32", "<i4").astype(np.int64)
+    hu, hi = raw("held_user.i32", "<i4").astype(np.int64), raw("held_item.i32", "<i4").astype(np.int64)
+    du, di = torch.from_numpy(raw("du.f32", "<f4")), torch.from_numpy(raw("di.f32", "<f4"))
+    tri = torch.from_numpy(raw("triples.i32", "<i4").astype(np.int64)).view(-1, 3)
+    nnz = len(eu)
+    # the normalised adjacency of the (users + items) graph (COO, as LightGCN code usually keeps it),
+    # coefficient du[u] * di[i] formed in float as fedhpc forms it
+    w = (du[torch.from_numpy(eu)] * di[torch.from_numpy(ei)])
+    idx = torch.from_numpy(np.concatenate([np.stack([eu, nu + ei]), np.stack([nu + ei, eu])], axis=1))
+    A = torch.sparse_coo_tensor(idx, torch.cat([w, w]), (nu + ni, nu + ni)).coalesce()
+    U0 = torch.from_numpy(raw("init_users.f32", "<f4")).view(nu, dim)
+    I0 = torch.from_numpy(raw("init_items.f32", "<f4")).view(ni, dim)
+    E0 = torch.cat([U0, I0]).clone().requires_grad_(True)
+
+    def final(E):
+        e, acc = E, E
         for _ in range(K):
-            e = torch.sparse.mm(A, e) if hasattr(torch.sparse, "mm") else A @ e
+            e = torch.sparse.mm(A, e)
             acc = acc + e
         return acc / (K + 1)
 
     times = []
-    n = len(train)
+    pos = 0
     for r in range(rounds):
         t0 = time.perf_counter()
-        order = rng.permutation(n)
-        for b0 in range(0, n, B):
-            bi = order[b0:b0 + B]
-            u = tu[bi]
-            p = ti[bi]
-            q = rng.integers(0, ni, size=len(bi))
-            for k in range(len(bi)):  # a negative that is not a training item of the user
-                tries = 0
-                while q[k] in seen[u[k]] and tries < 64:
-                    q[k] = rng.integers(0, ni)
-                    tries += 1
-            F = final()
-            uu, pp, qq = torch.from_numpy(u), torch.from_numpy(nu + p), torch.from_numpy(nu + q)
-            x = (F[uu] * (F[pp] - F[qq])).sum(1)
-            reg = (E0[uu].pow(2).sum() + E0[pp].pow(2).sum() + E0[qq].pow(2).sum()) / len(bi)
-            loss = torch.nn.functional.softplus(-x).mean() + 0.5 * wd * reg
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        m = torch.zeros_like(E0)
+        v = torch.zeros_like(E0)
+        b1t = b2t = 1.0
+        for _ in range(epochs):
+            for b0 in range(0, nnz, B):
+                nb = min(B, nnz - b0)
+                t = tri[pos:pos + nb]
+                pos += nb
+                uu, pp, qq = t[:, 0], nu + t[:, 1], nu + t[:, 2]
+                F = final(E0)
+                x = (F[uu] * (F[pp] - F[qq])).sum(1)
+                reg = (E0[uu].pow(2).sum() + E0[pp].pow(2).sum() + E0[qq].pow(2).sum()) / nb
+                loss = torch.nn.functional.softplus(-x).mean() + 0.5 * wd * reg
+                E0.grad = None
+                loss.backward()
+                with torch.no_grad():
+                    g = E0.grad
+                    b1t *= b1
+                    b2t *= b2
+                    lr_t = lr * math.sqrt(1.0 - b2t) / (1.0 - b1t)
+                    m.mul_(b1).add_(g, alpha=1.0 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                    E0.sub_(lr_t * m / (v.sqrt() + eps))
         times.append(time.perf_counter() - t0)
     with torch.no_grad():
-        F = final()
+        F = final(E0)
         U, I = F[:nu], F[nu:]
-        hv = [[] for _ in range(nu)]
-        for u, i in held:
-            hv[u].append(i)
+        users = np.unique(hu)
+        S = U[torch.from_numpy(users)] @ I.T
+        row = np.full(nu, -1, dtype=np.int64)
+        row[users] = np.arange(len(users))
+        keep = row[eu] >= 0  # training items are not recommended
+        S[torch.from_numpy(row[eu][keep]), torch.from_numpy(ei[keep])] = -float("inf")
+        top = torch.topk(S, 10, dim=1).indices.numpy()
+        rel = [set() for _ in users]
+        for u, i in zip(row[hu], hi):
+            rel[u].add(int(i))
         sp = sr = sn = 0.0
-        users = 0
-        for u in range(nu):
-            if not hv[u]:
-                continue
-            s = I @ U[u]
-            if seen[u]:
-                s[list(seen[u])] = -float("inf")
-            top = torch.topk(s, 10).indices.tolist()
-            rel = set(hv[u])
-            hits = [1 if t in rel else 0 for t in top]
-            dcg = sum(h / math.log2(k + 2) for k, h in enumerate(hits))
-            idcg = sum(1 / math.log2(k + 2) for k in range(min(10, len(rel))))
+        for k in range(len(users)):
+            hits = [1 if t in rel[k] else 0 for t in top[k]]
+            dcg = sum(h / math.log2(j + 2) for j, h in enumerate(hits))
+            idcg = sum(1 / math.log2(j + 2) for j in range(min(10, len(rel[k]))))
             sp += sum(hits) / 10
-            sr += sum(hits) / len(rel)
+            sr += sum(hits) / len(rel[k])
             sn += dcg / idcg
-            users += 1
-    print(f"torch,lightgcn;rounds={rounds},{float(np.median(times)):.4f},{sn / users:.6f},{sp / users:.6f},"
-          f"{sr / users:.6f},{vmhwm_mb():.1f}")
+        if len(sys.argv) > 2:
+            E0[nu:].detach().numpy().astype("<f4").tofile(sys.argv[2])
+    n = len(users)
+    print(f"torch,lightgcn;rounds={rounds},{float(np.median(times)):.4f},{sn / n:.6f},{sp / n:.6f},"
+          f"{sr / n:.6f},{vmhwm_mb():.1f}")
 
 
 if __name__ == "__main__":
