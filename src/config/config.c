@@ -801,9 +801,9 @@ fh_status config_validate(const config_t *c, const char *path)
                                             : "an asynchronous buffer is formed by arrival order, so the clients whose "
                                               "masks must cancel are not known while they train (Nguyen et al. 2022 "
                                               "use a trusted execution environment for this)");
-    /* focal loss: in the logreg/mlp output layer; the per-example gradients of DP-SGD and the
-     * CNN's fused output layer use cross-entropy */
-    if (c->model.focal_gamma > 0 && (c->model.type == MODEL_CNN || c->privacy.mode == 2))
+    /* focal loss: in the logreg/mlp output layer; the per-example gradients of DP-SGD, the CNN's
+     * fused output layer, attention (attn.c) and the BPR loss of lightgcn/graphsage do not have it */
+    if (c->model.focal_gamma > 0 && ((c->model.type != MODEL_LOGREG && c->model.type != MODEL_MLP) || c->privacy.mode == 2))
         return fh_error_set(FH_EINPUT, "%s: [model] focal_gamma = %g: supported with [model] type = logreg or mlp and "
                             "without [privacy] mode = sample (DP-SGD); set focal_gamma = 0", path, c->model.focal_gamma);
     /* attention rows are item indices: a feature trigger would write a non-index into them */

@@ -79,6 +79,8 @@ expect_input_error "heads must divide attn_dim" "[model] attn_heads = 3: expecte
     $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" model.attn_heads=3 output.dir="$T/x1"
 expect_input_error "backdoor refused (rows are item indices)" "[attack] mode = backdoor is not supported with [model] type = attention" \
     "$FEDHPC" run "$T/a.ini" attack.mode=backdoor output.dir="$T/x2"
+expect_input_error "focal loss refused (attention's loss is cross-entropy)" "[model] focal_gamma = 2: supported with [model] type = logreg or mlp" \
+    "$FEDHPC" run "$T/a.ini" model.focal_gamma=2 output.dir="$T/x3"
 mkdir -p "$T/bad1" "$T/bad2"
 cp "$D/supermarket_items.txt" "$T/bad1/"
 cp "$D/supermarket_items.txt" "$T/bad2/"

@@ -215,8 +215,20 @@ def main():
     # the loss: sum_i w[y_i] CE_i / n as fedhpc (not torch's weighted mean, which divides by sum w)
     cw = torch.tensor([float(v) for v in meta.get("class_weights", ["1"] * k)], dtype=torch.float32)
     weighted = bool((cw != 1).any())
-    if float(meta.get("focal_gamma", ["0"])[0]) != 0:
-        sys.exit("fedavg_torch.py: [model] focal_gamma is not implemented in the reference")
+    gamma = float(meta.get("focal_gamma", ["0"])[0])
+
+    def batch_loss(z, y):
+        """fedhpc's loss of a minibatch: sum_i w[y_i] (1 - p_i)^gamma (-log p_i) / n, p_i the
+        probability of the true class (gamma 0: class-weighted cross-entropy)."""
+        if gamma == 0:
+            if weighted:
+                return F.cross_entropy(z, y, weight=cw, reduction="sum") / len(y)
+            return F.cross_entropy(z, y)
+        if z.shape[1] == 1:  # one sigmoid logit: log p_t = logsigmoid(s z), s = +1 for y = 1, -1 for y = 0
+            logpt = F.logsigmoid(z[:, 0] * (2.0 * y.to(z.dtype) - 1.0))
+        else:
+            logpt = F.log_softmax(z, dim=1).gather(1, y[:, None])[:, 0]
+        return (-cw[y] * (1.0 - logpt.exp()).pow(gamma) * logpt).sum() / len(y)
     if kind == "cnn":
         model = CNN(k)
     elif kind == "attention":
@@ -250,10 +262,7 @@ def main():
                 for b0 in range(0, len(x), B if B > 0 else len(x)):
                     idx = perm[b0:b0 + B] if B > 0 else perm
                     opt.zero_grad()
-                    if weighted:
-                        loss = F.cross_entropy(model(x[idx]), y[idx], weight=cw, reduction="sum") / len(idx)
-                    else:
-                        loss = F.cross_entropy(model(x[idx]), y[idx])
+                    loss = batch_loss(model(x[idx]), y[idx])
                     loss.backward()
                     opt.step()
             updates.append((len(x), {n: t.clone() for n, t in model.state_dict().items()}))
