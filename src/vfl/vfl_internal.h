@@ -5,6 +5,7 @@
 #include "fedhpc/vfl.h"
 
 #include <sodium.h>
+#include <stdio.h>
 
 /* A length-prefixed byte string to / from one rank (point-to-point through src/comm). */
 fh_status vfl_send_blob(const comm_t *c, const void *buf, int64_t n, int dest);
@@ -30,11 +31,13 @@ fh_status vfl_ckpt_write(const char *path, int32_t party, int64_t tag, int64_t s
                          int64_t nw);
 fh_status vfl_ckpt_read(const char *path, int32_t party, int64_t tag, int64_t ncommon, int64_t *step, double *w,
                         int64_t nw);
-/* --resume: every party reads OUT_DIR/party<p>.ckpt.h5 into w[nw]; *start is the step the
- * parties agree on (0 without --resume). Parties at different steps, or a step beyond --steps:
- * FH_EINPUT. Collective over c (me < 0: a rank without a party). (vfl_train.c) */
-fh_status vfl_resume_step(const comm_t *c, const vfl_opts *o, int32_t me, int64_t tag, int64_t n, double *w,
-                          int64_t nw, int64_t *start);
+/* The start of a training run (LR, split NN). --resume: every party reads
+ * OUT_DIR/party<p>.ckpt.h5 into w[nw]; *start is the step the parties agree on (0 without
+ * --resume); parties at different steps, or a step beyond --steps: FH_EINPUT. The label party
+ * (me == 0) opens OUT_DIR/metrics.csv into *mf (appended on resume, else with its header).
+ * Collective over c (me < 0: a rank without a party). (vfl_train.c) */
+fh_status vfl_run_begin(const comm_t *c, const vfl_opts *o, int32_t me, int64_t tag, int64_t n, double *w,
+                        int64_t nw, int64_t *start, FILE **mf);
 /* The joined table of the common customers (vfl_central.c); dp[K] each party's width. */
 fh_status vfl_join(const vfl_opts *o, double **xo, int32_t **yo, uint8_t **to, int64_t *no, int32_t *Do, int32_t *dp);
 /* Split NN on the joined table (the centralized reference). */

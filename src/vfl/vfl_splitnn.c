@@ -193,15 +193,8 @@ fh_status vfl_splitnn_run(const comm_t *c, const vfl_opts *o, const vfl_party_da
     st = comm_agree(c, st);
     char path[2100];
     int64_t start = 0;
-    if (st == FH_OK) st = vfl_resume_step(c, o, me, pd->tag, n, w, nw, &start);
     FILE *mf = NULL;
-    if (st == FH_OK && me == 0) {
-        snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
-        mf = fopen(path, o->resume ? "a" : "w");
-        if (!mf) st = fh_error_set(FH_EIO, "%s: cannot write", path);
-        else if (!o->resume) fprintf(mf, "step,loss,test_auc\n");
-    }
-    st = comm_agree(c, st);
+    if (st == FH_OK) st = vfl_run_begin(c, o, me, pd->tag, n, w, nw, &start, &mf);
     const int64_t na = n * H2;
     double t0 = fh_wtime();
     int64_t done = 0;

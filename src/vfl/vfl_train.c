@@ -19,9 +19,9 @@
 #define R_SCALE 4294967296.0   /* residuals: 2^-32                           */
 #define X_SCALE 16777216.0     /* features in the encrypted product: 2^-24   */
 
-/* ---- resume ---------------------------------------------------------------------------------- */
-fh_status vfl_resume_step(const comm_t *c, const vfl_opts *o, int32_t me, int64_t tag, int64_t n, double *w,
-                          int64_t nw, int64_t *start)
+/* ---- start of a run ---------------------------------------------------------------------------------- */
+fh_status vfl_run_begin(const comm_t *c, const vfl_opts *o, int32_t me, int64_t tag, int64_t n, double *w,
+                        int64_t nw, int64_t *start, FILE **mf)
 {
     fh_status st = FH_OK;
     *start = 0;
@@ -37,6 +37,13 @@ fh_status vfl_resume_step(const comm_t *c, const vfl_opts *o, int32_t me, int64_
     if (st == FH_OK) *start = (int64_t)b[0];
     if (st == FH_OK && *start > o->steps)
         st = fh_error_set(FH_EINPUT, "vertical --resume: checkpoint at step %lld, beyond --steps %d", (long long)*start, o->steps);
+    if (st == FH_OK && me == 0) {
+        char path[2100];
+        snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
+        *mf = fopen(path, o->resume ? "a" : "w");
+        if (!*mf) st = fh_error_set(FH_EIO, "%s: cannot write", path);
+        else if (!o->resume) fprintf(*mf, "step,loss,test_auc\n");
+    }
     return comm_agree(c, st);
 }
 
@@ -507,15 +514,8 @@ fh_status vfl_lr_run(const comm_t *c, const vfl_opts *o, const vfl_party_data *p
     /* resume */
     char path[2100];
     int64_t start = 0;
-    if (st == FH_OK) st = vfl_resume_step(c, o, me, pd->tag, n, w, nw, &start);
     FILE *mf = NULL;
-    if (st == FH_OK && me == 0) {
-        snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
-        mf = fopen(path, o->resume ? "a" : "w");
-        if (!mf) st = fh_error_set(FH_EIO, "%s: cannot write", path);
-        else if (!o->resume) fprintf(mf, "step,loss,test_auc\n");
-    }
-    st = comm_agree(c, st);
+    if (st == FH_OK) st = vfl_run_begin(c, o, me, pd->tag, n, w, nw, &start, &mf);
     const size_t ctb = me == 0 ? key.pub.ct_bytes : me > 0 ? pub.ct_bytes : 0;
     const he_pub *P = me == 0 ? &key.pub : &pub;
     uint8_t *ctbuf = NULL;
