@@ -10,6 +10,8 @@
 #   MODELS="logreg mlp cnn" PARTS="100 50 25 10" sh jobs/clusters/grid.sh   # the full grid
 #   CLIENTS=400 PARTS=5 MODELS=cnn KS=4 BATCH=20 ROUNDS=12 EXTRA=cluster.warmup=3 NP=1 \
 #       OUT=jobs/results/clusters_cnn sh jobs/clusters/grid.sh            # the CNN cell of the docs
+#   MODELS=cnn PARTS="100 50 25 10" TRAIN_ROWS=8000 BATCH=20 ROUNDS=12 EXTRA=cluster.warmup=3 \
+#       OUT=jobs/results/clusters_cnn80 sh jobs/clusters/grid.sh          # the CNN grid of the docs
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FEDHPC=${FEDHPC:-$ROOT/bin/fedhpc}
@@ -28,6 +30,7 @@ NP=${NP:-2}
 KS=${KS:-"$NGROUPS $((NGROUPS + 1))"}
 BATCH=${BATCH:-50}
 EXTRA=${EXTRA:-}                     # more run overrides, e.g. cluster.warmup=3
+TRAIN_ROWS=${TRAIN_ROWS:-}           # prepare --train-rows N: the first N training rows (CNN grid)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT"
 RUNS=$OUT/runs.csv
@@ -37,7 +40,8 @@ for seed in $SEEDS; do
     for tr in $TRANSFORMS; do
         data=$OUT/data_${tr}_$seed.h5
         [ -f "$data" ] || "$FEDHPC" prepare fmnist --cache "$CACHE" --clients "$CLIENTS" --partition iid --seed "$seed" \
-            --groups "$NGROUPS" --group-transform "$tr" --local-test-frac 0.2 --out "$data" >/dev/null
+            --groups "$NGROUPS" --group-transform "$tr" --local-test-frac 0.2 \
+            ${TRAIN_ROWS:+--train-rows "$TRAIN_ROWS"} --out "$data" >/dev/null
         for model in $MODELS; do
             for part in $PARTS; do
                 m=$((CLIENTS * part / 100))

@@ -6,19 +6,33 @@
 # method = none), logistic regression on the 523 encoded features, label CARAVAN (6 % insured),
 # participation 100 % and 25 %, seeds 1-3, 30 rounds. Writes OUT/runs.csv and OUT/table.md (ARI
 # and mean per-client accuracy at the last round, mean and minimum over seeds).
+# DATA=lending_club instead: LendingClub loans (data/lending_club.csv), one client per US state
+# (--by addr_state, 50 clients of 13 to 1,058 training rows), the true group of a client its U.S.
+# Census region (--group-map data/us_regions.csv: 4 groups), label Class (5 % bad), k = 4.
 #   sh jobs/clusters/natural.sh            # TICDATA=path/to/ticdata.csv (default data/ticdata.csv)
+#   DATA=lending_club OUT=runs/clusters_region sh jobs/clusters/natural.sh
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FEDHPC=${FEDHPC:-$ROOT/bin/fedhpc}
 TICDATA=${TICDATA:-$ROOT/data/ticdata.csv}
+DATA=${DATA:-ticdata}
 OUT=${OUT:-$ROOT/runs/clusters_natural}
 SEEDS=${SEEDS:-"1 2 3"}
 PARTS=${PARTS:-"100 25"}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT"
-data=$OUT/tic.h5
-[ -f "$data" ] || "$FEDHPC" prepare "csv:$TICDATA" --label CARAVAN --positive insurance --partition natural --by STYPE \
-    --group-by MOSHOOFD --min-size 1 --local-test-frac 0.2 --seed 1 --out "$data"
+data=$OUT/$DATA.h5
+case $DATA in
+ticdata)
+    NCLIENTS=39 K=10
+    [ -f "$data" ] || "$FEDHPC" prepare "csv:$TICDATA" --label CARAVAN --positive insurance --partition natural --by STYPE \
+        --group-by MOSHOOFD --min-size 1 --local-test-frac 0.2 --seed 1 --out "$data" ;;
+lending_club)
+    NCLIENTS=50 K=4
+    [ -f "$data" ] || "$FEDHPC" prepare lending_club --data-dir "$ROOT/data" --partition natural --by addr_state \
+        --group-map "$ROOT/data/us_regions.csv" --min-size 1 --local-test-frac 0.2 --seed 1 --out "$data" ;;
+*) echo "natural.sh: DATA=$DATA: expected ticdata or lending_club" >&2; exit 2 ;;
+esac
 cat >"$OUT/base.ini" <<INI
 [data]
 file = $data
@@ -30,13 +44,13 @@ batch_size = 20
 lr = 0.05
 eval_every = 30
 [cluster]
-k = 10
+k = $K
 [output]
 progress = off
 INI
 echo "part,method,seed,ari,nonempty,client_acc_mean" >"$OUT/runs.csv"
 for part in $PARTS; do
-    m=$(( (39 * part + 99) / 100 ))
+    m=$(( (NCLIENTS * part + 99) / 100 ))
     for method in fesem ifca none; do
         for seed in $SEEDS; do
             d=$OUT/${method}_p${part}_s$seed

@@ -13,9 +13,9 @@ static const char *USAGE =
     "usage: fedhpc prepare DATASET --clients N --partition iid|dirichlet|shards|natural|quantity\n"
     "                      [--alpha A] [--by COLUMN] --seed S --out FILE.h5\n"
     "                      [--label COL] [--positive VALUE] [--test-frac F] [--min-size K]\n"
-    "                      [--cache DIR] [--data-dir DIR]\n"
+    "                      [--cache DIR] [--data-dir DIR] [--train-rows N]\n"
     "                      [--groups K --group-transform rotate|permute-labels] [--local-test-frac F]\n"
-    "                      [--group-by COLUMN] [--parties K] [--val-frac F] [--encoding items|multihot]\n"
+    "                      [--group-by COLUMN | --group-map FILE] [--parties K] [--val-frac F] [--encoding items|multihot]\n"
     "       fedhpc prepare DATASET --vertical K ...   (vertical FL: fedhpc prepare --vertical 2 --help)\n"
     "\n"
     "DATASET:\n"
@@ -39,6 +39,8 @@ static const char *USAGE =
     "per client, McMahan et al. 2017); natural (one client per value of --by COLUMN); quantity\n"
     "(log-normal client sizes with sigma --alpha, default 1). --min-size (default 2) rows per client.\n"
     "The test split: Fashion-MNIST's own t10k set; CSVs hold out --test-frac (default 0.2).\n"
+    "--train-rows N (fmnist): only the first N of the 60,000 training rows (smaller studies, e.g. the\n"
+    "CNN cells of the multi-center grid); the test split stays whole.\n"
     "--groups K: K latent client groups (balanced, random), each with its own transform of its\n"
     "clients' rows (rotate: images by g*360/K degrees; permute-labels: a fixed label permutation\n"
     "per group); each client's true group is stored (/train/client_group).\n"
@@ -47,6 +49,9 @@ static const char *USAGE =
     "category of COLUMN among its rows (e.g. ticdata --by STYPE --group-by MOSHOOFD: customer\n"
     "subtypes within main types; prepare prints the share of rows that agree); stored as\n"
     "/train/client_group, so that multi-center runs report the ARI of a natural grouping.\n"
+    "--group-map FILE (--partition natural): each client's true group from a CSV of 'value,group'\n"
+    "lines after a header, value = the client's --by value (e.g. lending_club --by addr_state\n"
+    "--group-map data/us_regions.csv: US states to the four Census regions).\n"
     "--parties K: one file per party instead of one shared file (docs/data.md): FILE.h5 is the\n"
     "aggregator's (metadata, every client's row count and party, the test split, no training\n"
     "rows); FILE.party<p>.h5 holds only the rows of party p's clients (clients [p*N/K, (p+1)*N/K)).\n"
@@ -69,6 +74,8 @@ typedef struct {
     double val_frac;
     const char *encoding; /* item-set data: "items" (default) | "multihot" */
     double min_rating; /* movielens */
+    long long train_rows; /* fmnist: keep the first N training rows (0: all) */
+    const char *group_map; /* CSV value,group: a client's group from its --by value */
 } prep_args;
 
 static fh_status parse_args(int argc, char **argv, prep_args *a)
@@ -102,8 +109,10 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         else if (!strcmp(o, "--local-test-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->local_test_frac));
         else if (!strcmp(o, "--parties")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000, &a->parties));
         else if (!strcmp(o, "--group-by")) a->group_by = v;
+        else if (!strcmp(o, "--group-map")) a->group_map = v;
         else if (!strcmp(o, "--val-frac")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 0.9, &a->val_frac));
         else if (!strcmp(o, "--encoding")) a->encoding = v;
+        else if (!strcmp(o, "--train-rows")) FH_TRY(cli_parse_long("prepare", o, v, 1, 100000000, &a->train_rows));
         else if (!strcmp(o, "--min-rating")) FH_TRY(cli_parse_double("prepare", o, v, 0.0, 5.0, &a->min_rating));
         else return fh_error_set(FH_EINPUT, "prepare: unknown option '%s' (see fedhpc prepare --help)", o);
     }
@@ -117,6 +126,12 @@ static fh_status parse_args(int argc, char **argv, prep_args *a)
         return fh_error_set(FH_EINPUT, "prepare: --group-transform needs --groups K");
     if (a->group_by && (a->groups > 0 || !a->partition || strcmp(a->partition, "natural") != 0))
         return fh_error_set(FH_EINPUT, "prepare: --group-by COLUMN needs --partition natural (clients from --by) and no --groups");
+    if (a->train_rows > 0 && strcmp(a->dataset, "fmnist") != 0)
+        return fh_error_set(FH_EINPUT, "prepare: --train-rows applies to fmnist, not %s", a->dataset);
+    if (a->group_map && (a->group_by || a->groups > 0 || !a->partition || strcmp(a->partition, "natural") != 0))
+        return fh_error_set(FH_EINPUT, "prepare: --group-map FILE needs --partition natural (clients from --by), and "
+                            "neither --group-by nor --groups");
+    if (a->group_map) FH_TRY(fh_path_check("prepare --group-map", a->group_map, FH_PATH_READ_FILE));
     if (a->val_frac > 0 && !strcmp(a->dataset, "fmnist"))
         return fh_error_set(FH_EINPUT, "prepare: --val-frac applies to CSV data sets, not fmnist");
     /* every path argument, before any work */
@@ -173,6 +188,58 @@ static fh_status groups_from_column(const data_set *ds, const char *col, const i
     *ngroups = K;
     *purity = ds->train.n ? (double)in / (double)ds->train.n : 1.0;
     return FH_OK;
+}
+
+/* --group-map FILE: a CSV with a header line and lines "value,group" (e.g. data/us_regions.csv:
+ * state,region); client c's group is the group of its --by value key_name[c]. Groups are
+ * numbered in order of first appearance in the file. Every client's value must be in the file. */
+static fh_status groups_from_map(const char *path, char *const *key_name, int32_t C, int32_t *cgroup, int32_t *ngroups)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return fh_error_set(FH_EIO, "prepare --group-map %s: cannot open", path);
+    enum { MAXG = 256 };
+    char gname[MAXG][64], line[512];
+    int32_t G = 0;
+    long ln = 0;
+    fh_status st = FH_OK;
+    for (int32_t c = 0; c < C; c++) cgroup[c] = -1;
+    while (st == FH_OK && fgets(line, sizeof line, f)) {
+        if (++ln == 1) continue; /* header */
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0]) continue;
+        char *comma = strchr(line, ',');
+        if (!comma || strchr(comma + 1, ',') || !comma[1] || comma == line || strlen(comma + 1) >= sizeof gname[0]) {
+            st = fh_error_set(FH_EINPUT, "prepare --group-map %s:%ld: expected 'value,group'", path, ln);
+            break;
+        }
+        *comma = 0;
+        int32_t g = 0;
+        while (g < G && strcmp(gname[g], comma + 1) != 0) g++;
+        if (g == G) {
+            if (G == MAXG) {
+                st = fh_error_set(FH_EINPUT, "prepare --group-map %s: more than %d groups", path, MAXG);
+                break;
+            }
+            snprintf(gname[G++], sizeof gname[0], "%s", comma + 1);
+        }
+        for (int32_t c = 0; c < C; c++)
+            if (!strcmp(key_name[c], line)) cgroup[c] = g;
+    }
+    fclose(f);
+    for (int32_t c = 0; st == FH_OK && c < C; c++)
+        if (cgroup[c] < 0) st = fh_error_set(FH_EINPUT, "prepare --group-map %s: no line for '%s'", path, key_name[c]);
+    if (st == FH_OK && G == 0) st = fh_error_set(FH_EINPUT, "prepare --group-map %s: no 'value,group' lines", path);
+    if (st == FH_OK) {
+        printf("prepare: --group-map %s: %d groups:", path, G);
+        for (int32_t g = 0; g < G; g++) {
+            int32_t n = 0;
+            for (int32_t c = 0; c < C; c++) n += cgroup[c] == g;
+            printf(" %d=%s (%d clients)", g, gname[g], n);
+        }
+        printf("\n");
+    }
+    *ngroups = G;
+    return st;
 }
 
 /* prepare --parties K: the aggregator's file at path (no training rows) and one file per party
@@ -244,6 +311,13 @@ static fh_status prepare(const prep_args *a)
     if (!strcmp(a->dataset, "fmnist")) {
         if (a->by) return fh_error_set(FH_EINPUT, "prepare: --by applies to CSV data sets, not fmnist");
         st = data_load_fmnist(a->cache, &ds);
+        if (st == FH_OK && a->train_rows > ds.train.n) {
+            st = fh_error_set(FH_EINPUT, "prepare --train-rows %lld: Fashion-MNIST has %lld training rows", a->train_rows,
+                              (long long)ds.train.n);
+            data_free(&ds);
+            return st;
+        }
+        if (st == FH_OK && a->train_rows > 0) ds.train.n = a->train_rows; /* the first N rows of the idx file */
     } else if (!strcmp(a->dataset, "lending_club") || !strcmp(a->dataset, "credit_data")) {
         int lc = !strcmp(a->dataset, "lending_club");
         snprintf(path, sizeof path, "%s/%s.csv", a->data_dir, a->dataset);
@@ -306,6 +380,11 @@ static fh_status prepare(const prep_args *a)
         if (st == FH_OK)
             printf("prepare: --group-by %s: %d groups; %.1f %% of the training rows have their client's group (the "
                    "most frequent %s of its rows)\n", a->group_by, ngroups, 100 * purity, a->group_by);
+    }
+    if (st == FH_OK && a->group_map) {
+        cgroup = malloc((size_t)po.clients * sizeof *cgroup);
+        st = cgroup ? groups_from_map(a->group_map, ds.key_name, po.clients, cgroup, &ngroups)
+                    : fh_error_set(FH_ENOMEM, "out of memory");
     }
     if (st == FH_OK) {
         io_data_meta meta;
