@@ -5,7 +5,8 @@
 # rows agree with their client's group). FeSEM and IFCA with k = 10 against FedAvg ([cluster]
 # method = none), logistic regression on the 523 encoded features, label CARAVAN (6 % insured),
 # participation 100 % and 25 %, seeds 1-3, 30 rounds. Writes OUT/runs.csv and OUT/table.md (ARI
-# and mean per-client accuracy at the last round, mean and minimum over seeds).
+# and mean per-client accuracy at the last round, mean and minimum over seeds). [cluster] method =
+# oracle puts every client in its true group's center: what a perfect clustering would give.
 # DATA=lending_club instead: LendingClub loans (data/lending_club.csv), one client per US state
 # (--by addr_state, 50 clients of 13 to 1,058 training rows), the true group of a client its U.S.
 # Census region (--group-map data/us_regions.csv: 4 groups), label Class (5 % bad), k = 4.
@@ -48,24 +49,24 @@ k = $K
 [output]
 progress = off
 INI
-echo "part,method,seed,ari,nonempty,client_acc_mean" >"$OUT/runs.csv"
+echo "part,method,seed,ari,nonempty,client_acc_mean,client_loss_mean" >"$OUT/runs.csv"
 for part in $PARTS; do
     m=$(( (NCLIENTS * part + 99) / 100 ))
-    for method in fesem ifca none; do
+    for method in fesem ifca oracle none; do
         for seed in $SEEDS; do
             d=$OUT/${method}_p${part}_s$seed
             mpirun -np 2 "$FEDHPC" run "$OUT/base.ini" cluster.method=$method train.clients_per_round=$m train.seed=$seed \
                 output.dir="$d" >"$d.log" 2>&1 || { echo "run $d failed (see $d.log)" >&2; exit 1; }
             tail -1 "$d/clusters.csv" | awk -F, -v p="$part" -v me="$method" -v s="$seed" \
-                '{print p "," me "," s "," $2 "," $7 "," $3}' >>"$OUT/runs.csv"
+                '{print p "," me "," s "," $2 "," $7 "," $3 "," $9}' >>"$OUT/runs.csv"
         done
     done
 done
 {
-    echo "| participation | method | ARI mean (min) | non-empty clusters (mean) | mean per-client accuracy |"
-    echo "|---:|---|---:|---:|---:|"
-    awk -F, 'NR > 1 { k = $1 "," $2; n[k]++; a[k] += $4; c[k] += $6; if (!(k in mi) || $4 < mi[k]) mi[k] = $4; ne[k] += $5 }
-    END { for (k in n) { split(k, f, ","); printf "| %s %% | %s | %.3f (%.3f) | %.1f | %.4f |\n", f[1], f[2], a[k] / n[k], mi[k], ne[k] / n[k], c[k] / n[k] } }' \
+    echo "| participation | method | ARI mean (min) | non-empty clusters (mean) | mean per-client accuracy | mean per-client test loss |"
+    echo "|---:|---|---:|---:|---:|---:|"
+    awk -F, 'NR > 1 { k = $1 "," $2; n[k]++; a[k] += $4; c[k] += $6; l[k] += $7; if (!(k in mi) || $4 < mi[k]) mi[k] = $4; ne[k] += $5 }
+    END { for (k in n) { split(k, f, ","); printf "| %s %% | %s | %.3f (%.3f) | %.1f | %.4f | %.4f |\n", f[1], f[2], a[k] / n[k], mi[k], ne[k] / n[k], c[k] / n[k], l[k] / n[k] } }' \
         "$OUT/runs.csv" | sort -t'|' -k2,2nr -k3,3
 } >"$OUT/table.md"
 cat "$OUT/table.md"

@@ -201,9 +201,11 @@ static const key_def KEYS[] = {
      "int64 update words packed into one plaintext, each in a slot of 64 + ceil(log2 clients_per_round) "
      "bits; 0: as many as fit (key_bits - 1) / slot bits; more is refused"},
     /* [cluster] [personalize] [run] — multi-center FL (src/fl/cluster.c) */
-    {"cluster", "method", T_ENUM, F(cluster.method), "off", 0, 0, "off|none|fesem|ifca|cfl", 1,
+    {"cluster", "method", T_ENUM, F(cluster.method), "off", 0, 0, "off|none|fesem|ifca|cfl|oracle", 1,
      "multi-center FL: fesem (Long et al. 2022), ifca (Ghosh et al. 2020), cfl (Sattler et al. 2020); "
-     "none: one center (FedAvg) in the multi-center loop, for comparison; off: the plain engine"},
+     "none: one center (FedAvg) in the multi-center loop, for comparison; oracle: every client in its true "
+     "group's center (the data file's /train/client_group, k = its groups), the upper bound a clustering "
+     "can reach; off: the plain engine"},
     {"cluster", "k", T_INT, F(cluster.k), "4", 1, 4096, NULL, 1,
      "number of centers (fesem, ifca; cfl: the most clusters it may split into)"},
     {"cluster", "init", T_ENUM, F(cluster.init), "kmeans++", 0, 0, "kmeans++|spectral", 1,

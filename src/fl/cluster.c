@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { M_OFF = 0, M_NONE = 1, M_FESEM = 2, M_IFCA = 3, M_CFL = 4 };
+enum { M_OFF = 0, M_NONE = 1, M_FESEM = 2, M_IFCA = 3, M_CFL = 4, M_ORACLE = 5 };
 enum { U_LOSS, U_ROWS, U_CLIENTS, U_REJ, U_STOP, U_N };
 #define LOSS_SCALE 1048576.0
 #define REJ_FLAG (1LL << 40)
@@ -70,6 +70,7 @@ typedef struct {
     int64_t *acc;        /* [P] */
     int64_t *nk;         /* [K] rows of each cluster this round                        */
     double *cacc;        /* [C] per-client accuracy                                    */
+    double *closs;       /* [C] per-client mean test loss                              */
     FILE *csv;
     float *old;          /* CFL: [K * P] centers at the start of the round              */
     double *unorm;       /* CFL: [C] update norms of the round's clients                */
@@ -101,7 +102,7 @@ static void state_free(cl_state *s)
     free(s->known); free(s->ref); free(s->fit); free(s->wasempty);
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
     free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
-    free(s->acc); free(s->nk); free(s->cacc); free(s->old); free(s->unorm);
+    free(s->acc); free(s->nk); free(s->cacc); free(s->closs); free(s->old); free(s->unorm);
     free(s->mids); free(s->mfirst); free(s->na); free(s->okc); free(s->kacc); free(s->kdec); free(s->kfirst);
     secagg_engine_free(&s->sa);
     privacy_run_free(&s->pv);
@@ -148,7 +149,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     }
     if (st == FH_OK) st = read_rows(data, s, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in);
     if ((st = comm_agree(w, st)) != FH_OK) return st;
-    for (int32_t c = 0; c < C; c++) s->cacc[c] = 0;
+    for (int32_t c = 0; c < C; c++) s->cacc[c] = s->closs[c] = 0;
     int64_t row = 0;
     for (int64_t c = e0; st == FH_OK && c < e1; c++) {
         metrics_t mt;
@@ -156,21 +157,24 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
         if (st == FH_OK && s->count[c] > 0)
             st = model_evaluate(md, s->cur, s->x + row * md->in, s->y + row, s->count[c], s->wk->ws, s->wk->ws_rows, &mt);
         s->cacc[c] = s->count[c] > 0 ? mt.accuracy : -1.0; /* -1: no rows */
+        s->closs[c] = s->count[c] > 0 ? mt.loss : 0;
         row += s->count[c];
     }
     if ((st = comm_agree(w, st)) != FH_OK) return st;
     FH_TRY(comm_allreduce_sum_f64(w, s->cacc, C)); /* one non-zero term per entry: exact */
+    FH_TRY(comm_allreduce_sum_f64(w, s->closs, C));
     /* sizes and the largest cluster (its center is evaluated on the global test split) */
     int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
     double *kacc = fh_calloc((size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v);
     FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
     int32_t nv = 0;
-    double sum = 0;
+    double sum = 0, lsum = 0;
     for (int32_t c = 0; c < C; c++) {
         size[s->assign[c]]++;
         if (s->cacc[c] >= 0) {
             kacc[s->assign[c]] += s->cacc[c];
             sum += s->cacc[c];
+            lsum += s->closs[c];
             v[nv++] = s->cacc[c];
         }
     }
@@ -208,7 +212,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
             for (int32_t c = 0; c < C; c++) nk += s->assign[c] == k && s->cacc[c] >= 0;
             fprintf(s->csv, "%s%.4f", k ? ";" : "", nk ? kacc[k] / nk : NAN);
         }
-        fprintf(s->csv, ",%d,%d\n", nonempty, na);
+        fprintf(s->csv, ",%d,%d,%.6f\n", nonempty, na, nv ? lsum / nv : NAN);
         fflush(s->csv);
     }
     free(size);
@@ -406,6 +410,7 @@ static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
     s->acc = malloc((size_t)P * sizeof *s->acc);
     s->nk = malloc((size_t)K * sizeof *s->nk);
     s->cacc = malloc((size_t)C * sizeof *s->cacc);
+    s->closs = malloc((size_t)C * sizeof *s->closs);
     s->mids = malloc((size_t)m * sizeof *s->mids);
     s->mfirst = malloc(((size_t)nranks + 1) * sizeof *s->mfirst);
     s->na = malloc((size_t)m * sizeof *s->na);
@@ -417,7 +422,7 @@ static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
         if (!s->old || !s->unorm) s->cacc = (free(s->cacc), NULL);
     }
     if (!s->centers || !s->assign || !s->seen || !s->ids || !s->start || !s->count || !s->ntr || !s->lab || !s->models ||
-        !s->cur || !s->acc || !s->nk || !s->cacc || !s->mids || !s->mfirst || !s->na || !s->okc ||
+        !s->cur || !s->acc || !s->nk || !s->cacc || !s->closs || !s->mids || !s->mfirst || !s->na || !s->okc ||
         !s->known || !s->ref || !s->fit || !s->wasempty)
         return fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
     return FH_OK;
@@ -444,6 +449,16 @@ static fh_status cluster_init(fl_loop *L)
         s->truth = malloc((size_t)s->C * sizeof *s->truth);
         st = s->truth ? io_data_client_groups(L->data, s->truth) : fh_error_set(FH_ENOMEM, "out of memory");
     }
+    if (st == FH_OK && cfg->cluster.method == M_ORACLE) { /* the true groups, fixed for the whole run */
+        if (!s->truth || L->meta->groups != s->K)
+            st = fh_error_set(FH_EINPUT, "[cluster] method = oracle: needs a data file with true client groups (prepare "
+                              "--groups, --group-by or --group-map) and k = its number of groups: %s has %d groups, k = %d",
+                              cfg->data.file, s->truth ? L->meta->groups : 0, s->K);
+        for (int32_t c = 0; st == FH_OK && c < s->C; c++) {
+            s->assign[c] = s->truth[c];
+            s->known[c] = 1;
+        }
+    }
     st = comm_agree(w, st);
     if (st == FH_OK && cfg->cluster.personalize == 1) {
         char path[CONFIG_PATH_MAX + 32];
@@ -455,7 +470,7 @@ static fh_status cluster_init(fl_loop *L)
         snprintf(path, sizeof path, "%s/clusters.csv", cfg->output.dir);
         s->csv = fopen(path, cfg->checkpoint.resume[0] ? "a" : "w");
         if (!s->csv) st = fh_error_set(FH_EIO, "%s: cannot write", path);
-        else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc,nonempty,assigned\n");
+        else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc,nonempty,assigned,client_loss_mean\n");
     }
     st = comm_agree(w, st);
     /* initial centers: IFCA from K independent initialisations, the others from the model's */
@@ -853,7 +868,7 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     for (int32_t k = 0; !s->kacc && st == FH_OK && k < K; k++)
         if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
     if (!s->kacc && st == FH_OK && s->sa.enabled) st = comm_allreduce_sum_i64(w, &s->sa_aborted, 1);
-    if (st == FH_OK && assigned && cfg->cluster.method >= M_FESEM) st = reseed_empty(L, s, r);
+    if (st == FH_OK && assigned && cfg->cluster.method >= M_FESEM && cfg->cluster.method != M_ORACLE) st = reseed_empty(L, s, r);
     return st;
 }
 

@@ -65,6 +65,15 @@ if grep -q "resuming after round 5" "$T/log" && same_model "$T/fesem2/model.h5" 
     cmp -s "$T/fesem2/clusters.csv" "$T/part/clusters.csv"; then
     ok "fesem: resume after round 5 (-np 2 -> 4) ends bit-identical to the uninterrupted run"
 else bad "fesem: resumed run differs"; fi
+# the oracle: every client in its true group's center from round 1
+run 2 "$T/p.ini" cluster.method=oracle output.dir="$T/oracle"
+ari=$(csv_col_last "$T/oracle/clusters.csv" ari); ne=$(csv_col_last "$T/oracle/clusters.csv" nonempty)
+na=$(csv_col_last "$T/oracle/clusters.csv" assigned); lo=$(csv_col_last "$T/oracle/clusters.csv" client_loss_mean)
+if [ "$ari" = 1.000000 ] && [ "$ne" = 4 ] && [ "$na" = 40 ] && nums "$lo"; then
+    ok "oracle: all 40 clients in their true groups from the start (ARI 1, 4 clusters), client_loss_mean $lo"
+else bad "oracle: ARI $ari, $ne clusters, $na assigned, loss '$lo'"; fi
+expect_input_error "oracle with k other than the true groups" "[cluster] method = oracle: needs a data file with true client groups" \
+    "$FEDHPC" run "$T/p.ini" cluster.method=oracle cluster.k=5 output.dir="$T/x3"
 expect_input_error "similarity is fesem only" "[cluster] assign_new = similarity" \
     "$FEDHPC" run "$T/p.ini" cluster.method=ifca cluster.assign_new=similarity output.dir="$T/x1"
 expect_input_error "loss-based first assignment refused with DP-SGD" "[cluster] assign_new = loss with [privacy] mode = sample" \
