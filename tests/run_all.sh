@@ -34,10 +34,10 @@ for t in tests/cli/test_*.sh; do
     run "$(basename "$t" .sh)" sh "$t"
 done
 # Fuzzing smoke and sanitizers (docs/fuzzing.md): every libFuzzer harness for
-# FEDHPC_FUZZ_SECONDS (30) seconds, then `make asan`. FEDHPC_FUZZ=0 / FEDHPC_ASAN=0 skip them.
+# FEDHPC_FUZZ_SECONDS (20) seconds, then `make asan`. FEDHPC_FUZZ=0 / FEDHPC_ASAN=0 skip them.
 if [ "$unit" != 0 ]; then
     if [ "${FEDHPC_FUZZ:-1}" != 0 ] && want fuzz; then
-        run "fuzz smoke" ${MAKE:-make} --no-print-directory -j2 fuzz FUZZ_SECONDS="${FEDHPC_FUZZ_SECONDS:-30}"
+        run "fuzz smoke" ${MAKE:-make} --no-print-directory -j2 fuzz FUZZ_SECONDS="${FEDHPC_FUZZ_SECONDS:-20}"
     fi
     if [ "${FEDHPC_ASAN:-1}" != 0 ] && want asan; then
         run "asan" ${MAKE:-make} --no-print-directory -j2 asan

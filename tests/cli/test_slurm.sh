@@ -2,7 +2,7 @@
 # slurm-wlm) with a generated slurm.conf (proctrack/linuxproc, task/none: no cgroups, so it runs
 # in a container), munge key, state, logs and pid files in a temporary directory.
 # 1. jobs/slurm/run.sbatch is submitted with a 1-minute time limit and --signal=B:USR1@45 on an
-#    experiment sized to ~80 s of training on this machine: Slurm's time-limit warning stops
+#    experiment sized to ~60 s of training on this machine: Slurm's time-limit warning stops
 #    the run (checkpoint, exit status 3) and the script requeues the job, at least once; the
 #    final model must equal an uninterrupted run's bit for bit, metrics.csv every round once.
 # 2. jobs/slurm/scaling.sh submits its jobs (1 and 2 ranks, strong and weak) and the collection.
@@ -151,9 +151,10 @@ wait_job() {
     echo "still $(job_field "$1" JobState) after $2 s"
 }
 
-# The experiment: about 80 s of single-rank training, sized on this machine, so that a 1-minute
-# time limit with the warning 45 s before it interrupts the job at least once (Slurm checks
-# time limits every 30 s: the signal comes 15 to 45 s into the job).
+# The experiment: about 60 s of single-rank training, sized on this machine (in the job, next to
+# the reference run, it takes about twice as long), so that a 1-minute time limit with the
+# warning 45 s before it interrupts the job at least once (Slurm checks time limits every 30 s:
+# the signal comes 15 to 45 s into the job).
 cat >"$T/exp.ini" <<INI
 [data]
 file = $FM
@@ -173,9 +174,9 @@ progress = lines
 INI
 "$FEDHPC" run "$T/exp.ini" train.rounds=11 output.dir="$T/cal" checkpoint.every=0 >"$T/cal.log" 2>&1 ||
     { bad "calibration run"; tail -5 "$T/cal.log"; finish slurm; exit 1; }
-ROUNDS=${FEDHPC_SLURM_ROUNDS:-$(awk -F, -v t="${FEDHPC_SLURM_TRAIN_S:-80}" 'NR>2 && NR<12 {s+=$2; n++}
+ROUNDS=${FEDHPC_SLURM_ROUNDS:-$(awk -F, -v t="${FEDHPC_SLURM_TRAIN_S:-60}" 'NR>2 && NR<12 {s+=$2; n++}
     END {r = int(t / (s / n)); if (r < 100) r = 100; if (r > 50000) r = 50000; print r}' "$T/cal/metrics.csv")}
-echo "       $ROUNDS rounds (~${FEDHPC_SLURM_TRAIN_S:-80} s on 1 rank here)"
+echo "       $ROUNDS rounds (~${FEDHPC_SLURM_TRAIN_S:-60} s on 1 rank here)"
 sed -i "s/^\[train\]\$/[train]\nrounds = $ROUNDS/" "$T/exp.ini"
 
 # the uninterrupted reference, on 1 rank (the model is the same for any number of ranks)
