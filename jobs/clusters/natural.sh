@@ -8,7 +8,7 @@
 # and mean per-client accuracy at the last round, mean and minimum over seeds). [cluster] method =
 # oracle puts every client in its true group's center: what a perfect clustering would give.
 # DATA=lending_club instead: LendingClub loans (data/lending_club.csv), one client per US state
-# (--by addr_state, 50 clients of 13 to 1,058 training rows), the true group of a client its U.S.
+# (--by addr_state, 50 clients of 14 to 1,070 rows), the true group of a client its U.S.
 # Census region (--group-map data/us_regions.csv: 4 groups), label Class (5 % bad), k = 4.
 #   sh jobs/clusters/natural.sh            # TICDATA=path/to/ticdata.csv (default data/ticdata.csv)
 #   DATA=lending_club OUT=runs/clusters_region sh jobs/clusters/natural.sh
