@@ -20,6 +20,7 @@ DATA=${DATA:-ticdata}
 OUT=${OUT:-$ROOT/runs/clusters_natural}
 SEEDS=${SEEDS:-"1 2 3"}
 PARTS=${PARTS:-"100 25"}
+EXTRA=${EXTRA:-}        # more run overrides, e.g. cluster.init=spectral
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT"
 data=$OUT/$DATA.h5
@@ -56,7 +57,7 @@ for part in $PARTS; do
         for seed in $SEEDS; do
             d=$OUT/${method}_p${part}_s$seed
             mpirun -np 2 "$FEDHPC" run "$OUT/base.ini" cluster.method=$method train.clients_per_round=$m train.seed=$seed \
-                output.dir="$d" >"$d.log" 2>&1 || { echo "run $d failed (see $d.log)" >&2; exit 1; }
+                output.dir="$d" $EXTRA >"$d.log" 2>&1 || { echo "run $d failed (see $d.log)" >&2; exit 1; }
             tail -1 "$d/clusters.csv" | awk -F, -v p="$part" -v me="$method" -v s="$seed" \
                 '{print p "," me "," s "," $2 "," $7 "," $3 "," $9}' >>"$OUT/runs.csv"
         done
