@@ -46,7 +46,8 @@ set ylabel 'ARI, k = $((g + 1))'
 plot $p2
 set ylabel 'mean per-client accuracy - FedAvg, k = $g'
 set autoscale y
-set key center right font ',7'
+set offsets 0, 0, 0.3, 0
+set key top right font ',7'
 plot $p3
 unset multiplot
 GP
