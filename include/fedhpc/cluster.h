@@ -31,6 +31,10 @@ fh_status cl_kmeanspp(const double *D2, int32_t n, int32_t k, uint64_t seed, int
  * (*objective, may be NULL; ties: the lowest restart). Deterministic for a given D2. */
 fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restarts,
                        int32_t iters, int32_t *assign, double *objective);
+/* One restart t of cl_kmeans_d2: cur[n] its assignment, *objective its total within-cluster
+ * squared distance (the caller may score restarts otherwise, e.g. by loss). */
+fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t t,
+                               int32_t iters, int32_t *cur, double *objective);
 /* assign[i] = argmin_j dist[i * k + j] (ties: lowest j). */
 void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign);
 /* Lloyd's k-means of rows X[n x dim] (double), seeded by k-means++ on their distances;

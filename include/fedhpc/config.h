@@ -102,12 +102,13 @@ typedef struct {                           /* [he] src/he/ (docs/he.md)         
 } config_he;
 
 typedef struct {                           /* [cluster] [personalize] [run]: src/fl/cluster.c */
-    int32_t method;                        /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl          */
+    int32_t method;                        /* 0 off, 1 none, 2 fesem, 3 ifca, 4 cfl, 5 oracle */
     int32_t k;                             /* number of centers                              */
     int32_t init;                          /* 0 kmeans++ on client models, 1 spectral        */
     int32_t warmup;                        /* FedAvg warm-up rounds before the first assign   */
     double eps1, eps2;                     /* CFL: mean-update / max-update norm thresholds   */
     int32_t restarts;                      /* k-means restarts of the first assignment        */
+    int32_t restart_score;                 /* restarts kept by: 0 distance, 1 training loss   */
     int32_t assign_new;                    /* new clients: 0 auto, 1 loss, 2 similarity       */
     int32_t reseed;                        /* 0 off, 1 on: re-seed an empty center            */
     int32_t personalize;                   /* [personalize] mode: 0 none, 1 fedper           */

@@ -218,7 +218,12 @@ static const key_def KEYS[] = {
     {"cluster", "eps2", T_DOUBLE, F(cluster.eps2), "1.6", 0, 1e9, NULL, 1,
      "cfl: ... and its largest client update norm is above eps2"},
     {"cluster", "restarts", T_INT, F(cluster.restarts), "10", 1, 1000, NULL, 1,
-     "fesem/ifca (init = kmeans++): k-means restarts of the first assignment, the lowest total distance kept"},
+     "fesem/ifca (init = kmeans++): k-means restarts of the first assignment, the best kept ([cluster] restart_score)"},
+    {"cluster", "restart_score", T_ENUM, F(cluster.restart_score), "distance", 0, 0, "distance|loss", 1,
+     "fesem/ifca (init = kmeans++): which k-means restart of the first assignment is kept: distance, the lowest "
+     "total within-cluster distance of the client models; loss, the lowest total training loss of the round's "
+     "clients under their cluster's mean model (each restart's means are exact fixed-point sums; costs one "
+     "evaluation of every client's rows a restart)"},
     {"cluster", "assign_new", T_ENUM, F(cluster.assign_new), "auto", 0, 0, "auto|loss|similarity", 1,
      "a client seen for the first time after the first assignment joins the center with the lowest loss "
      "on its rows (loss), or whose drift from the warm-up model its own update is most similar to "
@@ -856,10 +861,11 @@ fh_status config_validate(const config_t *c, const char *path)
                         : NULL;
         if (why) return fh_error_set(FH_EINPUT, "%s: [he] %s: %s", path, c->he.key_bits % 64 ? "key_bits" : "enabled = on", why);
     }
-    if (sa_any && (c->cluster.method == 2 || c->cluster.method == 4))
-        return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram) "
-                            "moves individual client models between ranks in the clear; use method = ifca or none",
-                            path, c->cluster.method == 2 ? "fesem" : "cfl");
+    if (sa_any && (c->cluster.method == 2 || c->cluster.method == 4 || (c->cluster.method == 3 && c->cluster.warmup > 0)))
+        return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram, "
+                            "the first assignment's Gram matrix of the client models) moves individual client models between "
+                            "ranks in the clear; use method = ifca with warmup = 0 (K random centers), or none",
+                            path, c->cluster.method == 2 ? "fesem" : c->cluster.method == 4 ? "cfl" : "ifca with warmup > 0");
     FH_TRY(config_validate_robust(c, path, c->secagg.enabled || c->secagg.truth[0]));
     FH_TRY(attack_config_check(c, path)); /* [attack] (src/attack/poison.c) */
     return FH_OK;

@@ -118,23 +118,20 @@ static void kernel_dist(const double *D2, int32_t n, int32_t k, const int32_t *a
     }
 }
 
-fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restarts,
-                       int32_t iters, int32_t *assign, double *objective)
+fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t t,
+                               int32_t iters, int32_t *cur, double *objective)
 {
     if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
     double *dist = malloc((size_t)n * (size_t)k * sizeof *dist), *within = malloc((size_t)k * sizeof *within);
-    int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt),
-            *cur = malloc((size_t)n * sizeof *cur);
-    fh_status st = dist && within && seeds && cnt && cur ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
-    double best = INFINITY;
-    for (int32_t t = 0; st == FH_OK && t < (restarts < 1 ? 1 : restarts); t++) {
-        st = kmeanspp_stream(D2, n, k, seed, round, t, seeds);
-        if (st != FH_OK) break;
+    int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt);
+    fh_status st = dist && within && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
+    if (st == FH_OK) st = kmeanspp_stream(D2, n, k, seed, round, t, seeds);
+    double obj = 0;
+    if (st == FH_OK) {
         for (int32_t i = 0; i < n; i++)
             for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
         cl_argmin(dist, n, k, cur);
         for (int32_t c = 0; c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
-        double obj = 0;
         for (int32_t it = 0; it <= iters; it++) {
             kernel_dist(D2, n, k, cur, cnt, within, dist);
             obj = 0;
@@ -165,13 +162,27 @@ fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, in
             }
             if (!changed) break;
         }
-        if (obj < best) { /* ties: the lowest restart */
+    }
+    *objective = obj;
+    free(dist); free(within); free(seeds); free(cnt);
+    return st;
+}
+
+fh_status cl_kmeans_d2(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t restarts,
+                       int32_t iters, int32_t *assign, double *objective)
+{
+    int32_t *cur = malloc((size_t)(n > 0 ? n : 1) * sizeof *cur);
+    fh_status st = cur ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
+    double best = INFINITY, obj = 0;
+    for (int32_t t = 0; st == FH_OK && t < (restarts < 1 ? 1 : restarts); t++) {
+        st = cl_kmeans_d2_restart(D2, n, k, seed, round, t, iters, cur, &obj);
+        if (st == FH_OK && obj < best) { /* ties: the lowest restart */
             best = obj;
             memcpy(assign, cur, (size_t)n * sizeof *assign);
         }
     }
     if (objective) *objective = best;
-    free(dist); free(within); free(seeds); free(cnt); free(cur);
+    free(cur);
     return st;
 }
 

@@ -240,6 +240,10 @@ eval_every = 4
 [cluster]
 method = ifca
 k = 4
+# warmup 0 (K random centers): secure aggregation refuses IFCA's warm-up, whose first assignment
+# moves client models between ranks; re-seeding is off with secagg, so off in the plain runs too
+warmup = 0
+reseed = off
 [checkpoint]
 every = 4
 [output]
@@ -264,8 +268,11 @@ INI
     crun 3 clctl secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25 secagg.masks=off \
         secagg.transcript="$T/ctrc/transcript.h5" secagg.truth="$T/ctrc/truth.h5"
     cp "$T"/ctr/plain_truth*.h5 "$T/ctrc/"
-    if tcheck "$T/ctr" masked && grep -q "4 rounds, 16 groups" "$T/tcheck.out"; then
-        ok "cluster transcripts ($(ls "$T/ctr" | grep -c '^transcript'), one per aggregator rank; sizes $sizes): no client's update readable"
+    # one group per non-empty cluster a round (IFCA from random centers without re-seeding may
+    # leave centers empty: at least one group a round)
+    if tcheck "$T/ctr" masked && ng=$(sed -n 's/.*(masked): 4 rounds, \([0-9]*\) groups.*/\1/p' "$T/tcheck.out" | head -1) &&
+        [ "${ng:-0}" -ge 4 ]; then
+        ok "cluster transcripts ($(ls "$T/ctr" | grep -c '^transcript'), one per aggregator rank; $ng groups in 4 rounds; sizes $sizes): no client's update readable"
     else bad "cluster transcript check (masked)"; fi
     sed -n '/^  transcript /,/unmasking answers/p' "$T/tcheck.out" | sed 's/^ */       | /'
     tcheck "$T/ctrc" clear && ok "cluster control (masks = off): the checker reads every update" || bad "cluster transcript check (control)"
@@ -275,8 +282,10 @@ INI
         ok "FedPer (method none) with secagg, 10% dropout: bit-identical" || bad "FedPer with secagg differs"
     expect_input_error "secagg with fesem is refused" "[cluster] method = fesem: not supported" $MPIRUN -np 2 "$FEDHPC" run \
         "$T/cl.ini" cluster.method=fesem secagg.enabled=on output.dir="$T/x3"
+    expect_input_error "secagg with ifca's warm-up is refused" "[cluster] method = ifca with warmup > 0: not supported" \
+        $MPIRUN -np 2 "$FEDHPC" run "$T/cl.ini" cluster.warmup=1 secagg.enabled=on output.dir="$T/x5"
     expect_input_error "client DP with clusters is refused" "[privacy] mode: not supported with [cluster]" $MPIRUN -np 2 \
-        "$FEDHPC" run "$T/cl.ini" privacy.mode=client output.dir="$T/x4"
+        "$FEDHPC" run "$T/cl.ini" privacy.mode=client cluster.warmup=1 output.dir="$T/x4"
 else
     bad "prepare the permute-labels data set"; tail -3 "$T/prep.log"
 fi

@@ -71,9 +71,12 @@ run 1 nb1 fl.aggregator=norm_bound fl.norm_bound=0.5 fl.norm_bound_noise=0.001
 run 2 nb2 fl.aggregator=norm_bound fl.norm_bound=0.5 fl.norm_bound_noise=0.001
 same_run nb1 nb2 && differs "$T/nb1/model.h5" "$T/fesem_mean/model.h5" &&
     ok "fesem + norm_bound (+ noise): -np 1 and 2 bit-identical, not the mean" || bad "fesem + norm_bound"
-run 2 nbsa cluster.method=ifca fl.aggregator=norm_bound fl.norm_bound=0.5 secagg.enabled=on
-run 2 nbnosa cluster.method=ifca fl.aggregator=norm_bound fl.norm_bound=0.5
-same_run nbsa nbnosa && differs "$T/nbsa/model.h5" "$T/ifca_mean/model.h5" &&
+# with secagg, IFCA runs without warm-up (K random centers) and without re-seeding
+I0="cluster.method=ifca cluster.warmup=0 cluster.reseed=off"
+run 2 nbsa $I0 fl.aggregator=norm_bound fl.norm_bound=0.5 secagg.enabled=on
+run 2 nbnosa $I0 fl.aggregator=norm_bound fl.norm_bound=0.5
+run 2 ifca0_mean $I0
+same_run nbsa nbnosa && differs "$T/nbsa/model.h5" "$T/ifca0_mean/model.h5" &&
     ok "ifca + norm_bound + secure aggregation per cluster (-np 2): the same as without masks, not the mean" ||
     bad "ifca + norm_bound + secure aggregation"
 run 1 none1 cluster.method=none fl.aggregator=median model.type=mlp model.hidden=8 personalize.mode=fedper
@@ -91,7 +94,7 @@ if grep -q "resuming after round 2" "$T/log" && same_run ifca_trimmed_mean_1 par
 else bad "ifca + trimmed_mean: resumed run differs"; fi
 
 expect_input_error "median + clusters + secure aggregation" "[fl] aggregator = median: not with [secagg]" \
-    "$FEDHPC" run "$T/c.ini" cluster.method=ifca fl.aggregator=median secagg.enabled=on output.dir="$T/x1"
+    "$FEDHPC" run "$T/c.ini" cluster.method=ifca cluster.warmup=0 fl.aggregator=median secagg.enabled=on output.dir="$T/x1"
 expect_input_error "krum + clusters + client-level DP" "[fl] aggregator = krum: not with [privacy] mode = client" \
     "$FEDHPC" run "$T/c.ini" cluster.method=none fl.aggregator=krum privacy.mode=client output.dir="$T/x2"
 finish robust_cluster
