@@ -343,8 +343,46 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
 /* The first FeSEM/IFCA assignment after the warm-up: k-means (k-means++ seeding, [cluster]
  * restarts restarts, the lowest total within-cluster distance kept) or spectral clustering on
  * the Gram matrix of the n trained client models, computed on ScaLAPACK from each rank's rows. */
+/* [cluster] restart_score = loss: the total training loss of the round's accepted clients when
+ * each is evaluated on its own training rows with the row-weighted mean of its cluster's client
+ * models under assignment as[n] (means: exact fixed-point sums, one all-reduce; the loss summed
+ * in fixed point too, so the score is the same for any -np). acc [K * P], mean [K * P]. */
+static fh_status restart_loss(const comm_t *w, cl_state *s, const model_t *md, const int32_t *as, int32_t n,
+                              int64_t *acc, float *mean, int64_t *score)
+{
+    const int64_t P = s->P;
+    const int32_t K = s->K;
+    int64_t *nk = s->nk; /* scratch: the aggregation step recomputes it */
+    for (int32_t k = 0; k < K; k++) nk[k] = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (s->okc[i]) nk[as[i]] += s->ntr[i];
+    memset(acc, 0, (size_t)K * (size_t)P * sizeof *acc);
+    for (int64_t i = s->c0; i < s->c1; i++)
+        if (s->okc[i] && s->ntr[i] > 0)
+            fx_accumulate(acc + (int64_t)as[i] * P, s->models + (i - s->c0) * P, (double)s->ntr[i] / (double)nk[as[i]], P);
+    FH_TRY(comm_allreduce_sum_i64(w, acc, (int64_t)K * P));
+    for (int32_t k = 0; k < K; k++)
+        if (nk[k] > 0) fx_decode(acc + (int64_t)k * P, 1.0, mean + (int64_t)k * P, P);
+    fh_status st = FH_OK;
+    int64_t tot = 0, row = 0;
+    for (int64_t i = s->c0; st == FH_OK && i < s->c1; i++) {
+        const int64_t ni = s->ntr[i];
+        if (s->okc[i] && ni > 0) {
+            metrics_t mt;
+            st = model_evaluate(md, mean + (int64_t)as[i] * P, s->x + row * md->in, s->y + row, ni, s->wk->ws,
+                                s->wk->ws_rows, &mt);
+            if (st == FH_OK) tot += (int64_t)llrint(mt.loss * (double)ni * LOSS_SCALE);
+        }
+        row += ni;
+    }
+    FH_TRY(comm_agree(w, st));
+    FH_TRY(comm_allreduce_sum_i64(w, &tot, 1));
+    *score = tot;
+    return FH_OK;
+}
+
 static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
-                                    int32_t *out)
+                                    const model_t *md, int32_t *out)
 {
     double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D);
     fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
@@ -353,6 +391,24 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
     if (st == FH_OK && cfg->cluster.init == 1) {
         cl_gram_derive(G, n, NULL, D);
         st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->train.seed, out);
+    } else if (st == FH_OK && cfg->cluster.restart_score == 1) {
+        /* every restart scored by the clients' training loss under its clusters' mean models */
+        cl_gram_derive(G, n, D, NULL);
+        const int64_t KP = (int64_t)s->K * s->P;
+        int64_t *acc = malloc((size_t)KP * sizeof *acc), best = INT64_MAX, score = 0;
+        float *mean = malloc((size_t)KP * sizeof *mean);
+        int32_t *cur = malloc((size_t)n * sizeof *cur);
+        st = comm_agree(w, acc && mean && cur ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the restart scores"));
+        for (int32_t t = 0; st == FH_OK && t < cfg->cluster.restarts; t++) {
+            double obj;
+            st = cl_kmeans_d2_restart(D, n, s->K, (uint64_t)cfg->train.seed, r, t, 100, cur, &obj);
+            if (st == FH_OK) st = restart_loss(w, s, md, cur, n, acc, mean, &score);
+            if (st == FH_OK && score < best) { /* ties: the lowest restart */
+                best = score;
+                memcpy(out, cur, (size_t)n * sizeof *out);
+            }
+        }
+        free(acc); free(mean); free(cur);
     } else if (st == FH_OK) {
         cl_gram_derive(G, n, D, NULL);
         st = cl_kmeans_d2(D, n, s->K, (uint64_t)cfg->train.seed, r, cfg->cluster.restarts, 100, out, NULL);
@@ -847,7 +903,7 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     }
     fh_status st = FH_OK;
     if (clustered && r == cfg->cluster.warmup) {
-        st = initial_assignment(cfg, w, s, n, r, s->na);
+        st = initial_assignment(cfg, w, s, n, r, L->md, s->na);
         memcpy(s->ref, s->centers, (size_t)s->P * sizeof *s->ref); /* every client started from it */
     }
     FH_TRY(comm_agree(w, st));

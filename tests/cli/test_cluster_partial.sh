@@ -65,6 +65,13 @@ if grep -q "resuming after round 5" "$T/log" && same_model "$T/fesem2/model.h5" 
     cmp -s "$T/fesem2/clusters.csv" "$T/part/clusters.csv"; then
     ok "fesem: resume after round 5 (-np 2 -> 4) ends bit-identical to the uninterrupted run"
 else bad "fesem: resumed run differs"; fi
+# k-means restarts of the first assignment scored by the clients' training loss: same on -np 1, 3
+run 1 "$T/p.ini" cluster.restart_score=loss output.dir="$T/rsl1"
+run 3 "$T/p.ini" cluster.restart_score=loss output.dir="$T/rsl3"
+recovered "$T/rsl3" "fesem, restarts scored by loss"
+if same_model "$T/rsl1/model.h5" "$T/rsl3/model.h5" && cmp -s "$T/rsl1/clusters.csv" "$T/rsl3/clusters.csv"; then
+    ok "restart_score = loss: -np 1 and 3 bit-identical"
+else bad "restart_score = loss: -np 1 and 3 differ"; fi
 # the oracle: every client in its true group's center from round 1
 run 2 "$T/p.ini" cluster.method=oracle output.dir="$T/oracle"
 ari=$(csv_col_last "$T/oracle/clusters.csv" ari); ne=$(csv_col_last "$T/oracle/clusters.csv" nonempty)
