@@ -388,12 +388,12 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
     fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
     st = comm_agree(w, st);
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
+    if (st == FH_OK) /* spectral: cosine similarities; k-means: squared distances */
+        cfg->cluster.init == 1 ? cl_gram_derive(G, n, NULL, D) : cl_gram_derive(G, n, D, NULL);
     if (st == FH_OK && cfg->cluster.init == 1) {
-        cl_gram_derive(G, n, NULL, D);
         st = cl_spectral(w, D, n, s->K, (uint64_t)cfg->train.seed, out);
     } else if (st == FH_OK && cfg->cluster.restart_score == 1) {
         /* every restart scored by the clients' training loss under its clusters' mean models */
-        cl_gram_derive(G, n, D, NULL);
         const int64_t KP = (int64_t)s->K * s->P;
         int64_t *acc = malloc((size_t)KP * sizeof *acc), best = INT64_MAX, score = 0;
         float *mean = malloc((size_t)KP * sizeof *mean);
@@ -410,7 +410,6 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
         }
         free(acc); free(mean); free(cur);
     } else if (st == FH_OK) {
-        cl_gram_derive(G, n, D, NULL);
         st = cl_kmeans_d2(D, n, s->K, (uint64_t)cfg->train.seed, r, cfg->cluster.restarts, 100, out, NULL);
     }
     free(G); free(D);
