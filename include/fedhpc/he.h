@@ -48,7 +48,6 @@ typedef struct {
     mpz_t hp, hq;             /* L_p((n+1)^(p-1) mod p^2)^-1 mod p, likewise for q               */
     mpz_t qinv;               /* q^-1 mod p (decryption CRT)                                     */
     mpz_t q2inv;              /* (q^2)^-1 mod p^2 (encryption CRT)                               */
-    mpz_t ep, eq;             /* n mod p(p-1), n mod q(q-1): r^n by CRT                          */
 } he_key;
 
 /* Libsodium must be initialized (sodium_init) before any function that draws randomness. */
@@ -71,10 +70,17 @@ fh_status he_pub_from_n(const mpz_t n, he_pub *pub);
 fh_status he_encrypt(const he_pub *pub, mpz_t c, const mpz_t m);
 /* The same with a given r (tests): r in [1, n) and gcd(r, n) = 1, else FH_EINPUT. */
 fh_status he_encrypt_r(const he_pub *pub, mpz_t c, const mpz_t m, const mpz_t r);
-/* Encryption by a holder of the secret key: r^n mod n^2 from r^(n mod p(p-1)) mod p^2 and the
- * same mod q^2 (CRT, mpz_powm_sec); the same distribution of ciphertexts, 1.75x the rate of
- * he_encrypt at 2048 bits and 1.26x at 3072 (docs/he.md). */
+/* Encryption by a holder of the secret key (docs/he.md "CRT encryption"): r^n mod n^2 is built
+ * from its two CRT halves, each a uniform element of the subgroup of order p - 1 of Z*_{p^2}
+ * (likewise q): a^p mod p^2 for a uniform in [1, p), b^q mod q^2 for b uniform in [1, q)
+ * (mpz_powm_sec: p and q are secret). Exactly the distribution of he_encrypt's ciphertexts, with
+ * two exponentiations by a key_bits/2-bit exponent modulo a key_bits-bit number in place of one
+ * by a key_bits-bit exponent modulo a 2 key_bits-bit number. */
 fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m);
+/* The same with given halves (tests): a in [1, p), b in [1, q), else FH_EINPUT. It equals
+ * he_encrypt_r with r = a^(q^-1 mod p-1) mod p, b^(p^-1 mod q-1) mod q (combined by CRT). */
+fh_status he_encrypt_crt_ab(const he_key *k, mpz_t c, const mpz_t m, const mpz_t a, const mpz_t b);
+/* The same ciphertext as he_encrypt_r(pub, c, m, r) (tests): a = r^q mod p, b = r^p mod q. */
 fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t r);
 /* m = Dec(c) by CRT: m_p = L_p(c^(p-1) mod p^2) hp mod p, likewise q, combined. FH_EINPUT if c is
  * not in [1, n^2) or shares a factor with n. */

@@ -113,19 +113,13 @@ fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k)
         return fh_error_set(FH_EINPUT, "Paillier key: gcd(pq, (p-1)(q-1)) != 1");
     }
     pub_init_from_n(&k->pub, n);
-    mpz_inits(k->p, k->q, k->p2, k->q2, k->hp, k->hq, k->qinv, k->q2inv, k->ep, k->eq, NULL);
+    mpz_inits(k->p, k->q, k->p2, k->q2, k->hp, k->hq, k->qinv, k->q2inv, NULL);
     mpz_set(k->p, p);
     mpz_set(k->q, q);
     mpz_mul(k->p2, p, p);
     mpz_mul(k->q2, q, q);
     int ok = hfun(k->hp, n, k->p, k->p2) && hfun(k->hq, n, k->q, k->q2);
     ok = ok && mpz_invert(k->qinv, k->q, k->p) && mpz_invert(k->q2inv, k->q2, k->p2);
-    mpz_sub_ui(g, p, 1); /* exponents of r^n mod p^2, q^2: n mod p(p-1), n mod q(q-1) */
-    mpz_mul(g, g, p);
-    mpz_mod(k->ep, n, g);
-    mpz_sub_ui(g, q, 1);
-    mpz_mul(g, g, q);
-    mpz_mod(k->eq, n, g);
     mpz_clears(n, phi, g, NULL);
     if (!ok) {
         he_key_free(k);
@@ -174,7 +168,7 @@ void he_key_free(he_key *k)
 {
     if (!k->pub.bits) return;
     he_pub_free(&k->pub);
-    mpz_t *s[] = {&k->p, &k->q, &k->p2, &k->q2, &k->hp, &k->hq, &k->qinv, &k->q2inv, &k->ep, &k->eq};
+    mpz_t *s[] = {&k->p, &k->q, &k->p2, &k->q2, &k->hp, &k->hq, &k->qinv, &k->q2inv};
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         mpz_wipe(*s[i]);
         mpz_clear(*s[i]);
@@ -235,40 +229,66 @@ fh_status he_encrypt(const he_pub *pub, mpz_t c, const mpz_t m)
     return st;
 }
 
-fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t r)
+/* x uniform in [1, p) (p an odd prime, so a unit) by rejection over randombytes_buf */
+static void rand_below(mpz_t x, const mpz_t p)
+{
+    const int bits = (int)mpz_sizeinbase(p, 2);
+    do rand_bits(x, bits); while (mpz_sgn(x) == 0 || mpz_cmp(x, p) >= 0);
+}
+
+fh_status he_encrypt_crt_ab(const he_key *k, mpz_t c, const mpz_t m, const mpz_t a, const mpz_t b)
 {
     const he_pub *pub = &k->pub;
     FH_TRY(check_m(pub, m));
-    FH_TRY(check_r(pub, r));
-    mpz_t a, b, x;
-    mpz_inits(a, b, x, NULL);
-    mpz_mod(a, r, k->p2);
-    mpz_powm_sec(a, a, k->ep, k->p2); /* r^n mod p^2 (exponent reduced mod p(p-1): secret) */
-    mpz_mod(b, r, k->q2);
-    mpz_powm_sec(b, b, k->eq, k->q2);
-    /* x = b + q^2 ((a - b) (q^2)^-1 mod p^2) */
-    mpz_sub(x, a, b);
+    if (mpz_sgn(a) <= 0 || mpz_cmp(a, k->p) >= 0 || mpz_sgn(b) <= 0 || mpz_cmp(b, k->q) >= 0)
+        return fh_error_set(FH_EINPUT, "Paillier: a must be in [1, p) and b in [1, q)");
+    mpz_t xa, xb, x;
+    mpz_inits(xa, xb, x, NULL);
+    mpz_powm_sec(xa, a, k->p, k->p2); /* a^p mod p^2: the lift of a of order dividing p - 1 */
+    mpz_powm_sec(xb, b, k->q, k->q2);
+    /* x = xb + q^2 ((xa - xb) (q^2)^-1 mod p^2) */
+    mpz_sub(x, xa, xb);
     mpz_mul(x, x, k->q2inv);
     mpz_mod(x, x, k->p2);
     mpz_mul(x, x, k->q2);
-    mpz_add(x, x, b);
+    mpz_add(x, x, xb);
     finish_enc(pub, c, m, x);
+    mpz_wipe(xa);
+    mpz_wipe(xb);
+    mpz_wipe(x);
+    mpz_clears(xa, xb, x, NULL);
+    return FH_OK;
+}
+
+fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t r)
+{
+    FH_TRY(check_m(&k->pub, m));
+    FH_TRY(check_r(&k->pub, r));
+    /* r^n mod p^2 depends on r mod p only and equals (r^q mod p)^p mod p^2; likewise for q */
+    mpz_t a, b;
+    mpz_inits(a, b, NULL);
+    mpz_mod(a, r, k->p);
+    mpz_powm_sec(a, a, k->q, k->p);
+    mpz_mod(b, r, k->q);
+    mpz_powm_sec(b, b, k->p, k->q);
+    fh_status st = he_encrypt_crt_ab(k, c, m, a, b);
     mpz_wipe(a);
     mpz_wipe(b);
-    mpz_wipe(x);
-    mpz_clears(a, b, x, NULL);
-    return FH_OK;
+    mpz_clears(a, b, NULL);
+    return st;
 }
 
 fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m)
 {
     FH_TRY(check_m(&k->pub, m));
-    mpz_t r;
-    mpz_init(r);
-    rand_unit(&k->pub, r);
-    fh_status st = he_encrypt_crt_r(k, c, m, r);
-    mpz_wipe(r);
-    mpz_clear(r);
+    mpz_t a, b;
+    mpz_inits(a, b, NULL);
+    rand_below(a, k->p);
+    rand_below(b, k->q);
+    fh_status st = he_encrypt_crt_ab(k, c, m, a, b);
+    mpz_wipe(a);
+    mpz_wipe(b);
+    mpz_clears(a, b, NULL);
     return st;
 }
 

@@ -101,6 +101,59 @@ static void test_reference_values(void)
     he_key_free(&k);
 }
 
+/* CRT encryption from the halves a, b equals the textbook Enc(m; r) for
+ * r = (a^(q^-1 mod p-1) mod p, b^(p^-1 mod q-1) mod q) combined by CRT: the fast path draws
+ * exactly the r^n of a uniform r. The reference key (fixed primes) and fresh keys. */
+static void check_crt_ab(const he_key *k, unsigned long seed)
+{
+    mpz_t a, b, r, e, t, m, c, c2, d;
+    mpz_inits(a, b, r, e, t, m, c, c2, d, NULL);
+    for (unsigned long i = 0; i < 4; i++) {
+        /* a, b, m: deterministic values spread over their ranges */
+        mpz_set_ui(a, 0x9e3779b97f4a7c15ul * (seed + i) | 1);
+        mpz_powm_ui(a, a, 7, k->p);
+        if (!mpz_sgn(a)) mpz_set_ui(a, 2);
+        mpz_set_ui(b, 0xbf58476d1ce4e5b9ul * (seed + i) | 1);
+        mpz_powm_ui(b, b, 5, k->q);
+        if (!mpz_sgn(b)) mpz_set_ui(b, 3);
+        mpz_fdiv_q_2exp(m, k->pub.n, (mp_bitcnt_t)(3 + 40 * i));
+        CU_ASSERT_EQUAL_FATAL(he_encrypt_crt_ab(k, c, m, a, b), FH_OK);
+        /* r mod p = a^(q^-1 mod p-1), r mod q = b^(p^-1 mod q-1); r = rq + q ((rp - rq) q^-1 mod p) */
+        mpz_sub_ui(t, k->p, 1);
+        CU_ASSERT_FATAL(mpz_invert(e, k->q, t));
+        mpz_powm(a, a, e, k->p);
+        mpz_sub_ui(t, k->q, 1);
+        CU_ASSERT_FATAL(mpz_invert(e, k->p, t));
+        mpz_powm(b, b, e, k->q);
+        mpz_sub(r, a, b);
+        mpz_mul(r, r, k->qinv);
+        mpz_mod(r, r, k->p);
+        mpz_mul(r, r, k->q);
+        mpz_add(r, r, b);
+        CU_ASSERT_EQUAL_FATAL(he_encrypt_r(&k->pub, c2, m, r), FH_OK);
+        CU_ASSERT(mpz_cmp(c, c2) == 0);
+        CU_ASSERT_EQUAL(he_decrypt(k, d, c), FH_OK);
+        CU_ASSERT(mpz_cmp(d, m) == 0);
+    }
+    /* halves out of range */
+    CU_ASSERT_EQUAL(he_encrypt_crt_ab(k, c, m, k->p, b), FH_EINPUT);
+    mpz_set_ui(a, 0);
+    CU_ASSERT_EQUAL(he_encrypt_crt_ab(k, c, m, a, b), FH_EINPUT);
+    mpz_clears(a, b, r, e, t, m, c, c2, d, NULL);
+}
+
+static void test_crt_halves(void)
+{
+    CU_ASSERT_FATAL(sodium_init() >= 0);
+    he_key k;
+    ref_key(&k);
+    check_crt_ab(&k, 1);
+    he_key_free(&k);
+    CU_ASSERT_EQUAL_FATAL(he_keygen(1024, &k), FH_OK);
+    check_crt_ab(&k, 11);
+    he_key_free(&k);
+}
+
 static void test_round_trip_fresh_key(void)
 {
     CU_ASSERT_FATAL(sodium_init() >= 0);
@@ -353,6 +406,7 @@ void tests_register_he(void)
     CU_pSuite s = CU_add_suite("he", NULL, NULL);
     tests_add(s, "reference_values", test_reference_values);
     tests_add(s, "round_trip_fresh_key", test_round_trip_fresh_key);
+    tests_add(s, "crt_halves", test_crt_halves);
     tests_add(s, "packing", test_packing);
     tests_add(s, "packing_bound", test_packing_bound);
     tests_add(s, "wrong_key", test_wrong_key);
