@@ -212,7 +212,7 @@ static const key_def KEYS[] = {
      "fesem/ifca: first assignment by k-means++ on client models, or spectral clustering (ScaLAPACK)"},
     {"cluster", "warmup", T_INT, F(cluster.warmup), "1", 0, 1e6, NULL, 1,
      "fesem/ifca: rounds of local training from the shared initial model before the first assignment "
-     "(ifca with 0: K random initial centers, as in Ghosh et al.)"},
+     "(0: K random initial centers, as in Ghosh et al.; the form secagg and client-level DP accept)"},
     {"cluster", "eps1", T_DOUBLE, F(cluster.eps1), "0.4", 0, 1e9, NULL, 1,
      "cfl: split a cluster when the norm of its mean update is below eps1 ..."},
     {"cluster", "eps2", T_DOUBLE, F(cluster.eps2), "1.6", 0, 1e9, NULL, 1,
@@ -227,7 +227,7 @@ static const key_def KEYS[] = {
     {"cluster", "assign_new", T_ENUM, F(cluster.assign_new), "auto", 0, 0, "auto|loss|similarity", 1,
      "a client seen for the first time after the first assignment joins the center with the lowest loss "
      "on its rows (loss), or whose drift from the warm-up model its own update is most similar to "
-     "(similarity, fesem only); auto: fesem similarity, others loss"},
+     "(similarity, fesem with warmup >= 1 only); auto: fesem with a warm-up similarity, otherwise loss"},
     {"cluster", "reseed", T_ENUM, F(cluster.reseed), "on", 0, 0, "off|on", 1,
      "fesem/ifca/cfl: a center left with no clients restarts from the round's worst-fit client (highest "
      "training loss); off with [privacy] or [secagg]"},
@@ -834,11 +834,15 @@ fh_status config_validate(const config_t *c, const char *path)
                             "per-example gradient clipping exists for logreg and mlp only; use [privacy] mode = client "
                             "or [model] type = logreg/mlp", path);
     const int multi = c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank;
-    if (c->privacy.mode == 1 && (c->cluster.method == 2 || c->cluster.method == 4 || (c->cluster.method == 3 && c->cluster.warmup > 0)))
+    /* fesem/ifca's first assignment after a warm-up, and every cfl split, use the Gram matrix of
+     * the round's client models (dist_gram): individual models, outside DP and in the clear */
+    const int gram = c->cluster.method == 4 || ((c->cluster.method == 2 || c->cluster.method == 3) && c->cluster.warmup > 0);
+    const char *gname = c->cluster.method == 4 ? "cfl" : c->cluster.method == 2 ? "fesem with warmup > 0" : "ifca with warmup > 0";
+    if (c->privacy.mode == 1 && gram)
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: not supported with [cluster] method = %s for mode = client: its "
                             "assignment step needs the pairwise similarities of individual client models (Gram matrix), "
-                            "which client-level DP does not cover (use method = ifca with warmup = 0, or none)", path,
-                            c->cluster.method == 2 ? "fesem" : c->cluster.method == 4 ? "cfl" : "ifca with warmup > 0");
+                            "which client-level DP does not cover (use method = fesem or ifca with warmup = 0, or none)", path,
+                            gname);
     if (c->privacy.mode == 1 && multi && c->privacy.placement == 1)
         return fh_error_set(FH_EINPUT, "%s: [privacy] placement = distributed: not supported with [cluster] or [personalize]: "
                             "a client's noise share would cover only its own cluster's slot (use placement = central)", path);
@@ -861,11 +865,10 @@ fh_status config_validate(const config_t *c, const char *path)
                         : NULL;
         if (why) return fh_error_set(FH_EINPUT, "%s: [he] %s: %s", path, c->he.key_bits % 64 ? "key_bits" : "enabled = on", why);
     }
-    if (sa_any && (c->cluster.method == 2 || c->cluster.method == 4 || (c->cluster.method == 3 && c->cluster.warmup > 0)))
+    if (sa_any && gram)
         return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram, "
-                            "the first assignment's Gram matrix of the client models) moves individual client models between "
-                            "ranks in the clear; use method = ifca with warmup = 0 (K random centers), or none",
-                            path, c->cluster.method == 2 ? "fesem" : c->cluster.method == 4 ? "cfl" : "ifca with warmup > 0");
+                            "the Gram matrix of the client models) moves individual client models between ranks in the "
+                            "clear; use method = fesem or ifca with warmup = 0 (K random centers), or none", path, gname);
     FH_TRY(config_validate_robust(c, path, c->secagg.enabled || c->secagg.truth[0]));
     FH_TRY(attack_config_check(c, path)); /* [attack] (src/attack/poison.c) */
     return FH_OK;

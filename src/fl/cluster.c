@@ -439,8 +439,15 @@ static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, 
         return fh_error_set(FH_EINPUT, "[cluster] assign_new = loss with [privacy] mode = sample: not supported: the loss of "
                             "every center is computed on the client's raw rows, outside DP-SGD; use assign_new = similarity "
                             "(or auto)");
-    if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup < 1)
-        return fh_error_set(FH_EINPUT, "[cluster] warmup: fesem needs at least 1 warm-up round (got %d)", cfg->cluster.warmup);
+    /* fesem with warmup = 0 starts from K random centers (as ifca): a new client picks its first
+     * center by loss; there is no warm-up model for the similarity rule */
+    if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup == 0 && cfg->cluster.assign_new == 2)
+        return fh_error_set(FH_EINPUT, "[cluster] assign_new = similarity with warmup = 0: the similarity rule compares a "
+                            "client's update with each center's drift from the warm-up model; set warmup >= 1 or assign_new = loss");
+    if (cfg->cluster.method == M_FESEM && cfg->cluster.warmup == 0 && cfg->privacy.mode == 2)
+        return fh_error_set(FH_EINPUT, "[cluster] method = fesem with warmup = 0 and [privacy] mode = sample: not supported: a "
+                            "new client's first center would be chosen by the loss on its raw rows (outside DP-SGD), and "
+                            "the similarity rule needs a warm-up model; set warmup >= 1");
     return FH_OK;
 }
 
@@ -528,10 +535,11 @@ static fh_status cluster_init(fl_loop *L)
         else if (ftell(s->csv) == 0) fprintf(s->csv, "round,ari,client_acc_mean,client_acc_p10,cluster_sizes,cluster_acc,nonempty,assigned,client_loss_mean\n");
     }
     st = comm_agree(w, st);
-    /* initial centers: IFCA from K independent initialisations, the others from the model's */
+    /* initial centers: IFCA and FeSEM with warmup = 0 from K independent initialisations, the
+     * others from the model's */
     for (int32_t k = 0; st == FH_OK && k < s->K; k++) {
         float *ck = s->centers + (int64_t)k * P;
-        if (cfg->cluster.method == M_IFCA && cfg->cluster.warmup == 0) {
+        if ((cfg->cluster.method == M_IFCA || cfg->cluster.method == M_FESEM) && cfg->cluster.warmup == 0) {
             /* K independent initialisations (plus N(0, 0.01^2) so that all-zero inits differ) */
             rng_t rk = rng_stream((uint64_t)cfg->train.seed, (uint64_t)k, 0, RNG_CLUSTER);
             model_init_params(md, ck, rng_u64(&rk));
@@ -668,7 +676,8 @@ static fh_status cluster_local(fl_loop *L, cl_state *s, int32_t r, int warm)
          * cluster split while it was away) picks one by loss or by the similarity of its update */
         const int32_t kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : K;
         const int dpsgd = s->pv.mode == PRIVACY_SAMPLE;
-        const int by_sim = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method == M_FESEM && cfg->cluster.assign_new != 1;
+        const int by_sim = !warm && !s->known[cid] && kmax > 1 && cfg->cluster.method == M_FESEM &&
+                           (cfg->cluster.assign_new == 2 || (cfg->cluster.assign_new == 0 && cfg->cluster.warmup > 0));
         /* with DP-SGD nothing may read the raw rows outside it: no loss-based choice (CFL keeps
          * the parent cluster; fesem with assign_new = loss is refused), and FeSEM's similarity
          * uses the one DP-SGD training of the round, from ref, instead of a training of its own */

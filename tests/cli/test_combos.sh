@@ -60,7 +60,20 @@ same_model "$T/dpc.2/model.h5" "$T/dpcsa/model.h5" && ok "client DP + IFCA + sec
 run 2 "$T/perm.ini" $DPC cluster.method=none personalize.mode=fedper model.type=mlp model.hidden=16 output.dir="$T/dpcper"
 [ -f "$T/dpcper/model.h5" ] && ok "client DP + FedPer runs" || bad "client DP + FedPer"
 
+# client-level DP with FeSEM from K random centers (warmup 0: no Gram matrix of client models);
+# its clusters' slots under secure aggregation too
+DPF="privacy.mode=client privacy.noise=0.5 privacy.clip=2.0 cluster.method=fesem cluster.warmup=0"
+run 2 "$T/perm.ini" $DPF output.dir="$T/dpf.2"
+run 4 "$T/perm.ini" $DPF output.dir="$T/dpf.4"
+run 3 "$T/perm.ini" $DPF secagg.enabled=on output.dir="$T/dpfsa"
+e=$(eps_last "$T/dpf.2")
+same_model "$T/dpf.2/model.h5" "$T/dpf.4/model.h5" && same_model "$T/dpf.2/model.h5" "$T/dpfsa/model.h5" && nums "$e" &&
+    ok "client DP + FeSEM (warmup 0): -np 2 = -np 4 = -np 3 with secure aggregation, bit for bit (epsilon $e)" ||
+    bad "client DP + FeSEM (warmup 0) differs across -np or with secagg"
+
 # refused, with the reason
+expect_input_error "DP-SGD + FeSEM from random centers refused (first choice by loss reads raw rows)" \
+    "fesem with warmup = 0 and [privacy] mode = sample" "$FEDHPC" run "$T/perm.ini" $DPS cluster.warmup=0 output.dir="$T/x4"
 expect_input_error "client DP + FeSEM refused (needs pairwise similarities of client models)" \
     "its assignment step needs the pairwise similarities" "$FEDHPC" run "$T/perm.ini" $DPC cluster.method=fesem cluster.warmup=1 output.dir="$T/x2"
 expect_input_error "client DP with clusters and distributed noise refused" "would cover only its own cluster's slot" \

@@ -280,8 +280,19 @@ INI
     crun 3 fpsa cluster.method=none personalize.mode=fedper secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25
     same_model "$T/fpplain/model.h5" "$T/fpsa/model.h5" && centers "$T/fpplain" "$T/fpsa" &&
         ok "FedPer (method none) with secagg, 10% dropout: bit-identical" || bad "FedPer with secagg differs"
-    expect_input_error "secagg with fesem is refused" "[cluster] method = fesem: not supported" $MPIRUN -np 2 "$FEDHPC" run \
-        "$T/cl.ini" cluster.method=fesem secagg.enabled=on output.dir="$T/x3"
+    # FeSEM from K random centers (warmup 0): a client's first center by loss, then its nearest
+    # center; both on its own host, so secagg per cluster composes
+    crun 2 fsplain cluster.method=fesem secagg.dropout=0.1
+    crun 3 fssa cluster.method=fesem secagg.dropout=0.1 secagg.enabled=on secagg.threshold=0.25
+    ab=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="secagg_aborted") k=i; next} {s+=$k} END{print s}' "$T/fssa/metrics.csv")
+    same_model "$T/fsplain/model.h5" "$T/fssa/model.h5" && centers "$T/fsplain" "$T/fssa" &&
+        same_csv 2- "$T/fsplain/clusters.csv" "$T/fssa/clusters.csv" && [ "$ab" = 0 ] &&
+        ok "fesem k=4 warmup 0, dropout 0.1: secagg per cluster (-np 3) = plain clustered run (-np 2): all 4 centers, model, clusters.csv" ||
+        bad "fesem warmup 0 with secagg differs from the plain clustered run (aborted $ab)"
+    expect_input_error "secagg with fesem's warm-up is refused" "[cluster] method = fesem with warmup > 0: not supported" \
+        $MPIRUN -np 2 "$FEDHPC" run "$T/cl.ini" cluster.method=fesem cluster.warmup=1 secagg.enabled=on output.dir="$T/x3"
+    expect_input_error "secagg with cfl is refused" "[cluster] method = cfl: not supported" \
+        $MPIRUN -np 2 "$FEDHPC" run "$T/cl.ini" cluster.method=cfl secagg.enabled=on output.dir="$T/x6"
     expect_input_error "secagg with ifca's warm-up is refused" "[cluster] method = ifca with warmup > 0: not supported" \
         $MPIRUN -np 2 "$FEDHPC" run "$T/cl.ini" cluster.warmup=1 secagg.enabled=on output.dir="$T/x5"
     expect_input_error "client DP with clusters is refused" "[privacy] mode: not supported with [cluster]" $MPIRUN -np 2 \
