@@ -32,14 +32,17 @@ rates = {int(r["key_bits"]): r for r in rows if r["name"] == "he_rates"}
 costs = [r for r in rows if r["name"] == "he_cost"]
 
 print("| key_bits | keygen s | raw powm r^n mod n^2 /s | encrypt /s | CRT encrypt /s | decrypt /s | ct product /s "
+      "| powm_sec mod p^2, exponent n mod p(p-1) /s | exponent p /s "
       "| slots | coordinates/s/core: powm limit | encrypt | CRT encrypt | decrypt |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for kb in sorted(rates):
     r = rates[kb]
     f = lambda k: float(r[k])
-    print("| %d | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %.0f | %.0f | %.0f | %.0f |" % (
+    g = lambda k: "%.1f" % float(r[k]) if k in r else "-"
+    print("| %d | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |" % (
         kb, f("keygen_s"), f("powm_r^n_mod_n2_per_s"), f("encrypt_per_s"), f("encrypt_crt_per_s"),
-        f("decrypt_per_s"), f("ct_mul_per_s"), r["slots"], f("coords_per_s_core_powm_limit"),
+        f("decrypt_per_s"), f("ct_mul_per_s"), g("powm_sec_mod_p2_per_s"), g("powm_sec_p_mod_p2_per_s"),
+        r["slots"], f("coords_per_s_core_powm_limit"),
         f("coords_per_s_core_encrypt"), f("coords_per_s_core_encrypt_crt"), f("coords_per_s_core_decrypt")))
 print()
 print("| parameters | clients | key_bits | ranks x threads | slots | plain CPU s | secagg CPU s | HE encrypt CPU s "
