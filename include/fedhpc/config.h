@@ -110,7 +110,7 @@ typedef struct {                           /* [cluster] [personalize] [run]: src
     int32_t restarts;                      /* k-means restarts of the first assignment        */
     int32_t restart_score;                 /* restarts kept by: 0 distance, 1 training loss   */
     int32_t assign_new;                    /* new clients: 0 auto, 1 loss, 2 similarity       */
-    int32_t reseed;                        /* 0 off, 1 on: re-seed an empty center            */
+    int32_t reseed;                        /* 0 off, 1 on (a client's model), 2 split          */
     int32_t personalize;                   /* [personalize] mode: 0 none, 1 fedper           */
     int32_t clients_per_rank;              /* [run]: 0 any (cross-device), 1 cross-silo      */
 } config_cluster;

@@ -37,6 +37,7 @@ enum {
     RNG_ROBUST = 21,    /* robust aggregation: norm_bound noise on the aggregate */
     RNG_ATTACK = 22,    /* [attack]: which clients are malicious      */
     RNG_ATTACK_DATA = 23, /* [attack]: poisoned rows, Gaussian updates  */
+    RNG_RESEED = 24,    /* [cluster] reseed = split: an emptied center's perturbation */
     /* gradient leakage (issue 13; a high value apart from other attack streams) */
     RNG_LEAKAGE = 40,   /* leakage attack: target rows, dummies, defence noise */
     /* customer embeddings (issue 15, `fedhpc embed`) */

@@ -228,9 +228,11 @@ static const key_def KEYS[] = {
      "a client seen for the first time after the first assignment joins the center with the lowest loss "
      "on its rows (loss), or whose drift from the warm-up model its own update is most similar to "
      "(similarity, fesem with warmup >= 1 only); auto: fesem with a warm-up similarity, otherwise loss"},
-    {"cluster", "reseed", T_ENUM, F(cluster.reseed), "on", 0, 0, "off|on", 1,
-     "fesem/ifca/cfl: a center left with no clients restarts from the round's worst-fit client (highest "
-     "training loss); off with [privacy] or [secagg]"},
+    {"cluster", "reseed", T_ENUM, F(cluster.reseed), "on", 0, 0, "off|on|split", 1,
+     "fesem/ifca/cfl: a center left with no clients restarts from the round's worst-fit client (on: its "
+     "trained model; not with [privacy] or [secagg]) or from the largest cluster's center plus N(0, 0.01^2) "
+     "noise (split: no client model, so also with [secagg] and DP-SGD; not with client-level DP, whose "
+     "noised sum hides which centers are empty)"},
     {"personalize", "mode", T_ENUM, F(cluster.personalize), "none", 0, 0, "none|fedper", 1,
      "fedper: base layers shared, the output layer (head) kept per client on disk"},
     {"run", "clients_per_rank", T_INT, F(cluster.clients_per_rank), "0", 0, 1, NULL, 0,
@@ -843,6 +845,10 @@ fh_status config_validate(const config_t *c, const char *path)
                             "assignment step needs the pairwise similarities of individual client models (Gram matrix), "
                             "which client-level DP does not cover (use method = fesem or ifca with warmup = 0, or none)", path,
                             gname);
+    if (c->privacy.mode == 1 && c->cluster.reseed == 2 && multi)
+        return fh_error_set(FH_EINPUT, "%s: [cluster] reseed = split with [privacy] mode = client: not supported: which "
+                            "center is empty and which is largest is read from the clients' cluster choices, which "
+                            "client-level DP keeps inside the noised sum (use reseed = off)", path);
     if (c->privacy.mode == 1 && multi && c->privacy.placement == 1)
         return fh_error_set(FH_EINPUT, "%s: [privacy] placement = distributed: not supported with [cluster] or [personalize]: "
                             "a client's noise share would cover only its own cluster's slot (use placement = central)", path);

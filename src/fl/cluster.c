@@ -840,6 +840,13 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
     return st;
 }
 
+/* Re-seeding from a client's model: not with [privacy] or [secagg] (a center would be one
+ * client's model, and the clients' training losses that pick it would cross ranks in the clear). */
+static int reseed_possible(const config_t *cfg, const cl_state *s)
+{
+    return cfg->cluster.reseed == 1 && !s->sa.enabled && s->pv.mode == 0;
+}
+
 /* A center that no client with an assignment uses any more (emptied, or merged into another)
  * restarts from the trained model of the round's worst-fit client (highest mean training loss
  * per row) of a cluster with at least 2 clients, which joins it; one warning line on rank 0.
@@ -849,7 +856,7 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
     const int32_t n = s->n, kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : s->K;
-    const int can = cfg->cluster.reseed == 1 && !s->sa.enabled && s->pv.mode == 0;
+    const int can = reseed_possible(cfg, s);
     int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
     FH_CHECK_ALLOC(size);
     for (int32_t c = 0; c < s->C; c++)
@@ -859,6 +866,25 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
         if (size[k] > 0) {
             s->wasempty[k] = 0;
             continue;
+        }
+        if (cfg->cluster.reseed == 2) { /* split: a perturbed copy of the largest cluster's center */
+            int32_t big = -1;
+            for (int32_t q = 0; q < kmax; q++)
+                if (size[q] >= 2 && (big < 0 || size[q] > size[big])) big = q;
+            if (big >= 0) {
+                rng_t g = rng_stream((uint64_t)cfg->train.seed, (uint64_t)k, (uint64_t)r, RNG_RESEED);
+                float *ck = s->centers + (int64_t)k * s->P, *cb = s->centers + (int64_t)big * s->P;
+                for (int64_t j = 0; j < s->P; j++) { /* c_big +- delta: its members split by side */
+                    const float d = (float)(0.01 * rng_normal(&g));
+                    ck[j] = cb[j] + d;
+                    cb[j] -= d;
+                }
+                if (w->rank == 0 && !s->wasempty[k])
+                    fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from cluster %d's center "
+                            "(%lld clients) plus noise\n", r, k, big, (long long)size[big]);
+                s->wasempty[k] = 1; /* empty until a client joins: re-seeded again next round, reported once */
+                continue;
+            }
         }
         int32_t pick = -1;
         for (int32_t i = 0; can && i < n; i++)
@@ -896,9 +922,11 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
     const comm_t *w = L->w;
     const int32_t n = s->n, K = s->K;
     FH_TRY(comm_allreduce_sum_i64(w, s->lab, n + U_N));
-    for (int32_t i = 0; i < n; i++) /* one non-zero term per entry: exact */
-        if (i < s->c0 || i >= s->c1) s->fit[i] = 0;
-    FH_TRY(comm_allreduce_sum_f64(w, s->fit, n));
+    if (reseed_possible(cfg, s)) { /* the clients' training losses: only where re-seeding reads them */
+        for (int32_t i = 0; i < n; i++) /* one non-zero term per entry: exact */
+            if (i < s->c0 || i >= s->c1) s->fit[i] = 0;
+        FH_TRY(comm_allreduce_sum_f64(w, s->fit, n));
+    }
     if (s->unorm) { /* one non-zero term per entry: exact */
         for (int32_t i = 0; i < n; i++)
             if (i < s->c0 || i >= s->c1) s->unorm[i] = 0;

@@ -71,7 +71,27 @@ same_model "$T/dpf.2/model.h5" "$T/dpf.4/model.h5" && same_model "$T/dpf.2/model
     ok "client DP + FeSEM (warmup 0): -np 2 = -np 4 = -np 3 with secure aggregation, bit for bit (epsilon $e)" ||
     bad "client DP + FeSEM (warmup 0) differs across -np or with secagg"
 
+# IFCA from random centers collapses to 2 of 4 groups (seed 1); under secure aggregation
+# re-seeding from a client's model is not possible, but reseed = split (the largest center +-
+# noise, no client data) recovers the 4 groups, with secure aggregation too (there the split's
+# one-member clusters keep their centers: secagg_aborted; -np 2 and 3 bit-identical)
+SPL="cluster.method=ifca cluster.warmup=0 train.rounds=20 train.eval_every=20"
+run 2 "$T/perm.ini" $SPL cluster.reseed=off output.dir="$T/spoff"
+run 2 "$T/perm.ini" $SPL cluster.reseed=split output.dir="$T/spl"
+cp "$T/log" "$T/spl.log"
+run 3 "$T/perm.ini" $SPL cluster.reseed=split secagg.enabled=on output.dir="$T/splsa"
+run 2 "$T/perm.ini" $SPL cluster.reseed=split secagg.enabled=on output.dir="$T/splsa2"
+aoff=$(csv_col_last "$T/spoff/clusters.csv" ari); aspl=$(csv_col_last "$T/spl/clusters.csv" ari)
+asa=$(csv_col_last "$T/splsa/clusters.csv" ari)
+nums "$aoff" "$aspl" "$asa" && awk -v a="$aoff" -v b="$aspl" -v c="$asa" 'BEGIN{exit !(a < 0.9 && b >= 0.9 && c >= 0.9)}' &&
+    grep -q "re-seeded from cluster .* center" "$T/spl.log" && same_model "$T/splsa2/model.h5" "$T/splsa/model.h5" &&
+    same_csv 2- "$T/splsa2/clusters.csv" "$T/splsa/clusters.csv" &&
+    ok "IFCA from random centers, 20 rounds: ARI $aoff with reseed off, $aspl with reseed = split, $asa with split and secagg (-np 2 = 3)" ||
+    bad "reseed = split: ARI off '$aoff', split '$aspl', split + secagg '$asa' (or secagg -np 2 and 3 differ)"
+
 # refused, with the reason
+expect_input_error "reseed = split with client DP refused (reads the clients' un-noised cluster choices)" \
+    "[cluster] reseed = split with [privacy] mode = client" "$FEDHPC" run "$T/perm.ini" $DPC cluster.reseed=split output.dir="$T/x5"
 expect_input_error "DP-SGD + FeSEM from random centers refused (first choice by loss reads raw rows)" \
     "fesem with warmup = 0 and [privacy] mode = sample" "$FEDHPC" run "$T/perm.ini" $DPS cluster.warmup=0 output.dir="$T/x4"
 expect_input_error "client DP + FeSEM refused (needs pairwise similarities of client models)" \
