@@ -848,9 +848,10 @@ static int reseed_possible(const config_t *cfg, const cl_state *s)
 }
 
 /* A center that no client with an assignment uses any more (emptied, or merged into another)
- * restarts from the trained model of the round's worst-fit client (highest mean training loss
- * per row) of a cluster with at least 2 clients, which joins it; one warning line on rank 0.
- * Not with [privacy] or [secagg] (a center would be one client's model): the warning only. */
+ * restarts: reseed = on from the trained model of the round's worst-fit client (highest mean
+ * training loss per row) of a cluster with at least 2 clients, which joins it (not with [privacy]
+ * or [secagg]: the warning only); reseed = split with the largest cluster's center c as c + d and
+ * c - d (no client data). One line on rank 0. */
 static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
 {
     const config_t *cfg = L->cfg;
@@ -867,7 +868,7 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
             s->wasempty[k] = 0;
             continue;
         }
-        if (cfg->cluster.reseed == 2) { /* split: a perturbed copy of the largest cluster's center */
+        if (cfg->cluster.reseed == 2) { /* split: the largest cluster's center +- the same noise */
             int32_t big = -1;
             for (int32_t q = 0; q < kmax; q++)
                 if (size[q] >= 2 && (big < 0 || size[q] > size[big])) big = q;
