@@ -161,5 +161,12 @@ int64_t *he_engine_buffer(he_engine *e, int32_t i);
  * decrypt at the key holders and add the decrypted sum of the n clients' vectors to acc (mod 2^64)
  * on every rank. Collective over w. */
 fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc);
+/* he_engine_round in two parts, for a caller that encrypts in pieces (the cost bench resumes a
+ * long encryption from a saved state): he_engine_encrypt encrypts ciphertexts [j0, j1) of the
+ * local clients' vectors into this rank's product (local, no communication; adds to enc_s and
+ * enc_cpu); he_engine_combine (collective) agrees on enc_status, then aggregates and decrypts as
+ * he_engine_round does. */
+fh_status he_engine_encrypt(he_engine *e, int64_t j0, int64_t j1);
+fh_status he_engine_combine(he_engine *e, const comm_t *w, int32_t n, int64_t *acc, fh_status enc_status);
 
 #endif

@@ -164,21 +164,18 @@ static void ct_combine(const he_pub *pub, const uint8_t *in, uint8_t *inout, int
     }
 }
 
-fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc)
+/* 1. encrypt: ciphertexts [j0, j1) of every local client's vector, packed; multiplied into this
+ * rank's product (e->ct). Local; adds its wall and CPU seconds to enc_s and enc_cpu. */
+fh_status he_engine_encrypt(he_engine *e, int64_t j0, int64_t j1)
 {
-    if (n <= 0) return FH_OK;
-    if (n > e->plan.max_summands)
-        return comm_agree(w, fh_error_set(FH_EINTERNAL, "[he] %d clients in a round, planned for %lld", n,
-                                          (long long)e->plan.max_summands));
     const he_pub *pub = &e->pub;
     const size_t cb = pub->ct_bytes;
-    const int64_t ncts = e->ncts, L = e->nacc, S = e->plan.slots;
+    const int64_t L = e->nacc, S = e->plan.slots;
     uint8_t *cts = e->ct + HE_ID_BYTES;
-    memcpy(e->ct, pub->id, HE_ID_BYTES);
-    FH_TRY(comm_agree(w, e->nloc > 0 && !e->has_key ? fh_error_set(FH_EINTERNAL, "[he] a rank without the key hosts clients")
-                                                     : FH_OK));
-
-    /* 1. encrypt: every local client's vector, packed; multiplied into this rank's product */
+    if (e->nloc > 0 && !e->has_key) return fh_error_set(FH_EINTERNAL, "[he] a rank without the key hosts clients");
+    if (j0 < 0 || j1 > e->ncts || j0 > j1)
+        return fh_error_set(FH_EINTERNAL, "[he] ciphertexts [%lld, %lld) outside [0, %lld)", (long long)j0,
+                            (long long)j1, (long long)e->ncts);
     double t0 = fh_wtime(), u0 = cpu_now();
     int bad = 0;
 #pragma omp parallel
@@ -186,7 +183,7 @@ fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc
         mpz_t m, c, prod;
         mpz_inits(m, c, prod, NULL);
 #pragma omp for schedule(dynamic, 8)
-        for (int64_t j = 0; j < ncts; j++) {
+        for (int64_t j = j0; j < j1; j++) {
             const int cnt = (int)(L - j * S < S ? L - j * S : S);
             mpz_set_ui(prod, 1); /* Enc(0) with r = 1: the identity of the product */
             for (int32_t i = 0; i < e->nloc; i++) {
@@ -202,14 +199,35 @@ fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc
         }
         mpz_clears(m, c, prod, NULL);
     }
-    fh_status st = bad ? fh_error_set(FH_EINTERNAL, "[he] a packed plaintext exceeded n") : FH_OK;
-    double t1 = fh_wtime(), u1 = cpu_now();
-    e->enc_s = t1 - t0;
-    e->enc_cpu = u1 - u0;
-    FH_TRY(comm_agree(w, st)); /* also waits for the slowest rank: timed apart from the aggregation */
+    e->enc_s += fh_wtime() - t0;
+    e->enc_cpu += cpu_now() - u0;
+    return bad ? fh_error_set(FH_EINTERNAL, "[he] a packed plaintext exceeded n") : FH_OK;
+}
+
+fh_status he_engine_round(he_engine *e, const comm_t *w, int32_t n, int64_t *acc)
+{
+    if (n <= 0) return FH_OK;
+    e->enc_s = e->enc_cpu = 0;
+    fh_status st = he_engine_encrypt(e, 0, e->ncts);
+    return he_engine_combine(e, w, n, acc, st);
+}
+
+fh_status he_engine_combine(he_engine *e, const comm_t *w, int32_t n, int64_t *acc, fh_status enc_status)
+{
+    if (n > e->plan.max_summands)
+        return comm_agree(w, fh_error_set(FH_EINTERNAL, "[he] %d clients in a round, planned for %lld", n,
+                                          (long long)e->plan.max_summands));
+    const he_pub *pub = &e->pub;
+    const size_t cb = pub->ct_bytes;
+    const int64_t ncts = e->ncts, L = e->nacc;
+    uint8_t *cts = e->ct + HE_ID_BYTES;
+    memcpy(e->ct, pub->id, HE_ID_BYTES);
+    double t1 = fh_wtime();
+    FH_TRY(comm_agree(w, enc_status)); /* also waits for the slowest rank: timed apart from the aggregation */
     e->wait_s = fh_wtime() - t1;
     t1 = fh_wtime();
-    u1 = cpu_now();
+    double u1 = cpu_now();
+    fh_status st;
 
     /* 2. aggregate: every rank's product to rank 0 (the aggregator), which multiplies them, then
      * the total to every rank. A star, not a tree or an MPI reduction: the inner nodes of a

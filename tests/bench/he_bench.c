@@ -7,6 +7,17 @@
  *                                              all-reduce, secure aggregation (sa_round.c) and
  *                                              [he] (he_round.c: encrypt, aggregate, decrypt);
  *                                              the three sums are checked equal word for word
+ *   fedhpc_he_bench cost P CLIENTS KEY_BITS STATE
+ *                                              the same, the encryption in pieces of HE_COST_CHUNK
+ *                                              ciphertexts (default 64) with this rank's state
+ *                                              (the bench's own key, the product so far, CPU
+ *                                              seconds) saved after each piece to STATE.rankR
+ *                                              (temp + rename); a rerun with the same arguments
+ *                                              resumes from it, and the row adds the pieces' CPU
+ *                                              seconds (pieces= counts the runs). For sizes that
+ *                                              take longer than a session (1M at 3072 bits: ~7 h
+ *                                              of one core). The files are deleted at the end.
+ *                                              HE_COST_STOP=K (tests): exit 3 after K pieces.
  *   fedhpc_he_bench rates KEY_BITS SECONDS     one thread: raw mpz_powm (r^n mod n^2) a second,
  *                                              encryptions a second (plain, CRT), decryptions,
  *                                              ciphertext products, and the coordinates a
@@ -58,9 +69,76 @@ static void fill(int64_t *buf, int64_t P, int32_t c, int32_t clients, float *tmp
     for (int t = 0; t < TAIL; t++) buf[P + t] = c + t;
 }
 
+/* ---- resumable encryption (cost ... STATE) ---- */
+#define STATE_MAGIC "FHHECOST"
+enum { STATE_VERSION = 1 };
+typedef struct {
+    char magic[8];
+    uint32_t version;
+    int32_t n, bits, ranks, rank, pieces;
+    int64_t P, j_done;
+    double enc_cpu, enc_s;
+} cost_state;
+
+static void state_path(char *out, size_t cap, const char *prefix, int rank, int tmp)
+{
+    snprintf(out, cap, "%s.rank%d%s", prefix, rank, tmp ? ".tmp" : "");
+}
+
+/* this rank's state: the header, the key (he_key_export), then j_done serialized ciphertexts */
+static int state_save(const char *prefix, const cost_state *h, const he_engine *e)
+{
+    char path[4096], tmp[4096];
+    state_path(path, sizeof path, prefix, W.rank, 0);
+    state_path(tmp, sizeof tmp, prefix, W.rank, 1);
+    const size_t kb = he_key_bytes(e->key.pub.bits);
+    uint8_t *key = malloc(kb);
+    FILE *f = key ? fopen(tmp, "wb") : NULL;
+    int ok = f != NULL;
+    if (ok) {
+        he_key_export(&e->key, key);
+        ok = fwrite(h, sizeof *h, 1, f) == 1 && fwrite(key, 1, kb, f) == kb &&
+             fwrite(e->ct + HE_ID_BYTES, e->pub.ct_bytes, (size_t)h->j_done, f) == (size_t)h->j_done;
+        ok = fclose(f) == 0 && ok;
+        ok = ok && rename(tmp, path) == 0;
+    }
+    free(key);
+    return ok;
+}
+
+/* 1 = resumed (e's key and first j_done ciphertexts replaced), 0 = no file, -1 = unusable */
+static int state_load(const char *prefix, cost_state *h, he_engine *e, const cost_state *want, char *why, size_t cap)
+{
+    char path[4096];
+    state_path(path, sizeof path, prefix, W.rank, 0);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const size_t kb = he_key_bytes(want->bits);
+    uint8_t *key = malloc(kb);
+    int rc = -1;
+    if (!key || fread(h, sizeof *h, 1, f) != 1 || memcmp(h->magic, STATE_MAGIC, 8) != 0 || h->version != STATE_VERSION)
+        snprintf(why, cap, "%s: not a version %d cost state", path, STATE_VERSION);
+    else if (h->P != want->P || h->n != want->n || h->bits != want->bits || h->ranks != want->ranks || h->rank != W.rank)
+        snprintf(why, cap, "%s: saved for P=%lld CLIENTS=%d KEY_BITS=%d on %d ranks (rank %d), not these arguments",
+                 path, (long long)h->P, h->n, h->bits, h->ranks, h->rank);
+    else if (h->j_done < 0 || h->j_done > e->ncts || fread(key, 1, kb, f) != kb ||
+             fread(e->ct + HE_ID_BYTES, e->pub.ct_bytes, (size_t)h->j_done, f) != (size_t)h->j_done)
+        snprintf(why, cap, "%s: truncated", path);
+    else {
+        he_key_free(&e->key);
+        he_pub_free(&e->pub);
+        if (he_key_import(h->bits, key, &e->key) != FH_OK) snprintf(why, cap, "%s: bad key: %s", path, fh_error_msg());
+        else he_pub_copy(&e->pub, &e->key.pub), rc = 1;
+    }
+    free(key);
+    fclose(f);
+    return rc;
+}
+
 static int cmd_cost(int argc, char **argv)
 {
-    if (argc < 5) die("usage: cost P CLIENTS KEY_BITS");
+    if (argc < 5) die("usage: cost P CLIENTS KEY_BITS [STATE]");
+    const char *state = argc >= 6 ? argv[5] : NULL;
     const int64_t P = atoll(argv[2]), L = P + TAIL;
     const int32_t n = atoi(argv[3]);
     const int bits = atoi(argv[4]);
@@ -111,9 +189,62 @@ static int cmd_cost(int argc, char **argv)
     double t_key = fh_wtime() - t0;
     CK(he_engine_begin(&he, nloc));
     for (int32_t i = 0; i < nloc; i++) fill(he_engine_buffer(&he, i), P, c0 + i, n, tmp);
+    cost_state sh = {.magic = STATE_MAGIC, .version = STATE_VERSION, .n = n, .bits = bits, .ranks = W.size,
+                     .rank = W.rank, .pieces = 0, .P = P};
+    if (state) {
+        cost_state want = sh;
+        char why[4200] = "";
+        const int r = state_load(state, &sh, &he, &want, why, sizeof why);
+        if (r < 0) fprintf(stderr, "fedhpc_he_bench: %s\n", why);
+        double fl[2] = {r < 0, r == 1};
+        CK(comm_allreduce_sum_f64(&W, fl, 2));
+        if (fl[0] > 0) die("cost STATE: a rank's state file is unusable (above)");
+        if (fl[1] > 0 && fl[1] < W.size) die("cost STATE: some ranks have a state file and some do not");
+        /* every rank resumed under the same key? (rank 0's fingerprint) */
+        uint8_t id[HE_ID_BYTES];
+        memcpy(id, he.pub.id, sizeof id);
+        CK(comm_bcast(&W, id, sizeof id, 0));
+        double diff = memcmp(id, he.pub.id, sizeof id) != 0;
+        CK(comm_allreduce_sum_f64(&W, &diff, 1));
+        if (diff > 0) die("cost STATE: the ranks' state files hold different keys");
+        if (r == 1 && W.rank == 0)
+            fprintf(stderr, "fedhpc_he_bench: resuming %s: %lld of %lld ciphertexts done on rank 0, %.0f CPU-s, piece %d\n",
+                    state, (long long)sh.j_done, (long long)he.ncts, sh.enc_cpu, sh.pieces + 1);
+    }
     CK(comm_barrier(&W));
     t0 = fh_wtime();
-    CK(he_engine_round(&he, &W, n, he_acc));
+    fh_status est = FH_OK;
+    if (!state) {
+        est = he_engine_encrypt(&he, 0, he.ncts);
+    } else {
+        const char *cv = getenv("HE_COST_CHUNK");
+        const int64_t chunk = cv && atoll(cv) > 0 ? atoll(cv) : 64;
+        he.enc_s = sh.enc_s;
+        he.enc_cpu = sh.enc_cpu;
+        sh.pieces++;
+        const char *sv = getenv("HE_COST_STOP"); /* tests: stop after this many pieces, as a kill would */
+        int64_t stop = sv && atoll(sv) > 0 ? atoll(sv) : -1;
+        double last = fh_wtime();
+        while (est == FH_OK && sh.j_done < he.ncts) {
+            if (stop-- == 0) {
+                if (W.rank == 0) fprintf(stderr, "fedhpc_he_bench: stopped (HE_COST_STOP) at %lld ciphertexts\n", (long long)sh.j_done);
+                comm_finalize();
+                exit(3);
+            }
+            const int64_t j1 = sh.j_done + chunk < he.ncts ? sh.j_done + chunk : he.ncts;
+            est = he_engine_encrypt(&he, sh.j_done, j1);
+            sh.j_done = j1;
+            sh.enc_s = he.enc_s;
+            sh.enc_cpu = he.enc_cpu;
+            if (est == FH_OK && !state_save(state, &sh, &he)) die("cost STATE: cannot write the state file");
+            if (W.rank == 0 && fh_wtime() - last > 300) {
+                fprintf(stderr, "fedhpc_he_bench: rank 0: %lld/%lld ciphertexts, %.0f CPU-s\n", (long long)sh.j_done,
+                        (long long)he.ncts, he.enc_cpu);
+                last = fh_wtime();
+            }
+        }
+    }
+    CK(he_engine_combine(&he, &W, n, he_acc, est));
     double t_he = fh_wtime() - t0;
     double s[4] = {he.enc_s, he.agg_s, he.dec_s, he.wait_s}, mx[4];
     for (int k = 0; k < 4; k++) CK(comm_stats(&W, s[k], &(double){0}, &(double){0}, &mx[k]));
@@ -125,15 +256,22 @@ static int cmd_cost(int argc, char **argv)
     CK(comm_allreduce_max_f64(&W, tmax, 4));
     const int exact = memcmp(plain, sa_acc, (size_t)L * sizeof *plain) == 0 &&
                       memcmp(plain, he_acc, (size_t)L * sizeof *plain) == 0;
+    char pieces_field[32];
+    snprintf(pieces_field, sizeof pieces_field, ",pieces=%d", sh.pieces);
     if (W.rank == 0) {
         const char *v = getenv("OMP_NUM_THREADS");
         printf("he_cost,P=%lld;clients=%d;key_bits=%d;ranks=%d;omp_threads=%s;slots=%d;slot_bits=%d,"
                "plain_s=%.4f,encode_s=%.4f,secagg_s=%.4f,he_s=%.3f,he_encrypt_s=%.3f,he_aggregate_s=%.3f,he_decrypt_s=%.3f,he_wait_s=%.3f,"
                "plain_cpu_s=%.4f,secagg_cpu_s=%.4f,he_encrypt_cpu_s=%.3f,he_aggregate_cpu_s=%.3f,he_aggregate_cpu_rank0_s=%.3f,he_decrypt_cpu_s=%.3f,"
-               "keydist_s=%.3f,plain_bytes_client=%lld,he_bytes_client=%lld,expansion=%.3f,exact=%d\n",
+               "keydist_s=%.3f,plain_bytes_client=%lld,he_bytes_client=%lld,expansion=%.3f,exact=%d%s\n",
                (long long)P, n, bits, W.size, v ? v : "default", he.plan.slots, he.plan.slot_bits, tmax[0], tmax[3],
                tmax[1], tmax[2], mx[0], mx[1], mx[2], mx[3], cpu[3], cpu[4], cpu[0], cpu[1], cpu0[1], cpu[2], t_key, (long long)he.plain_bytes_client,
-               (long long)he.ct_bytes_client, (double)he.ct_bytes_client / (double)he.plain_bytes_client, exact);
+               (long long)he.ct_bytes_client, (double)he.ct_bytes_client / (double)he.plain_bytes_client, exact, state ? pieces_field : "");
+    }
+    if (state && exact) {
+        char path[4096];
+        state_path(path, sizeof path, state, W.rank, 0);
+        remove(path);
     }
     he_engine_free(&he);
     free(count); free(first); free(ids); free(tmp); free(plain); free(sa_acc); free(he_acc); free(cb);
@@ -210,7 +348,7 @@ int main(int argc, char **argv)
     int rc = 2;
     if (argc >= 2 && strcmp(argv[1], "cost") == 0) rc = cmd_cost(argc, argv);
     else if (argc >= 2 && strcmp(argv[1], "rates") == 0) rc = W.rank == 0 ? cmd_rates(argc, argv) : 0;
-    else if (W.rank == 0) fprintf(stderr, "usage: fedhpc_he_bench cost P CLIENTS KEY_BITS | rates KEY_BITS SECONDS\n");
+    else if (W.rank == 0) fprintf(stderr, "usage: fedhpc_he_bench cost P CLIENTS KEY_BITS [STATE] | rates KEY_BITS SECONDS\n");
     comm_finalize();
     return rc;
 }

@@ -54,4 +54,20 @@ expect_input_error "he with secagg" "[he] enabled = on: not with [secagg] enable
     $np2 run "$T/p.ini" output.dir="$T/bad2" he.enabled=on secagg.enabled=on
 expect_input_error "key_bits not a multiple of 64" "[he] key_bits: key_bits must be a multiple of 64" \
     $np2 run "$T/p.ini" output.dir="$T/bad3" he.enabled=on he.key_bits=1100
+# the cost bench (docs/he.md): one round three ways, exact; and the same round encrypted in pieces,
+# stopped after 3 pieces and resumed from its state files (the long 1M x 3072-bit row is run so)
+HB=$(dirname "$FEDHPC")/fedhpc_he_bench
+if [ -x "$HB" ]; then
+    $MPIRUN -np 2 "$HB" cost 3000 6 1024 >"$T/hb1.csv" 2>"$T/hb1.log"
+    grep -q "exact=1" "$T/hb1.csv" && ok "he_bench cost: plain = secagg = [he] sum" || bad "he_bench cost: $(cat "$T/hb1.csv" "$T/hb1.log")"
+    HE_COST_CHUNK=4 HE_COST_STOP=3 $MPIRUN -np 2 "$HB" cost 3000 6 1024 "$T/hbs" >"$T/hb2.csv" 2>"$T/hb2.log"
+    rc=$?
+    HE_COST_CHUNK=4 $MPIRUN -np 2 "$HB" cost 3000 6 1024 "$T/hbs" >"$T/hb3.csv" 2>"$T/hb3.log"
+    [ $rc = 3 ] && [ ! -s "$T/hb2.csv" ] && grep -q "resuming .*: 12 of [0-9]* ciphertexts done" "$T/hb3.log" &&
+        grep -q "exact=1,pieces=2" "$T/hb3.csv" && [ ! -e "$T/hbs.rank0" ] &&
+        ok "he_bench cost, stopped after 3 pieces and resumed: exact, 2 pieces, state files removed" ||
+        bad "he_bench resume: rc=$rc $(cat "$T/hb3.csv" "$T/hb2.log" "$T/hb3.log")"
+else
+    bad "$HB missing (make all)"
+fi
 finish he
