@@ -260,7 +260,8 @@ static const key_def KEYS[] = {
     {"async", "concurrency", T_INT, F(async.concurrency), "0", 0, 1e6, NULL, 1,
      "fedasync/fedbuff: clients training at any time (0: [train] clients_per_round)"},
     {"async", "buffer", T_INT, F(async.buffer), "10", 1, 1e6, NULL, 1,
-     "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr)"},
+     "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr); with [secagg] "
+     "the group of one secure-aggregation round (K >= 2)"},
     {"async", "max_staleness", T_INT, F(async.max_staleness), "1000000", 0, 1e9, NULL, 1,
      "updates more than this many server versions stale are discarded"},
     {"async", "staleness", T_ENUM, F(async.staleness), "polynomial", 0, 0, "constant|polynomial|hinge", 1,
