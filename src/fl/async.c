@@ -1070,7 +1070,10 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
         FH_TRY(privacy_client_bound(&x->pv, x->s.joined, NULL, L->C, &x->eps_client));
         rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
     }
-    if (x->sa_on) rs->secagg_aborted = x->sa.aborted;
+    if (x->sa_on) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
+        rs->secagg_aborted = x->sa.aborted;
+        rs->dropped = x->sa.e.dropped;
+    }
     *stop = fh_stop_requested();
     return FH_OK;
 }
