@@ -803,18 +803,15 @@ fh_status config_validate(const config_t *c, const char *path)
      * stated reason of privacy or mathematics (src/fl/async.c checks the rest of [async]) */
     if (c->privacy.mode && c->async.mode && !(c->privacy.mode == 1 && c->async.mode == 5))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
-    if (sa_any && c->async.mode && c->async.mode <= 3)
-        return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async] mode = wait_all|drop|partial: the "
-                            "round's updates travel to rank 0 unmasked in the job protocol (holding them at the hosts "
-                            "until the round's secure aggregation is built for [async] mode = fedbuff only)", path);
     if (sa_any && c->async.mode == 4)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not with [async] mode = fedasync: it applies every update on "
                             "its own, and a sum of one update is the update itself, so masking cannot hide it (use "
                             "[async] mode = fedbuff, whose buffer of K >= 2 updates is the secure-aggregation group)", path);
-    /* FedBuff: the buffer is the group of a secure-aggregation round, formed when it fills */
-    if (sa_any && c->async.mode == 5 && !c->secagg.enabled)
-        return fh_error_set(FH_EINPUT, "%s: [secagg] dropout/truth with [async] mode = fedbuff: need [secagg] enabled = "
-                            "on (dropouts are simulated in the buffer's secure-aggregation round)", path);
+    /* FedBuff: the buffer is the group of a secure-aggregation round, formed when it fills;
+     * wait_all/drop/partial: the round's accepted updates, once all are in */
+    if (sa_any && c->async.mode && !c->secagg.enabled)
+        return fh_error_set(FH_EINPUT, "%s: [secagg] dropout/truth with [async]: need [secagg] enabled = on (dropouts "
+                            "are simulated in the secure-aggregation round of a buffer or round)", path);
     if (sa_any && c->async.mode == 5 && c->async.buffer < 2)
         return fh_error_set(FH_EINPUT, "%s: [async] buffer = %d: with [secagg] the buffer is the secure-aggregation "
                             "group and must hold at least 2 updates (a sum of one update is the update itself)", path,

@@ -534,8 +534,8 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->secagg.enabled && md != AS_FEDBUFF) /* config_validate says why */
-        return fh_error_set(FH_EINPUT, "[secagg]: with [async] only mode = fedbuff");
+    if (cfg->secagg.enabled && md == AS_FEDASYNC) /* config_validate says why */
+        return fh_error_set(FH_EINPUT, "[secagg]: not with [async] mode = fedasync");
     if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
         return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
     if (cfg->privacy.mode == PRIVACY_SAMPLE)
@@ -862,7 +862,9 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     }
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
-        fx_accumulate(s->acc, j->delta, nova ? x->coef[t] : (double)x->rows[t] / (double)N_round, P);
+        const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
+        if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
+        else fx_accumulate(s->acc, j->delta, wt, P);
         acc_rows += x->rows[t];
         ra->loss += j->loss;
         ra->seen += j->seen;
@@ -870,8 +872,14 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         s->applied[j->client]++;
         note_stale(s, ra, 0);
     }
-    if (acc_rows > 0) {
-        fx_decode(s->acc, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
+    int64_t *sum = s->acc;
+    if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
+        sum = x->sa.sum;
+        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
+        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0, sum));
+    }
+    if (acc_rows > 0 && !(x->sa_on && x->sa.aborted)) {
+        fx_decode(sum, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
         fl_server_step(&x->srv, x->dec, L->params);
     }
     for (int32_t i = 0; i < n; i++)

@@ -10,6 +10,8 @@
  * drop), and every rank runs one round of the secagg engine (include/fedhpc/secagg_round.h) over
  * the world communicator: rank 0 gets the exact integer sum of the weighted fixed-point
  * updates, i.e. the same integers plain FedBuff accumulates, so the model is bit-identical.
+ * The synchronous modes (wait_all, drop, partial) release a round's accepted updates the same
+ * way once all of them are in.
  */
 #ifndef FEDHPC_ASYNC_SA_H
 #define FEDHPC_ASYNC_SA_H
