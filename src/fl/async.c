@@ -18,6 +18,8 @@
  * from rng_stream(seed, 0, job, RNG_ASYNC), starts from the current model.
  * With one rank, rank 0 trains the jobs itself. The model is the same for any rank count:
  * what is computed and in which order it is applied depends only on the virtual clock.
+ * With [secagg] (FedBuff and the synchronous modes) the hosts keep their updates and a buffer
+ * or round is summed by one secure-aggregation round over all ranks (src/fl/async_secagg.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/async.h"

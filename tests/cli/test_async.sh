@@ -222,6 +222,25 @@ a=$(h5dump -d /round_00000001/alive -d /round_00000002/alive -d /round_00000003/
     "$T/sa.drop.tr.h5" 2>/dev/null | grep -A1 'DATA {' | grep '):' | sed 's/.*)://' | grep -o '0' | wc -l)
 [ -s "$T/sa.drop/model.h5" ] && [ "$a" -gt 0 ] && differs "$T/fedbuff.np1/model.h5" "$T/sa.drop/model.h5" &&
     ok "fedbuff + secagg, dropout 0.2: completes without the $a dropped updates" || bad "fedbuff + secagg, dropout 0.2 ($a dropped)"
+# what the aggregator receives shows no client's update: the transcript checker of
+# test_privacy_run.sh (tests/unit/test_secagg_transcript.c) on FedBuff's transcript (-np 3, 10%
+# dropout), and the control run with masks off, where it must read every update. The "plain"
+# aggregates are the run's own truth record (the plain async loop writes none; the model
+# bit-identity to plain FedBuff is checked above)
+TESTS="${FEDHPC_TESTS:-$(dirname "$FEDHPC")/fedhpc_tests}"
+mkdir -p "$T/satr" "$T/satrc"
+TR="$SA secagg.dropout=0.1 secagg.threshold=0.25"
+run 3 sa.tr $TR secagg.transcript="$T/satr/transcript.h5" secagg.truth="$T/satr/truth.h5"
+run 2 sa.trc $TR secagg.masks=off secagg.transcript="$T/satrc/transcript.h5" secagg.truth="$T/satrc/truth.h5"
+cp "$T/satr/truth.h5" "$T/satr/plain_truth.h5"; cp "$T/satrc/truth.h5" "$T/satrc/plain_truth.h5"
+same_model "$T/sa.tr/model.h5" "$T/sa.trc/model.h5" && ok "fedbuff + secagg, dropout 0.1: masks-off control (-np 2) = -np 3" ||
+    bad "fedbuff + secagg: masks-off control differs"
+FEDHPC_SA_TRANSCRIPT="$T/satr" FEDHPC_SA_EXPECT=masked "$TESTS" secagg/transcript_check >"$T/tcheck.out" 2>&1 &&
+    ok "fedbuff + secagg: transcript (-np 3, 10% dropout) shows no client's update" ||
+    { bad "fedbuff + secagg: transcript check (masked)"; tail -8 "$T/tcheck.out" | sed 's/^/       | /'; }
+FEDHPC_SA_TRANSCRIPT="$T/satrc" FEDHPC_SA_EXPECT=clear "$TESTS" secagg/transcript_check >"$T/tcheck.out" 2>&1 &&
+    ok "fedbuff + secagg: the checker reads every update of the masks-off control" ||
+    { bad "fedbuff + secagg: transcript check (control)"; tail -8 "$T/tcheck.out" | sed 's/^/       | /'; }
 # the synchronous modes: a round's accepted updates are one secure-aggregation round once all are
 # in (the "$mode.np1" runs above are the plain ones); resume across rank counts
 for mode in wait_all drop partial; do
