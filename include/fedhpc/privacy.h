@@ -76,6 +76,10 @@ void privacy_run_free(privacy_run *p);
  * account it; *stop = 1 (nothing recorded) if that would take epsilon over the budget. */
 fh_status privacy_run_begin(privacy_run *p, int64_t round, const int32_t *ids,
                             const int64_t *count, int32_t n, int *stop);
+/* Scale u[P] down to L2 norm `clip` if it is longer; returns 1 if it was not clipped (the
+ * clipping of privacy_client_update, for a client host that clips before masking: DP-FedBuff
+ * with [secagg], src/fl/async_secagg.c). */
+int privacy_clip(float *u, int64_t P, double clip);
 /* Client mode: clip update u[P] to C (and add the client's distributed noise share);
  * *below += 1 if it was not clipped. Returns the fixed-point weight (1/m). */
 double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,

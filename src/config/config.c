@@ -260,7 +260,8 @@ static const key_def KEYS[] = {
     {"async", "concurrency", T_INT, F(async.concurrency), "0", 0, 1e6, NULL, 1,
      "fedasync/fedbuff: clients training at any time (0: [train] clients_per_round)"},
     {"async", "buffer", T_INT, F(async.buffer), "10", 1, 1e6, NULL, 1,
-     "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr)"},
+     "fedbuff: updates K buffered before one server step (weights 1/K, [fl] server_lr); with [secagg] "
+     "the group of one secure-aggregation round (K >= 2)"},
     {"async", "max_staleness", T_INT, F(async.max_staleness), "1000000", 0, 1e9, NULL, 1,
      "updates more than this many server versions stale are discarded"},
     {"async", "staleness", T_ENUM, F(async.staleness), "polynomial", 0, 0, "constant|polynomial|hinge", 1,
@@ -802,14 +803,23 @@ fh_status config_validate(const config_t *c, const char *path)
      * stated reason of privacy or mathematics (src/fl/async.c checks the rest of [async]) */
     if (c->privacy.mode && c->async.mode && !(c->privacy.mode == 1 && c->async.mode == 5))
         return fh_error_set(FH_EINPUT, "%s: [privacy] mode: with [async] only mode = client with [async] mode = fedbuff", path);
-    if (sa_any && c->async.mode)
-        return fh_error_set(FH_EINPUT, "%s: [secagg]: not supported yet with [async] mode = %s: %s", path,
-                            c->async.mode <= 3 ? "wait_all|drop|partial" : "fedasync|fedbuff",
-                            c->async.mode <= 3 ? "the round's updates travel to rank 0 unmasked in the job protocol "
-                                              "(masking them at the hosts is not built)"
-                                            : "an asynchronous buffer is formed by arrival order, so the clients whose "
-                                              "masks must cancel are not known while they train (Nguyen et al. 2022 "
-                                              "use a trusted execution environment for this)");
+    if (sa_any && c->async.mode == 4)
+        return fh_error_set(FH_EINPUT, "%s: [secagg]: not with [async] mode = fedasync: it applies every update on "
+                            "its own, and a sum of one update is the update itself, so masking cannot hide it (use "
+                            "[async] mode = fedbuff, whose buffer of K >= 2 updates is the secure-aggregation group)", path);
+    /* FedBuff: the buffer is the group of a secure-aggregation round, formed when it fills;
+     * wait_all/drop/partial: the round's accepted updates, once all are in */
+    if (sa_any && c->async.mode && !c->secagg.enabled)
+        return fh_error_set(FH_EINPUT, "%s: [secagg] dropout/truth with [async]: need [secagg] enabled = on (dropouts "
+                            "are simulated in the secure-aggregation round of a buffer or round)", path);
+    if (sa_any && c->async.mode == 5 && c->async.buffer < 2)
+        return fh_error_set(FH_EINPUT, "%s: [async] buffer = %d: with [secagg] the buffer is the secure-aggregation "
+                            "group and must hold at least 2 updates (a sum of one update is the update itself)", path,
+                            c->async.buffer);
+    if (sa_any && c->async.mode == 5 && c->privacy.mode == 1 && c->privacy.placement == 1)
+        return fh_error_set(FH_EINPUT, "%s: [privacy] placement = distributed: not with [async] mode = fedbuff and "
+                            "[secagg]: the noise shares are drawn at the aggregator as updates join the buffer, and "
+                            "adding them at the hosts is not built (use placement = central)", path);
     /* focal loss: in the logreg/mlp output layer; the per-example gradients of DP-SGD, the CNN's
      * fused output layer, attention (attn.c) and the BPR loss of lightgcn/graphsage do not have it */
     if (c->model.focal_gamma > 0 && ((c->model.type != MODEL_LOGREG && c->model.type != MODEL_MLP) || c->privacy.mode == 2))

@@ -18,6 +18,8 @@
  * from rng_stream(seed, 0, job, RNG_ASYNC), starts from the current model.
  * With one rank, rank 0 trains the jobs itself. The model is the same for any rank count:
  * what is computed and in which order it is applied depends only on the virtual clock.
+ * With [secagg] (FedBuff and the synchronous modes) the hosts keep their updates and a buffer
+ * or round is summed by one secure-aggregation round over all ranks (src/fl/async_secagg.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fedhpc/async.h"
@@ -25,13 +27,14 @@
 #include "fedhpc/sample.h"
 #include "fedhpc/server.h"
 #include "fedhpc/privacy.h"
+#include "async_sa.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_JOB = 7201, TAG_MODEL = 7202, TAG_RES = 7203 };
+enum { TAG_JOB = AS_TAG_JOB, TAG_MODEL = AS_TAG_MODEL, TAG_RES = AS_TAG_RES };
 enum { J_FREE = 0, J_PENDING, J_RUNNING, J_DONE };
 #define RES_HDR 64 /* bytes of a result header: int64 id, status, steps, seen, ok; double loss */
 
@@ -117,8 +120,10 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     return FH_OK;
 }
 
-/* A client-host rank: serve jobs until the stop header. Returns its first failure. */
-static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P)
+/* A client-host rank: serve jobs until the stop header. Returns its first failure. With
+ * [secagg] (sa != NULL) an update stays here until a release command names it (async_sa.h):
+ * only the result header goes to rank 0. */
+static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa)
 {
     float *start = malloc((size_t)P * sizeof *start);
     char *out = malloc(RES_HDR + (size_t)P * sizeof(float));
@@ -127,6 +132,11 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P)
         int64_t hdr[4];
         fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, TAG_JOB);
         if (st != FH_OK) return st; /* the link is gone: nothing sensible left */
+        if (hdr[0] == AS_CMD_RELEASE && sa) { /* a buffer is released: join its secure aggregation */
+            st = as_sa_serve(sa, w, hdr);
+            if (st != FH_OK && first == FH_OK) first = st; /* keep serving: rank 0 collects and stops */
+            continue;
+        }
         if (hdr[0] < 0) break;
         st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, TAG_MODEL);
         if (st != FH_OK) return st;
@@ -134,12 +144,13 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P)
         double loss = 0;
         fh_status js = first == FH_OK ? job_run(jr, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
                                       : first;
+        if (js == FH_OK && sa) js = as_sa_hold(sa, hdr[0], (const float *)(out + RES_HDR), (int)r[4]);
         if (js != FH_OK && first == FH_OK) first = js;
         r[1] = js;
         if (out) {
             memcpy(out, r, sizeof r);
             memcpy(out + sizeof r, &loss, sizeof loss);
-            st = comm_send_bytes(w, out, RES_HDR + (js == FH_OK ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
+            st = comm_send_bytes(w, out, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
         } else {
             char tiny[RES_HDR];
             memcpy(tiny, r, sizeof r);
@@ -181,6 +192,7 @@ typedef struct {
     int32_t *busy;          /* [nw] slot a host works on, or -1                         */
     float *starts;          /* [nslots * P] the jobs' start models (jobs[i].start)       */
     int host_failed;        /* a host reported a failure (its message comes via agree)  */
+    as_sa *sa;              /* [secagg]: updates stay where they were trained, or NULL   */
     int posted;             /* hosts whose receive is posted                            */
 } agg_t;
 
@@ -240,6 +252,8 @@ static fh_status agg_pump(agg_t *a)
         int64_t hdr[4] = {j->id, j->client, j->shuffle, j->max_steps};
         if (a->nw == 0) {
             FH_TRY(job_run(a->jr, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss));
+            if (a->sa) FH_TRY(as_sa_hold(a->sa, j->id, j->delta, (int)j->ok)); /* rank 0 is the host */
+            j->rank = 0;
             j->state = J_DONE;
             continue;
         }
@@ -274,7 +288,7 @@ static fh_status agg_receive_one(agg_t *a)
         return fh_error_set(FH_EINTERNAL, "async: rank %d returned job %lld it was not given", src, (long long)r[0]);
     as_job *j = &a->jobs[slot];
     if (r[1] != FH_OK) a->host_failed = 1;
-    else memcpy(j->delta, a->rbuf[idx] + RES_HDR, (size_t)a->P * sizeof(float));
+    else if (!a->sa) memcpy(j->delta, a->rbuf[idx] + RES_HDR, (size_t)a->P * sizeof(float));
     j->steps = r[2];
     j->seen = r[3];
     j->ok = r[1] == FH_OK ? r[4] : 0;
@@ -522,9 +536,10 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->secagg.enabled || cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
-        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [secagg], [cluster] or [personalize] "
-                            "(yet)");
+    if (cfg->secagg.enabled && md == AS_FEDASYNC) /* config_validate says why */
+        return fh_error_set(FH_EINPUT, "[secagg]: not with [async] mode = fedasync");
+    if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
+        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
     if (cfg->privacy.mode == PRIVACY_SAMPLE)
         return fh_error_set(FH_EINPUT, "[privacy] mode = sample: not available with [async] mode (yet); "
                             "client-level DP works with [async] mode = fedbuff");
@@ -568,6 +583,8 @@ typedef struct {
     int64_t *rows, *stp, *wts;
     double *coef;
     float *dec;             /* [P] the decoded aggregate                                 */
+    int sa_on;              /* [secagg] with FedBuff (every rank)                        */
+    as_sa sa;               /* its held updates, buffer and engine (src/fl/async_secagg.c) */
 } async_ctx;
 
 static fh_status slots_save(void *p, const comm_t *w, ckpt *h)
@@ -638,6 +655,11 @@ static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
         x->s.busyc[j->client] = 1;
     }
     free(ji); free(jt);
+    /* checkpoints follow a server update; the updates of a part-filled buffer would be held on
+     * hosts that a resumed run does not have */
+    if (st == FH_OK && x->sa_on && x->s.nbuf != 0)
+        st = fh_error_set(FH_EINPUT, "%s: [secagg] with FedBuff: written with %lld updates in the buffer (expected 0)",
+                          ckpt_path(h), (long long)x->s.nbuf);
     return st;
 }
 
@@ -679,6 +701,7 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->a.w = L->world;
     x->a.P = P;
     x->a.jr = &x->jr;
+    x->a.sa = x->sa_on ? &x->sa : NULL;
     fh_status st = agg_init(&x->a, M);
     if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
@@ -736,8 +759,12 @@ static fh_status async_init(fl_loop *L)
     x->jr.wk = &L->wk;
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
     FH_TRY(comm_agree(w, sys_profile_init(&x->prof, &cfg->system, (uint64_t)cfg->train.seed, C)));
+    if (cfg->secagg.enabled) { /* FedBuff: every rank takes part in a buffer's round */
+        x->sa_on = 1;
+        FH_TRY(comm_agree(w, as_sa_init(&x->sa, cfg, w, L->P)));
+    }
     if (w->rank != 0) { /* a client host: serve jobs until rank 0 stops it */
-        x->host_st = host_loop(w, &x->jr, L->P);
+        x->host_st = host_loop(w, &x->jr, L->P, x->sa_on ? &x->sa : NULL);
         L->passive = 1;
         return FH_OK;
     }
@@ -837,7 +864,9 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     }
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
-        fx_accumulate(s->acc, j->delta, nova ? x->coef[t] : (double)x->rows[t] / (double)N_round, P);
+        const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
+        if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
+        else fx_accumulate(s->acc, j->delta, wt, P);
         acc_rows += x->rows[t];
         ra->loss += j->loss;
         ra->seen += j->seen;
@@ -845,8 +874,14 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         s->applied[j->client]++;
         note_stale(s, ra, 0);
     }
-    if (acc_rows > 0) {
-        fx_decode(s->acc, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
+    int64_t *sum = s->acc;
+    if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
+        sum = x->sa.sum;
+        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
+        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0, sum));
+    }
+    if (acc_rows > 0 && !(x->sa_on && x->sa.aborted)) {
+        fx_decode(sum, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
         fl_server_step(&x->srv, x->dec, L->params);
     }
     for (int32_t i = 0; i < n; i++)
@@ -870,6 +905,49 @@ static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
     }
 }
 
+/* FedBuff under [secagg]: rank 0 notes the update's place in the buffer (its host keeps the
+ * update); at K updates the buffer is released as secure-aggregation round version + 1
+ * (src/fl/async_sa.h). The hosts encode the very fixed-point words that plain FedBuff (and
+ * DP-FedBuff, clipping first) adds here, so the exact sum and the model are the same. */
+static fh_status async_apply_secagg(fl_loop *L, async_ctx *x, const as_job *j, double sw, int *stepped)
+{
+    as_state *s = &x->s;
+    const int64_t P = L->P, b = s->version + 1;
+    const int32_t K = L->cfg->async.buffer;
+    const int dp = x->pv.mode == PRIVACY_CLIENT;
+    /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+    FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
+    if (dp) s->inbuf[j->client] = 1;
+    if (++s->nbuf < K) return FH_OK;
+    if (dp) {
+        int stop = 0;
+        FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
+        if (stop) { /* the buffer is not released: the run ends with the last model */
+            s->dp_stop = 1;
+            return FH_OK;
+        }
+    }
+    int64_t *sum = x->sa.sum; /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+    memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
+    FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
+    const int ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
+    if (dp) {
+        privacy_run_decode(&x->pv, b, sum, P, x->dec);
+        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
+        privacy_run_end(&x->pv, b, sum[P], ab ? NULL : x->dec, P);
+        for (int32_t c = 0; c < L->C; c++) {
+            s->joined[c] += s->inbuf[c];
+            s->inbuf[c] = 0;
+        }
+    } else {
+        fx_decode(sum, 1.0, x->dec, P);
+        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
+    }
+    s->nbuf = 0;
+    *stepped = 1;
+    return FH_OK;
+}
+
 /* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
  * buffer released with its noise when full). *stepped: the model changed. */
 static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int *stepped)
@@ -879,6 +957,7 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     const int64_t P = L->P;
     const int32_t K = cfg->async.buffer;
     float *params = L->params;
+    if (x->sa_on) return async_apply_secagg(L, x, j, sw, stepped);
     if (cfg->async.mode == AS_FEDASYNC) {
         const float al = (float)(cfg->async.alpha * sw);
         for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
@@ -962,6 +1041,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
             x->ra.loss += j->loss;
             x->ra.seen += j->seen;
         } else {
+            if (x->sa_on && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
             s->discarded[j->client]++;
             x->ra.discarded++;
         }
@@ -999,6 +1079,10 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     if (x->pv.mode == PRIVACY_CLIENT) {
         FH_TRY(privacy_client_bound(&x->pv, x->s.joined, NULL, L->C, &x->eps_client));
         rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
+    }
+    if (x->sa_on) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
+        rs->secagg_aborted = x->sa.aborted;
+        rs->dropped = x->sa.e.dropped;
     }
     *stop = fh_stop_requested();
     return FH_OK;
@@ -1101,6 +1185,7 @@ static void async_free(fl_loop *L)
     sys_profile_free(&x->prof);
     free(x->jr.x);
     free(x->jr.y);
+    if (x->sa_on) as_sa_free(&x->sa);
     comm_free(&x->self);
 }
 

@@ -182,18 +182,21 @@ double privacy_client_rejected(const privacy_run *p, int64_t round, int32_t cid,
     return 1.0 / p->m;
 }
 
-double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
-                             int64_t P, int64_t *below)
+int privacy_clip(float *u, int64_t P, double clip)
 {
     double s = 0;
     for (int64_t j = 0; j < P; j++) s += (double)u[j] * u[j];
     const double norm = sqrt(s);
-    if (norm <= p->clip) {
-        *below += 1;
-    } else {
-        const float f = (float)(p->clip / norm);
-        for (int64_t j = 0; j < P; j++) u[j] *= f;
-    }
+    if (norm <= clip) return 1;
+    const float f = (float)(clip / norm);
+    for (int64_t j = 0; j < P; j++) u[j] *= f;
+    return 0;
+}
+
+double privacy_client_update(const privacy_run *p, int64_t round, int32_t cid, float *u,
+                             int64_t P, int64_t *below)
+{
+    *below += privacy_clip(u, P, p->clip);
     if (p->placement == 1 && p->sigma_update > 0) add_noise_share(p, round, cid, u, P);
     return 1.0 / p->m;
 }

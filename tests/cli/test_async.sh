@@ -183,6 +183,80 @@ em=$(csv_col_last "$T/dp.bbound/metrics.csv" epsilon)
     ok "dp-fedbuff, bound accounting (default): budget 5 stops after buffer $r (epsilon_max_client $e)" ||
     bad "dp-fedbuff, bound accounting: budget 5: $r buffers, epsilon_max_client $e, metrics.csv epsilon $em"
 
+# 5b. secure aggregation with FedBuff (issue 11): the buffer is the secure-aggregation group,
+#     formed when it fills; the hosts keep their updates until then and rank 0 receives only the
+#     masked inputs. Same fixed-point words, exact sum: bit-identical to plain FedBuff for any
+#     rank count (the run "fedbuff.np1" above is plain FedBuff with 4 buffers)
+SA="async.mode=fedbuff secagg.enabled=on"
+for np in 1 2 4; do run $np "sa.np$np" $SA train.rounds=4 secagg.transcript="$T/sa.np$np.tr.h5"; done
+for np in 1 2 4; do
+    same_model "$T/fedbuff.np1/model.h5" "$T/sa.np$np/model.h5" &&
+        ok "fedbuff + secagg: -np $np bit-identical to plain fedbuff -np 1" || bad "fedbuff + secagg: -np $np differs"
+done
+same_csv 1,2,4- "$T/fedbuff.np1/async.csv" "$T/sa.np4/async.csv" && ok "fedbuff + secagg: async.csv as plain fedbuff" ||
+    bad "fedbuff + secagg: async.csv differs from plain fedbuff"
+# one round a released buffer (buffer number = version + 1), K = 5 masked inputs in each
+n=$(h5ls "$T/sa.np2.tr.h5" 2>/dev/null | grep -c '^round_')
+m=$(h5ls "$T/sa.np2.tr.h5/round_00000004/masked_input" 2>/dev/null | grep -c '{5, ')
+[ "$n" = 4 ] && [ "$m" = 1 ] && ok "fedbuff + secagg: 4 rounds of 5 masked inputs in the transcript" ||
+    bad "fedbuff + secagg: transcript has $n rounds (masked_input of round 4: $m)"
+# stale updates discarded at the hosts (max_staleness 0), DP-FedBuff clipping at the hosts
+run 1 sa.stale.plain async.mode=fedbuff async.max_staleness=0 train.rounds=5
+run 3 sa.stale $SA async.max_staleness=0 train.rounds=5
+d=$(awk -F, 'NR>1{s+=$7} END{print s+0}' "$T/sa.stale/async.csv")
+[ "$d" -gt 0 ] && same_model "$T/sa.stale.plain/model.h5" "$T/sa.stale/model.h5" &&
+    ok "fedbuff + secagg: $d stale updates dropped at the hosts, -np 3 bit-identical" || bad "fedbuff + secagg, max_staleness 0: differs ($d discarded)"
+run 4 sa.dp $DP secagg.enabled=on train.rounds=12
+same_model "$T/dp.np1/model.h5" "$T/sa.dp/model.h5" && ok "dp-fedbuff + secagg (clipped at the hosts): -np 4 bit-identical to dp-fedbuff" ||
+    bad "dp-fedbuff + secagg differs from dp-fedbuff"
+# exact resume: the updates held on hosts are recomputed like any job in flight
+run 2 sa.full $SA train.rounds=10
+run 2 sa.part $SA train.rounds=5 checkpoint.every=5 checkpoint.dir="$T/ck.sa"
+run 1 sa.part $SA train.rounds=10 checkpoint.dir="$T/ck.sa" --resume
+grep -q "resuming after server update 5" "$T/log.sa.part" && same_model "$T/full.fedbuff/model.h5" "$T/sa.part/model.h5" &&
+    same_model "$T/sa.full/model.h5" "$T/sa.part/model.h5" &&
+    ok "fedbuff + secagg: resumed run (-np 2 then 1) = uninterrupted = plain fedbuff" || bad "fedbuff + secagg: resumed model differs"
+# dropouts: the dropped clients' updates are not in the sum; the run completes
+run 2 sa.drop $SA secagg.dropout=0.2 train.rounds=4 secagg.transcript="$T/sa.drop.tr.h5"
+a=$(h5dump -d /round_00000001/alive -d /round_00000002/alive -d /round_00000003/alive -d /round_00000004/alive \
+    "$T/sa.drop.tr.h5" 2>/dev/null | grep -A1 'DATA {' | grep '):' | sed 's/.*)://' | grep -o '0' | wc -l)
+[ -s "$T/sa.drop/model.h5" ] && [ "$a" -gt 0 ] && differs "$T/fedbuff.np1/model.h5" "$T/sa.drop/model.h5" &&
+    ok "fedbuff + secagg, dropout 0.2: completes without the $a dropped updates" || bad "fedbuff + secagg, dropout 0.2 ($a dropped)"
+# what the aggregator receives shows no client's update: the transcript checker of
+# test_privacy_run.sh (tests/unit/test_secagg_transcript.c) on FedBuff's transcript (-np 3, 10%
+# dropout), and the control run with masks off, where it must read every update. The "plain"
+# aggregates are the run's own truth record (the plain async loop writes none; the model
+# bit-identity to plain FedBuff is checked above)
+TESTS="${FEDHPC_TESTS:-$(dirname "$FEDHPC")/fedhpc_tests}"
+mkdir -p "$T/satr" "$T/satrc"
+TR="$SA secagg.dropout=0.1 secagg.threshold=0.25"
+run 3 sa.tr $TR secagg.transcript="$T/satr/transcript.h5" secagg.truth="$T/satr/truth.h5"
+run 2 sa.trc $TR secagg.masks=off secagg.transcript="$T/satrc/transcript.h5" secagg.truth="$T/satrc/truth.h5"
+cp "$T/satr/truth.h5" "$T/satr/plain_truth.h5"; cp "$T/satrc/truth.h5" "$T/satrc/plain_truth.h5"
+same_model "$T/sa.tr/model.h5" "$T/sa.trc/model.h5" && ok "fedbuff + secagg, dropout 0.1: masks-off control (-np 2) = -np 3" ||
+    bad "fedbuff + secagg: masks-off control differs"
+FEDHPC_SA_TRANSCRIPT="$T/satr" FEDHPC_SA_EXPECT=masked "$TESTS" secagg/transcript_check >"$T/tcheck.out" 2>&1 &&
+    ok "fedbuff + secagg: transcript (-np 3, 10% dropout) shows no client's update" ||
+    { bad "fedbuff + secagg: transcript check (masked)"; tail -8 "$T/tcheck.out" | sed 's/^/       | /'; }
+FEDHPC_SA_TRANSCRIPT="$T/satrc" FEDHPC_SA_EXPECT=clear "$TESTS" secagg/transcript_check >"$T/tcheck.out" 2>&1 &&
+    ok "fedbuff + secagg: the checker reads every update of the masks-off control" ||
+    { bad "fedbuff + secagg: transcript check (control)"; tail -8 "$T/tcheck.out" | sed 's/^/       | /'; }
+# the synchronous modes: a round's accepted updates are one secure-aggregation round once all are
+# in (the "$mode.np1" runs above are the plain ones); resume across rank counts
+for mode in wait_all drop partial; do
+    run 3 "sa.$mode" async.mode=$mode secagg.enabled=on
+    same_model "$T/$mode.np1/model.h5" "$T/sa.$mode/model.h5" && ok "$mode + secagg: -np 3 bit-identical to plain $mode" ||
+        bad "$mode + secagg differs from plain $mode"
+done
+run 2 sa.pr.part async.mode=partial secagg.enabled=on train.rounds=2 checkpoint.every=2 checkpoint.dir="$T/ck.sapr"
+run 1 sa.pr.part async.mode=partial secagg.enabled=on checkpoint.dir="$T/ck.sapr" --resume
+same_model "$T/partial.np1/model.h5" "$T/sa.pr.part/model.h5" && ok "partial + secagg: resumed (-np 2 then 1) = plain partial" ||
+    bad "partial + secagg: resumed model differs"
+run 2 sa.dr.drop async.mode=drop secagg.enabled=on secagg.dropout=0.3
+d=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="dropped") k=i; next} {s+=$k} END{print s+0}' "$T/sa.dr.drop/metrics.csv")
+[ -s "$T/sa.dr.drop/model.h5" ] && [ "$d" -gt 0 ] && ok "drop + secagg, dropout 0.3: completes ($d dropped in metrics.csv)" ||
+    bad "drop + secagg, dropout 0.3 ($d dropped)"
+
 # 6. plot accuracy against virtual time for several runs
 "$FEDHPC" plot --x virtual_time "$T/cmp_wa" "$T/cmp_fa" "$T/cmp_fb" --out "$T/vt.png" >"$T/out" 2>&1 &&
     [ -s "$T/vt.png" ] && ok "plot --x virtual_time draws a PNG" || { bad "plot --x virtual_time"; cat "$T/out"; }
@@ -203,6 +277,14 @@ expect_input_error "dp with fedasync" "only mode = client with [async] mode = fe
     async.mode=fedasync privacy.mode=client
 expect_input_error "sample-level dp with fedbuff" "[privacy] mode" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \
     output.dir="$T/bad" async.mode=fedbuff privacy.mode=sample
+expect_input_error "secagg with buffer 1" "[async] buffer = 1: with [secagg]" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \
+    output.dir="$T/bad" async.mode=fedbuff secagg.enabled=on async.buffer=1
+expect_input_error "secagg with fedasync" "a sum of one update is the update itself" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" \
+    output.dir="$T/bad" async.mode=fedasync secagg.enabled=on
+expect_input_error "secagg dropout without secagg, fedbuff" "need [secagg] enabled = on" $MPIRUN -np 2 "$FEDHPC" run \
+    "$T/a.ini" output.dir="$T/bad" async.mode=fedbuff secagg.dropout=0.2
+expect_input_error "dp-fedbuff + secagg, distributed noise" "[privacy] placement = distributed: not with [async]" \
+    $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" $DP privacy.placement=distributed secagg.enabled=on
 printf '0,1\n1,x\n' >"$T/speeds.csv"
 expect_input_error "bad speeds CSV" "speeds.csv:2" $MPIRUN -np 2 "$FEDHPC" run "$T/a.ini" output.dir="$T/bad" \
     system.speeds="$T/speeds.csv"

@@ -314,6 +314,7 @@ expect_input_error "DP-SGD with the CNN is refused, naming the keys" "[privacy] 
     $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" privacy.mode=sample model.type=cnn train.rounds=1 output.dir="$T/cnn"
 expect_input_error "adaptive clipping without count noise" "[privacy] count_noise" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
     privacy.mode=client privacy.adaptive_clip=on privacy.count_noise=0.1 output.dir="$T/y"
-expect_input_error "secagg with the async loop is refused" "not supported yet with" $MPIRUN -np 2 "$FEDHPC" run "$T/p.ini" \
-    secagg.enabled=on async.mode=drop output.dir="$T/z"
+# (secagg works with [async] fedbuff and the synchronous virtual-clock modes: tests/cli/test_async.sh)
+expect_input_error "secagg with fedasync is refused" "a sum of one update is the update itself" $MPIRUN -np 2 "$FEDHPC" \
+    run "$T/p.ini" secagg.enabled=on async.mode=fedasync output.dir="$T/z"
 finish privacy_run
