@@ -882,9 +882,10 @@ fh_status config_validate(const config_t *c, const char *path)
         if (why) return fh_error_set(FH_EINPUT, "%s: [he] %s: %s", path, c->he.key_bits % 64 ? "key_bits" : "enabled = on", why);
     }
     if (sa_any && gram)
-        return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step (dist_gram, "
-                            "the Gram matrix of the client models) moves individual client models between ranks in the "
-                            "clear; use method = fesem or ifca with warmup = 0 (K random centers), or none", path, gname);
+        return fh_error_set(FH_EINPUT, "%s: [secagg] with [cluster] method = %s: not supported: its similarity step needs the "
+                            "pairwise similarities of individual client models (the Gram matrix: CFL's split, the first "
+                            "assignment after a warm-up), and secure aggregation reveals only sums, from which they cannot "
+                            "be computed; use method = fesem or ifca with warmup = 0 (K random centers), or none", path, gname);
     FH_TRY(config_validate_robust(c, path, c->secagg.enabled || c->secagg.truth[0]));
     FH_TRY(attack_config_check(c, path)); /* [attack] (src/attack/poison.c) */
     return FH_OK;
