@@ -93,20 +93,8 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     const int32_t cid = (int32_t)hdr[1];
     int64_t s0 = 0, n = 0;
     FH_TRY(io_data_client_ranges(jr->data, &cid, 1, &s0, &n));
-    if (n > jr->cap) {
-        free(jr->x);
-        free(jr->y);
-        jr->x = malloc((size_t)n * (size_t)d * sizeof *jr->x);
-        jr->y = malloc((size_t)n * sizeof *jr->y);
-        jr->cap = n;
-        if (!jr->x || !jr->y) {
-            jr->cap = 0;
-            return fh_error_set(FH_ENOMEM, "out of memory for client %d (%lld rows)", cid, (long long)n);
-        }
-    }
-    FH_TRY(io_data_read_ranges(jr->data, "train", 1, &s0, &n, jr->x, jr->y));
-    fl_local_opts o = {start, NULL, cfg->train.lr, cfg->train.momentum, cfg->train.weight_decay,
-                       cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, cfg->train.local_epochs, cfg->train.batch_size};
+    FH_TRY(fl_read_rows(jr->data, 1, &s0, &n, (int32_t)d, &jr->x, &jr->y, &jr->cap));
+    fl_local_opts o = fl_local_opts_make(cfg, start);
     jr->wk->max_steps = hdr[3];
     memcpy(delta, start, (size_t)P * sizeof *delta);
     *loss = 0;
@@ -1009,13 +997,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     agg_t *a = &x->a;
     as_state *s = &x->s;
     if (!x->filled) { /* a fresh start, or after a resume the restored jobs are already there */
-        for (int32_t i = 0; i < a->nslots; i++) {
-            if (a->jobs[i].id >= 0) continue;
-            const int32_t c = pick_idle(cfg, s, L->C);
-            if (c < 0) break;
-            job_start(a, s, &x->prof, x->count, i, c, 0, a->jobs[i].id + 1, L->params);
-            a->jobs[i].shuffle = a->jobs[i].id + 1;
-        }
+        async_fill(L, x, 0);
         x->filled = 1;
     }
     for (int stepped = 0; !stepped;) {
