@@ -270,19 +270,14 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[12])
                 for (int32_t q = 0; q < R->dim; q++) s += fu[q] * fi[q];
                 R->scores[j] = s;
             }
-            double m[3];
-            gnn_topk(R->scores, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[k] += (int64_t)llrint(m[k] * MSCALE);
-            gnn_topk(R->pop, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[3 + k] += (int64_t)llrint(m[k] * MSCALE);
-            gnn_topk(R->lpop, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[6 + k] += (int64_t)llrint(m[k] * MSCALE);
+            const float *by[3] = {R->scores, R->pop, R->lpop}; /* the model; global and own popularity */
+            for (int b = 0; b < 3; b++) {
+                double m[3];
+                gnn_topk(by[b], R->ni, R->skip, TOPK, top, &got);
+                gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
+                if (got < TOPK) m[0] = m[0] * got / TOPK;
+                for (int k = 0; k < 3; k++) acc[3 * b + k] += (int64_t)llrint(m[k] * MSCALE);
+            }
             acc[9] += 1;
             for (int64_t e = g->uptr[a]; e < g->uptr[a + 1]; e++) R->skip[g->uidx[e]] = 0;
         }
