@@ -127,6 +127,9 @@ typedef struct {
 fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
                              const int64_t *start, const int64_t *count, int32_t n_local,
                              int32_t n_total, fl_rows *rows, double *mean, double *p10);
+/* Mean and 10th percentile of the accuracies acc[n] that are not NaN (NaN if none); acc is
+ * compacted and sorted. */
+void fl_acc_summary(double *acc, int32_t n, double *mean, double *p10);
 /* Set up model, class weights and initial params (src/fl/loop.c). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
 

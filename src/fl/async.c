@@ -893,6 +893,16 @@ static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
     }
 }
 
+/* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it would
+ * exceed [privacy] epsilon_budget; not released, the run ends with the last model). */
+static fh_status fedbuff_dp_check(fl_loop *L, async_ctx *x, int64_t b)
+{
+    int stop = 0;
+    FH_TRY(privacy_fedbuff_begin(&x->pv, b, x->s.joined, x->s.inbuf, L->C, &stop));
+    x->s.dp_stop = stop;
+    return FH_OK;
+}
+
 /* FedBuff under [secagg]: rank 0 notes the update's place in the buffer (its host keeps the
  * update); at K updates the buffer is released as secure-aggregation round version + 1
  * (src/fl/async_sa.h). The hosts encode the very fixed-point words that plain FedBuff (and
@@ -908,12 +918,8 @@ static fh_status async_apply_secagg(fl_loop *L, async_ctx *x, const as_job *j, d
     if (dp) s->inbuf[j->client] = 1;
     if (++s->nbuf < K) return FH_OK;
     if (dp) {
-        int stop = 0;
-        FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
-        if (stop) { /* the buffer is not released: the run ends with the last model */
-            s->dp_stop = 1;
-            return FH_OK;
-        }
+        FH_TRY(fedbuff_dp_check(L, x, b));
+        if (s->dp_stop) return FH_OK;
     }
     int64_t *sum = x->sa.sum; /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
     memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
@@ -950,41 +956,33 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
         const float al = (float)(cfg->async.alpha * sw);
         for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
         *stepped = 1;
-    } else if (x->pv.mode != PRIVACY_CLIENT) {
-        fx_accumulate(s->acc, j->delta, sw / K, P);
-        if (++s->nbuf == K) {
-            fx_decode(s->acc, 1.0, x->dec, P);
-            fl_server_step(&x->srv, x->dec, params);
-            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-            s->nbuf = 0;
-            *stepped = 1;
-        }
+        return FH_OK;
+    }
+    /* FedBuff; DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
+     * version + 1 (its noise stream and accounting step) */
+    const int dp = x->pv.mode == PRIVACY_CLIENT;
+    const int64_t b = s->version + 1;
+    const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
+    fx_accumulate(s->acc, j->delta, wgt, P);
+    if (dp) s->inbuf[j->client] = 1;
+    if (++s->nbuf < K) return FH_OK;
+    if (dp) {
+        FH_TRY(fedbuff_dp_check(L, x, b));
+        if (s->dp_stop) return FH_OK;
+        privacy_run_decode(&x->pv, b, s->acc, P, x->dec);
     } else {
-        /* DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
-         * version + 1 (its noise stream and accounting step) */
-        const int64_t b = s->version + 1;
-        const double wgt = privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below);
-        fx_accumulate(s->acc, j->delta, sw * wgt, P);
-        s->inbuf[j->client] = 1;
-        if (++s->nbuf == K) {
-            int stop = 0;
-            FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
-            if (stop) { /* the buffer is not released: the run ends with the last model */
-                s->dp_stop = 1;
-                return FH_OK;
-            }
-            privacy_run_decode(&x->pv, b, s->acc, P, x->dec);
-            fl_server_step(&x->srv, x->dec, params);
-            privacy_run_end(&x->pv, b, s->below, x->dec, P);
-            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-            s->nbuf = 0;
-            s->below = 0;
-            for (int32_t c = 0; c < L->C; c++) {
-                s->joined[c] += s->inbuf[c];
-                s->inbuf[c] = 0;
-            }
-            *stepped = 1;
-        }
+        fx_decode(s->acc, 1.0, x->dec, P);
+    }
+    fl_server_step(&x->srv, x->dec, params);
+    memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+    s->nbuf = 0;
+    *stepped = 1;
+    if (!dp) return FH_OK;
+    privacy_run_end(&x->pv, b, s->below, x->dec, P);
+    s->below = 0;
+    for (int32_t c = 0; c < L->C; c++) {
+        s->joined[c] += s->inbuf[c];
+        s->inbuf[c] = 0;
     }
     return FH_OK;
 }

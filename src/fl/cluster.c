@@ -124,12 +124,6 @@ static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int
     return FH_OK;
 }
 
-static int cmp_f64(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Evaluate every client on its own held-out rows (all its rows if the data set has no local
  * split) with its own model; rank 0 fills the stats and writes a clusters.csv row. */
 static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
@@ -168,12 +162,11 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     double *kacc = fh_calloc((size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v);
     FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
     int32_t nv = 0;
-    double sum = 0, lsum = 0;
+    double lsum = 0;
     for (int32_t c = 0; c < C; c++) {
         size[s->assign[c]]++;
         if (s->cacc[c] >= 0) {
             kacc[s->assign[c]] += s->cacc[c];
-            sum += s->cacc[c];
             lsum += s->closs[c];
             v[nv++] = s->cacc[c];
         }
@@ -182,9 +175,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     for (int32_t k = 1; k < s->K; k++)
         if (size[k] > size[big]) big = k;
     *largest = big;
-    qsort(v, (size_t)nv, sizeof *v, cmp_f64);
-    rs->client_acc_mean = nv ? sum / nv : NAN;
-    rs->client_acc_p10 = nv ? v[(int32_t)floor(0.1 * (nv - 1))] : NAN;
+    fl_acc_summary(v, nv, &rs->client_acc_mean, &rs->client_acc_p10);
     st = FH_OK;
     if (w->rank == 0 && s->test->n > 0)
         st = fl_testset_eval(s->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
