@@ -67,6 +67,9 @@ typedef struct {
 
 /* The checkpoint directory of a configuration ([checkpoint] dir or <output dir>/checkpoints). */
 void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap);
+/* The per-client state store <output dir>/name: clients rows of dim floats (io_state_create). */
+fh_status fl_state_create(const config_t *cfg, const comm_t *w, const char *name, int32_t clients, int64_t dim,
+                          io_state **out);
 /* Start the checkpoint of round r in that directory (collective over w). */
 fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h);
 /* Commit h when st is FH_OK (keeping [checkpoint] keep files), abandon it otherwise. */

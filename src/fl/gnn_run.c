@@ -186,11 +186,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     R->urow = st == FH_OK ? malloc((size_t)(R->row ? R->row : 1) * sizeof *R->urow) : NULL;
     if (st == FH_OK && !R->urow) st = fh_error_set(FH_ENOMEM, "out of memory");
     st = comm_agree(w, st);
-    if (st == FH_OK) {
-        char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/gnn_users.h5", cfg->output.dir);
-        st = comm_agree(w, io_state_create(path, w, L->C, R->row, &R->store));
-    }
+    if (st == FH_OK) st = comm_agree(w, fl_state_create(cfg, w, "gnn_users.h5", L->C, R->row, &R->store));
     if (st == FH_OK && cfg->model.gnn_weighting == 1 && L->m < L->C)
         st = fh_error_set(FH_EINPUT, "[model] gnn_weighting = items needs every client every round: [train] "
                           "clients_per_round = %d but the data set has %d clients", cfg->train.clients_per_round, L->C);
