@@ -135,15 +135,10 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
         if (js == FH_OK && sa) js = as_sa_hold(sa, hdr[0], (const float *)(out + RES_HDR), (int)r[4]);
         if (js != FH_OK && first == FH_OK) first = js;
         r[1] = js;
-        if (out) {
-            memcpy(out, r, sizeof r);
-            memcpy(out + sizeof r, &loss, sizeof loss);
-            st = comm_send_bytes(w, out, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
-        } else {
-            char tiny[RES_HDR];
-            memcpy(tiny, r, sizeof r);
-            st = comm_send_bytes(w, tiny, RES_HDR, 0, TAG_RES);
-        }
+        char tiny[RES_HDR], *msg = out ? out : tiny; /* no out: js is the allocation failure, a header only */
+        memcpy(msg, r, sizeof r);
+        memcpy(msg + sizeof r, &loss, sizeof loss);
+        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
         if (st != FH_OK) return st;
     }
     free(start);
