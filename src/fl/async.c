@@ -898,47 +898,12 @@ static fh_status fedbuff_dp_check(fl_loop *L, async_ctx *x, int64_t b)
     return FH_OK;
 }
 
-/* FedBuff under [secagg]: rank 0 notes the update's place in the buffer (its host keeps the
- * update); at K updates the buffer is released as secure-aggregation round version + 1
- * (src/fl/async_sa.h). The hosts encode the very fixed-point words that plain FedBuff (and
- * DP-FedBuff, clipping first) adds here, so the exact sum and the model are the same. */
-static fh_status async_apply_secagg(fl_loop *L, async_ctx *x, const as_job *j, double sw, int *stepped)
-{
-    as_state *s = &x->s;
-    const int64_t P = L->P, b = s->version + 1;
-    const int32_t K = L->cfg->async.buffer;
-    const int dp = x->pv.mode == PRIVACY_CLIENT;
-    /* DP: the weight privacy_client_update gives (1 / m, m = K) */
-    FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
-    if (dp) s->inbuf[j->client] = 1;
-    if (++s->nbuf < K) return FH_OK;
-    if (dp) {
-        FH_TRY(fedbuff_dp_check(L, x, b));
-        if (s->dp_stop) return FH_OK;
-    }
-    int64_t *sum = x->sa.sum; /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
-    memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-    FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
-    const int ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
-    if (dp) {
-        privacy_run_decode(&x->pv, b, sum, P, x->dec);
-        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
-        privacy_run_end(&x->pv, b, sum[P], ab ? NULL : x->dec, P);
-        for (int32_t c = 0; c < L->C; c++) {
-            s->joined[c] += s->inbuf[c];
-            s->inbuf[c] = 0;
-        }
-    } else {
-        fx_decode(sum, 1.0, x->dec, P);
-        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
-    }
-    s->nbuf = 0;
-    *stepped = 1;
-    return FH_OK;
-}
-
 /* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
- * buffer released with its noise when full). *stepped: the model changed. */
+ * buffer released with its noise when full). *stepped: the model changed. Under [secagg] rank 0
+ * notes the update's place in the buffer (its host keeps the update); at K updates the buffer is
+ * released as secure-aggregation round version + 1 (src/fl/async_sa.h). The hosts encode the
+ * very fixed-point words that plain FedBuff (and DP-FedBuff, clipping first) adds here, so the
+ * exact sum and the model are the same. */
 static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int *stepped)
 {
     const config_t *cfg = L->cfg;
@@ -946,7 +911,6 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     const int64_t P = L->P;
     const int32_t K = cfg->async.buffer;
     float *params = L->params;
-    if (x->sa_on) return async_apply_secagg(L, x, j, sw, stepped);
     if (cfg->async.mode == AS_FEDASYNC) {
         const float al = (float)(cfg->async.alpha * sw);
         for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
@@ -957,23 +921,35 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
      * version + 1 (its noise stream and accounting step) */
     const int dp = x->pv.mode == PRIVACY_CLIENT;
     const int64_t b = s->version + 1;
-    const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
-    fx_accumulate(s->acc, j->delta, wgt, P);
+    if (x->sa_on) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+        FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
+    } else {
+        const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
+        fx_accumulate(s->acc, j->delta, wgt, P);
+    }
     if (dp) s->inbuf[j->client] = 1;
     if (++s->nbuf < K) return FH_OK;
     if (dp) {
         FH_TRY(fedbuff_dp_check(L, x, b));
         if (s->dp_stop) return FH_OK;
-        privacy_run_decode(&x->pv, b, s->acc, P, x->dec);
-    } else {
-        fx_decode(s->acc, 1.0, x->dec, P);
     }
-    fl_server_step(&x->srv, x->dec, params);
+    int64_t *sum = s->acc, below = s->below;
+    int ab = 0;
+    if (x->sa_on) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+        sum = x->sa.sum;
+        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
+        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
+        ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
+        below = dp ? sum[P] : 0;
+    }
+    if (dp) privacy_run_decode(&x->pv, b, sum, P, x->dec);
+    else fx_decode(sum, 1.0, x->dec, P);
+    if (!ab) fl_server_step(&x->srv, x->dec, params);
     memset(s->acc, 0, (size_t)P * sizeof *s->acc);
     s->nbuf = 0;
     *stepped = 1;
     if (!dp) return FH_OK;
-    privacy_run_end(&x->pv, b, s->below, x->dec, P);
+    privacy_run_end(&x->pv, b, below, ab ? NULL : x->dec, P);
     s->below = 0;
     for (int32_t c = 0; c < L->C; c++) {
         s->joined[c] += s->inbuf[c];
