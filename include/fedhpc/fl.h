@@ -67,6 +67,9 @@ typedef struct {
 
 /* The checkpoint directory of a configuration ([checkpoint] dir or <output dir>/checkpoints). */
 void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap);
+/* The per-client state store <output dir>/name: clients rows of dim floats (io_state_create). */
+fh_status fl_state_create(const config_t *cfg, const comm_t *w, const char *name, int32_t clients, int64_t dim,
+                          io_state **out);
 /* Start the checkpoint of round r in that directory (collective over w). */
 fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h);
 /* Commit h when st is FH_OK (keeping [checkpoint] keep files), abandon it otherwise. */
@@ -127,6 +130,9 @@ typedef struct {
 fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
                              const int64_t *start, const int64_t *count, int32_t n_local,
                              int32_t n_total, fl_rows *rows, double *mean, double *p10);
+/* Mean and 10th percentile of the accuracies acc[n] that are not NaN (NaN if none); acc is
+ * compacted and sorted. */
+void fl_acc_summary(double *acc, int32_t n, double *mean, double *p10);
 /* Set up model, class weights and initial params (src/fl/loop.c). */
 fh_status fl_model_setup(const config_t *cfg, io_data *data, const io_data_meta *meta, fl_result *res);
 

@@ -19,6 +19,12 @@ static int cmp_f64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_i32(const void *a, const void *b)
+{
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Ascending sort of v[n]: insertion sort for the usual few clients a round, qsort beyond. The
  * same input order gives the same output bits (even for -0.0 against +0.0). */
 static void sort_f32(float *v, int32_t n)
@@ -213,15 +219,7 @@ int32_t robust_krum_select(const int64_t *G, int32_t n, int32_t f, int32_t m, in
         }
         sel[t] = best;
     }
-    for (int32_t i = 1; i < m; i++) { /* insertion sort of the indices */
-        const int32_t x = sel[i];
-        int32_t j = i - 1;
-        while (j >= 0 && sel[j] > x) {
-            sel[j + 1] = sel[j];
-            j--;
-        }
-        sel[j + 1] = x;
-    }
+    qsort(sel, (size_t)m, sizeof *sel, cmp_i32); /* distinct indices: one order */
     return m;
 }
 

@@ -93,20 +93,8 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     const int32_t cid = (int32_t)hdr[1];
     int64_t s0 = 0, n = 0;
     FH_TRY(io_data_client_ranges(jr->data, &cid, 1, &s0, &n));
-    if (n > jr->cap) {
-        free(jr->x);
-        free(jr->y);
-        jr->x = malloc((size_t)n * (size_t)d * sizeof *jr->x);
-        jr->y = malloc((size_t)n * sizeof *jr->y);
-        jr->cap = n;
-        if (!jr->x || !jr->y) {
-            jr->cap = 0;
-            return fh_error_set(FH_ENOMEM, "out of memory for client %d (%lld rows)", cid, (long long)n);
-        }
-    }
-    FH_TRY(io_data_read_ranges(jr->data, "train", 1, &s0, &n, jr->x, jr->y));
-    fl_local_opts o = {start, NULL, cfg->train.lr, cfg->train.momentum, cfg->train.weight_decay,
-                       cfg->fl.algorithm == ALG_FEDPROX ? cfg->fl.mu : 0.0, cfg->train.local_epochs, cfg->train.batch_size};
+    FH_TRY(fl_read_rows(jr->data, 1, &s0, &n, (int32_t)d, &jr->x, &jr->y, &jr->cap));
+    fl_local_opts o = fl_local_opts_make(cfg, start);
     jr->wk->max_steps = hdr[3];
     memcpy(delta, start, (size_t)P * sizeof *delta);
     *loss = 0;
@@ -147,15 +135,10 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
         if (js == FH_OK && sa) js = as_sa_hold(sa, hdr[0], (const float *)(out + RES_HDR), (int)r[4]);
         if (js != FH_OK && first == FH_OK) first = js;
         r[1] = js;
-        if (out) {
-            memcpy(out, r, sizeof r);
-            memcpy(out + sizeof r, &loss, sizeof loss);
-            st = comm_send_bytes(w, out, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
-        } else {
-            char tiny[RES_HDR];
-            memcpy(tiny, r, sizeof r);
-            st = comm_send_bytes(w, tiny, RES_HDR, 0, TAG_RES);
-        }
+        char tiny[RES_HDR], *msg = out ? out : tiny; /* no out: js is the allocation failure, a header only */
+        memcpy(msg, r, sizeof r);
+        memcpy(msg + sizeof r, &loss, sizeof loss);
+        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
         if (st != FH_OK) return st;
     }
     free(start);
@@ -905,51 +888,22 @@ static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
     }
 }
 
-/* FedBuff under [secagg]: rank 0 notes the update's place in the buffer (its host keeps the
- * update); at K updates the buffer is released as secure-aggregation round version + 1
- * (src/fl/async_sa.h). The hosts encode the very fixed-point words that plain FedBuff (and
- * DP-FedBuff, clipping first) adds here, so the exact sum and the model are the same. */
-static fh_status async_apply_secagg(fl_loop *L, async_ctx *x, const as_job *j, double sw, int *stepped)
+/* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it would
+ * exceed [privacy] epsilon_budget; not released, the run ends with the last model). */
+static fh_status fedbuff_dp_check(fl_loop *L, async_ctx *x, int64_t b)
 {
-    as_state *s = &x->s;
-    const int64_t P = L->P, b = s->version + 1;
-    const int32_t K = L->cfg->async.buffer;
-    const int dp = x->pv.mode == PRIVACY_CLIENT;
-    /* DP: the weight privacy_client_update gives (1 / m, m = K) */
-    FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
-    if (dp) s->inbuf[j->client] = 1;
-    if (++s->nbuf < K) return FH_OK;
-    if (dp) {
-        int stop = 0;
-        FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
-        if (stop) { /* the buffer is not released: the run ends with the last model */
-            s->dp_stop = 1;
-            return FH_OK;
-        }
-    }
-    int64_t *sum = x->sa.sum; /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
-    memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-    FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
-    const int ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
-    if (dp) {
-        privacy_run_decode(&x->pv, b, sum, P, x->dec);
-        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
-        privacy_run_end(&x->pv, b, sum[P], ab ? NULL : x->dec, P);
-        for (int32_t c = 0; c < L->C; c++) {
-            s->joined[c] += s->inbuf[c];
-            s->inbuf[c] = 0;
-        }
-    } else {
-        fx_decode(sum, 1.0, x->dec, P);
-        if (!ab) fl_server_step(&x->srv, x->dec, L->params);
-    }
-    s->nbuf = 0;
-    *stepped = 1;
+    int stop = 0;
+    FH_TRY(privacy_fedbuff_begin(&x->pv, b, x->s.joined, x->s.inbuf, L->C, &stop));
+    x->s.dp_stop = stop;
     return FH_OK;
 }
 
 /* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
- * buffer released with its noise when full). *stepped: the model changed. */
+ * buffer released with its noise when full). *stepped: the model changed. Under [secagg] rank 0
+ * notes the update's place in the buffer (its host keeps the update); at K updates the buffer is
+ * released as secure-aggregation round version + 1 (src/fl/async_sa.h). The hosts encode the
+ * very fixed-point words that plain FedBuff (and DP-FedBuff, clipping first) adds here, so the
+ * exact sum and the model are the same. */
 static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int *stepped)
 {
     const config_t *cfg = L->cfg;
@@ -957,46 +911,49 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     const int64_t P = L->P;
     const int32_t K = cfg->async.buffer;
     float *params = L->params;
-    if (x->sa_on) return async_apply_secagg(L, x, j, sw, stepped);
     if (cfg->async.mode == AS_FEDASYNC) {
         const float al = (float)(cfg->async.alpha * sw);
         for (int64_t p = 0; p < P; p++) params[p] += al * (j->start[p] + j->delta[p] - params[p]);
         *stepped = 1;
-    } else if (x->pv.mode != PRIVACY_CLIENT) {
-        fx_accumulate(s->acc, j->delta, sw / K, P);
-        if (++s->nbuf == K) {
-            fx_decode(s->acc, 1.0, x->dec, P);
-            fl_server_step(&x->srv, x->dec, params);
-            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-            s->nbuf = 0;
-            *stepped = 1;
-        }
+        return FH_OK;
+    }
+    /* FedBuff; DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
+     * version + 1 (its noise stream and accounting step) */
+    const int dp = x->pv.mode == PRIVACY_CLIENT;
+    const int64_t b = s->version + 1;
+    if (x->sa_on) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+        FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
     } else {
-        /* DP-FedBuff: clip to C, weight s(t) / K <= 1 / K; the buffer is buffer number
-         * version + 1 (its noise stream and accounting step) */
-        const int64_t b = s->version + 1;
-        const double wgt = privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below);
-        fx_accumulate(s->acc, j->delta, sw * wgt, P);
-        s->inbuf[j->client] = 1;
-        if (++s->nbuf == K) {
-            int stop = 0;
-            FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &stop));
-            if (stop) { /* the buffer is not released: the run ends with the last model */
-                s->dp_stop = 1;
-                return FH_OK;
-            }
-            privacy_run_decode(&x->pv, b, s->acc, P, x->dec);
-            fl_server_step(&x->srv, x->dec, params);
-            privacy_run_end(&x->pv, b, s->below, x->dec, P);
-            memset(s->acc, 0, (size_t)P * sizeof *s->acc);
-            s->nbuf = 0;
-            s->below = 0;
-            for (int32_t c = 0; c < L->C; c++) {
-                s->joined[c] += s->inbuf[c];
-                s->inbuf[c] = 0;
-            }
-            *stepped = 1;
-        }
+        const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
+        fx_accumulate(s->acc, j->delta, wgt, P);
+    }
+    if (dp) s->inbuf[j->client] = 1;
+    if (++s->nbuf < K) return FH_OK;
+    if (dp) {
+        FH_TRY(fedbuff_dp_check(L, x, b));
+        if (s->dp_stop) return FH_OK;
+    }
+    int64_t *sum = s->acc, below = s->below;
+    int ab = 0;
+    if (x->sa_on) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+        sum = x->sa.sum;
+        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
+        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
+        ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
+        below = dp ? sum[P] : 0;
+    }
+    if (dp) privacy_run_decode(&x->pv, b, sum, P, x->dec);
+    else fx_decode(sum, 1.0, x->dec, P);
+    if (!ab) fl_server_step(&x->srv, x->dec, params);
+    memset(s->acc, 0, (size_t)P * sizeof *s->acc);
+    s->nbuf = 0;
+    *stepped = 1;
+    if (!dp) return FH_OK;
+    privacy_run_end(&x->pv, b, below, ab ? NULL : x->dec, P);
+    s->below = 0;
+    for (int32_t c = 0; c < L->C; c++) {
+        s->joined[c] += s->inbuf[c];
+        s->inbuf[c] = 0;
     }
     return FH_OK;
 }
@@ -1009,13 +966,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     agg_t *a = &x->a;
     as_state *s = &x->s;
     if (!x->filled) { /* a fresh start, or after a resume the restored jobs are already there */
-        for (int32_t i = 0; i < a->nslots; i++) {
-            if (a->jobs[i].id >= 0) continue;
-            const int32_t c = pick_idle(cfg, s, L->C);
-            if (c < 0) break;
-            job_start(a, s, &x->prof, x->count, i, c, 0, a->jobs[i].id + 1, L->params);
-            a->jobs[i].shuffle = a->jobs[i].id + 1;
-        }
+        async_fill(L, x, 0);
         x->filled = 1;
     }
     for (int stepped = 0; !stepped;) {

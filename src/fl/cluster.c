@@ -96,8 +96,10 @@ typedef struct {
     robust_agg rb;       /* [fl] aggregator != mean: the rule per cluster over the shared layers */
 } cl_state;
 
-static void state_free(cl_state *s)
+static void cluster_free(fl_loop *L)
 {
+    cl_state *s = L->s;
+    if (!s) return;
     io_state_close(s->heads);
     free(s->known); free(s->ref); free(s->fit); free(s->wasempty);
     free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
@@ -110,11 +112,6 @@ static void state_free(cl_state *s)
     if (s->csv) fclose(s->csv);
 }
 
-static fh_status read_rows(io_data *data, cl_state *s, int32_t n, const int64_t *start, const int64_t *count, int64_t d)
-{
-    return fl_read_rows(data, n, start, count, (int32_t)d, &s->x, &s->y, &s->xcap);
-}
-
 /* The model client cid uses when starting from center k: the center, with the client's own
  * head when FedPer has given it one. */
 static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int32_t k, float *out)
@@ -122,12 +119,6 @@ static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int
     memcpy(out, s->centers + (int64_t)k * s->P, (size_t)s->P * sizeof *out);
     if (cfg->cluster.personalize == 1 && s->seen[cid]) FH_TRY(io_state_read(s->heads, cid, out + s->base));
     return FH_OK;
-}
-
-static int cmp_f64(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Evaluate every client on its own held-out rows (all its rows if the data set has no local
@@ -147,7 +138,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
             s->count[c] = t;
         }
     }
-    if (st == FH_OK) st = read_rows(data, s, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in);
+    if (st == FH_OK) st = fl_read_rows(data, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in, &s->x, &s->y, &s->xcap);
     if ((st = comm_agree(w, st)) != FH_OK) return st;
     for (int32_t c = 0; c < C; c++) s->cacc[c] = s->closs[c] = 0;
     int64_t row = 0;
@@ -168,12 +159,11 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     double *kacc = fh_calloc((size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v);
     FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
     int32_t nv = 0;
-    double sum = 0, lsum = 0;
+    double lsum = 0;
     for (int32_t c = 0; c < C; c++) {
         size[s->assign[c]]++;
         if (s->cacc[c] >= 0) {
             kacc[s->assign[c]] += s->cacc[c];
-            sum += s->cacc[c];
             lsum += s->closs[c];
             v[nv++] = s->cacc[c];
         }
@@ -182,9 +172,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     for (int32_t k = 1; k < s->K; k++)
         if (size[k] > size[big]) big = k;
     *largest = big;
-    qsort(v, (size_t)nv, sizeof *v, cmp_f64);
-    rs->client_acc_mean = nv ? sum / nv : NAN;
-    rs->client_acc_p10 = nv ? v[(int32_t)floor(0.1 * (nv - 1))] : NAN;
+    fl_acc_summary(v, nv, &rs->client_acc_mean, &rs->client_acc_p10);
     st = FH_OK;
     if (w->rank == 0 && s->test->n > 0)
         st = fl_testset_eval(s->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
@@ -522,11 +510,8 @@ static fh_status cluster_init(fl_loop *L)
         }
     }
     st = comm_agree(w, st);
-    if (st == FH_OK && cfg->cluster.personalize == 1) {
-        char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/client_heads.h5", cfg->output.dir);
-        st = comm_agree(w, io_state_create(path, w, s->C, s->hlen, &s->heads));
-    }
+    if (st == FH_OK && cfg->cluster.personalize == 1)
+        st = comm_agree(w, fl_state_create(cfg, w, "client_heads.h5", s->C, s->hlen, &s->heads));
     if (st == FH_OK && w->rank == 0) {
         char path[CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/clusters.csv", cfg->output.dir);
@@ -573,11 +558,6 @@ static fh_status cluster_init(fl_loop *L)
     fl_loop_field(L, "cfl_active", FL_FIELD_I64, CKPT_I64, &s->active, 1);
     fl_loop_field(L, "client_heads", FL_FIELD_ROWS, CKPT_F32, s->heads, s->hlen);
     return st;
-}
-
-static void cluster_free(fl_loop *L)
-{
-    if (L->s) state_free(L->s);
 }
 
 /* [privacy] mode = client: client cid's update u = model - center k (FedPer: the shared layers
@@ -979,7 +959,8 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     s->n = n;
     s->c0 = dist_rows_first(n, w->size, w->rank);
     s->c1 = dist_rows_first(n, w->size, w->rank + 1);
-    if (st == FH_OK) st = read_rows(L->data, s, (int32_t)(s->c1 - s->c0), s->start + s->c0, s->ntr + s->c0, L->md->in);
+    if (st == FH_OK)
+        st = fl_read_rows(L->data, (int32_t)(s->c1 - s->c0), s->start + s->c0, s->ntr + s->c0, L->md->in, &s->x, &s->y, &s->xcap);
     FH_TRY(comm_agree(w, st));
     /* [privacy] account the round; stop cleanly before exceeding the budget */
     FH_TRY(comm_agree(w, privacy_run_begin(&s->pv, r, s->ids, s->ntr, n, done)));

@@ -56,11 +56,7 @@ fh_status fl_compress_init(fl_compress **out, const config_t *cfg, const comm_t 
     if (!z->e || !z->dec || !z->val || !z->idx || !z->msg)
         st = fh_error_set(FH_ENOMEM, "[compress]: out of memory for %lld parameters", (long long)P);
     st = comm_agree(w, st);
-    if (st == FH_OK && z->ef) {
-        char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/compress_residual.h5", cfg->output.dir);
-        st = comm_agree(w, io_state_create(path, w, C, P, &z->resid));
-    }
+    if (st == FH_OK && z->ef) st = comm_agree(w, fl_state_create(cfg, w, "compress_residual.h5", C, P, &z->resid));
     *out = z;
     return st;
 }

@@ -176,6 +176,39 @@ static void row_locate(const km_layout *L, int32_t C, int64_t g, int32_t *cl, in
     *j = g - L->off[lo];
 }
 
+/* The D^2 mass of every client (its rows' distances mind in fixed point, exponent s2), summed
+ * exactly over the ranks; *T: the total. */
+static fh_status d2_mass(const embed_rows *E, const double *mind, int s2, int64_t *mass, int64_t *T)
+{
+    memset(mass, 0, (size_t)E->clients * sizeof *mass);
+    for (int32_t i = 0; i < E->nloc; i++) {
+        int64_t m = 0;
+        for (int64_t row = E->first[i]; row < E->first[i + 1]; row++) m += fxd(mind[row], s2);
+        mass[E->client[i]] = m;
+    }
+    FH_TRY(comm_allreduce_sum_i64(E->c, mass, E->clients));
+    for (int32_t c = 0; c < E->clients; c++) *T += mass[c];
+    return FH_OK;
+}
+
+/* The draw u < total mass: client *cl whose mass holds it and, on the rank holding that client,
+ * the row *j within it (the holder of cl knows j). */
+static void d2_pick(const embed_rows *E, const km_layout *L, const double *mind, int s2, const int64_t *mass, int64_t u,
+                    int32_t *cl, int64_t *j)
+{
+    int32_t c;
+    for (c = 0; c < E->clients && u >= mass[c]; c++) u -= mass[c];
+    const int32_t li = L->lidx[c];
+    if (li >= 0) {
+        int64_t cum = 0;
+        for (*j = 0; *j < E->first[li + 1] - E->first[li]; (*j)++) {
+            cum += fxd(mind[E->first[li] + *j], s2);
+            if (u < cum) break;
+        }
+    }
+    *cl = c;
+}
+
 static fh_status kmeanspp(const embed_rows *E, const km_layout *L, int64_t N, int32_t k, uint64_t seed,
                           double *centers)
 {
@@ -189,32 +222,9 @@ static fh_status kmeanspp(const embed_rows *E, const km_layout *L, int64_t N, in
         int32_t cl = 0;
         int64_t j = 0;
         int64_t T = 0;
-        if (s > 0) { /* D^2 mass of every client, exact */
-            memset(mass, 0, (size_t)C * sizeof *mass);
-            for (int32_t i = 0; i < E->nloc; i++) {
-                int64_t m = 0;
-                for (int64_t row = E->first[i]; row < E->first[i + 1]; row++) m += fxd(mind[row], s2);
-                mass[E->client[i]] = m;
-            }
-            st = comm_allreduce_sum_i64(E->c, mass, C);
-            for (int32_t c = 0; st == FH_OK && c < C; c++) T += mass[c];
-        }
-        if (st != FH_OK) break;
-        int have = 0; /* the holder of cl knows j */
-        if (T > 0) {
-            int64_t u = (int64_t)rng_below(&r, (uint64_t)T);
-            for (cl = 0; cl < C && u >= mass[cl]; cl++) u -= mass[cl];
-            const int32_t li = L->lidx[cl];
-            if (li >= 0) {
-                int64_t cum = 0;
-                for (j = 0; j < E->first[li + 1] - E->first[li]; j++) {
-                    cum += fxd(mind[E->first[li] + j], s2);
-                    if (u < cum) break;
-                }
-            }
-            have = 1;
-        }
-        if (!have) row_locate(L, C, (int64_t)rng_below(&r, (uint64_t)N), &cl, &j); /* first seed, or all at distance 0 */
+        if (s > 0 && (st = d2_mass(E, mind, s2, mass, &T)) != FH_OK) break;
+        if (T > 0) d2_pick(E, L, mind, s2, mass, (int64_t)rng_below(&r, (uint64_t)T), &cl, &j);
+        else row_locate(L, C, (int64_t)rng_below(&r, (uint64_t)N), &cl, &j); /* first seed, or all at distance 0 */
         double *cen = centers + (size_t)s * dim;
         if ((st = seed_center(E, L, cl, j, cen)) != FH_OK) break;
         double mx = 0;
@@ -258,27 +268,11 @@ static fh_status reseed_empty(const embed_rows *E, const km_layout *L, int64_t N
     rng_t r = rng_stream(seed, (uint64_t)k, (uint64_t)it + 1, RNG_EMBED);
     for (int32_t e = 0; st == FH_OK && e < k; e++) {
         if (live[e]) continue;
-        memset(mass, 0, (size_t)C * sizeof *mass);
-        for (int32_t i = 0; i < E->nloc; i++) {
-            int64_t m = 0;
-            for (int64_t row = E->first[i]; row < E->first[i + 1]; row++) m += fxd(mind[row], s2);
-            mass[E->client[i]] = m;
-        }
-        if ((st = comm_allreduce_sum_i64(E->c, mass, C)) != FH_OK) break;
-        int64_t T = 0;
-        for (int32_t c = 0; c < C; c++) T += mass[c];
-        if (T == 0) break; /* every row sits on a center */
-        int64_t u = (int64_t)rng_below(&r, (uint64_t)T), j = 0;
+        int64_t T = 0, j = 0;
         int32_t cl;
-        for (cl = 0; cl < C && u >= mass[cl]; cl++) u -= mass[cl];
-        const int32_t li = L->lidx[cl];
-        if (li >= 0) {
-            int64_t cum = 0;
-            for (j = 0; j < E->first[li + 1] - E->first[li]; j++) {
-                cum += fxd(mind[E->first[li] + j], s2);
-                if (u < cum) break;
-            }
-        }
+        if ((st = d2_mass(E, mind, s2, mass, &T)) != FH_OK) break;
+        if (T == 0) break; /* every row sits on a center */
+        d2_pick(E, L, mind, s2, mass, (int64_t)rng_below(&r, (uint64_t)T), &cl, &j);
         double *cen = centers + (size_t)e * dim;
         if ((st = seed_center(E, L, cl, j, cen)) != FH_OK) break;
         live[e] = 1;

@@ -86,6 +86,20 @@ static int cmp_f64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void fl_acc_summary(double *acc, int32_t n, double *mean, double *p10)
+{
+    double s = 0;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (!isnan(acc[i])) {
+            s += acc[i];
+            acc[k++] = acc[i];
+        }
+    qsort(acc, (size_t)k, sizeof *acc, cmp_f64);
+    *mean = k ? s / k : NAN;
+    *p10 = k ? acc[(int32_t)floor(0.1 * (k - 1))] : NAN;
+}
+
 fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params, io_data *data,
                              const int64_t *start, const int64_t *count, int32_t n_local,
                              int32_t n_total, fl_rows *rows, double *mean, double *p10)
@@ -119,18 +133,7 @@ fh_status fl_client_accuracy(const comm_t *w, fl_worker *wk, const float *params
     }
     st = comm_agree(w, st);
     if (st == FH_OK) st = comm_gatherv_f64(w, acc, n_local, all, 0);
-    if (st == FH_OK && w->rank == 0 && n_total > 0) {
-        double s = 0;
-        int32_t k = 0;
-        for (int32_t i = 0; i < n_total; i++)
-            if (!isnan(all[i])) {
-                s += all[i];
-                all[k++] = all[i];
-            }
-        qsort(all, (size_t)k, sizeof *all, cmp_f64);
-        *mean = k ? s / k : NAN;
-        *p10 = k ? all[(int32_t)floor(0.1 * (k - 1))] : NAN;
-    }
+    if (st == FH_OK && w->rank == 0 && n_total > 0) fl_acc_summary(all, n_total, mean, p10);
     free(acc);
     free(all);
     return st;

@@ -106,11 +106,7 @@ static fh_status fedavg_init(fl_loop *L)
             st = fh_error_set(FH_ENOMEM, "out of memory for %lld parameters", (long long)P);
     }
     st = comm_agree(w, st);
-    if (st == FH_OK && scaffold) {
-        char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/client_state.h5", cfg->output.dir);
-        st = comm_agree(w, io_state_create(path, w, L->C, P, &s->cstate));
-    }
+    if (st == FH_OK && scaffold) st = comm_agree(w, fl_state_create(cfg, w, "client_state.h5", L->C, P, &s->cstate));
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, m));
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 0, w, s->nacc, P));
     if (st == FH_OK) st = fl_compress_init(&s->cz, cfg, w, L->C, P);

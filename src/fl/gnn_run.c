@@ -186,11 +186,7 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     R->urow = st == FH_OK ? malloc((size_t)(R->row ? R->row : 1) * sizeof *R->urow) : NULL;
     if (st == FH_OK && !R->urow) st = fh_error_set(FH_ENOMEM, "out of memory");
     st = comm_agree(w, st);
-    if (st == FH_OK) {
-        char path[CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/gnn_users.h5", cfg->output.dir);
-        st = comm_agree(w, io_state_create(path, w, L->C, R->row, &R->store));
-    }
+    if (st == FH_OK) st = comm_agree(w, fl_state_create(cfg, w, "gnn_users.h5", L->C, R->row, &R->store));
     if (st == FH_OK && cfg->model.gnn_weighting == 1 && L->m < L->C)
         st = fh_error_set(FH_EINPUT, "[model] gnn_weighting = items needs every client every round: [train] "
                           "clients_per_round = %d but the data set has %d clients", cfg->train.clients_per_round, L->C);
@@ -270,19 +266,14 @@ fh_status gnn_run_evaluate(gnn_run *R, fl_loop *L, int32_t r, double out[12])
                 for (int32_t q = 0; q < R->dim; q++) s += fu[q] * fi[q];
                 R->scores[j] = s;
             }
-            double m[3];
-            gnn_topk(R->scores, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[k] += (int64_t)llrint(m[k] * MSCALE);
-            gnn_topk(R->pop, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[3 + k] += (int64_t)llrint(m[k] * MSCALE);
-            gnn_topk(R->lpop, R->ni, R->skip, TOPK, top, &got);
-            gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
-            if (got < TOPK) m[0] = m[0] * got / TOPK;
-            for (int k = 0; k < 3; k++) acc[6 + k] += (int64_t)llrint(m[k] * MSCALE);
+            const float *by[3] = {R->scores, R->pop, R->lpop}; /* the model; global and own popularity */
+            for (int b = 0; b < 3; b++) {
+                double m[3];
+                gnn_topk(by[b], R->ni, R->skip, TOPK, top, &got);
+                gnn_rank_metrics(top, got, rel, nh, &m[0], &m[1], &m[2]);
+                if (got < TOPK) m[0] = m[0] * got / TOPK;
+                for (int k = 0; k < 3; k++) acc[3 * b + k] += (int64_t)llrint(m[k] * MSCALE);
+            }
             acc[9] += 1;
             for (int64_t e = g->uptr[a]; e < g->uptr[a + 1]; e++) R->skip[g->uidx[e]] = 0;
         }

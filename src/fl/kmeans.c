@@ -196,6 +196,17 @@ void cl_argmin(const double *dist, int32_t n, int32_t k, int32_t *assign)
     }
 }
 
+/* ||a - b||^2 of two dim-vectors */
+static double sqdist(const double *a, const double *b, int32_t dim)
+{
+    double s = 0;
+    for (int32_t d = 0; d < dim; d++) {
+        double e = a[d] - b[d];
+        s += e * e;
+    }
+    return s;
+}
+
 fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t seed, int32_t iters,
                     int32_t *assign)
 {
@@ -205,28 +216,15 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
     fh_status st = D2 && cen && dist && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
     if (st == FH_OK) {
         for (int32_t i = 0; i < n; i++)
-            for (int32_t j = 0; j < n; j++) {
-                double s = 0;
-                for (int32_t d = 0; d < dim; d++) {
-                    double e = X[(int64_t)i * dim + d] - X[(int64_t)j * dim + d];
-                    s += e * e;
-                }
-                D2[(int64_t)i * n + j] = s;
-            }
+            for (int32_t j = 0; j < n; j++) D2[(int64_t)i * n + j] = sqdist(X + (int64_t)i * dim, X + (int64_t)j * dim, dim);
         st = cl_kmeanspp(D2, n, k, seed, 0, seeds);
     }
     if (st == FH_OK) {
         for (int32_t j = 0; j < k; j++) memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
         for (int32_t it = 0; it < iters; it++) {
             for (int32_t i = 0; i < n; i++)
-                for (int32_t j = 0; j < k; j++) {
-                    double s = 0;
-                    for (int32_t d = 0; d < dim; d++) {
-                        double e = X[(int64_t)i * dim + d] - cen[(int64_t)j * dim + d];
-                        s += e * e;
-                    }
-                    dist[(int64_t)i * k + j] = s;
-                }
+                for (int32_t j = 0; j < k; j++)
+                    dist[(int64_t)i * k + j] = sqdist(X + (int64_t)i * dim, cen + (int64_t)j * dim, dim);
             int changed = it == 0;
             for (int32_t i = 0; i < n; i++) {
                 int32_t old = assign[i];

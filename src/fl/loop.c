@@ -303,6 +303,14 @@ void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
     else snprintf(out, cap, "%s/checkpoints", cfg->output.dir);
 }
 
+fh_status fl_state_create(const config_t *cfg, const comm_t *w, const char *name, int32_t clients, int64_t dim,
+                          io_state **out)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", cfg->output.dir, name);
+    return io_state_create(path, w, clients, dim, out);
+}
+
 fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h)
 {
     char dir[CONFIG_PATH_MAX + 16];

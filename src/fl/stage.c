@@ -52,20 +52,13 @@ int fl_agg_add(fl_agg *a, int64_t *buf, int64_t round, int32_t cid, float *u, in
 fh_status fl_agg_sum(fl_agg *a, const comm_t *w, int64_t round, const int32_t *ids, const int32_t *first, int32_t n,
                      int64_t clear)
 {
-    if (a->rb && robust_agg_slices(a->rb)) { /* the counters summed; the rule over the kept updates */
-        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
-        return robust_agg_run(a->rb, w);
-    }
-    if (a->he && a->he->enabled) { /* [he] counters in the clear, the client vectors under Paillier */
-        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
-        return he_engine_round(a->he, w, n, a->acc);
-    }
-    if (a->sa && a->sa->enabled) { /* counters in the clear, the client vectors masked */
-        if (clear > 0) FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
-        FH_TRY(secagg_engine_round(a->sa, w, round, ids, first, n, a->acc));
-    } else {
-        FH_TRY(comm_allreduce_sum_i64(w, a->acc, a->nacc));
-    }
+    const int rob = a->rb && robust_agg_slices(a->rb), he = a->he && a->he->enabled, sa = a->sa && a->sa->enabled;
+    if (!rob && !he && !sa) FH_TRY(comm_allreduce_sum_i64(w, a->acc, a->nacc));
+    else if (clear > 0) /* the counters in the clear, the client vectors as below */
+        FH_TRY(comm_allreduce_sum_i64(w, a->acc + a->nacc - clear, clear));
+    if (rob) return robust_agg_run(a->rb, w); /* the rule over the kept updates */
+    if (he) return he_engine_round(a->he, w, n, a->acc); /* [he] under Paillier */
+    if (sa) FH_TRY(secagg_engine_round(a->sa, w, round, ids, first, n, a->acc)); /* masked */
     if (!a->sa) return FH_OK;
     return comm_agree(w, secagg_engine_record_aggregate(a->sa, w, round, ids, n, a->acc)); /* test only */
 }
