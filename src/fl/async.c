@@ -506,10 +506,11 @@ static void note_stale(as_state *s, round_acc *ra, int64_t tau)
 
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
+    static const char *const mode_name[] = {"off", "wait_all", "drop", "partial", "fedasync", "fedbuff"};
     const int md = cfg->async.mode;
     if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->async.deadline > 0))
         return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
-                            md == AS_DROP ? "drop" : "partial", cfg->async.deadline);
+                            mode_name[md], cfg->async.deadline);
     if ((cfg->system.on > 0) != (cfg->system.off > 0))
         return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
                             cfg->system.on, cfg->system.off);
@@ -519,8 +520,6 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->secagg.enabled && md == AS_FEDASYNC) /* config_validate says why */
-        return fh_error_set(FH_EINPUT, "[secagg]: not with [async] mode = fedasync");
     if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
         return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
     if (cfg->privacy.mode == PRIVACY_SAMPLE)
@@ -529,8 +528,7 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (cfg->privacy.mode == PRIVACY_CLIENT) {
         if (md != AS_FEDBUFF)
             return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
-                                "buffer of K updates), got mode = %s", md == AS_WAIT_ALL ? "wait_all" : md == AS_DROP
-                                ? "drop" : md == AS_PARTIAL ? "partial" : "fedasync");
+                                "buffer of K updates), got mode = %s", mode_name[md]);
         if (cfg->privacy.schedule != 0)
             return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
         if (cfg->async.buffer > meta->clients)
