@@ -319,7 +319,6 @@ typedef struct {
     double now;            /* virtual time                                              */
     int64_t version;       /* server model version (= server updates so far)            */
     int64_t next_job;      /* next job id                                               */
-    int32_t round;         /* server updates reported                                   */
     int64_t *acc;          /* [P] FedBuff / round accumulator (fixed point)             */
     int64_t nbuf;          /* FedBuff: updates in the buffer                            */
     int64_t *started, *applied, *discarded; /* [C] per client                           */
@@ -332,11 +331,6 @@ typedef struct {
     int dp_stop;           /* the next buffer would exceed [privacy] epsilon_budget     */
 } as_state;
 #define STALE_BINS 1025
-
-typedef struct {
-    metrics_t test;
-    double slow, fast;
-} as_eval;
 
 /* Slowest and fastest quartile of clients (by speed, ties by id) with their rows on rank 0
  * (at most 2000 rows a client) for the accuracy gap. */
@@ -497,8 +491,13 @@ static int32_t pick_idle(const config_t *cfg, const as_state *s, int32_t C)
 #undef AS_IDLE
 }
 
-static void note_stale(as_state *s, round_acc *ra, int64_t tau)
+/* Job j's update applied at staleness tau: the client's, the round's and the histogram's counts. */
+static void note_applied(as_state *s, round_acc *ra, const as_job *j, int64_t tau)
 {
+    s->applied[j->client]++;
+    ra->updates++;
+    ra->loss += j->loss;
+    ra->seen += j->seen;
     s->stale_hist[tau < STALE_BINS - 1 ? tau : STALE_BINS - 1]++;
     ra->stale_sum += (double)tau;
     if (tau > ra->stale_max) ra->stale_max = tau;
@@ -849,11 +848,7 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
         else fx_accumulate(s->acc, j->delta, wt, P);
         acc_rows += x->rows[t];
-        ra->loss += j->loss;
-        ra->seen += j->seen;
-        ra->updates++;
-        s->applied[j->client]++;
-        note_stale(s, ra, 0);
+        note_applied(s, ra, j, 0);
     }
     int64_t *sum = s->acc;
     if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
@@ -984,11 +979,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
         const int64_t tau = s->version - j->version;
         if (j->ok && tau <= cfg->async.max_staleness) {
             FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->async.staleness, cfg->async.a, cfg->async.b, tau), &stepped));
-            s->applied[j->client]++;
-            note_stale(s, &x->ra, tau);
-            x->ra.updates++;
-            x->ra.loss += j->loss;
-            x->ra.seen += j->seen;
+            note_applied(s, &x->ra, j, tau);
         } else {
             if (x->sa_on && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
             s->discarded[j->client]++;
@@ -1016,7 +1007,6 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     x->slow = x->fast = NAN;
     FH_TRY(cfg->async.mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
     if (*done) return FH_OK;
-    x->s.round = r;
     const round_acc *ra = &x->ra;
     rs->clients = ra->updates;
     rs->rejected = ra->discarded;
