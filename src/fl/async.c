@@ -816,10 +816,7 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     if (cfg->async.mode != AS_WAIT_ALL && end > D) end = D;
     for (int32_t i = 0; i < n; i++)
         if (a->jobs[i].id >= 0) FH_TRY(agg_wait(a, i));
-    if (a->host_failed) {
-        *done = 1;
-        return FH_OK;
-    }
+    if (a->host_failed) return FH_OK; /* async_round ends the run */
     /* aggregate in client order; exact integer sums */
     memset(s->acc, 0, (size_t)P * sizeof *s->acc);
     int32_t k = 0;
@@ -970,10 +967,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
             return FH_OK;
         }
         FH_TRY(agg_wait(a, i));
-        if (a->host_failed) {
-            *done = 1;
-            return FH_OK;
-        }
+        if (a->host_failed) return FH_OK; /* async_round ends the run */
         as_job *j = &a->jobs[i];
         s->now = j->t_fin;
         const int64_t tau = s->version - j->version;
@@ -987,10 +981,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
         }
         job_clear(a, s, i);
         if (stepped) s->version++;
-        if (s->dp_stop) {
-            *done = 1;
-            return FH_OK;
-        }
+        if (s->dp_stop) return FH_OK; /* async_round ends the run */
         /* the next clients start now, from the current model: in the freed slot (without DP the
          * only free one), then in slots left empty while every idle client was in the buffer */
         async_fill(L, x, i);
@@ -1006,6 +997,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     memset(&x->ra, 0, sizeof x->ra);
     x->slow = x->fast = NAN;
     FH_TRY(cfg->async.mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
+    *done |= x->a.host_failed || x->s.dp_stop; /* a host failed, or DP-FedBuff's budget is spent */
     if (*done) return FH_OK;
     const round_acc *ra = &x->ra;
     rs->clients = ra->updates;
