@@ -53,12 +53,17 @@ static void sort_f32(float *v, int32_t n)
  * each coordinate is sorted. */
 enum { TILE = 256, RANK_MAX = 64 };
 
+static _Thread_local int32_t rank_buf[RANK_MAX][TILE];
+static _Thread_local float sorted_buf[RANK_MAX][TILE];
+
+/* sorted_buf[rank][c] = the values of the tile [k0, k0 + kl) in ascending order (the ranks in
+ * rank_buf are a permutation) */
 __attribute__((optimize("O3")))
-static void ranks_tile(const float *R, int32_t n, int64_t len, int64_t k0, int64_t kl, int32_t (*rk)[TILE])
+static void sort_tile(const float *R, int32_t n, int64_t len, int64_t k0, int64_t kl)
 {
     for (int32_t i = 0; i < n; i++) {
         const float *vi = R + (int64_t)i * len + k0;
-        int32_t *r = rk[i];
+        int32_t *r = rank_buf[i];
         for (int64_t c = 0; c < kl; c++) r[c] = 0;
         for (int32_t j = 0; j < i; j++) {
             const float *vj = R + (int64_t)j * len + k0;
@@ -69,29 +74,19 @@ static void ranks_tile(const float *R, int32_t n, int64_t len, int64_t k0, int64
             for (int64_t c = 0; c < kl; c++) r[c] += vj[c] < vi[c];
         }
     }
-}
-
-/* S[rank][c] = the tile's values in ascending order (the ranks are a permutation) */
-static void scatter_tile(const float *R, int32_t n, int64_t len, int64_t k0, int64_t kl, int32_t (*rk)[TILE],
-                         float (*S)[TILE])
-{
     for (int32_t i = 0; i < n; i++) {
         const float *vi = R + (int64_t)i * len + k0;
-        const int32_t *r = rk[i];
-        for (int64_t c = 0; c < kl; c++) S[r[c]][c] = vi[c];
+        const int32_t *r = rank_buf[i];
+        for (int64_t c = 0; c < kl; c++) sorted_buf[r[c]][c] = vi[c];
     }
 }
-
-static _Thread_local int32_t rank_buf[RANK_MAX][TILE];
-static _Thread_local float sorted_buf[RANK_MAX][TILE];
 
 void robust_median(const float *R, int32_t n, int64_t len, float *out, float *tmp)
 {
     if (n <= RANK_MAX) {
         for (int64_t k0 = 0; k0 < len; k0 += TILE) {
             const int64_t kl = len - k0 < TILE ? len - k0 : TILE;
-            ranks_tile(R, n, len, k0, kl, rank_buf);
-            scatter_tile(R, n, len, k0, kl, rank_buf, sorted_buf);
+            sort_tile(R, n, len, k0, kl);
             const float *lo = sorted_buf[(n - 1) / 2], *hi = sorted_buf[n / 2];
             for (int64_t c = 0; c < kl; c++)
                 out[k0 + c] = n % 2 ? hi[c] : (float)(0.5 * ((double)lo[c] + (double)hi[c]));
@@ -112,8 +107,7 @@ void robust_trimmed_mean(const float *R, int32_t n, int64_t len, int32_t k, floa
         double s[TILE];
         for (int64_t k0 = 0; k0 < len; k0 += TILE) {
             const int64_t kl = len - k0 < TILE ? len - k0 : TILE;
-            ranks_tile(R, n, len, k0, kl, rank_buf);
-            scatter_tile(R, n, len, k0, kl, rank_buf, sorted_buf);
+            sort_tile(R, n, len, k0, kl);
             for (int64_t c = 0; c < kl; c++) s[c] = 0;
             for (int32_t t = k; t < n - k; t++) /* ascending order, as the sorted sum */
                 for (int64_t c = 0; c < kl; c++) s[c] += (double)sorted_buf[t][c];

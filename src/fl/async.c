@@ -319,7 +319,6 @@ typedef struct {
     double now;            /* virtual time                                              */
     int64_t version;       /* server model version (= server updates so far)            */
     int64_t next_job;      /* next job id                                               */
-    int32_t round;         /* server updates reported                                   */
     int64_t *acc;          /* [P] FedBuff / round accumulator (fixed point)             */
     int64_t nbuf;          /* FedBuff: updates in the buffer                            */
     int64_t *started, *applied, *discarded; /* [C] per client                           */
@@ -332,11 +331,6 @@ typedef struct {
     int dp_stop;           /* the next buffer would exceed [privacy] epsilon_budget     */
 } as_state;
 #define STALE_BINS 1025
-
-typedef struct {
-    metrics_t test;
-    double slow, fast;
-} as_eval;
 
 /* Slowest and fastest quartile of clients (by speed, ties by id) with their rows on rank 0
  * (at most 2000 rows a client) for the accuracy gap. */
@@ -497,8 +491,13 @@ static int32_t pick_idle(const config_t *cfg, const as_state *s, int32_t C)
 #undef AS_IDLE
 }
 
-static void note_stale(as_state *s, round_acc *ra, int64_t tau)
+/* Job j's update applied at staleness tau: the client's, the round's and the histogram's counts. */
+static void note_applied(as_state *s, round_acc *ra, const as_job *j, int64_t tau)
 {
+    s->applied[j->client]++;
+    ra->updates++;
+    ra->loss += j->loss;
+    ra->seen += j->seen;
     s->stale_hist[tau < STALE_BINS - 1 ? tau : STALE_BINS - 1]++;
     ra->stale_sum += (double)tau;
     if (tau > ra->stale_max) ra->stale_max = tau;
@@ -506,10 +505,11 @@ static void note_stale(as_state *s, round_acc *ra, int64_t tau)
 
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
+    static const char *const mode_name[] = {"off", "wait_all", "drop", "partial", "fedasync", "fedbuff"};
     const int md = cfg->async.mode;
     if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->async.deadline > 0))
         return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
-                            md == AS_DROP ? "drop" : "partial", cfg->async.deadline);
+                            mode_name[md], cfg->async.deadline);
     if ((cfg->system.on > 0) != (cfg->system.off > 0))
         return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
                             cfg->system.on, cfg->system.off);
@@ -519,8 +519,6 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->secagg.enabled && md == AS_FEDASYNC) /* config_validate says why */
-        return fh_error_set(FH_EINPUT, "[secagg]: not with [async] mode = fedasync");
     if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
         return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
     if (cfg->privacy.mode == PRIVACY_SAMPLE)
@@ -529,8 +527,7 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (cfg->privacy.mode == PRIVACY_CLIENT) {
         if (md != AS_FEDBUFF)
             return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
-                                "buffer of K updates), got mode = %s", md == AS_WAIT_ALL ? "wait_all" : md == AS_DROP
-                                ? "drop" : md == AS_PARTIAL ? "partial" : "fedasync");
+                                "buffer of K updates), got mode = %s", mode_name[md]);
         if (cfg->privacy.schedule != 0)
             return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
         if (cfg->async.buffer > meta->clients)
@@ -819,10 +816,7 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     if (cfg->async.mode != AS_WAIT_ALL && end > D) end = D;
     for (int32_t i = 0; i < n; i++)
         if (a->jobs[i].id >= 0) FH_TRY(agg_wait(a, i));
-    if (a->host_failed) {
-        *done = 1;
-        return FH_OK;
-    }
+    if (a->host_failed) return FH_OK; /* async_round ends the run */
     /* aggregate in client order; exact integer sums */
     memset(s->acc, 0, (size_t)P * sizeof *s->acc);
     int32_t k = 0;
@@ -851,11 +845,7 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
         else fx_accumulate(s->acc, j->delta, wt, P);
         acc_rows += x->rows[t];
-        ra->loss += j->loss;
-        ra->seen += j->seen;
-        ra->updates++;
-        s->applied[j->client]++;
-        note_stale(s, ra, 0);
+        note_applied(s, ra, j, 0);
     }
     int64_t *sum = s->acc;
     if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
@@ -977,20 +967,13 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
             return FH_OK;
         }
         FH_TRY(agg_wait(a, i));
-        if (a->host_failed) {
-            *done = 1;
-            return FH_OK;
-        }
+        if (a->host_failed) return FH_OK; /* async_round ends the run */
         as_job *j = &a->jobs[i];
         s->now = j->t_fin;
         const int64_t tau = s->version - j->version;
         if (j->ok && tau <= cfg->async.max_staleness) {
             FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->async.staleness, cfg->async.a, cfg->async.b, tau), &stepped));
-            s->applied[j->client]++;
-            note_stale(s, &x->ra, tau);
-            x->ra.updates++;
-            x->ra.loss += j->loss;
-            x->ra.seen += j->seen;
+            note_applied(s, &x->ra, j, tau);
         } else {
             if (x->sa_on && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
             s->discarded[j->client]++;
@@ -998,10 +981,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
         }
         job_clear(a, s, i);
         if (stepped) s->version++;
-        if (s->dp_stop) {
-            *done = 1;
-            return FH_OK;
-        }
+        if (s->dp_stop) return FH_OK; /* async_round ends the run */
         /* the next clients start now, from the current model: in the freed slot (without DP the
          * only free one), then in slots left empty while every idle client was in the buffer */
         async_fill(L, x, i);
@@ -1017,8 +997,8 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     memset(&x->ra, 0, sizeof x->ra);
     x->slow = x->fast = NAN;
     FH_TRY(cfg->async.mode <= AS_PARTIAL ? sync_round(L, x, r, done) : async_round_events(L, x, done));
+    *done |= x->a.host_failed || x->s.dp_stop; /* a host failed, or DP-FedBuff's budget is spent */
     if (*done) return FH_OK;
-    x->s.round = r;
     const round_acc *ra = &x->ra;
     rs->clients = ra->updates;
     rs->rejected = ra->discarded;

@@ -32,7 +32,6 @@ typedef struct {
 typedef struct {
     secagg_engine e;
     int64_t P, nacc;       /* nacc = P (+1 with DP: the count of unclipped updates)       */
-    int dp;                /* DP-FedBuff: clip at the host before masking                */
     /* every rank: finished jobs' updates held until the aggregator names them */
     int64_t *hid;          /* [hcap] job ids (-1: free)                                  */
     float **hdelta;        /* [hcap] their updates                                       */

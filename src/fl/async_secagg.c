@@ -12,8 +12,7 @@ fh_status as_sa_init(as_sa *s, const config_t *cfg, const comm_t *w, int64_t P)
 {
     memset(s, 0, sizeof *s);
     s->P = P;
-    s->dp = cfg->privacy.mode == PRIVACY_CLIENT;
-    s->nacc = P + s->dp;
+    s->nacc = P + (cfg->privacy.mode == PRIVACY_CLIENT); /* DP-FedBuff: + the unclipped count */
     s->sum = fh_calloc((size_t)s->nacc, sizeof *s->sum);
     FH_CHECK_ALLOC(s->sum);
     /* one aggregator (rank 0): transcript and truth files there only */

@@ -156,7 +156,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     FH_TRY(comm_allreduce_sum_f64(w, s->closs, C));
     /* sizes and the largest cluster (its center is evaluated on the global test split) */
     int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
-    double *kacc = fh_calloc((size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v);
+    double *kacc = fh_calloc(2 * (size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v); /* sums, counts */
     FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
     int32_t nv = 0;
     double lsum = 0;
@@ -164,6 +164,7 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
         size[s->assign[c]]++;
         if (s->cacc[c] >= 0) {
             kacc[s->assign[c]] += s->cacc[c];
+            kacc[s->K + s->assign[c]] += 1;
             lsum += s->closs[c];
             v[nv++] = s->cacc[c];
         }
@@ -195,11 +196,8 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
         fprintf(s->csv, "%d,%.6f,%.6f,%.6f,", r, ari, rs->client_acc_mean, rs->client_acc_p10);
         for (int32_t k = 0; k < s->K; k++) fprintf(s->csv, "%s%lld", k ? ";" : "", (long long)size[k]);
         fputc(',', s->csv);
-        for (int32_t k = 0; k < s->K; k++) {
-            int32_t nk = 0;
-            for (int32_t c = 0; c < C; c++) nk += s->assign[c] == k && s->cacc[c] >= 0;
-            fprintf(s->csv, "%s%.4f", k ? ";" : "", nk ? kacc[k] / nk : NAN);
-        }
+        for (int32_t k = 0; k < s->K; k++)
+            fprintf(s->csv, "%s%.4f", k ? ";" : "", kacc[s->K + k] > 0 ? kacc[k] / kacc[s->K + k] : NAN);
         fprintf(s->csv, ",%d,%d,%.6f\n", nonempty, na, nv ? lsum / nv : NAN);
         fflush(s->csv);
     }

@@ -56,22 +56,24 @@ static int32_t nearest(const float *x, const double *cen, int32_t k, int32_t dim
     return b;
 }
 
-/* global row count and max |x| (FH_EINPUT for non-finite values) */
-static fh_status rows_scan(const embed_rows *E, int64_t *N, double *maxabs)
+/* global row count and max |x| of n rows of `width` values x (FH_EINPUT with message `bad` for
+ * non-finite values) */
+static fh_status rows_scan(const comm_t *c, const float *x, int64_t n, int64_t width, const char *bad, int64_t *N,
+                           double *maxabs)
 {
     double mx = 0;
-    for (int64_t i = 0; i < E->n * E->dim; i++) {
-        const double a = fabs((double)E->x[i]);
+    for (int64_t i = 0; i < n * width; i++) {
+        const double a = fabs((double)x[i]);
         if (!(a <= mx)) mx = a; /* NaN propagates */
     }
-    int64_t n = E->n;
-    FH_TRY(comm_allreduce_sum_i64(E->c, &n, 1));
-    FH_TRY(comm_allreduce_max_f64(E->c, &mx, 1));
-    if (!isfinite(mx)) return fh_error_set(FH_EINPUT, "embeddings: non-finite values (is the model file diverged?)");
+    FH_TRY(comm_allreduce_sum_i64(c, &n, 1));
+    FH_TRY(comm_allreduce_max_f64(c, &mx, 1));
+    if (!isfinite(mx)) return fh_error_set(FH_EINPUT, "%s", bad);
     *N = n;
     *maxabs = mx;
     return FH_OK;
 }
+#define EMB_BAD "embeddings: non-finite values (is the model file diverged?)"
 
 /* ---- k-means ------------------------------------------------------------------------------ */
 
@@ -93,13 +95,11 @@ static fh_status layout_make(const embed_rows *E, km_layout *L)
 {
     const int32_t C = E->clients;
     memset(L, 0, sizeof *L);
-    int64_t *v = fh_calloc((size_t)2 * (size_t)C, sizeof *v);
+    int64_t *v = L->cnt = fh_calloc((size_t)2 * (size_t)C, sizeof *v);
     L->off = fh_calloc((size_t)C + 1, sizeof *L->off);
     L->lidx = malloc((size_t)C * sizeof *L->lidx);
     if (!v || !L->off || !L->lidx) {
-        free(v);
-        free(L->off);
-        free(L->lidx);
+        layout_free(L);
         return fh_error_set(FH_ENOMEM, "out of memory for the client layout");
     }
     for (int32_t c = 0; c < C; c++) L->lidx[c] = -1;
@@ -109,7 +109,6 @@ static fh_status layout_make(const embed_rows *E, km_layout *L)
         L->lidx[E->client[i]] = i;
     }
     fh_status st = comm_allreduce_sum_i64(E->c, v, 2 * (int64_t)C);
-    L->cnt = v;
     L->holder = v + C;
     for (int32_t c = 0; c < C; c++) {
         L->off[c + 1] = L->off[c] + L->cnt[c];
@@ -176,9 +175,12 @@ static void row_locate(const km_layout *L, int32_t C, int64_t g, int32_t *cl, in
     *j = g - L->off[lo];
 }
 
-/* The D^2 mass of every client (its rows' distances mind in fixed point, exponent s2), summed
- * exactly over the ranks; *T: the total. */
-static fh_status d2_mass(const embed_rows *E, const double *mind, int s2, int64_t *mass, int64_t *T)
+/* A D^2 draw. The D^2 mass of every client (its rows' distances mind in fixed point, exponent
+ * s2), summed exactly over the ranks; *T += the total. Then, when there is mass, the draw
+ * u < total mass from r: client *cl whose mass holds it and, on the rank holding that client,
+ * the row *j within it (the holder of cl knows j). */
+static fh_status d2_draw(const embed_rows *E, const km_layout *L, const double *mind, int s2, int64_t *mass, rng_t *r,
+                         int64_t *T, int32_t *cl, int64_t *j)
 {
     memset(mass, 0, (size_t)E->clients * sizeof *mass);
     for (int32_t i = 0; i < E->nloc; i++) {
@@ -188,14 +190,8 @@ static fh_status d2_mass(const embed_rows *E, const double *mind, int s2, int64_
     }
     FH_TRY(comm_allreduce_sum_i64(E->c, mass, E->clients));
     for (int32_t c = 0; c < E->clients; c++) *T += mass[c];
-    return FH_OK;
-}
-
-/* The draw u < total mass: client *cl whose mass holds it and, on the rank holding that client,
- * the row *j within it (the holder of cl knows j). */
-static void d2_pick(const embed_rows *E, const km_layout *L, const double *mind, int s2, const int64_t *mass, int64_t u,
-                    int32_t *cl, int64_t *j)
-{
+    if (*T == 0) return FH_OK;
+    int64_t u = (int64_t)rng_below(r, (uint64_t)*T);
     int32_t c;
     for (c = 0; c < E->clients && u >= mass[c]; c++) u -= mass[c];
     const int32_t li = L->lidx[c];
@@ -207,6 +203,7 @@ static void d2_pick(const embed_rows *E, const km_layout *L, const double *mind,
         }
     }
     *cl = c;
+    return FH_OK;
 }
 
 static fh_status kmeanspp(const embed_rows *E, const km_layout *L, int64_t N, int32_t k, uint64_t seed,
@@ -222,9 +219,8 @@ static fh_status kmeanspp(const embed_rows *E, const km_layout *L, int64_t N, in
         int32_t cl = 0;
         int64_t j = 0;
         int64_t T = 0;
-        if (s > 0 && (st = d2_mass(E, mind, s2, mass, &T)) != FH_OK) break;
-        if (T > 0) d2_pick(E, L, mind, s2, mass, (int64_t)rng_below(&r, (uint64_t)T), &cl, &j);
-        else row_locate(L, C, (int64_t)rng_below(&r, (uint64_t)N), &cl, &j); /* first seed, or all at distance 0 */
+        if (s > 0 && (st = d2_draw(E, L, mind, s2, mass, &r, &T, &cl, &j)) != FH_OK) break;
+        if (T == 0) row_locate(L, C, (int64_t)rng_below(&r, (uint64_t)N), &cl, &j); /* first seed, or all at distance 0 */
         double *cen = centers + (size_t)s * dim;
         if ((st = seed_center(E, L, cl, j, cen)) != FH_OK) break;
         double mx = 0;
@@ -270,9 +266,8 @@ static fh_status reseed_empty(const embed_rows *E, const km_layout *L, int64_t N
         if (live[e]) continue;
         int64_t T = 0, j = 0;
         int32_t cl;
-        if ((st = d2_mass(E, mind, s2, mass, &T)) != FH_OK) break;
+        if ((st = d2_draw(E, L, mind, s2, mass, &r, &T, &cl, &j)) != FH_OK) break;
         if (T == 0) break; /* every row sits on a center */
-        d2_pick(E, L, mind, s2, mass, (int64_t)rng_below(&r, (uint64_t)T), &cl, &j);
         double *cen = centers + (size_t)e * dim;
         if ((st = seed_center(E, L, cl, j, cen)) != FH_OK) break;
         live[e] = 1;
@@ -292,7 +287,7 @@ fh_status embed_kmeans(const embed_rows *E, int32_t k, uint64_t seed, int32_t it
         return fh_error_set(FH_EINPUT, "k = %d: expected 1 <= k <= %d clusters", k, EMBED_K_MAX);
     int64_t N;
     double maxabs;
-    FH_TRY(rows_scan(E, &N, &maxabs));
+    FH_TRY(rows_scan(E->c, E->x, E->n, E->dim, EMB_BAD, &N, &maxabs));
     if (k > N) return fh_error_set(FH_EINPUT, "k = %d: more clusters than the %lld rows", k, (long long)N);
     const int32_t dim = E->dim;
     km_layout L;
@@ -477,7 +472,7 @@ fh_status embed_pca2(const embed_rows *E, double *mean, double *axes, double *va
     const int32_t dim = E->dim;
     int64_t N;
     double maxabs;
-    FH_TRY(rows_scan(E, &N, &maxabs));
+    FH_TRY(rows_scan(E->c, E->x, E->n, E->dim, EMB_BAD, &N, &maxabs));
     if (N < 1 || dim < 1) return fh_error_set(FH_EINPUT, "PCA: no rows");
     const int64_t nacc = dim + (int64_t)dim * dim;
     int64_t *acc = fh_calloc((size_t)nacc, sizeof *acc);
@@ -587,15 +582,9 @@ fh_status embed_grid(const comm_t *c, const float *proj, int64_t n, const int32_
 fh_status embed_profile(const comm_t *c, const float *x, const int32_t *y, int64_t n, int32_t f, int32_t classes,
                         const int32_t *assign, int32_t k, double *cmean, double *omean, int64_t *lcount)
 {
-    double mx = 0;
-    for (int64_t i = 0; i < n * f; i++) {
-        const double a = fabs((double)x[i]);
-        if (!(a <= mx)) mx = a;
-    }
-    int64_t N = n;
-    FH_TRY(comm_allreduce_max_f64(c, &mx, 1));
-    FH_TRY(comm_allreduce_sum_i64(c, &N, 1));
-    if (!isfinite(mx)) return fh_error_set(FH_EINPUT, "cluster profiles: non-finite feature values");
+    int64_t N;
+    double mx;
+    FH_TRY(rows_scan(c, x, n, f, "cluster profiles: non-finite feature values", &N, &mx));
     const int s = fx_exp(mx * (double)N);
     const int64_t nacc = (int64_t)k * f + k + (int64_t)k * classes;
     int64_t *acc = fh_calloc((size_t)nacc, sizeof *acc);

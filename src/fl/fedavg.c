@@ -23,7 +23,6 @@
 #include "fedhpc/secagg_round.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

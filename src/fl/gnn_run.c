@@ -22,7 +22,7 @@
 
 struct gnn_run {
     const config_t *cfg;
-    int32_t dim, K, ni, nusers, C;
+    int32_t dim, K, ni, nusers;
     int32_t sage;         /* [model] graphsage (else lightgcn)                          */
     int64_t P;            /* the shared part: items * dim (graphsage: + weights)        */
     int dedicated;        /* rank 0 a dedicated aggregator: it reads no client's rows   */
@@ -80,19 +80,10 @@ static fh_status decode(gnn_run *R, int32_t cid, const float *x, const int32_t *
 
 static fh_status read_client(gnn_run *R, fl_loop *L, int32_t cid, int64_t *n)
 {
-    int64_t start, count;
-    FH_TRY(io_data_client_ranges(L->data, &cid, 1, &start, &count));
-    if (count > R->cap) {
-        free(R->x);
-        free(R->y);
-        R->x = malloc((size_t)count * 2 * sizeof *R->x);
-        R->y = malloc((size_t)count * sizeof *R->y);
-        R->cap = R->x && R->y ? count : 0;
-        FH_CHECK_ALLOC(R->cap ? R->x : NULL);
-    }
-    FH_TRY(io_data_read_ranges(L->data, "train", 1, &start, &count, R->x, R->y));
-    *n = count;
-    return decode(R, cid, R->x, R->y, count);
+    int64_t start;
+    FH_TRY(io_data_client_ranges(L->data, &cid, 1, &start, n));
+    FH_TRY(fl_read_rows(L->data, 1, &start, n, 2, &R->x, &R->y, &R->cap)); /* rows of 2 floats */
+    return decode(R, cid, R->x, R->y, *n);
 }
 
 /* The graph of a client's decoded rows and its user embeddings (from the store, or drawn). */
@@ -136,7 +127,6 @@ fh_status gnn_run_init(gnn_run **out, fl_loop *L, int dedicated)
     R->K = R->sage ? L->md->nlayers : cfg->model.gnn_layers; /* graphsage: one layer per [model] hidden value */
     R->P = L->P;
     R->ni = L->md->classes;
-    R->C = L->C;
     R->pop = fh_calloc((size_t)R->ni, sizeof *R->pop);
     R->scores = malloc((size_t)R->ni * sizeof *R->scores);
     R->lpop = malloc((size_t)R->ni * sizeof *R->lpop);

@@ -6,7 +6,6 @@
  * in src/agg/robust.c. */
 #include "fedhpc/robust.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
