@@ -38,7 +38,8 @@ TEST_SRC = $(wildcard tests/unit/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
-HEADERS  = $(wildcard include/fedhpc/*.h tests/unit/*.h)
+# every object depends on every header (include/ and the rooms' private src/*/*.h): a header change rebuilds all
+HEADERS  = $(wildcard include/fedhpc/*.h src/*/*.h tests/unit/*.h)
 # libFuzzer harnesses tests/fuzz/fuzz_NAME.c (make fuzz) and their plain replays (make test)
 FUZZ_HARNESSES = csv config data_io ckpt secagg compress
 REPLAY_BINS = $(FUZZ_HARNESSES:%=$(BUILD)/fuzz_replay_%)
