@@ -42,23 +42,31 @@ typedef struct {
     uint8_t id[HE_ID_BYTES];  /* fingerprint of n                                                */
 } he_pub;
 
+struct he_fbase;               /* src/he/fbase.h: fixed-base exponentiation tables              */
+
 typedef struct {
     he_pub pub;
     mpz_t p, q, p2, q2;       /* primes and squares                                              */
     mpz_t hp, hq;             /* L_p((n+1)^(p-1) mod p^2)^-1 mod p, likewise for q               */
     mpz_t qinv;               /* q^-1 mod p (decryption CRT)                                     */
     mpz_t q2inv;              /* (q^2)^-1 mod p^2 (encryption CRT)                               */
+    struct he_fbase *fb[2];   /* tables of g_p, g_q: generators of the n-th residues mod p^2, q^2
+                               * (NULL when p - 1 or q - 1 could not be factored: the slower path) */
 } he_key;
 
 /* Libsodium must be initialized (sodium_init) before any function that draws randomness. */
 /* A fresh key with n of exactly `bits` bits (a multiple of 16 in [512, 8192]): p, q random primes
- * of bits/2 bits (top two bits set), candidates from randombytes_buf, mpz_nextprime +
- * mpz_probab_prime_p. */
+ * of bits/2 bits (top two bits set) of the form 2 k p' + 1 with p' a random prime of bits/2 - 17
+ * bits and k < 2^17 (so that p - 1 factors and the fixed-base encryption applies); candidates from
+ * randombytes_buf, mpz_nextprime + mpz_probab_prime_p. */
 fh_status he_keygen(int bits, he_key *k);
 /* A key from given primes (tests, and the receiving side of key distribution): FH_EINPUT if p or
- * q is not (probably) prime, p == q, or gcd(pq, (p-1)(q-1)) != 1. */
+ * q is not (probably) prime, p == q, or gcd(pq, (p-1)(q-1)) != 1. Builds the fixed-base tables
+ * (he_key_fixed_base) when p - 1 and q - 1 factor into primes below 2^16 and one probable prime. */
 fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k);
 void he_key_free(he_key *k);
+/* 1 if he_encrypt_crt uses the fixed-base tables (docs/he.md "Fixed-base encryption"). */
+int he_key_fixed_base(const he_key *k);
 /* A copy of the public part (pub must be uninitialized; free with he_pub_free). */
 void he_pub_copy(he_pub *dst, const he_pub *src);
 void he_pub_free(he_pub *pub);
@@ -75,7 +83,9 @@ fh_status he_encrypt_r(const he_pub *pub, mpz_t c, const mpz_t m, const mpz_t r)
  * (likewise q): a^p mod p^2 for a uniform in [1, p), b^q mod q^2 for b uniform in [1, q)
  * (mpz_powm_sec: p and q are secret). Exactly the distribution of he_encrypt's ciphertexts, with
  * two exponentiations by a key_bits/2-bit exponent modulo a key_bits-bit number in place of one
- * by a key_bits-bit exponent modulo a 2 key_bits-bit number. */
+ * by a key_bits-bit exponent modulo a 2 key_bits-bit number. With the fixed-base tables
+ * (he_key_fixed_base) each half is g_p^x mod p^2 for x uniform in [0, p - 1) with g_p a generator
+ * of that subgroup: the same uniform element, from a comb over the table (no squarings). */
 fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m);
 /* The same with given halves (tests): a in [1, p), b in [1, q), else FH_EINPUT. It equals
  * he_encrypt_r with r = a^(q^-1 mod p-1) mod p, b^(p^-1 mod q-1) mod q (combined by CRT). */

@@ -4,6 +4,8 @@
  * Randomness from libsodium only; big integers from GMP only. */
 #include "fedhpc/he.h"
 
+#include "fbase.h"
+
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,50 @@ static int hfun(mpz_t h, const mpz_t n, const mpz_t p, const mpz_t p2)
     return ok;
 }
 
+/* The fixed-base table of a generator of the subgroup of order p - 1 of Z*_{p^2} (the n-th
+ * residues' half mod p^2), or NULL when p - 1 does not split into primes below 2^16 and one
+ * probable prime. The subgroup is the image of Z*_p under a -> a^p mod p^2 (the lift), so the
+ * lift of a generator h of Z*_p generates it; h is the least h >= 2 with h^((p-1)/l) != 1 mod p
+ * for every prime l | p - 1. */
+static he_fbase *lift_table(const mpz_t p, const mpz_t p2)
+{
+    enum { MAXF = 64 };
+    mpz_t rest, f[MAXF], e, h;
+    int nf = 0, ok = 1;
+    mpz_inits(rest, e, h, NULL);
+    mpz_sub_ui(rest, p, 1);
+    for (unsigned long l = 2; l < 65536 && ok; l += 1 + (l > 2)) {
+        if (!mpz_divisible_ui_p(rest, l)) continue;
+        if (nf == MAXF) { ok = 0; break; }
+        mpz_init_set_ui(f[nf++], l);
+        do mpz_divexact_ui(rest, rest, l); while (mpz_divisible_ui_p(rest, l));
+    }
+    if (ok && mpz_cmp_ui(rest, 1) != 0) {
+        ok = nf < MAXF && mpz_probab_prime_p(rest, 30);
+        if (ok) mpz_init_set(f[nf++], rest);
+    }
+    he_fbase *t = NULL;
+    for (unsigned long hv = 2; ok && hv < 1000 && !t; hv++) {
+        int gen = 1;
+        for (int i = 0; i < nf && gen; i++) {
+            mpz_sub_ui(e, p, 1);
+            mpz_divexact(e, e, f[i]);
+            mpz_set_ui(h, hv);
+            mpz_powm_sec(h, h, e, p);
+            gen = mpz_cmp_ui(h, 1) != 0;
+        }
+        if (!gen) continue;
+        mpz_set_ui(h, hv);
+        mpz_powm_sec(h, h, p, p2);
+        t = fbase_new(h, p2, (int)mpz_sizeinbase(p, 2));
+        break;
+    }
+    for (int i = 0; i < nf; i++) mpz_clear(f[i]);
+    mpz_wipe(rest);
+    mpz_clears(rest, e, h, NULL);
+    return t;
+}
+
 fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k)
 {
     memset(k, 0, sizeof *k);
@@ -125,8 +171,13 @@ fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k)
         he_key_free(k);
         return fh_error_set(FH_EINPUT, "Paillier key: not invertible (not a valid key)");
     }
+    k->fb[0] = lift_table(k->p, k->p2);
+    k->fb[1] = k->fb[0] ? lift_table(k->q, k->q2) : NULL;
+    if (!k->fb[1]) fbase_free(k->fb[0]), k->fb[0] = NULL;
     return FH_OK;
 }
+
+int he_key_fixed_base(const he_key *k) { return k->fb[0] != NULL && k->fb[1] != NULL; }
 
 /* a random prime of exactly `bits` bits with the top two bits set */
 static void rand_prime(mpz_t p, int bits)
@@ -141,6 +192,39 @@ static void rand_prime(mpz_t p, int bits)
     }
 }
 
+/* a random prime p of exactly `bits` bits with the top two bits set and p - 1 = 2 k p', p' a
+ * random prime of bits - 17 bits, k < 2^17: k from a random start in the range that keeps p's top
+ * bits, stepped until 2 k p' + 1 is a probable prime */
+static void rand_prime_2kp(mpz_t p, int bits)
+{
+    mpz_t q, lo, hi, k;
+    mpz_inits(q, lo, hi, k, NULL);
+    for (int found = 0; !found;) {
+        rand_prime(q, bits - 17);
+        mpz_mul_2exp(q, q, 1); /* 2 p' */
+        mpz_set_ui(lo, 3);
+        mpz_mul_2exp(lo, lo, (mp_bitcnt_t)bits - 2);
+        mpz_cdiv_q(lo, lo, q); /* 2 k p' >= 3 2^(bits-2) */
+        mpz_set_ui(hi, 0);
+        mpz_setbit(hi, (mp_bitcnt_t)bits);
+        mpz_sub_ui(hi, hi, 2);
+        mpz_fdiv_q(hi, hi, q); /* 2 k p' + 1 < 2^bits */
+        mpz_sub(hi, hi, lo);   /* k - lo in [0, hi] */
+        rand_bits(k, (int)mpz_sizeinbase(hi, 2) + 8);
+        mpz_mod(k, k, hi);
+        for (unsigned long tries = 0; !found && mpz_cmp_ui(hi, tries) > 0; tries++) {
+            mpz_add_ui(k, k, 1);
+            if (mpz_cmp(k, hi) > 0) mpz_set_ui(k, 0);
+            mpz_add(p, k, lo);
+            mpz_mul(p, p, q);
+            mpz_add_ui(p, p, 1);
+            found = mpz_probab_prime_p(p, 25) != 0;
+        }
+    }
+    mpz_wipe(q);
+    mpz_clears(q, lo, hi, k, NULL);
+}
+
 fh_status he_keygen(int bits, he_key *k)
 {
     if (bits < 512 || bits > 8192 || bits % 16)
@@ -149,8 +233,8 @@ fh_status he_keygen(int bits, he_key *k)
     mpz_inits(p, q, NULL);
     fh_status st;
     for (;;) {
-        rand_prime(p, bits / 2);
-        do rand_prime(q, bits / 2); while (mpz_cmp(p, q) == 0);
+        rand_prime_2kp(p, bits / 2);
+        do rand_prime_2kp(q, bits / 2); while (mpz_cmp(p, q) == 0);
         if (mpz_cmp(p, q) < 0) mpz_swap(p, q);
         st = he_key_from_primes(p, q, k);
         if (st != FH_OK || (int)mpz_sizeinbase(k->pub.n, 2) == bits) break;
@@ -168,6 +252,8 @@ void he_key_free(he_key *k)
 {
     if (!k->pub.bits) return;
     he_pub_free(&k->pub);
+    fbase_free(k->fb[0]);
+    fbase_free(k->fb[1]);
     mpz_t *s[] = {&k->p, &k->q, &k->p2, &k->q2, &k->hp, &k->hq, &k->qinv, &k->q2inv};
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         mpz_wipe(*s[i]);
@@ -236,27 +322,36 @@ static void rand_below(mpz_t x, const mpz_t p)
     do rand_bits(x, bits); while (mpz_sgn(x) == 0 || mpz_cmp(x, p) >= 0);
 }
 
-fh_status he_encrypt_crt_ab(const he_key *k, mpz_t c, const mpz_t m, const mpz_t a, const mpz_t b)
+/* c = (1 + m n) x mod n^2 with x the CRT combination of the halves xa mod p^2, xb mod q^2 (wiped) */
+static void crt_finish(const he_key *k, mpz_t c, const mpz_t m, mpz_t xa, mpz_t xb)
 {
-    const he_pub *pub = &k->pub;
-    FH_TRY(check_m(pub, m));
-    if (mpz_sgn(a) <= 0 || mpz_cmp(a, k->p) >= 0 || mpz_sgn(b) <= 0 || mpz_cmp(b, k->q) >= 0)
-        return fh_error_set(FH_EINPUT, "Paillier: a must be in [1, p) and b in [1, q)");
-    mpz_t xa, xb, x;
-    mpz_inits(xa, xb, x, NULL);
-    mpz_powm_sec(xa, a, k->p, k->p2); /* a^p mod p^2: the lift of a of order dividing p - 1 */
-    mpz_powm_sec(xb, b, k->q, k->q2);
+    mpz_t x;
+    mpz_init(x);
     /* x = xb + q^2 ((xa - xb) (q^2)^-1 mod p^2) */
     mpz_sub(x, xa, xb);
     mpz_mul(x, x, k->q2inv);
     mpz_mod(x, x, k->p2);
     mpz_mul(x, x, k->q2);
     mpz_add(x, x, xb);
-    finish_enc(pub, c, m, x);
+    finish_enc(&k->pub, c, m, x);
     mpz_wipe(xa);
     mpz_wipe(xb);
     mpz_wipe(x);
-    mpz_clears(xa, xb, x, NULL);
+    mpz_clear(x);
+}
+
+fh_status he_encrypt_crt_ab(const he_key *k, mpz_t c, const mpz_t m, const mpz_t a, const mpz_t b)
+{
+    const he_pub *pub = &k->pub;
+    FH_TRY(check_m(pub, m));
+    if (mpz_sgn(a) <= 0 || mpz_cmp(a, k->p) >= 0 || mpz_sgn(b) <= 0 || mpz_cmp(b, k->q) >= 0)
+        return fh_error_set(FH_EINPUT, "Paillier: a must be in [1, p) and b in [1, q)");
+    mpz_t xa, xb;
+    mpz_inits(xa, xb, NULL);
+    mpz_powm_sec(xa, a, k->p, k->p2); /* a^p mod p^2: the lift of a of order dividing p - 1 */
+    mpz_powm_sec(xb, b, k->q, k->q2);
+    crt_finish(k, c, m, xa, xb);
+    mpz_clears(xa, xb, NULL);
     return FH_OK;
 }
 
@@ -278,9 +373,31 @@ fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t 
     return st;
 }
 
+/* x uniform in [0, p - 1) by rejection over randombytes_buf */
+static void rand_exponent(mpz_t x, const mpz_t p)
+{
+    mpz_t pm1;
+    mpz_init(pm1);
+    mpz_sub_ui(pm1, p, 1);
+    do rand_bits(x, (int)mpz_sizeinbase(p, 2)); while (mpz_cmp(x, pm1) >= 0);
+    mpz_clear(pm1);
+}
+
 fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m)
 {
     FH_TRY(check_m(&k->pub, m));
+    if (he_key_fixed_base(k)) {
+        mpz_t x, xa, xb;
+        mpz_inits(x, xa, xb, NULL);
+        rand_exponent(x, k->p);
+        fbase_pow(k->fb[0], xa, x);
+        rand_exponent(x, k->q);
+        fbase_pow(k->fb[1], xb, x);
+        mpz_wipe(x);
+        crt_finish(k, c, m, xa, xb);
+        mpz_clears(x, xa, xb, NULL);
+        return FH_OK;
+    }
     mpz_t a, b;
     mpz_inits(a, b, NULL);
     rand_below(a, k->p);

@@ -325,18 +325,23 @@ static int cmd_rates(int argc, char **argv)
     RATE(powm_sec_p, secs, { mpz_powm_sec(x, r, k.p, k.p2); mpz_add_ui(r, r, 2); });
     mpz_clear(ep);
     RATE(enc, secs, CK(he_encrypt(&k.pub, c, m)));
-    RATE(enc_crt, secs, CK(he_encrypt_crt(&k, c, m)));
+    RATE(enc_crt, secs, CK(he_encrypt_crt(&k, c, m))); /* fixed-base when the key allows (he_keygen's do) */
+    double enc_halves; /* the CRT encryption from uniform halves a^p, b^q (no tables) */
+    mpz_sub_ui(r, k.p, 3);
+    mpz_sub_ui(x, k.q, 5);
+    RATE(enc_halves, secs, CK(he_encrypt_crt_ab(&k, c, m, r, x)));
     RATE(dec, secs, CK(he_decrypt(&k, x, c)));
     CK(he_encrypt(&k.pub, c2, m));
     RATE(mul, secs, he_add(&k.pub, c, c, c2));
     RATE(pack, secs, he_pack(&plan, words, plan.slots, m));
     printf("he_rates,key_bits=%d;slots=%d;keygen_s=%.2f,powm_r^n_mod_n2_per_s=%.1f,powm_sec_mod_p2_per_s=%.1f,"
            "powm_sec_p_mod_p2_per_s=%.1f,"
-           "encrypt_per_s=%.1f,encrypt_crt_per_s=%.1f,decrypt_per_s=%.1f,ct_mul_per_s=%.0f,pack_per_s=%.0f,"
-           "coords_per_s_core_encrypt=%.0f,coords_per_s_core_encrypt_crt=%.0f,coords_per_s_core_powm_limit=%.0f,"
+           "fixed_base=%d,encrypt_per_s=%.1f,encrypt_crt_per_s=%.1f,encrypt_crt_halves_per_s=%.1f,decrypt_per_s=%.1f,ct_mul_per_s=%.0f,pack_per_s=%.0f,"
+           "coords_per_s_core_encrypt=%.0f,coords_per_s_core_encrypt_crt=%.0f,coords_per_s_core_encrypt_crt_halves=%.0f,"
+           "coords_per_s_core_powm_limit=%.0f,"
            "coords_per_s_core_decrypt=%.0f\n",
-           bits, plan.slots, t_keygen, powm, powm_sec_half, powm_sec_p, enc, enc_crt, dec, mul, pack, enc * plan.slots,
-           enc_crt * plan.slots, powm * plan.slots, dec * plan.slots);
+           bits, plan.slots, t_keygen, powm, powm_sec_half, powm_sec_p, he_key_fixed_base(&k), enc, enc_crt, enc_halves, dec,
+           mul, pack, enc * plan.slots, enc_crt * plan.slots, enc_halves * plan.slots, powm * plan.slots, dec * plan.slots);
     mpz_clears(r, x, m, c, c2, NULL);
     he_key_free(&k);
     return 0;
