@@ -7,6 +7,7 @@
 #include "tests.h"
 
 #include "fedhpc/he.h"
+#include "../../src/he/fbase.h" /* the comb itself, against mpz_powm */
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -401,12 +402,97 @@ static void test_engine_dedicated(void)
     he_engine_free(&e);
 }
 
+/* fbase_pow(g, x) == mpz_powm(g, x, N) for edge and random exponents, several modulus sizes */
+static void test_fixed_base_comb(void)
+{
+    gmp_randstate_t rs;
+    gmp_randinit_default(rs);
+    gmp_randseed_ui(rs, 42);
+    mpz_t N, g, x, want, got;
+    mpz_inits(N, g, x, want, got, NULL);
+    const int sizes[][2] = {{61, 61}, {1024, 300}, {1024, 1023}, {3072, 1536}, {4100, 17}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        mpz_urandomb(N, rs, (mp_bitcnt_t)sizes[s][0]);
+        mpz_setbit(N, (mp_bitcnt_t)sizes[s][0] - 1);
+        mpz_setbit(N, 0);
+        mpz_urandomm(g, rs, N);
+        he_fbase *f = fbase_new(g, N, sizes[s][1]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        for (int t = 0; t < 12; t++) {
+            if (t == 0) mpz_set_ui(x, 0);
+            else if (t == 1) mpz_set_ui(x, 1);
+            else if (t == 2) { mpz_set_ui(x, 0); mpz_setbit(x, (mp_bitcnt_t)sizes[s][1]); mpz_sub_ui(x, x, 1); }
+            else mpz_urandomb(x, rs, (mp_bitcnt_t)sizes[s][1]);
+            fbase_pow(f, got, x);
+            mpz_powm(want, g, x, N);
+            CU_ASSERT(mpz_cmp(got, want) == 0);
+        }
+        fbase_free(f);
+    }
+    mpz_clears(N, g, x, want, got, NULL);
+    gmp_randclear(rs);
+}
+
+/* he_keygen's primes: p - 1 = 2 k p' (k < 2^17, p' prime), so the key gets the tables; a key from
+ * primes whose p - 1 does not factor takes the CRT encryption from halves; both round-trip */
+static void test_fixed_base_keys(void)
+{
+    CU_ASSERT_FATAL(sodium_init() >= 0);
+    he_key k;
+    CU_ASSERT_EQUAL_FATAL(he_keygen(1024, &k), FH_OK);
+    CU_ASSERT(he_key_fixed_base(&k));
+    mpz_t r, m, c, d;
+    mpz_inits(r, m, c, d, NULL);
+    const mpz_t *pr[2] = {&k.p, &k.q};
+    for (int i = 0; i < 2; i++) {
+        mpz_sub_ui(r, *pr[i], 1);
+        for (unsigned long l = 2; l < (1ul << 17); l++)
+            while (mpz_divisible_ui_p(r, l)) mpz_divexact_ui(r, r, l);
+        CU_ASSERT(mpz_probab_prime_p(r, 30) && mpz_sizeinbase(r, 2) >= 512 - 18);
+    }
+    mpz_fdiv_q_2exp(m, k.pub.n, 7);
+    for (int t = 0; t < 4; t++) {
+        CU_ASSERT_EQUAL(he_encrypt_crt(&k, c, m), FH_OK);
+        CU_ASSERT_EQUAL(he_decrypt(&k, d, c), FH_OK);
+        CU_ASSERT(mpz_cmp(d, m) == 0);
+    }
+    he_key_free(&k);
+    /* random primes: p - 1 almost never splits into primes < 2^16 and one prime; find such a key */
+    gmp_randstate_t rs;
+    gmp_randinit_default(rs);
+    gmp_randseed_ui(rs, 7);
+    mpz_t p, q;
+    mpz_inits(p, q, NULL);
+    int slow = 0;
+    for (int t = 0; t < 20 && !slow; t++) {
+        mpz_urandomb(p, rs, 512);
+        mpz_setbit(p, 511);
+        mpz_nextprime(p, p);
+        mpz_urandomb(q, rs, 512);
+        mpz_setbit(q, 511);
+        mpz_nextprime(q, q);
+        CU_ASSERT_EQUAL_FATAL(he_key_from_primes(p, q, &k), FH_OK);
+        if (!he_key_fixed_base(&k)) {
+            slow = 1;
+            CU_ASSERT_EQUAL(he_encrypt_crt(&k, c, m), FH_OK);
+            CU_ASSERT_EQUAL(he_decrypt(&k, d, c), FH_OK);
+            CU_ASSERT(mpz_cmp(d, m) == 0);
+        }
+        he_key_free(&k);
+    }
+    CU_ASSERT(slow);
+    mpz_clears(p, q, r, m, c, d, NULL);
+    gmp_randclear(rs);
+}
+
 void tests_register_he(void)
 {
     CU_pSuite s = CU_add_suite("he", NULL, NULL);
     tests_add(s, "reference_values", test_reference_values);
     tests_add(s, "round_trip_fresh_key", test_round_trip_fresh_key);
     tests_add(s, "crt_halves", test_crt_halves);
+    tests_add(s, "fixed_base_comb", test_fixed_base_comb);
+    tests_add(s, "fixed_base_keys", test_fixed_base_keys);
     tests_add(s, "packing", test_packing);
     tests_add(s, "packing_bound", test_packing_bound);
     tests_add(s, "wrong_key", test_wrong_key);
