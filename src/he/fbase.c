@@ -82,12 +82,13 @@ void fbase_free(he_fbase *f)
     free(f);
 }
 
-void fbase_pow(const he_fbase *f, mpz_t out, const mpz_t x)
+int fbase_pow(const he_fbase *f, mpz_t out, const mpz_t x)
 {
     const mp_size_t n = f->n;
     const size_t xl = ((size_t)f->digits * FB_W + GMP_NUMB_BITS - 1) / GMP_NUMB_BITS + 1;
+    if (mpz_sgn(x) < 0 || mpz_sizeinbase(x, 2) > (size_t)f->digits * FB_W) return -1;
     mp_limb_t *t = malloc((scratch_limbs(n) + 3 * (size_t)n + xl) * sizeof *t);
-    if (!t) abort(); /* a few KB; the caller's table is megabytes */
+    if (!t) return -1;
     mp_limb_t *acc = t + scratch_limbs(n), *sel = acc + n, *tmp = sel + n, *e = tmp + n;
     memset(e, 0, xl * sizeof *e);
     mpz_export(e, NULL, -1, sizeof *e, 0, 0, x);
@@ -106,4 +107,5 @@ void fbase_pow(const he_fbase *f, mpz_t out, const mpz_t x)
     mpz_import(out, (size_t)n, -1, sizeof *tmp, 0, 0, tmp);
     sodium_memzero(t, (scratch_limbs(n) + 3 * (size_t)n + xl) * sizeof *t); /* the exponent, partial powers */
     free(t);
+    return 0;
 }

@@ -23,7 +23,8 @@ typedef struct he_fbase {
 /* Table for base g (0 < g < N, N odd) and exponents below 2^ebits. NULL if out of memory. */
 he_fbase *fbase_new(const mpz_t g, const mpz_t N, int ebits);
 void fbase_free(he_fbase *f);
-/* out = g^x mod N for 0 <= x < 2^ebits. */
-void fbase_pow(const he_fbase *f, mpz_t out, const mpz_t x);
+/* out = g^x mod N for 0 <= x < 2^ebits: 0, or -1 if x is out of range or scratch memory is not
+ * available (out unchanged). */
+int fbase_pow(const he_fbase *f, mpz_t out, const mpz_t x);
 
 #endif

@@ -390,13 +390,13 @@ fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m)
         mpz_t x, xa, xb;
         mpz_inits(x, xa, xb, NULL);
         rand_exponent(x, k->p);
-        fbase_pow(k->fb[0], xa, x);
+        int ok = fbase_pow(k->fb[0], xa, x) == 0;
         rand_exponent(x, k->q);
-        fbase_pow(k->fb[1], xb, x);
+        ok = ok && fbase_pow(k->fb[1], xb, x) == 0;
         mpz_wipe(x);
-        crt_finish(k, c, m, xa, xb);
+        if (ok) crt_finish(k, c, m, xa, xb);
         mpz_clears(x, xa, xb, NULL);
-        return FH_OK;
+        return ok ? FH_OK : fh_error_set(FH_ENOMEM, "Paillier: out of memory (fixed-base scratch)");
     }
     mpz_t a, b;
     mpz_inits(a, b, NULL);

@@ -423,10 +423,13 @@ static void test_fixed_base_comb(void)
             else if (t == 1) mpz_set_ui(x, 1);
             else if (t == 2) { mpz_set_ui(x, 0); mpz_setbit(x, (mp_bitcnt_t)sizes[s][1]); mpz_sub_ui(x, x, 1); }
             else mpz_urandomb(x, rs, (mp_bitcnt_t)sizes[s][1]);
-            fbase_pow(f, got, x);
+            CU_ASSERT_EQUAL(fbase_pow(f, got, x), 0);
             mpz_powm(want, g, x, N);
             CU_ASSERT(mpz_cmp(got, want) == 0);
         }
+        mpz_set_ui(x, 0); /* exponents beyond the table are refused */
+        mpz_setbit(x, (mp_bitcnt_t)f->digits * FB_W);
+        CU_ASSERT_EQUAL(fbase_pow(f, got, x), -1);
         fbase_free(f);
     }
     mpz_clears(N, g, x, want, got, NULL);
