@@ -62,7 +62,7 @@ typedef struct {
 fh_status he_keygen(int bits, he_key *k);
 /* A key from given primes (tests, and the receiving side of key distribution): FH_EINPUT if p or
  * q is not (probably) prime, p == q, or gcd(pq, (p-1)(q-1)) != 1. Builds the fixed-base tables
- * (he_key_fixed_base) when p - 1 and q - 1 factor into primes below 2^16 and one probable prime. */
+ * (he_key_fixed_base) when p - 1 and q - 1 factor into primes below 2^18 and one probable prime. */
 fh_status he_key_from_primes(const mpz_t p, const mpz_t q, he_key *k);
 void he_key_free(he_key *k);
 /* 1 if he_encrypt_crt uses the fixed-base tables (docs/he.md "Fixed-base encryption"). */

@@ -97,7 +97,7 @@ static int hfun(mpz_t h, const mpz_t n, const mpz_t p, const mpz_t p2)
 }
 
 /* The fixed-base table of a generator of the subgroup of order p - 1 of Z*_{p^2} (the n-th
- * residues' half mod p^2), or NULL when p - 1 does not split into primes below 2^16 and one
+ * residues' half mod p^2), or NULL when p - 1 does not split into primes below 2^18 (keygen's 2 k < 2^18) and one
  * probable prime. The subgroup is the image of Z*_p under a -> a^p mod p^2 (the lift), so the
  * lift of a generator h of Z*_p generates it; h is the least h >= 2 with h^((p-1)/l) != 1 mod p
  * for every prime l | p - 1. */
@@ -108,7 +108,7 @@ static he_fbase *lift_table(const mpz_t p, const mpz_t p2)
     int nf = 0, ok = 1;
     mpz_inits(rest, e, h, NULL);
     mpz_sub_ui(rest, p, 1);
-    for (unsigned long l = 2; l < 65536 && ok; l += 1 + (l > 2)) {
+    for (unsigned long l = 2; l < (1ul << 18) && ok; l += 1 + (l > 2)) {
         if (!mpz_divisible_ui_p(rest, l)) continue;
         if (nf == MAXF) { ok = 0; break; }
         mpz_init_set_ui(f[nf++], l);

@@ -460,7 +460,7 @@ static void test_fixed_base_keys(void)
         CU_ASSERT(mpz_cmp(d, m) == 0);
     }
     he_key_free(&k);
-    /* random primes: p - 1 almost never splits into primes < 2^16 and one prime; find such a key */
+    /* random primes: p - 1 almost never splits into primes < 2^18 and one prime; find such a key */
     gmp_randstate_t rs;
     gmp_randinit_default(rs);
     gmp_randseed_ui(rs, 7);
