@@ -373,14 +373,11 @@ fh_status he_encrypt_crt_r(const he_key *k, mpz_t c, const mpz_t m, const mpz_t 
     return st;
 }
 
-/* x uniform in [0, p - 1) by rejection over randombytes_buf */
+/* x uniform in [0, p - 1): rand_below's [1, p) shifted down */
 static void rand_exponent(mpz_t x, const mpz_t p)
 {
-    mpz_t pm1;
-    mpz_init(pm1);
-    mpz_sub_ui(pm1, p, 1);
-    do rand_bits(x, (int)mpz_sizeinbase(p, 2)); while (mpz_cmp(x, pm1) >= 0);
-    mpz_clear(pm1);
+    rand_below(x, p);
+    mpz_sub_ui(x, x, 1);
 }
 
 fh_status he_encrypt_crt(const he_key *k, mpz_t c, const mpz_t m)
