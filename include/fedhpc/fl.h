@@ -65,21 +65,9 @@ typedef struct {
     char notice[4096]; /* set when resumed from a checkpoint (and warnings about it)     */
 } fl_result;
 
-/* The checkpoint directory of a configuration ([checkpoint] dir or <output dir>/checkpoints). */
-void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap);
 /* The per-client state store <output dir>/name: clients rows of dim floats (io_state_create). */
 fh_status fl_state_create(const config_t *cfg, const comm_t *w, const char *name, int32_t clients, int64_t dim,
                           io_state **out);
-/* Start the checkpoint of round r in that directory (collective over w). */
-fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h);
-/* Commit h when st is FH_OK (keeping [checkpoint] keep files), abandon it otherwise. */
-fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st);
-/* Open the checkpoint to resume from: [checkpoint] resume = auto takes the newest valid one in
- * the checkpoint directory (*h = NULL when there is none: a fresh start), otherwise the file or
- * directory named, which must hold one. Writes "resuming after <unit> R from PATH" (after any
- * warnings about damaged files skipped) into notice. Collective over w. */
-fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
-                              int64_t *round, char *notice, size_t cap);
 /* Read n row ranges of the training split into *x [rows, d] and *y, growing them as needed
  * (*cap: their capacity in rows). */
 fh_status fl_read_rows(io_data *data, int32_t n, const int64_t *start, const int64_t *count, int32_t d,

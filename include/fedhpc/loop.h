@@ -108,8 +108,10 @@ fh_status fl_loop_privacy(fl_loop *L, privacy_run *pv, int32_t m);
 
 /* Write the checkpoint of round r: every field (collective over L->w). */
 fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r);
-/* Read every field from the checkpoint [checkpoint] resume names; *r_done = its round (0: none,
- * a fresh start). */
+/* Read every field from the checkpoint [checkpoint] resume names: auto, the newest valid one in the
+ * checkpoint directory ([checkpoint] dir or <output dir>/checkpoints; none: a fresh start), or
+ * the file or directory named, which must hold one. *r_done = its round (0: a fresh start);
+ * L->res->notice: "resuming after <unit> R from PATH" after any warnings about damaged files. */
 fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done);
 
 /* ---- aggregation stages (src/fl/stage.c): the same for every strategy ----------------------

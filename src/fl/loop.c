@@ -193,10 +193,19 @@ static fh_status rows_load(const fl_loop *L, const fl_field *f, ckpt *h)
     return st;
 }
 
+/* The checkpoint directory: [checkpoint] dir or <output dir>/checkpoints. */
+static void ckpt_dir_of(const config_t *cfg, char *out, size_t cap)
+{
+    if (cfg->checkpoint.dir[0]) snprintf(out, cap, "%s", cfg->checkpoint.dir);
+    else snprintf(out, cap, "%s/checkpoints", cfg->output.dir);
+}
+
 fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r)
 {
+    char dir[CONFIG_PATH_MAX + 16];
     ckpt *h = NULL;
-    FH_TRY(fl_ckpt_begin(L->cfg, L->w, r, &h));
+    ckpt_dir_of(L->cfg, dir, sizeof dir);
+    FH_TRY(ckpt_create(dir, r, config_train_hash(L->cfg), L->w, &h));
     fh_status st = FH_OK;
     for (int32_t i = 0; st == FH_OK && i < L->nfields; i++) {
         const fl_field *f = &L->fields[i];
@@ -208,16 +217,33 @@ fh_status fl_loop_ckpt_save(fl_loop *L, int32_t r)
         case FL_FIELD_HOOK: st = f->save(f->ptr, L->w, h); break;
         }
     }
-    return fl_ckpt_end(L->cfg, h, st);
+    if (st != FH_OK) { /* abandoned: the previous checkpoints stay as they were */
+        ckpt_abort(h);
+        return st;
+    }
+    return ckpt_commit(h, L->cfg->checkpoint.keep);
 }
 
 fh_status fl_loop_ckpt_resume(fl_loop *L, const char *unit, int32_t *r_done)
 {
+    const config_t *cfg = L->cfg;
+    char dir[CONFIG_PATH_MAX + 16];
+    ckpt_dir_of(cfg, dir, sizeof dir);
+    const int autom = strcmp(cfg->checkpoint.resume, "auto") == 0;
     ckpt *h = NULL;
     int64_t round = 0;
     *r_done = 0;
-    FH_TRY(fl_ckpt_resume_open(L->cfg, L->w, unit, &h, &round, L->res->notice, sizeof L->res->notice));
-    if (!h) return FH_OK; /* nothing to resume: a fresh start */
+    FH_TRY(ckpt_open(autom ? dir : cfg->checkpoint.resume, config_train_hash(cfg), L->w, &h, &round));
+    if (!h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->checkpoint.resume);
+    if (round > cfg->train.rounds) { /* nothing to continue: refuse before anything is rewritten */
+        fh_status st = fh_error_set(FH_EINPUT, "%s: checkpoint is after %s %lld but [train] rounds = %d "
+                                    "(expected rounds >= %lld to resume)", ckpt_path(h), unit,
+                                    (long long)round, cfg->train.rounds, (long long)round);
+        ckpt_close(h);
+        return st;
+    }
+    snprintf(L->res->notice, sizeof L->res->notice, "%s%sresuming after %s %lld from %s", ckpt_warning(h),
+             ckpt_warning(h)[0] ? "\n" : "", unit, (long long)round, ckpt_path(h));
     fh_status st = FH_OK;
     for (int32_t i = 0; st == FH_OK && i < L->nfields; i++) {
         const fl_field *f = &L->fields[i];
@@ -296,58 +322,13 @@ void fl_stats_init(fl_round_stats *s, int32_t r, int32_t rounds, int32_t clients
     s->attack_success = NAN;
 }
 
-/* ---- checkpoint files ---------------------------------------------------------------- */
-void fl_ckpt_dir(const config_t *cfg, char *out, size_t cap)
-{
-    if (cfg->checkpoint.dir[0]) snprintf(out, cap, "%s", cfg->checkpoint.dir);
-    else snprintf(out, cap, "%s/checkpoints", cfg->output.dir);
-}
-
+/* ---- per-client state files -------------------------------------------------------- */
 fh_status fl_state_create(const config_t *cfg, const comm_t *w, const char *name, int32_t clients, int64_t dim,
                           io_state **out)
 {
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", cfg->output.dir, name);
     return io_state_create(path, w, clients, dim, out);
-}
-
-fh_status fl_ckpt_begin(const config_t *cfg, const comm_t *w, int64_t r, ckpt **h)
-{
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    return ckpt_create(dir, r, config_train_hash(cfg), w, h);
-}
-
-fh_status fl_ckpt_end(const config_t *cfg, ckpt *h, fh_status st)
-{
-    if (st != FH_OK) {
-        ckpt_abort(h);
-        return st;
-    }
-    return ckpt_commit(h, cfg->checkpoint.keep);
-}
-
-fh_status fl_ckpt_resume_open(const config_t *cfg, const comm_t *w, const char *unit, ckpt **h,
-                              int64_t *round, char *notice, size_t cap)
-{
-    char dir[CONFIG_PATH_MAX + 16];
-    fl_ckpt_dir(cfg, dir, sizeof dir);
-    const int autom = strcmp(cfg->checkpoint.resume, "auto") == 0;
-    *h = NULL;
-    *round = 0;
-    FH_TRY(ckpt_open(autom ? dir : cfg->checkpoint.resume, config_train_hash(cfg), w, h, round));
-    if (!*h) return autom ? FH_OK : fh_error_set(FH_EINPUT, "--resume %s: no checkpoint there", cfg->checkpoint.resume);
-    if (*round > cfg->train.rounds) { /* nothing to continue: refuse before anything is rewritten */
-        fh_status st = fh_error_set(FH_EINPUT, "%s: checkpoint is after %s %lld but [train] rounds = %d "
-                                    "(expected rounds >= %lld to resume)", ckpt_path(*h), unit,
-                                    (long long)*round, cfg->train.rounds, (long long)*round);
-        ckpt_close(*h);
-        *h = NULL;
-        return st;
-    }
-    snprintf(notice, cap, "%s%sresuming after %s %lld from %s", ckpt_warning(*h), ckpt_warning(*h)[0] ? "\n" : "",
-             unit, (long long)*round, ckpt_path(*h));
-    return FH_OK;
 }
 
 fl_local_opts fl_local_opts_make(const config_t *cfg, const float *global)
