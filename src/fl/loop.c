@@ -109,35 +109,22 @@ fh_status fl_train(const config_t *cfg, const comm_t *world, io_data *data, cons
 }
 
 /* ---- state as data: the checkpoint walkers ------------------------------------------------ */
-static fl_field *field_add(fl_loop *L, const char *name, fl_field_kind kind, void *ptr)
+static void field_add(fl_loop *L, fl_field f)
 {
-    if (!ptr) return NULL;
+    if (!f.ptr) return;
     if (L->nfields >= FL_MAX_FIELDS) abort(); /* a programming error: raise FL_MAX_FIELDS */
-    fl_field *f = &L->fields[L->nfields++];
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->kind = kind;
-    f->ptr = ptr;
-    return f;
+    L->fields[L->nfields++] = f;
 }
 
 void fl_loop_field(fl_loop *L, const char *name, fl_field_kind kind, ckpt_type type, void *ptr, int64_t n)
 {
-    fl_field *f = field_add(L, name, kind, ptr);
-    if (f) {
-        f->type = type;
-        f->n = n;
-    }
+    field_add(L, (fl_field){.name = name, .kind = kind, .type = type, .ptr = ptr, .n = n});
 }
 
 void fl_loop_hook(fl_loop *L, const char *name, void *ptr, fh_status (*save)(void *, const comm_t *, ckpt *),
                   fh_status (*load)(void *, const comm_t *, ckpt *))
 {
-    fl_field *f = field_add(L, name, FL_FIELD_HOOK, ptr);
-    if (f) {
-        f->save = save;
-        f->load = load;
-    }
+    field_add(L, (fl_field){.name = name, .kind = FL_FIELD_HOOK, .ptr = ptr, .save = save, .load = load});
 }
 
 static fh_status pv_save(void *p, const comm_t *w, ckpt *h) { return privacy_run_save(p, w, h); }
