@@ -15,12 +15,9 @@ double cl_ari(const int32_t *a, const int32_t *b, int32_t n)
         if (a[i] + 1 > ka) ka = a[i] + 1;
         if (b[i] + 1 > kb) kb = b[i] + 1;
     }
-    double *t = fh_calloc((size_t)ka * (size_t)kb, sizeof *t), *ra = fh_calloc((size_t)ka, sizeof *ra),
-           *rb = fh_calloc((size_t)kb, sizeof *rb);
-    if (!t || !ra || !rb) {
-        free(t); free(ra); free(rb);
-        return NAN;
-    }
+    double *t = fh_calloc((size_t)ka * (size_t)kb + (size_t)ka + (size_t)kb, sizeof *t); /* table, rows, columns */
+    if (!t) return NAN;
+    double *ra = t + (int64_t)ka * kb, *rb = ra + ka;
     for (int32_t i = 0; i < n; i++) {
         t[(int64_t)a[i] * kb + b[i]] += 1;
         ra[a[i]] += 1;
@@ -33,7 +30,7 @@ double cl_ari(const int32_t *a, const int32_t *b, int32_t n)
     for (int32_t j = 0; j < kb; j++) sb += C2(rb[j]);
     const double tot = C2((double)n), exp = tot > 0 ? sa * sb / tot : 0, mx = 0.5 * (sa + sb);
 #undef C2
-    free(t); free(ra); free(rb);
+    free(t);
     if (mx - exp == 0) return 1.0; /* both labelings trivial (one cluster, or all singletons) */
     return (sij - exp) / (mx - exp);
 }
@@ -121,7 +118,6 @@ static void kernel_dist(const double *D2, int32_t n, int32_t k, const int32_t *a
 fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t t,
                                int32_t iters, int32_t *cur, double *objective)
 {
-    if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
     double *dist = malloc((size_t)n * (size_t)k * sizeof *dist), *within = malloc((size_t)k * sizeof *within);
     int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt);
     fh_status st = dist && within && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
@@ -234,10 +230,8 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
             if (!changed) break;
             memset(cnt, 0, (size_t)k * sizeof *cnt);
             for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
-            for (int32_t j = 0; j < k; j++) {
-                if (!cnt[j]) continue; /* empty cluster keeps its center */
-                for (int32_t d = 0; d < dim; d++) cen[(int64_t)j * dim + d] = 0;
-            }
+            for (int32_t j = 0; j < k; j++) /* an empty cluster keeps its center */
+                for (int32_t d = 0; cnt[j] && d < dim; d++) cen[(int64_t)j * dim + d] = 0;
             for (int32_t i = 0; i < n; i++)
                 for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
         }
