@@ -68,16 +68,15 @@ static fh_status kmeanspp_stream(const double *D2, int32_t n, int32_t k, uint64_
                 cum += mind[i];
                 if (mind[i] > 0 && u < cum) { pick = i; break; }
             }
-            if (pick < 0) /* rounding at the end: the last item with positive distance */
-                for (int32_t i = n - 1; i >= 0 && pick < 0; i--)
-                    if (mind[i] > 0) pick = i;
+            /* not found (rounding at the end): the last item with positive distance */
+            for (int32_t i = n - 1; i >= 0 && pick < 0; i--)
+                if (mind[i] > 0) pick = i;
         }
-        if (pick < 0) { /* all remaining items coincide with seeds: take the first unused one */
-            for (int32_t i = 0; i < n && pick < 0; i++) {
-                int used = 0;
-                for (int32_t t = 0; t < s; t++) used |= seeds[t] == i;
-                if (!used) pick = i;
-            }
+        /* still none (all remaining items coincide with seeds): take the first unused one */
+        for (int32_t i = 0; i < n && pick < 0; i++) {
+            int used = 0;
+            for (int32_t t = 0; t < s; t++) used |= seeds[t] == i;
+            if (!used) pick = i;
         }
         seeds[s] = pick;
         for (int32_t i = 0; i < n; i++) {
@@ -145,8 +144,7 @@ fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t 
             for (int32_t c = 0; c < k; c++) {
                 int32_t m = 0, far = -1;
                 for (int32_t i = 0; i < n; i++) m += cur[i] == c;
-                if (m) continue;
-                for (int32_t i = 0; i < n; i++) {
+                for (int32_t i = 0; !m && i < n; i++) { /* c has no member */
                     int32_t sz = 0;
                     for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
                     if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
@@ -243,14 +241,12 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
 fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, uint64_t seed, int32_t *assign)
 {
     double *L = malloc((size_t)n * (size_t)n * sizeof *L), *Z = malloc((size_t)n * (size_t)n * sizeof *Z),
-           *w = malloc((size_t)n * sizeof *w), *deg = malloc((size_t)n * sizeof *deg),
+           *w = malloc((size_t)n * sizeof *w), *deg = fh_calloc((size_t)n, sizeof *deg),
            *E = malloc((size_t)n * (size_t)k * sizeof *E);
     fh_status st = L && Z && w && deg && E ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in spectral clustering");
     if (st == FH_OK) {
-        for (int32_t i = 0; i < n; i++) {
-            deg[i] = 0;
+        for (int32_t i = 0; i < n; i++) /* deg: zeroed */
             for (int32_t j = 0; j < n; j++) deg[i] += S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
-        }
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = 0; j < n; j++) {
                 double a = S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
