@@ -122,40 +122,38 @@ fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t 
     fh_status st = dist && within && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
     if (st == FH_OK) st = kmeanspp_stream(D2, n, k, seed, round, t, seeds);
     double obj = 0;
-    if (st == FH_OK) {
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
-        cl_argmin(dist, n, k, cur);
-        for (int32_t c = 0; c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
-        for (int32_t it = 0; it <= iters; it++) {
-            kernel_dist(D2, n, k, cur, cnt, within, dist);
-            obj = 0;
-            for (int32_t i = 0; i < n; i++) obj += dist[(int64_t)i * k + cur[i]];
-            if (it == iters) break;
-            int changed = 0;
-            for (int32_t i = 0; i < n; i++) {
-                int32_t b = cur[i];
-                for (int32_t c = 0; c < k; c++)
-                    if (dist[(int64_t)i * k + c] < dist[(int64_t)i * k + b]) b = c;
-                changed |= b != cur[i];
-                cur[i] = b;
-            }
-            /* an emptied cluster takes the item farthest from its own cluster's mean */
-            for (int32_t c = 0; c < k; c++) {
-                int32_t m = 0, far = -1;
-                for (int32_t i = 0; i < n; i++) m += cur[i] == c;
-                for (int32_t i = 0; !m && i < n; i++) { /* c has no member */
-                    int32_t sz = 0;
-                    for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
-                    if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
-                }
-                if (far >= 0) {
-                    cur[far] = c;
-                    changed = 1;
-                }
-            }
-            if (!changed) break;
+    for (int32_t i = 0; st == FH_OK && i < n; i++)
+        for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
+    if (st == FH_OK) cl_argmin(dist, n, k, cur);
+    for (int32_t c = 0; st == FH_OK && c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
+    for (int32_t it = 0; st == FH_OK && it <= iters; it++) {
+        kernel_dist(D2, n, k, cur, cnt, within, dist);
+        obj = 0;
+        for (int32_t i = 0; i < n; i++) obj += dist[(int64_t)i * k + cur[i]];
+        if (it == iters) break;
+        int changed = 0;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t b = cur[i];
+            for (int32_t c = 0; c < k; c++)
+                if (dist[(int64_t)i * k + c] < dist[(int64_t)i * k + b]) b = c;
+            changed |= b != cur[i];
+            cur[i] = b;
         }
+        /* an emptied cluster takes the item farthest from its own cluster's mean */
+        for (int32_t c = 0; c < k; c++) {
+            int32_t m = 0, far = -1;
+            for (int32_t i = 0; i < n; i++) m += cur[i] == c;
+            for (int32_t i = 0; !m && i < n; i++) { /* c has no member */
+                int32_t sz = 0;
+                for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
+                if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
+            }
+            if (far >= 0) {
+                cur[far] = c;
+                changed = 1;
+            }
+        }
+        if (!changed) break;
     }
     *objective = obj;
     free(dist); free(within); free(seeds); free(cnt);
@@ -213,26 +211,25 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
             for (int32_t j = 0; j < n; j++) D2[(int64_t)i * n + j] = sqdist(X + (int64_t)i * dim, X + (int64_t)j * dim, dim);
         st = cl_kmeanspp(D2, n, k, seed, 0, seeds);
     }
-    if (st == FH_OK) {
-        for (int32_t j = 0; j < k; j++) memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
-        for (int32_t it = 0; it < iters; it++) {
-            for (int32_t i = 0; i < n; i++)
-                for (int32_t j = 0; j < k; j++)
-                    dist[(int64_t)i * k + j] = sqdist(X + (int64_t)i * dim, cen + (int64_t)j * dim, dim);
-            int changed = it == 0;
-            for (int32_t i = 0; i < n; i++) {
-                int32_t old = assign[i];
-                cl_argmin(dist + (int64_t)i * k, 1, k, assign + i);
-                changed |= old != assign[i];
-            }
-            if (!changed) break;
-            memset(cnt, 0, (size_t)k * sizeof *cnt);
-            for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
-            for (int32_t j = 0; j < k; j++) /* an empty cluster keeps its center */
-                for (int32_t d = 0; cnt[j] && d < dim; d++) cen[(int64_t)j * dim + d] = 0;
-            for (int32_t i = 0; i < n; i++)
-                for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
+    for (int32_t j = 0; st == FH_OK && j < k; j++)
+        memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
+    for (int32_t it = 0; st == FH_OK && it < iters; it++) {
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < k; j++)
+                dist[(int64_t)i * k + j] = sqdist(X + (int64_t)i * dim, cen + (int64_t)j * dim, dim);
+        int changed = it == 0;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t old = assign[i];
+            cl_argmin(dist + (int64_t)i * k, 1, k, assign + i);
+            changed |= old != assign[i];
         }
+        if (!changed) break;
+        memset(cnt, 0, (size_t)k * sizeof *cnt);
+        for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
+        for (int32_t j = 0; j < k; j++) /* an empty cluster keeps its center */
+            for (int32_t d = 0; cnt[j] && d < dim; d++) cen[(int64_t)j * dim + d] = 0;
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
     }
     free(D2); free(cen); free(dist); free(seeds); free(cnt);
     return st;
@@ -254,24 +251,22 @@ fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, ui
             }
         st = dist_syevd(c, n, L, 32, w, Z);
     }
-    if (st == FH_OK) {
-        /* the k largest eigenvalues are the last k columns; fix each vector's sign */
-        for (int32_t j = 0; j < k; j++) {
-            const double *v = Z + (int64_t)(n - 1 - j) * n;
-            int32_t big = 0;
-            for (int32_t i = 1; i < n; i++)
-                if (fabs(v[i]) > fabs(v[big]) + 1e-12) big = i;
-            const double sg = v[big] < 0 ? -1 : 1;
-            for (int32_t i = 0; i < n; i++) E[(int64_t)i * k + j] = sg * v[i];
-        }
-        for (int32_t i = 0; i < n; i++) {
-            double s = 0;
-            for (int32_t j = 0; j < k; j++) s += E[(int64_t)i * k + j] * E[(int64_t)i * k + j];
-            s = s > 0 ? 1 / sqrt(s) : 0;
-            for (int32_t j = 0; j < k; j++) E[(int64_t)i * k + j] *= s;
-        }
-        st = cl_kmeans(E, n, k, k, seed, 100, assign);
+    /* the k largest eigenvalues are the last k columns; fix each vector's sign */
+    for (int32_t j = 0; st == FH_OK && j < k; j++) {
+        const double *v = Z + (int64_t)(n - 1 - j) * n;
+        int32_t big = 0;
+        for (int32_t i = 1; i < n; i++)
+            if (fabs(v[i]) > fabs(v[big]) + 1e-12) big = i;
+        const double sg = v[big] < 0 ? -1 : 1;
+        for (int32_t i = 0; i < n; i++) E[(int64_t)i * k + j] = sg * v[i];
     }
+    for (int32_t i = 0; st == FH_OK && i < n; i++) {
+        double s = 0;
+        for (int32_t j = 0; j < k; j++) s += E[(int64_t)i * k + j] * E[(int64_t)i * k + j];
+        s = s > 0 ? 1 / sqrt(s) : 0;
+        for (int32_t j = 0; j < k; j++) E[(int64_t)i * k + j] *= s;
+    }
+    if (st == FH_OK) st = cl_kmeans(E, n, k, k, seed, 100, assign);
     free(L); free(Z); free(w); free(deg); free(E);
     return st;
 }
