@@ -362,29 +362,27 @@ static fh_status restart_loss(const comm_t *w, cl_state *s, const model_t *md, c
     for (int32_t k = 0; k < K; k++)
         if (nk[k] > 0) fx_decode(acc + (int64_t)k * P, 1.0, mean + (int64_t)k * P, P);
     fh_status st = FH_OK;
-    int64_t tot = 0, row = 0;
+    int64_t row = 0;
+    *score = 0;
     for (int64_t i = s->c0; st == FH_OK && i < s->c1; i++) {
         const int64_t ni = s->ntr[i];
         if (s->okc[i] && ni > 0) {
             metrics_t mt;
             st = model_evaluate(md, mean + (int64_t)as[i] * P, s->x + row * md->in, s->y + row, ni, s->wk->ws,
                                 s->wk->ws_rows, &mt);
-            if (st == FH_OK) tot += (int64_t)llrint(mt.loss * (double)ni * LOSS_SCALE);
+            if (st == FH_OK) *score += (int64_t)llrint(mt.loss * (double)ni * LOSS_SCALE);
         }
         row += ni;
     }
     FH_TRY(comm_agree(w, st));
-    FH_TRY(comm_allreduce_sum_i64(w, &tot, 1));
-    *score = tot;
-    return FH_OK;
+    return comm_allreduce_sum_i64(w, score, 1);
 }
 
 static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
                                     const model_t *md, int32_t *out)
 {
     double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D);
-    fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
-    st = comm_agree(w, st);
+    fh_status st = comm_agree(w, G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step"));
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
     if (st == FH_OK) /* spectral: cosine similarities; k-means: squared distances */
         cfg->cluster.init == 1 ? cl_gram_derive(G, n, NULL, D) : cl_gram_derive(G, n, D, NULL);
