@@ -45,8 +45,7 @@ enum { U_LOSS, U_ROWS, U_CLIENTS, U_REJ, U_STOP, U_N };
 #define REJ_FLAG (1LL << 40)
 
 typedef struct {
-    fl_worker *wk;       /* the loop's worker and test split                          */
-    fl_testset *test;
+    fl_worker *wk;       /* the loop's worker                                         */
     io_state *heads;     /* FedPer: [C, hlen] personal heads                          */
     int32_t C, K;
     int64_t P, base, hlen; /* shared prefix [0, base), head [base, P)                  */
@@ -56,7 +55,6 @@ typedef struct {
     float *ref;          /* [P] fesem: the warm-up model (start of the first assignment round) */
     double *fit;         /* [m] the round's clients' mean training loss (re-seeding: worst fit) */
     uint8_t *wasempty;   /* [K] a cluster reported empty (warn once)                   */
-    int32_t split_from;  /* CFL: the cluster split this round, or -1                    */
     int32_t *truth;      /* [C] true groups or NULL                                   */
     uint8_t *seen;       /* [C] FedPer: head written                                  */
     int32_t *ids;        /* [C] */
@@ -83,29 +81,42 @@ typedef struct {
      * cluster a client joins stays inside the noised sum. */
     int64_t *kacc;       /* [K * P + 1] this rank's sum (no secagg)                      */
     float *kdec;         /* [K * P] the noised mean update of every slot                 */
-    int32_t *kfirst;     /* [ranks + 1] the round's client blocks                       */
     fl_agg agg;          /* the aggregation stages over pv, sa and kacc                  */
-    int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts     */
+    int32_t *mids, *mfirst; /* [m], [ranks + 1]: a cluster's members, placed on its hosts
+                             * ([privacy] client: mfirst holds the round's client blocks) */
     int32_t largest;     /* the cluster with the most members at the last evaluation   */
     int32_t n;           /* clients of the round                                       */
     int64_t c0, c1;      /* this rank's block of them                                  */
     int32_t *na;         /* [m] the round's new assignments                            */
     uint8_t *okc;        /* [m] the round's accepted updates                           */
-    int64_t sa_aborted, mask_bytes, raw_bytes; /* [secagg] this round, this rank's clusters */
-    double mask_s, raw_s;
+    int64_t sa_aborted;  /* [secagg] this round: clusters aborted; sat: this rank's clusters' */
+    double sat[4];       /* mask bytes, mask seconds, raw ChaCha20 bytes, raw seconds   */
     robust_agg rb;       /* [fl] aggregator != mean: the rule per cluster over the shared layers */
+    int64_t *size;       /* evaluation, reseed_empty: [2K] clients per cluster (all, with an assignment) */
+    double *kstat, *v;   /* evaluation: [2K] accuracy sums, counts; [C] accuracies of clients with rows */
+    int32_t *ka;         /* evaluation: [2C] assigned clients' clusters, then their true groups */
+    void *owned[40];     /* the arrays above from own(), freed together                 */
+    int nowned, oom;
 } cl_state;
+
+/* A zeroed array of n elements owned by the state (freed by cluster_free); NULL (and s->oom
+ * set) when out of memory. */
+static void *own(cl_state *s, int64_t n, size_t size)
+{
+    void *p = fh_calloc((size_t)n, size);
+    s->oom |= !p;
+    s->owned[s->nowned++] = p; /* NULL too: free(NULL) does nothing */
+    return p;
+}
 
 static void cluster_free(fl_loop *L)
 {
     cl_state *s = L->s;
     if (!s) return;
     io_state_close(s->heads);
-    free(s->known); free(s->ref); free(s->fit); free(s->wasempty);
-    free(s->centers); free(s->assign); free(s->truth); free(s->seen); free(s->ids); free(s->start);
-    free(s->count); free(s->ntr); free(s->lab); free(s->x); free(s->y); free(s->models); free(s->cur);
-    free(s->acc); free(s->nk); free(s->cacc); free(s->closs); free(s->old); free(s->unorm);
-    free(s->mids); free(s->mfirst); free(s->na); free(s->okc); free(s->kacc); free(s->kdec); free(s->kfirst);
+    for (int i = 0; i < s->nowned; i++) free(s->owned[i]);
+    free(s->x);
+    free(s->y);
     secagg_engine_free(&s->sa);
     privacy_run_free(&s->pv);
     robust_agg_free(&s->rb);
@@ -123,28 +134,27 @@ static fh_status client_model(const config_t *cfg, cl_state *s, int32_t cid, int
 
 /* Evaluate every client on its own held-out rows (all its rows if the data set has no local
  * split) with its own model; rank 0 fills the stats and writes a clusters.csv row. */
-static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, const io_data_meta *meta,
-                          cl_state *s, const model_t *md, int32_t r, fl_round_stats *rs, int32_t *largest)
+static fh_status cluster_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
 {
-    const int32_t C = s->C;
+    const comm_t *w = L->w;
+    const model_t *md = L->md;
+    cl_state *s = L->s;
+    const int32_t C = s->C, K = s->K;
     const int64_t e0 = dist_rows_first(C, w->size, w->rank), e1 = dist_rows_first(C, w->size, w->rank + 1);
-    fh_status st = FH_OK;
     for (int32_t c = 0; c < C; c++) s->ids[c] = c;
-    st = io_data_client_ranges(data, s->ids, C, s->start, s->count);
+    fh_status st = io_data_client_ranges(L->data, s->ids, C, s->start, s->count);
     for (int32_t c = 0; st == FH_OK && c < C; c++) {
-        int64_t t = io_data_local_test_rows(meta, s->count[c]);
-        if (t > 0) {
-            s->start[c] += s->count[c] - t;
-            s->count[c] = t;
-        }
+        const int64_t t = io_data_local_test_rows(L->meta, s->count[c]); /* 0: no local split */
+        s->start[c] += t > 0 ? s->count[c] - t : 0;
+        s->count[c] = t > 0 ? t : s->count[c];
     }
-    if (st == FH_OK) st = fl_read_rows(data, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in, &s->x, &s->y, &s->xcap);
+    if (st == FH_OK) st = fl_read_rows(L->data, (int32_t)(e1 - e0), s->start + e0, s->count + e0, md->in, &s->x, &s->y, &s->xcap);
     if ((st = comm_agree(w, st)) != FH_OK) return st;
     for (int32_t c = 0; c < C; c++) s->cacc[c] = s->closs[c] = 0;
     int64_t row = 0;
     for (int64_t c = e0; st == FH_OK && c < e1; c++) {
         metrics_t mt;
-        st = client_model(cfg, s, (int32_t)c, s->assign[c], s->cur);
+        st = client_model(L->cfg, s, (int32_t)c, s->assign[c], s->cur);
         if (st == FH_OK && s->count[c] > 0)
             st = model_evaluate(md, s->cur, s->x + row * md->in, s->y + row, s->count[c], s->wk->ws, s->wk->ws_rows, &mt);
         s->cacc[c] = s->count[c] > 0 ? mt.accuracy : -1.0; /* -1: no rows */
@@ -155,55 +165,46 @@ static fh_status evaluate(const config_t *cfg, const comm_t *w, io_data *data, c
     FH_TRY(comm_allreduce_sum_f64(w, s->cacc, C)); /* one non-zero term per entry: exact */
     FH_TRY(comm_allreduce_sum_f64(w, s->closs, C));
     /* sizes and the largest cluster (its center is evaluated on the global test split) */
-    int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
-    double *kacc = fh_calloc(2 * (size_t)s->K, sizeof *kacc), *v = malloc((size_t)C * sizeof *v); /* sums, counts */
-    FH_CHECK_ALLOC(size && kacc && v ? v : NULL);
-    int32_t nv = 0;
-    double lsum = 0;
+    int64_t *size = s->size, *ksz = s->size + K;
+    double *kacc = s->kstat, lsum = 0; /* sums, counts */
+    int32_t *ka = s->ka, *kt = s->ka + C; /* ARI: clusters, true groups */
+    int32_t nv = 0, na = 0, nonempty = 0, big = 0;
+    memset(size, 0, 2 * (size_t)K * sizeof *size);
+    memset(kacc, 0, 2 * (size_t)K * sizeof *kacc);
     for (int32_t c = 0; c < C; c++) {
-        size[s->assign[c]]++;
+        const int32_t k = s->assign[c];
+        size[k]++;
         if (s->cacc[c] >= 0) {
-            kacc[s->assign[c]] += s->cacc[c];
-            kacc[s->K + s->assign[c]] += 1;
+            kacc[k] += s->cacc[c];
+            kacc[K + k] += 1;
             lsum += s->closs[c];
-            v[nv++] = s->cacc[c];
+            s->v[nv++] = s->cacc[c];
+        }
+        if (s->known[c]) { /* ARI over the clients that have an assignment (a client never sampled has none) */
+            ksz[k]++;
+            ka[na] = k;
+            kt[na++] = s->truth ? s->truth[c] : 0;
         }
     }
-    int32_t big = 0;
-    for (int32_t k = 1; k < s->K; k++)
+    for (int32_t k = 0; k < K; k++) {
         if (size[k] > size[big]) big = k;
-    *largest = big;
-    fl_acc_summary(v, nv, &rs->client_acc_mean, &rs->client_acc_p10);
-    st = FH_OK;
-    if (w->rank == 0 && s->test->n > 0)
-        st = fl_testset_eval(s->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
+        nonempty += ksz[k] > 0;
+    }
+    s->largest = big;
+    fl_acc_summary(s->v, nv, &rs->client_acc_mean, &rs->client_acc_p10);
+    if (w->rank == 0 && L->test.n > 0)
+        st = fl_testset_eval(&L->test, md, s->centers + (int64_t)big * s->P, s->wk->ws, s->wk->ws_rows, &rs->test);
     st = comm_agree(w, st);
     if (st == FH_OK && w->rank == 0 && s->csv) {
-        /* ARI over the clients that have an assignment (a client never sampled has none) */
-        int32_t na = 0, nonempty = 0;
-        int32_t *ka = malloc((size_t)C * sizeof *ka), *kt = malloc((size_t)C * sizeof *kt);
-        int64_t *ksz = fh_calloc((size_t)s->K, sizeof *ksz);
-        for (int32_t c = 0; ka && kt && ksz && c < C; c++)
-            if (s->known[c]) {
-                ksz[s->assign[c]]++;
-                ka[na] = s->assign[c];
-                kt[na] = s->truth ? s->truth[c] : 0;
-                na++;
-            }
-        for (int32_t k = 0; ksz && k < s->K; k++) nonempty += ksz[k] > 0;
-        double ari = s->truth && ka && kt && na > 0 ? cl_ari(ka, kt, na) : NAN;
-        free(ka); free(kt); free(ksz);
+        double ari = s->truth && na > 0 ? cl_ari(ka, kt, na) : NAN;
         fprintf(s->csv, "%d,%.6f,%.6f,%.6f,", r, ari, rs->client_acc_mean, rs->client_acc_p10);
-        for (int32_t k = 0; k < s->K; k++) fprintf(s->csv, "%s%lld", k ? ";" : "", (long long)size[k]);
+        for (int32_t k = 0; k < K; k++) fprintf(s->csv, "%s%lld", k ? ";" : "", (long long)size[k]);
         fputc(',', s->csv);
-        for (int32_t k = 0; k < s->K; k++)
-            fprintf(s->csv, "%s%.4f", k ? ";" : "", kacc[s->K + k] > 0 ? kacc[k] / kacc[s->K + k] : NAN);
+        for (int32_t k = 0; k < K; k++)
+            fprintf(s->csv, "%s%.4f", k ? ";" : "", kacc[K + k] > 0 ? kacc[k] / kacc[K + k] : NAN);
         fprintf(s->csv, ",%d,%d,%.6f\n", nonempty, na, nv ? lsum / nv : NAN);
         fflush(s->csv);
     }
-    free(size);
-    free(kacc);
-    free(v);
     return st;
 }
 
@@ -233,22 +234,18 @@ static fh_status assign_load(void *p, const comm_t *w, ckpt *h)
 static fh_status bipartition(const double *S, int32_t m, int32_t *lab)
 {
     double *L = malloc((size_t)m * (size_t)m * sizeof *L);
-    int32_t *g = malloc((size_t)m * sizeof *g);
-    uint8_t *alive = malloc((size_t)m);
-    if (!L || !g || !alive) {
-        free(L); free(g); free(alive);
+    int32_t *g = malloc((size_t)m * sizeof *g); /* item -> the item naming its group (g[p] == p: p names one) */
+    if (!L || !g) {
+        free(L); free(g);
         return fh_error_set(FH_ENOMEM, "out of memory for the CFL bi-partition");
     }
     memcpy(L, S, (size_t)m * (size_t)m * sizeof *L);
-    for (int32_t a = 0; a < m; a++) {
-        g[a] = a;
-        alive[a] = 1;
-    }
+    for (int32_t a = 0; a < m; a++) g[a] = a;
     for (int32_t left = m; left > 2; left--) {
         int32_t bp = -1, bq = -1;
         for (int32_t p = 0; p < m; p++)
-            for (int32_t q = p + 1; alive[p] && q < m; q++)
-                if (alive[q] && (bp < 0 || L[(int64_t)p * m + q] > L[(int64_t)bp * m + bq])) {
+            for (int32_t q = p + 1; g[p] == p && q < m; q++)
+                if (g[q] == q && (bp < 0 || L[(int64_t)p * m + q] > L[(int64_t)bp * m + bq])) {
                     bp = p;
                     bq = q;
                 }
@@ -256,49 +253,58 @@ static fh_status bipartition(const double *S, int32_t m, int32_t *lab)
             double v = L[(int64_t)bp * m + x] < L[(int64_t)bq * m + x] ? L[(int64_t)bp * m + x] : L[(int64_t)bq * m + x];
             L[(int64_t)bp * m + x] = L[(int64_t)x * m + bp] = v;
         }
-        alive[bq] = 0;
         for (int32_t a = 0; a < m; a++)
             if (g[a] == bq) g[a] = bp;
     }
     for (int32_t a = 0; a < m; a++) lab[a] = g[a] != g[0];
-    free(L); free(g); free(alive);
+    free(L); free(g);
     return FH_OK;
+}
+
+/* ||model - start||_2 of a client's local work; *base_norm: the same over [0, base). */
+static double update_norm(const float *model, const float *start, int64_t P, int64_t base, double *base_norm)
+{
+    double u = 0;
+    for (int64_t j = 0; j < P; j++) {
+        if (j == base) *base_norm = sqrt(u);
+        const double d = (double)model[j] - (double)start[j];
+        u += d * d;
+    }
+    if (base >= P) *base_norm = sqrt(u);
+    return sqrt(u);
 }
 
 /* CFL (Sattler et al. 2020): after aggregation, the first active cluster whose mean update is
  * small (< eps1) while some member's update is large (> eps2) is bi-partitioned by complete
  * linkage on the cosine similarities of its members' updates (Gram matrix on ScaLAPACK);
  * the new cluster starts from the same center. s->models holds the trained models; they are
- * turned into updates here. Returns with na[] updated. Collective. */
-static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r, int64_t c0,
-                           int64_t c1, const uint8_t *okc, int32_t *na, const char **note)
+ * turned into updates here. Returns with na[] and the assignments updated. Collective. */
+static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, int32_t r, const char **note)
 {
-    const int64_t P = s->P;
-    int32_t split = -1, mk = 0;
+    const int64_t P = s->P, c0 = s->c0;
+    const int32_t n = s->n;
+    const uint8_t *okc = s->okc;
+    int32_t split = -1, mk = 0, *na = s->na;
     static char buf[256];
     int at = snprintf(buf, sizeof buf, "cfl round %d: |mean update| / max |update| per cluster:", r);
     for (int32_t k = 0; k < s->active && s->active < s->K && split < 0; k++) {
-        double mean = 0, mx = 0;
+        const double mean = update_norm(s->centers + k * P, s->old + k * P, s->base, s->base, &(double){0});
+        double mx = 0;
         int32_t cnt = 0;
-        for (int64_t j = 0; j < s->base; j++) {
-            double d = (double)s->centers[(int64_t)k * P + j] - (double)s->old[(int64_t)k * P + j];
-            mean += d * d;
-        }
         for (int32_t i = 0; i < n; i++)
             if (okc[i] && na[i] == k) {
                 cnt++;
                 if (s->unorm[i] > mx) mx = s->unorm[i];
             }
-        if (cnt > 0 && at < (int)sizeof buf - 40) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d: %.3g/%.3g", k, sqrt(mean), mx);
-        if (cnt >= 2 && sqrt(mean) < cfg->cluster.eps1 && mx > cfg->cluster.eps2) {
+        if (cnt > 0 && at < (int)sizeof buf - 40) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d: %.3g/%.3g", k, mean, mx);
+        if (cnt >= 2 && mean < cfg->cluster.eps1 && mx > cfg->cluster.eps2) {
             split = k;
             mk = cnt;
         }
     }
     *note = buf;
-    s->split_from = split;
     if (split < 0) return FH_OK;
-    for (int64_t i = c0; i < c1; i++)
+    for (int64_t i = c0; i < s->c1; i++)
         for (int64_t j = 0; j < P; j++) s->models[(i - c0) * P + j] -= s->old[(int64_t)na[i] * P + j];
     double *G = malloc((size_t)n * (size_t)n * sizeof *G), *Cs = malloc((size_t)n * (size_t)n * sizeof *Cs),
            *S = malloc((size_t)mk * (size_t)mk * sizeof *S);
@@ -321,6 +327,12 @@ static fh_status cfl_split(const config_t *cfg, const comm_t *w, cl_state *s, in
             if (lab[a] != lab[0]) na[mem[a]] = nk; /* the part without the first member moves */
         memcpy(s->centers + (int64_t)nk * P, s->centers + (int64_t)split * P, (size_t)P * sizeof *s->centers);
         if (at < (int)sizeof buf - 40) snprintf(buf + at, sizeof buf - (size_t)at, "; split %d -> %d + %d", split, split, nk);
+        for (int32_t c = 0; c < s->C; c++) /* members of the split cluster not in the round: to be re-assigned */
+            if (s->assign[c] == split) s->known[c] = 0;
+        for (int32_t i = 0; i < n; i++) {
+            s->assign[s->ids[i]] = na[i];
+            if (okc[i]) s->known[s->ids[i]] = 1;
+        }
     }
     free(G); free(Cs); free(S); free(mem); free(lab);
     return st;
@@ -350,29 +362,27 @@ static fh_status restart_loss(const comm_t *w, cl_state *s, const model_t *md, c
     for (int32_t k = 0; k < K; k++)
         if (nk[k] > 0) fx_decode(acc + (int64_t)k * P, 1.0, mean + (int64_t)k * P, P);
     fh_status st = FH_OK;
-    int64_t tot = 0, row = 0;
+    int64_t row = 0;
+    *score = 0;
     for (int64_t i = s->c0; st == FH_OK && i < s->c1; i++) {
         const int64_t ni = s->ntr[i];
         if (s->okc[i] && ni > 0) {
             metrics_t mt;
             st = model_evaluate(md, mean + (int64_t)as[i] * P, s->x + row * md->in, s->y + row, ni, s->wk->ws,
                                 s->wk->ws_rows, &mt);
-            if (st == FH_OK) tot += (int64_t)llrint(mt.loss * (double)ni * LOSS_SCALE);
+            if (st == FH_OK) *score += (int64_t)llrint(mt.loss * (double)ni * LOSS_SCALE);
         }
         row += ni;
     }
     FH_TRY(comm_agree(w, st));
-    FH_TRY(comm_allreduce_sum_i64(w, &tot, 1));
-    *score = tot;
-    return FH_OK;
+    return comm_allreduce_sum_i64(w, score, 1);
 }
 
 static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_state *s, int32_t n, int32_t r,
                                     const model_t *md, int32_t *out)
 {
     double *G = malloc((size_t)n * (size_t)n * sizeof *G), *D = malloc((size_t)n * (size_t)n * sizeof *D);
-    fh_status st = G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step");
-    st = comm_agree(w, st);
+    fh_status st = comm_agree(w, G && D ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the similarity step"));
     if (st == FH_OK) st = dist_gram(w, n, s->P, s->models, 64, G, NULL);
     if (st == FH_OK) /* spectral: cosine similarities; k-means: squared distances */
         cfg->cluster.init == 1 ? cl_gram_derive(G, n, NULL, D) : cl_gram_derive(G, n, D, NULL);
@@ -401,8 +411,6 @@ static fh_status initial_assignment(const config_t *cfg, const comm_t *w, cl_sta
     free(G); free(D);
     return st;
 }
-
-
 
 static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, int32_t m)
 {
@@ -439,40 +447,40 @@ static fh_status cluster_check(const config_t *cfg, const comm_t *w, int32_t C, 
 
 static fh_status cluster_alloc(cl_state *s, int32_t m, int nranks, int cfl)
 {
-    const int32_t C = s->C, K = s->K;
-    const int64_t P = s->P, mb = (m + nranks - 1) / nranks;
-    s->centers = malloc((size_t)K * (size_t)P * sizeof *s->centers);
-    s->assign = fh_calloc((size_t)C, sizeof *s->assign);
-    s->known = fh_calloc((size_t)C, 1);
-    s->ref = malloc((size_t)P * sizeof *s->ref);
-    s->fit = malloc((size_t)m * sizeof *s->fit);
-    s->wasempty = fh_calloc((size_t)K, 1);
-    s->seen = fh_calloc((size_t)C, sizeof *s->seen);
-    s->ids = malloc((size_t)C * sizeof *s->ids);
-    s->start = malloc((size_t)C * sizeof *s->start);
-    s->count = malloc((size_t)C * sizeof *s->count);
-    s->ntr = malloc((size_t)C * sizeof *s->ntr);
-    s->lab = malloc(((size_t)C + U_N) * sizeof *s->lab);
-    s->models = malloc((size_t)mb * (size_t)P * sizeof *s->models);
-    s->cur = malloc((size_t)P * sizeof *s->cur);
-    s->acc = malloc((size_t)P * sizeof *s->acc);
-    s->nk = malloc((size_t)K * sizeof *s->nk);
-    s->cacc = malloc((size_t)C * sizeof *s->cacc);
-    s->closs = malloc((size_t)C * sizeof *s->closs);
-    s->mids = malloc((size_t)m * sizeof *s->mids);
-    s->mfirst = malloc(((size_t)nranks + 1) * sizeof *s->mfirst);
-    s->na = malloc((size_t)m * sizeof *s->na);
-    s->okc = malloc((size_t)m);
+    const int64_t C = s->C, K = s->K, P = s->P, mb = (m + nranks - 1) / nranks;
+    s->centers = own(s, K * P, sizeof *s->centers);
+    s->assign = own(s, C, sizeof *s->assign);
+    s->known = own(s, C, 1);
+    s->ref = own(s, P, sizeof *s->ref);
+    s->fit = own(s, m, sizeof *s->fit);
+    s->wasempty = own(s, K, 1);
+    s->seen = own(s, C, sizeof *s->seen);
+    s->ids = own(s, C, sizeof *s->ids);
+    s->start = own(s, C, sizeof *s->start);
+    s->count = own(s, C, sizeof *s->count);
+    s->ntr = own(s, C, sizeof *s->ntr);
+    s->lab = own(s, C + U_N, sizeof *s->lab);
+    s->models = own(s, mb * P, sizeof *s->models);
+    s->cur = own(s, P, sizeof *s->cur);
+    s->acc = own(s, P, sizeof *s->acc);
+    s->nk = own(s, K, sizeof *s->nk);
+    s->cacc = own(s, C, sizeof *s->cacc);
+    s->closs = own(s, C, sizeof *s->closs);
+    s->mids = own(s, m, sizeof *s->mids);
+    s->mfirst = own(s, nranks + 1, sizeof *s->mfirst);
+    s->na = own(s, m, sizeof *s->na);
+    s->okc = own(s, m, 1);
+    s->size = own(s, 2 * K, sizeof *s->size);
+    s->kstat = own(s, 2 * K, sizeof *s->kstat);
+    s->v = own(s, C, sizeof *s->v);
+    s->ka = own(s, 2 * C, sizeof *s->ka);
     s->active = 1;
     if (cfl) {
-        s->old = malloc((size_t)K * (size_t)P * sizeof *s->old);
-        s->unorm = malloc((size_t)C * sizeof *s->unorm);
-        if (!s->old || !s->unorm) s->cacc = (free(s->cacc), NULL);
+        s->old = own(s, K * P, sizeof *s->old);
+        s->unorm = own(s, C, sizeof *s->unorm);
     }
-    if (!s->centers || !s->assign || !s->seen || !s->ids || !s->start || !s->count || !s->ntr || !s->lab || !s->models ||
-        !s->cur || !s->acc || !s->nk || !s->cacc || !s->closs || !s->mids || !s->mfirst || !s->na || !s->okc ||
-        !s->known || !s->ref || !s->fit || !s->wasempty)
-        return fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", K, (long long)P);
+    if (s->oom)
+        return fh_error_set(FH_ENOMEM, "out of memory for %d centers of %lld parameters", (int)K, (long long)P);
     return FH_OK;
 }
 
@@ -485,7 +493,6 @@ static fh_status cluster_init(fl_loop *L)
     cl_state *s = L->s = fh_calloc(1, sizeof *s);
     FH_CHECK_ALLOC(s);
     s->wk = &L->wk;
-    s->test = &L->test;
     s->C = L->C;
     s->K = cfg->cluster.method <= M_NONE ? 1 : cfg->cluster.k;
     s->P = L->P;
@@ -494,7 +501,7 @@ static fh_status cluster_init(fl_loop *L)
     const int64_t P = s->P;
     fh_status st = cluster_alloc(s, L->m, w->size, cfg->cluster.method == M_CFL);
     if (st == FH_OK && L->meta->has_client_group) {
-        s->truth = malloc((size_t)s->C * sizeof *s->truth);
+        s->truth = own(s, s->C, sizeof *s->truth);
         st = s->truth ? io_data_client_groups(L->data, s->truth) : fh_error_set(FH_ENOMEM, "out of memory");
     }
     if (st == FH_OK && cfg->cluster.method == M_ORACLE) { /* the true groups, fixed for the whole run */
@@ -538,10 +545,9 @@ static fh_status cluster_init(fl_loop *L)
     if (st == FH_OK) st = comm_agree(w, fl_loop_privacy(L, &s->pv, L->m));
     const int64_t nsa = s->pv.mode == PRIVACY_CLIENT ? (int64_t)s->K * P + 1 : P;
     if (st == FH_OK && s->pv.mode == PRIVACY_CLIENT) {
-        s->kacc = malloc((size_t)nsa * sizeof *s->kacc);
-        s->kdec = malloc((size_t)(nsa - 1) * sizeof *s->kdec);
-        s->kfirst = malloc(((size_t)w->size + 1) * sizeof *s->kfirst);
-        st = comm_agree(w, s->kacc && s->kdec && s->kfirst ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
+        s->kacc = own(s, nsa, sizeof *s->kacc);
+        s->kdec = own(s, nsa - 1, sizeof *s->kdec);
+        st = comm_agree(w, s->kacc && s->kdec ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory"));
     }
     if (st == FH_OK) st = comm_agree(w, secagg_engine_init(&s->sa, &cfg->secagg, (uint64_t)cfg->train.seed, 1, w, nsa, nsa - (s->pv.mode == PRIVACY_CLIENT)));
     s->agg = (fl_agg){&s->pv, &s->sa, s->kacc, nsa, cfg->fl.max_update_norm, NULL, 0, NULL, NULL};
@@ -578,30 +584,15 @@ static fh_status cluster_aggregate_dp(fl_loop *L, cl_state *s, int32_t r)
 {
     const comm_t *w = L->w;
     const int64_t P = s->P, KP = (int64_t)s->K * P;
-    for (int p = 0; p <= w->size; p++) s->kfirst[p] = (int32_t)dist_rows_first(s->n, w->size, p);
-    FH_TRY(fl_agg_sum(&s->agg, w, r, s->ids, s->kfirst, s->n, 0));
-    const int aborted = fl_agg_aborted(&s->agg);
-    if (!aborted) {
+    for (int p = 0; p <= w->size; p++) s->mfirst[p] = (int32_t)dist_rows_first(s->n, w->size, p);
+    FH_TRY(fl_agg_sum(&s->agg, w, r, s->ids, s->mfirst, s->n, 0));
+    s->sa_aborted = fl_agg_aborted(&s->agg);
+    if (!s->sa_aborted) {
         fl_agg_decode(&s->agg, r, s->kacc, KP, 1.0, s->kdec);
-        const float f = (float)s->K;
-        for (int64_t j = 0; j < KP; j++) s->centers[j] += f * s->kdec[j];
+        for (int64_t j = 0; j < KP; j++) s->centers[j] += (float)s->K * s->kdec[j];
     }
-    s->sa_aborted = aborted;
-    privacy_run_end(&s->pv, r, s->kacc[KP], aborted ? NULL : s->kdec, KP);
+    privacy_run_end(&s->pv, r, s->kacc[KP], s->sa_aborted ? NULL : s->kdec, KP);
     return FH_OK;
-}
-
-/* ||model - start||_2 of a client's local work; *base_norm: the same over [0, base). */
-static double update_norm(const float *model, const float *start, int64_t P, int64_t base, double *base_norm)
-{
-    double u = 0;
-    for (int64_t j = 0; j < P; j++) {
-        if (j == base) *base_norm = sqrt(u);
-        const double d = (double)model[j] - (double)start[j];
-        u += d * d;
-    }
-    if (base >= P) *base_norm = sqrt(u);
-    return sqrt(u);
 }
 
 /* FeSEM, a client seen for the first time: it has trained from the warm-up model (s->ref);
@@ -731,8 +722,7 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
     const int64_t P = s->P, mb = (L->m + w->size - 1) / w->size;
     const int32_t n = s->n;
     /* members in round order, the ranks hosting them (block i / mb), who drops out */
-    int host = 0, root = -1, nh = 0;
-    int32_t nm = 0;
+    int host = 0, root = -1, nh = 0, nm = 0;
     int64_t nk_alive = 0;
     for (int32_t i = 0; i < n; i++)
         if (s->okc[i] && s->na[i] == k) {
@@ -790,10 +780,8 @@ static fh_status cluster_aggregate_one(fl_loop *L, cl_state *s, int32_t r, int32
         if (st == FH_OK && s->sa.enabled) {
             st = secagg_engine_round(&s->sa, &ck, r, s->mids, s->mfirst, nm, s->acc);
             aborted = s->sa.aborted;
-            s->mask_s += s->sa.mask_s;
-            s->mask_bytes += s->sa.mask_bytes;
-            s->raw_s += s->sa.raw_s;
-            s->raw_bytes += s->sa.raw_bytes;
+            const double t[4] = {(double)s->sa.mask_bytes, s->sa.mask_s, (double)s->sa.raw_bytes, s->sa.raw_s};
+            for (int q = 0; q < 4; q++) s->sat[q] += t[q];
         } else if (st == FH_OK && rob) { /* the rule over the shared layers, the mean over the head */
             st = robust_agg_run(&s->rb, &ck);
             if (st == FH_OK && P > a0) st = comm_allreduce_sum_i64(&ck, s->acc + a0, P - a0);
@@ -836,8 +824,8 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
     const comm_t *w = L->w;
     const int32_t n = s->n, kmax = cfg->cluster.method == M_CFL ? (int32_t)s->active : s->K;
     const int can = reseed_possible(cfg, s);
-    int64_t *size = fh_calloc((size_t)s->K, sizeof *size);
-    FH_CHECK_ALLOC(size);
+    int64_t *size = s->size; /* clients with an assignment per cluster */
+    memset(size, 0, (size_t)s->K * sizeof *size);
     for (int32_t c = 0; c < s->C; c++)
         if (s->known[c]) size[s->assign[c]]++;
     fh_status st = FH_OK;
@@ -846,26 +834,24 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
             s->wasempty[k] = 0;
             continue;
         }
-        if (cfg->cluster.reseed == 2) { /* split: the largest cluster's center +- the same noise */
-            int32_t big = -1;
-            for (int32_t q = 0; q < kmax; q++)
-                if (size[q] >= 2 && (big < 0 || size[q] > size[big])) big = q;
-            if (big >= 0) {
-                rng_t g = rng_stream((uint64_t)cfg->train.seed, (uint64_t)k, (uint64_t)r, RNG_RESEED);
-                float *ck = s->centers + (int64_t)k * s->P, *cb = s->centers + (int64_t)big * s->P;
-                for (int64_t j = 0; j < s->P; j++) { /* c_big +- delta: its members split by side */
-                    const float d = (float)(0.01 * rng_normal(&g));
-                    ck[j] = cb[j] + d;
-                    cb[j] -= d;
-                }
-                if (w->rank == 0 && !s->wasempty[k])
-                    fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from cluster %d's center "
-                            "(%lld clients) plus noise\n", r, k, big, (long long)size[big]);
-                s->wasempty[k] = 1; /* empty until a client joins: re-seeded again next round, reported once */
-                continue;
+        int32_t big = -1, pick = -1;
+        /* reseed = split: the largest cluster's center +- the same noise */
+        for (int32_t q = 0; cfg->cluster.reseed == 2 && q < kmax; q++)
+            if (size[q] >= 2 && (big < 0 || size[q] > size[big])) big = q;
+        if (big >= 0) {
+            rng_t g = rng_stream((uint64_t)cfg->train.seed, (uint64_t)k, (uint64_t)r, RNG_RESEED);
+            float *ck = s->centers + (int64_t)k * s->P, *cb = s->centers + (int64_t)big * s->P;
+            for (int64_t j = 0; j < s->P; j++) { /* c_big +- delta: its members split by side */
+                const float d = (float)(0.01 * rng_normal(&g));
+                ck[j] = cb[j] + d;
+                cb[j] -= d;
             }
+            if (w->rank == 0 && !s->wasempty[k])
+                fprintf(stderr, "fedhpc run: round %d: cluster %d has no clients; re-seeded from cluster %d's center "
+                        "(%lld clients) plus noise\n", r, k, big, (long long)size[big]);
+            s->wasempty[k] = 1; /* empty until a client joins: re-seeded again next round, reported once */
+            continue;
         }
-        int32_t pick = -1;
         for (int32_t i = 0; can && i < n; i++)
             if (s->okc[i] && size[s->na[i]] >= 2 && (pick < 0 || s->fit[i] > s->fit[pick])) pick = i;
         if (pick < 0) {
@@ -889,7 +875,6 @@ static fh_status reseed_empty(fl_loop *L, cl_state *s, int32_t r)
         s->assign[s->ids[pick]] = k;
         s->wasempty[k] = 0;
     }
-    free(size);
     return st;
 }
 
@@ -928,13 +913,11 @@ static fh_status cluster_aggregate(fl_loop *L, cl_state *s, int32_t r, int clust
         if (s->okc[i] && assigned) s->known[s->ids[i]] = 1;
         if (s->okc[i] && cfg->cluster.personalize == 1) s->seen[s->ids[i]] = 1;
     }
-    for (int32_t k = 0; k < K; k++) {
-        s->nk[k] = 0;
-        for (int32_t i = 0; i < n; i++)
-            if (s->okc[i] && s->na[i] == k) s->nk[k] += s->ntr[i];
-    }
-    s->sa_aborted = s->mask_bytes = s->raw_bytes = 0;
-    s->mask_s = s->raw_s = 0;
+    memset(s->nk, 0, (size_t)K * sizeof *s->nk);
+    for (int32_t i = 0; i < n; i++)
+        if (s->okc[i]) s->nk[s->na[i]] += s->ntr[i];
+    s->sa_aborted = 0;
+    memset(s->sat, 0, sizeof s->sat);
     if (s->kacc) st = cluster_aggregate_dp(L, s, r);
     for (int32_t k = 0; !s->kacc && st == FH_OK && k < K; k++)
         if (s->nk[k] > 0) st = cluster_aggregate_one(L, s, r, k); /* no members: the center is kept */
@@ -948,7 +931,6 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     const config_t *cfg = L->cfg;
     const comm_t *w = L->w;
     cl_state *s = L->s;
-    const int64_t P = s->P;
     const int clustered = cfg->cluster.method == M_FESEM || cfg->cluster.method == M_IFCA;
     int32_t n = 0;
     fh_status st = fl_sample_clients((uint64_t)cfg->train.seed, r, s->C, L->m, s->ids, &n);
@@ -970,37 +952,20 @@ static fh_status cluster_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *s
     if (s->kacc) FH_TRY(comm_agree(w, fl_agg_begin(&s->agg, (int32_t)(s->c1 - s->c0))));
     FH_TRY(comm_agree(w, cluster_local(L, s, r, warm)));
     FH_TRY(cluster_aggregate(L, s, r, clustered));
-    const char *note = "";
-    if (s->unorm) {
-        FH_TRY(cfl_split(cfg, w, s, n, r, s->c0, s->c1, s->okc, s->na, &note));
-        if (s->split_from >= 0) /* members of the split cluster not in the round: to be re-assigned */
-            for (int32_t c = 0; c < s->C; c++)
-                if (s->assign[c] == s->split_from) s->known[c] = 0;
-        for (int32_t i = 0; i < n; i++) {
-            s->assign[s->ids[i]] = s->na[i];
-            if (s->okc[i]) s->known[s->ids[i]] = 1;
-        }
-    }
+    if (s->unorm) FH_TRY(cfl_split(cfg, w, s, r, &rs->notice));
     rs->clients = n;
-    rs->notice = note;
     rs->epsilon = s->pv.mode ? s->pv.eps : NAN;
     rs->rejected = (int32_t)tail[U_REJ];
     rs->applied = (int32_t)tail[U_CLIENTS];
     rs->train_loss = tail[U_ROWS] ? (double)tail[U_LOSS] / LOSS_SCALE / (double)tail[U_ROWS] : NAN;
-    rs->bytes_down = (int64_t)n * P * (int64_t)sizeof(float);
-    rs->bytes_up = (int64_t)n * P * (int64_t)sizeof(int64_t);
+    rs->bytes_down = (int64_t)n * s->P * (int64_t)sizeof(float);
+    rs->bytes_up = (int64_t)n * s->P * (int64_t)sizeof(int64_t);
     for (int32_t i = 0; i < n; i++) rs->dropped += secagg_dropped((uint64_t)cfg->train.seed, cfg->secagg.dropout, s->ids[i], r);
     rs->secagg_aborted = (int32_t)s->sa_aborted; /* clusters whose secagg round aborted */
-    rs->mask_gbps = s->sa.enabled && s->mask_s > 0 ? (double)s->mask_bytes / s->mask_s / 1e9 : NAN;
-    rs->chacha_gbps = s->sa.enabled && s->raw_s > 0 ? (double)s->raw_bytes / s->raw_s / 1e9 : NAN;
+    rs->mask_gbps = s->sa.enabled && s->sat[1] > 0 ? s->sat[0] / s->sat[1] / 1e9 : NAN;
+    rs->chacha_gbps = s->sa.enabled && s->sat[3] > 0 ? s->sat[2] / s->sat[3] / 1e9 : NAN;
     *stop = tail[U_STOP] > 0;
     return FH_OK;
-}
-
-static fh_status cluster_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
-{
-    cl_state *s = L->s;
-    return evaluate(L->cfg, L->w, L->data, L->meta, s, L->md, r, rs, &s->largest);
 }
 
 /* The final model: the center of the largest cluster (all centers are in checkpoints). */

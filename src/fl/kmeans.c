@@ -15,12 +15,9 @@ double cl_ari(const int32_t *a, const int32_t *b, int32_t n)
         if (a[i] + 1 > ka) ka = a[i] + 1;
         if (b[i] + 1 > kb) kb = b[i] + 1;
     }
-    double *t = fh_calloc((size_t)ka * (size_t)kb, sizeof *t), *ra = fh_calloc((size_t)ka, sizeof *ra),
-           *rb = fh_calloc((size_t)kb, sizeof *rb);
-    if (!t || !ra || !rb) {
-        free(t); free(ra); free(rb);
-        return NAN;
-    }
+    double *t = fh_calloc((size_t)ka * (size_t)kb + (size_t)ka + (size_t)kb, sizeof *t); /* table, rows, columns */
+    if (!t) return NAN;
+    double *ra = t + (int64_t)ka * kb, *rb = ra + ka;
     for (int32_t i = 0; i < n; i++) {
         t[(int64_t)a[i] * kb + b[i]] += 1;
         ra[a[i]] += 1;
@@ -33,7 +30,7 @@ double cl_ari(const int32_t *a, const int32_t *b, int32_t n)
     for (int32_t j = 0; j < kb; j++) sb += C2(rb[j]);
     const double tot = C2((double)n), exp = tot > 0 ? sa * sb / tot : 0, mx = 0.5 * (sa + sb);
 #undef C2
-    free(t); free(ra); free(rb);
+    free(t);
     if (mx - exp == 0) return 1.0; /* both labelings trivial (one cluster, or all singletons) */
     return (sij - exp) / (mx - exp);
 }
@@ -71,16 +68,15 @@ static fh_status kmeanspp_stream(const double *D2, int32_t n, int32_t k, uint64_
                 cum += mind[i];
                 if (mind[i] > 0 && u < cum) { pick = i; break; }
             }
-            if (pick < 0) /* rounding at the end: the last item with positive distance */
-                for (int32_t i = n - 1; i >= 0 && pick < 0; i--)
-                    if (mind[i] > 0) pick = i;
+            /* not found (rounding at the end): the last item with positive distance */
+            for (int32_t i = n - 1; i >= 0 && pick < 0; i--)
+                if (mind[i] > 0) pick = i;
         }
-        if (pick < 0) { /* all remaining items coincide with seeds: take the first unused one */
-            for (int32_t i = 0; i < n && pick < 0; i++) {
-                int used = 0;
-                for (int32_t t = 0; t < s; t++) used |= seeds[t] == i;
-                if (!used) pick = i;
-            }
+        /* still none (all remaining items coincide with seeds): take the first unused one */
+        for (int32_t i = 0; i < n && pick < 0; i++) {
+            int used = 0;
+            for (int32_t t = 0; t < s; t++) used |= seeds[t] == i;
+            if (!used) pick = i;
         }
         seeds[s] = pick;
         for (int32_t i = 0; i < n; i++) {
@@ -121,47 +117,43 @@ static void kernel_dist(const double *D2, int32_t n, int32_t k, const int32_t *a
 fh_status cl_kmeans_d2_restart(const double *D2, int32_t n, int32_t k, uint64_t seed, int64_t round, int32_t t,
                                int32_t iters, int32_t *cur, double *objective)
 {
-    if (k > n) return fh_error_set(FH_EINPUT, "[cluster] k = %d: more centers than the %d clients", k, n);
     double *dist = malloc((size_t)n * (size_t)k * sizeof *dist), *within = malloc((size_t)k * sizeof *within);
     int32_t *seeds = malloc((size_t)k * sizeof *seeds), *cnt = malloc((size_t)k * sizeof *cnt);
     fh_status st = dist && within && seeds && cnt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in k-means");
     if (st == FH_OK) st = kmeanspp_stream(D2, n, k, seed, round, t, seeds);
     double obj = 0;
-    if (st == FH_OK) {
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
-        cl_argmin(dist, n, k, cur);
-        for (int32_t c = 0; c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
-        for (int32_t it = 0; it <= iters; it++) {
-            kernel_dist(D2, n, k, cur, cnt, within, dist);
-            obj = 0;
-            for (int32_t i = 0; i < n; i++) obj += dist[(int64_t)i * k + cur[i]];
-            if (it == iters) break;
-            int changed = 0;
-            for (int32_t i = 0; i < n; i++) {
-                int32_t b = cur[i];
-                for (int32_t c = 0; c < k; c++)
-                    if (dist[(int64_t)i * k + c] < dist[(int64_t)i * k + b]) b = c;
-                changed |= b != cur[i];
-                cur[i] = b;
-            }
-            /* an emptied cluster takes the item farthest from its own cluster's mean */
-            for (int32_t c = 0; c < k; c++) {
-                int32_t m = 0, far = -1;
-                for (int32_t i = 0; i < n; i++) m += cur[i] == c;
-                if (m) continue;
-                for (int32_t i = 0; i < n; i++) {
-                    int32_t sz = 0;
-                    for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
-                    if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
-                }
-                if (far >= 0) {
-                    cur[far] = c;
-                    changed = 1;
-                }
-            }
-            if (!changed) break;
+    for (int32_t i = 0; st == FH_OK && i < n; i++)
+        for (int32_t c = 0; c < k; c++) dist[(int64_t)i * k + c] = D2[(int64_t)i * n + seeds[c]];
+    if (st == FH_OK) cl_argmin(dist, n, k, cur);
+    for (int32_t c = 0; st == FH_OK && c < k; c++) cur[seeds[c]] = c; /* a seed is in its own cluster (duplicates) */
+    for (int32_t it = 0; st == FH_OK && it <= iters; it++) {
+        kernel_dist(D2, n, k, cur, cnt, within, dist);
+        obj = 0;
+        for (int32_t i = 0; i < n; i++) obj += dist[(int64_t)i * k + cur[i]];
+        if (it == iters) break;
+        int changed = 0;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t b = cur[i];
+            for (int32_t c = 0; c < k; c++)
+                if (dist[(int64_t)i * k + c] < dist[(int64_t)i * k + b]) b = c;
+            changed |= b != cur[i];
+            cur[i] = b;
         }
+        /* an emptied cluster takes the item farthest from its own cluster's mean */
+        for (int32_t c = 0; c < k; c++) {
+            int32_t m = 0, far = -1;
+            for (int32_t i = 0; i < n; i++) m += cur[i] == c;
+            for (int32_t i = 0; !m && i < n; i++) { /* c has no member */
+                int32_t sz = 0;
+                for (int32_t j = 0; j < n; j++) sz += cur[j] == cur[i];
+                if (sz > 1 && (far < 0 || dist[(int64_t)i * k + cur[i]] > dist[(int64_t)far * k + cur[far]])) far = i;
+            }
+            if (far >= 0) {
+                cur[far] = c;
+                changed = 1;
+            }
+        }
+        if (!changed) break;
     }
     *objective = obj;
     free(dist); free(within); free(seeds); free(cnt);
@@ -219,28 +211,25 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
             for (int32_t j = 0; j < n; j++) D2[(int64_t)i * n + j] = sqdist(X + (int64_t)i * dim, X + (int64_t)j * dim, dim);
         st = cl_kmeanspp(D2, n, k, seed, 0, seeds);
     }
-    if (st == FH_OK) {
-        for (int32_t j = 0; j < k; j++) memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
-        for (int32_t it = 0; it < iters; it++) {
-            for (int32_t i = 0; i < n; i++)
-                for (int32_t j = 0; j < k; j++)
-                    dist[(int64_t)i * k + j] = sqdist(X + (int64_t)i * dim, cen + (int64_t)j * dim, dim);
-            int changed = it == 0;
-            for (int32_t i = 0; i < n; i++) {
-                int32_t old = assign[i];
-                cl_argmin(dist + (int64_t)i * k, 1, k, assign + i);
-                changed |= old != assign[i];
-            }
-            if (!changed) break;
-            memset(cnt, 0, (size_t)k * sizeof *cnt);
-            for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
-            for (int32_t j = 0; j < k; j++) {
-                if (!cnt[j]) continue; /* empty cluster keeps its center */
-                for (int32_t d = 0; d < dim; d++) cen[(int64_t)j * dim + d] = 0;
-            }
-            for (int32_t i = 0; i < n; i++)
-                for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
+    for (int32_t j = 0; st == FH_OK && j < k; j++)
+        memcpy(cen + (int64_t)j * dim, X + (int64_t)seeds[j] * dim, (size_t)dim * sizeof *cen);
+    for (int32_t it = 0; st == FH_OK && it < iters; it++) {
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < k; j++)
+                dist[(int64_t)i * k + j] = sqdist(X + (int64_t)i * dim, cen + (int64_t)j * dim, dim);
+        int changed = it == 0;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t old = assign[i];
+            cl_argmin(dist + (int64_t)i * k, 1, k, assign + i);
+            changed |= old != assign[i];
         }
+        if (!changed) break;
+        memset(cnt, 0, (size_t)k * sizeof *cnt);
+        for (int32_t i = 0; i < n; i++) cnt[assign[i]]++;
+        for (int32_t j = 0; j < k; j++) /* an empty cluster keeps its center */
+            for (int32_t d = 0; cnt[j] && d < dim; d++) cen[(int64_t)j * dim + d] = 0;
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t d = 0; d < dim; d++) cen[(int64_t)assign[i] * dim + d] += X[(int64_t)i * dim + d] / cnt[assign[i]];
     }
     free(D2); free(cen); free(dist); free(seeds); free(cnt);
     return st;
@@ -249,14 +238,12 @@ fh_status cl_kmeans(const double *X, int32_t n, int32_t dim, int32_t k, uint64_t
 fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, uint64_t seed, int32_t *assign)
 {
     double *L = malloc((size_t)n * (size_t)n * sizeof *L), *Z = malloc((size_t)n * (size_t)n * sizeof *Z),
-           *w = malloc((size_t)n * sizeof *w), *deg = malloc((size_t)n * sizeof *deg),
+           *w = malloc((size_t)n * sizeof *w), *deg = fh_calloc((size_t)n, sizeof *deg),
            *E = malloc((size_t)n * (size_t)k * sizeof *E);
     fh_status st = L && Z && w && deg && E ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory in spectral clustering");
     if (st == FH_OK) {
-        for (int32_t i = 0; i < n; i++) {
-            deg[i] = 0;
+        for (int32_t i = 0; i < n; i++) /* deg: zeroed */
             for (int32_t j = 0; j < n; j++) deg[i] += S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
-        }
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = 0; j < n; j++) {
                 double a = S[(int64_t)i * n + j] > 0 ? S[(int64_t)i * n + j] : 0;
@@ -264,24 +251,22 @@ fh_status cl_spectral(const comm_t *c, const double *S, int32_t n, int32_t k, ui
             }
         st = dist_syevd(c, n, L, 32, w, Z);
     }
-    if (st == FH_OK) {
-        /* the k largest eigenvalues are the last k columns; fix each vector's sign */
-        for (int32_t j = 0; j < k; j++) {
-            const double *v = Z + (int64_t)(n - 1 - j) * n;
-            int32_t big = 0;
-            for (int32_t i = 1; i < n; i++)
-                if (fabs(v[i]) > fabs(v[big]) + 1e-12) big = i;
-            const double sg = v[big] < 0 ? -1 : 1;
-            for (int32_t i = 0; i < n; i++) E[(int64_t)i * k + j] = sg * v[i];
-        }
-        for (int32_t i = 0; i < n; i++) {
-            double s = 0;
-            for (int32_t j = 0; j < k; j++) s += E[(int64_t)i * k + j] * E[(int64_t)i * k + j];
-            s = s > 0 ? 1 / sqrt(s) : 0;
-            for (int32_t j = 0; j < k; j++) E[(int64_t)i * k + j] *= s;
-        }
-        st = cl_kmeans(E, n, k, k, seed, 100, assign);
+    /* the k largest eigenvalues are the last k columns; fix each vector's sign */
+    for (int32_t j = 0; st == FH_OK && j < k; j++) {
+        const double *v = Z + (int64_t)(n - 1 - j) * n;
+        int32_t big = 0;
+        for (int32_t i = 1; i < n; i++)
+            if (fabs(v[i]) > fabs(v[big]) + 1e-12) big = i;
+        const double sg = v[big] < 0 ? -1 : 1;
+        for (int32_t i = 0; i < n; i++) E[(int64_t)i * k + j] = sg * v[i];
     }
+    for (int32_t i = 0; st == FH_OK && i < n; i++) {
+        double s = 0;
+        for (int32_t j = 0; j < k; j++) s += E[(int64_t)i * k + j] * E[(int64_t)i * k + j];
+        s = s > 0 ? 1 / sqrt(s) : 0;
+        for (int32_t j = 0; j < k; j++) E[(int64_t)i * k + j] *= s;
+    }
+    if (st == FH_OK) st = cl_kmeans(E, n, k, k, seed, 100, assign);
     free(L); free(Z); free(w); free(deg); free(E);
     return st;
 }
