@@ -505,11 +505,10 @@ static void note_applied(as_state *s, round_acc *ra, const as_job *j, int64_t ta
 
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
-    static const char *const mode_name[] = {"off", "wait_all", "drop", "partial", "fedasync", "fedbuff"};
     const int md = cfg->async.mode;
     if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->async.deadline > 0))
         return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
-                            mode_name[md], cfg->async.deadline);
+                            md == AS_DROP ? "drop" : "partial", cfg->async.deadline);
     if ((cfg->system.on > 0) != (cfg->system.off > 0))
         return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
                             cfg->system.on, cfg->system.off);
@@ -519,15 +518,9 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
-        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
-    if (cfg->privacy.mode == PRIVACY_SAMPLE)
-        return fh_error_set(FH_EINPUT, "[privacy] mode = sample: not available with [async] mode (yet); "
-                            "client-level DP works with [async] mode = fedbuff");
+    /* [cluster]/[personalize] never get here (fl_strategy_pick runs the multi-center loop), and
+     * config_validate allows [privacy] with [async] only as mode = client with mode = fedbuff */
     if (cfg->privacy.mode == PRIVACY_CLIENT) {
-        if (md != AS_FEDBUFF)
-            return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
-                                "buffer of K updates), got mode = %s", mode_name[md]);
         if (cfg->privacy.schedule != 0)
             return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
         if (cfg->async.buffer > meta->clients)
@@ -563,52 +556,29 @@ typedef struct {
     int64_t *rows, *stp, *wts;
     double *coef;
     float *dec;             /* [P] the decoded aggregate                                 */
-    int sa_on;              /* [secagg] with FedBuff (every rank)                        */
-    as_sa sa;               /* its held updates, buffer and engine (src/fl/async_secagg.c) */
+    as_sa sa;               /* [secagg] (sa.e.enabled, every rank): held updates, buffer and engine
+                             * (src/fl/async_secagg.c); rank 0 reaches it as a.sa            */
 } async_ctx;
 
-static fh_status slots_save(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    return ckpt_put_i64(h, "as_slots", ((const agg_t *)p)->nslots);
-}
-
-static fh_status slots_load(void *p, const comm_t *w, ckpt *h)
+/* The number of client slots (save = 0: checked against this run's). */
+static fh_status slots_io(void *p, const comm_t *w, ckpt *h, int save)
 {
     (void)w;
     const agg_t *a = p;
-    int64_t v = 0;
+    int64_t v = a->nslots;
+    if (save) return ckpt_put_i64(h, "as_slots", v);
     FH_TRY(ckpt_get_i64(h, "as_slots", &v));
     if (v != a->nslots)
         return fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,
                             a->nslots);
     return FH_OK;
 }
+static fh_status slots_save(void *p, const comm_t *w, ckpt *h) { return slots_io(p, w, h, 1); }
+static fh_status slots_load(void *p, const comm_t *w, ckpt *h) { return slots_io(p, w, h, 0); }
 
 /* The jobs in flight (their start models: the field as_job_start): saved as they are (recomputed
- * after a resume: deterministic). */
-static fh_status jobs_save(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    const agg_t *a = &((const async_ctx *)p)->a;
-    const int32_t ns = a->nslots;
-    int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
-    double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
-    for (int32_t i = 0; st == FH_OK && i < ns; i++) {
-        const as_job *j = &a->jobs[i];
-        int64_t v[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
-        memcpy(ji + 6 * i, v, sizeof v);
-        jt[2 * i] = j->t_start;
-        jt[2 * i + 1] = j->t_fin;
-    }
-    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
-    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
-    free(ji); free(jt);
-    return st;
-}
-
-static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
+ * after a resume: deterministic). save = 0: loaded. */
+static fh_status jobs_io(void *p, const comm_t *w, ckpt *h, int save)
 {
     (void)w;
     async_ctx *x = p;
@@ -616,32 +586,43 @@ static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
     const int32_t ns = a->nslots;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
-    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
-    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
+    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, save ? "out of memory for the checkpoint" : "out of memory");
+    if (st == FH_OK && ns && !save) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns && !save) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     for (int32_t i = 0; st == FH_OK && i < ns; i++) {
         as_job *j = &a->jobs[i];
-        j->id = ji[6 * i];
-        a->jid[i] = j->id;
+        int64_t *v = ji + 6 * i;
+        double *t = jt + 2 * i;
+        if (save) {
+            const int64_t sv[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
+            memcpy(v, sv, sizeof sv);
+            t[0] = j->t_start;
+            t[1] = j->t_fin;
+            continue;
+        }
+        j->id = a->jid[i] = v[0];
         if (j->id < 0) continue;
-        j->client = (int32_t)ji[6 * i + 1];
-        j->version = ji[6 * i + 2];
-        j->max_steps = ji[6 * i + 3];
-        j->shuffle = ji[6 * i + 4];
-        j->t_start = jt[2 * i];
-        j->t_fin = jt[2 * i + 1];
-        a->tfin[i] = j->t_fin;
+        j->client = (int32_t)v[1];
+        j->version = v[2];
+        j->max_steps = v[3];
+        j->shuffle = v[4];
+        j->t_start = t[0];
+        j->t_fin = a->tfin[i] = t[1];
         j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
         x->s.busyc[j->client] = 1;
     }
+    if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     free(ji); free(jt);
     /* checkpoints follow a server update; the updates of a part-filled buffer would be held on
      * hosts that a resumed run does not have */
-    if (st == FH_OK && x->sa_on && x->s.nbuf != 0)
+    if (st == FH_OK && !save && x->a.sa && x->s.nbuf != 0)
         st = fh_error_set(FH_EINPUT, "%s: [secagg] with FedBuff: written with %lld updates in the buffer (expected 0)",
                           ckpt_path(h), (long long)x->s.nbuf);
     return st;
 }
+static fh_status jobs_save(void *p, const comm_t *w, ckpt *h) { return jobs_io(p, w, h, 1); }
+static fh_status jobs_load(void *p, const comm_t *w, ckpt *h) { return jobs_io(p, w, h, 0); }
 
 /* Everything the aggregator's checkpoint holds, in the order it is checked on resume. */
 static void async_fields(fl_loop *L, async_ctx *x)
@@ -681,7 +662,7 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->a.w = L->world;
     x->a.P = P;
     x->a.jr = &x->jr;
-    x->a.sa = x->sa_on ? &x->sa : NULL;
+    x->a.sa = cfg->secagg.enabled ? &x->sa : NULL;
     fh_status st = agg_init(&x->a, M);
     if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
@@ -739,12 +720,10 @@ static fh_status async_init(fl_loop *L)
     x->jr.wk = &L->wk;
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
     FH_TRY(comm_agree(w, sys_profile_init(&x->prof, &cfg->system, (uint64_t)cfg->train.seed, C)));
-    if (cfg->secagg.enabled) { /* FedBuff: every rank takes part in a buffer's round */
-        x->sa_on = 1;
+    if (cfg->secagg.enabled) /* FedBuff: every rank takes part in a buffer's round */
         FH_TRY(comm_agree(w, as_sa_init(&x->sa, cfg, w, L->P)));
-    }
     if (w->rank != 0) { /* a client host: serve jobs until rank 0 stops it */
-        x->host_st = host_loop(w, &x->jr, L->P, x->sa_on ? &x->sa : NULL);
+        x->host_st = host_loop(w, &x->jr, L->P, cfg->secagg.enabled ? &x->sa : NULL);
         L->passive = 1;
         return FH_OK;
     }
@@ -842,18 +821,18 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
         const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
-        if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
+        if (x->a.sa) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
         else fx_accumulate(s->acc, j->delta, wt, P);
         acc_rows += x->rows[t];
         note_applied(s, ra, j, 0);
     }
     int64_t *sum = s->acc;
-    if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
+    if (acc_rows > 0 && x->a.sa) { /* [secagg]: the round's accepted updates, one secure aggregation */
         sum = x->sa.sum;
         memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
         FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0, sum));
     }
-    if (acc_rows > 0 && !(x->sa_on && x->sa.aborted)) {
+    if (acc_rows > 0 && !x->sa.aborted) {
         fx_decode(sum, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
         fl_server_step(&x->srv, x->dec, L->params);
     }
@@ -911,7 +890,7 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
      * version + 1 (its noise stream and accounting step) */
     const int dp = x->pv.mode == PRIVACY_CLIENT;
     const int64_t b = s->version + 1;
-    if (x->sa_on) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+    if (x->a.sa) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
         FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
     } else {
         const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
@@ -925,7 +904,7 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     }
     int64_t *sum = s->acc, below = s->below;
     int ab = 0;
-    if (x->sa_on) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+    if (x->a.sa) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
         sum = x->sa.sum;
         memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
         FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
@@ -975,7 +954,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
             FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->async.staleness, cfg->async.a, cfg->async.b, tau), &stepped));
             note_applied(s, &x->ra, j, tau);
         } else {
-            if (x->sa_on && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
+            if (x->a.sa && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
             s->discarded[j->client]++;
             x->ra.discarded++;
         }
@@ -1011,7 +990,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
         FH_TRY(privacy_client_bound(&x->pv, x->s.joined, NULL, L->C, &x->eps_client));
         rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
     }
-    if (x->sa_on) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
+    if (x->a.sa) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
         rs->secagg_aborted = x->sa.aborted;
         rs->dropped = x->sa.e.dropped;
     }
@@ -1116,7 +1095,7 @@ static void async_free(fl_loop *L)
     sys_profile_free(&x->prof);
     free(x->jr.x);
     free(x->jr.y);
-    if (x->sa_on) as_sa_free(&x->sa);
+    as_sa_free(&x->sa); /* zeroed without [secagg] */
     comm_free(&x->self);
 }
 
