@@ -83,8 +83,9 @@ typedef struct {
     int64_t cap;
 } job_runner;
 
-/* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. */
-static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start, float *delta,
+/* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. With
+ * [secagg] (sa != NULL) the update is held on this rank (as_sa_hold). */
+static fh_status job_run(job_runner *jr, as_sa *sa, const int64_t *hdr, const float *start, float *delta,
                          int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
 {
     const config_t *cfg = jr->cfg;
@@ -105,7 +106,7 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     for (int64_t j = 0; j < P; j++) delta[j] -= start[j];
     double norm;
     *ok = n > 0 && isfinite(*loss) && fl_update_ok(delta, P, cfg->fl.max_update_norm, &norm);
-    return FH_OK;
+    return sa ? as_sa_hold(sa, hdr[0], delta, (int)*ok) : FH_OK;
 }
 
 /* A client-host rank: serve jobs until the stop header. Returns its first failure. With
@@ -130,9 +131,8 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
         if (st != FH_OK) return st;
         int64_t r[5] = {hdr[0], 0, 0, 0, 0};
         double loss = 0;
-        fh_status js = first == FH_OK ? job_run(jr, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
+        fh_status js = first == FH_OK ? job_run(jr, sa, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
                                       : first;
-        if (js == FH_OK && sa) js = as_sa_hold(sa, hdr[0], (const float *)(out + RES_HDR), (int)r[4]);
         if (js != FH_OK && first == FH_OK) first = js;
         r[1] = js;
         char tiny[RES_HDR], *msg = out ? out : tiny; /* no out: js is the allocation failure, a header only */
@@ -141,8 +141,7 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
         st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
         if (st != FH_OK) return st;
     }
-    free(start);
-    free(out);
+    free(start); free(out);
     return first;
 }
 
@@ -173,7 +172,7 @@ typedef struct {
     char **rbuf;            /* [nw] receive buffers                                     */
     int64_t (*shdr)[4];     /* [nw] job headers being sent                              */
     int32_t *busy;          /* [nw] slot a host works on, or -1                         */
-    float *starts;          /* [nslots * P] the jobs' start models (jobs[i].start)       */
+    float *starts, *deltas; /* [nslots * P] the jobs' start models and updates (jobs[i].start, .delta) */
     int host_failed;        /* a host reported a failure (its message comes via agree)  */
     as_sa *sa;              /* [secagg]: updates stay where they were trained, or NULL   */
     int posted;             /* hosts whose receive is posted                            */
@@ -181,11 +180,9 @@ typedef struct {
 
 static void agg_free(agg_t *a)
 {
-    for (int32_t i = 0; a->jobs && i < a->nslots; i++) free(a->jobs[i].delta);
-    free(a->starts);
     for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
     free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
-    free(a->busy);
+    free(a->busy); free(a->starts); free(a->deltas);
 }
 
 static fh_status agg_init(agg_t *a, int32_t nslots)
@@ -202,12 +199,13 @@ static fh_status agg_init(agg_t *a, int32_t nslots)
     a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
     a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
     a->starts = fh_calloc((size_t)nslots * (size_t)P, sizeof *a->starts);
-    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts ? a->busy : NULL);
+    a->deltas = malloc((size_t)nslots * (size_t)P * sizeof *a->deltas);
+    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts &&
+                   a->deltas ? a->busy : NULL);
     for (int32_t i = 0; i < nslots; i++) {
         a->jobs[i].id = -1;
         a->jobs[i].start = a->starts + (int64_t)i * P;
-        a->jobs[i].delta = malloc((size_t)P * sizeof(float));
-        FH_CHECK_ALLOC(a->jobs[i].delta);
+        a->jobs[i].delta = a->deltas + (int64_t)i * P;
         a->tfin[i] = NAN;
         a->jid[i] = -1;
     }
@@ -234,8 +232,7 @@ static fh_status agg_pump(agg_t *a)
         as_job *j = &a->jobs[best];
         int64_t hdr[4] = {j->id, j->client, j->shuffle, j->max_steps};
         if (a->nw == 0) {
-            FH_TRY(job_run(a->jr, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss));
-            if (a->sa) FH_TRY(as_sa_hold(a->sa, j->id, j->delta, (int)j->ok)); /* rank 0 is the host */
+            FH_TRY(job_run(a->jr, a->sa, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss)); /* rank 0 hosts */
             j->rank = 0;
             j->state = J_DONE;
             continue;
@@ -332,11 +329,11 @@ typedef struct {
 } as_state;
 #define STALE_BINS 1025
 
-/* Slowest and fastest quartile of clients (by speed, ties by id) with their rows on rank 0
- * (at most 2000 rows a client) for the accuracy gap. */
+/* Slowest and fastest quartile of clients (by speed, ties by id: the first and last n of the
+ * speed order async_ctx.all) with their rows on rank 0 (at most 2000 rows a client) for the
+ * accuracy gap. */
 typedef struct {
     int32_t n[2];
-    int32_t *ids[2];
     int64_t *cnt[2];
     float *x[2];
     int32_t *y[2];
@@ -354,7 +351,7 @@ static int cmp_speed(const void *pa, const void *pb)
 static void quartiles_free(quartiles *q)
 {
     for (int k = 0; k < 2; k++) {
-        free(q->ids[k]); free(q->cnt[k]); free(q->x[k]); free(q->y[k]);
+        free(q->cnt[k]); free(q->x[k]); free(q->y[k]);
     }
     memset(q, 0, sizeof *q);
 }
@@ -367,15 +364,13 @@ static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *
     qsort(order, (size_t)C, sizeof *order, cmp_speed);
     for (int k = 0; k < 2; k++) {
         q->n[k] = nq;
-        q->ids[k] = malloc((size_t)nq * sizeof(int32_t));
         q->cnt[k] = malloc((size_t)nq * sizeof(int64_t));
         int64_t *st = malloc((size_t)nq * sizeof(int64_t));
-        if (!q->ids[k] || !q->cnt[k] || !st) {
+        if (!q->cnt[k] || !st) {
             free(st);
             return fh_error_set(FH_ENOMEM, "out of memory");
         }
-        for (int32_t i = 0; i < nq; i++) q->ids[k][i] = k == 0 ? order[i] : order[C - nq + i];
-        fh_status s = io_data_client_ranges(data, q->ids[k], nq, st, q->cnt[k]);
+        fh_status s = io_data_client_ranges(data, order + (k == 0 ? 0 : C - nq), nq, st, q->cnt[k]);
         int64_t rows = 0;
         for (int32_t i = 0; i < nq; i++) {
             if (q->cnt[k][i] > 2000) q->cnt[k][i] = 2000;
@@ -712,7 +707,6 @@ static fh_status async_init(fl_loop *L)
     const int sync = cfg->async.mode <= AS_PARTIAL;
     int32_t M = sync ? L->m : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
     if (M > C) M = C;
-    x->slow = x->fast = NAN;
     /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
     FH_TRY(comm_split(w, w->rank == 0 ? 0 : -1, 0, &x->self));
     x->jr.cfg = cfg;
@@ -784,13 +778,12 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
             k = sys_steps_before(prof, c, T, D, P, full);
             if (k == 0 || (double)k < cfg->async.min_fraction * (double)full) k = -1;
         }
-        if (k < 0 || count[c] == 0) {
-            ra->discarded += k < 0;
-            if (k < 0) s->discarded[c]++;
-            if (k < 0) s->started[c]++;
-            continue;
-        }
-        job_start(a, s, prof, count, i, c, k, r, L->params);
+        if (k < 0) { /* counted as started and discarded; a client without rows has nothing to run */
+            ra->discarded++;
+            s->discarded[c]++;
+            s->started[c]++;
+        } else if (count[c] > 0)
+            job_start(a, s, prof, count, i, c, k, r, L->params);
     }
     if (cfg->async.mode != AS_WAIT_ALL && end > D) end = D;
     for (int32_t i = 0; i < n; i++)
@@ -810,14 +803,12 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
         }
         x->rows[k] = count[j->client];
         x->stp[k] = j->steps;
+        /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
+        x->wts[k] = cfg->async.partial_weights == AS_PW_WORK ? j->seen : x->rows[k];
         ids[k++] = i;
     }
     const int nova = cfg->async.mode == AS_PARTIAL && cfg->async.partial_weights != AS_PW_NONE;
-    if (nova) {
-        /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
-        for (int32_t t = 0; t < k; t++) x->wts[t] = cfg->async.partial_weights == AS_PW_WORK ? a->jobs[ids[t]].seen : x->rows[t];
-        as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
-    }
+    if (nova) as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
         const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
@@ -828,9 +819,8 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     }
     int64_t *sum = s->acc;
     if (acc_rows > 0 && x->a.sa) { /* [secagg]: the round's accepted updates, one secure aggregation */
+        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0));
         sum = x->sa.sum;
-        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0, sum));
     }
     if (acc_rows > 0 && !x->sa.aborted) {
         fx_decode(sum, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
@@ -852,19 +842,8 @@ static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
         if (a->jobs[slot].id >= 0) continue;
         const int32_t c = pick_idle(L->cfg, &x->s, L->C);
         if (c < 0) break;
-        job_start(a, &x->s, &x->prof, x->count, slot, c, 0, 0, L->params);
-        a->jobs[slot].shuffle = a->jobs[slot].id + 1;
+        job_start(a, &x->s, &x->prof, x->count, slot, c, 0, x->s.next_job + 1, L->params); /* shuffle key: id + 1 */
     }
-}
-
-/* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it would
- * exceed [privacy] epsilon_budget; not released, the run ends with the last model). */
-static fh_status fedbuff_dp_check(fl_loop *L, async_ctx *x, int64_t b)
-{
-    int stop = 0;
-    FH_TRY(privacy_fedbuff_begin(&x->pv, b, x->s.joined, x->s.inbuf, L->C, &stop));
-    x->s.dp_stop = stop;
-    return FH_OK;
 }
 
 /* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
@@ -898,16 +877,16 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
     }
     if (dp) s->inbuf[j->client] = 1;
     if (++s->nbuf < K) return FH_OK;
-    if (dp) {
-        FH_TRY(fedbuff_dp_check(L, x, b));
+    if (dp) { /* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it
+               * would exceed [privacy] epsilon_budget; not released, the run ends with the last model) */
+        FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &s->dp_stop));
         if (s->dp_stop) return FH_OK;
     }
     int64_t *sum = s->acc, below = s->below;
     int ab = 0;
     if (x->a.sa) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0));
         sum = x->sa.sum;
-        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
         ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
         below = dp ? sum[P] : 0;
     }
@@ -1003,8 +982,7 @@ static fh_status async_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     (void)r;
     async_ctx *x = L->s;
     if (L->test.n > 0) FH_TRY(fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test));
-    FH_TRY(quartile_acc(&x->q, 0, &x->jr, L->params, &x->slow));
-    FH_TRY(quartile_acc(&x->q, 1, &x->jr, L->params, &x->fast));
+    for (int k = 0; k < 2; k++) FH_TRY(quartile_acc(&x->q, k, &x->jr, L->params, k ? &x->fast : &x->slow));
     if (x->pv.mode) x->slow = x->fast = NAN; /* [privacy]: clients' own rows, un-noised (issue 12) */
     return FH_OK;
 }
@@ -1093,8 +1071,7 @@ static void async_free(fl_loop *L)
     free(x->count); free(x->start); free(x->all);
     free(x->ids); free(x->rows); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
     sys_profile_free(&x->prof);
-    free(x->jr.x);
-    free(x->jr.y);
+    free(x->jr.x); free(x->jr.y);
     as_sa_free(&x->sa); /* zeroed without [secagg] */
     comm_free(&x->self);
 }

@@ -100,7 +100,7 @@ static int64_t cmd_words(int size, int64_t n, int64_t nd) { return size + 1 + 3 
  * of ids[n] encode their held updates jobs[] with weights[] (clipped to clip > 0 first, the
  * unclipped bit in word P), then the engine's round over w. Every rank calls it; local failures
  * are agreed before the round. */
-static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n, const int64_t *cmd, int64_t *acc)
+static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n, const int64_t *cmd)
 {
     const int size = w->size;
     const int64_t *jobs = cmd + size + 1 + n;
@@ -113,6 +113,8 @@ static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n
     for (int64_t k = 0; k < n; k++) ids[k] = (int32_t)cmd[size + 1 + k];
     memcpy(&clip, jobs + 2 * n, sizeof clip);
     const int32_t c0 = first[w->rank], nloc = first[w->rank + 1] - c0;
+    int64_t *acc = s->sum;
+    memset(acc, 0, (size_t)s->nacc * sizeof *acc);
     fh_status st = secagg_engine_begin(&s->e, nloc);
     for (int32_t i = 0; st == FH_OK && i < nloc; i++) {
         const int32_t h = held_find(s, jobs[c0 + i]);
@@ -139,7 +141,7 @@ static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n
     return st;
 }
 
-fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip, int64_t *acc)
+fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip)
 {
     const int size = w->size;
     const int32_t n = s->nbuf;
@@ -168,7 +170,7 @@ fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip, i
     }
     s->nbuf = 0;
     s->ndrop = 0;
-    if (st == FH_OK) st = round_local(s, w, round, n, cmd, acc);
+    if (st == FH_OK) st = round_local(s, w, round, n, cmd);
     free(cmd); free(fill);
     return st;
 }
@@ -181,8 +183,7 @@ fh_status as_sa_serve(as_sa *s, const comm_t *w, const int64_t *hdr)
     fh_status st = comm_recv_bytes(w, cmd, cmd ? words * (int64_t)sizeof *cmd : 0, 0, AS_TAG_JOB);
     if (st == FH_OK) {
         for (int64_t i = 0; cmd && i < nd; i++) held_drop(s, cmd[words - nd + i]);
-        memset(s->sum, 0, (size_t)s->nacc * sizeof *s->sum);
-        st = round_local(s, w, round, n, cmd, s->sum); /* no cmd: every rank skips the round */
+        st = round_local(s, w, round, n, cmd); /* no cmd: every rank skips the round */
     }
     free(cmd);
     return st;
