@@ -442,17 +442,11 @@ static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int6
 {
     const config_t *cfg = a->cfg;
     as_job *j = &a->jobs[slot];
-    j->id = s->next_job++;
-    j->client = c;
-    j->state = J_PENDING;
-    j->version = s->version;
-    j->t_start = s->now;
     const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
     const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
-    j->max_steps = steps < full ? steps : 0;
-    j->t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P));
-    j->shuffle = shuffle;
-    j->steps = j->seen = j->ok = 0;
+    *j = (as_job){.id = s->next_job++, .client = c, .state = J_PENDING, .version = s->version, .t_start = s->now,
+                  .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start, .delta = j->delta,
+                  .t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P))};
     memcpy(j->start, params, (size_t)a->P * sizeof(float));
     a->tfin[slot] = j->t_fin;
     a->jid[slot] = j->id;
@@ -597,13 +591,9 @@ static fh_status jobs_io(void *p, const comm_t *w, ckpt *h, int save)
         }
         j->id = a->jid[i] = v[0];
         if (j->id < 0) continue;
-        j->client = (int32_t)v[1];
-        j->version = v[2];
-        j->max_steps = v[3];
-        j->shuffle = v[4];
-        j->t_start = t[0];
-        j->t_fin = a->tfin[i] = t[1];
-        j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
+        /* in flight when saved: pending, recomputed (deterministic) */
+        *j = (as_job){.id = v[0], .client = (int32_t)v[1], .version = v[2], .max_steps = v[3], .shuffle = v[4],
+                      .t_start = t[0], .t_fin = a->tfin[i] = t[1], .state = J_PENDING, .start = j->start, .delta = j->delta};
         x->s.busyc[j->client] = 1;
     }
     if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
@@ -653,11 +643,7 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     const int64_t P = L->P;
     const int32_t C = L->C;
     as_state *s = &x->s;
-    x->a.cfg = cfg;
-    x->a.w = L->world;
-    x->a.P = P;
-    x->a.jr = &x->jr;
-    x->a.sa = cfg->secagg.enabled ? &x->sa : NULL;
+    x->a = (agg_t){.cfg = cfg, .w = L->world, .P = P, .jr = &x->jr, .sa = cfg->secagg.enabled ? &x->sa : NULL};
     fh_status st = agg_init(&x->a, M);
     if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
@@ -709,9 +695,7 @@ static fh_status async_init(fl_loop *L)
     if (M > C) M = C;
     /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
     FH_TRY(comm_split(w, w->rank == 0 ? 0 : -1, 0, &x->self));
-    x->jr.cfg = cfg;
-    x->jr.data = L->data;
-    x->jr.wk = &L->wk;
+    x->jr = (job_runner){.cfg = cfg, .data = L->data, .wk = &L->wk};
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
     FH_TRY(comm_agree(w, sys_profile_init(&x->prof, &cfg->system, (uint64_t)cfg->train.seed, C)));
     if (cfg->secagg.enabled) /* FedBuff: every rank takes part in a buffer's round */
