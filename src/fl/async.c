@@ -203,11 +203,10 @@ static fh_status agg_init(agg_t *a, int32_t nslots)
     FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts &&
                    a->deltas ? a->busy : NULL);
     for (int32_t i = 0; i < nslots; i++) {
-        a->jobs[i].id = -1;
+        a->jid[i] = a->jobs[i].id = -1;
         a->jobs[i].start = a->starts + (int64_t)i * P;
         a->jobs[i].delta = a->deltas + (int64_t)i * P;
         a->tfin[i] = NAN;
-        a->jid[i] = -1;
     }
     for (int i = 0; i < a->nw; i++) {
         a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
@@ -444,12 +443,11 @@ static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int6
     as_job *j = &a->jobs[slot];
     const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
     const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
-    *j = (as_job){.id = s->next_job++, .client = c, .state = J_PENDING, .version = s->version, .t_start = s->now,
-                  .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start, .delta = j->delta,
-                  .t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P))};
+    *j = (as_job){.id = a->jid[slot] = s->next_job++, .client = c, .state = J_PENDING, .version = s->version,
+                  .t_start = s->now, .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start,
+                  .delta = j->delta, .t_fin = a->tfin[slot] = sys_advance(prof, c, s->now,
+                                                                          sys_job_work(prof, c, steps, a->P))};
     memcpy(j->start, params, (size_t)a->P * sizeof(float));
-    a->tfin[slot] = j->t_fin;
-    a->jid[slot] = j->id;
     s->started[c]++;
     s->busyc[c] = 1;
 }
@@ -458,9 +456,8 @@ static void job_clear(agg_t *a, as_state *s, int32_t slot)
 {
     s->busyc[a->jobs[slot].client] = 0;
     a->jobs[slot].state = J_FREE;
-    a->jobs[slot].id = -1;
+    a->jid[slot] = a->jobs[slot].id = -1;
     a->tfin[slot] = NAN;
-    a->jid[slot] = -1;
 }
 
 /* An idle client, uniform from rng_stream(seed, 0, job, RNG_ASYNC); -1 if none is idle. With
@@ -509,14 +506,12 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
     /* [cluster]/[personalize] never get here (fl_strategy_pick runs the multi-center loop), and
      * config_validate allows [privacy] with [async] only as mode = client with mode = fedbuff */
-    if (cfg->privacy.mode == PRIVACY_CLIENT) {
-        if (cfg->privacy.schedule != 0)
-            return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
-        if (cfg->async.buffer > meta->clients)
-            return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
-                                "(%d) must not exceed the %d clients", cfg->async.buffer, meta->clients);
-        /* every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
-    }
+    if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->privacy.schedule != 0)
+        return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
+    if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->async.buffer > meta->clients)
+        return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
+                            "(%d) must not exceed the %d clients", cfg->async.buffer, meta->clients);
+    /* DP-FedBuff: every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
     return FH_OK;
 }
 
@@ -540,9 +535,8 @@ typedef struct {
     double eps_client;      /* DP-FedBuff: the bound without sampling (privacy_client_bound) */
     int serving;            /* rank 0: the hosts are serving jobs and must be stopped     */
     fh_status host_st;      /* a host: how its job loop ended                            */
-    int filled;             /* the asynchronous modes filled their slots once            */
     int32_t *ids;           /* sync rounds: [m] scratch                                  */
-    int64_t *rows, *stp, *wts;
+    int64_t *stp, *wts;
     double *coef;
     float *dec;             /* [P] the decoded aggregate                                 */
     as_sa sa;               /* [secagg] (sa.e.enabled, every rank): held updates, buffer and engine
@@ -659,13 +653,12 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->start = malloc((size_t)C * sizeof *x->start);
     x->all = malloc((size_t)C * sizeof *x->all);
     x->ids = malloc((size_t)M * sizeof *x->ids);
-    x->rows = malloc((size_t)M * sizeof *x->rows);
     x->stp = malloc((size_t)M * sizeof *x->stp);
     x->wts = malloc((size_t)M * sizeof *x->wts);
     x->coef = malloc((size_t)M * sizeof *x->coef);
     x->dec = malloc((size_t)P * sizeof *x->dec);
     if (!s->acc || !s->started || !s->applied || !s->discarded || !s->stale_hist || !s->busyc || !x->count || !x->start ||
-        !x->all || !x->ids || !x->rows || !x->stp || !x->wts || !x->coef || !x->dec)
+        !x->all || !x->ids || !x->stp || !x->wts || !x->coef || !x->dec)
         return fh_error_set(FH_ENOMEM, "out of memory");
     if (x->pv.mode == PRIVACY_CLIENT) {
         s->inbuf = fh_calloc((size_t)C, 1);
@@ -690,8 +683,8 @@ static fh_status async_init(fl_loop *L)
                             cfg->data.file, C, w->size - 1, C + 1);
     async_ctx *x = L->s = fh_calloc(1, sizeof *x);
     FH_CHECK_ALLOC(x);
-    const int sync = cfg->async.mode <= AS_PARTIAL;
-    int32_t M = sync ? L->m : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
+    int32_t M = cfg->async.mode <= AS_PARTIAL ? L->m
+              : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
     if (M > C) M = C;
     /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
     FH_TRY(comm_split(w, w->rank == 0 ? 0 : -1, 0, &x->self));
@@ -785,20 +778,19 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
             s->discarded[j->client]++;
             continue;
         }
-        x->rows[k] = count[j->client];
         x->stp[k] = j->steps;
         /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
-        x->wts[k] = cfg->async.partial_weights == AS_PW_WORK ? j->seen : x->rows[k];
+        x->wts[k] = cfg->async.partial_weights == AS_PW_WORK ? j->seen : count[j->client];
         ids[k++] = i;
     }
     const int nova = cfg->async.mode == AS_PARTIAL && cfg->async.partial_weights != AS_PW_NONE;
     if (nova) as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
-        const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
+        const double wt = nova ? x->coef[t] : (double)count[j->client] / (double)N_round;
         if (x->a.sa) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
         else fx_accumulate(s->acc, j->delta, wt, P);
-        acc_rows += x->rows[t];
+        acc_rows += count[j->client];
         note_applied(s, ra, j, 0);
     }
     int64_t *sum = s->acc;
@@ -853,12 +845,11 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
      * version + 1 (its noise stream and accounting step) */
     const int dp = x->pv.mode == PRIVACY_CLIENT;
     const int64_t b = s->version + 1;
-    if (x->a.sa) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+    if (x->a.sa) /* DP: the weight privacy_client_update gives (1 / m, m = K) */
         FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
-    } else {
-        const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
-        fx_accumulate(s->acc, j->delta, wgt, P);
-    }
+    else
+        fx_accumulate(s->acc, j->delta,
+                      dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K, P);
     if (dp) s->inbuf[j->client] = 1;
     if (++s->nbuf < K) return FH_OK;
     if (dp) { /* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it
@@ -897,10 +888,9 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     const config_t *cfg = L->cfg;
     agg_t *a = &x->a;
     as_state *s = &x->s;
-    if (!x->filled) { /* a fresh start, or after a resume the restored jobs are already there */
-        async_fill(L, x, 0);
-        x->filled = 1;
-    }
+    /* fills the slots at a fresh start; a no-op otherwise: every event below refills what it frees,
+     * so a round (and a restored checkpoint) ends with no free slot that an idle client could take */
+    async_fill(L, x, 0);
     for (int stepped = 0; !stepped;) {
         const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
         if (i < 0) return fh_error_set(FH_EINTERNAL, "async: no client in flight");
@@ -1053,7 +1043,7 @@ static void async_free(fl_loop *L)
     free(s->inbuf); free(s->joined);
     privacy_run_free(&x->pv);
     free(x->count); free(x->start); free(x->all);
-    free(x->ids); free(x->rows); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
+    free(x->ids); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
     sys_profile_free(&x->prof);
     free(x->jr.x); free(x->jr.y);
     as_sa_free(&x->sa); /* zeroed without [secagg] */
