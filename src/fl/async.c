@@ -240,8 +240,7 @@ static fh_status agg_pump(agg_t *a)
         for (int i = 0; i < a->nw && h < 0; i++)
             if (a->busy[i] < 0) h = i;
         if (h < 0) return FH_OK;
-        FH_TRY(comm_wait(&a->sreq[2 * h]));
-        FH_TRY(comm_wait(&a->sreq[2 * h + 1]));
+        for (int k = 0; k < 2; k++) FH_TRY(comm_wait(&a->sreq[2 * h + k]));
         memcpy(a->shdr[h], hdr, sizeof hdr);
         FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, TAG_JOB, &a->sreq[2 * h]));
         FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, TAG_MODEL, &a->sreq[2 * h + 1]));
@@ -296,12 +295,8 @@ static fh_status agg_stop(agg_t *a)
     for (int i = 0; i < a->posted; i++)
         while (st == FH_OK && a->busy[i] >= 0) st = agg_receive_one(a);
     for (int i = 0; i < a->w->size - 1; i++) {
-        fh_status s2 = FH_OK;
-        if (i < a->posted) {
-            s2 = comm_cancel(&a->rreq[i]);
-            comm_wait(&a->sreq[2 * i]);
-            comm_wait(&a->sreq[2 * i + 1]);
-        }
+        fh_status s2 = i < a->posted ? comm_cancel(&a->rreq[i]) : FH_OK;
+        for (int k = 0; i < a->posted && k < 2; k++) comm_wait(&a->sreq[2 * i + k]);
         if (st == FH_OK) st = s2;
         int64_t hdr[4] = {-1, 0, 0, 0}; /* every host gets its stop, whatever happened */
         s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, TAG_JOB);
@@ -361,17 +356,15 @@ static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *
     for (int32_t c = 0; c < C; c++) order[c] = c;
     g_sort_prof = prof;
     qsort(order, (size_t)C, sizeof *order, cmp_speed);
-    for (int k = 0; k < 2; k++) {
+    int64_t *st = malloc((size_t)nq * sizeof(int64_t));
+    fh_status s = FH_OK;
+    for (int k = 0; s == FH_OK && k < 2; k++) {
         q->n[k] = nq;
         q->cnt[k] = malloc((size_t)nq * sizeof(int64_t));
-        int64_t *st = malloc((size_t)nq * sizeof(int64_t));
-        if (!q->cnt[k] || !st) {
-            free(st);
-            return fh_error_set(FH_ENOMEM, "out of memory");
-        }
-        fh_status s = io_data_client_ranges(data, order + (k == 0 ? 0 : C - nq), nq, st, q->cnt[k]);
+        if (!q->cnt[k] || !st) s = fh_error_set(FH_ENOMEM, "out of memory");
+        else s = io_data_client_ranges(data, order + (k == 0 ? 0 : C - nq), nq, st, q->cnt[k]);
         int64_t rows = 0;
-        for (int32_t i = 0; i < nq; i++) {
+        for (int32_t i = 0; s == FH_OK && i < nq; i++) {
             if (q->cnt[k][i] > 2000) q->cnt[k][i] = 2000;
             rows += q->cnt[k][i];
         }
@@ -379,10 +372,9 @@ static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *
         q->y[k] = malloc((size_t)(rows ? rows : 1) * sizeof(int32_t));
         if (s == FH_OK && (!q->x[k] || !q->y[k])) s = fh_error_set(FH_ENOMEM, "out of memory for quartile clients");
         if (s == FH_OK) s = io_data_read_ranges(data, "train", nq, st, q->cnt[k], q->x[k], q->y[k]);
-        free(st);
-        FH_TRY(s);
     }
-    return FH_OK;
+    free(st);
+    return s;
 }
 
 /* Mean over a quartile's clients of their accuracy on their own rows. */
@@ -657,14 +649,12 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->wts = malloc((size_t)M * sizeof *x->wts);
     x->coef = malloc((size_t)M * sizeof *x->coef);
     x->dec = malloc((size_t)P * sizeof *x->dec);
+    const int dp = x->pv.mode == PRIVACY_CLIENT; /* DP-FedBuff only */
+    s->inbuf = dp ? fh_calloc((size_t)C, 1) : NULL;
+    s->joined = dp ? fh_calloc((size_t)C, sizeof *s->joined) : NULL;
     if (!s->acc || !s->started || !s->applied || !s->discarded || !s->stale_hist || !s->busyc || !x->count || !x->start ||
-        !x->all || !x->ids || !x->stp || !x->wts || !x->coef || !x->dec)
+        !x->all || !x->ids || !x->stp || !x->wts || !x->coef || !x->dec || (dp && (!s->inbuf || !s->joined)))
         return fh_error_set(FH_ENOMEM, "out of memory");
-    if (x->pv.mode == PRIVACY_CLIENT) {
-        s->inbuf = fh_calloc((size_t)C, 1);
-        s->joined = fh_calloc((size_t)C, sizeof *s->joined);
-        if (!s->inbuf || !s->joined) return fh_error_set(FH_ENOMEM, "out of memory");
-    }
     for (int32_t c = 0; c < C; c++) x->all[c] = c;
     FH_TRY(io_data_client_ranges(L->data, x->all, C, x->start, x->count));
     FH_TRY(quartiles_load(&x->q, &x->prof, L->data, L->md->in, x->all));

@@ -30,11 +30,15 @@ typedef struct {
 } as_sa_entry;
 
 typedef struct {
+    int64_t id;            /* job id (-1: free)                                          */
+    float *delta;          /* its update                                                 */
+} as_sa_held;
+
+typedef struct {
     secagg_engine e;
     int64_t P, nacc;       /* nacc = P (+1 with DP: the count of unclipped updates)       */
     /* every rank: finished jobs' updates held until the aggregator names them */
-    int64_t *hid;          /* [hcap] job ids (-1: free)                                  */
-    float **hdelta;        /* [hcap] their updates                                       */
+    as_sa_held *held;      /* [hcap]                                                     */
     int32_t hcap;
     int64_t *sum;          /* [nacc] the round's sum (rank 0; hosts: broadcast, not used) */
     /* rank 0: the buffer being filled, and held updates on hosts to drop at the release */

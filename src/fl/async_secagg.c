@@ -21,8 +21,8 @@ fh_status as_sa_init(as_sa *s, const config_t *cfg, const comm_t *w, int64_t P)
 
 void as_sa_free(as_sa *s)
 {
-    for (int32_t i = 0; i < s->hcap; i++) free(s->hdelta[i]);
-    free(s->hid); free(s->hdelta); free(s->sum); free(s->buf); free(s->drop);
+    for (int32_t i = 0; i < s->hcap; i++) free(s->held[i].delta);
+    free(s->held); free(s->sum); free(s->buf); free(s->drop);
     secagg_engine_free(&s->e);
     memset(s, 0, sizeof *s);
 }
@@ -30,14 +30,14 @@ void as_sa_free(as_sa *s)
 static int32_t held_find(const as_sa *s, int64_t id)
 {
     for (int32_t i = 0; i < s->hcap; i++)
-        if (s->hid[i] == id) return i;
+        if (s->held[i].id == id) return i;
     return -1;
 }
 
 static void held_drop(as_sa *s, int64_t id)
 {
     const int32_t i = id >= 0 ? held_find(s, id) : -1;
-    if (i >= 0) s->hid[i] = -1; /* the buffer stays for the next job */
+    if (i >= 0) s->held[i].id = -1; /* the buffer stays for the next job */
 }
 
 fh_status as_sa_hold(as_sa *s, int64_t id, const float *delta, int ok)
@@ -46,22 +46,17 @@ fh_status as_sa_hold(as_sa *s, int64_t id, const float *delta, int ok)
     int32_t i = held_find(s, -1);
     if (i < 0) { /* grow: a host holds its finished jobs until the next release */
         const int32_t cap = s->hcap ? 2 * s->hcap : 4;
-        int64_t *hid = realloc(s->hid, (size_t)cap * sizeof *hid);
-        if (hid) s->hid = hid;
-        float **hd = realloc(s->hdelta, (size_t)cap * sizeof *hd);
-        if (hd) s->hdelta = hd;
-        FH_CHECK_ALLOC(hid && hd ? hd : NULL);
-        for (int32_t k = s->hcap; k < cap; k++) {
-            s->hid[k] = -1;
-            s->hdelta[k] = NULL;
-        }
+        as_sa_held *p = realloc(s->held, (size_t)cap * sizeof *p);
+        FH_CHECK_ALLOC(p);
+        s->held = p;
+        for (int32_t k = s->hcap; k < cap; k++) s->held[k] = (as_sa_held){-1, NULL};
         i = s->hcap;
         s->hcap = cap;
     }
-    if (!s->hdelta[i] && !(s->hdelta[i] = malloc((size_t)s->P * sizeof(float))))
+    if (!s->held[i].delta && !(s->held[i].delta = malloc((size_t)s->P * sizeof(float))))
         return fh_error_set(FH_ENOMEM, "out of memory holding the update of job %lld", (long long)id);
-    memcpy(s->hdelta[i], delta, (size_t)s->P * sizeof(float));
-    s->hid[i] = id;
+    memcpy(s->held[i].delta, delta, (size_t)s->P * sizeof(float));
+    s->held[i].id = id;
     return FH_OK;
 }
 
@@ -124,12 +119,12 @@ static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n
             break;
         }
         int64_t *buf = secagg_engine_buffer(&s->e, i);
-        float *d = s->hdelta[h];
+        float *d = s->held[h].delta;
         double wt;
         memcpy(&wt, jobs + n + c0 + i, sizeof wt);
         if (clip > 0) buf[s->P] = privacy_clip(d, s->P, clip); /* as privacy_client_update at rank 0 */
         fx_accumulate(buf, d, wt, s->P);
-        s->hid[h] = -1;
+        s->held[h].id = -1;
     }
     st = comm_agree(w, st);
     if (st == FH_OK) st = secagg_engine_round(&s->e, w, round, ids, first, (int32_t)n, acc);
