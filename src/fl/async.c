@@ -350,10 +350,10 @@ static void quartiles_free(quartiles *q)
     memset(q, 0, sizeof *q);
 }
 
+/* order[C]: the clients in id order on entry, sorted by speed on return. */
 static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *data, int64_t d, int32_t *order)
 {
     const int32_t C = prof->C, nq = C / 4 > 0 ? C / 4 : 1;
-    for (int32_t c = 0; c < C; c++) order[c] = c;
     g_sort_prof = prof;
     qsort(order, (size_t)C, sizeof *order, cmp_speed);
     int64_t *st = malloc((size_t)nq * sizeof(int64_t));
@@ -569,10 +569,8 @@ static fh_status jobs_io(void *p, const comm_t *w, ckpt *h, int save)
         int64_t *v = ji + 6 * i;
         double *t = jt + 2 * i;
         if (save) {
-            const int64_t sv[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
-            memcpy(v, sv, sizeof sv);
-            t[0] = j->t_start;
-            t[1] = j->t_fin;
+            memcpy(v, (int64_t[6]){j->id, j->client, j->version, j->max_steps, j->shuffle, 0}, 6 * sizeof *v);
+            memcpy(t, (double[2]){j->t_start, j->t_fin}, 2 * sizeof *t);
             continue;
         }
         j->id = a->jid[i] = v[0];
@@ -922,9 +920,8 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     *done |= x->a.host_failed || x->s.dp_stop; /* a host failed, or DP-FedBuff's budget is spent */
     if (*done) return FH_OK;
     const round_acc *ra = &x->ra;
-    rs->clients = ra->updates;
+    rs->clients = rs->applied = ra->updates;
     rs->rejected = ra->discarded;
-    rs->applied = ra->updates;
     rs->train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
     rs->bytes_down = (int64_t)(ra->updates + ra->discarded) * L->P * (int64_t)sizeof(float);
     rs->bytes_up = rs->bytes_down;
@@ -998,10 +995,8 @@ static fh_status async_finish(fl_loop *L, fh_status st)
     async_ctx *x = L->s;
     if (!x) return st;
     const comm_t *w = L->world;
-    if (x->csv) {
-        fclose(x->csv);
-        x->csv = NULL;
-    }
+    if (x->csv) fclose(x->csv);
+    x->csv = NULL;
     if (L->passive) {
         st = comm_agree(w, x->host_st);
     } else if (x->serving) {
