@@ -178,48 +178,6 @@ typedef struct {
     int posted;             /* hosts whose receive is posted                            */
 } agg_t;
 
-static void agg_free(agg_t *a)
-{
-    for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
-    free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
-    free(a->busy); free(a->starts); free(a->deltas);
-}
-
-static fh_status agg_init(agg_t *a, int32_t nslots)
-{
-    const int64_t P = a->P;
-    a->nslots = nslots;
-    a->nw = a->w->size - 1;
-    a->jobs = fh_calloc((size_t)nslots, sizeof *a->jobs);
-    a->tfin = malloc((size_t)nslots * sizeof *a->tfin);
-    a->jid = malloc((size_t)nslots * sizeof *a->jid);
-    a->rreq = malloc((size_t)(a->nw + 1) * sizeof *a->rreq);
-    a->sreq = malloc((size_t)(2 * a->nw + 1) * sizeof *a->sreq);
-    a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
-    a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
-    a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
-    a->starts = fh_calloc((size_t)nslots * (size_t)P, sizeof *a->starts);
-    a->deltas = malloc((size_t)nslots * (size_t)P * sizeof *a->deltas);
-    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts &&
-                   a->deltas ? a->busy : NULL);
-    for (int32_t i = 0; i < nslots; i++) {
-        a->jid[i] = a->jobs[i].id = -1;
-        a->jobs[i].start = a->starts + (int64_t)i * P;
-        a->jobs[i].delta = a->deltas + (int64_t)i * P;
-        a->tfin[i] = NAN;
-    }
-    for (int i = 0; i < a->nw; i++) {
-        a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
-        FH_CHECK_ALLOC(a->rbuf[i]);
-        a->busy[i] = -1;
-        a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
-        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
-                                &a->rreq[i]));
-        a->posted = i + 1;
-    }
-    return FH_OK;
-}
-
 /* Hand pending jobs (lowest id first) to free hosts; with no hosts, train them here. */
 static fh_status agg_pump(agg_t *a)
 {
@@ -340,14 +298,6 @@ static int cmp_speed(const void *pa, const void *pb)
     const double sa = g_sort_prof->speed[a], sb = g_sort_prof->speed[b];
     if (sa != sb) return sa < sb ? -1 : 1;
     return (a > b) - (a < b);
-}
-
-static void quartiles_free(quartiles *q)
-{
-    for (int k = 0; k < 2; k++) {
-        free(q->cnt[k]); free(q->x[k]); free(q->y[k]);
-    }
-    memset(q, 0, sizeof *q);
 }
 
 /* order[C]: the clients in id order on entry, sorted by speed on return. */
@@ -627,12 +577,39 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     const int64_t P = L->P;
     const int32_t C = L->C;
     as_state *s = &x->s;
-    x->a = (agg_t){.cfg = cfg, .w = L->world, .P = P, .jr = &x->jr, .sa = cfg->secagg.enabled ? &x->sa : NULL};
-    fh_status st = agg_init(&x->a, M);
-    if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
+    agg_t *a = &x->a; /* M job slots; the hosts' requests and buffers, their receives posted */
+    *a = (agg_t){.cfg = cfg, .w = L->world, .P = P, .jr = &x->jr, .sa = cfg->secagg.enabled ? &x->sa : NULL, .nslots = M,
+                 .nw = L->world->size - 1};
+    a->jobs = fh_calloc((size_t)M, sizeof *a->jobs);
+    a->tfin = malloc((size_t)M * sizeof *a->tfin);
+    a->jid = malloc((size_t)M * sizeof *a->jid);
+    a->rreq = malloc((size_t)(a->nw + 1) * sizeof *a->rreq);
+    a->sreq = malloc((size_t)(2 * a->nw + 1) * sizeof *a->sreq);
+    a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
+    a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
+    a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
+    a->starts = fh_calloc((size_t)M * (size_t)P, sizeof *a->starts);
+    a->deltas = malloc((size_t)M * (size_t)P * sizeof *a->deltas);
+    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts &&
+                   a->deltas ? a->busy : NULL);
+    for (int32_t i = 0; i < M; i++) {
+        a->jid[i] = a->jobs[i].id = -1;
+        a->jobs[i].start = a->starts + (int64_t)i * P;
+        a->jobs[i].delta = a->deltas + (int64_t)i * P;
+        a->tfin[i] = NAN;
+    }
+    for (int i = 0; i < a->nw; i++) {
+        a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
+        FH_CHECK_ALLOC(a->rbuf[i]);
+        a->busy[i] = -1;
+        a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
+        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+                                &a->rreq[i]));
+        a->posted = i + 1;
+    }
+    FH_TRY(fl_server_init(&x->srv, &cfg->fl, P));
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
-    if (st == FH_OK) st = fl_loop_privacy(L, &x->pv, cfg->async.buffer);
-    if (st != FH_OK) return st;
+    FH_TRY(fl_loop_privacy(L, &x->pv, cfg->async.buffer));
     s->acc = fh_calloc((size_t)P, sizeof *s->acc);
     s->started = fh_calloc((size_t)C, sizeof *s->started);
     s->applied = fh_calloc((size_t)C, sizeof *s->applied);
@@ -1020,8 +997,13 @@ static void async_free(fl_loop *L)
 {
     async_ctx *x = L->s;
     if (!x) return;
-    agg_free(&x->a);
-    quartiles_free(&x->q);
+    agg_t *a = &x->a; /* agg_init's arrays */
+    for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
+    free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
+    free(a->busy); free(a->starts); free(a->deltas);
+    for (int k = 0; k < 2; k++) { /* quartiles_load's */
+        free(x->q.cnt[k]); free(x->q.x[k]); free(x->q.y[k]);
+    }
     fl_server_free(&x->srv);
     as_state *s = &x->s;
     free(s->acc); free(s->started); free(s->applied); free(s->discarded); free(s->stale_hist); free(s->busyc);
