@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_JOB = AS_TAG_JOB, TAG_MODEL = AS_TAG_MODEL, TAG_RES = AS_TAG_RES };
 enum { J_FREE = 0, J_PENDING, J_RUNNING, J_DONE };
 #define RES_HDR 64 /* bytes of a result header: int64 id, status, steps, seen, ok; double loss */
 
@@ -89,8 +88,7 @@ static fh_status job_run(job_runner *jr, as_sa *sa, const int64_t *hdr, const fl
                          int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
 {
     const config_t *cfg = jr->cfg;
-    const model_t *md = jr->wk->m;
-    const int64_t P = md->nparams, d = md->in;
+    const int64_t P = jr->wk->m->nparams, d = jr->wk->m->in;
     const int32_t cid = (int32_t)hdr[1];
     int64_t s0 = 0, n = 0;
     FH_TRY(io_data_client_ranges(jr->data, &cid, 1, &s0, &n));
@@ -119,7 +117,7 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
     fh_status first = start && out ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory on rank %d", w->rank);
     for (;;) {
         int64_t hdr[4];
-        fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, TAG_JOB);
+        fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, AS_TAG_JOB);
         if (st != FH_OK) return st; /* the link is gone: nothing sensible left */
         if (hdr[0] == AS_CMD_RELEASE && sa) { /* a buffer is released: join its secure aggregation */
             st = as_sa_serve(sa, w, hdr);
@@ -127,7 +125,7 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
             continue;
         }
         if (hdr[0] < 0) break;
-        st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, TAG_MODEL);
+        st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, AS_TAG_MODEL);
         if (st != FH_OK) return st;
         int64_t r[5] = {hdr[0], 0, 0, 0, 0};
         double loss = 0;
@@ -138,7 +136,7 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
         char tiny[RES_HDR], *msg = out ? out : tiny; /* no out: js is the allocation failure, a header only */
         memcpy(msg, r, sizeof r);
         memcpy(msg + sizeof r, &loss, sizeof loss);
-        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
+        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, AS_TAG_RES);
         if (st != FH_OK) return st;
     }
     free(start); free(out);
@@ -200,8 +198,8 @@ static fh_status agg_pump(agg_t *a)
         if (h < 0) return FH_OK;
         for (int k = 0; k < 2; k++) FH_TRY(comm_wait(&a->sreq[2 * h + k]));
         memcpy(a->shdr[h], hdr, sizeof hdr);
-        FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, TAG_JOB, &a->sreq[2 * h]));
-        FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, TAG_MODEL, &a->sreq[2 * h + 1]));
+        FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, AS_TAG_JOB, &a->sreq[2 * h]));
+        FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, AS_TAG_MODEL, &a->sreq[2 * h + 1]));
         a->busy[h] = best;
         j->state = J_RUNNING;
         j->rank = h + 1;
@@ -231,7 +229,7 @@ static fh_status agg_receive_one(agg_t *a)
     j->loss = loss;
     j->state = J_DONE;
     a->busy[h] = -1;
-    return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+    return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, AS_TAG_RES,
                             &a->rreq[idx]);
 }
 
@@ -257,7 +255,7 @@ static fh_status agg_stop(agg_t *a)
         for (int k = 0; i < a->posted && k < 2; k++) comm_wait(&a->sreq[2 * i + k]);
         if (st == FH_OK) st = s2;
         int64_t hdr[4] = {-1, 0, 0, 0}; /* every host gets its stop, whatever happened */
-        s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, TAG_JOB);
+        s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, AS_TAG_JOB);
         if (st == FH_OK) st = s2;
     }
     return st;
@@ -603,7 +601,7 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
         FH_CHECK_ALLOC(a->rbuf[i]);
         a->busy[i] = -1;
         a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
-        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, AS_TAG_RES,
                                 &a->rreq[i]));
         a->posted = i + 1;
     }
@@ -702,10 +700,8 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     int32_t n = 0, *ids = x->ids;
     FH_TRY(fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, a->nslots, ids, &n));
     const double T = s->now, D = T + cfg->async.deadline;
-    if (cfg->async.max_vtime > 0 && T >= cfg->async.max_vtime) {
-        *done = 1;
-        return FH_OK;
-    }
+    *done = cfg->async.max_vtime > 0 && T >= cfg->async.max_vtime; /* 0 on entry (the loop's) */
+    if (*done) return FH_OK;
     double end = T;
     int64_t N_round = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -859,10 +855,8 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     for (int stepped = 0; !stepped;) {
         const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
         if (i < 0) return fh_error_set(FH_EINTERNAL, "async: no client in flight");
-        if (cfg->async.max_vtime > 0 && a->tfin[i] > cfg->async.max_vtime) {
-            *done = 1;
-            return FH_OK;
-        }
+        *done = cfg->async.max_vtime > 0 && a->tfin[i] > cfg->async.max_vtime; /* 0 on entry (the loop's) */
+        if (*done) return FH_OK;
         FH_TRY(agg_wait(a, i));
         if (a->host_failed) return FH_OK; /* async_round ends the run */
         as_job *j = &a->jobs[i];

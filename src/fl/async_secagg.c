@@ -80,11 +80,9 @@ fh_status as_sa_add(as_sa *s, int64_t id, int32_t rank, int32_t client, double w
 
 fh_status as_sa_discard(as_sa *s, int64_t id, int32_t rank)
 {
-    if (rank == 0) { /* trained here (one rank) */
-        held_drop(s, id);
-        return FH_OK;
-    }
-    return entry_push(&s->drop, &s->ndrop, &s->dcap, (as_sa_entry){id, rank, -1, 0});
+    if (rank != 0) return entry_push(&s->drop, &s->ndrop, &s->dcap, (as_sa_entry){id, rank, -1, 0});
+    held_drop(s, id); /* trained here (one rank) */
+    return FH_OK;
 }
 
 /* Command layout after the header {AS_CMD_RELEASE, round, n, drops}, all int64: first[size+1],
