@@ -214,9 +214,7 @@ static fh_status agg_receive_one(agg_t *a)
     if (idx < 0 || src < 1 || src > a->nw) return fh_error_set(FH_EINTERNAL, "async: no receive pending");
     const int h = src - 1;
     int64_t r[5];
-    double loss;
     memcpy(r, a->rbuf[idx], sizeof r);
-    memcpy(&loss, a->rbuf[idx] + sizeof r, sizeof loss);
     const int32_t slot = a->busy[h];
     if (slot < 0 || a->jobs[slot].id != r[0])
         return fh_error_set(FH_EINTERNAL, "async: rank %d returned job %lld it was not given", src, (long long)r[0]);
@@ -226,7 +224,7 @@ static fh_status agg_receive_one(agg_t *a)
     j->steps = r[2];
     j->seen = r[3];
     j->ok = r[1] == FH_OK ? r[4] : 0;
-    j->loss = loss;
+    memcpy(&j->loss, a->rbuf[idx] + sizeof r, sizeof j->loss);
     j->state = J_DONE;
     a->busy[h] = -1;
     return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, AS_TAG_RES,

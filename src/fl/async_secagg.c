@@ -161,8 +161,7 @@ fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip)
         st = comm_send_bytes(w, hdr, sizeof hdr, q, AS_TAG_JOB);
         if (st == FH_OK) st = comm_send_bytes(w, cmd, cmd_words(size, n, nd) * (int64_t)sizeof *cmd, q, AS_TAG_JOB);
     }
-    s->nbuf = 0;
-    s->ndrop = 0;
+    s->nbuf = s->ndrop = 0;
     if (st == FH_OK) st = round_local(s, w, round, n, cmd);
     free(cmd); free(fill);
     return st;
