@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_JOB = AS_TAG_JOB, TAG_MODEL = AS_TAG_MODEL, TAG_RES = AS_TAG_RES };
 enum { J_FREE = 0, J_PENDING, J_RUNNING, J_DONE };
 #define RES_HDR 64 /* bytes of a result header: int64 id, status, steps, seen, ok; double loss */
 
@@ -83,13 +82,13 @@ typedef struct {
     int64_t cap;
 } job_runner;
 
-/* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. */
-static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start, float *delta,
+/* hdr: job id, client, shuffle key, max steps. out: delta[P]; res: steps, seen, ok, loss. With
+ * [secagg] (sa != NULL) the update is held on this rank (as_sa_hold). */
+static fh_status job_run(job_runner *jr, as_sa *sa, const int64_t *hdr, const float *start, float *delta,
                          int64_t *steps, int64_t *seen, int64_t *ok, double *loss)
 {
     const config_t *cfg = jr->cfg;
-    const model_t *md = jr->wk->m;
-    const int64_t P = md->nparams, d = md->in;
+    const int64_t P = jr->wk->m->nparams, d = jr->wk->m->in;
     const int32_t cid = (int32_t)hdr[1];
     int64_t s0 = 0, n = 0;
     FH_TRY(io_data_client_ranges(jr->data, &cid, 1, &s0, &n));
@@ -105,7 +104,7 @@ static fh_status job_run(job_runner *jr, const int64_t *hdr, const float *start,
     for (int64_t j = 0; j < P; j++) delta[j] -= start[j];
     double norm;
     *ok = n > 0 && isfinite(*loss) && fl_update_ok(delta, P, cfg->fl.max_update_norm, &norm);
-    return FH_OK;
+    return sa ? as_sa_hold(sa, hdr[0], delta, (int)*ok) : FH_OK;
 }
 
 /* A client-host rank: serve jobs until the stop header. Returns its first failure. With
@@ -118,7 +117,7 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
     fh_status first = start && out ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory on rank %d", w->rank);
     for (;;) {
         int64_t hdr[4];
-        fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, TAG_JOB);
+        fh_status st = comm_recv_bytes(w, hdr, sizeof hdr, 0, AS_TAG_JOB);
         if (st != FH_OK) return st; /* the link is gone: nothing sensible left */
         if (hdr[0] == AS_CMD_RELEASE && sa) { /* a buffer is released: join its secure aggregation */
             st = as_sa_serve(sa, w, hdr);
@@ -126,23 +125,21 @@ static fh_status host_loop(const comm_t *w, job_runner *jr, int64_t P, as_sa *sa
             continue;
         }
         if (hdr[0] < 0) break;
-        st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, TAG_MODEL);
+        st = comm_recv_bytes(w, start ? (void *)start : (void *)out, start ? P * (int64_t)sizeof(float) : 0, 0, AS_TAG_MODEL);
         if (st != FH_OK) return st;
         int64_t r[5] = {hdr[0], 0, 0, 0, 0};
         double loss = 0;
-        fh_status js = first == FH_OK ? job_run(jr, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
+        fh_status js = first == FH_OK ? job_run(jr, sa, hdr, start, (float *)(out + RES_HDR), &r[2], &r[3], &r[4], &loss)
                                       : first;
-        if (js == FH_OK && sa) js = as_sa_hold(sa, hdr[0], (const float *)(out + RES_HDR), (int)r[4]);
         if (js != FH_OK && first == FH_OK) first = js;
         r[1] = js;
         char tiny[RES_HDR], *msg = out ? out : tiny; /* no out: js is the allocation failure, a header only */
         memcpy(msg, r, sizeof r);
         memcpy(msg + sizeof r, &loss, sizeof loss);
-        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, TAG_RES);
+        st = comm_send_bytes(w, msg, RES_HDR + (js == FH_OK && !sa ? P * (int64_t)sizeof(float) : 0), 0, AS_TAG_RES);
         if (st != FH_OK) return st;
     }
-    free(start);
-    free(out);
+    free(start); free(out);
     return first;
 }
 
@@ -173,55 +170,11 @@ typedef struct {
     char **rbuf;            /* [nw] receive buffers                                     */
     int64_t (*shdr)[4];     /* [nw] job headers being sent                              */
     int32_t *busy;          /* [nw] slot a host works on, or -1                         */
-    float *starts;          /* [nslots * P] the jobs' start models (jobs[i].start)       */
+    float *starts, *deltas; /* [nslots * P] the jobs' start models and updates (jobs[i].start, .delta) */
     int host_failed;        /* a host reported a failure (its message comes via agree)  */
     as_sa *sa;              /* [secagg]: updates stay where they were trained, or NULL   */
     int posted;             /* hosts whose receive is posted                            */
 } agg_t;
-
-static void agg_free(agg_t *a)
-{
-    for (int32_t i = 0; a->jobs && i < a->nslots; i++) free(a->jobs[i].delta);
-    free(a->starts);
-    for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
-    free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
-    free(a->busy);
-}
-
-static fh_status agg_init(agg_t *a, int32_t nslots)
-{
-    const int64_t P = a->P;
-    a->nslots = nslots;
-    a->nw = a->w->size - 1;
-    a->jobs = fh_calloc((size_t)nslots, sizeof *a->jobs);
-    a->tfin = malloc((size_t)nslots * sizeof *a->tfin);
-    a->jid = malloc((size_t)nslots * sizeof *a->jid);
-    a->rreq = malloc((size_t)(a->nw + 1) * sizeof *a->rreq);
-    a->sreq = malloc((size_t)(2 * a->nw + 1) * sizeof *a->sreq);
-    a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
-    a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
-    a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
-    a->starts = fh_calloc((size_t)nslots * (size_t)P, sizeof *a->starts);
-    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts ? a->busy : NULL);
-    for (int32_t i = 0; i < nslots; i++) {
-        a->jobs[i].id = -1;
-        a->jobs[i].start = a->starts + (int64_t)i * P;
-        a->jobs[i].delta = malloc((size_t)P * sizeof(float));
-        FH_CHECK_ALLOC(a->jobs[i].delta);
-        a->tfin[i] = NAN;
-        a->jid[i] = -1;
-    }
-    for (int i = 0; i < a->nw; i++) {
-        a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
-        FH_CHECK_ALLOC(a->rbuf[i]);
-        a->busy[i] = -1;
-        a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
-        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
-                                &a->rreq[i]));
-        a->posted = i + 1;
-    }
-    return FH_OK;
-}
 
 /* Hand pending jobs (lowest id first) to free hosts; with no hosts, train them here. */
 static fh_status agg_pump(agg_t *a)
@@ -234,8 +187,7 @@ static fh_status agg_pump(agg_t *a)
         as_job *j = &a->jobs[best];
         int64_t hdr[4] = {j->id, j->client, j->shuffle, j->max_steps};
         if (a->nw == 0) {
-            FH_TRY(job_run(a->jr, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss));
-            if (a->sa) FH_TRY(as_sa_hold(a->sa, j->id, j->delta, (int)j->ok)); /* rank 0 is the host */
+            FH_TRY(job_run(a->jr, a->sa, hdr, j->start, j->delta, &j->steps, &j->seen, &j->ok, &j->loss)); /* rank 0 hosts */
             j->rank = 0;
             j->state = J_DONE;
             continue;
@@ -244,11 +196,10 @@ static fh_status agg_pump(agg_t *a)
         for (int i = 0; i < a->nw && h < 0; i++)
             if (a->busy[i] < 0) h = i;
         if (h < 0) return FH_OK;
-        FH_TRY(comm_wait(&a->sreq[2 * h]));
-        FH_TRY(comm_wait(&a->sreq[2 * h + 1]));
+        for (int k = 0; k < 2; k++) FH_TRY(comm_wait(&a->sreq[2 * h + k]));
         memcpy(a->shdr[h], hdr, sizeof hdr);
-        FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, TAG_JOB, &a->sreq[2 * h]));
-        FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, TAG_MODEL, &a->sreq[2 * h + 1]));
+        FH_TRY(comm_isend_bytes(a->w, a->shdr[h], sizeof hdr, h + 1, AS_TAG_JOB, &a->sreq[2 * h]));
+        FH_TRY(comm_isend_bytes(a->w, j->start, a->P * (int64_t)sizeof(float), h + 1, AS_TAG_MODEL, &a->sreq[2 * h + 1]));
         a->busy[h] = best;
         j->state = J_RUNNING;
         j->rank = h + 1;
@@ -263,9 +214,7 @@ static fh_status agg_receive_one(agg_t *a)
     if (idx < 0 || src < 1 || src > a->nw) return fh_error_set(FH_EINTERNAL, "async: no receive pending");
     const int h = src - 1;
     int64_t r[5];
-    double loss;
     memcpy(r, a->rbuf[idx], sizeof r);
-    memcpy(&loss, a->rbuf[idx] + sizeof r, sizeof loss);
     const int32_t slot = a->busy[h];
     if (slot < 0 || a->jobs[slot].id != r[0])
         return fh_error_set(FH_EINTERNAL, "async: rank %d returned job %lld it was not given", src, (long long)r[0]);
@@ -275,10 +224,10 @@ static fh_status agg_receive_one(agg_t *a)
     j->steps = r[2];
     j->seen = r[3];
     j->ok = r[1] == FH_OK ? r[4] : 0;
-    j->loss = loss;
+    memcpy(&j->loss, a->rbuf[idx] + sizeof r, sizeof j->loss);
     j->state = J_DONE;
     a->busy[h] = -1;
-    return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, TAG_RES,
+    return comm_irecv_bytes(a->w, a->rbuf[idx], RES_HDR + a->P * (int64_t)sizeof(float), COMM_ANY_SOURCE, AS_TAG_RES,
                             &a->rreq[idx]);
 }
 
@@ -300,15 +249,11 @@ static fh_status agg_stop(agg_t *a)
     for (int i = 0; i < a->posted; i++)
         while (st == FH_OK && a->busy[i] >= 0) st = agg_receive_one(a);
     for (int i = 0; i < a->w->size - 1; i++) {
-        fh_status s2 = FH_OK;
-        if (i < a->posted) {
-            s2 = comm_cancel(&a->rreq[i]);
-            comm_wait(&a->sreq[2 * i]);
-            comm_wait(&a->sreq[2 * i + 1]);
-        }
+        fh_status s2 = i < a->posted ? comm_cancel(&a->rreq[i]) : FH_OK;
+        for (int k = 0; i < a->posted && k < 2; k++) comm_wait(&a->sreq[2 * i + k]);
         if (st == FH_OK) st = s2;
         int64_t hdr[4] = {-1, 0, 0, 0}; /* every host gets its stop, whatever happened */
-        s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, TAG_JOB);
+        s2 = comm_send_bytes(a->w, hdr, sizeof hdr, i + 1, AS_TAG_JOB);
         if (st == FH_OK) st = s2;
     }
     return st;
@@ -332,11 +277,11 @@ typedef struct {
 } as_state;
 #define STALE_BINS 1025
 
-/* Slowest and fastest quartile of clients (by speed, ties by id) with their rows on rank 0
- * (at most 2000 rows a client) for the accuracy gap. */
+/* Slowest and fastest quartile of clients (by speed, ties by id: the first and last n of the
+ * speed order async_ctx.all) with their rows on rank 0 (at most 2000 rows a client) for the
+ * accuracy gap. */
 typedef struct {
     int32_t n[2];
-    int32_t *ids[2];
     int64_t *cnt[2];
     float *x[2];
     int32_t *y[2];
@@ -351,33 +296,21 @@ static int cmp_speed(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-static void quartiles_free(quartiles *q)
-{
-    for (int k = 0; k < 2; k++) {
-        free(q->ids[k]); free(q->cnt[k]); free(q->x[k]); free(q->y[k]);
-    }
-    memset(q, 0, sizeof *q);
-}
-
+/* order[C]: the clients in id order on entry, sorted by speed on return. */
 static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *data, int64_t d, int32_t *order)
 {
     const int32_t C = prof->C, nq = C / 4 > 0 ? C / 4 : 1;
-    for (int32_t c = 0; c < C; c++) order[c] = c;
     g_sort_prof = prof;
     qsort(order, (size_t)C, sizeof *order, cmp_speed);
-    for (int k = 0; k < 2; k++) {
+    int64_t *st = malloc((size_t)nq * sizeof(int64_t));
+    fh_status s = FH_OK;
+    for (int k = 0; s == FH_OK && k < 2; k++) {
         q->n[k] = nq;
-        q->ids[k] = malloc((size_t)nq * sizeof(int32_t));
         q->cnt[k] = malloc((size_t)nq * sizeof(int64_t));
-        int64_t *st = malloc((size_t)nq * sizeof(int64_t));
-        if (!q->ids[k] || !q->cnt[k] || !st) {
-            free(st);
-            return fh_error_set(FH_ENOMEM, "out of memory");
-        }
-        for (int32_t i = 0; i < nq; i++) q->ids[k][i] = k == 0 ? order[i] : order[C - nq + i];
-        fh_status s = io_data_client_ranges(data, q->ids[k], nq, st, q->cnt[k]);
+        if (!q->cnt[k] || !st) s = fh_error_set(FH_ENOMEM, "out of memory");
+        else s = io_data_client_ranges(data, order + (k == 0 ? 0 : C - nq), nq, st, q->cnt[k]);
         int64_t rows = 0;
-        for (int32_t i = 0; i < nq; i++) {
+        for (int32_t i = 0; s == FH_OK && i < nq; i++) {
             if (q->cnt[k][i] > 2000) q->cnt[k][i] = 2000;
             rows += q->cnt[k][i];
         }
@@ -385,10 +318,9 @@ static fh_status quartiles_load(quartiles *q, const sys_profile *prof, io_data *
         q->y[k] = malloc((size_t)(rows ? rows : 1) * sizeof(int32_t));
         if (s == FH_OK && (!q->x[k] || !q->y[k])) s = fh_error_set(FH_ENOMEM, "out of memory for quartile clients");
         if (s == FH_OK) s = io_data_read_ranges(data, "train", nq, st, q->cnt[k], q->x[k], q->y[k]);
-        free(st);
-        FH_TRY(s);
     }
-    return FH_OK;
+    free(st);
+    return s;
 }
 
 /* Mean over a quartile's clients of their accuracy on their own rows. */
@@ -447,20 +379,13 @@ static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int6
 {
     const config_t *cfg = a->cfg;
     as_job *j = &a->jobs[slot];
-    j->id = s->next_job++;
-    j->client = c;
-    j->state = J_PENDING;
-    j->version = s->version;
-    j->t_start = s->now;
     const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
     const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
-    j->max_steps = steps < full ? steps : 0;
-    j->t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P));
-    j->shuffle = shuffle;
-    j->steps = j->seen = j->ok = 0;
+    *j = (as_job){.id = a->jid[slot] = s->next_job++, .client = c, .state = J_PENDING, .version = s->version,
+                  .t_start = s->now, .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start,
+                  .delta = j->delta, .t_fin = a->tfin[slot] = sys_advance(prof, c, s->now,
+                                                                          sys_job_work(prof, c, steps, a->P))};
     memcpy(j->start, params, (size_t)a->P * sizeof(float));
-    a->tfin[slot] = j->t_fin;
-    a->jid[slot] = j->id;
     s->started[c]++;
     s->busyc[c] = 1;
 }
@@ -469,9 +394,8 @@ static void job_clear(agg_t *a, as_state *s, int32_t slot)
 {
     s->busyc[a->jobs[slot].client] = 0;
     a->jobs[slot].state = J_FREE;
-    a->jobs[slot].id = -1;
+    a->jid[slot] = a->jobs[slot].id = -1;
     a->tfin[slot] = NAN;
-    a->jid[slot] = -1;
 }
 
 /* An idle client, uniform from rng_stream(seed, 0, job, RNG_ASYNC); -1 if none is idle. With
@@ -505,11 +429,10 @@ static void note_applied(as_state *s, round_acc *ra, const as_job *j, int64_t ta
 
 static fh_status check_async_config(const config_t *cfg, const io_data_meta *meta)
 {
-    static const char *const mode_name[] = {"off", "wait_all", "drop", "partial", "fedasync", "fedbuff"};
     const int md = cfg->async.mode;
     if ((md == AS_DROP || md == AS_PARTIAL) && !(cfg->async.deadline > 0))
         return fh_error_set(FH_EINPUT, "[async] deadline: expected a positive deadline for mode %s, got %g",
-                            mode_name[md], cfg->async.deadline);
+                            md == AS_DROP ? "drop" : "partial", cfg->async.deadline);
     if ((cfg->system.on > 0) != (cfg->system.off > 0))
         return fh_error_set(FH_EINPUT, "[system] on/off: set both periods (or neither), got on = %g, off = %g",
                             cfg->system.on, cfg->system.off);
@@ -519,22 +442,14 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    if (cfg->cluster.method != 0 || cfg->cluster.personalize != 0)
-        return fh_error_set(FH_EINPUT, "[async] mode: cannot be combined with [cluster] or [personalize] (yet)");
-    if (cfg->privacy.mode == PRIVACY_SAMPLE)
-        return fh_error_set(FH_EINPUT, "[privacy] mode = sample: not available with [async] mode (yet); "
-                            "client-level DP works with [async] mode = fedbuff");
-    if (cfg->privacy.mode == PRIVACY_CLIENT) {
-        if (md != AS_FEDBUFF)
-            return fh_error_set(FH_EINPUT, "[privacy] mode = client: with [async] only mode = fedbuff (noise on each "
-                                "buffer of K updates), got mode = %s", mode_name[md]);
-        if (cfg->privacy.schedule != 0)
-            return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
-        if (cfg->async.buffer > meta->clients)
-            return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
-                                "(%d) must not exceed the %d clients", cfg->async.buffer, meta->clients);
-        /* every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
-    }
+    /* [cluster]/[personalize] never get here (fl_strategy_pick runs the multi-center loop), and
+     * config_validate allows [privacy] with [async] only as mode = client with mode = fedbuff */
+    if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->privacy.schedule != 0)
+        return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
+    if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->async.buffer > meta->clients)
+        return fh_error_set(FH_EINPUT, "[async] buffer: DP-FedBuff takes one update a client a buffer, so the buffer "
+                            "(%d) must not exceed the %d clients", cfg->async.buffer, meta->clients);
+    /* DP-FedBuff: every staleness weight is <= 1 (a, b >= 0): a weighted clipped update adds at most C / K */
     return FH_OK;
 }
 
@@ -558,57 +473,33 @@ typedef struct {
     double eps_client;      /* DP-FedBuff: the bound without sampling (privacy_client_bound) */
     int serving;            /* rank 0: the hosts are serving jobs and must be stopped     */
     fh_status host_st;      /* a host: how its job loop ended                            */
-    int filled;             /* the asynchronous modes filled their slots once            */
     int32_t *ids;           /* sync rounds: [m] scratch                                  */
-    int64_t *rows, *stp, *wts;
+    int64_t *stp, *wts;
     double *coef;
     float *dec;             /* [P] the decoded aggregate                                 */
-    int sa_on;              /* [secagg] with FedBuff (every rank)                        */
-    as_sa sa;               /* its held updates, buffer and engine (src/fl/async_secagg.c) */
+    as_sa sa;               /* [secagg] (sa.e.enabled, every rank): held updates, buffer and engine
+                             * (src/fl/async_secagg.c); rank 0 reaches it as a.sa            */
 } async_ctx;
 
-static fh_status slots_save(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    return ckpt_put_i64(h, "as_slots", ((const agg_t *)p)->nslots);
-}
-
-static fh_status slots_load(void *p, const comm_t *w, ckpt *h)
+/* The number of client slots (save = 0: checked against this run's). */
+static fh_status slots_io(void *p, const comm_t *w, ckpt *h, int save)
 {
     (void)w;
     const agg_t *a = p;
-    int64_t v = 0;
+    int64_t v = a->nslots;
+    if (save) return ckpt_put_i64(h, "as_slots", v);
     FH_TRY(ckpt_get_i64(h, "as_slots", &v));
     if (v != a->nslots)
         return fh_error_set(FH_EINPUT, "%s: written with %lld client slots, this run has %d", ckpt_path(h), (long long)v,
                             a->nslots);
     return FH_OK;
 }
+static fh_status slots_save(void *p, const comm_t *w, ckpt *h) { return slots_io(p, w, h, 1); }
+static fh_status slots_load(void *p, const comm_t *w, ckpt *h) { return slots_io(p, w, h, 0); }
 
 /* The jobs in flight (their start models: the field as_job_start): saved as they are (recomputed
- * after a resume: deterministic). */
-static fh_status jobs_save(void *p, const comm_t *w, ckpt *h)
-{
-    (void)w;
-    const agg_t *a = &((const async_ctx *)p)->a;
-    const int32_t ns = a->nslots;
-    int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
-    double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory for the checkpoint");
-    for (int32_t i = 0; st == FH_OK && i < ns; i++) {
-        const as_job *j = &a->jobs[i];
-        int64_t v[6] = {j->id, j->client, j->version, j->max_steps, j->shuffle, 0};
-        memcpy(ji + 6 * i, v, sizeof v);
-        jt[2 * i] = j->t_start;
-        jt[2 * i + 1] = j->t_fin;
-    }
-    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
-    if (st == FH_OK && ns) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
-    free(ji); free(jt);
-    return st;
-}
-
-static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
+ * after a resume: deterministic). save = 0: loaded. */
+static fh_status jobs_io(void *p, const comm_t *w, ckpt *h, int save)
 {
     (void)w;
     async_ctx *x = p;
@@ -616,32 +507,37 @@ static fh_status jobs_load(void *p, const comm_t *w, ckpt *h)
     const int32_t ns = a->nslots;
     int64_t *ji = malloc((size_t)(ns ? ns : 1) * 6 * sizeof *ji);
     double *jt = malloc((size_t)(ns ? ns : 1) * 2 * sizeof *jt);
-    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
-    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
-    if (st == FH_OK && ns) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
+    fh_status st = ji && jt ? FH_OK : fh_error_set(FH_ENOMEM, save ? "out of memory for the checkpoint" : "out of memory");
+    if (st == FH_OK && ns && !save) st = ckpt_get_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns && !save) st = ckpt_get_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     for (int32_t i = 0; st == FH_OK && i < ns; i++) {
         as_job *j = &a->jobs[i];
-        j->id = ji[6 * i];
-        a->jid[i] = j->id;
+        int64_t *v = ji + 6 * i;
+        double *t = jt + 2 * i;
+        if (save) {
+            memcpy(v, (int64_t[6]){j->id, j->client, j->version, j->max_steps, j->shuffle, 0}, 6 * sizeof *v);
+            memcpy(t, (double[2]){j->t_start, j->t_fin}, 2 * sizeof *t);
+            continue;
+        }
+        j->id = a->jid[i] = v[0];
         if (j->id < 0) continue;
-        j->client = (int32_t)ji[6 * i + 1];
-        j->version = ji[6 * i + 2];
-        j->max_steps = ji[6 * i + 3];
-        j->shuffle = ji[6 * i + 4];
-        j->t_start = jt[2 * i];
-        j->t_fin = jt[2 * i + 1];
-        a->tfin[i] = j->t_fin;
-        j->state = J_PENDING; /* in flight when saved: recomputed (deterministic) */
+        /* in flight when saved: pending, recomputed (deterministic) */
+        *j = (as_job){.id = v[0], .client = (int32_t)v[1], .version = v[2], .max_steps = v[3], .shuffle = v[4],
+                      .t_start = t[0], .t_fin = a->tfin[i] = t[1], .state = J_PENDING, .start = j->start, .delta = j->delta};
         x->s.busyc[j->client] = 1;
     }
+    if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);
+    if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_time", CKPT_F64, jt, 2 * ns);
     free(ji); free(jt);
     /* checkpoints follow a server update; the updates of a part-filled buffer would be held on
      * hosts that a resumed run does not have */
-    if (st == FH_OK && x->sa_on && x->s.nbuf != 0)
+    if (st == FH_OK && !save && x->a.sa && x->s.nbuf != 0)
         st = fh_error_set(FH_EINPUT, "%s: [secagg] with FedBuff: written with %lld updates in the buffer (expected 0)",
                           ckpt_path(h), (long long)x->s.nbuf);
     return st;
 }
+static fh_status jobs_save(void *p, const comm_t *w, ckpt *h) { return jobs_io(p, w, h, 1); }
+static fh_status jobs_load(void *p, const comm_t *w, ckpt *h) { return jobs_io(p, w, h, 0); }
 
 /* Everything the aggregator's checkpoint holds, in the order it is checked on resume. */
 static void async_fields(fl_loop *L, async_ctx *x)
@@ -677,16 +573,39 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     const int64_t P = L->P;
     const int32_t C = L->C;
     as_state *s = &x->s;
-    x->a.cfg = cfg;
-    x->a.w = L->world;
-    x->a.P = P;
-    x->a.jr = &x->jr;
-    x->a.sa = x->sa_on ? &x->sa : NULL;
-    fh_status st = agg_init(&x->a, M);
-    if (st == FH_OK) st = fl_server_init(&x->srv, &cfg->fl, P);
+    agg_t *a = &x->a; /* M job slots; the hosts' requests and buffers, their receives posted */
+    *a = (agg_t){.cfg = cfg, .w = L->world, .P = P, .jr = &x->jr, .sa = cfg->secagg.enabled ? &x->sa : NULL, .nslots = M,
+                 .nw = L->world->size - 1};
+    a->jobs = fh_calloc((size_t)M, sizeof *a->jobs);
+    a->tfin = malloc((size_t)M * sizeof *a->tfin);
+    a->jid = malloc((size_t)M * sizeof *a->jid);
+    a->rreq = malloc((size_t)(a->nw + 1) * sizeof *a->rreq);
+    a->sreq = malloc((size_t)(2 * a->nw + 1) * sizeof *a->sreq);
+    a->rbuf = fh_calloc((size_t)(a->nw + 1), sizeof *a->rbuf);
+    a->shdr = malloc((size_t)(a->nw + 1) * sizeof *a->shdr);
+    a->busy = malloc((size_t)(a->nw + 1) * sizeof *a->busy);
+    a->starts = fh_calloc((size_t)M * (size_t)P, sizeof *a->starts);
+    a->deltas = malloc((size_t)M * (size_t)P * sizeof *a->deltas);
+    FH_CHECK_ALLOC(a->jobs && a->tfin && a->jid && a->rreq && a->sreq && a->rbuf && a->shdr && a->busy && a->starts &&
+                   a->deltas ? a->busy : NULL);
+    for (int32_t i = 0; i < M; i++) {
+        a->jid[i] = a->jobs[i].id = -1;
+        a->jobs[i].start = a->starts + (int64_t)i * P;
+        a->jobs[i].delta = a->deltas + (int64_t)i * P;
+        a->tfin[i] = NAN;
+    }
+    for (int i = 0; i < a->nw; i++) {
+        a->rbuf[i] = malloc(RES_HDR + (size_t)P * sizeof(float));
+        FH_CHECK_ALLOC(a->rbuf[i]);
+        a->busy[i] = -1;
+        a->sreq[2 * i] = a->sreq[2 * i + 1] = COMM_REQ_NULL;
+        FH_TRY(comm_irecv_bytes(a->w, a->rbuf[i], RES_HDR + P * (int64_t)sizeof(float), COMM_ANY_SOURCE, AS_TAG_RES,
+                                &a->rreq[i]));
+        a->posted = i + 1;
+    }
+    FH_TRY(fl_server_init(&x->srv, &cfg->fl, P));
     /* DP-FedBuff: a "round" of the privacy state is a buffer of K updates (q = K / C) */
-    if (st == FH_OK) st = fl_loop_privacy(L, &x->pv, cfg->async.buffer);
-    if (st != FH_OK) return st;
+    FH_TRY(fl_loop_privacy(L, &x->pv, cfg->async.buffer));
     s->acc = fh_calloc((size_t)P, sizeof *s->acc);
     s->started = fh_calloc((size_t)C, sizeof *s->started);
     s->applied = fh_calloc((size_t)C, sizeof *s->applied);
@@ -697,19 +616,16 @@ static fh_status async_init_aggregator(fl_loop *L, async_ctx *x, int32_t M)
     x->start = malloc((size_t)C * sizeof *x->start);
     x->all = malloc((size_t)C * sizeof *x->all);
     x->ids = malloc((size_t)M * sizeof *x->ids);
-    x->rows = malloc((size_t)M * sizeof *x->rows);
     x->stp = malloc((size_t)M * sizeof *x->stp);
     x->wts = malloc((size_t)M * sizeof *x->wts);
     x->coef = malloc((size_t)M * sizeof *x->coef);
     x->dec = malloc((size_t)P * sizeof *x->dec);
+    const int dp = x->pv.mode == PRIVACY_CLIENT; /* DP-FedBuff only */
+    s->inbuf = dp ? fh_calloc((size_t)C, 1) : NULL;
+    s->joined = dp ? fh_calloc((size_t)C, sizeof *s->joined) : NULL;
     if (!s->acc || !s->started || !s->applied || !s->discarded || !s->stale_hist || !s->busyc || !x->count || !x->start ||
-        !x->all || !x->ids || !x->rows || !x->stp || !x->wts || !x->coef || !x->dec)
+        !x->all || !x->ids || !x->stp || !x->wts || !x->coef || !x->dec || (dp && (!s->inbuf || !s->joined)))
         return fh_error_set(FH_ENOMEM, "out of memory");
-    if (x->pv.mode == PRIVACY_CLIENT) {
-        s->inbuf = fh_calloc((size_t)C, 1);
-        s->joined = fh_calloc((size_t)C, sizeof *s->joined);
-        if (!s->inbuf || !s->joined) return fh_error_set(FH_ENOMEM, "out of memory");
-    }
     for (int32_t c = 0; c < C; c++) x->all[c] = c;
     FH_TRY(io_data_client_ranges(L->data, x->all, C, x->start, x->count));
     FH_TRY(quartiles_load(&x->q, &x->prof, L->data, L->md->in, x->all));
@@ -728,23 +644,18 @@ static fh_status async_init(fl_loop *L)
                             cfg->data.file, C, w->size - 1, C + 1);
     async_ctx *x = L->s = fh_calloc(1, sizeof *x);
     FH_CHECK_ALLOC(x);
-    const int sync = cfg->async.mode <= AS_PARTIAL;
-    int32_t M = sync ? L->m : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
+    int32_t M = cfg->async.mode <= AS_PARTIAL ? L->m
+              : (cfg->async.concurrency > 0 ? cfg->async.concurrency : cfg->train.clients_per_round);
     if (M > C) M = C;
-    x->slow = x->fast = NAN;
     /* a one-rank communicator for rank 0's checkpoints (collective over the world) */
     FH_TRY(comm_split(w, w->rank == 0 ? 0 : -1, 0, &x->self));
-    x->jr.cfg = cfg;
-    x->jr.data = L->data;
-    x->jr.wk = &L->wk;
+    x->jr = (job_runner){.cfg = cfg, .data = L->data, .wk = &L->wk};
     /* device profiles on every rank, so that a bad speeds file stops every rank here */
     FH_TRY(comm_agree(w, sys_profile_init(&x->prof, &cfg->system, (uint64_t)cfg->train.seed, C)));
-    if (cfg->secagg.enabled) { /* FedBuff: every rank takes part in a buffer's round */
-        x->sa_on = 1;
+    if (cfg->secagg.enabled) /* FedBuff: every rank takes part in a buffer's round */
         FH_TRY(comm_agree(w, as_sa_init(&x->sa, cfg, w, L->P)));
-    }
     if (w->rank != 0) { /* a client host: serve jobs until rank 0 stops it */
-        x->host_st = host_loop(w, &x->jr, L->P, x->sa_on ? &x->sa : NULL);
+        x->host_st = host_loop(w, &x->jr, L->P, cfg->secagg.enabled ? &x->sa : NULL);
         L->passive = 1;
         return FH_OK;
     }
@@ -787,10 +698,8 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
     int32_t n = 0, *ids = x->ids;
     FH_TRY(fl_sample_clients((uint64_t)cfg->train.seed, r, L->C, a->nslots, ids, &n));
     const double T = s->now, D = T + cfg->async.deadline;
-    if (cfg->async.max_vtime > 0 && T >= cfg->async.max_vtime) {
-        *done = 1;
-        return FH_OK;
-    }
+    *done = cfg->async.max_vtime > 0 && T >= cfg->async.max_vtime; /* 0 on entry (the loop's) */
+    if (*done) return FH_OK;
     double end = T;
     int64_t N_round = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -805,13 +714,12 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
             k = sys_steps_before(prof, c, T, D, P, full);
             if (k == 0 || (double)k < cfg->async.min_fraction * (double)full) k = -1;
         }
-        if (k < 0 || count[c] == 0) {
-            ra->discarded += k < 0;
-            if (k < 0) s->discarded[c]++;
-            if (k < 0) s->started[c]++;
-            continue;
-        }
-        job_start(a, s, prof, count, i, c, k, r, L->params);
+        if (k < 0) { /* counted as started and discarded; a client without rows has nothing to run */
+            ra->discarded++;
+            s->discarded[c]++;
+            s->started[c]++;
+        } else if (count[c] > 0)
+            job_start(a, s, prof, count, i, c, k, r, L->params);
     }
     if (cfg->async.mode != AS_WAIT_ALL && end > D) end = D;
     for (int32_t i = 0; i < n; i++)
@@ -829,31 +737,27 @@ static fh_status sync_round(fl_loop *L, async_ctx *x, int32_t r, int *done)
             s->discarded[j->client]++;
             continue;
         }
-        x->rows[k] = count[j->client];
         x->stp[k] = j->steps;
+        /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
+        x->wts[k] = cfg->async.partial_weights == AS_PW_WORK ? j->seen : count[j->client];
         ids[k++] = i;
     }
     const int nova = cfg->async.mode == AS_PARTIAL && cfg->async.partial_weights != AS_PW_NONE;
-    if (nova) {
-        /* FedNova weights p_i: samples processed this round (work) or client rows (data) */
-        for (int32_t t = 0; t < k; t++) x->wts[t] = cfg->async.partial_weights == AS_PW_WORK ? a->jobs[ids[t]].seen : x->rows[t];
-        as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
-    }
+    if (nova) as_fednova_coeffs(k, x->wts, x->stp, cfg->train.momentum, x->coef);
     for (int32_t t = 0; t < k; t++) {
         as_job *j = &a->jobs[ids[t]];
-        const double wt = nova ? x->coef[t] : (double)x->rows[t] / (double)N_round;
-        if (x->sa_on) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
+        const double wt = nova ? x->coef[t] : (double)count[j->client] / (double)N_round;
+        if (x->a.sa) FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, wt)); /* held on its host */
         else fx_accumulate(s->acc, j->delta, wt, P);
-        acc_rows += x->rows[t];
+        acc_rows += count[j->client];
         note_applied(s, ra, j, 0);
     }
     int64_t *sum = s->acc;
-    if (acc_rows > 0 && x->sa_on) { /* [secagg]: the round's accepted updates, one secure aggregation */
+    if (acc_rows > 0 && x->a.sa) { /* [secagg]: the round's accepted updates, one secure aggregation */
+        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0));
         sum = x->sa.sum;
-        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-        FH_TRY(as_sa_release(&x->sa, L->world, s->version + 1, 0.0, sum));
     }
-    if (acc_rows > 0 && !(x->sa_on && x->sa.aborted)) {
+    if (acc_rows > 0 && !x->sa.aborted) {
         fx_decode(sum, nova ? 1.0 : (double)N_round / (double)acc_rows, x->dec, P);
         fl_server_step(&x->srv, x->dec, L->params);
     }
@@ -873,19 +777,8 @@ static void async_fill(fl_loop *L, async_ctx *x, int32_t from)
         if (a->jobs[slot].id >= 0) continue;
         const int32_t c = pick_idle(L->cfg, &x->s, L->C);
         if (c < 0) break;
-        job_start(a, &x->s, &x->prof, x->count, slot, c, 0, 0, L->params);
-        a->jobs[slot].shuffle = a->jobs[slot].id + 1;
+        job_start(a, &x->s, &x->prof, x->count, slot, c, 0, x->s.next_job + 1, L->params); /* shuffle key: id + 1 */
     }
-}
-
-/* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it would
- * exceed [privacy] epsilon_budget; not released, the run ends with the last model). */
-static fh_status fedbuff_dp_check(fl_loop *L, async_ctx *x, int64_t b)
-{
-    int stop = 0;
-    FH_TRY(privacy_fedbuff_begin(&x->pv, b, x->s.joined, x->s.inbuf, L->C, &stop));
-    x->s.dp_stop = stop;
-    return FH_OK;
 }
 
 /* One update applied by FedAsync or added to FedBuff's buffer (DP-FedBuff: clipped, and the
@@ -911,24 +804,23 @@ static fh_status async_apply(fl_loop *L, async_ctx *x, as_job *j, double sw, int
      * version + 1 (its noise stream and accounting step) */
     const int dp = x->pv.mode == PRIVACY_CLIENT;
     const int64_t b = s->version + 1;
-    if (x->sa_on) { /* DP: the weight privacy_client_update gives (1 / m, m = K) */
+    if (x->a.sa) /* DP: the weight privacy_client_update gives (1 / m, m = K) */
         FH_TRY(as_sa_add(&x->sa, j->id, j->rank, j->client, dp ? sw * (1.0 / x->pv.m) : sw / K));
-    } else {
-        const double wgt = dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K;
-        fx_accumulate(s->acc, j->delta, wgt, P);
-    }
+    else
+        fx_accumulate(s->acc, j->delta,
+                      dp ? sw * privacy_client_update(&x->pv, b, j->client, j->delta, P, &s->below) : sw / K, P);
     if (dp) s->inbuf[j->client] = 1;
     if (++s->nbuf < K) return FH_OK;
-    if (dp) {
-        FH_TRY(fedbuff_dp_check(L, x, b));
+    if (dp) { /* DP-FedBuff, buffer b full: the accountant's check before it is released (s->dp_stop: it
+               * would exceed [privacy] epsilon_budget; not released, the run ends with the last model) */
+        FH_TRY(privacy_fedbuff_begin(&x->pv, b, s->joined, s->inbuf, L->C, &s->dp_stop));
         if (s->dp_stop) return FH_OK;
     }
     int64_t *sum = s->acc, below = s->below;
     int ab = 0;
-    if (x->sa_on) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+    if (x->a.sa) { /* [P] (+1 with DP: the unclipped updates, summed under the masks) */
+        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0));
         sum = x->sa.sum;
-        memset(sum, 0, (size_t)x->sa.nacc * sizeof *sum);
-        FH_TRY(as_sa_release(&x->sa, L->world, b, dp ? x->pv.clip : 0.0, sum));
         ab = x->sa.aborted; /* too few survivors: nothing to apply (as in sync FedAvg) */
         below = dp ? sum[P] : 0;
     }
@@ -955,17 +847,14 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
     const config_t *cfg = L->cfg;
     agg_t *a = &x->a;
     as_state *s = &x->s;
-    if (!x->filled) { /* a fresh start, or after a resume the restored jobs are already there */
-        async_fill(L, x, 0);
-        x->filled = 1;
-    }
+    /* fills the slots at a fresh start; a no-op otherwise: every event below refills what it frees,
+     * so a round (and a restored checkpoint) ends with no free slot that an idle client could take */
+    async_fill(L, x, 0);
     for (int stepped = 0; !stepped;) {
         const int32_t i = as_earliest(a->nslots, a->tfin, a->jid);
         if (i < 0) return fh_error_set(FH_EINTERNAL, "async: no client in flight");
-        if (cfg->async.max_vtime > 0 && a->tfin[i] > cfg->async.max_vtime) {
-            *done = 1;
-            return FH_OK;
-        }
+        *done = cfg->async.max_vtime > 0 && a->tfin[i] > cfg->async.max_vtime; /* 0 on entry (the loop's) */
+        if (*done) return FH_OK;
         FH_TRY(agg_wait(a, i));
         if (a->host_failed) return FH_OK; /* async_round ends the run */
         as_job *j = &a->jobs[i];
@@ -975,7 +864,7 @@ static fh_status async_round_events(fl_loop *L, async_ctx *x, int *done)
             FH_TRY(async_apply(L, x, j, as_staleness_weight(cfg->async.staleness, cfg->async.a, cfg->async.b, tau), &stepped));
             note_applied(s, &x->ra, j, tau);
         } else {
-            if (x->sa_on && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
+            if (x->a.sa && j->ok) FH_TRY(as_sa_discard(&x->sa, j->id, j->rank)); /* held: drop it */
             s->discarded[j->client]++;
             x->ra.discarded++;
         }
@@ -1000,9 +889,8 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
     *done |= x->a.host_failed || x->s.dp_stop; /* a host failed, or DP-FedBuff's budget is spent */
     if (*done) return FH_OK;
     const round_acc *ra = &x->ra;
-    rs->clients = ra->updates;
+    rs->clients = rs->applied = ra->updates;
     rs->rejected = ra->discarded;
-    rs->applied = ra->updates;
     rs->train_loss = ra->seen ? ra->loss / (double)ra->seen : NAN;
     rs->bytes_down = (int64_t)(ra->updates + ra->discarded) * L->P * (int64_t)sizeof(float);
     rs->bytes_up = rs->bytes_down;
@@ -1011,7 +899,7 @@ static fh_status async_round(fl_loop *L, int32_t r, fl_round_stats *rs, int *sto
         FH_TRY(privacy_client_bound(&x->pv, x->s.joined, NULL, L->C, &x->eps_client));
         rs->epsilon = x->pv.fedbuff_bound ? x->eps_client : x->pv.eps; /* the enforced one (issue 12) */
     }
-    if (x->sa_on) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
+    if (x->a.sa) { /* the buffer's secure-aggregation round (rank 0 counts the dropped clients) */
         rs->secagg_aborted = x->sa.aborted;
         rs->dropped = x->sa.e.dropped;
     }
@@ -1024,8 +912,7 @@ static fh_status async_evaluate(fl_loop *L, int32_t r, fl_round_stats *rs)
     (void)r;
     async_ctx *x = L->s;
     if (L->test.n > 0) FH_TRY(fl_testset_eval(&L->test, L->md, L->params, L->wk.ws, L->wk.ws_rows, &rs->test));
-    FH_TRY(quartile_acc(&x->q, 0, &x->jr, L->params, &x->slow));
-    FH_TRY(quartile_acc(&x->q, 1, &x->jr, L->params, &x->fast));
+    for (int k = 0; k < 2; k++) FH_TRY(quartile_acc(&x->q, k, &x->jr, L->params, k ? &x->fast : &x->slow));
     if (x->pv.mode) x->slow = x->fast = NAN; /* [privacy]: clients' own rows, un-noised (issue 12) */
     return FH_OK;
 }
@@ -1077,10 +964,8 @@ static fh_status async_finish(fl_loop *L, fh_status st)
     async_ctx *x = L->s;
     if (!x) return st;
     const comm_t *w = L->world;
-    if (x->csv) {
-        fclose(x->csv);
-        x->csv = NULL;
-    }
+    if (x->csv) fclose(x->csv);
+    x->csv = NULL;
     if (L->passive) {
         st = comm_agree(w, x->host_st);
     } else if (x->serving) {
@@ -1104,19 +989,23 @@ static void async_free(fl_loop *L)
 {
     async_ctx *x = L->s;
     if (!x) return;
-    agg_free(&x->a);
-    quartiles_free(&x->q);
+    agg_t *a = &x->a; /* agg_init's arrays */
+    for (int i = 0; a->rbuf && i < a->nw; i++) free(a->rbuf[i]);
+    free(a->jobs); free(a->tfin); free(a->jid); free(a->rreq); free(a->sreq); free(a->rbuf); free(a->shdr);
+    free(a->busy); free(a->starts); free(a->deltas);
+    for (int k = 0; k < 2; k++) { /* quartiles_load's */
+        free(x->q.cnt[k]); free(x->q.x[k]); free(x->q.y[k]);
+    }
     fl_server_free(&x->srv);
     as_state *s = &x->s;
     free(s->acc); free(s->started); free(s->applied); free(s->discarded); free(s->stale_hist); free(s->busyc);
     free(s->inbuf); free(s->joined);
     privacy_run_free(&x->pv);
     free(x->count); free(x->start); free(x->all);
-    free(x->ids); free(x->rows); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
+    free(x->ids); free(x->stp); free(x->wts); free(x->coef); free(x->dec);
     sys_profile_free(&x->prof);
-    free(x->jr.x);
-    free(x->jr.y);
-    if (x->sa_on) as_sa_free(&x->sa);
+    free(x->jr.x); free(x->jr.y);
+    as_sa_free(&x->sa); /* zeroed without [secagg] */
     comm_free(&x->self);
 }
 

@@ -30,13 +30,17 @@ typedef struct {
 } as_sa_entry;
 
 typedef struct {
+    int64_t id;            /* job id (-1: free)                                          */
+    float *delta;          /* its update                                                 */
+} as_sa_held;
+
+typedef struct {
     secagg_engine e;
     int64_t P, nacc;       /* nacc = P (+1 with DP: the count of unclipped updates)       */
     /* every rank: finished jobs' updates held until the aggregator names them */
-    int64_t *hid;          /* [hcap] job ids (-1: free)                                  */
-    float **hdelta;        /* [hcap] their updates                                       */
+    as_sa_held *held;      /* [hcap]                                                     */
     int32_t hcap;
-    int64_t *sum;          /* [nacc] the round's sum (hosts: broadcast, not used)        */
+    int64_t *sum;          /* [nacc] the round's sum (rank 0; hosts: broadcast, not used) */
     /* rank 0: the buffer being filled, and held updates on hosts to drop at the release */
     as_sa_entry *buf, *drop;
     int32_t nbuf, bcap, ndrop, dcap;
@@ -53,10 +57,10 @@ fh_status as_sa_add(as_sa *s, int64_t id, int32_t rank, int32_t client, double w
 /* Rank 0: the usable update of job id on `rank` is discarded (stale): dropped where it is held. */
 fh_status as_sa_discard(as_sa *s, int64_t id, int32_t rank);
 /* Rank 0: release the buffer as secure-aggregation round `round`: command every host, run the
- * round; acc[nacc] += the exact sum of the surviving clients' weighted updates (s->aborted: none).
- * clip > 0 (DP-FedBuff): each update is clipped to it at its host and acc[P] counts the unclipped.
+ * round; s->sum[nacc] = the exact sum of the surviving clients' weighted updates (s->aborted: none).
+ * clip > 0 (DP-FedBuff): each update is clipped to it at its host and sum[P] counts the unclipped.
  * Collective over w with the hosts' as_sa_serve. */
-fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip, int64_t *acc);
+fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip);
 /* A host: hdr (AS_CMD_RELEASE, round, n, drops) was received on AS_TAG_JOB: the rest of the
  * command, then the round. */
 fh_status as_sa_serve(as_sa *s, const comm_t *w, const int64_t *hdr);
