@@ -381,10 +381,12 @@ static void job_start(agg_t *a, as_state *s, const sys_profile *prof, const int6
     as_job *j = &a->jobs[slot];
     const int64_t full = sys_full_steps(count[c], cfg->train.local_epochs, cfg->train.batch_size);
     const int64_t steps = max_steps > 0 && max_steps < full ? max_steps : full;
-    *j = (as_job){.id = a->jid[slot] = s->next_job++, .client = c, .state = J_PENDING, .version = s->version,
-                  .t_start = s->now, .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start,
-                  .delta = j->delta, .t_fin = a->tfin[slot] = sys_advance(prof, c, s->now,
-                                                                          sys_job_work(prof, c, steps, a->P))};
+    const double t_fin = sys_advance(prof, c, s->now, sys_job_work(prof, c, steps, a->P));
+    *j = (as_job){.id = s->next_job++, .client = c, .state = J_PENDING, .version = s->version, .t_start = s->now,
+                  .t_fin = t_fin, .max_steps = steps < full ? steps : 0, .shuffle = shuffle, .start = j->start,
+                  .delta = j->delta};
+    a->jid[slot] = j->id;
+    a->tfin[slot] = t_fin;
     memcpy(j->start, params, (size_t)a->P * sizeof(float));
     s->started[c]++;
     s->busyc[c] = 1;
@@ -523,7 +525,8 @@ static fh_status jobs_io(void *p, const comm_t *w, ckpt *h, int save)
         if (j->id < 0) continue;
         /* in flight when saved: pending, recomputed (deterministic) */
         *j = (as_job){.id = v[0], .client = (int32_t)v[1], .version = v[2], .max_steps = v[3], .shuffle = v[4],
-                      .t_start = t[0], .t_fin = a->tfin[i] = t[1], .state = J_PENDING, .start = j->start, .delta = j->delta};
+                      .t_start = t[0], .t_fin = t[1], .state = J_PENDING, .start = j->start, .delta = j->delta};
+        a->tfin[i] = t[1];
         x->s.busyc[j->client] = 1;
     }
     if (st == FH_OK && ns && save) st = ckpt_put_array(h, "as_job_int", CKPT_I64, ji, 6 * ns);

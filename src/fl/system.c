@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The width to print of a bad field: up to its line end, at most 40 characters. */
+static int field_width(const char *s)
+{
+    const size_t n = strcspn(s, "\r\n");
+    return (int)(n < 40 ? n : 40);
+}
+
+/* One speed a line ("speed", or "client,speed" with the clients in order; an optional header;
+ * '#' comments and blank lines skipped); exactly C of them. */
 static fh_status speeds_csv(sys_profile *p, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -18,36 +27,22 @@ static fh_status speeds_csv(sys_profile *p, const char *path)
     fh_status st = FH_OK;
     while (st == FH_OK && fgets(line, sizeof line, f)) {
         ln++;
-        char *s = line;
-        while (*s == ' ' || *s == '\t') s++;
+        char *s = line + strspn(line, " \t"), *comma = strchr(s, ','), *num = comma ? comma + 1 : s, *e1 = s, *e2;
         if (*s == '#' || *s == '\n' || *s == '\r' || !*s) continue;
-        char *comma = strchr(s, ',');
-        char *num = comma ? comma + 1 : s, *end = NULL;
-        if (comma) { /* client,speed: the client must be the next one */
-            long id = strtol(s, &end, 10);
-            if (end == s) { /* a header line */
-                if (i == 0 && ln == 1) continue;
-                st = fh_error_set(FH_EINPUT, "%s:%d: expected client,speed, got '%.*s'", path, ln,
-                                  (int)(strcspn(s, "\r\n") < 40 ? strcspn(s, "\r\n") : 40), s);
-                break;
-            }
-            if (id != i) {
-                st = fh_error_set(FH_EINPUT, "%s:%d: expected client %d, got %ld", path, ln, i, id);
-                break;
-            }
-        }
-        double v = strtod(num, &end);
-        while (end && (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')) end++;
-        if (end == num || (end && *end) || !(v > 0) || !isfinite(v)) {
-            st = fh_error_set(FH_EINPUT, "%s:%d: expected a positive speed, got '%.*s'", path, ln,
-                              (int)(strcspn(num, "\r\n") < 40 ? strcspn(num, "\r\n") : 40), num);
-            break;
-        }
-        if (i >= p->C) {
+        const long id = comma ? strtol(s, &e1, 10) : i; /* client,speed: the client must be the next one */
+        if (comma && e1 == s && i == 0 && ln == 1) continue; /* a header line */
+        const double v = strtod(num, &e2);
+        e2 += strspn(e2, " \r\n\t");
+        if (comma && e1 == s)
+            st = fh_error_set(FH_EINPUT, "%s:%d: expected client,speed, got '%.*s'", path, ln, field_width(s), s);
+        else if (id != i)
+            st = fh_error_set(FH_EINPUT, "%s:%d: expected client %d, got %ld", path, ln, i, id);
+        else if (e2 == num || *e2 || !(v > 0) || !isfinite(v))
+            st = fh_error_set(FH_EINPUT, "%s:%d: expected a positive speed, got '%.*s'", path, ln, field_width(num), num);
+        else if (i >= p->C)
             st = fh_error_set(FH_EINPUT, "%s:%d: more speeds than the %d clients", path, ln, p->C);
-            break;
-        }
-        p->speed[i++] = v;
+        else
+            p->speed[i++] = v;
     }
     fclose(f);
     if (st == FH_OK && i < p->C)
