@@ -796,6 +796,10 @@ fh_status config_validate(const config_t *c, const char *path)
     if (c->secagg.dedicated_aggregator == SA_DEDICATED_ON && (c->async.mode || c->fl.algorithm == ALG_CENTRALIZED))
         return fh_error_set(FH_EINPUT, "%s: [secagg] dedicated_aggregator = on: only for the synchronous FedAvg family, "
                             "not with %s", path, c->async.mode ? "[async]" : "[fl] algorithm = centralized");
+    if (c->async.mode && (c->cluster.method || c->cluster.personalize || c->cluster.clients_per_rank))
+        return fh_error_set(FH_EINPUT, "%s: [async] mode: not with [cluster], [personalize] or [run] clients_per_rank: "
+                            "multi-center FL runs synchronous rounds (each center is the mean of its members' models "
+                            "of the round) and would silently ignore [async]; set [async] mode = off", path);
     const int sa_any = c->secagg.enabled || c->secagg.dropout > 0 || c->secagg.truth[0];
     if (sa_any && c->fl.algorithm == ALG_CENTRALIZED)
         return fh_error_set(FH_EINPUT, "%s: [secagg]: not for [fl] algorithm = centralized (there are no client updates)", path);

@@ -100,6 +100,9 @@ expect_input_error "client DP with clusters and distributed noise refused" "woul
     "$FEDHPC" run "$T/perm.ini" $DPC privacy.placement=distributed secagg.enabled=on output.dir="$T/x3"
 expect_input_error "DP-SGD + IFCA refused (cluster choice reads raw rows)" "IFCA picks each client's cluster" \
     "$FEDHPC" run "$T/perm.ini" $DPS cluster.method=ifca output.dir="$T/x1"
+expect_input_error "[async] with multi-center FL refused (synchronous rounds; was silently ignored)" \
+    "[async] mode: not with [cluster], [personalize] or [run] clients_per_rank" \
+    "$FEDHPC" run "$T/perm.ini" async.mode=fedbuff output.dir="$T/x6"
 # the loop's guard: a run in which every update is rejected stops with an error, not a success
 $MPIRUN -np 2 "$FEDHPC" run "$T/perm.ini" cluster.method=off fl.max_update_norm=1e-6 output.dir="$T/rej" >"$T/log" 2>&1
 rc=$?
