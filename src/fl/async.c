@@ -444,8 +444,8 @@ static fh_status check_async_config(const config_t *cfg, const io_data_meta *met
     if (md == AS_FEDASYNC && cfg->fl.algorithm != ALG_FEDAVG && cfg->fl.algorithm != ALG_FEDPROX)
         return fh_error_set(FH_EINPUT, "[async] mode = fedasync mixes models itself: [fl] algorithm must be fedavg or "
                             "fedprox, got %s", config_algorithm_name(cfg->fl.algorithm));
-    /* [cluster]/[personalize] never get here (fl_strategy_pick runs the multi-center loop), and
-     * config_validate allows [privacy] with [async] only as mode = client with mode = fedbuff */
+    /* config_validate refuses [async] with [cluster]/[personalize], and allows [privacy] with
+     * [async] only as mode = client with mode = fedbuff */
     if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->privacy.schedule != 0)
         return fh_error_set(FH_EINPUT, "[privacy] schedule = norm: not available with [async] mode = fedbuff (yet)");
     if (cfg->privacy.mode == PRIVACY_CLIENT && cfg->async.buffer > meta->clients)
