@@ -103,6 +103,7 @@ typedef struct {
  * set) when out of memory. */
 static void *own(cl_state *s, int64_t n, size_t size)
 {
+    if (s->nowned == (int)(sizeof s->owned / sizeof *s->owned)) abort(); /* a programming error: raise owned[] */
     void *p = fh_calloc((size_t)n, size);
     s->oom |= !p;
     s->owned[s->nowned++] = p; /* NULL too: free(NULL) does nothing */
