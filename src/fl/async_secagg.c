@@ -96,10 +96,10 @@ static int64_t cmd_words(int size, int64_t n, int64_t nd) { return size + 1 + 3 
 static fh_status round_local(as_sa *s, const comm_t *w, int64_t round, int64_t n, const int64_t *cmd)
 {
     const int size = w->size;
-    const int64_t *jobs = cmd + size + 1 + n;
     int32_t *first = cmd ? malloc((size_t)(size + 1 + n) * sizeof *first) : NULL;
     if (!first) /* rank 0 and the other hosts skip the round with this message */
         return comm_agree(w, fh_error_set(FH_ENOMEM, "out of memory on rank %d", w->rank));
+    const int64_t *jobs = cmd + size + 1 + n;
     int32_t *ids = first + size + 1;
     double clip;
     for (int q = 0; q <= size; q++) first[q] = (int32_t)cmd[q];
@@ -138,9 +138,10 @@ fh_status as_sa_release(as_sa *s, const comm_t *w, int64_t round, double clip)
 {
     const int size = w->size;
     const int32_t n = s->nbuf;
-    int64_t *cmd = calloc((size_t)(cmd_words(size, n, s->ndrop) + 1), sizeof *cmd), *jobs = cmd + size + 1 + n;
+    int64_t *cmd = calloc((size_t)(cmd_words(size, n, s->ndrop) + 1), sizeof *cmd);
     int32_t *fill = calloc((size_t)size, sizeof *fill);
     fh_status st = cmd && fill ? FH_OK : fh_error_set(FH_ENOMEM, "out of memory");
+    int64_t *jobs = cmd ? cmd + size + 1 + n : NULL; /* no arithmetic on a failed allocation */
     /* the clients grouped by the rank that holds their update (in buffer order within a rank) */
     for (int32_t i = 0; st == FH_OK && i < n; i++) cmd[s->buf[i].rank + 1]++;
     for (int q = 0; st == FH_OK && q < size; q++) cmd[q + 1] += cmd[q];
